@@ -49,3 +49,9 @@ func dispatch(ctx *simulator.Context, method *simulator.Method) (mo.Reference, t
 	}
 	return nil, nil
 }
+
+// Install routes every method call of a simulator registry through the registered overrides.
+// Call it once on the model's registry (simulator.Model.Map or ctx.Map in tests).
+func Install(r *simulator.Registry) {
+	r.Handler = dispatch
+}
