@@ -1,0 +1,1 @@
+"""kopf wiring only: one module per kind, plus startup and probes."""

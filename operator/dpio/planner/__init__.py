@@ -1,0 +1,1 @@
+"""Pure planning: observed vSphere inventory + spec -> plan and status. No I/O, no clock."""

@@ -1,0 +1,1 @@
+"""Observe -> plan -> apply -> status, per kind; reaches vSphere through a protocol."""

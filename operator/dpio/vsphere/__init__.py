@@ -1,0 +1,1 @@
+"""The vSphere adapter: the only package that imports pyVmomi."""

@@ -1,0 +1,1 @@
+"""Python side of the local sandbox: control plane, vSphere simulator, process handling."""
