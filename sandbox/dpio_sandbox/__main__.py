@@ -1,0 +1,41 @@
+"""``python -m dpio_sandbox up|down|env`` — what ``make sandbox`` and ``make sandbox-down`` run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from dpio_sandbox import sandbox, vcsim
+from dpio_sandbox.paths import default_state_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dpio_sandbox", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "env"])
+    parser.add_argument("--state-dir", type=Path, default=default_state_dir())
+    parser.add_argument("--inventory", type=Path, default=vcsim.DEFAULT_INVENTORY)
+    args = parser.parse_args(argv)
+    state_dir: Path = args.state_dir
+    if args.command == "down":
+        sandbox.down(state_dir)
+        print(f"sandbox in {state_dir} stopped")
+        return 0
+    if args.command == "env":
+        env = state_dir / "env"
+        if not env.exists():
+            print("sandbox is not running: make sandbox", file=sys.stderr)
+            return 1
+        print(env.read_text(), end="")
+        return 0
+    started = time.monotonic()
+    box = sandbox.up(state_dir, args.inventory)
+    print(f"sandbox up in {time.monotonic() - started:.1f}s; source {state_dir / 'env'}:")
+    for key, value in box.env().items():
+        print(f"  {key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
