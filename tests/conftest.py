@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from dpio_sandbox import sandbox as sandbox_mod
 from dpio_sandbox import vcsim
 
@@ -16,7 +17,7 @@ SimulatorFactory = Callable[..., vcsim.Simulator]
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sandbox_mod.Sandbox]:
-    """A running kube-apiserver + etcd + kube-controller-manager + dpio-vcsim (default inventory)."""
+    """Running kube-apiserver, etcd, kube-controller-manager and dpio-vcsim (default inventory)."""
     state_dir = tmp_path_factory.mktemp("sandbox")
     try:
         yield sandbox_mod.up(state_dir)
