@@ -1,0 +1,167 @@
+"""Which hosts and which PCI devices a policy selects.
+
+Hosts: `names`, plus every host of `clusters`, plus hosts whose name matches `namePattern`.
+Devices, per host: the first selector (in spec order) that matches a device picks it and gives it
+its `hardwareLabel`. Matching is by identity (PCI address, vendor/device id, device name), never by
+list position; results are ordered by host name and PCI address so plans are deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from dpio.planner.observed import (
+    HostPciDevice,
+    ObservedHost,
+    ObservedInventory,
+    normalize_pci_address,
+    parse_pci_id,
+)
+
+
+class InvalidSpecError(ValueError):
+    """The spec says something the planner can't act on (a bad regex, a bad hex id).
+
+    Admission rejects most of these; what gets through ends as Stalled, never as a crash.
+    """
+
+
+class HostSelectorLike(Protocol):
+    @property
+    def names(self) -> Sequence[str]: ...
+    @property
+    def clusters(self) -> Sequence[str]: ...
+    @property
+    def name_pattern(self) -> str | None: ...
+
+
+class DeviceSelectorLike(Protocol):
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def vendor_id(self) -> str | None: ...
+    @property
+    def device_id(self) -> str | None: ...
+    @property
+    def name_pattern(self) -> str | None: ...
+    @property
+    def hardware_label(self) -> str | None: ...
+
+
+def _compile(pattern: str, what: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        message = f"{what} {pattern!r} is not a valid regular expression: {err}"
+        raise InvalidSpecError(message) from err
+
+
+@dataclass(frozen=True, slots=True)
+class HostSelection:
+    hosts: tuple[ObservedHost, ...]
+    missing_names: tuple[str, ...]  # named in spec.hosts.names (or a cluster) but not in vCenter
+
+
+def select_hosts(selector: HostSelectorLike, inventory: ObservedInventory) -> HostSelection:
+    pattern = (
+        _compile(selector.name_pattern, "hosts.namePattern") if selector.name_pattern else None
+    )
+    wanted = set(selector.names)
+    for cluster in selector.clusters:
+        wanted.update(inventory.clusters.get(cluster, ()))
+    chosen: dict[str, ObservedHost] = {}
+    for host in inventory.hosts:
+        in_cluster = host.cluster is not None and host.cluster in selector.clusters
+        by_pattern = pattern is not None and pattern.search(host.name) is not None
+        if host.name in wanted or in_cluster or by_pattern:
+            chosen.setdefault(host.name, host)
+    missing = sorted(wanted - chosen.keys())
+    return HostSelection(tuple(chosen[n] for n in sorted(chosen)), tuple(missing))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMatcher:
+    """One `spec.devices[]` entry, checked and compiled once."""
+
+    address: str | None = None
+    vendor_id: int | None = None
+    device_id: int | None = None
+    name_pattern: re.Pattern[str] | None = None
+    hardware_label: str | None = None
+
+    def matches(self, device: HostPciDevice) -> bool:
+        if self.address is not None:
+            return device.id == self.address
+        if self.vendor_id is not None:
+            return device.vendor_id == self.vendor_id and device.device_id == self.device_id
+        if self.name_pattern is not None:
+            return self.name_pattern.search(device.device_name) is not None
+        return False
+
+
+def _hex_id(text: str | None, what: str) -> int | None:
+    if text is None:
+        return None
+    value = parse_pci_id(text)
+    if value is None:
+        raise InvalidSpecError(f"{what} {text!r} is not 4 hex digits")
+    return value
+
+
+def compile_device_selector(selector: DeviceSelectorLike, index: int) -> DeviceMatcher:
+    where = f"devices[{index}]"
+    given = [
+        selector.address is not None,
+        selector.vendor_id is not None or selector.device_id is not None,
+        selector.name_pattern is not None,
+    ]
+    if sum(given) != 1:
+        message = f"{where}: set exactly one of address, vendorID+deviceID, namePattern"
+        raise InvalidSpecError(message)
+    if (selector.vendor_id is None) != (selector.device_id is None):
+        raise InvalidSpecError(f"{where}: vendorID and deviceID go together")
+    return DeviceMatcher(
+        address=normalize_pci_address(selector.address) if selector.address else None,
+        vendor_id=_hex_id(selector.vendor_id, f"{where}.vendorID"),
+        device_id=_hex_id(selector.device_id, f"{where}.deviceID"),
+        name_pattern=(
+            _compile(selector.name_pattern, f"{where}.namePattern")
+            if selector.name_pattern is not None
+            else None
+        ),
+        hardware_label=selector.hardware_label or None,
+    )
+
+
+def compile_device_selectors(
+    selectors: Iterable[DeviceSelectorLike],
+) -> tuple[DeviceMatcher, ...]:
+    return tuple(compile_device_selector(s, i) for i, s in enumerate(selectors))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMatch:
+    device: HostPciDevice
+    matcher: DeviceMatcher
+
+
+def match_devices(
+    matchers: Sequence[DeviceMatcher], host: ObservedHost
+) -> tuple[tuple[DeviceMatch, ...], tuple[str, ...]]:
+    """The devices of `host` the selectors pick (by address), and addresses selected but absent.
+
+    Only an address selector can be "not found": a vendor/device or name selector that matches
+    nothing on a host just means the host has no such card (common in mixed clusters).
+    """
+    devices = sorted(host.pci_device().values(), key=lambda d: d.id)
+    picked: list[DeviceMatch] = []
+    for device in devices:
+        matcher = next((m for m in matchers if m.matches(device)), None)
+        if matcher is not None:
+            picked.append(DeviceMatch(device, matcher))
+    present = {d.id for d in devices}
+    absent = sorted({m.address for m in matchers if m.address and m.address not in present})
+    return tuple(picked), tuple(absent)
