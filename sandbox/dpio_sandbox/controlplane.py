@@ -1,0 +1,219 @@
+"""A local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager on loopback.
+
+``start(state_dir)`` builds the binaries if needed (cached, see build.py), starts what is not
+already running and returns once the API server is ready; ``stop(state_dir)`` ends it all.
+State layout: ``pki/``, ``etcd/``, ``logs/``, ``pids/``, ``kubeconfig``, ``controlplane.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dpio_sandbox import certs, procs
+from dpio_sandbox.build import build_go, module_release
+from dpio_sandbox.paths import CONTROLPLANE_MODULE, ETCD_MODULE
+
+_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
+_SERVICE_CIDR = "10.0.0.0/24"
+_ISSUER = "https://kubernetes.default.svc"
+Ports = dict[str, int]
+# What namespace deletion, ServiceAccounts and their tokens, and the aggregated default
+# ClusterRoles (admin, edit, view) need; nothing that manages pods or nodes, which we don't run.
+_CONTROLLERS = (
+    "namespace-controller",
+    "garbage-collector-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
+)
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    """A running control plane; ``kubeconfig`` is the admin's (O=system:masters)."""
+
+    state_dir: Path
+    kubeconfig: Path
+    server: str
+    ca_file: Path
+    kubectl: Path
+    pids: dict[str, int]
+    ports: dict[str, int]
+
+
+def binaries() -> tuple[Path, Path]:
+    """Bin dirs of (Kubernetes, etcd), built on first use or when a go.mod changes."""
+    k8s, released = module_release(CONTROLPLANE_MODULE, "k8s.io/kubernetes")
+    major, minor = k8s.lstrip("v").split(".")[:2]
+    stamp = {"gitVersion": k8s, "gitMajor": major, "gitMinor": minor,
+             "gitTreeState": "clean", "buildDate": released}  # fmt: skip
+    # What hack/lib/version.sh stamps, so `kubectl version` reports the release on both sides.
+    ldflags = " ".join(
+        f"-X k8s.io/{pkg}.{var}={value}"
+        for pkg in ("client-go/pkg/version", "component-base/version")
+        for var, value in stamp.items()
+    )
+    commands = ("kube-apiserver", "kube-controller-manager", "kubectl")
+    k8s_bin = build_go(
+        "kubernetes", CONTROLPLANE_MODULE, {c: f"k8s.io/kubernetes/cmd/{c}" for c in commands},
+        f"-s -w {ldflags}", k8s,
+    )  # fmt: skip
+    etcd, _ = module_release(ETCD_MODULE, "go.etcd.io/etcd/server/v3")
+    etcd_bin = build_go("etcd", ETCD_MODULE, {"etcd": "go.etcd.io/etcd/server/v3"}, "-s -w", etcd)
+    return k8s_bin, etcd_bin
+
+
+def start(state_dir: Path) -> ControlPlane:
+    """Start (or reuse, if already running and ready) the control plane of ``state_dir``."""
+    state_dir = state_dir.resolve()
+    current = _load(state_dir)
+    if current is not None and _healthy(current):
+        return current
+    stop(state_dir)  # leftovers of a half-dead run
+    k8s_bin, etcd_bin = binaries()
+    pki = state_dir / "pki"
+    ca = certs.ensure_ca(pki)
+    ports = {name: procs.free_port() for name in (*_COMPONENTS, "etcd-peer")}
+    server = f"https://127.0.0.1:{ports['kube-apiserver']}"
+    pids = {
+        "etcd": _start_etcd(state_dir, etcd_bin, ca, ports),
+        "kube-apiserver": _start_apiserver(state_dir, k8s_bin, ca, ports),
+    }
+    admin = certs.issue_client_cert(
+        ca, "admin", pki, common_name="admin", organizations=["system:masters"]
+    )
+    kubeconfig = _write_kubeconfig(state_dir / "kubeconfig", server, ca.cert, admin)
+    pids["kube-controller-manager"] = _start_controller_manager(state_dir, k8s_bin, ca, ports)
+    plane = ControlPlane(state_dir, kubeconfig, server, ca.cert, k8s_bin / "kubectl", pids, ports)
+    (state_dir / "controlplane.json").write_text(json.dumps(asdict(plane), default=str, indent=2))
+    return plane
+
+
+def stop(state_dir: Path) -> None:
+    """Stop every component of ``state_dir`` (reverse start order); certs and data stay."""
+    state_dir = state_dir.resolve()
+    for name in reversed(_COMPONENTS):
+        procs.stop(state_dir, name)
+    (state_dir / "controlplane.json").unlink(missing_ok=True)
+
+
+def _start_etcd(state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: Ports) -> int:
+    tls = certs.issue_serving_cert(ca, "etcd", state_dir / "pki")
+    url = f"https://127.0.0.1:{ports['etcd']}"
+    # Single member: the peer URL is never dialled, but must not collide with another etcd.
+    peer = f"http://127.0.0.1:{ports['etcd-peer']}"
+    return _launch(state_dir, "etcd", ca, f"{url}/health", [
+        str(bin_dir / "etcd"), "--name=sandbox", f"--data-dir={state_dir / 'etcd'}",
+        f"--listen-client-urls={url}", f"--advertise-client-urls={url}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=sandbox={peer}", f"--cert-file={tls.cert}", f"--key-file={tls.key}",
+        "--unsafe-no-fsync", "--log-level=warn",  # a throwaway sandbox: speed over durability
+    ])  # fmt: skip
+
+
+def _start_apiserver(state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: Ports) -> int:
+    pki = state_dir / "pki"
+    sa = certs.ensure_service_account_key(pki)
+    tls = certs.issue_serving_cert(
+        ca, "kube-apiserver", pki, ips=["10.0.0.1"],  # first IP of _SERVICE_CIDR
+        dns_names=["kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+    )  # fmt: skip
+    port = ports["kube-apiserver"]
+    return _launch(state_dir, "kube-apiserver", ca, f"https://127.0.0.1:{port}/readyz", [
+        str(bin_dir / "kube-apiserver"), f"--etcd-servers=https://127.0.0.1:{ports['etcd']}",
+        f"--etcd-cafile={ca.cert}", f"--secure-port={port}", "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1", f"--cert-dir={pki}",
+        f"--tls-cert-file={tls.cert}", f"--tls-private-key-file={tls.key}",
+        f"--client-ca-file={ca.cert}", "--authorization-mode=RBAC",
+        f"--service-account-issuer={_ISSUER}", f"--api-audiences={_ISSUER}",
+        f"--service-account-key-file={sa.cert}", f"--service-account-signing-key-file={sa.key}",
+        f"--service-cluster-ip-range={_SERVICE_CIDR}", "--profiling=false",
+    ], timeout=120)  # fmt: skip
+
+
+def _start_controller_manager(
+    state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: Ports
+) -> int:
+    pki = state_dir / "pki"
+    client = certs.issue_client_cert(
+        ca, "kcm-client", pki, common_name="system:kube-controller-manager"
+    )
+    server = f"https://127.0.0.1:{ports['kube-apiserver']}"
+    config = _write_kubeconfig(state_dir / "kcm.kubeconfig", server, ca.cert, client)
+    tls = certs.issue_serving_cert(ca, "kube-controller-manager", pki)
+    port = ports["kube-controller-manager"]
+    return _launch(state_dir, "kube-controller-manager", ca, f"https://127.0.0.1:{port}/healthz", [
+        str(bin_dir / "kube-controller-manager"), f"--kubeconfig={config}",
+        f"--authentication-kubeconfig={config}", f"--authorization-kubeconfig={config}",
+        f"--controllers={','.join(_CONTROLLERS)}", "--leader-elect=false",
+        # Each controller acts as its own ServiceAccount, with the bootstrap RBAC role made for it.
+        "--use-service-account-credentials=true",
+        f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={ca.cert}",
+        f"--secure-port={port}", "--bind-address=127.0.0.1",
+        f"--tls-cert-file={tls.cert}", f"--tls-private-key-file={tls.key}",
+    ])  # fmt: skip
+
+
+def _launch(
+    state_dir: Path,
+    name: str,
+    ca: certs.KeyPair,
+    health_url: str,
+    argv: list[str],
+    *,
+    timeout: float = 60,
+) -> int:
+    pid = procs.start(name, argv, state_dir)
+    procs.wait_for_url(state_dir, name, pid, health_url, timeout=timeout, context=_https(ca.cert))
+    return pid
+
+
+def _write_kubeconfig(path: Path, server: str, ca_file: Path, user: certs.KeyPair) -> Path:
+    """A single-context kubeconfig with the credentials inlined, so it can be copied anywhere."""
+
+    def b64(file: Path) -> str:
+        return base64.b64encode(file.read_bytes()).decode()
+
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "sandbox",
+        "clusters": [{"name": "sandbox", "cluster": {
+            "server": server, "certificate-authority-data": b64(ca_file)}}],
+        "users": [{"name": "sandbox", "user": {
+            "client-certificate-data": b64(user.cert), "client-key-data": b64(user.key)}}],
+        "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox"}}],
+    }  # fmt: skip
+    # JSON is YAML, so kubectl and the Python client read it without a YAML writer here.
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+def _https(ca_file: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+def _load(state_dir: Path) -> ControlPlane | None:
+    try:
+        raw = json.loads((state_dir / "controlplane.json").read_text())
+    except (OSError, ValueError):
+        return None
+    paths = {k: Path(raw[k]) for k in ("state_dir", "kubeconfig", "ca_file", "kubectl")}
+    return ControlPlane(**paths, server=raw["server"], pids=raw["pids"], ports=raw["ports"])
+
+
+def _healthy(plane: ControlPlane) -> bool:
+    if any(procs.running(plane.state_dir, c) != plane.pids.get(c) for c in _COMPONENTS):
+        return False
+    try:
+        procs.wait_for_url(
+            plane.state_dir, "kube-apiserver", plane.pids["kube-apiserver"],
+            f"{plane.server}/readyz", timeout=5, context=_https(plane.ca_file),
+        )  # fmt: skip
+    except procs.ProcessError:
+        return False
+    return True
