@@ -1,0 +1,316 @@
+"""VMDeviceAssignment (namespaced, short name vmda): which passthrough devices one VM should have.
+
+DESIGN.md §2.2. Devices are matched by name (list map key), never by position; each is a static
+DirectPath device (a PCI address on the VM's host) or a Dynamic DirectPath device (vendor/device).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from dpio.api.common import (
+    UUID_PATTERN,
+    ApiModel,
+    DnsLabel,
+    HexId,
+    ObjectMeta,
+    ObjectName,
+    PciAddress,
+    Rule,
+    StatusModel,
+)
+from dpio.api.conditions import Condition
+
+# Passthrough devices per VM, largest maximum: 128 on vSphere 8.0U2 (config maximums, KB 309986).
+MAX_DEVICES = 128
+# A VM has at most 10 virtual NICs (vSphere configuration maximums).
+MAX_NETWORK_ADAPTERS = 10
+VMName = Annotated[str, StringConstraints(min_length=1, max_length=80)]  # vCenter's limit
+InstanceUuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN, max_length=36)]
+DeviceLabel = Annotated[str, StringConstraints(min_length=1, max_length=80)]
+
+
+class PolicyRef(ApiModel):
+    """A HostPassthroughPolicy; it provides the devices and the vCenter."""
+
+    name: ObjectName = Field(description="Name of the HostPassthroughPolicy.")
+
+
+class VMRef(ApiModel):
+    """The virtual machine: exactly one of name or instanceUUID."""
+
+    rules = (
+        Rule(
+            cel="has(self.name) != has(self.instanceUUID)",
+            message="vm needs exactly one of name or instanceUUID",
+            check=lambda s: (s.name is None) != (s.instance_uuid is None),
+        ),
+    )
+
+    name: VMName | None = Field(None, description="VM name in vCenter; must be unique there.")
+    instance_uuid: InstanceUuid | None = Field(
+        None,
+        alias="instanceUUID",
+        description="vCenter instance UUID of the VM (config.instanceUuid).",
+    )
+
+
+class PciDeviceRef(ApiModel):
+    """A static DirectPath device: a passthrough-enabled PCI device of the VM's host."""
+
+    address: PciAddress = Field(description='PCI address on the host, e.g. "0000:3b:00.0".')
+
+
+class DynamicDeviceRef(ApiModel):
+    """A Dynamic DirectPath device (vSphere 7.0+): any matching device of the host at power-on."""
+
+    vendor_id: HexId = Field(alias="vendorID", description='PCI vendor id, e.g. "10de".')
+    device_id: HexId = Field(alias="deviceID", description='PCI device id, e.g. "20b5".')
+    label: DeviceLabel | None = Field(
+        None, description="Hardware label the device must carry (customLabel)."
+    )
+
+
+class AssignedDevice(ApiModel):
+    """One passthrough device of the VM: name + exactly one of pci or dynamic."""
+
+    rules = (
+        Rule(
+            cel="has(self.pci) != has(self.dynamic)",
+            message="a device needs exactly one of pci or dynamic",
+            check=lambda s: (s.pci is None) != (s.dynamic is None),
+        ),
+    )
+
+    name: DnsLabel = Field(description="Name of the device in this assignment, e.g. gpu0.")
+    pci: PciDeviceRef | None = Field(None, description="Static DirectPath device.")
+    dynamic: DynamicDeviceRef | None = Field(None, description="Dynamic DirectPath device.")
+
+
+class NetworkDirectPath(ApiModel):
+    """VMDirectPath Gen2 (Cisco UCS VM-FEX) on an existing vmxnet3 adapter; claims no device."""
+
+    adapter: DeviceLabel = Field(
+        description='Label of the VM\'s vmxnet3 network adapter, e.g. "Network adapter 1".'
+    )
+
+
+class PowerPolicy(StrEnum):
+    """How to get a powered-on VM to power-off, the state PCI devices change in."""
+
+    WAIT_FOR_POWER_OFF = "WaitForPowerOff"
+    SHUTDOWN_GUEST = "ShutdownGuest"
+    POWER_OFF = "PowerOff"
+
+
+class ConflictPolicy(StrEnum):
+    """What to do with VM features that passthrough rules out."""
+
+    BLOCK = "Block"
+    RESOLVE = "Resolve"
+
+
+def _unique(names: list[str]) -> bool:
+    return len(names) == len(set(names))
+
+
+class VMDeviceAssignmentSpec(ApiModel):
+    """Desired passthrough devices of one VM."""
+
+    rules = (
+        Rule(
+            cel="(has(self.devices) && size(self.devices) > 0) || "
+            "(has(self.networkDirectPath) && size(self.networkDirectPath) > 0)",
+            message="an assignment needs at least one of devices or networkDirectPath",
+            check=lambda s: bool(s.devices) or bool(s.network_direct_path),
+        ),
+        Rule(
+            cel="!has(self.devices) || "
+            "self.devices.all(d, self.devices.exists_one(e, e.name == d.name))",
+            message="device names must be unique",
+            check=lambda s: _unique([d.name for d in s.devices]),
+            field_path=".devices",
+        ),
+        Rule(
+            cel="!has(self.networkDirectPath) || self.networkDirectPath.all("
+            "a, self.networkDirectPath.exists_one(b, b.adapter == a.adapter))",
+            message="networkDirectPath adapters must be unique",
+            check=lambda s: _unique([n.adapter for n in s.network_direct_path]),
+            field_path=".networkDirectPath",
+        ),
+    )
+
+    policy_ref: PolicyRef = Field(description="The policy that provides the devices.")
+    vm: VMRef = Field(description="The virtual machine.")
+    devices: list[AssignedDevice] = Field(
+        default_factory=list,
+        max_length=MAX_DEVICES,
+        description="PCI passthrough devices; the per-VM maximum depends on the ESXi version "
+        "(16 on 7.x, 32 on 8.0, 64 on 8.0U1, 128 on 8.0U2).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    network_direct_path: list[NetworkDirectPath] = Field(
+        default_factory=list,
+        max_length=MAX_NETWORK_ADAPTERS,
+        description="Network adapters to run in DirectPath Gen2 (VM-FEX) mode.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["adapter"],
+        },
+    )
+    power_policy: PowerPolicy = Field(
+        PowerPolicy.WAIT_FOR_POWER_OFF,
+        description="Devices change only while the VM is powered off. WaitForPowerOff: report "
+        "PowerOffRequired and wait. ShutdownGuest: shut the guest down (hard power-off after a "
+        "timeout). PowerOff: hard power-off.",
+    )
+    restore_power_state: bool = Field(
+        True, description="Power the VM back on if the operator powered it off."
+    )
+    conflict_policy: ConflictPolicy = Field(
+        ConflictPolicy.BLOCK,
+        description="Block: change nothing while the VM uses a feature passthrough rules out. "
+        "Resolve: turn off hot add and nested HV, set DRS/HA overrides; still block on Fault "
+        "Tolerance and snapshots.",
+    )
+
+
+class PowerState(StrEnum):
+    """VirtualMachinePowerState, in vSphere's spelling."""
+
+    POWERED_ON = "poweredOn"
+    POWERED_OFF = "poweredOff"
+    SUSPENDED = "suspended"
+
+
+class VMStatus(StatusModel):
+    """The VM as last observed in vCenter."""
+
+    moref: str | None = Field(None, description="Managed object id, e.g. vm-42.")
+    host: str | None = Field(None, description="Name of the host the VM is registered on.")
+    power_state: PowerState | None = Field(None, description="runtime.powerState.")
+    hardware_version: str | None = Field(None, description="config.version, e.g. vmx-19.")
+
+
+class DeviceKind(StrEnum):
+    """How a device is backed."""
+
+    PCI = "pci"  # VirtualPCIPassthroughDeviceBackingInfo
+    DYNAMIC = "dynamic"  # VirtualPCIPassthroughDynamicBackingInfo
+
+
+class DeviceAssignmentStatus(StatusModel):
+    """One device of the spec, as found on the VM."""
+
+    name: str = Field(description="Name of the device in the spec.")
+    kind: DeviceKind = Field(description="pci (static) or dynamic.")
+    address: str | None = Field(None, description="PCI address of the backing device.")
+    host: str | None = Field(None, description="Host the device belongs to.")
+    attached: bool = Field(False, description="The device is in the VM's configuration.")
+    key: int | None = Field(None, description="Virtual device key in the VM.")
+    message: str | None = Field(None, description="Why the device is not attached, if so.")
+
+
+class FeatureConflictStatus(StatusModel):
+    """A VM feature in use that passthrough rules out."""
+
+    feature: str = Field(description="The feature, e.g. Snapshots or FaultTolerance.")
+    message: str = Field(description="What was found, e.g. VM has 2 snapshots.")
+    resolvable: bool = Field(False, description="conflictPolicy: Resolve can fix it.")
+
+
+class VMotionStatus(StatusModel):
+    """Whether the VM can still be migrated with vMotion."""
+
+    compatible: bool = Field(False, description="vMotion remains possible.")
+    reason: str | None = Field(None, description="Why, e.g. StaticPassthrough or DirectPathGen2.")
+    message: str | None = Field(None, description="Details, e.g. Gen2 deprecation on 8.0+.")
+    gen2_active: bool | None = Field(None, description="runtime vmDirectPathGen2Active.")
+    gen2_inactive_reasons: list[str] = Field(
+        default_factory=list, description="Why vSphere reports Gen2 inactive, as it words them."
+    )
+
+
+class DrsVmOverride(StatusModel):
+    """A VM's DRS override in its cluster (ClusterDrsVmConfigInfo)."""
+
+    existed: bool = Field(description="The VM had its own override; if not, it is removed.")
+    enabled: bool | None = Field(None, description="enabled.")
+    behavior: str | None = Field(None, description="behavior, e.g. fullyAutomated.")
+
+
+class DasVmOverride(StatusModel):
+    """A VM's HA override in its cluster (ClusterDasVmConfigInfo)."""
+
+    existed: bool = Field(description="The VM had its own override; if not, it is removed.")
+    restart_priority: str | None = Field(None, description="dasSettings.restartPriority.")
+
+
+class PreviousSettings(StatusModel):
+    """VM settings as they were before the operator changed them; restored on delete."""
+
+    memory_reservation_locked_to_max: bool | None = Field(
+        None, description="memoryReservationLockedToMax."
+    )
+    cpu_hot_add_enabled: bool | None = Field(None, description="cpuHotAddEnabled.")
+    memory_hot_add_enabled: bool | None = Field(None, description="memoryHotAddEnabled.")
+    nested_hv_enabled: bool | None = Field(
+        None, alias="nestedHVEnabled", description="nestedHVEnabled."
+    )
+    drs_override: DrsVmOverride | None = Field(None, description="The VM's DRS override.")
+    das_override: DasVmOverride | None = Field(None, description="The VM's HA override.")
+
+
+class VMDeviceAssignmentStatus(StatusModel):
+    """Observed state of a VMDeviceAssignment."""
+
+    observed_generation: int | None = Field(
+        None, ge=0, description="The .metadata.generation the status was computed from."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Reconciling, Stalled, PowerOffRequired, FeatureConflict, "
+        "DevicesUnavailable, VMotionCompatible, Forbidden.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    vm: VMStatus | None = Field(None, description="The VM as last observed.")
+    attached: str | None = Field(
+        None,
+        pattern=r"^[0-9]+/[0-9]+$",
+        description='Attached/desired devices (PCI and network), e.g. "1/2", for kubectl get.',
+    )
+    devices: list[DeviceAssignmentStatus] = Field(
+        default_factory=list,
+        description="The spec's devices as found on the VM.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    unavailable_features: list[str] = Field(
+        default_factory=list,
+        description="What the VM loses with its current devices, e.g. vMotion, Snapshots.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    feature_conflicts: list[FeatureConflictStatus] = Field(
+        default_factory=list, description="VM features in use that passthrough rules out."
+    )
+    vmotion: VMotionStatus | None = Field(None, description="vMotion compatibility.")
+    previous: PreviousSettings | None = Field(
+        None, description="Settings before the operator's changes, restored on delete."
+    )
+
+
+class VMDeviceAssignment(BaseModel):
+    """A VMDeviceAssignment object as the API server returns it."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+    api_version: Literal["dpio.io/v1alpha1"] = "dpio.io/v1alpha1"
+    kind: Literal["VMDeviceAssignment"] = "VMDeviceAssignment"
+    metadata: ObjectMeta
+    spec: VMDeviceAssignmentSpec
+    status: VMDeviceAssignmentStatus = Field(default_factory=VMDeviceAssignmentStatus)

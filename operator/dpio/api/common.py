@@ -1,0 +1,215 @@
+"""Building blocks shared by both kinds: the model base, validated string types, metadata.
+
+Every rule a model enforces is written once, as a `Rule`: a CEL expression for the API server
+(emitted into the CRD as ``x-kubernetes-validations``) and the same check in Python, with one
+message for both, so a bad object reads the same whether kubectl or a unit test rejects it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+GROUP = "dpio.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One validation rule, enforced by the API server (``cel``) and by pydantic (``check``)."""
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+    field_path: str | None = None  # where the API server reports it, e.g. ".devices"
+
+
+def _add_rules(schema: dict[str, Any], cls: type[Any]) -> None:
+    rules: tuple[Rule, ...] = getattr(cls, "rules", ())
+    if rules:
+        schema["x-kubernetes-validations"] = [_cel(rule) for rule in rules]
+
+
+def _cel(rule: Rule) -> dict[str, str]:
+    entry = {"rule": rule.cel, "message": rule.message}
+    if rule.field_path:
+        entry["fieldPath"] = rule.field_path
+    return entry
+
+
+class ApiModel(BaseModel):
+    """Base of every API object: camelCase on the wire, snake_case in Python, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        extra="forbid",  # the API server prunes unknown fields; here they are typos
+        json_schema_extra=_add_rules,
+        use_attribute_docstrings=False,
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        broken = [rule.message for rule in self.rules if not rule.check(self)]
+        if broken:
+            raise ValueError("; ".join(broken))
+        return self
+
+
+class StatusModel(ApiModel):
+    """Base of status parts: tolerant of fields a newer operator version may have written."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def _is_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return value
+
+
+# PCI address as vSphere prints it (HostPciDevice.id): domain:bus:slot.function.
+PCI_ADDRESS_PATTERN = r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$"
+# A PCI vendor or device id: 16 bits, as 4 hex digits (lspci / vSphere Client spelling).
+HEX_ID_PATTERN = r"^[0-9a-fA-F]{4}$"
+# Go's time.ParseDuration syntax, restricted to the units that make sense for a drain.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# RFC 1123 label, as Kubernetes uses for namespace and container names.
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+PciAddress = Annotated[str, StringConstraints(pattern=PCI_ADDRESS_PATTERN, max_length=12)]
+HexId = Annotated[str, StringConstraints(pattern=HEX_ID_PATTERN, max_length=4)]
+Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=64)]
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
+ObjectName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+# A Python `re` pattern; the CRD can only check it is non-empty, pydantic compiles it.
+NamePattern = Annotated[
+    str, StringConstraints(min_length=1, max_length=256), AfterValidator(_is_regex)
+]
+
+
+def _rfc3339(value: datetime) -> str:
+    # metav1.Time precision: whole seconds, UTC, "Z" -- what the API server itself writes.
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Timestamp = Annotated[AwareDatetime, PlainSerializer(_rfc3339, return_type=str, when_used="json")]
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str) -> timedelta:
+    """A Go-style duration (``"1h30m"``, ``"90s"``) as a timedelta; ValueError if malformed."""
+    if not re.fullmatch(DURATION_PATTERN, value):
+        raise ValueError(f"not a duration like 30m or 1h30m: {value!r}")
+    seconds = sum(
+        float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(value)
+    )
+    return timedelta(seconds=seconds)
+
+
+def normalize_pci_address(address: str) -> str:
+    """The form to compare addresses in: vSphere reports lower case, users may type upper."""
+    return address.lower()
+
+
+class SecretRef(ApiModel):
+    """A Secret in the operator's namespace."""
+
+    name: ObjectName = Field(description="Name of the Secret.")
+
+
+class LabelSelectorOperator(StrEnum):
+    """metav1.LabelSelectorOperator."""
+
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+class LabelSelectorRequirement(ApiModel):
+    """metav1.LabelSelectorRequirement."""
+
+    rules = (
+        Rule(
+            cel="self.operator in ['In', 'NotIn'] ? size(self.values) > 0 : size(self.values) == 0",
+            message="values must be non-empty for In and NotIn, and empty for Exists and "
+            "DoesNotExist",
+            check=lambda s: (
+                bool(s.values)
+                == (s.operator in (LabelSelectorOperator.IN, LabelSelectorOperator.NOT_IN))
+            ),
+        ),
+    )
+
+    key: Annotated[str, StringConstraints(min_length=1, max_length=317)] = Field(
+        description="The label key the selector applies to."
+    )
+    operator: LabelSelectorOperator = Field(
+        description="How the key relates to the values: In, NotIn, Exists or DoesNotExist."
+    )
+    values: list[Annotated[str, StringConstraints(max_length=63)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.",
+        json_schema_extra={"default": [], "x-kubernetes-list-type": "atomic"},
+    )
+
+
+class LabelSelector(ApiModel):
+    """metav1.LabelSelector: the requirements are ANDed; an empty selector matches everything."""
+
+    match_labels: dict[str, Annotated[str, StringConstraints(max_length=63)]] = Field(
+        default_factory=dict,
+        description="Labels that must all be present with these values.",
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Label requirements that must all hold.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
+
+
+class ObjectMeta(BaseModel):
+    """The part of metav1.ObjectMeta the operator reads; other fields are ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+    name: str = Field(description="Object name.")
+    namespace: str | None = Field(None, description="Namespace; None for cluster-scoped kinds.")
+    uid: str | None = Field(None, description="Unique id given by the API server.")
+    resource_version: str | None = Field(None, description="Version for optimistic concurrency.")
+    generation: int | None = Field(None, description="Sequence number of spec changes.")
+    creation_timestamp: AwareDatetime | None = Field(None, description="When it was created.")
+    deletion_timestamp: AwareDatetime | None = Field(None, description="Set when deleting.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
+    finalizers: list[str] = Field(default_factory=list, description="Finalizers.")

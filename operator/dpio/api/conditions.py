@@ -1,0 +1,105 @@
+"""Condition types and reasons (DESIGN.md §2.3), and the Condition model (metav1.Condition).
+
+The strings are part of the API: ``kubectl wait --for=condition=Ready``, Flux and Argo CD
+health checks (kstatus) and alerts match on them, so they are spelled once, here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from dpio.api.common import StatusModel, Timestamp
+
+# Condition types, both kinds.
+READY = "Ready"
+RECONCILING = "Reconciling"  # kstatus: work in progress
+STALLED = "Stalled"  # kstatus: an error that needs a human
+
+# Condition types, HostPassthroughPolicy.
+REBOOT_REQUIRED = "RebootRequired"
+DEGRADED = "Degraded"
+
+# Condition types, VMDeviceAssignment.
+POWER_OFF_REQUIRED = "PowerOffRequired"
+FEATURE_CONFLICT = "FeatureConflict"
+DEVICES_UNAVAILABLE = "DevicesUnavailable"
+VMOTION_COMPATIBLE = "VMotionCompatible"
+FORBIDDEN = "Forbidden"
+
+# Degraded reasons (HostPassthroughPolicy); VCENTER_UNREACHABLE is also Ready's reason on an outage.
+PASSTHROUGH_UNSUPPORTED = "PassthroughUnsupported"
+DEVICE_IN_USE = "DeviceInUse"
+DEVICE_NOT_CAPABLE = "DeviceNotCapable"
+DEVICE_NOT_FOUND = "DeviceNotFound"
+HOST_UNREACHABLE = "HostUnreachable"
+VCENTER_UNREACHABLE = "VCenterUnreachable"
+DRAIN_TIMEOUT = "DrainTimeout"
+POLICY_CONFLICT = "PolicyConflict"
+
+# PowerOffRequired reason.
+VM_POWERED_ON = "VMPoweredOn"
+
+# FeatureConflict reasons: the VM uses a feature that passthrough rules out.
+FAULT_TOLERANCE = "FaultTolerance"
+SNAPSHOTS = "Snapshots"
+HOT_ADD = "HotAdd"
+NESTED_HV = "NestedHV"  # KB 437651: nested HV is refused with a passthrough device
+HIGH_AVAILABILITY = "HighAvailability"
+DRS_AUTOMATION = "DrsAutomation"
+
+# DevicesUnavailable reasons.
+NOT_ENABLED = "NotEnabled"
+PENDING_HOST_REBOOT = "PendingHostReboot"
+NOT_FOUND = "NotFound"
+IN_USE_BY_VM = "InUseByVM"
+CLAIMED_BY_ASSIGNMENT = "ClaimedByAssignment"
+NOT_IN_POLICY = "NotInPolicy"
+
+# VMotionCompatible reasons.
+DIRECT_PATH_GEN2 = "DirectPathGen2"  # True: Gen2 under VM-FEX keeps vMotion
+STATIC_PASSTHROUGH = "StaticPassthrough"  # False: a PCI passthrough device pins the VM
+
+# Stalled reason when the VM is over its passthrough device maximum (DESIGN.md §3.2.6).
+TOO_MANY_DEVICES = "TooManyDevices"
+
+# metav1.Condition's own limits, so a condition the API server would refuse fails here first.
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+ConditionType = Annotated[str, StringConstraints(pattern=CONDITION_TYPE_PATTERN, max_length=316)]
+ConditionReason = Annotated[
+    str, StringConstraints(pattern=CONDITION_REASON_PATTERN, min_length=1, max_length=1024)
+]
+
+
+class ConditionStatus(StrEnum):
+    """metav1.ConditionStatus."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(StatusModel):
+    """One aspect of the object's state, as metav1.Condition."""
+
+    type: ConditionType = Field(description="Type of condition in CamelCase, e.g. Ready.")
+    status: ConditionStatus = Field(description="Status of the condition: True, False or Unknown.")
+    reason: ConditionReason = Field(
+        description="Why the condition has this status, in CamelCase; for machines."
+    )
+    message: Annotated[str, StringConstraints(max_length=32768)] = Field(
+        description="Details of the transition, for humans."
+    )
+    last_transition_time: Timestamp = Field(
+        description="When the status last changed from one value to another."
+    )
+    observed_generation: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="The .metadata.generation the condition was computed from."
+    )
