@@ -51,6 +51,7 @@ def build_go(
             _go_build(
                 label, module_dir, packages, ldflags=ldflags, env=env, total=total, out=Path(tmp)
             )
+            Path(tmp).chmod(0o755)  # mkdtemp makes it private; the binaries are not secret
             os.rename(tmp, final)
         _prune(bin_root, name, keep=final)
     return final

@@ -50,9 +50,10 @@ def binaries() -> tuple[Path, Path]:
     """Bin dirs of (Kubernetes, etcd), built on first use or when a go.mod changes."""
     k8s, released = module_release(CONTROLPLANE_MODULE, "k8s.io/kubernetes")
     major, minor = k8s.lstrip("v").split(".")[:2]
-    stamp = {"gitVersion": k8s, "gitMajor": major, "gitMinor": minor,
-             "gitTreeState": "clean", "buildDate": released}  # fmt: skip
     # What hack/lib/version.sh stamps, so `kubectl version` reports the release on both sides.
+    # The release commit is not recorded by the module proxy, so gitCommit stays empty.
+    stamp = {"gitVersion": k8s, "gitMajor": major, "gitMinor": minor, "gitCommit": "",
+             "gitTreeState": "clean", "buildDate": released}  # fmt: skip
     ldflags = " ".join(
         f"-X k8s.io/{pkg}.{var}={value}"
         for pkg in ("client-go/pkg/version", "component-base/version")

@@ -14,6 +14,10 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+# Children started by this Python process: kept so they are reaped by pid (no zombies, no
+# ResourceWarning from a collected Popen), while other processes find them through pidfiles.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 class ProcessError(RuntimeError):
     """A sandbox process did not start or stop; the message carries its log tail."""
@@ -46,6 +50,7 @@ def start(
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=None if env is None else dict(env), start_new_session=True, cwd=state_dir,
         )  # fmt: skip
+    _children[proc.pid] = proc
     # The start time makes the pidfile safe against pid reuse after a reboot or crash.
     _pidfile(state_dir, name).write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
     return proc.pid
@@ -157,13 +162,14 @@ def _start_time(pid: int) -> str:
 
 
 def _alive(pid: int) -> bool:
-    # Reap it if it is our own child, so that a zombie does not count as running.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:  # poll() reaps our own exited child
+        del _children[pid]
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    # A zombie is dead: someone else's child that its parent has yet to reap.
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
@@ -173,4 +179,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.wait()  # already exited: this only reaps it
     return True
