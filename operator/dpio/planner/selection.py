@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from dpio.api.policy import DeviceSelector, HostSelector
 from dpio.planner.observed import (
     HostPciDevice,
     ObservedHost,
@@ -29,28 +29,6 @@ class InvalidSpecError(ValueError):
     """
 
 
-class HostSelectorLike(Protocol):
-    @property
-    def names(self) -> Sequence[str]: ...
-    @property
-    def clusters(self) -> Sequence[str]: ...
-    @property
-    def name_pattern(self) -> str | None: ...
-
-
-class DeviceSelectorLike(Protocol):
-    @property
-    def address(self) -> str | None: ...
-    @property
-    def vendor_id(self) -> str | None: ...
-    @property
-    def device_id(self) -> str | None: ...
-    @property
-    def name_pattern(self) -> str | None: ...
-    @property
-    def hardware_label(self) -> str | None: ...
-
-
 def _compile(pattern: str, what: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
@@ -65,7 +43,7 @@ class HostSelection:
     missing_names: tuple[str, ...]  # named in spec.hosts.names (or a cluster) but not in vCenter
 
 
-def select_hosts(selector: HostSelectorLike, inventory: ObservedInventory) -> HostSelection:
+def select_hosts(selector: HostSelector, inventory: ObservedInventory) -> HostSelection:
     pattern = (
         _compile(selector.name_pattern, "hosts.namePattern") if selector.name_pattern else None
     )
@@ -111,7 +89,7 @@ def _hex_id(text: str | None, what: str) -> int | None:
     return value
 
 
-def compile_device_selector(selector: DeviceSelectorLike, index: int) -> DeviceMatcher:
+def compile_device_selector(selector: DeviceSelector, index: int) -> DeviceMatcher:
     where = f"devices[{index}]"
     given = [
         selector.address is not None,
@@ -137,7 +115,7 @@ def compile_device_selector(selector: DeviceSelectorLike, index: int) -> DeviceM
 
 
 def compile_device_selectors(
-    selectors: Iterable[DeviceSelectorLike],
+    selectors: Iterable[DeviceSelector],
 ) -> tuple[DeviceMatcher, ...]:
     return tuple(compile_device_selector(s, i) for i, s in enumerate(selectors))
 
