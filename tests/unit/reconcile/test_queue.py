@@ -1,0 +1,135 @@
+"""The work queue: deduplication, one worker per key, backoff, requeue."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dpio.reconcile.queue import Backoff, Result, WorkQueue
+
+
+@pytest.mark.parametrize(
+    ("failures", "expected"),
+    [(0, 0.5), (1, 0.5), (2, 1.0), (3, 2.0), (10, 30.0), (100, 30.0)],
+)
+def test_backoff_is_capped_exponential(failures: int, expected: float) -> None:
+    assert Backoff(base=0.5, cap=30.0).delay(failures) == expected
+
+
+async def _drain(queue: WorkQueue[str], seconds: float = 0.3) -> None:
+    queue.start()
+    await asyncio.sleep(seconds)
+    await queue.stop()
+
+
+def test_same_key_added_many_times_is_reconciled_once() -> None:
+    seen: list[str] = []
+
+    async def reconcile(key: str) -> Result:
+        seen.append(key)
+        return Result()
+
+    async def main() -> None:
+        queue: WorkQueue[str] = WorkQueue(reconcile, workers=2)
+        for _ in range(5):
+            queue.add("a")
+        queue.add("b")
+        await _drain(queue)
+
+    asyncio.run(main())
+    assert sorted(seen) == ["a", "b"]
+
+
+def test_key_added_while_active_runs_again_after_not_in_parallel() -> None:
+    running: set[str] = set()
+    overlaps: list[str] = []
+    calls: list[str] = []
+
+    async def reconcile(key: str) -> Result:
+        if key in running:
+            overlaps.append(key)
+        running.add(key)
+        calls.append(key)
+        if len(calls) == 1:
+            queue.add(key)  # a new event arrives while the first run is in progress
+        await asyncio.sleep(0.05)
+        running.discard(key)
+        return Result()
+
+    queue: WorkQueue[str]
+
+    async def main() -> None:
+        nonlocal queue
+        queue = WorkQueue(reconcile, workers=4)
+        queue.add("a")
+        await _drain(queue)
+
+    asyncio.run(main())
+    assert calls == ["a", "a"]
+    assert overlaps == []
+
+
+def test_failure_retries_with_backoff_and_success_forgets_failures() -> None:
+    outcomes = [Result(failed=True), Result(failed=True), Result()]
+    calls: list[int] = []
+
+    async def reconcile(key: str) -> Result:
+        calls.append(queue.failures(key))
+        return outcomes[len(calls) - 1]
+
+    queue: WorkQueue[str]
+
+    async def main() -> None:
+        nonlocal queue
+        queue = WorkQueue(reconcile, backoff=Backoff(base=0.01, cap=0.05))
+        queue.add("a")
+        await _drain(queue, 0.5)
+
+    asyncio.run(main())
+    assert calls == [0, 1, 2]
+    assert queue.failures("a") == 0
+
+
+def test_exception_in_reconcile_counts_as_failure_and_other_keys_continue() -> None:
+    seen: list[str] = []
+
+    async def reconcile(key: str) -> Result:
+        seen.append(key)
+        if key == "bad":
+            raise RuntimeError("boom")
+        return Result()
+
+    queue: WorkQueue[str]
+
+    async def main() -> None:
+        nonlocal queue
+        queue = WorkQueue(reconcile, workers=1, backoff=Backoff(base=10, cap=10))
+        queue.add("bad")
+        queue.add("good")
+        await _drain(queue)
+
+    asyncio.run(main())
+    assert seen == ["bad", "good"]
+    assert queue.failures("bad") == 1
+
+
+def test_requeue_after_schedules_a_later_look_and_keeps_the_earliest() -> None:
+    calls: list[float] = []
+
+    async def reconcile(key: str) -> Result:
+        calls.append(asyncio.get_running_loop().time())
+        return Result(requeue_after=0.1) if len(calls) == 1 else Result()
+
+    async def main() -> None:
+        queue: WorkQueue[str] = WorkQueue(reconcile)
+        queue.add("a")
+        queue.start()
+        await asyncio.sleep(0.02)
+        queue.add_after("a", 5.0)  # later than the pending 0.1 s: ignored
+        await asyncio.sleep(0.3)
+        await queue.stop()
+
+    asyncio.run(main())
+    assert len(calls) == 2
+    assert 0.08 <= calls[1] - calls[0] < 1.0
