@@ -29,8 +29,16 @@ func RegisterOverride(method string, o Override) {
 	overrides[method] = append(overrides[method], o)
 }
 
-// dispatch is installed as Registry.Handler. The simulator calls it before every method.
+// dispatch is installed as Registry.Handler. The simulator calls it before every method,
+// including Login and calls without a session, which makes it the one place to count calls
+// (admin /counters) and to refuse expired sessions (admin /sessions/expire).
 func dispatch(ctx *simulator.Context, method *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+	if s := simFor(ctx.Map); s != nil {
+		s.Counters.inc(method.Name)
+		if fault := s.sessions.check(ctx, method); fault != nil {
+			return nil, fault
+		}
+	}
 	overridesMu.RLock()
 	list := overrides[method.Name]
 	overridesMu.RUnlock()

@@ -1,0 +1,226 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// builder creates an Inventory inside a fresh simulator through the simulator's own API (an
+// in-process vim25 client), then patches the properties the API can't set (host hardware,
+// passthrough state, FT) directly on the objects before anyone can connect.
+type builder struct {
+	sim    *Simulator
+	ctx    context.Context
+	client *vim25.Client
+	dsDir  string
+}
+
+// datastoreName is the one shared datastore of each datacenter; every host mounts it.
+const datastoreName = "datastore1"
+
+func (b *builder) build(inv *Inventory) error {
+	root := object.NewRootFolder(b.client)
+	for i := range inv.Datacenters {
+		if err := b.datacenter(root, &inv.Datacenters[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *builder) datacenter(root *object.Folder, spec *Datacenter) error {
+	dc, err := root.CreateDatacenter(b.ctx, spec.Name)
+	if err != nil {
+		return fmt.Errorf("datacenter %q: %w", spec.Name, err)
+	}
+	folders, err := dc.Folders(b.ctx)
+	if err != nil {
+		return err
+	}
+	var switches []*object.DistributedVirtualSwitch
+	for _, d := range spec.DVS {
+		dvs, err := b.dvs(folders.NetworkFolder, d)
+		if err != nil {
+			return fmt.Errorf("dvs %q: %w", d.Name, err)
+		}
+		switches = append(switches, dvs)
+	}
+
+	var hosts []types.ManagedObjectReference
+	for i := range spec.Clusters {
+		c := &spec.Clusters[i]
+		cluster, err := folders.HostFolder.CreateCluster(b.ctx, c.Name, types.ClusterConfigSpecEx{})
+		if err != nil {
+			return fmt.Errorf("cluster %q: %w", c.Name, err)
+		}
+		for j := range c.Hosts {
+			h := &c.Hosts[j]
+			ref, err := b.waitRef(cluster.AddHost(b.ctx, types.HostConnectSpec{HostName: h.Name}, true, nil, nil))
+			if err != nil {
+				return fmt.Errorf("host %q: %w", h.Name, err)
+			}
+			hosts = append(hosts, ref)
+			b.sim.hostSpecs[h.Name] = h
+		}
+		b.sim.clusterSpecs[cluster.Reference()] = c
+	}
+	for i := range spec.Hosts {
+		h := &spec.Hosts[i]
+		ref, err := b.waitRef(folders.HostFolder.AddStandaloneHost(b.ctx, types.HostConnectSpec{HostName: h.Name}, true, nil, nil))
+		if err != nil {
+			return fmt.Errorf("host %q: %w", h.Name, err)
+		}
+		hosts = append(hosts, ref)
+		b.sim.hostSpecs[h.Name] = h
+	}
+
+	if err := b.datastore(spec.Name, hosts); err != nil {
+		return err
+	}
+	for _, dvs := range switches {
+		if err := b.joinDVS(dvs, hosts); err != nil {
+			return err
+		}
+	}
+	for _, ref := range hosts {
+		host := b.sim.Map.Get(ref).(*simulator.HostSystem)
+		b.sim.configureHost(host, b.sim.hostSpecs[host.Name])
+	}
+	if err := b.vms(folders, spec.VMs); err != nil {
+		return err
+	}
+	for ref, c := range b.sim.clusterSpecs {
+		b.sim.configureCluster(b.sim.Map.Get(ref).(*simulator.ClusterComputeResource), c)
+	}
+	return nil
+}
+
+func (b *builder) dvs(folder *object.Folder, spec DVS) (*object.DistributedVirtualSwitch, error) {
+	var create types.DVSCreateSpec
+	create.ConfigSpec = &types.VMwareDVSConfigSpec{DVSConfigSpec: types.DVSConfigSpec{Name: spec.Name}}
+	ref, err := b.waitRef(folder.CreateDVS(b.ctx, create))
+	if err != nil {
+		return nil, err
+	}
+	dvs := object.NewDistributedVirtualSwitch(b.client, ref)
+	for _, pg := range spec.Portgroups {
+		allowed := pg.VMDirectPathGen2Allowed
+		// DVPortSetting.vmDirectPathGen2Allowed gates Gen2 per port group (vSphere API reference).
+		pgSpec := types.DVPortgroupConfigSpec{
+			Name:     pg.Name,
+			Type:     string(types.DistributedVirtualPortgroupPortgroupTypeEarlyBinding),
+			NumPorts: 128,
+			DefaultPortConfig: &types.VMwareDVSPortSetting{
+				DVPortSetting: types.DVPortSetting{
+					VmDirectPathGen2Allowed: &types.BoolPolicy{Value: &allowed},
+				},
+			},
+		}
+		task, err := dvs.AddPortgroup(b.ctx, []types.DVPortgroupConfigSpec{pgSpec})
+		if err != nil {
+			return nil, err
+		}
+		if err := task.Wait(b.ctx); err != nil {
+			return nil, fmt.Errorf("port group %q: %w", pg.Name, err)
+		}
+	}
+	return dvs, nil
+}
+
+func (b *builder) joinDVS(dvs *object.DistributedVirtualSwitch, hosts []types.ManagedObjectReference) error {
+	spec := &types.DVSConfigSpec{}
+	for _, h := range hosts {
+		spec.Host = append(spec.Host, types.DistributedVirtualSwitchHostMemberConfigSpec{
+			Operation: string(types.ConfigSpecOperationAdd),
+			Host:      h,
+		})
+	}
+	task, err := dvs.Reconfigure(b.ctx, spec)
+	if err != nil {
+		return err
+	}
+	return task.Wait(b.ctx)
+}
+
+// datastore mounts one directory as the same-named local datastore on every host of a
+// datacenter, which the simulator treats as one shared datastore (as its own model does).
+func (b *builder) datastore(dc string, hosts []types.ManagedObjectReference) error {
+	dir, err := os.MkdirTemp(b.dsDir, dc+"-")
+	if err != nil {
+		return err
+	}
+	for _, ref := range hosts {
+		host := b.sim.Map.Get(ref).(*simulator.HostSystem)
+		dss := object.NewHostDatastoreSystem(b.client, *host.ConfigManager.DatastoreSystem)
+		if _, err := dss.CreateLocalDatastore(b.ctx, datastoreName, dir); err != nil {
+			return fmt.Errorf("datastore on %q: %w", host.Name, err)
+		}
+	}
+	return nil
+}
+
+// vms creates VMs with a few workers: each creation is a task round trip, and overlapping
+// them keeps loading a thousand VMs within seconds.
+func (b *builder) vms(folders *object.DatacenterFolders, vms []VM) error {
+	const workers = 8
+	jobs := make(chan *VM)
+	errs := make(chan error, len(vms))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for vm := range jobs {
+				if err := b.vm(folders, vm); err != nil {
+					errs <- fmt.Errorf("vm %q: %w", vm.Name, err)
+				}
+			}
+		}()
+	}
+	for i := range vms {
+		jobs <- &vms[i]
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when the channel is empty
+}
+
+func (b *builder) waitRef(task *object.Task, err error) (types.ManagedObjectReference, error) {
+	if err != nil {
+		return types.ManagedObjectReference{}, err
+	}
+	info, err := task.WaitForResult(b.ctx, nil)
+	if err != nil {
+		return types.ManagedObjectReference{}, err
+	}
+	if ref, ok := info.Result.(types.ManagedObjectReference); ok {
+		return ref, nil
+	}
+	return types.ManagedObjectReference{}, nil
+}
+
+// hostByName finds a loaded host; the inventory was validated so names resolve.
+func (s *Simulator) hostByName(name string) *simulator.HostSystem {
+	for _, e := range s.Map.All("HostSystem") {
+		if h := e.(*simulator.HostSystem); h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+func entityParent(m *simulator.Registry, e mo.Entity) mo.Reference {
+	if p := e.Entity().Parent; p != nil {
+		return m.Get(*p)
+	}
+	return nil
+}

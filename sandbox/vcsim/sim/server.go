@@ -1,0 +1,123 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// Options configure a Simulator.
+type Options struct {
+	// RebootDelay is how long a rebooting host stays notResponding before it reconnects.
+	RebootDelay time.Duration
+	// StateDir holds datastore directories (a temporary directory when empty).
+	StateDir string
+}
+
+// Simulator is a vCenter built on govmomi's VPX simulator with an inventory loaded from YAML
+// and the passthrough, maintenance-mode and reboot rules installed.
+type Simulator struct {
+	Model   *simulator.Model
+	Service *simulator.Service
+	Map     *simulator.Registry
+
+	opts    Options
+	dataDir string
+
+	hosts        map[string]*simulator.HostSystem
+	hostSpecs    map[string]*Host
+	clusterSpecs map[types.ManagedObjectReference]*Cluster
+	passthru     map[types.ManagedObjectReference]*PciPassthruSystem
+
+	Counters *Counters
+	sessions sessionExpiry
+	reboots  rebootTracker
+}
+
+var (
+	instancesMu sync.RWMutex
+	instances   = map[*simulator.Registry]*Simulator{}
+)
+
+// simFor finds the Simulator owning a registry; overrides use it to reach per-instance state.
+func simFor(r *simulator.Registry) *Simulator {
+	instancesMu.RLock()
+	defer instancesMu.RUnlock()
+	return instances[r]
+}
+
+// New builds a simulator from an inventory. The inventory is created through the simulator's
+// own API on a VPX model started empty; the dispatch (counters, overrides) is installed only
+// afterwards, so loading is neither counted nor subject to the rules.
+func New(inv *Inventory, opts Options) (*Simulator, error) {
+	if opts.RebootDelay == 0 {
+		opts.RebootDelay = 2 * time.Second
+	}
+	model := simulator.VPX()
+	model.Datacenter, model.Portgroup, model.Host, model.Cluster = 0, 0, 0, 0
+	model.ClusterHost, model.Datastore, model.Machine = 0, 0, 0
+	model.Autostart = false
+	if err := model.Create(); err != nil {
+		return nil, err
+	}
+	s := &Simulator{
+		Model:        model,
+		Service:      model.Service,
+		Map:          model.Map(),
+		opts:         opts,
+		hosts:        map[string]*simulator.HostSystem{},
+		hostSpecs:    map[string]*Host{},
+		clusterSpecs: map[types.ManagedObjectReference]*Cluster{},
+		passthru:     map[types.ManagedObjectReference]*PciPassthruSystem{},
+		Counters:     newCounters(),
+	}
+	s.reboots.pending = map[types.ManagedObjectReference]*pendingReboot{}
+
+	dir := opts.StateDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "dpio-vcsim-")
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+		s.dataDir = d
+	}
+	ctx := context.Background()
+	client, err := vim25.NewClient(ctx, model.Service)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	b := &builder{sim: s, ctx: ctx, client: client, dsDir: dir}
+	if err := b.build(inv); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("load inventory: %w", err)
+	}
+
+	instancesMu.Lock()
+	instances[s.Map] = s
+	instancesMu.Unlock()
+	Install(s.Map)
+	return s, nil
+}
+
+// Close stops pending reboots and removes temporary state.
+func (s *Simulator) Close() {
+	s.reboots.stopAll()
+	instancesMu.Lock()
+	delete(instances, s.Map)
+	instancesMu.Unlock()
+	s.Model.Remove()
+	if s.dataDir != "" {
+		_ = os.RemoveAll(s.dataDir)
+	}
+}
+
+// Host returns a loaded host by name (nil if unknown).
+func (s *Simulator) Host(name string) *simulator.HostSystem { return s.hosts[name] }
