@@ -122,6 +122,15 @@ def port_closed(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+def wait_closed(ports: Sequence[int], timeout: float = 5.0) -> None:
+    """Wait until nothing listens on ``ports`` any more; raise naming those still open."""
+    deadline = time.monotonic() + timeout
+    while still_open := [p for p in ports if not port_closed(p)]:
+        if time.monotonic() > deadline:
+            raise ProcessError(f"ports still listening after stop: {still_open}")
+        time.sleep(0.1)
+
+
 def log_tail(state_dir: Path, name: str, lines: int = 20) -> str:
     try:
         text = log_file(state_dir, name).read_text(errors="replace")
