@@ -27,6 +27,14 @@ _LEADING = (READY, RECONCILING, STALLED)
 
 
 @dataclass(frozen=True, slots=True)
+class Problem:
+    """A reason (CamelCase, for machines) and a message (for humans) a condition reports."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Want:
     """What one condition should say now."""
 
@@ -118,9 +126,9 @@ def is_true(conditions: Sequence[Condition], condition_type: str) -> bool:
 
 def kstatus_wants(
     *,
-    stalled: Want | None,
+    stalled: Problem | None,
     progressing: str | None,
-    not_ready: Want | None,
+    not_ready: Problem | None,
     ready_message: str = "",
 ) -> tuple[Want, ...]:
     """Ready, Reconciling and Stalled from the three things that decide them.

@@ -18,9 +18,10 @@ from dpio.api.conditions import (
     POLICY_CONFLICT,
 )
 from dpio.api.policy import DeviceState
+from dpio.planner.conditions import Problem
 from dpio.planner.dependents import dependent_groups
 from dpio.planner.observed import HostPciDevice, HostPciPassthruInfo, ObservedHost
-from dpio.planner.rules import PolicyRules, Problem, Rivals
+from dpio.planner.rules import PolicyRules, Rivals
 from dpio.planner.selection import match_devices
 
 # vSphere API reference, HostPciPassthruInfo.hardwareLabel: "Since vSphere API Release 7.0.2.0".
@@ -104,6 +105,8 @@ def plan_host(host: ObservedHost, rules: PolicyRules, rivals: Rivals) -> HostPla
     groups = dependent_groups(info.values())
     _expand_groups(draft, groups)
     changes = _changes(draft, rules.apply_now_auto and host.device_rebind_without_reboot_supported)
+    if not host.connected:
+        changes = ()  # vCenter can't reach the host: report what it last knew, change nothing
     projected = _project(info, changes)
     rows = tuple(_row(draft, projected, groups, i) for i in sorted(set(listed))) + not_found
     problems = draft.problems + [Problem(DEVICE_NOT_FOUND, r.message) for r in not_found]

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 from dpio.api.conditions import DRAIN_TIMEOUT
 from dpio.api.policy import RebootPhase, RebootPolicy, RebootSpec, RollingRebootStatus
+from dpio.planner.conditions import Problem
 from dpio.planner.observed import ObservedHost
-from dpio.planner.rules import Problem
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,6 @@ from dpio.planner.selection import (
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
-    """Why a host can't follow the spec: a Degraded reason and a message naming host and device."""
-
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class PolicyRules:
     matchers: tuple[DeviceMatcher, ...]
     exclusive: bool = False
@@ -110,3 +102,9 @@ class Rivals:
             if rival.wants(host, device, pci_id) is (not enabled):
                 return rival.name
         return None
+
+    def claimed_by(
+        self, host: ObservedHost, device: HostPciDevice | None, pci_id: str
+    ) -> str | None:
+        """Any other policy, old or new, that wants this device enabled."""
+        return next((r.name for r in self.rivals if r.wants(host, device, pci_id) is True), None)
