@@ -1,0 +1,91 @@
+"""One controller per kind: a cache of the latest objects fed by the watch, and a work queue.
+
+The watch (kopf, in `dpio.handlers`) calls `observe` with every raw event; vCenter change
+notifications call `enqueue`. Reconcile never branches on the event type (kubebuilder's rule):
+it reads the latest cached object when its turn comes, so ten events make one reconcile.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+from dpio.reconcile.queue import Backoff, Result, WorkQueue
+
+Body = Mapping[str, Any]
+#: (namespace or "", name) — the policy is cluster-scoped, so its namespace is "".
+Key = tuple[str, str]
+ReconcileFn = Callable[[Body], Awaitable[Result]]
+
+
+def key_of(body: Body) -> Key:
+    meta = body.get("metadata", {})
+    return (str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+
+def _desired(body: Body) -> tuple[Any, ...]:
+    """What a reconcile depends on: all but status, resourceVersion and managedFields."""
+    meta = {
+        k: v for k, v in body.get("metadata", {}).items()
+        if k not in ("resourceVersion", "managedFields")
+    }  # fmt: skip
+    return (meta, body.get("spec"), {k: v for k, v in body.items() if k not in _SKIP})
+
+
+_SKIP = frozenset({"metadata", "spec", "status"})
+
+
+class Controller:
+    """Latest objects of one kind, and the queue that reconciles them."""
+
+    def __init__(
+        self, kind: str, reconcile: ReconcileFn, *, workers: int = 4, backoff: Backoff | None = None
+    ) -> None:
+        self.kind = kind
+        self._reconcile = reconcile
+        self._objects: dict[Key, Body] = {}
+        self.queue: WorkQueue[Key] = WorkQueue(self._run, workers=workers, backoff=backoff)
+
+    def observe(self, event_type: str, body: Body) -> None:
+        """Feed one watch event (ADDED / MODIFIED / DELETED, or None for the initial listing)."""
+        key = key_of(body)
+        if event_type == "DELETED":
+            self._objects.pop(key, None)
+            self.queue.forget(key)
+            return
+        previous = self._objects.get(key)
+        self._objects[key] = copy.deepcopy(dict(body))
+        # Our own status writes come back as MODIFIED events: nothing to do for those.
+        if previous is None or _desired(previous) != _desired(body):
+            self.queue.add(key)
+
+    def enqueue(self, key: Key) -> None:
+        if key in self._objects:
+            self.queue.add(key)
+
+    def enqueue_all(self) -> None:
+        for key in list(self._objects):
+            self.queue.add(key)
+
+    def get(self, key: Key) -> Body | None:
+        return self._objects.get(key)
+
+    def objects(self) -> Iterator[Body]:
+        """A snapshot of every cached object (for cross-object rules such as policy conflicts)."""
+        return iter(list(self._objects.values()))
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def start(self) -> None:
+        self.queue.start()
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+
+    async def _run(self, key: Key) -> Result:
+        body = self._objects.get(key)
+        if body is None:  # deleted since it was queued
+            return Result()
+        return await self._reconcile(body)

@@ -1,0 +1,71 @@
+"""The controller: latest object wins, status-only changes don't trigger, deletes forget."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from dpio.reconcile.controller import Body, Controller
+from dpio.reconcile.queue import Result
+
+
+def _body(name: str, generation: int = 1, status: Any = None, rv: str = "1") -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "metadata": {"name": name, "generation": generation, "resourceVersion": rv},
+        "spec": {"generation": generation},
+    }
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+def _run(events: list[tuple[str, dict[str, Any]]]) -> list[Body]:
+    seen: list[Body] = []
+
+    async def reconcile(body: Body) -> Result:
+        seen.append(body)
+        return Result()
+
+    async def main() -> None:
+        controller = Controller("Test", reconcile)
+        for event_type, body in events:
+            controller.observe(event_type, body)
+        controller.start()
+        await asyncio.sleep(0.1)
+        await controller.stop()
+
+    asyncio.run(main())
+    return seen
+
+
+def test_many_events_make_one_reconcile_of_the_latest_object() -> None:
+    seen = _run(
+        [("ADDED", _body("a", 1)), ("MODIFIED", _body("a", 2)), ("MODIFIED", _body("a", 3))]
+    )
+    assert [b["metadata"]["generation"] for b in seen] == [3]
+
+
+def test_status_only_change_does_not_trigger_a_reconcile() -> None:
+    async def main() -> list[Body]:
+        seen: list[Body] = []
+
+        async def reconcile(body: Body) -> Result:
+            seen.append(body)
+            return Result()
+
+        controller = Controller("Test", reconcile)
+        controller.start()
+        controller.observe("ADDED", _body("a"))
+        await asyncio.sleep(0.05)
+        controller.observe("MODIFIED", _body("a", status={"ready": True}, rv="2"))
+        await asyncio.sleep(0.05)
+        await controller.stop()
+        assert controller.get(("", "a")) == _body("a", status={"ready": True}, rv="2")
+        return seen
+
+    assert len(asyncio.run(main())) == 1
+
+
+def test_deleted_object_is_not_reconciled() -> None:
+    seen = _run([("ADDED", _body("a")), ("DELETED", _body("a")), ("ADDED", _body("b"))])
+    assert [b["metadata"]["name"] for b in seen] == ["b"]
