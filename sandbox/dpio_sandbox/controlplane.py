@@ -77,6 +77,16 @@ def start(state_dir: Path) -> ControlPlane:
         return current
     stop(state_dir)  # leftovers of a half-dead run
     k8s_bin, etcd_bin = binaries()
+    try:
+        plane = _start_all(state_dir, k8s_bin, etcd_bin)
+    except BaseException:
+        stop(state_dir)  # no half-started control plane; logs stay for the error's reader
+        raise
+    (state_dir / "controlplane.json").write_text(json.dumps(asdict(plane), default=str, indent=2))
+    return plane
+
+
+def _start_all(state_dir: Path, k8s_bin: Path, etcd_bin: Path) -> ControlPlane:
     pki = state_dir / "pki"
     ca = certs.ensure_ca(pki)
     ports = {name: procs.free_port() for name in (*_COMPONENTS, "etcd-peer")}
@@ -90,9 +100,7 @@ def start(state_dir: Path) -> ControlPlane:
     )
     kubeconfig = _write_kubeconfig(state_dir / "kubeconfig", server, ca.cert, admin)
     pids["kube-controller-manager"] = _start_controller_manager(state_dir, k8s_bin, ca, ports)
-    plane = ControlPlane(state_dir, kubeconfig, server, ca.cert, k8s_bin / "kubectl", pids, ports)
-    (state_dir / "controlplane.json").write_text(json.dumps(asdict(plane), default=str, indent=2))
-    return plane
+    return ControlPlane(state_dir, kubeconfig, server, ca.cert, k8s_bin / "kubectl", pids, ports)
 
 
 def stop(state_dir: Path) -> None:
