@@ -1,0 +1,101 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// passthroughVM wraps a simulator VirtualMachine for the methods the passthrough rules change
+// (ReconfigVM_Task, PowerOnVM_Task, PowerOffVM_Task, SuspendVM_Task, CreateSnapshot(Ex)_Task).
+// Every other method resolves through the embedded original. The simulator calls these methods
+// while holding the VM's lock (simulator.go `call`), and a task created here hands that lock to
+// its goroutine (task.go `Run`), so the checks and the change they guard see one VM state.
+//
+// Property changes must go through ctx.Update on the embedded *simulator.VirtualMachine, never
+// on the wrapper: the registry updates the managed object it finds by reflection.
+type passthroughVM struct {
+	*simulator.VirtualMachine
+}
+
+func init() {
+	wrap := func(ctx *simulator.Context, this mo.Reference, _ *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+		if vm, ok := this.(*simulator.VirtualMachine); ok {
+			return routeCall(ctx, &passthroughVM{vm}), nil
+		}
+		return nil, nil
+	}
+	for _, method := range []string{
+		"ReconfigVM_Task", "PowerOnVM_Task", "PowerOffVM_Task", "SuspendVM_Task",
+		"CreateSnapshot_Task", "CreateSnapshotEx_Task",
+	} {
+		RegisterOverride(method, wrap)
+	}
+}
+
+// routeCall makes the simulator's call() use an override object for the current call.
+//
+// call() (simulator.go, v0.56.0) takes the object Registry.Handler returns, but for any call
+// with a session it then replaces it with ctx.Session.Get(this), which falls back to the
+// global registry: the override object is dropped. Session.Get looks in the session's own
+// registry first, so the override is put there for this one call; the overriding method
+// removes it again on entry (unrouteCall). While it is there, property reads of the session
+// go through the wrapper to the same embedded object, so nothing else changes.
+func routeCall(ctx *simulator.Context, obj mo.Reference) mo.Reference {
+	if ctx.Session != nil && ctx.Session.Registry != nil {
+		ctx.Session.Registry.Put(obj)
+	}
+	return obj
+}
+
+// unrouteCall removes an override object routeCall put in the session's registry.
+func unrouteCall(ctx *simulator.Context, obj mo.Reference) {
+	if ctx.Session == nil || ctx.Session.Registry == nil {
+		return
+	}
+	ref := obj.Reference()
+	if ctx.Session.Registry.Get(ref) == obj {
+		ctx.Session.Registry.Remove(ctx, ref)
+	}
+}
+
+// failedTask creates a task on obj that fails with fault, the way vCenter reports a rule broken
+// by a task method: the call returns a task and the task ends in error.
+func failedTask(ctx *simulator.Context, obj mo.Reference, name string, fault types.BaseMethodFault) types.ManagedObjectReference {
+	return simulator.CreateTask(obj, name, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+		return nil, fault
+	}).Run(ctx)
+}
+
+// waitTask waits for a simulator task to finish and returns its fault, if any. It polls with a
+// short backoff rather than Task.Wait's fixed 10 ms so wrapped calls stay fast under benchmarks.
+func waitTask(ctx *simulator.Context, ref types.ManagedObjectReference) types.BaseMethodFault {
+	task, ok := ctx.Map.Get(ref).(*simulator.Task)
+	if !ok {
+		return nil
+	}
+	lockCtx := &simulator.Context{} // never share the caller's lock with the task's goroutine
+	delay := 20 * time.Microsecond
+	for {
+		var state types.TaskInfoState
+		var fault types.BaseMethodFault
+		ctx.Map.WithLock(lockCtx, task, func() {
+			state = task.Info.State
+			if task.Info.Error != nil {
+				fault = task.Info.Error.Fault
+			}
+		})
+		switch state {
+		case types.TaskInfoStateSuccess:
+			return nil
+		case types.TaskInfoStateError:
+			return fault
+		}
+		time.Sleep(delay)
+		if delay < 10*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
