@@ -110,7 +110,7 @@ def _run_go(args: list[str], module_dir: Path, env: Mapping[str, str]) -> str:
 
 def _resolve(label: str, module_dir: Path, packages: list[str], env: Mapping[str, str]) -> int:
     """Download the modules the packages need and count their dependency packages."""
-    _say(f"resolving modules for {label} (first time: downloads from the Go module proxy)")
+    _say(f"resolving modules for {label} (downloads what the Go module cache lacks)")
     deps = _run_go(["list", "-deps", "-trimpath", *packages], module_dir, env)
     return len(deps.split())
 
