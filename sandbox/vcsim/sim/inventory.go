@@ -73,16 +73,16 @@ type Host struct {
 	// IOMMU false models VT-d/AMD-Vi off in the BIOS: no device is passthrough capable.
 	IOMMU *bool `yaml:"iommu"`
 	// DeviceRebindWithoutReboot is HostCapability.deviceRebindWithoutRebootSupported (7.0+).
-	DeviceRebindWithoutReboot bool       `yaml:"deviceRebindWithoutReboot"`
-	Gen2                      Gen2       `yaml:"gen2"`
-	SystemVendor              string     `yaml:"systemVendor"`
-	SystemModel               string     `yaml:"systemModel"`
-	InMaintenanceMode         bool       `yaml:"inMaintenanceMode"`
-	ConnectionState           string     `yaml:"connectionState"` // connected (default) | disconnected | notResponding
+	DeviceRebindWithoutReboot bool        `yaml:"deviceRebindWithoutReboot"`
+	Gen2                      Gen2        `yaml:"gen2"`
+	SystemVendor              string      `yaml:"systemVendor"`
+	SystemModel               string      `yaml:"systemModel"`
+	InMaintenanceMode         bool        `yaml:"inMaintenanceMode"`
+	ConnectionState           string      `yaml:"connectionState"` // connected (default) | disconnected | notResponding
 	PCIDevices                []PCIDevice `yaml:"pciDevices"`
-	NICs                      []PNIC     `yaml:"nics"`
-	HBAs                      []HBA      `yaml:"hbas"`
-	VMKernelNICs              []VMKNIC   `yaml:"vmkernelNics"`
+	NICs                      []PNIC      `yaml:"nics"`
+	HBAs                      []HBA       `yaml:"hbas"`
+	VMKernelNICs              []VMKNIC    `yaml:"vmkernelNics"`
 }
 
 // Gen2 is VMDirectPath Gen2 support: HostCapability.vmDirectPathGen2Supported and its
@@ -94,7 +94,7 @@ type Gen2 struct {
 }
 
 type PCIDevice struct {
-	Address         string `yaml:"address"` // "0000:3b:00.0"
+	Address         string `yaml:"address"`  // "0000:3b:00.0"
 	VendorID        string `yaml:"vendorId"` // hex, e.g. "10de"
 	DeviceID        string `yaml:"deviceId"`
 	SubVendorID     string `yaml:"subVendorId"`

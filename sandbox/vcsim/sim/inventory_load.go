@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
@@ -54,32 +55,50 @@ func (b *builder) datacenter(root *object.Folder, spec *Datacenter) error {
 		switches = append(switches, dvs)
 	}
 
-	var hosts []types.ManagedObjectReference
+	// Clusters first, then every host through a worker pool: adding a host is a task round
+	// trip plus a deep copy of the ESXi template, and overlapping them keeps big inventories fast.
+	type hostJob struct {
+		spec   *Host
+		folder *object.Folder
+		parent *object.ClusterComputeResource
+	}
+	var jobs []hostJob
 	for i := range spec.Clusters {
 		c := &spec.Clusters[i]
 		cluster, err := folders.HostFolder.CreateCluster(b.ctx, c.Name, types.ClusterConfigSpecEx{})
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}
-		for j := range c.Hosts {
-			h := &c.Hosts[j]
-			ref, err := b.waitRef(cluster.AddHost(b.ctx, types.HostConnectSpec{HostName: h.Name}, true, nil, nil))
-			if err != nil {
-				return fmt.Errorf("host %q: %w", h.Name, err)
-			}
-			hosts = append(hosts, ref)
-			b.sim.hostSpecs[h.Name] = h
-		}
 		b.sim.clusterSpecs[cluster.Reference()] = c
+		for j := range c.Hosts {
+			jobs = append(jobs, hostJob{spec: &c.Hosts[j], parent: cluster})
+		}
 	}
 	for i := range spec.Hosts {
-		h := &spec.Hosts[i]
-		ref, err := b.waitRef(folders.HostFolder.AddStandaloneHost(b.ctx, types.HostConnectSpec{HostName: h.Name}, true, nil, nil))
-		if err != nil {
-			return fmt.Errorf("host %q: %w", h.Name, err)
+		jobs = append(jobs, hostJob{spec: &spec.Hosts[i], folder: folders.HostFolder})
+	}
+	hosts := make([]types.ManagedObjectReference, len(jobs))
+	err = parallel(len(jobs), func(i int) error {
+		j := jobs[i]
+		connect := types.HostConnectSpec{HostName: j.spec.Name}
+		var ref types.ManagedObjectReference
+		var err error
+		if j.parent != nil {
+			ref, err = b.waitRef(j.parent.AddHost(b.ctx, connect, true, nil, nil))
+		} else {
+			ref, err = b.waitRef(j.folder.AddStandaloneHost(b.ctx, connect, true, nil, nil))
 		}
-		hosts = append(hosts, ref)
-		b.sim.hostSpecs[h.Name] = h
+		if err != nil {
+			return fmt.Errorf("host %q: %w", j.spec.Name, err)
+		}
+		hosts[i] = ref
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		b.sim.hostSpecs[j.spec.Name] = j.spec
 	}
 
 	if err := b.datastore(spec.Name, hosts); err != nil {
@@ -167,45 +186,70 @@ func (b *builder) datastore(dc string, hosts []types.ManagedObjectReference) err
 	return nil
 }
 
-// vms creates VMs with a few workers: each creation is a task round trip, and overlapping
-// them keeps loading a thousand VMs within seconds.
+// vms creates VMs through a worker pool: each creation is a task round trip.
 func (b *builder) vms(folders *object.DatacenterFolders, vms []VM) error {
-	const workers = 8
-	jobs := make(chan *VM)
-	errs := make(chan error, len(vms))
+	return parallel(len(vms), func(i int) error {
+		if err := b.vm(folders, &vms[i]); err != nil {
+			return fmt.Errorf("vm %q: %w", vms[i].Name, err)
+		}
+		return nil
+	})
+}
+
+// loadWorkers overlaps the simulator's task round trips while loading.
+const loadWorkers = 16
+
+// parallel runs f(0..n-1) on loadWorkers goroutines and returns the first error.
+func parallel(n int, f func(i int) error) error {
+	next := make(chan int)
+	errs := make(chan error, n)
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
+	for w := 0; w < loadWorkers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for vm := range jobs {
-				if err := b.vm(folders, vm); err != nil {
-					errs <- fmt.Errorf("vm %q: %w", vm.Name, err)
+			for i := range next {
+				if err := f(i); err != nil {
+					errs <- err
 				}
 			}
 		}()
 	}
-	for i := range vms {
-		jobs <- &vms[i]
+	for i := 0; i < n; i++ {
+		next <- i
 	}
-	close(jobs)
+	close(next)
 	wg.Wait()
 	close(errs)
-	return <-errs // nil when the channel is empty
+	return <-errs // nil when no job failed
 }
 
+// waitRef waits for a task by polling the simulator's Task object directly: WaitForResult
+// would build a PropertyCollector filter per task, which dominated loading time.
 func (b *builder) waitRef(task *object.Task, err error) (types.ManagedObjectReference, error) {
 	if err != nil {
 		return types.ManagedObjectReference{}, err
 	}
-	info, err := task.WaitForResult(b.ctx, nil)
-	if err != nil {
-		return types.ManagedObjectReference{}, err
+	t, ok := b.sim.Map.Get(task.Reference()).(*simulator.Task)
+	if !ok {
+		return types.ManagedObjectReference{}, fmt.Errorf("task %s not found", task.Reference())
 	}
-	if ref, ok := info.Result.(types.ManagedObjectReference); ok {
-		return ref, nil
+	lock := b.sim.newBG()
+	for {
+		var info types.TaskInfo
+		b.sim.Map.WithLock(lock, t, func() { info = t.Info })
+		switch info.State {
+		case types.TaskInfoStateSuccess:
+			ref, _ := info.Result.(types.ManagedObjectReference)
+			return ref, nil
+		case types.TaskInfoStateError:
+			if info.Error != nil {
+				return types.ManagedObjectReference{}, fmt.Errorf("%s: %s", info.Name, info.Error.LocalizedMessage)
+			}
+			return types.ManagedObjectReference{}, fmt.Errorf("%s failed", info.Name)
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return types.ManagedObjectReference{}, nil
 }
 
 // hostByName finds a loaded host; the inventory was validated so names resolve.
