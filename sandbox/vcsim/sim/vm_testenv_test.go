@@ -29,6 +29,9 @@ type vmEnv struct {
 	vms  []*simulator.VirtualMachine // powered-off VMs on host, 4096 MB, no reservation
 }
 
+// simVM is the simulator object of a VM.
+type simVM = simulator.VirtualMachine
+
 func wire16(v uint16) int16 { return int16(v) }
 
 func withVMEnv(t *testing.T, f func(e *vmEnv)) {
