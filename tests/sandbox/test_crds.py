@@ -253,3 +253,31 @@ def test_assignments_are_selectable_by_policy(
     )  # fmt: skip
 
     assert [item["metadata"]["name"] for item in listed["items"]] == found
+
+
+@pytest.mark.parametrize(
+    ("field", "documented"),
+    [
+        ("hpp.spec.devices.vendorID", "PCI vendor id, 4 hex digits"),
+        ("hpp.spec.reboot.drainTimeout", "DrainTimeout"),
+        ("hpp.status.hosts.devices.state", "Summary of the passthrough state"),
+        ("vmda.spec.vm.instanceUUID", "config.instanceUuid"),
+        ("vmda.spec.powerPolicy", "WaitForPowerOff"),
+    ],
+)
+def test_kubectl_explain_documents_the_api(
+    api: client.ApiClient, sandbox: Sandbox, field: str, documented: str
+) -> None:
+    # kubectl explain reads the published OpenAPI, which follows the CRD within seconds.
+    deadline = time.monotonic() + 30
+    while documented not in (text := _explain(sandbox, field)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+    assert documented in text
+
+
+def _explain(sandbox: Sandbox, field: str) -> str:
+    command = [str(sandbox.kubectl), f"--kubeconfig={sandbox.kubeconfig}", "explain", field]
+    # Not check=True: until the OpenAPI is republished, explain may fail; the caller retries.
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+    return " ".join(done.stdout.split())  # explain wraps lines

@@ -63,7 +63,6 @@ class ApiModel(BaseModel):
         frozen=True,
         extra="forbid",  # the API server prunes unknown fields; here they are typos
         json_schema_extra=_add_rules,
-        use_attribute_docstrings=False,
     )
 
     rules: ClassVar[tuple[Rule, ...]] = ()

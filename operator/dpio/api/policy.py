@@ -74,7 +74,9 @@ class HostSelector(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     name_pattern: NamePattern | None = Field(
-        None, description="Regular expression matched (search, not full match) on host names."
+        None,
+        description="Regular expression (Python re syntax) searched for in host names: "
+        '"^esx-gpu-" matches names that start with esx-gpu-.',
     )
 
 
@@ -118,7 +120,9 @@ class DeviceSelector(ApiModel):
         None, alias="deviceID", description='PCI device id, 4 hex digits, e.g. "20b5".'
     )
     name_pattern: NamePattern | None = Field(
-        None, description="Regular expression matched (search) on the device name (deviceName)."
+        None,
+        description="Regular expression (Python re syntax) searched for in the device name "
+        '(HostPciDevice.deviceName), e.g. "^Tesla T4$".',
     )
     hardware_label: HardwareLabel | None = Field(
         None,
