@@ -1,0 +1,230 @@
+"""Pure mapping from PropertyCollector results to the planner's `ObservedInventory`.
+
+No calls here: values are pyVmomi data objects already in memory (reading their attributes is
+local; only managed-object properties cost a round trip). Every property may be missing (a
+disconnected host reports almost nothing, simulators leave gaps): missing means empty or None,
+never an exception.
+
+Which PCI functions ESXi itself uses (DESIGN.md §3.1.3; the vSphere Client warns before taking
+them away):
+- a physical NIC that is an uplink of the switch carrying a vmkernel port. Resolved
+  vnic -> switch -> uplink pnic keys -> pnic.pci: a vmknic on a standard switch names its port
+  group (`HostVirtualNic.portgroup`), the port group names its vSwitch (`spec.vswitchName`), and
+  the vSwitch lists its uplinks (`HostVirtualSwitch.pnic`, keys of `HostPhysicalNic`); a vmknic on
+  a distributed switch names the switch (`spec.distributedVirtualPort.switchUuid`) and the host's
+  proxy switch of that uuid lists the uplinks (`HostProxySwitch.pnic`). We flag every uplink of
+  that switch, since any of them may carry the vmkernel traffic after a failover.
+- every storage HBA (`config.storageDevice.hostBusAdapter[].pci`): the boot device may sit
+  behind any of them and ESXi does not say which.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from dpio.planner.observed import (
+    CONNECTED,
+    HostPciDevice,
+    HostPciPassthruInfo,
+    ObservedHost,
+    ObservedInventory,
+    normalize_pci_address,
+)
+from dpio.vsphere.properties import ObjectProps, moref_id, moref_kind
+
+HOST, VM, CLUSTER = "HostSystem", "VirtualMachine", "ClusterComputeResource"
+
+HOST_PATHS: tuple[str, ...] = (
+    "name",
+    "parent",
+    "config.product.version",
+    "config.product.apiVersion",
+    "runtime.connectionState",
+    "runtime.inMaintenanceMode",
+    "runtime.bootTime",
+    "summary.rebootRequired",
+    "capability.deviceRebindWithoutRebootSupported",
+    "capability.vmDirectPathGen2Supported",
+    "hardware.pciDevice",
+    "config.pciPassthruInfo",
+    "config.network.pnic",
+    "config.network.vnic",
+    "config.network.portgroup",
+    "config.network.vswitch",
+    "config.network.proxySwitch",
+    "config.storageDevice.hostBusAdapter",
+    "configManager.pciPassthruSystem",
+)
+VM_PATHS: tuple[str, ...] = ("name", "runtime.host", "config.hardware.device")
+CLUSTER_PATHS: tuple[str, ...] = ("name",)
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if value else []
+
+
+def _str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def pci_device(device: Any) -> HostPciDevice:
+    """`HostPciDevice`; ids are masked to 16 bits by the planner type (govmomi #2248)."""
+    return HostPciDevice(
+        id=_str(getattr(device, "id", "")),
+        vendor_id=int(getattr(device, "vendorId", 0) or 0),
+        device_id=int(getattr(device, "deviceId", 0) or 0),
+        class_id=int(getattr(device, "classId", 0) or 0),
+        vendor_name=_str(getattr(device, "vendorName", "")),
+        device_name=_str(getattr(device, "deviceName", "")),
+    )
+
+
+def passthru_info(info: Any) -> HostPciPassthruInfo:
+    """`HostPciPassthruInfo` (or its `HostSriovInfo` subtype); hardwareLabel is 7.0.2+."""
+    return HostPciPassthruInfo(
+        id=_str(getattr(info, "id", "")),
+        dependent_device=_str(getattr(info, "dependentDevice", "")),
+        passthru_enabled=bool(getattr(info, "passthruEnabled", False)),
+        passthru_capable=bool(getattr(info, "passthruCapable", False)),
+        passthru_active=bool(getattr(info, "passthruActive", False)),
+        hardware_label=_str(getattr(info, "hardwareLabel", "")),
+    )
+
+
+def _uplinks_by_switch(host: ObjectProps) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Standard vSwitch name -> uplink pnic keys; distributed switch uuid -> uplink pnic keys."""
+    standard = {
+        _str(vs.name): [_str(k) for k in _list(getattr(vs, "pnic", None))]
+        for vs in _list(host.get("config.network.vswitch"))
+    }
+    distributed = {
+        _str(ps.dvsUuid): [_str(k) for k in _list(getattr(ps, "pnic", None))]
+        for ps in _list(host.get("config.network.proxySwitch"))
+    }
+    return standard, distributed
+
+
+def _vmknic_uplinks(host: ObjectProps) -> list[tuple[str, str]]:
+    """(vmknic device, pnic key) for every uplink of a switch that carries a vmknic."""
+    standard, distributed = _uplinks_by_switch(host)
+    vswitch_of = {
+        _str(getattr(pg.spec, "name", "")): _str(getattr(pg.spec, "vswitchName", ""))
+        for pg in _list(host.get("config.network.portgroup"))
+        if getattr(pg, "spec", None) is not None
+    }
+    pairs: list[tuple[str, str]] = []
+    for vnic in _list(host.get("config.network.vnic")):
+        port = getattr(getattr(vnic, "spec", None), "distributedVirtualPort", None)
+        if port is not None:
+            keys = distributed.get(_str(port.switchUuid), [])
+        else:
+            keys = standard.get(vswitch_of.get(_str(getattr(vnic, "portgroup", "")), ""), [])
+        pairs.extend((_str(vnic.device), key) for key in keys)
+    return pairs
+
+
+def in_use_by_host(host: ObjectProps) -> dict[str, str]:
+    """PCI id -> why ESXi needs it ("vmnic0 carries vmkernel port vmk0")."""
+    reasons: dict[str, list[str]] = defaultdict(list)
+    pnics = {_str(p.key): p for p in _list(host.get("config.network.pnic"))}
+    for vmknic, key in _vmknic_uplinks(host):
+        pnic = pnics.get(key)
+        if pnic is not None and getattr(pnic, "pci", None):
+            reason = f"{pnic.device} carries vmkernel port {vmknic}"
+            reasons[normalize_pci_address(pnic.pci)].append(reason)
+    for hba in _list(host.get("config.storageDevice.hostBusAdapter")):
+        if getattr(hba, "pci", None):
+            model = _str(getattr(hba, "model", ""))
+            suffix = f" ({model})" if model else ""
+            reasons[normalize_pci_address(hba.pci)].append(
+                f"{hba.device} is a storage adapter{suffix}"
+            )
+    return {pci: "; ".join(dict.fromkeys(r)) for pci, r in reasons.items()}
+
+
+def passthrough_backing_ids(devices: Iterable[Any]) -> list[str]:
+    """Host PCI ids behind a VM's `VirtualPCIPassthrough` devices.
+
+    Static backing: `VirtualPCIPassthroughDeviceBackingInfo.id`; dynamic backing:
+    `VirtualPCIPassthroughDynamicBackingInfo.assignedId`, set while the VM runs (vSphere API ref.).
+    """
+    ids: list[str] = []
+    for device in devices:
+        if moref_kind(device) != "VirtualPCIPassthrough":
+            continue
+        backing = getattr(device, "backing", None)
+        pci = getattr(backing, "id", None) or getattr(backing, "assignedId", None)
+        if pci:
+            ids.append(normalize_pci_address(str(pci)))
+    return ids
+
+
+def attached_by_host(vms: Iterable[ObjectProps]) -> dict[str, dict[str, list[str]]]:
+    """Host moref -> PCI id -> names of the VMs holding it, sorted."""
+    result: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for vm in vms:
+        host = moref_id(vm.get("runtime.host"))
+        if not host:
+            continue
+        for pci in passthrough_backing_ids(_list(vm.get("config.hardware.device"))):
+            result[host][pci].append(_str(vm.get("name", vm.moref)))
+    return {h: {p: sorted(n) for p, n in pcis.items()} for h, pcis in result.items()}
+
+
+def observed_host(
+    host: ObjectProps, clusters: Mapping[str, str], attached: Mapping[str, Sequence[str]]
+) -> ObservedHost:
+    parent = host.get("parent")
+    return ObservedHost(
+        moref=host.moref,
+        name=_str(host.get("name", host.moref)),
+        cluster=clusters.get(moref_id(parent)) if moref_kind(parent) == CLUSTER else None,
+        version=_str(host.get("config.product.version", "")),
+        api_version=_str(host.get("config.product.apiVersion", "")),
+        connection_state=_str(host.get("runtime.connectionState", CONNECTED)),
+        in_maintenance_mode=bool(host.get("runtime.inMaintenanceMode", False)),
+        reboot_required=bool(host.get("summary.rebootRequired", False)),
+        boot_time=host.get("runtime.bootTime"),
+        device_rebind_without_reboot_supported=bool(
+            host.get("capability.deviceRebindWithoutRebootSupported", False)
+        ),
+        pci_devices=tuple(pci_device(d) for d in _list(host.get("hardware.pciDevice"))),
+        pci_passthru_info=tuple(
+            passthru_info(i) for i in _list(host.get("config.pciPassthruInfo"))
+        ),
+        in_use_by_host=in_use_by_host(host),
+        attached_to_vms={pci: tuple(names) for pci, names in attached.items()},
+    )
+
+
+def observed_inventory(objects: Sequence[ObjectProps]) -> ObservedInventory:
+    """Every host of the read, ordered by name, with cluster membership and VM attachments."""
+    cluster_names = {o.moref: _str(o.get("name", o.moref)) for o in objects if o.kind == CLUSTER}
+    attached = attached_by_host(o for o in objects if o.kind == VM)
+    hosts = sorted(
+        (
+            observed_host(o, cluster_names, attached.get(o.moref, {}))
+            for o in objects
+            if o.kind == HOST
+        ),
+        key=lambda h: h.name,
+    )
+    members: dict[str, list[str]] = {name: [] for name in cluster_names.values()}
+    for host in hosts:
+        if host.cluster is not None:
+            members.setdefault(host.cluster, []).append(host.name)
+    return ObservedInventory(
+        hosts=tuple(hosts), clusters={name: tuple(m) for name, m in members.items()}
+    )
+
+
+def passthru_systems(objects: Iterable[ObjectProps]) -> dict[str, str]:
+    """Host moref -> its `HostPciPassthruSystem` moref (`configManager.pciPassthruSystem`)."""
+    result: dict[str, str] = {}
+    for obj in objects:
+        system = moref_id(obj.get("configManager.pciPassthruSystem"))
+        if obj.kind == HOST and system:
+            result[obj.moref] = system
+    return result
