@@ -1,0 +1,192 @@
+"""HostPassthroughPolicy: observe -> plan -> apply -> status, for one object.
+
+Level-triggered and idempotent: every run reads all hosts once, plans against the spec, makes
+only the calls the plan holds (none when the hosts are right) and writes status only when it
+changed. The spec is never written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from dpio.api.conditions import READY, REBOOT_REQUIRED, ConditionStatus
+from dpio.api.policy import HostPassthroughPolicy, HostPassthroughPolicyStatus
+from dpio.planner import (
+    EnterMaintenanceMode,
+    ExitMaintenanceMode,
+    OtherPolicy,
+    RebootAction,
+    plan_deletion,
+    plan_policy,
+    policy_status,
+    status_changed,
+    vcenter_unreachable_status,
+)
+from dpio.planner.conditions import find
+from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
+from dpio.reconcile.queue import Result
+
+FINALIZER = "dpio.io/finalizer"
+#: While a rolling reboot is draining a host, look again this often to enforce drainTimeout.
+DRAIN_CHECK_SECONDS = 15.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PolicyReconciler:
+    vcenter: VCenterPort
+    objects: ObjectsPort
+    all_policies: Callable[[], Iterable[Mapping[str, Any]]]
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def __call__(self, body: Mapping[str, Any]) -> Result:
+        try:
+            policy = HostPassthroughPolicy.model_validate(body)
+        except ValidationError:
+            # The CRD schema admits only valid objects; one that slipped past (an older CRD)
+            # is left alone rather than acted on half-understood.
+            return Result()
+        if policy.metadata.deletion_timestamp is not None:
+            return await self._delete(body, policy)
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            await self.objects.set_finalizers(body, [*finalizers, FINALIZER])
+        return await self._reconcile(body, policy)
+
+    async def _reconcile(self, body: Mapping[str, Any], policy: HostPassthroughPolicy) -> Result:
+        now = self.clock()
+        generation = policy.metadata.generation or 0
+        previous = policy.status
+        try:
+            hosts = await self.vcenter.hosts_for(policy.spec)
+            inventory = await hosts.read_inventory()
+        except PortError as err:
+            status = vcenter_unreachable_status(previous, err.message, generation, now)
+            await self._write(body, previous, status)
+            return Result(failed=True)
+        plan = plan_policy(
+            name=policy.metadata.name,
+            creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
+            spec=policy.spec,
+            inventory=inventory,
+            now=now,
+            others=self._others(policy.metadata.name),
+            previous=previous,
+        )
+        try:
+            await self._apply(body, hosts, plan.updates, plan.reboot_actions)
+        except PortError as err:
+            status = vcenter_unreachable_status(previous, err.message, generation, now)
+            await self._write(body, previous, status)
+            return Result(failed=True)
+        status = policy_status(
+            plan,
+            reboot_policy=policy.spec.reboot.policy,
+            previous=previous,
+            generation=generation,
+            now=now,
+        )
+        await self._write(body, previous, status)
+        draining = any(isinstance(a, EnterMaintenanceMode) for a in plan.reboot_actions) or any(
+            h.rolling_reboot is not None for h in status.hosts
+        )
+        return Result(requeue_after=DRAIN_CHECK_SECONDS if draining else None)
+
+    async def _apply(
+        self,
+        body: Mapping[str, Any],
+        hosts: HostsPort,
+        updates: Iterable[Any],
+        actions: Iterable[RebootAction],
+    ) -> None:
+        for update in updates:
+            await hosts.update_passthru_config(update)
+            enabled = sorted(c.id for c in update.changes if c.passthru_enabled)
+            disabled = sorted(c.id for c in update.changes if not c.passthru_enabled)
+            parts = [f"enabled {', '.join(enabled)}" if enabled else "",
+                     f"disabled {', '.join(disabled)}" if disabled else ""]  # fmt: skip
+            message = f"Passthrough on {update.host}: {'; '.join(p for p in parts if p)}"
+            await self.objects.event(body, "Normal", "PassthroughUpdated", message)
+        for action in actions:
+            await hosts.start(action)
+            reason = {
+                EnterMaintenanceMode: "EnteringMaintenanceMode",
+                ExitMaintenanceMode: "ExitingMaintenanceMode",
+            }.get(type(action), "RebootingHost")
+            await self.objects.event(body, "Normal", reason, f"{reason} {action.host}")
+
+    async def _delete(self, body: Mapping[str, Any], policy: HostPassthroughPolicy) -> Result:
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return Result()
+        try:
+            hosts = await self.vcenter.hosts_for(policy.spec)
+            inventory = await hosts.read_inventory()
+            updates = plan_deletion(
+                name=policy.metadata.name,
+                spec=policy.spec,
+                inventory=inventory,
+                others=self._others(policy.metadata.name),
+            )
+            await self._apply(body, hosts, updates, ())
+        except PortError as err:
+            await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
+            return Result(failed=True)
+        await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+        return Result()
+
+    async def _write(
+        self,
+        body: Mapping[str, Any],
+        previous: HostPassthroughPolicyStatus,
+        status: HostPassthroughPolicyStatus,
+    ) -> None:
+        current = previous if body.get("status") else None
+        if not status_changed(current, status):
+            return  # steady state: no write at all
+        await self.objects.patch_status(
+            body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        await self._transition_events(body, previous, status)
+
+    async def _transition_events(
+        self,
+        body: Mapping[str, Any],
+        previous: HostPassthroughPolicyStatus,
+        status: HostPassthroughPolicyStatus,
+    ) -> None:
+        # One Event per flip, not per reconcile: `kubectl describe` tells the story.
+        for type_ in (READY, REBOOT_REQUIRED):
+            before, after = find(previous.conditions, type_), find(status.conditions, type_)
+            if after is None or (before is not None and before.status == after.status):
+                continue
+            if after.status is ConditionStatus.UNKNOWN:
+                continue
+            warning = type_ == READY and after.status is ConditionStatus.FALSE
+            await self.objects.event(
+                body, "Warning" if warning else "Normal", after.reason, after.message
+            )
+
+    def _others(self, name: str) -> list[OtherPolicy]:
+        others = []
+        for body in self.all_policies():
+            meta = body.get("metadata", {})
+            if meta.get("name") == name or meta.get("deletionTimestamp"):
+                continue
+            try:
+                other = HostPassthroughPolicy.model_validate(body)
+            except ValidationError:
+                continue
+            others.append(
+                OtherPolicy(
+                    name=other.metadata.name,
+                    creation_timestamp=other.metadata.creation_timestamp or _EPOCH,
+                    spec=other.spec,
+                )
+            )
+        return others
