@@ -30,7 +30,11 @@ type vmEnv struct {
 }
 
 // simVM is the simulator object of a VM.
-type simVM = simulator.VirtualMachine
+type (
+	simVM        = simulator.VirtualMachine
+	simHost      = simulator.HostSystem
+	simVMCluster = simulator.ClusterComputeResource
+)
 
 func wire16(v uint16) int16 { return int16(v) }
 
