@@ -39,6 +39,14 @@ func dispatch(ctx *simulator.Context, method *simulator.Method) (mo.Reference, t
 			return nil, fault
 		}
 	}
+	obj, fault := resolve(ctx, method)
+	if ctx.Session != nil {
+		routeSession(ctx, method.This, obj)
+	}
+	return obj, fault
+}
+
+func resolve(ctx *simulator.Context, method *simulator.Method) (mo.Reference, types.BaseMethodFault) {
 	overridesMu.RLock()
 	list := overrides[method.Name]
 	overridesMu.RUnlock()
@@ -56,6 +64,39 @@ func dispatch(ctx *simulator.Context, method *simulator.Method) (mo.Reference, t
 		}
 	}
 	return nil, nil
+}
+
+// The simulator resolves the handler of an authenticated call with Session.Get(this), which
+// falls back to the global object and so would discard the override returned by Handler.
+// Session.Get prefers the session's own registry, so the override is placed there for the
+// call; the next call on the same object without an override removes it again. Overrides
+// embed the object they wrap, so a leftover one is never stale.
+var (
+	routedMu sync.Mutex
+	routed   = map[*simulator.Registry]map[types.ManagedObjectReference]bool{}
+)
+
+func routeSession(ctx *simulator.Context, ref types.ManagedObjectReference, obj mo.Reference) {
+	reg := ctx.Session.Registry
+	if reg == nil {
+		return
+	}
+	routedMu.Lock()
+	defer routedMu.Unlock()
+	refs := routed[reg]
+	if obj != nil {
+		if refs == nil {
+			refs = map[types.ManagedObjectReference]bool{}
+			routed[reg] = refs
+		}
+		refs[ref] = true
+		reg.Put(obj)
+		return
+	}
+	if refs[ref] {
+		delete(refs, ref)
+		reg.Remove(ctx, ref)
+	}
 }
 
 // Install routes every method call of a simulator registry through the registered overrides.

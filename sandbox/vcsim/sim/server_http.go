@@ -106,7 +106,9 @@ func (srv *Server) withLatency(next http.Handler) http.Handler {
 func (srv *Server) SetLatency(d time.Duration) { srv.latency.Store(d.Milliseconds()) }
 
 // Latency returns the delay added to each SOAP request.
-func (srv *Server) Latency() time.Duration { return time.Duration(srv.latency.Load()) * time.Millisecond }
+func (srv *Server) Latency() time.Duration {
+	return time.Duration(srv.latency.Load()) * time.Millisecond
+}
 
 // SetOutage simulates vCenter going down (the SDK port refuses connections and open
 // connections are cut) and coming back on the same port.
