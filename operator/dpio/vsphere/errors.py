@@ -112,6 +112,12 @@ class TaskFailed(VSphereError):
         super().__init__(message, fault=fault, retryable=retryable)
 
 
+class TaskTimedOut(VSphereError):
+    """We stopped waiting for a task that is still queued or running; it may yet finish."""
+
+    retryable = True
+
+
 # First match wins, so subclasses come before their bases (NotAuthenticated is a NoPermission,
 # InvalidPowerState an InvalidState, HostNotConnected a HostCommunication; pyVmomi type info).
 FAULT_TABLE: tuple[tuple[type[BaseException], type[VSphereError]], ...] = (

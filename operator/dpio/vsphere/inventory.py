@@ -40,7 +40,7 @@ class InventoryReader:
         self.page_size = page_size
         self._lock = threading.Lock()
         self._view: tuple[Connection, Any] | None = None
-        self._passthru_systems: dict[str, str] = {}
+        self._passthru_systems: dict[str, tuple[str, str]] = {}
 
     def _container_view(self, conn: Connection) -> Any:
         with self._lock:
@@ -91,20 +91,18 @@ class InventoryReader:
         hosts = tuple(h for h in inventory.hosts if h.name in wanted or h.cluster in clusters)
         return replace(inventory, hosts=hosts)
 
-    def passthru_system(self, conn: Connection, host_moref: str) -> Any:
-        """The host's HostPciPassthruSystem; from the last read, else one property read."""
+    def passthru_system(self, conn: Connection, host_moref: str) -> tuple[Any, str]:
+        """The host's HostPciPassthruSystem and API version; from the last read, else one read."""
         with self._lock:
-            moref = self._passthru_systems.get(host_moref)
-        if moref is None:
+            known = self._passthru_systems.get(host_moref)
+        if known is None:
             host = conn.ref(vim.HostSystem, host_moref)
-            spec = properties.object_filter(
-                host, vim.HostSystem, ["configManager.pciPassthruSystem"]
-            )
-            objects = properties.retrieve_flat(conn.content.propertyCollector, spec)
-            found = passthru_systems(objects)
+            paths = ["configManager.pciPassthruSystem", "config.product.apiVersion"]
+            spec = properties.object_filter(host, vim.HostSystem, paths)
+            found = passthru_systems(properties.retrieve_flat(conn.content.propertyCollector, spec))
             if host_moref not in found:
                 raise ObjectNotFound(f"host {host_moref} has no HostPciPassthruSystem")
-            moref = found[host_moref]
+            known = found[host_moref]
             with self._lock:
-                self._passthru_systems[host_moref] = moref
-        return conn.ref(vim.host.PciPassthruSystem, moref)
+                self._passthru_systems[host_moref] = known
+        return conn.ref(vim.host.PciPassthruSystem, known[0]), known[1]

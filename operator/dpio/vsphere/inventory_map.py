@@ -220,11 +220,11 @@ def observed_inventory(objects: Sequence[ObjectProps]) -> ObservedInventory:
     )
 
 
-def passthru_systems(objects: Iterable[ObjectProps]) -> dict[str, str]:
-    """Host moref -> its `HostPciPassthruSystem` moref (`configManager.pciPassthruSystem`)."""
-    result: dict[str, str] = {}
+def passthru_systems(objects: Iterable[ObjectProps]) -> dict[str, tuple[str, str]]:
+    """Host moref -> (its `HostPciPassthruSystem` moref, `config.product.apiVersion`)."""
+    result: dict[str, tuple[str, str]] = {}
     for obj in objects:
         system = moref_id(obj.get("configManager.pciPassthruSystem"))
         if obj.kind == HOST and system:
-            result[obj.moref] = system
+            result[obj.moref] = (system, _str(obj.get("config.product.apiVersion", "")))
     return result

@@ -1,0 +1,76 @@
+"""Wait for a vSphere task by change notification, not by polling `task.info`.
+
+Each wait gets a PropertyCollector of its own (`CreatePropertyCollector`): WaitForUpdatesEx on
+the session's shared collector would hand one waiter the updates of another's filter (vSphere
+API reference, PropertyCollector: "each session has a default collector ... create additional
+collectors for independent clients"). Cost: create, filter, one long poll per state change,
+destroy; polling `task.info` costs a call every interval for as long as the task runs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pyVmomi import vim
+
+from dpio.vsphere import properties
+from dpio.vsphere.connect import Connection
+from dpio.vsphere.errors import TaskFailed, TaskTimedOut, translate
+
+# TaskInfo.State (vSphere API reference).
+SUCCESS, ERROR = "success", "error"
+_TASK_PATHS = ("info.state", "info.error", "info.result", "info.descriptionId")
+_MAX_WAIT_SECONDS = 20  # per long poll; below the client's socket timeout
+
+
+def task_ref(conn: Connection, task_moref: str) -> Any:
+    return conn.ref(vim.Task, task_moref)
+
+
+def _apply(changes: Any, state: dict[str, Any]) -> None:
+    for update in changes.filterSet or ():
+        for obj in update.objectSet or ():
+            for change in obj.changeSet or ():
+                state[change.name] = change.val
+
+
+def wait_for_task(conn: Connection, task: Any, timeout: float) -> Any:
+    """The task's result once it succeeds; `TaskFailed` (retryable as its fault) if it fails."""
+    collector = conn.content.propertyCollector.CreatePropertyCollector()
+    try:
+        spec = properties.object_filter(task, vim.Task, _TASK_PATHS)
+        collector.CreateFilter(spec, partialUpdates=False)
+        state = _wait(collector, timeout, task)
+    finally:
+        collector.Destroy()
+    if state.get("info.state") == ERROR:
+        fault = state.get("info.error")
+        cause = translate(fault) if isinstance(fault, BaseException) else None
+        name = str(state.get("info.descriptionId") or properties.moref_id(task))
+        raise TaskFailed(
+            f"task {name} failed: {cause.message if cause else 'no error reported'}",
+            fault=cause.fault if cause else "",
+            retryable=cause.retryable if cause else False,
+        ) from fault if isinstance(fault, BaseException) else None
+    return state.get("info.result")
+
+
+def _wait(collector: Any, timeout: float, task: Any) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    version = ""
+    state: dict[str, Any] = {}
+    while state.get("info.state") not in (SUCCESS, ERROR):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TaskTimedOut(
+                f"task {properties.moref_id(task)} still {state.get('info.state')} "
+                f"after {timeout:.0f}s"
+            )
+        wait = max(1, min(_MAX_WAIT_SECONDS, int(remaining)))
+        options = properties.PC.WaitOptions(maxWaitSeconds=wait)
+        changes = collector.WaitForUpdatesEx(version, options)
+        if changes is not None:
+            version = changes.version
+            _apply(changes, state)
+    return state

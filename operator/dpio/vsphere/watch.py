@@ -1,0 +1,192 @@
+"""Change notification from vCenter, instead of polling (DESIGN.md §3.2.10, §7: drift within 5 s).
+
+A dedicated PropertyCollector (`CreatePropertyCollector`) holds one filter over a ContainerView of
+hosts and VMs, for exactly the properties the planners depend on. A thread long-polls it with
+`WaitForUpdatesEx(version, maxWaitSeconds)` and hands "these objects changed" to a callback.
+
+- Session expiry: log in again (once, shared with the client) and recreate collector and filter.
+- Outage: capped exponential backoff; the collector is recreated if vCenter lost it.
+- After a (re)creation vCenter sends every object once ("enter"): after the first start that
+  initial set is swallowed (the caller reads the inventory itself); after a recovery it is
+  delivered, since anything may have changed while we were away.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyVmomi import vim
+
+from dpio.vsphere import properties
+from dpio.vsphere.connect import Connection
+from dpio.vsphere.errors import NotAuthenticated, ObjectNotFound, VSphereError, translated
+from dpio.vsphere.session import VCenterClient
+
+logger = logging.getLogger(__name__)
+
+WATCH_PATHS: Mapping[type, tuple[str, ...]] = {
+    vim.HostSystem: (
+        "name",
+        "config.pciPassthruInfo",
+        "summary.rebootRequired",
+        "runtime.connectionState",
+        "runtime.inMaintenanceMode",
+    ),
+    vim.VirtualMachine: ("name", "config.hardware.device", "runtime.powerState", "runtime.host"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One object that changed: `kind` is the vSphere type, `operation` enter/modify/leave."""
+
+    kind: str
+    moref: str
+    operation: str
+    paths: frozenset[str]
+
+
+Callback = Callable[[Sequence[Change]], None]
+
+
+def changes_of(update_set: Any) -> list[Change]:
+    """`UpdateSet` -> one `Change` per object update (pure, no calls)."""
+    result: list[Change] = []
+    for filter_update in update_set.filterSet or ():
+        for update in filter_update.objectSet or ():
+            result.append(
+                Change(
+                    kind=properties.moref_kind(update.obj),
+                    moref=properties.moref_id(update.obj),
+                    operation=str(update.kind),
+                    paths=frozenset(c.name for c in update.changeSet or ()),
+                )
+            )
+    return result
+
+
+@dataclass(slots=True)
+class _Collector:
+    conn: Connection
+    collector: Any
+    version: str = ""
+    initial: bool = True  # the next update set is the full initial state
+
+
+class Watcher:
+    """Runs on its own daemon thread between `start()` and `stop()`."""
+
+    def __init__(
+        self,
+        client: VCenterClient,
+        callback: Callback,
+        *,
+        paths: Mapping[type, Sequence[str]] = WATCH_PATHS,
+        max_wait_seconds: int = 10,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.client = client
+        self.callback = callback
+        self.paths = paths
+        self.max_wait_seconds = max_wait_seconds
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.ready = threading.Event()  # set once the first full state was received
+        self.recreated = 0  # how many times the collector was (re)created
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._current: _Collector | None = None
+        self._relogin = False
+        self._stale: Connection | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"vsphere-watch-{self.client.credentials.host}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        current = self._current
+        if current is not None:
+            try:  # wake the long poll up now rather than after maxWaitSeconds
+                current.collector.CancelWaitForUpdates()
+            except Exception:  # the poll ends by itself within maxWaitSeconds anyway
+                logger.debug("CancelWaitForUpdates failed", exc_info=True)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        delay = self.backoff_initial
+        while not self._stop.is_set():
+            try:
+                self._poll_once()
+                delay = self.backoff_initial
+            except NotAuthenticated:
+                # Log in again on the next turn, inside the handlers, so an outage during the
+                # re-login is retried with backoff like any other.
+                stale, self._current = self._current, None
+                self._stale = stale.conn if stale else None
+                self._relogin = True
+            except ObjectNotFound:
+                self._current = None  # vCenter lost our collector: build a new one
+            except VSphereError as err:
+                if self._stop.is_set():
+                    break
+                logger.warning(
+                    "Watching vCenter failed; retrying",
+                    extra={"server": self.client.server, "error": str(err), "delay": delay},
+                )
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff_max)
+            except Exception:
+                logger.exception("Watching vCenter failed", extra={"server": self.client.server})
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff_max)
+        self._destroy()
+
+    def _collector(self) -> _Collector:
+        if self._relogin:
+            conn = self.client.relogin(self._stale)
+            self._relogin, self._stale = False, None
+        else:
+            conn = self.client.connection()
+        if self._current is not None and self._current.conn is conn:
+            return self._current
+        with translated():
+            view = properties.container_view(conn.content, list(self.paths))
+            collector = conn.content.propertyCollector.CreatePropertyCollector()
+            collector.CreateFilter(properties.view_filter(view, self.paths), partialUpdates=True)
+        self.recreated += 1
+        self._current = _Collector(conn=conn, collector=collector, initial=True)
+        return self._current
+
+    def _poll_once(self) -> None:
+        current = self._collector()
+        options = properties.PC.WaitOptions(maxWaitSeconds=self.max_wait_seconds)
+        with translated():
+            update_set = current.collector.WaitForUpdatesEx(current.version, options)
+        if update_set is None or self._stop.is_set():
+            return
+        current.version = update_set.version
+        changes = changes_of(update_set)
+        swallow = not self.ready.is_set()
+        if current.initial and not update_set.truncated:
+            current.initial = False
+            self.ready.set()
+        if changes and not swallow:
+            self.callback(changes)
+
+    def _destroy(self) -> None:
+        current, self._current = self._current, None
+        if current is None:
+            return
+        try:
+            current.collector.Destroy()
+        except Exception:  # the session may be gone; the collector dies with it
+            logger.debug("PropertyCollector.Destroy failed", exc_info=True)
