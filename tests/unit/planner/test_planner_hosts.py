@@ -330,3 +330,34 @@ def test_host_selection_union_and_missing_names() -> None:
     assert [h.host.name for h in result.hosts] == ["esx-gpu-07", "esx01", "esx03"]
     assert result.missing_hosts == ("ghost",)
     assert HOST_UNREACHABLE in reasons(result)
+
+
+def test_exclusive_disables_a_dependent_group_together() -> None:
+    observed = host(
+        "esx01",
+        (dev(GPU), dev(GPU_AUDIO), dev(NIC, X710)),
+        (
+            info(GPU, enabled=True, active=True, dependent=GPU_AUDIO),
+            # The audio function names no dependent of its own; the GPU ties them together.
+            info(GPU_AUDIO, enabled=False, active=True),
+            info(NIC, enabled=True, active=True),
+        ),
+    )
+    result = plan(observed, devices=[{"address": NIC}], exclusive=True)
+    assert [(c.id, c.passthru_enabled) for u in result.updates for c in u.changes] == [
+        (GPU, False),
+    ]
+    observed_both_on = host(
+        "esx01",
+        (dev(GPU), dev(GPU_AUDIO), dev(NIC, X710)),
+        (
+            info(GPU, enabled=True, active=True, dependent=GPU_AUDIO),
+            info(GPU_AUDIO, enabled=True, active=True),
+            info(NIC, enabled=True, active=True),
+        ),
+    )
+    result = plan(observed_both_on, devices=[{"address": NIC}], exclusive=True)
+    assert [(c.id, c.passthru_enabled) for u in result.updates for c in u.changes] == [
+        (GPU, False),
+        (GPU_AUDIO, False),
+    ]

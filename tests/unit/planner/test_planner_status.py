@@ -251,3 +251,28 @@ def test_rolling_reboot_is_recorded_in_host_status() -> None:
     moved = again.hosts[0].rolling_reboot
     assert moved is not None
     assert moved.phase.value == "Rebooting"
+
+
+@pytest.mark.parametrize(("phase", "degraded"), [("Rebooting", F), (None, T)])
+def test_host_down_while_rebooting_is_not_degraded(
+    phase: str | None, degraded: ConditionStatus
+) -> None:
+    previous = HostPassthroughPolicyStatus.model_validate(
+        {
+            "hosts": [
+                {
+                    "name": "esx01",
+                    "rollingReboot": {
+                        "phase": phase,
+                        "since": NOW.isoformat(),
+                        "enteredByOperator": True,
+                    },
+                }
+            ]
+        }
+        if phase
+        else {}
+    )
+    down = gpu_host(enabled=True, in_maintenance_mode=True, connection_state="notResponding")
+    status = reconcile((down,), previous=previous, reboot={"policy": "Rolling"})
+    assert statuses(status)[DEGRADED][0] is degraded
