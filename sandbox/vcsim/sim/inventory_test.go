@@ -35,3 +35,13 @@ func TestDefaultInventoryLoads(t *testing.T) {
 		t.Error("enabled-not-active device should require a reboot")
 	}
 }
+
+// pyvmomi negotiates its wire version from the advertised API version; below 7.0 it would drop
+// applyNow and hardwareLabel from UpdatePassthruConfig.
+func TestAdvertisesCurrentAPIVersion(t *testing.T) {
+	s := newTestSim(t)
+	c := connect(t, s).Client
+	if v := c.ServiceContent.About.ApiVersion; v != vCenterAPIVersion {
+		t.Errorf("apiVersion = %s, want %s", v, vCenterAPIVersion)
+	}
+}

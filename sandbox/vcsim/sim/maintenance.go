@@ -58,12 +58,16 @@ func (h *maintenanceHost) EnterMaintenanceModeTask(ctx *simulator.Context, req *
 			if state != types.HostSystemConnectionStateConnected {
 				return nil, invalidState(fmt.Sprintf("Host %s is not connected", host.Name))
 			}
-			if s.drain(host, req.EvacuatePoweredOffVms != nil && *req.EvacuatePoweredOffVms) == 0 {
+			blocking := s.drain(host, req.EvacuatePoweredOffVms != nil && *req.EvacuatePoweredOffVms)
+			if blocking == 0 {
 				s.setMaintenance(host, true)
 				return nil, nil
 			}
 			if !deadline.IsZero() && time.Now().After(deadline) {
-				return nil, &types.Timedout{}
+				return nil, &types.Timedout{VimFault: types.VimFault{MethodFault: types.MethodFault{
+					FaultMessage: []types.LocalizableMessage{{Key: "com.vmware.dpio.vcsim.maintenance",
+						Message: fmt.Sprintf("Operation timed out: host %s still has %d VMs that can't be evacuated", host.Name, blocking)}},
+				}}}
 			}
 			time.Sleep(drainPoll)
 		}

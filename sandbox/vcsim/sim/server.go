@@ -66,6 +66,7 @@ func New(inv *Inventory, opts Options) (*Simulator, error) {
 	if err := model.Create(); err != nil {
 		return nil, err
 	}
+	aboutVCenter(model)
 	s := &Simulator{
 		Model:        model,
 		Service:      model.Service,
@@ -121,3 +122,22 @@ func (s *Simulator) Close() {
 
 // Host returns a loaded host by name (nil if unknown).
 func (s *Simulator) Host(name string) *simulator.HostSystem { return s.hosts[name] }
+
+// vCenterVersion is what the simulator reports as its own version. The VPX model says 6.5,
+// which makes pyvmomi negotiate the 6.5 wire version and silently drop 7.0+ fields such as
+// HostPciPassthruConfig.applyNow and hardwareLabel; the sandbox stands for a current vCenter.
+const (
+	vCenterVersion    = "8.0.3"
+	vCenterAPIVersion = "8.0.3.0"
+	vCenterBuild      = "24022515"
+)
+
+func aboutVCenter(model *simulator.Model) {
+	si := model.Map().Get(vim25.ServiceInstance).(*simulator.ServiceInstance)
+	about := &si.Content.About
+	about.Version = vCenterVersion
+	about.ApiVersion = vCenterAPIVersion
+	about.Build = vCenterBuild
+	about.FullName = fmt.Sprintf("VMware vCenter Server %s build-%s", vCenterVersion, vCenterBuild)
+	about.LicenseProductVersion = "8.0"
+}
