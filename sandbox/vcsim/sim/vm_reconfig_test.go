@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -144,6 +145,35 @@ func TestReconfigRejectsEmptyBacking(t *testing.T) {
 		d := &types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{Key: -1}}
 		if _, ok := e.reconfigure(e.vms[0], addDevices(d)).(*types.InvalidDeviceBacking); !ok {
 			t.Fatal("want InvalidDeviceBacking")
+		}
+	})
+}
+
+func TestReconfigNotifiesReservation(t *testing.T) {
+	withVMEnv(t, func(e *vmEnv) {
+		vm := e.vms[0]
+		calls := 0
+		errc := make(chan types.BaseMethodFault, 1)
+		err := property.Wait(e.ctx, property.DefaultCollector(e.c), vm.Self, []string{"config.memoryAllocation.reservation"}, func(changes []types.PropertyChange) bool {
+			calls++
+			if calls == 1 {
+				go func() {
+					errc <- e.reconfigure(vm, types.VirtualMachineConfigSpec{MemoryReservationLockedToMax: types.NewBool(true)})
+				}()
+				return false
+			}
+			for _, c := range changes {
+				if r, ok := c.Val.(int64); ok && r == 4096 {
+					return true
+				}
+			}
+			return false
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := <-errc; f != nil {
+			t.Fatal(f)
 		}
 	})
 }
