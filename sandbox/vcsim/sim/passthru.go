@@ -26,6 +26,9 @@ type PciPassthruSystem struct {
 
 func newPciPassthruSystem(h *simulator.HostSystem, spec *Host) *PciPassthruSystem {
 	p := &PciPassthruSystem{host: h}
+	// The wire type is vSphere's (HostPciPassthruSystem), not this Go type's name, which the
+	// registry would use otherwise: pyVmomi can't deserialize a moref of an unknown type.
+	p.Self = types.ManagedObjectReference{Type: "HostPciPassthruSystem"}
 	p.version, _ = parseVersion(spec.Version)
 	capable := spec.hasIOMMU()
 	for _, d := range hostPciDevices(spec) {

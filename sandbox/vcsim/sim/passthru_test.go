@@ -163,3 +163,11 @@ func TestPassthruChangeNotifiesWatchers(t *testing.T) {
 		t.Fatalf("WaitForUpdatesEx did not see rebootRequired: %v", err)
 	}
 }
+
+// The moref carries vSphere's type name; pyVmomi can't deserialize an unknown one.
+func TestPassthruSystemMorefType(t *testing.T) {
+	s := newTestSim(t)
+	if ref := s.Host("esx-gpu-01.lab.local").ConfigManager.PciPassthruSystem; ref.Type != "HostPciPassthruSystem" {
+		t.Errorf("moref type = %s", ref.Type)
+	}
+}
