@@ -1,0 +1,236 @@
+"""PropertyCollector results (real pyVmomi data objects, no server) -> ObservedInventory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pyVmomi import vim
+
+from dpio.vsphere.inventory_map import (
+    CLUSTER,
+    HOST,
+    VM,
+    attached_by_host,
+    in_use_by_host,
+    observed_inventory,
+    passthrough_backing_ids,
+    passthru_systems,
+)
+from dpio.vsphere.properties import ObjectProps
+
+V: Any = vim  # pyVmomi data object constructors are untyped
+
+
+def _pnic(device: str, pci: str) -> Any:
+    return V.host.PhysicalNic(key=f"key-vim.host.PhysicalNic-{device}", device=device, pci=pci)
+
+
+def _vswitch(name: str, *pnics: str) -> Any:
+    return V.host.VirtualSwitch(
+        name=name, key=f"key-vim.host.VirtualSwitch-{name}", pnic=list(pnics)
+    )
+
+
+def _portgroup(name: str, vswitch: str) -> Any:
+    return V.host.PortGroup(spec=V.host.PortGroup.Specification(name=name, vswitchName=vswitch))
+
+
+def _vmknic(device: str, portgroup: str = "", dvs: str = "") -> Any:
+    spec = V.host.VirtualNic.Specification()
+    if dvs:
+        spec.distributedVirtualPort = V.dvs.PortConnection(switchUuid=dvs)
+    return V.host.VirtualNic(device=device, portgroup=portgroup, spec=spec)
+
+
+def _host(moref: str = "host-1", **props: Any) -> ObjectProps:
+    return ObjectProps(kind=HOST, moref=moref, props={"name": f"{moref}.lab", **props})
+
+
+NICS = [_pnic("vmnic0", "0000:18:00.0"), _pnic("vmnic1", "0000:18:00.1"), _pnic("vmnic2", "")]
+
+
+@pytest.mark.parametrize(
+    ("network", "expected"),
+    [
+        pytest.param(
+            {
+                "config.network.vswitch": [_vswitch("vSwitch0", NICS[0].key)],
+                "config.network.portgroup": [_portgroup("Management Network", "vSwitch0")],
+                "config.network.vnic": [_vmknic("vmk0", "Management Network")],
+            },
+            {"0000:18:00.0": "vmnic0 carries vmkernel port vmk0"},
+            id="standard-switch",
+        ),
+        pytest.param(
+            {
+                "config.network.vswitch": [_vswitch("vSwitch1", NICS[0].key, NICS[1].key)],
+                "config.network.portgroup": [_portgroup("vMotion", "vSwitch1")],
+                "config.network.vnic": [_vmknic("vmk1", "vMotion")],
+            },
+            {
+                "0000:18:00.0": "vmnic0 carries vmkernel port vmk1",
+                "0000:18:00.1": "vmnic1 carries vmkernel port vmk1",
+            },
+            id="every-uplink-of-the-switch",
+        ),
+        pytest.param(
+            {
+                "config.network.proxySwitch": [
+                    V.host.HostProxySwitch(dvsUuid="50 1a", pnic=[NICS[1].key])
+                ],
+                "config.network.vnic": [_vmknic("vmk2", dvs="50 1a")],
+            },
+            {"0000:18:00.1": "vmnic1 carries vmkernel port vmk2"},
+            id="distributed-switch",
+        ),
+        pytest.param(
+            {
+                "config.network.vswitch": [_vswitch("vSwitch0", NICS[0].key)],
+                "config.network.portgroup": [_portgroup("VM Network", "vSwitch0")],
+                "config.network.vnic": [],
+            },
+            {},
+            id="uplink-without-vmknic-is-free",
+        ),
+        pytest.param(
+            {
+                "config.network.vswitch": [_vswitch("vSwitch0", NICS[2].key, "key-unknown")],
+                "config.network.portgroup": [_portgroup("Management Network", "vSwitch0")],
+                "config.network.vnic": [_vmknic("vmk0", "Management Network")],
+            },
+            {},
+            id="virtual-or-unknown-pnic-has-no-pci",
+        ),
+        pytest.param({}, {}, id="nothing-reported"),
+    ],
+)
+def test_in_use_by_host_vmknic(network: dict[str, Any], expected: dict[str, str]) -> None:
+    host = _host(**{"config.network.pnic": NICS, **network})
+    assert in_use_by_host(host) == expected
+
+
+def test_in_use_by_host_hbas_and_merged_reasons() -> None:
+    hbas = [
+        V.host.BlockHba(device="vmhba0", pci="0000:00:17.0", model="AHCI"),
+        V.host.BlockHba(device="vmhba1", pci="0000:00:07.1", model=""),
+        V.host.BlockHba(device="vmhba64", pci="0000:00:07.1", model=""),
+        V.host.InternetScsiHba(device="vmhba65", pci=None),  # software iSCSI: no PCI function
+    ]
+    host = _host(**{"config.storageDevice.hostBusAdapter": hbas})
+    assert in_use_by_host(host) == {
+        "0000:00:17.0": "vmhba0 is a storage adapter (AHCI)",
+        "0000:00:07.1": "vmhba1 is a storage adapter; vmhba64 is a storage adapter",
+    }
+
+
+def _static(pci: str) -> Any:
+    backing = V.vm.device.VirtualPCIPassthrough.DeviceBackingInfo(id=pci, deviceId="20b5")
+    return V.vm.device.VirtualPCIPassthrough(key=13000, backing=backing)
+
+
+def _dynamic(assigned: str | None) -> Any:
+    backing = V.vm.device.VirtualPCIPassthrough.DynamicBackingInfo(assignedId=assigned)
+    return V.vm.device.VirtualPCIPassthrough(key=13001, backing=backing)
+
+
+@pytest.mark.parametrize(
+    ("devices", "expected"),
+    [
+        ([_static("0000:3B:00.0")], ["0000:3b:00.0"]),
+        ([_dynamic("0000:af:00.0")], ["0000:af:00.0"]),
+        ([_dynamic(None)], []),  # powered off: no device assigned yet
+        ([V.vm.device.VirtualVmxnet3(key=4000), V.vm.device.VirtualDisk(key=2000)], []),
+        ([], []),
+    ],
+)
+def test_passthrough_backing_ids(devices: list[Any], expected: list[str]) -> None:
+    assert passthrough_backing_ids(devices) == expected
+
+
+def _vm(name: str, host: str | None, *devices: Any) -> ObjectProps:
+    props = {"name": name, "config.hardware.device": list(devices)}
+    if host is not None:
+        props["runtime.host"] = V.HostSystem(host)
+    return ObjectProps(kind=VM, moref=f"vm-{name}", props=props)
+
+
+def test_attached_by_host_groups_by_host_and_sorts_names() -> None:
+    vms = [
+        _vm("b", "host-1", _static("0000:3b:00.0")),
+        _vm("a", "host-1", _static("0000:3b:00.0"), _dynamic("0000:af:00.0")),
+        _vm("c", "host-2", _static("0000:3b:00.0")),
+        _vm("orphan", None, _static("0000:3b:00.0")),
+        _vm("plain", "host-2"),
+    ]
+    assert attached_by_host(vms) == {
+        "host-1": {"0000:3b:00.0": ["a", "b"], "0000:af:00.0": ["a"]},
+        "host-2": {"0000:3b:00.0": ["c"]},
+    }
+
+
+def test_observed_inventory_full_host() -> None:
+    host = _host(
+        "host-9",
+        parent=V.ClusterComputeResource("domain-c7"),
+        **{
+            "config.product.version": "8.0.2",
+            "config.product.apiVersion": "8.0.2.0",
+            "runtime.connectionState": "connected",
+            "runtime.inMaintenanceMode": True,
+            "summary.rebootRequired": True,
+            "capability.deviceRebindWithoutRebootSupported": True,
+            "hardware.pciDevice": [
+                V.host.PciDevice(id="0000:18:00.0", vendorId=-32634, deviceId=0x1572, classId=512)
+            ],
+            "config.pciPassthruInfo": [
+                V.host.PciPassthruInfo(
+                    id="0000:18:00.0",
+                    dependentDevice="0000:18:00.0",
+                    passthruEnabled=True,
+                    passthruCapable=True,
+                    passthruActive=False,
+                )
+            ],
+            "configManager.pciPassthruSystem": V.host.PciPassthruSystem("pts-9"),
+        },
+    )
+    cluster = ObjectProps(kind=CLUSTER, moref="domain-c7", props={"name": "GPU-Cluster"})
+    empty = ObjectProps(kind=CLUSTER, moref="domain-c8", props={"name": "Empty"})
+    vm = _vm("ml", "host-9", _static("0000:18:00.0"))
+    inventory = observed_inventory([vm, host, cluster, empty])
+
+    (observed,) = inventory.hosts
+    assert (observed.moref, observed.name, observed.cluster) == (
+        "host-9",
+        "host-9.lab",
+        "GPU-Cluster",
+    )
+    assert (observed.version, observed.api_version) == ("8.0.2", "8.0.2.0")
+    assert observed.in_maintenance_mode
+    assert observed.reboot_required
+    assert observed.device_rebind_without_reboot_supported
+    assert observed.pci_devices[0].vendor_id == 0x8086  # -32634 masked (govmomi #2248)
+    assert observed.passthru_info()["0000:18:00.0"].passthru_enabled
+    assert observed.attached_to_vms == {"0000:18:00.0": ("ml",)}
+    assert dict(inventory.clusters) == {"GPU-Cluster": ("host-9.lab",), "Empty": ()}
+    assert passthru_systems([host, vm]) == {"host-9": ("pts-9", "8.0.2.0")}
+
+
+def test_disconnected_host_with_nothing_but_a_name_does_not_crash() -> None:
+    host = ObjectProps(
+        kind=HOST,
+        moref="host-3",
+        props={"name": "esx-down", "runtime.connectionState": "disconnected"},
+        missing=frozenset({"config.pciPassthruInfo", "hardware.pciDevice"}),
+    )
+    standalone = _host("host-4", parent=V.ComputeResource("domain-s1"))
+    inventory = observed_inventory([host, standalone])
+    down = inventory.host("esx-down")
+    assert down is not None
+    assert not down.connected
+    assert down.unavailable
+    assert (down.pci_devices, down.pci_passthru_info, down.cluster) == ((), (), None)
+    assert dict(down.in_use_by_host) == {}
+    assert inventory.host("host-4.lab").cluster is None  # type: ignore[union-attr]
+    assert passthru_systems([host]) == {}
