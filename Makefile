@@ -70,3 +70,14 @@ sandbox-down: venv ## Stop everything the sandbox started
 clean: ## Remove local state (not the binary cache)
 	-$(SANDBOX) down
 	rm -rf .sandbox .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: crds
+crds: venv ## Regenerate crds/ from the pydantic models
+	$(PY) -m dpio.api.crd --out crds/
+
+.PHONY: run
+run: venv ## The operator in the foreground against the sandbox (CRDs and vCenter Secret applied first)
+	$(SANDBOX) install
+	set -a; . .sandbox/env; set +a; \
+	  DPIO_NAMESPACE=dpio-system DPIO_VCENTER_SECRET=vcenter \
+	  $(PY) -m dpio.handlers.main --standalone --liveness http://127.0.0.1:8080/healthz

@@ -1,4 +1,4 @@
-"""``python -m dpio_sandbox up|down|env`` — what ``make sandbox`` and ``make sandbox-down`` run."""
+"""``python -m dpio_sandbox up|down|env|install``, as used by ``make sandbox``, ``make run``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from dpio_sandbox import sandbox, vcsim
+from dpio_sandbox import install, sandbox, vcsim
 from dpio_sandbox.paths import default_state_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dpio_sandbox", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "env"])
+    parser.add_argument("command", choices=["up", "down", "env", "install"])
     parser.add_argument("--state-dir", type=Path, default=default_state_dir())
     parser.add_argument("--inventory", type=Path, default=vcsim.DEFAULT_INVENTORY)
     args = parser.parse_args(argv)
@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     box = sandbox.up(state_dir, args.inventory)
+    if args.command == "install":
+        install.install(box)
+        print(f"CRDs, namespace {install.NAMESPACE} and Secret {install.SECRET} are in place")
+        return 0
     print(f"sandbox up in {time.monotonic() - started:.1f}s; source {state_dir / 'env'}:")
     for key, value in box.env().items():
         print(f"  {key}={value}")

@@ -34,6 +34,8 @@ from dpio.reconcile.queue import Result
 FINALIZER = "dpio.io/finalizer"
 #: While a rolling reboot is draining a host, look again this often to enforce drainTimeout.
 DRAIN_CHECK_SECONDS = 15.0
+#: After changing vSphere, read again this soon to confirm the result.
+CONFIRM_SECONDS = 2.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -95,6 +97,10 @@ class PolicyReconciler:
         draining = any(isinstance(a, EnterMaintenanceMode) for a in plan.reboot_actions) or any(
             h.rolling_reboot is not None for h in status.hosts
         )
+        if not plan.empty:
+            # Confirm what the calls did with one more read (status shows the projection
+            # until then); vCenter change notifications make this sooner when they arrive.
+            return Result(requeue_after=CONFIRM_SECONDS)
         return Result(requeue_after=DRAIN_CHECK_SECONDS if draining else None)
 
     async def _apply(

@@ -1,0 +1,81 @@
+"""The operator's long-lived parts, built at startup and kept in kopf's memo."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from dpio.handlers.wiring import KubeObjects, VCenters
+from dpio.kube.client import KubeClient
+from dpio.reconcile.controller import Body, Controller
+from dpio.reconcile.policy import PolicyReconciler
+from dpio.reconcile.queue import Backoff
+from dpio.vsphere.inventory import InventoryReader
+from dpio.vsphere.session import SessionCache
+
+
+@dataclass(frozen=True)
+class Config:
+    """From the environment (the chart sets these; `make run` too)."""
+
+    namespace: str = "dpio-system"
+    vcenter_secret: str = "vcenter"
+    workers: int = 4
+
+    @classmethod
+    def from_env(cls) -> Config:
+        return cls(
+            namespace=os.environ.get("DPIO_NAMESPACE", cls.namespace),
+            vcenter_secret=os.environ.get("DPIO_VCENTER_SECRET", cls.vcenter_secret),
+            workers=int(os.environ.get("DPIO_WORKERS", cls.workers)),
+        )
+
+
+@dataclass
+class Runtime:
+    config: Config
+    kube: KubeClient
+    sessions: SessionCache
+    policies: Controller
+    readers: dict[str, InventoryReader] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config: Config) -> Runtime:
+        kube = KubeClient(_api_client())
+        sessions = SessionCache()
+        readers: dict[str, InventoryReader] = {}
+        vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret, readers)
+        holder: list[Controller] = []
+
+        def all_policies() -> Iterator[Body]:  # for policy conflicts (DESIGN.md §3.1.8)
+            return holder[0].objects()
+
+        reconciler = PolicyReconciler(
+            vcenter=vcenters, objects=KubeObjects(kube), all_policies=all_policies
+        )
+        # Capped exponential backoff for vCenter outages (DESIGN.md §3.3): 1 s up to 5 min.
+        policies = Controller(
+            "HostPassthroughPolicy", reconciler, workers=config.workers, backoff=Backoff(1, 300)
+        )
+        holder.append(policies)
+        return cls(config, kube, sessions, policies, readers)
+
+    def start(self) -> None:
+        self.policies.start()
+
+    async def stop(self) -> None:
+        await self.policies.stop()
+        self.sessions.close_all()
+        self.kube.close()
+
+
+def _api_client() -> k8s.ApiClient:
+    try:
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    return k8s.ApiClient()

@@ -1,0 +1,138 @@
+"""Adapters plugged into the reconcilers' ports: `dpio.vsphere` and `dpio.kube` behind
+`dpio.reconcile.ports`, with vSphere's typed errors turned into `PortError`s here, once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dpio.api.policy import HostPassthroughPolicySpec
+from dpio.kube.client import KubeClient, KubeError, ObjectRef
+from dpio.planner import (
+    EnterMaintenanceMode,
+    ExitMaintenanceMode,
+    ObservedInventory,
+    RebootAction,
+    UpdatePassthruConfig,
+)
+from dpio.reconcile.ports import PortError
+from dpio.vsphere import hosts as vhosts
+from dpio.vsphere.credentials import CredentialsError, from_secret_data
+from dpio.vsphere.errors import VSphereError
+from dpio.vsphere.inventory import InventoryReader
+from dpio.vsphere.session import SessionCache, VCenterClient
+
+POLICY = ("hostpassthroughpolicies", "HostPassthroughPolicy")
+ASSIGNMENT = ("vmdeviceassignments", "VMDeviceAssignment")
+#: ExitMaintenanceMode_Task timeout: 0 lets vCenter decide.
+_EXIT_TIMEOUT = 0
+
+
+def _port_error(err: VSphereError) -> PortError:
+    return PortError(type(err).__name__, str(err), retryable=err.retryable)
+
+
+@dataclass
+class VSphereHosts:
+    """`HostsPort` over one vCenter session."""
+
+    client: VCenterClient
+    reader: InventoryReader
+
+    async def read_inventory(self) -> ObservedInventory:
+        try:
+            return await self.client.run(self.reader.read)
+        except VSphereError as err:
+            raise _port_error(err) from err
+
+    async def update_passthru_config(self, update: UpdatePassthruConfig) -> None:
+        try:
+            await self.client.run(
+                vhosts.update_passthru_config, self.reader, update.moref, update.changes
+            )
+        except VSphereError as err:
+            raise _port_error(err) from err
+
+    async def start(self, action: RebootAction) -> None:
+        try:
+            if isinstance(action, EnterMaintenanceMode):
+                await self.client.run(vhosts.enter_maintenance_mode, action.moref, action.timeout)
+            elif isinstance(action, ExitMaintenanceMode):
+                await self.client.run(vhosts.exit_maintenance_mode, action.moref, _EXIT_TIMEOUT)
+            else:
+                await self.client.run(vhosts.reboot_host, action.moref)
+        except VSphereError as err:
+            raise _port_error(err) from err
+
+
+@dataclass
+class VCenters:
+    """`VCenterPort`: the Secret named by the policy, else the operator's default Secret."""
+
+    kube: KubeClient
+    sessions: SessionCache
+    namespace: str
+    default_secret: str
+    readers: dict[str, InventoryReader]
+
+    async def hosts_for(self, spec: HostPassthroughPolicySpec) -> VSphereHosts:
+        secret = spec.vcenter.secret_ref.name if spec.vcenter else self.default_secret
+        try:
+            data = await self.kube.read_secret(self.namespace, secret)
+            credentials = from_secret_data(data)
+        except KubeError as err:
+            raise PortError(
+                "VCenterUnreachable",
+                f"Secret {self.namespace}/{secret}: {err}",
+                retryable=err.retryable or err.status == 404,
+            ) from err
+        except CredentialsError as err:
+            raise PortError(
+                "VCenterUnreachable", f"Secret {self.namespace}/{secret}: {err}", retryable=True
+            ) from err
+        try:
+            client = await self.sessions.get_async(credentials)
+        except VSphereError as err:
+            raise _port_error(err) from err
+        reader = self.readers.setdefault(client.server, InventoryReader())
+        return VSphereHosts(client, reader)
+
+
+@dataclass
+class KubeObjects:
+    """`ObjectsPort` over the Kubernetes adapter."""
+
+    kube: KubeClient
+
+    async def patch_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        await self._guard(self.kube.patch_status(ref_of(body), status))
+
+    async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
+        rv = str(body["metadata"].get("resourceVersion", ""))
+        await self._guard(self.kube.set_finalizers(ref_of(body), finalizers, rv))
+
+    async def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        ref = ref_of(body)
+        await self.kube.emit_event(
+            ref, type_=type_, reason=reason, message=message, namespace=ref.namespace or "default"
+        )
+
+    @staticmethod
+    async def _guard(call: Any) -> None:
+        try:
+            await call
+        except KubeError as err:
+            raise PortError("KubernetesAPIError", str(err), retryable=err.retryable) from err
+
+
+def ref_of(body: Mapping[str, Any]) -> ObjectRef:
+    meta = body["metadata"]
+    plural, kind = ASSIGNMENT if body.get("kind") == ASSIGNMENT[1] else POLICY
+    return ObjectRef(
+        plural=plural,
+        kind=kind,
+        name=meta["name"],
+        namespace=meta.get("namespace"),
+        uid=meta.get("uid", ""),
+    )
