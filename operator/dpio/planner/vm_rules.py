@@ -1,0 +1,226 @@
+"""The rules of DESIGN.md §3.2.1-3 and §3.2.6: may this namespace use the policy, does the policy
+offer the device on the VM's host, is the device free, and how many devices a VM may have.
+
+Each check returns a domain outcome (`Problem` with a reason from `dpio.api.conditions`), never
+raises for something vSphere or the cluster can be in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from dpio.api.common import LabelSelector, LabelSelectorOperator
+from dpio.api.conditions import (
+    CLAIMED_BY_ASSIGNMENT,
+    IN_USE_BY_VM,
+    NOT_ENABLED,
+    NOT_FOUND,
+    NOT_IN_POLICY,
+    PENDING_HOST_REBOOT,
+)
+from dpio.api.policy import DeviceState, DeviceStatus, HostPassthroughPolicySpec
+from dpio.planner.conditions import Problem
+from dpio.planner.observed import HostPciDevice, ObservedHost, ObservedInventory, parse_version
+from dpio.planner.selection import InvalidSpecError, compile_device_selectors, select_hosts
+from dpio.planner.vm_devices import DesiredDevice
+from dpio.planner.vm_observed import AssignmentClaim, ObservedVM, VMObservation
+
+# Forbidden reasons (DESIGN.md §2.3 names the condition, not its reasons).
+POLICY_NOT_FOUND = "PolicyNotFound"
+NOT_A_CONSUMER = "NotAConsumer"
+ALLOWED = "Allowed"
+
+# Passthrough devices per VM by ESXi version, newest first (vSphere configuration maximums;
+# Broadcom KB 309986). Used when QueryConfigOption has no numPCIPassthroughDevices.
+_LIMITS: tuple[tuple[tuple[int, ...], int], ...] = (
+    ((8, 0, 2), 128),
+    ((8, 0, 1), 64),
+    ((8, 0), 32),
+    ((6, 0), 16),
+    ((5, 0), 6),
+    ((4, 0), 2),
+)
+UNKNOWN_VERSION_LIMIT = 2  # the smallest maximum: safe when the version can't be read
+
+
+def passthrough_limit(max_from_config_option: int | None, version: str) -> int:
+    """`QueryConfigOption` `numPCIPassthroughDevices` if vSphere says, else the version table."""
+    if max_from_config_option is not None and max_from_config_option > 0:
+        return max_from_config_option
+    parsed = parse_version(version)
+    return next((n for since, n in _LIMITS if parsed >= since), UNKNOWN_VERSION_LIMIT)
+
+
+def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
+    """metav1.LabelSelector semantics: every matchLabels and matchExpressions entry must hold."""
+    if any(labels.get(k) != v for k, v in selector.match_labels.items()):
+        return False
+    for req in selector.match_expressions:
+        present, value = req.key in labels, labels.get(req.key)
+        ok = {
+            LabelSelectorOperator.IN: present and value in req.values,
+            LabelSelectorOperator.NOT_IN: not present or value not in req.values,
+            LabelSelectorOperator.EXISTS: present,
+            LabelSelectorOperator.DOES_NOT_EXIST: not present,
+        }[req.operator]
+        if not ok:
+            return False
+    return True
+
+
+def forbidden(observed: VMObservation, policy_name: str, namespace: str) -> Problem | None:
+    """DESIGN.md §3.2.3: the policy must exist and list the namespace as a consumer."""
+    if observed.policy is None:
+        return Problem(POLICY_NOT_FOUND, f"HostPassthroughPolicy {policy_name} does not exist")
+    consumers = observed.policy.spec.consumers
+    if namespace in consumers.namespaces:
+        return None
+    selector = consumers.namespace_selector
+    if selector is not None and selector_matches(selector, observed.namespace_labels):
+        return None
+    return Problem(
+        NOT_A_CONSUMER,
+        f"Namespace {namespace} is not a consumer of HostPassthroughPolicy {policy_name} "
+        "(spec.consumers.namespaces or namespaceSelector)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCheck:
+    """A device that can't be attached now, and whether only a human can change that."""
+
+    name: str
+    problem: Problem
+    stalled: bool = False
+
+
+def _host_selected(spec: HostPassthroughPolicySpec, vm: ObservedVM) -> bool:
+    cluster = vm.cluster.name if vm.cluster else None
+    host = ObservedHost(moref=vm.host_moref, name=vm.host, cluster=cluster)
+    clusters = {cluster: (vm.host,)} if cluster else {}
+    return bool(select_hosts(spec.hosts, ObservedInventory((host,), clusters)).hosts)
+
+
+def _row(rows: Sequence[DeviceStatus], address: str | None) -> DeviceStatus | None:
+    return next((r for r in rows if address is not None and r.address == address), None)
+
+
+def in_policy(want: DesiredDevice, observed: VMObservation, vm: ObservedVM) -> bool:
+    """DESIGN.md §3.2.2-3: the policy's host and device selectors cover this device."""
+    policy = observed.policy
+    if policy is None or not _host_selected(policy.spec, vm):
+        return False
+    try:
+        matchers = compile_device_selectors(policy.spec.devices)
+    except InvalidSpecError:
+        return False  # the policy reports its own bad spec (Stalled); it offers nothing
+    if want.address is not None:  # static: the host device, as the host or the policy sees it
+        target = observed.config_target.pci(want.address)
+        row = _row(policy.host_devices, want.address)
+        if row is not None:
+            return True  # the policy's own status lists it: its selectors picked it
+        if target is None:
+            return any(m.address == want.address for m in matchers)
+        device = HostPciDevice(
+            target.id, target.vendor_id, target.device_id, device_name=target.name
+        )
+        return any(m.matches(device) for m in matchers)
+    ids = (want.vendor_id, want.device_id)
+    by_selector = any(
+        (m.vendor_id, m.device_id) == ids and (want.label in (None, m.hardware_label))
+        for m in matchers
+    )
+    by_status = any(
+        (int(r.vendor_id or "0", 16), int(r.device_id or "0", 16)) == ids
+        and want.label in (None, r.hardware_label)
+        for r in policy.host_devices
+    )
+    return by_selector or by_status
+
+
+def static_unavailable(
+    want: DesiredDevice, observed: VMObservation, vm: ObservedVM
+) -> Problem | None:
+    """DESIGN.md §3.2.1: enabled AND active on the VM's host (ConfigTarget lists only active
+    devices, vSphere API reference), else say why from the policy's status row."""
+    address = want.address or ""
+    if observed.config_target.pci(address) is not None:
+        return None
+    rows = observed.policy.host_devices if observed.policy else ()
+    row = _row(rows, address)
+    where = f"{want.name}: {address} on {vm.host}"
+    if row is None or row.state is DeviceState.NOT_FOUND:
+        return Problem(NOT_FOUND, f"{where} is not an active passthrough device")
+    if row.state is DeviceState.PENDING_REBOOT:
+        return Problem(PENDING_HOST_REBOOT, f"{where} is enabled; active after a host reboot")
+    return Problem(NOT_ENABLED, f"{where} is not enabled for passthrough ({row.state})")
+
+
+def dynamic_unavailable(
+    want: DesiredDevice, observed: VMObservation, vm: ObservedVM
+) -> Problem | None:
+    ids = (want.vendor_id, want.device_id)
+    offered = observed.config_target.dynamic_passthrough
+    if any(
+        (d.vendor_id, d.device_id) == ids and want.label in (None, d.custom_label or None)
+        for d in offered
+    ):
+        return None
+    rows = observed.policy.host_devices if observed.policy else ()
+    same = [r for r in rows if (int(r.vendor_id or "0", 16), int(r.device_id or "0", 16)) == ids]
+    where = f"{want.name}: {want.vendor_id:04x}:{want.device_id:04x} on {vm.host}"
+    if any(r.state is DeviceState.PENDING_REBOOT for r in same):
+        return Problem(PENDING_HOST_REBOOT, f"{where} is enabled; active after a host reboot")
+    if same:
+        return Problem(NOT_ENABLED, f"{where} is not enabled for passthrough")
+    return Problem(NOT_FOUND, f"{where}: no such passthrough device")
+
+
+def claimed(
+    want: DesiredDevice,
+    observed: VMObservation,
+    vm: ObservedVM,
+    me: tuple[datetime, str, str],
+) -> Problem | None:
+    """InUseByVM (another VM's backing uses it) or ClaimedByAssignment (an OLDER assignment asks
+    for it; oldest creationTimestamp, then namespace/name, wins whatever the input order)."""
+    address = want.address or ""
+    others = [n for n in observed.attached_to_vms.get(address, ()) if n != vm.name]
+    if others:
+        return Problem(IN_USE_BY_VM, f"{want.name}: {address} is attached to VM {others[0]}")
+    rivals: list[AssignmentClaim] = sorted(
+        (
+            c
+            for c in observed.claims
+            if c.host == vm.host and address in c.device_ids and c.age < me
+        ),
+        key=lambda c: c.age,
+    )
+    if rivals:
+        win = rivals[0]
+        return Problem(
+            CLAIMED_BY_ASSIGNMENT,
+            f"{want.name}: {address} is claimed by the older VMDeviceAssignment "
+            f"{win.namespace}/{win.name}",
+        )
+    return None
+
+
+def check_device(
+    want: DesiredDevice,
+    observed: VMObservation,
+    vm: ObservedVM,
+    me: tuple[datetime, str, str],
+) -> DeviceCheck | None:
+    """The first rule a device not yet attached breaks, or None if it can be attached now."""
+    if not in_policy(want, observed, vm):
+        policy = observed.policy.name if observed.policy else "?"
+        message = f"{want.name}: not offered on {vm.host} by HostPassthroughPolicy {policy}"
+        return DeviceCheck(want.name, Problem(NOT_IN_POLICY, message), stalled=True)
+    if want.address is not None:
+        problem = static_unavailable(want, observed, vm) or claimed(want, observed, vm, me)
+    else:
+        problem = dynamic_unavailable(want, observed, vm)
+    return DeviceCheck(want.name, problem) if problem is not None else None
