@@ -85,7 +85,7 @@ class VMPlan:
         )
 
 
-def _managed_keys(previous: VMDeviceAssignmentStatus | None) -> frozenset[int]:
+def managed_keys(previous: VMDeviceAssignmentStatus | None) -> frozenset[int]:
     if previous is None:
         return frozenset()
     return frozenset(d.key for d in previous.devices if d.attached and d.key is not None)
@@ -146,7 +146,7 @@ def _plan_vm(
     )
     conflicts = find_conflicts(vm) if desired else ()
     held = blocking(conflicts, spec.conflict_policy)
-    diff = diff_devices(desired, vm.pci_devices, {}, _managed_keys(previous))
+    diff = diff_devices(desired, vm.pci_devices, {}, managed_keys(previous))
     matched = diff.matched or {}
     checks = tuple(
         c
@@ -180,7 +180,7 @@ def _plan_vm(
         if want.name not in matched:
             target = observed.config_target.pci(want.address) if want.address else None
             backings[want.name] = target.backing() if target else want.dynamic_backing()
-    diff = diff_devices(desired, vm.pci_devices, backings, _managed_keys(previous))
+    diff = diff_devices(desired, vm.pci_devices, backings, managed_keys(previous))
     return _changes(outcome, spec, vm, diff, now)
 
 

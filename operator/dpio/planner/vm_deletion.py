@@ -1,0 +1,78 @@
+"""What happens to the VM when a VMDeviceAssignment is deleted (DESIGN.md §3.2.11).
+
+Remove the devices this assignment manages (spec identity, or a key it recorded in
+`status.devices`), put back what `status.previous` recorded (reservation lock, hot add, nested HV)
+and the cluster overrides it set; the power policy applies as for any device change. A VM that no
+longer exists in vCenter has nothing to clean: the finalizer can go at once.
+`uptCompatibilityEnabled` is left on: PreviousSettings has no field for it and it is harmless
+without a Gen2 port group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from dpio.api.assignment import VMDeviceAssignmentSpec, VMDeviceAssignmentStatus
+from dpio.planner.selection import InvalidSpecError
+from dpio.planner.vm_changes import ReconfigVM, restore_cluster, restore_vm
+from dpio.planner.vm_devices import DeviceDiff, desired_devices, removal
+from dpio.planner.vm_observed import VMObservation
+from dpio.planner.vm_plan import VMPlan, managed_keys
+from dpio.planner.vm_power import PowerTracking, after_change, before_change
+
+
+def plan_assignment_deletion(
+    *,
+    spec: VMDeviceAssignmentSpec,
+    observed: VMObservation,
+    now: datetime,
+    previous: VMDeviceAssignmentStatus | None = None,
+    tracking: PowerTracking | None = None,
+) -> VMPlan:
+    """The cleanup plan; `release` True when the finalizer can be removed."""
+    tracking = tracking or PowerTracking()
+    vm = observed.vm
+    if vm is None:
+        return VMPlan(tracking=PowerTracking(), release=True)
+    kept = previous.previous if previous is not None else None
+    try:
+        desired = desired_devices(spec.devices)
+    except InvalidSpecError:
+        desired = ()  # only recorded keys can be ours then
+    removes = removal(desired, vm.pci_devices, managed_keys(previous))
+    restored = restore_vm(vm, kept)
+    change = ReconfigVM(
+        moref=vm.moref,
+        change_version=vm.change_version,
+        removes=removes,
+        memory_reservation_locked_to_max=restored.get("memory_reservation_locked_to_max"),
+        cpu_hot_add_enabled=restored.get("cpu_hot_add_enabled"),
+        memory_hot_add_enabled=restored.get("memory_hot_add_enabled"),
+        nested_hv_enabled=restored.get("nested_hv_enabled"),
+    )
+    plan = VMPlan(
+        vm=vm,
+        desired=desired,
+        diff=DeviceDiff(removes=removes),
+        cluster=restore_cluster(vm, kept),
+        tracking=tracking,
+        previous=kept,
+    )
+    if change.empty:
+        after = after_change(vm, spec.restore_power_state, tracking)
+        release = plan.cluster is None and after.action is None
+        return replace(plan, power_after=after.action, tracking=after.tracking, release=release)
+    if change.needs_power_off:
+        step = before_change(vm, spec.power_policy, tracking, now)
+        if step.waiting:
+            return replace(
+                plan,
+                power_before=step.action,
+                change_pending=True,
+                tracking=step.tracking,
+                power_message=step.message,
+                requeue_after=step.requeue_after,
+            )
+    after = after_change(vm, spec.restore_power_state, tracking)
+    return replace(plan, reconfigure=change, power_after=after.action)
