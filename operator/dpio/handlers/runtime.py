@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class Runtime:
     kube: KubeClient
     sessions: SessionCache
     policies: Controller
+    vcenters: VCenters
     readers: dict[str, InventoryReader] = field(default_factory=dict)
 
     @classmethod
@@ -62,13 +64,21 @@ class Runtime:
             "HostPassthroughPolicy", reconciler, workers=config.workers, backoff=Backoff(1, 300)
         )
         holder.append(policies)
-        return cls(config, kube, sessions, policies, readers)
+        loop = asyncio.get_running_loop()
+
+        # Watcher threads hand changes to the event loop; the queue dedups a burst into one run.
+        def on_change() -> None:
+            loop.call_soon_threadsafe(policies.enqueue_all)
+
+        vcenters.on_change = on_change
+        return cls(config, kube, sessions, policies, vcenters, readers)
 
     def start(self) -> None:
         self.policies.start()
 
     async def stop(self) -> None:
         await self.policies.stop()
+        self.vcenters.stop()
         self.sessions.close_all()
         self.kube.close()
 

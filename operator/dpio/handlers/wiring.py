@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from dpio.api.policy import HostPassthroughPolicySpec
@@ -18,10 +18,12 @@ from dpio.planner import (
 )
 from dpio.reconcile.ports import PortError
 from dpio.vsphere import hosts as vhosts
+from dpio.vsphere.adapter import HostAdapter
 from dpio.vsphere.credentials import CredentialsError, from_secret_data
 from dpio.vsphere.errors import VSphereError
 from dpio.vsphere.inventory import InventoryReader
 from dpio.vsphere.session import SessionCache, VCenterClient
+from dpio.vsphere.watch import Watcher
 
 POLICY = ("hostpassthroughpolicies", "HostPassthroughPolicy")
 ASSIGNMENT = ("vmdeviceassignments", "VMDeviceAssignment")
@@ -75,6 +77,9 @@ class VCenters:
     namespace: str
     default_secret: str
     readers: dict[str, InventoryReader]
+    #: Called (on a watcher thread) when vCenter reports a change to a host or VM.
+    on_change: Callable[[], None] = lambda: None
+    watchers: dict[str, Watcher] = field(default_factory=dict)
 
     async def hosts_for(self, spec: HostPassthroughPolicySpec) -> VSphereHosts:
         secret = spec.vcenter.secret_ref.name if spec.vcenter else self.default_secret
@@ -96,7 +101,17 @@ class VCenters:
         except VSphereError as err:
             raise _port_error(err) from err
         reader = self.readers.setdefault(client.server, InventoryReader())
+        if client.server not in self.watchers:
+            # Drift shows within seconds through WaitForUpdatesEx, not by polling (§3.2.10).
+            self.watchers[client.server] = HostAdapter(client).watch(
+                lambda _changes: self.on_change()
+            )
         return VSphereHosts(client, reader)
+
+    def stop(self) -> None:
+        for watcher in self.watchers.values():
+            watcher.stop()
+        self.watchers.clear()
 
 
 @dataclass

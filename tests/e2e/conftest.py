@@ -1,0 +1,83 @@
+"""End-to-end fixtures: the operator itself, run as `make run` runs it, against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dpio_sandbox import install, procs
+from dpio_sandbox.sandbox import Sandbox
+from dpio_sandbox.vcsim import Simulator
+
+
+@pytest.fixture(scope="session")
+def operator(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """CRDs, namespace and default Secret installed; the operator running in a subprocess."""
+    install.install(sandbox)
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    port = procs.free_port()
+    env = {
+        **os.environ,
+        **sandbox.env(),
+        "DPIO_NAMESPACE": install.NAMESPACE,
+        "DPIO_VCENTER_SECRET": install.SECRET,
+    }
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dpio.handlers.main", "--standalone",
+             f"--liveness=http://127.0.0.1:{port}/healthz"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        procs.wait_for_url(log.parent, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
+        yield sandbox
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        print(log.read_text()[-4000:])
+
+
+def kubectl(box: Sandbox, *args: str, stdin: str | None = None) -> str:
+    return install.kubectl(box, *args, stdin=stdin)
+
+
+def apply(box: Sandbox, manifest: dict[str, Any]) -> None:
+    kubectl(box, "apply", "-f", "-", stdin=json.dumps(manifest))
+
+
+def get(box: Sandbox, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+    ns = ["-n", namespace] if namespace else []
+    result: dict[str, Any] = json.loads(kubectl(box, "get", kind, name, "-o", "json", *ns))
+    return result
+
+
+def secret_for(box: Sandbox, sim: Simulator, name: str) -> None:
+    """A vCenter Secret in the operator's namespace pointing at ``sim`` (DESIGN.md §4 keys)."""
+    apply(box, {
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": install.NAMESPACE},
+        "stringData": {"server": sim.sdk_url, "username": sim.username,
+                       "password": sim.password, "caBundle": Path(sim.ca_file).read_text()},
+    })  # fmt: skip
+
+
+def wait_for(check: Any, timeout: float = 30.0, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s; last value: {value!r}")
+        time.sleep(interval)

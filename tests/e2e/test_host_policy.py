@@ -1,0 +1,122 @@
+"""HostPassthroughPolicy through `kubectl apply` and the running operator (issue 3's checks)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pyVmomi import vim
+from tests.e2e.conftest import apply, get, kubectl, secret_for, wait_for
+from tests.sandbox.vsphere_helpers import connect, find
+
+from dpio_sandbox.sandbox import Sandbox
+from dpio_sandbox.vcsim import Simulator
+
+pytestmark = pytest.mark.sandbox
+
+
+def _policy(name: str, secret: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "dpio.io/v1alpha1",
+        "kind": "HostPassthroughPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "vcenter": {"secretRef": {"name": secret}},
+            "hosts": {
+                "clusters": ["GPU-Cluster"],
+                "names": ["esx-legacy-01.lab.local", "esx-noiommu-01.lab.local"],
+            },
+            "devices": [
+                {"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"},
+                {"namePattern": "Tesla T4"},
+                {"address": "0000:18:00.0"},
+                {"address": "0000:99:00.0"},
+            ],
+        },
+    }
+
+
+def _states(body: dict[str, Any]) -> dict[tuple[str, str], str]:
+    return {
+        (host["name"], device.get("address", "")): device["state"]
+        for host in body.get("status", {}).get("hosts", [])
+        for device in host.get("devices", [])
+    }
+
+
+def _condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in body["status"]["conditions"] if c["type"] == type_)
+
+
+def _converged(box: Sandbox, name: str) -> Callable[[], dict[str, Any] | None]:
+    def check() -> dict[str, Any] | None:
+        body = get(box, "hpp", name)
+        status = body.get("status", {})
+        if status.get("observedGeneration") != body["metadata"]["generation"]:
+            return None
+        if not status.get("conditions") or _condition(body, "Reconciling")["status"] != "False":
+            return None
+        return body
+
+    return check
+
+
+def _counts(sim: Simulator) -> dict[str, int]:
+    counters: Any = sim.admin("GET", "/counters")
+    return dict(counters["counts"])
+
+
+def test_policy_reaches_every_device_state_then_stays_quiet_and_reverts_drift(
+    operator: Sandbox, vcsim_factory: Callable[..., Simulator]
+) -> None:
+    sim = vcsim_factory()
+    secret_for(operator, sim, "vcsim-e2e-1")
+    apply(operator, _policy("e2e-states", "vcsim-e2e-1"))
+    body = wait_for(_converged(operator, "e2e-states"))
+
+    states = _states(body)
+    assert states[("esx-gpu-01.lab.local", "0000:3b:00.0")] == "Active"
+    assert states[("esx-gpu-01.lab.local", "0000:18:00.0")] == "InUseByHost"
+    assert states[("esx-gpu-01.lab.local", "0000:99:00.0")] == "NotFound"
+    assert states[("esx-gpu-02.lab.local", "0000:3b:00.0")] == "PendingReboot"
+    assert states[("esx-gpu-03.lab.local", "0000:3b:00.0")] == "Active"  # rebind, no reboot
+    assert states[("esx-legacy-01.lab.local", "0000:3b:00.0")] == "PendingReboot"
+    assert states[("esx-noiommu-01.lab.local", "0000:3b:00.0")] == "NotCapable"
+    hosts = {h["name"]: h for h in body["status"]["hosts"]}
+    assert hosts["esx-noiommu-01.lab.local"]["passthroughSupported"] is False
+    reboot = _condition(body, "RebootRequired")
+    assert reboot["status"] == "True"
+    assert "esx-gpu-02.lab.local" in reboot["message"]
+    assert "esx-legacy-01.lab.local" in reboot["message"]
+    assert _condition(body, "Degraded")["reason"] == "PassthroughUnsupported"
+    assert _condition(body, "Ready")["status"] == "False"
+
+    # Re-applying the same policy: no vCenter write, no status write.
+    sim.admin("POST", "/counters/reset")
+    version = get(operator, "hpp", "e2e-states")["metadata"]["resourceVersion"]
+    apply(operator, _policy("e2e-states", "vcsim-e2e-1"))
+    time.sleep(3)
+    assert _counts(sim).get("UpdatePassthruConfig", 0) == 0
+    assert get(operator, "hpp", "e2e-states")["metadata"]["resourceVersion"] == version
+
+    # Someone disables the A100 on esx-gpu-03 in the vSphere Client: put back within seconds,
+    # through vCenter change notification (no polling: the operator requeues nothing here).
+    with connect(sim) as si:
+        host = find(si, vim.HostSystem, "esx-gpu-03.lab.local")
+        host.configManager.pciPassthruSystem.UpdatePassthruConfig(
+            [vim.host.PciPassthruConfig(id="0000:3b:00.0", passthruEnabled=False)]
+        )
+        started = time.monotonic()
+
+        def reverted() -> bool:
+            infos = host.config.pciPassthruInfo
+            info = next(i for i in infos if i.id == "0000:3b:00.0")
+            return bool(info.passthruEnabled)
+
+        wait_for(reverted, timeout=5)
+    assert time.monotonic() - started < 5
+    assert _counts(sim)["UpdatePassthruConfig"] == 2  # the hand edit and the operator's fix
+
+    kubectl(operator, "delete", "hpp", "e2e-states", "--timeout=30s")
