@@ -18,9 +18,11 @@ from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """CRDs, namespace and default Secret installed; the operator running in a subprocess."""
+    """CRDs, namespace and default Secret installed; the operator running in a subprocess.
+
+    Per module, so that it is gone before other tests use the shared API server."""
     install.install(sandbox)
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     port = procs.free_port()
