@@ -154,13 +154,9 @@ def _plan_vm(
         if d.name not in matched
         if (c := check_device(d, observed, vm, me)) is not None
     )
-    limit = passthrough_limit(observed.max_passthrough_devices, vm.host_version)
-    stalled = next((c.problem for c in checks if c.stalled), None)
+    stalled = _too_many(observed, vm, len(desired) + len(diff.unmanaged))
+    stalled = stalled or next((c.problem for c in checks if c.stalled), None)
     stalled = stalled or adapter_problem(vm, spec.network_direct_path)
-    if stalled is None and len(desired) + len(diff.unmanaged) > limit:
-        count = len(desired) + len(diff.unmanaged)
-        message = f"VM {vm.name} would have {count} passthrough devices; its host allows {limit}"
-        stalled = Problem(TOO_MANY_DEVICES, message)
     outcome = VMPlan(
         vm=vm,
         desired=desired,
@@ -182,6 +178,15 @@ def _plan_vm(
             backings[want.name] = target.backing() if target else want.dynamic_backing()
     diff = diff_devices(desired, vm.pci_devices, backings, managed_keys(previous))
     return _changes(outcome, spec, vm, diff, now)
+
+
+def _too_many(observed: VMObservation, vm: ObservedVM, count: int) -> Problem | None:
+    """DESIGN.md §3.2.6: over the per-VM maximum is a spec problem, reported before the rest."""
+    limit = passthrough_limit(observed.max_passthrough_devices, vm.host_version)
+    if count <= limit:
+        return None
+    message = f"VM {vm.name} would have {count} passthrough devices; its host allows {limit}"
+    return Problem(TOO_MANY_DEVICES, message)
 
 
 def _reconfig(spec: VMDeviceAssignmentSpec, vm: ObservedVM, diff: DeviceDiff) -> ReconfigVM | None:
