@@ -120,3 +120,35 @@ def test_policy_reaches_every_device_state_then_stays_quiet_and_reverts_drift(
     assert _counts(sim)["UpdatePassthruConfig"] == 2  # the hand edit and the operator's fix
 
     kubectl(operator, "delete", "hpp", "e2e-states", "--timeout=30s")
+
+
+def test_rolling_reboot_makes_the_policy_ready_and_kubectl_wait_returns(
+    operator: Sandbox, vcsim_factory: Callable[..., Simulator]
+) -> None:
+    sim = vcsim_factory(reboot_delay="300ms")
+    secret_for(operator, sim, "vcsim-e2e-2")
+    policy = {
+        "apiVersion": "dpio.io/v1alpha1",
+        "kind": "HostPassthroughPolicy",
+        "metadata": {"name": "e2e-rolling"},
+        "spec": {
+            "vcenter": {"secretRef": {"name": "vcsim-e2e-2"}},
+            "hosts": {"names": ["esx-legacy-01.lab.local"]},  # ESXi 6.7: enabling needs a reboot
+            "devices": [{"namePattern": "Tesla T4"}],
+            "reboot": {"policy": "Rolling", "maxUnavailable": 1, "drainTimeout": "2m"},
+        },
+    }
+    apply(operator, policy)
+    kubectl(operator, "wait", "--for=condition=Ready", "hpp/e2e-rolling", "--timeout=90s")
+
+    body = get(operator, "hpp", "e2e-rolling")
+    assert _states(body) == {("esx-legacy-01.lab.local", "0000:3b:00.0"): "Active"}
+    assert _condition(body, "RebootRequired")["status"] == "False"
+    counts = _counts(sim)
+    assert counts["RebootHost_Task"] == 1
+    assert counts["EnterMaintenanceMode_Task"] == 1
+    assert counts["ExitMaintenanceMode_Task"] == 1
+    with connect(sim) as si:
+        host = find(si, vim.HostSystem, "esx-legacy-01.lab.local")
+        assert host.runtime.inMaintenanceMode is False  # the operator took it out again
+    kubectl(operator, "delete", "hpp", "e2e-rolling", "--timeout=30s")

@@ -121,7 +121,8 @@ class KubeObjects:
     kube: KubeClient
 
     async def patch_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        await self._guard(self.kube.patch_status(ref_of(body), status))
+        rv = str(body["metadata"].get("resourceVersion", ""))
+        await self._guard(self.kube.patch_status(ref_of(body), status, rv))
 
     async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
         rv = str(body["metadata"].get("resourceVersion", ""))

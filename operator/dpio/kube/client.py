@@ -55,9 +55,14 @@ class KubeClient:
         # The client's connection pool is small; more threads would only queue on it.
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kube")
 
-    async def patch_status(self, ref: ObjectRef, status: Mapping[str, Any]) -> None:
+    async def patch_status(
+        self, ref: ObjectRef, status: Mapping[str, Any], resource_version: str = ""
+    ) -> None:
         """Write the whole status (merge patch on the status subresource)."""
-        body = {"status": dict(status)}
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version:
+            # Optimistic concurrency: a write based on a stale read fails with 409 instead.
+            body["metadata"] = {"resourceVersion": resource_version}
         if ref.namespace is None:
             await self._call(
                 self._custom.patch_cluster_custom_object_status,

@@ -57,7 +57,9 @@ class PolicyReconciler:
             return await self._delete(body, policy)
         finalizers = list(body["metadata"].get("finalizers") or [])
         if FINALIZER not in finalizers:
+            # The change comes back as a watch event, which brings us back with a fresh body.
             await self.objects.set_finalizers(body, [*finalizers, FINALIZER])
+            return Result()
         return await self._reconcile(body, policy)
 
     async def _reconcile(self, body: Mapping[str, Any], policy: HostPassthroughPolicy) -> Result:
@@ -81,7 +83,7 @@ class PolicyReconciler:
             previous=previous,
         )
         try:
-            await self._apply(body, hosts, plan.updates, plan.reboot_actions)
+            await self._apply(body, hosts, plan.updates, ())
         except PortError as err:
             status = vcenter_unreachable_status(previous, err.message, generation, now)
             await self._write(body, previous, status)
@@ -93,7 +95,17 @@ class PolicyReconciler:
             generation=generation,
             now=now,
         )
-        await self._write(body, previous, status)
+        # The rolling-reboot record goes to status BEFORE its task starts, with the object's
+        # resourceVersion as precondition: a run working from a stale read fails the write
+        # (409) and starts nothing, so a host is never put through a second reboot.
+        try:
+            await self._write(body, previous, status)
+        except PortError:
+            return Result(failed=True)
+        try:
+            await self._apply(body, hosts, (), plan.reboot_actions)
+        except PortError:
+            return Result(failed=True)
         draining = any(isinstance(a, EnterMaintenanceMode) for a in plan.reboot_actions) or any(
             h.rolling_reboot is not None for h in status.hosts
         )
