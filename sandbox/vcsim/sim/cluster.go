@@ -26,18 +26,14 @@ type passthroughCluster struct {
 }
 
 func init() {
-	RegisterOverride("ReconfigureComputeResource_Task", func(ctx *simulator.Context, this mo.Reference, _ *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		if c, ok := this.(*simulator.ClusterComputeResource); ok {
-			return routeCall(ctx, &passthroughCluster{c}), nil
-		}
-		return nil, nil
-	})
+	OverrideOf(func(_ *simulator.Context, c *simulator.ClusterComputeResource) mo.Reference {
+		return &passthroughCluster{c}
+	}, "ReconfigureComputeResource_Task")
 }
 
 // ReconfigureComputeResourceTask validates and normalises the override specs, lets the upstream
 // apply the reconfigure, rolls the overrides back if it failed, and notifies on success.
 func (c *passthroughCluster) ReconfigureComputeResourceTask(ctx *simulator.Context, req *types.ReconfigureComputeResource_Task) soap.HasFault {
-	unrouteCall(ctx, c)
 	cfg, ok := c.ConfigurationEx.(*types.ClusterConfigInfoEx)
 	spec, isEx := req.Spec.(*types.ClusterConfigSpecEx)
 	if !ok || !isEx {

@@ -18,15 +18,9 @@ type passthroughEnvBrowser struct {
 }
 
 func init() {
-	wrap := func(ctx *simulator.Context, this mo.Reference, _ *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		if b, ok := this.(*simulator.EnvironmentBrowser); ok {
-			return routeCall(ctx, &passthroughEnvBrowser{b}), nil
-		}
-		return nil, nil
-	}
-	for _, method := range []string{"QueryConfigOption", "QueryConfigOptionEx", "QueryConfigTarget"} {
-		RegisterOverride(method, wrap)
-	}
+	OverrideOf(func(_ *simulator.Context, b *simulator.EnvironmentBrowser) mo.Reference {
+		return &passthroughEnvBrowser{b}
+	}, "QueryConfigOption", "QueryConfigOptionEx", "QueryConfigTarget")
 }
 
 // releaseVersion is an ESXi release as [major, minor, update], parsed from
@@ -160,7 +154,6 @@ func (b *passthroughEnvBrowser) withPassthroughLimit(ctx *simulator.Context, opt
 
 // QueryConfigOption adds the per-VM passthrough device limit of the host's version.
 func (b *passthroughEnvBrowser) QueryConfigOption(ctx *simulator.Context, req *types.QueryConfigOption) soap.HasFault {
-	unrouteCall(ctx, b)
 	res := b.EnvironmentBrowser.QueryConfigOption(req)
 	if body, ok := res.(*methods.QueryConfigOptionBody); ok && body.Res != nil {
 		body.Res.Returnval = b.withPassthroughLimit(ctx, body.Res.Returnval, req.Host)
@@ -170,7 +163,6 @@ func (b *passthroughEnvBrowser) QueryConfigOption(ctx *simulator.Context, req *t
 
 // QueryConfigOptionEx adds the per-VM passthrough device limit of the host's version.
 func (b *passthroughEnvBrowser) QueryConfigOptionEx(ctx *simulator.Context, req *types.QueryConfigOptionEx) soap.HasFault {
-	unrouteCall(ctx, b)
 	res := b.EnvironmentBrowser.QueryConfigOptionEx(req)
 	if body, ok := res.(*methods.QueryConfigOptionExBody); ok && body.Res != nil {
 		var host *types.ManagedObjectReference

@@ -15,7 +15,6 @@ import (
 //   - dynamicPassthrough: one VirtualMachineDynamicPassthroughInfo per distinct vendor, device
 //     and hardware label among those devices, on hosts of 7.0 and later (Dynamic DirectPath).
 func (b *passthroughEnvBrowser) QueryConfigTarget(ctx *simulator.Context, req *types.QueryConfigTarget) soap.HasFault {
-	unrouteCall(ctx, b)
 	res := b.EnvironmentBrowser.QueryConfigTarget(ctx, req)
 	body, ok := res.(*methods.QueryConfigTargetBody)
 	if !ok || body.Res == nil || body.Res.Returnval == nil {

@@ -104,3 +104,17 @@ func routeSession(ctx *simulator.Context, ref types.ManagedObjectReference, obj 
 func Install(r *simulator.Registry) {
 	r.Handler = dispatch
 }
+
+// OverrideOf registers `wrap` for `methods` on objects of type T (e.g. *simulator.HostSystem):
+// the type check every override needs. `wrap` returns nil to leave a call to the simulator.
+func OverrideOf[T mo.Reference](wrap func(ctx *simulator.Context, obj T) mo.Reference, methods ...string) {
+	o := func(ctx *simulator.Context, this mo.Reference, _ *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+		if obj, ok := this.(T); ok {
+			return wrap(ctx, obj), nil
+		}
+		return nil, nil
+	}
+	for _, m := range methods {
+		RegisterOverride(m, o)
+	}
+}

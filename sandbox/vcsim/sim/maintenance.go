@@ -14,16 +14,12 @@ import (
 // The upstream simulator enters maintenance mode at once, regardless of running VMs, and
 // without a property notification. These overrides follow vSphere instead.
 func init() {
-	for _, name := range []string{"EnterMaintenanceMode_Task", "ExitMaintenanceMode_Task"} {
-		RegisterOverride(name, func(ctx *simulator.Context, this mo.Reference, _ *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-			h, ok := this.(*simulator.HostSystem)
-			s := simFor(ctx.Map)
-			if !ok || s == nil {
-				return nil, nil
-			}
-			return &maintenanceHost{HostSystem: h, sim: s}, nil
-		})
-	}
+	OverrideOf(func(ctx *simulator.Context, h *simulator.HostSystem) mo.Reference {
+		if s := simFor(ctx.Map); s != nil {
+			return &maintenanceHost{HostSystem: h, sim: s}
+		}
+		return nil
+	}, "EnterMaintenanceMode_Task", "ExitMaintenanceMode_Task")
 }
 
 type maintenanceHost struct {

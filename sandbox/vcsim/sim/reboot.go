@@ -22,14 +22,12 @@ type rebootTracker struct {
 type pendingReboot struct{ timer *time.Timer }
 
 func init() {
-	RegisterOverride("RebootHost_Task", func(ctx *simulator.Context, this mo.Reference, _ *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		h, ok := this.(*simulator.HostSystem)
-		s := simFor(ctx.Map)
-		if !ok || s == nil {
-			return nil, nil
+	OverrideOf(func(ctx *simulator.Context, h *simulator.HostSystem) mo.Reference {
+		if s := simFor(ctx.Map); s != nil {
+			return &rebootingHost{HostSystem: h, sim: s}
 		}
-		return &rebootingHost{HostSystem: h, sim: s}, nil
-	})
+		return nil
+	}, "RebootHost_Task")
 }
 
 // rebootingHost handles RebootHost_Task, which the upstream simulator lacks.

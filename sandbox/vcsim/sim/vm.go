@@ -21,44 +21,12 @@ type passthroughVM struct {
 }
 
 func init() {
-	wrap := func(ctx *simulator.Context, this mo.Reference, _ *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		if vm, ok := this.(*simulator.VirtualMachine); ok {
-			return routeCall(ctx, &passthroughVM{vm}), nil
-		}
-		return nil, nil
-	}
-	for _, method := range []string{
+	OverrideOf(func(_ *simulator.Context, vm *simulator.VirtualMachine) mo.Reference {
+		return &passthroughVM{vm}
+	},
 		"ReconfigVM_Task", "PowerOnVM_Task", "PowerOffVM_Task", "SuspendVM_Task",
 		"CreateSnapshot_Task", "CreateSnapshotEx_Task",
-	} {
-		RegisterOverride(method, wrap)
-	}
-}
-
-// routeCall makes the simulator's call() use an override object for the current call.
-//
-// call() (simulator.go, v0.56.0) takes the object Registry.Handler returns, but for any call
-// with a session it then replaces it with ctx.Session.Get(this), which falls back to the
-// global registry: the override object is dropped. Session.Get looks in the session's own
-// registry first, so the override is put there for this one call; the overriding method
-// removes it again on entry (unrouteCall). While it is there, property reads of the session
-// go through the wrapper to the same embedded object, so nothing else changes.
-func routeCall(ctx *simulator.Context, obj mo.Reference) mo.Reference {
-	if ctx.Session != nil && ctx.Session.Registry != nil {
-		ctx.Session.Registry.Put(obj)
-	}
-	return obj
-}
-
-// unrouteCall removes an override object routeCall put in the session's registry.
-func unrouteCall(ctx *simulator.Context, obj mo.Reference) {
-	if ctx.Session == nil || ctx.Session.Registry == nil {
-		return
-	}
-	ref := obj.Reference()
-	if ctx.Session.Registry.Get(ref) == obj {
-		ctx.Session.Registry.Remove(ctx, ref)
-	}
+	)
 }
 
 // failedTask creates a task on obj that fails with fault, the way vCenter reports a rule broken

@@ -18,7 +18,6 @@ var powerOnMu sync.Mutex
 // for each Dynamic DirectPath device, then powers on through the upstream simulator and
 // recomputes the Gen2 runtime state.
 func (vm *passthroughVM) PowerOnVMTask(ctx *simulator.Context, req *types.PowerOnVM_Task) soap.HasFault {
-	unrouteCall(ctx, vm)
 	res, fault := powerOnVM(ctx, vm.VirtualMachine, req)
 	if fault != nil {
 		return &methods.PowerOnVM_TaskBody{Res: &types.PowerOnVM_TaskResponse{
@@ -192,7 +191,6 @@ func clearAssignedIDs(ctx *simulator.Context, vm *simulator.VirtualMachine) {
 // PowerOffVMTask powers off through the upstream simulator, then releases Dynamic DirectPath
 // devices and clears the Gen2 runtime state.
 func (vm *passthroughVM) PowerOffVMTask(ctx *simulator.Context, req *types.PowerOffVM_Task) soap.HasFault {
-	unrouteCall(ctx, vm)
 	res := vm.VirtualMachine.PowerOffVMTask(ctx, req)
 	if body, ok := res.(*methods.PowerOffVM_TaskBody); ok && body.Res != nil {
 		if waitTask(ctx, body.Res.Returnval) == nil {
@@ -206,7 +204,6 @@ func (vm *passthroughVM) PowerOffVMTask(ctx *simulator.Context, req *types.Power
 // SuspendVMTask refuses to suspend a VM with a PCI passthrough device: suspend and resume are
 // unavailable with DirectPath I/O (vSphere docs, VMDirectPath I/O; DESIGN §1).
 func (vm *passthroughVM) SuspendVMTask(ctx *simulator.Context, req *types.SuspendVM_Task) soap.HasFault {
-	unrouteCall(ctx, vm)
 	if hasPCIPassthrough(vm.VirtualMachine) {
 		f := &types.NotSupported{}
 		f.FaultMessage = []types.LocalizableMessage{{
@@ -232,18 +229,17 @@ type passthroughDatacenter struct {
 }
 
 func init() {
-	RegisterOverride("PowerOnMultiVM_Task", func(ctx *simulator.Context, this mo.Reference, _ *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		if dc, ok := this.(*simulator.Datacenter); ok && ctx.Map.IsVPX() {
-			return routeCall(ctx, &passthroughDatacenter{dc}), nil
+	OverrideOf(func(ctx *simulator.Context, dc *simulator.Datacenter) mo.Reference {
+		if ctx.Map.IsVPX() {
+			return &passthroughDatacenter{dc}
 		}
-		return nil, nil
-	})
+		return nil
+	}, "PowerOnMultiVM_Task")
 }
 
 // PowerOnMultiVMTask powers on each VM like PowerOnVM_Task. As on vCenter, a VM whose rules
 // fail is listed in notAttempted with the fault; the others in attempted with their task.
 func (dc *passthroughDatacenter) PowerOnMultiVMTask(ctx *simulator.Context, req *types.PowerOnMultiVM_Task) soap.HasFault {
-	unrouteCall(ctx, dc)
 	task := simulator.CreateTask(dc.Datacenter, "powerOnMultiVM", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		res := types.ClusterPowerOnVmResult{Attempted: []types.ClusterAttemptedVmInfo{}}
 		for _, ref := range req.Vm {

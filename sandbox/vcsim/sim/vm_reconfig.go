@@ -24,7 +24,6 @@ import (
 // Nested HV together with a passthrough device is accepted here and refused at power-on,
 // because that is where ESXi checks it (see checkPowerOn).
 func (vm *passthroughVM) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM_Task) soap.HasFault {
-	unrouteCall(ctx, vm)
 	if fault := vm.checkReconfig(ctx, &req.Spec); fault != nil {
 		return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{
 			Returnval: failedTask(ctx, vm.VirtualMachine, "reconfigVm", fault),

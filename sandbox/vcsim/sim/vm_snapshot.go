@@ -31,7 +31,6 @@ func snapshotFault(vm *simulator.VirtualMachine) types.BaseMethodFault {
 
 // CreateSnapshotTask refuses snapshots of a VM with a passthrough device.
 func (vm *passthroughVM) CreateSnapshotTask(ctx *simulator.Context, req *types.CreateSnapshot_Task) soap.HasFault {
-	unrouteCall(ctx, vm)
 	if fault := snapshotFault(vm.VirtualMachine); fault != nil {
 		return &methods.CreateSnapshot_TaskBody{Res: &types.CreateSnapshot_TaskResponse{
 			Returnval: failedTask(ctx, vm.VirtualMachine, "createSnapshot", fault),
@@ -42,7 +41,6 @@ func (vm *passthroughVM) CreateSnapshotTask(ctx *simulator.Context, req *types.C
 
 // CreateSnapshotExTask refuses snapshots of a VM with a passthrough device.
 func (vm *passthroughVM) CreateSnapshotExTask(ctx *simulator.Context, req *types.CreateSnapshotEx_Task) soap.HasFault {
-	unrouteCall(ctx, vm)
 	if fault := snapshotFault(vm.VirtualMachine); fault != nil {
 		return &methods.CreateSnapshotEx_TaskBody{Res: &types.CreateSnapshotEx_TaskResponse{
 			Returnval: failedTask(ctx, vm.VirtualMachine, "createSnapshotEx", fault),
