@@ -84,7 +84,7 @@ def wait_for_port(
     state_dir: Path, name: str, pid: int, port: int, *, timeout: float = 30.0
 ) -> None:
     """Wait until 127.0.0.1:``port`` accepts connections, failing fast if ``pid`` dies."""
-    _wait(
+    wait_until(
         state_dir,
         name,
         pid,
@@ -112,7 +112,7 @@ def wait_for_url(
         except (OSError, urllib.error.URLError):
             return False
 
-    _wait(state_dir, name, pid, timeout=timeout, what=url, ready=ok)
+    wait_until(state_dir, name, pid, timeout=timeout, what=url, ready=ok)
 
 
 def port_closed(port: int) -> bool:
@@ -139,9 +139,10 @@ def log_tail(state_dir: Path, name: str, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _wait(
+def wait_until(
     state_dir: Path, name: str, pid: int, *, timeout: float, what: str, ready: Callable[[], bool]
 ) -> None:
+    """Wait until ``ready()``, failing fast (with the log's tail) if ``pid`` dies or at timeout."""
     deadline = time.monotonic() + timeout
     while not ready():
         if not _alive(pid):

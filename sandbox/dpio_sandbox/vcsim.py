@@ -4,7 +4,6 @@ file, a serving certificate signed by the sandbox CA, and fixed sandbox-only cre
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,7 +77,10 @@ def start(
     ]
     (state_dir / name).mkdir(parents=True, exist_ok=True)
     pid = procs.start(name, argv, state_dir)
-    _wait_ready(state_dir, name, pid, ready)
+    procs.wait_until(
+        state_dir, name, pid, timeout=60, what=str(ready),
+        ready=lambda: ready.exists() and bool(ready.read_text()),
+    )  # fmt: skip
     info = json.loads(ready.read_text())
     sim = Simulator(
         name=name,
@@ -112,17 +114,6 @@ def stop(state_dir: Path, name: str = "vcsim") -> None:
     """Stop simulator ``name``; no process or port is left behind."""
     procs.stop(state_dir, name)
     _info_file(state_dir, name).unlink(missing_ok=True)
-
-
-def _wait_ready(state_dir: Path, name: str, pid: int, ready: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not (ready.exists() and ready.read_text().strip()):
-        if procs.running(state_dir, name) != pid or time.monotonic() > deadline:
-            raise procs.ProcessError(
-                f"{name} did not become ready; last lines of its log:\n"
-                f"{procs.log_tail(state_dir, name)}"
-            )
-        time.sleep(0.05)
 
 
 def _ready_file(state_dir: Path, name: str) -> Path:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,14 +71,3 @@ def secret_for(box: Sandbox, sim: Simulator, name: str) -> None:
         "stringData": {"server": sim.sdk_url, "username": sim.username,
                        "password": sim.password, "caBundle": Path(sim.ca_file).read_text()},
     })  # fmt: skip
-
-
-def wait_for(check: Any, timeout: float = 30.0, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s; last value: {value!r}")
-        time.sleep(interval)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim
-from tests.e2e.conftest import apply, get, kubectl, secret_for, wait_for
-from tests.sandbox.vsphere_helpers import connect, find
+from tests.e2e.conftest import apply, get, kubectl, secret_for
+from tests.sandbox.vsphere_helpers import connect, eventually, find
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
@@ -74,7 +74,7 @@ def test_policy_reaches_every_device_state_then_stays_quiet_and_reverts_drift(
     sim = vcsim_factory()
     secret_for(operator, sim, "vcsim-e2e-1")
     apply(operator, _policy("e2e-states", "vcsim-e2e-1"))
-    body = wait_for(_converged(operator, "e2e-states"))
+    body = eventually(_converged(operator, "e2e-states"))
 
     states = _states(body)
     assert states[("esx-gpu-01.lab.local", "0000:3b:00.0")] == "Active"
@@ -115,7 +115,7 @@ def test_policy_reaches_every_device_state_then_stays_quiet_and_reverts_drift(
             info = next(i for i in infos if i.id == "0000:3b:00.0")
             return bool(info.passthruEnabled)
 
-        wait_for(reverted, timeout=5)
+        eventually(reverted, timeout=5)
     assert time.monotonic() - started < 5
     assert _counts(sim)["UpdatePassthruConfig"] == 2  # the hand edit and the operator's fix
 
