@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -15,7 +15,6 @@ from dpio.kube.client import KubeClient
 from dpio.reconcile.controller import Body, Controller
 from dpio.reconcile.policy import PolicyReconciler
 from dpio.reconcile.queue import Backoff
-from dpio.vsphere.inventory import InventoryReader
 from dpio.vsphere.session import SessionCache
 
 
@@ -43,14 +42,12 @@ class Runtime:
     sessions: SessionCache
     policies: Controller
     vcenters: VCenters
-    readers: dict[str, InventoryReader] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: Config) -> Runtime:
         kube = KubeClient(_api_client())
         sessions = SessionCache()
-        readers: dict[str, InventoryReader] = {}
-        vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret, readers)
+        vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret)
         holder: list[Controller] = []
 
         def all_policies() -> Iterator[Body]:  # for policy conflicts (DESIGN.md §3.1.8)
@@ -71,7 +68,7 @@ class Runtime:
             loop.call_soon_threadsafe(policies.enqueue_all)
 
         vcenters.on_change = on_change
-        return cls(config, kube, sessions, policies, vcenters, readers)
+        return cls(config, kube, sessions, policies, vcenters)
 
     def start(self) -> None:
         self.policies.start()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,18 +18,14 @@ from dpio.planner import (
     UpdatePassthruConfig,
 )
 from dpio.reconcile.ports import PortError
-from dpio.vsphere import hosts as vhosts
 from dpio.vsphere.adapter import HostAdapter
 from dpio.vsphere.credentials import CredentialsError, from_secret_data
 from dpio.vsphere.errors import VSphereError
-from dpio.vsphere.inventory import InventoryReader
-from dpio.vsphere.session import SessionCache, VCenterClient
+from dpio.vsphere.session import SessionCache
 from dpio.vsphere.watch import Watcher
 
 POLICY = ("hostpassthroughpolicies", "HostPassthroughPolicy")
 ASSIGNMENT = ("vmdeviceassignments", "VMDeviceAssignment")
-#: ExitMaintenanceMode_Task timeout: 0 lets vCenter decide.
-_EXIT_TIMEOUT = 0
 
 
 def _port_error(err: VSphereError) -> PortError:
@@ -37,33 +34,30 @@ def _port_error(err: VSphereError) -> PortError:
 
 @dataclass
 class VSphereHosts:
-    """`HostsPort` over one vCenter session."""
+    """`HostsPort` over the adapter's `HostAdapter`: only the error translation is added here."""
 
-    client: VCenterClient
-    reader: InventoryReader
+    adapter: HostAdapter
 
     async def read_inventory(self) -> ObservedInventory:
         try:
-            return await self.client.run(self.reader.read)
+            return await self.adapter.read_inventory()
         except VSphereError as err:
             raise _port_error(err) from err
 
     async def update_passthru_config(self, update: UpdatePassthruConfig) -> None:
         try:
-            await self.client.run(
-                vhosts.update_passthru_config, self.reader, update.moref, update.changes
-            )
+            await self.adapter.update_passthru_config(update.moref, update.changes)
         except VSphereError as err:
             raise _port_error(err) from err
 
     async def start(self, action: RebootAction) -> None:
         try:
             if isinstance(action, EnterMaintenanceMode):
-                await self.client.run(vhosts.enter_maintenance_mode, action.moref, action.timeout)
+                await self.adapter.enter_maintenance_mode(action.moref, action.timeout)
             elif isinstance(action, ExitMaintenanceMode):
-                await self.client.run(vhosts.exit_maintenance_mode, action.moref, _EXIT_TIMEOUT)
+                await self.adapter.exit_maintenance_mode(action.moref)
             else:
-                await self.client.run(vhosts.reboot_host, action.moref)
+                await self.adapter.reboot_host(action.moref)
         except VSphereError as err:
             raise _port_error(err) from err
 
@@ -76,9 +70,10 @@ class VCenters:
     sessions: SessionCache
     namespace: str
     default_secret: str
-    readers: dict[str, InventoryReader]
     #: Called (on a watcher thread) when vCenter reports a change to a host or VM.
     on_change: Callable[[], None] = lambda: None
+    #: One adapter (and its inventory view and watcher) per vCenter session.
+    adapters: dict[str, HostAdapter] = field(default_factory=dict)
     watchers: dict[str, Watcher] = field(default_factory=dict)
 
     async def hosts_for(self, spec: HostPassthroughPolicySpec) -> VSphereHosts:
@@ -100,13 +95,15 @@ class VCenters:
             client = await self.sessions.get_async(credentials)
         except VSphereError as err:
             raise _port_error(err) from err
-        reader = self.readers.setdefault(client.server, InventoryReader())
-        if client.server not in self.watchers:
+        adapter = self.adapters.get(client.server)
+        if adapter is None or adapter.client is not client:  # first use, or new credentials
+            adapter = self.adapters[client.server] = HostAdapter(client)
+            old = self.watchers.pop(client.server, None)
+            if old is not None:
+                await asyncio.to_thread(old.stop)
             # Drift shows within seconds through WaitForUpdatesEx, not by polling (§3.2.10).
-            self.watchers[client.server] = HostAdapter(client).watch(
-                lambda _changes: self.on_change()
-            )
-        return VSphereHosts(client, reader)
+            self.watchers[client.server] = adapter.watch(lambda _changes: self.on_change())
+        return VSphereHosts(adapter)
 
     def stop(self) -> None:
         for watcher in self.watchers.values():
