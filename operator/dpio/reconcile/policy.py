@@ -21,6 +21,7 @@ from dpio.planner import (
     ExitMaintenanceMode,
     OtherPolicy,
     RebootAction,
+    UpdatePassthruConfig,
     plan_deletion,
     plan_policy,
     policy_status,
@@ -83,7 +84,7 @@ class PolicyReconciler:
             previous=previous,
         )
         try:
-            await self._apply(body, hosts, plan.updates, ())
+            await self._update_passthru(body, hosts, plan.updates)
         except PortError as err:
             status = vcenter_unreachable_status(previous, err.message, generation, now)
             await self._write(body, previous, status)
@@ -103,24 +104,19 @@ class PolicyReconciler:
         except PortError:
             return Result(failed=True)
         try:
-            await self._apply(body, hosts, (), plan.reboot_actions)
+            await self._start(body, hosts, plan.reboot_actions)
         except PortError:
             return Result(failed=True)
-        draining = any(isinstance(a, EnterMaintenanceMode) for a in plan.reboot_actions) or any(
-            h.rolling_reboot is not None for h in status.hosts
-        )
+        # Every started step has its record in status (written above).
+        draining = any(h.rolling_reboot is not None for h in status.hosts)
         if not plan.empty:
             # Confirm what the calls did with one more read (status shows the projection
             # until then); vCenter change notifications make this sooner when they arrive.
             return Result(requeue_after=CONFIRM_SECONDS)
         return Result(requeue_after=DRAIN_CHECK_SECONDS if draining else None)
 
-    async def _apply(
-        self,
-        body: Mapping[str, Any],
-        hosts: HostsPort,
-        updates: Iterable[Any],
-        actions: Iterable[RebootAction],
+    async def _update_passthru(
+        self, body: Mapping[str, Any], hosts: HostsPort, updates: Iterable[UpdatePassthruConfig]
     ) -> None:
         for update in updates:
             await hosts.update_passthru_config(update)
@@ -130,6 +126,10 @@ class PolicyReconciler:
                      f"disabled {', '.join(disabled)}" if disabled else ""]  # fmt: skip
             message = f"Passthrough on {update.host}: {'; '.join(p for p in parts if p)}"
             await self.objects.event(body, "Normal", "PassthroughUpdated", message)
+
+    async def _start(
+        self, body: Mapping[str, Any], hosts: HostsPort, actions: Iterable[RebootAction]
+    ) -> None:
         for action in actions:
             await hosts.start(action)
             reason = {
@@ -151,7 +151,7 @@ class PolicyReconciler:
                 inventory=inventory,
                 others=self._others(policy.metadata.name),
             )
-            await self._apply(body, hosts, updates, ())
+            await self._update_passthru(body, hosts, updates)
         except PortError as err:
             await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
             return Result(failed=True)
