@@ -94,8 +94,9 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _go_env() -> dict[str, str]:
-    # Static binaries with the machine's toolchain; never fetch another toolchain.
-    return {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
+    # Static binaries with the machine's toolchain, unless the caller allows another one
+    # (.ci/run sets GOTOOLCHAIN=auto so an old distribution Go can fetch the one go.mod names).
+    return {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "local")}
 
 
 def _run_go(args: list[str], module_dir: Path, env: Mapping[str, str]) -> str:
