@@ -56,7 +56,19 @@ test-go: ## Go tests of the vSphere simulator
 
 .PHONY: test
 test: lint test-go ## Everything CI runs (builds the sandbox binaries on first use, cached in ~/.cache/dpio-sandbox)
-	$(VENV)/bin/pytest tests
+	$(VENV)/bin/pytest -m "not faults" tests
+
+.PHONY: test-faults
+test-faults: venv ## The fault-injection suite (SIGKILLs, vCenter outages, API server restarts), 3 runs
+	for i in 1 2 3; do $(VENV)/bin/pytest -m faults tests/faults || exit 1; done
+
+.PHONY: bench
+bench: venv ## Benchmarks of DESIGN.md §7 against the sandbox (tables on stdout, JSON in .bench/)
+	PYTHONPATH=sandbox:. $(PY) -m bench $(BENCH_ARGS)
+
+.PHONY: demo
+demo: venv ## The sandbox, the operator and the examples/, with their status as it evolves
+	$(SANDBOX) demo
 
 .PHONY: sandbox
 sandbox: venv ## Start etcd, kube-apiserver, kube-controller-manager and dpio-vcsim; writes .sandbox/env

@@ -1,0 +1,1 @@
+"""`dpio`: the administrators' command line (inventory, plan, status)."""

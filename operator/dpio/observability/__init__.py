@@ -1,0 +1,1 @@
+"""Prometheus metrics and structured logs; a leaf every layer may record into."""
