@@ -22,6 +22,7 @@ from dpio.api.common import (
     PciAddress,
     Rule,
     StatusModel,
+    Timestamp,
 )
 from dpio.api.conditions import Condition
 
@@ -265,6 +266,18 @@ class PreviousSettings(StatusModel):
     das_override: DasVmOverride | None = Field(None, description="The VM's HA override.")
 
 
+class PowerStatus(StatusModel):
+    """What the operator did to the VM's power state, so a restart keeps its promises: the VM it
+    powered off is powered back on (restorePowerState), the guest shutdown timeout keeps running."""
+
+    powered_off_by_operator: bool = Field(
+        False, description="The operator powered the VM off (or asked the guest to shut down)."
+    )
+    shutdown_requested_at: Timestamp | None = Field(
+        None, description="When the operator asked the guest to shut down (ShutdownGuest)."
+    )
+
+
 class VMDeviceAssignmentStatus(StatusModel):
     """Observed state of a VMDeviceAssignment."""
 
@@ -299,6 +312,9 @@ class VMDeviceAssignmentStatus(StatusModel):
     vmotion: VMotionStatus | None = Field(None, description="vMotion compatibility.")
     previous: PreviousSettings | None = Field(
         None, description="Settings before the operator's changes, restored on delete."
+    )
+    power: PowerStatus | None = Field(
+        None, description="Power actions the operator took and has yet to finish."
     )
 
 

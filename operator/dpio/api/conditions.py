@@ -61,6 +61,22 @@ NOT_IN_POLICY = "NotInPolicy"
 # VMotionCompatible reasons.
 DIRECT_PATH_GEN2 = "DirectPathGen2"  # True: Gen2 under VM-FEX keeps vMotion
 STATIC_PASSTHROUGH = "StaticPassthrough"  # False: a PCI passthrough device pins the VM
+DYNAMIC_PASSTHROUGH = "DynamicPassthrough"  # False: a Dynamic DirectPath device pins it too
+GEN2_UNSUPPORTED_HOST = "Gen2UnsupportedHost"  # False: HostCapability.vmDirectPathGen2Supported
+GEN2_NOT_ALLOWED_BY_PORT_GROUP = "Gen2NotAllowedByPortGroup"  # DVPortSetting says no
+NO_NETWORK_DIRECT_PATH = "NoNetworkDirectPath"  # no passthrough at all: vMotion not restricted
+
+# Stalled reason: a networkDirectPath adapter is missing or not vmxnet3.
+INVALID_NETWORK_ADAPTER = "InvalidNetworkAdapter"
+
+# Forbidden reasons (True), and its reason when False.
+POLICY_NOT_FOUND = "PolicyNotFound"
+NOT_A_CONSUMER = "NotAConsumer"
+ALLOWED = "Allowed"
+
+# Ready=False reasons of a VMDeviceAssignment.
+VM_NOT_FOUND = "VMNotFound"  # the VM does not exist (yet) in vCenter
+RECONFIGURE_FAILED = "ReconfigureFailed"  # vCenter refused a change (task fault)
 
 # Stalled reason when the VM is over its passthrough device maximum (DESIGN.md §3.2.6).
 TOO_MANY_DEVICES = "TooManyDevices"

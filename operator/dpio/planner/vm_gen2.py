@@ -12,18 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dpio.api.assignment import DeviceKind, NetworkDirectPath, VMotionStatus
-from dpio.api.conditions import DIRECT_PATH_GEN2, STATIC_PASSTHROUGH
+from dpio.api.conditions import (
+    DIRECT_PATH_GEN2,
+    DYNAMIC_PASSTHROUGH,
+    GEN2_NOT_ALLOWED_BY_PORT_GROUP,
+    GEN2_UNSUPPORTED_HOST,
+    INVALID_NETWORK_ADAPTER,
+    NO_NETWORK_DIRECT_PATH,
+    STATIC_PASSTHROUGH,
+)
 from dpio.planner.conditions import Problem
 from dpio.planner.observed import parse_version
 from dpio.planner.vm_observed import VMXNET3, DynamicBacking, ObservedVM, VMObservation
-
-# VMotionCompatible=False reasons besides StaticPassthrough (DESIGN.md §2.3 leaves them open).
-DYNAMIC_PASSTHROUGH = "DynamicPassthrough"
-GEN2_UNSUPPORTED_HOST = "Gen2UnsupportedHost"
-GEN2_NOT_ALLOWED_BY_PORT_GROUP = "Gen2NotAllowedByPortGroup"
-NO_NETWORK_DIRECT_PATH = "NoNetworkDirectPath"
-# Stalled reason: a networkDirectPath adapter that is missing or not vmxnet3.
-INVALID_NETWORK_ADAPTER = "InvalidNetworkAdapter"
 
 GEN2_DEPRECATED_SINCE = (8, 0)
 DEPRECATION = "VMDirectPath Gen2 is deprecated as of vSphere 8.0 (vSphere API reference)"

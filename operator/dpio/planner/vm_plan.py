@@ -20,7 +20,7 @@ from dpio.api.assignment import (
     VMDeviceAssignmentStatus,
     VMotionStatus,
 )
-from dpio.api.conditions import TOO_MANY_DEVICES
+from dpio.api.conditions import TOO_MANY_DEVICES, VM_NOT_FOUND
 from dpio.planner.conditions import INVALID_SPEC, Problem
 from dpio.planner.selection import InvalidSpecError
 from dpio.planner.vm_changes import (
@@ -45,8 +45,6 @@ from dpio.planner.vm_gen2 import adapter_problem, kinds, upt_changes, vmotion_st
 from dpio.planner.vm_observed import Backing, ObservedVM, VMObservation
 from dpio.planner.vm_power import PowerAction, PowerTracking, after_change, before_change
 from dpio.planner.vm_rules import DeviceCheck, check_device, forbidden, passthrough_limit
-
-VM_NOT_FOUND = "VMNotFound"  # Ready=False: the VM does not exist (yet) in vCenter
 
 
 @dataclass(frozen=True, slots=True)

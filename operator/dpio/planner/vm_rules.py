@@ -15,10 +15,12 @@ from dpio.api.common import LabelSelector, LabelSelectorOperator
 from dpio.api.conditions import (
     CLAIMED_BY_ASSIGNMENT,
     IN_USE_BY_VM,
+    NOT_A_CONSUMER,
     NOT_ENABLED,
     NOT_FOUND,
     NOT_IN_POLICY,
     PENDING_HOST_REBOOT,
+    POLICY_NOT_FOUND,
 )
 from dpio.api.policy import DeviceState, DeviceStatus, HostPassthroughPolicySpec
 from dpio.planner.conditions import Problem
@@ -26,11 +28,6 @@ from dpio.planner.observed import HostPciDevice, ObservedHost, ObservedInventory
 from dpio.planner.selection import InvalidSpecError, compile_device_selectors, select_hosts
 from dpio.planner.vm_devices import DesiredDevice
 from dpio.planner.vm_observed import AssignmentClaim, ObservedVM, VMObservation
-
-# Forbidden reasons (DESIGN.md §2.3 names the condition, not its reasons).
-POLICY_NOT_FOUND = "PolicyNotFound"
-NOT_A_CONSUMER = "NotAConsumer"
-ALLOWED = "Allowed"
 
 # Passthrough devices per VM by ESXi version, newest first (vSphere configuration maximums;
 # Broadcom KB 309986). Used when QueryConfigOption has no numPCIPassthroughDevices.

@@ -18,9 +18,11 @@ from dpio.api.assignment import (
     VMStatus,
 )
 from dpio.api.conditions import (
+    ALLOWED,
     DEVICES_UNAVAILABLE,
     FEATURE_CONFLICT,
     FORBIDDEN,
+    NO_NETWORK_DIRECT_PATH,
     POWER_OFF_REQUIRED,
     VM_POWERED_ON,
     VMOTION_COMPATIBLE,
@@ -30,10 +32,8 @@ from dpio.planner.conditions import Problem, Want, compute_conditions, kstatus_w
 from dpio.planner.status import AS_EXPECTED
 from dpio.planner.vm_conflicts import UNAVAILABLE_FEATURES
 from dpio.planner.vm_devices import DesiredDevice
-from dpio.planner.vm_gen2 import NO_NETWORK_DIRECT_PATH
 from dpio.planner.vm_observed import DynamicBacking, ObservedVM, StaticBacking
 from dpio.planner.vm_plan import VMPlan
-from dpio.planner.vm_rules import ALLOWED
 
 _MAX_LISTED = 5
 
