@@ -1,0 +1,64 @@
+"""`make bench` / `python -m bench`: the benchmarks of DESIGN.md §7 against the sandbox.
+
+Each scenario starts its own control plane and simulators, runs the operator as a subprocess,
+prints its tables and writes `<out>/<scenario>.json`. See bench/README.md for how to read them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench.context import Context
+from bench.report import Result, render, save
+
+SCENARIOS = ("hosts", "vms", "steady", "drift", "scale")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
+    parser.add_argument(
+        "--quick", action="store_true", help="small smoke sizes (minutes, not hours)"
+    )
+    parser.add_argument("--out", type=Path, default=Path(".bench"))
+    parser.add_argument("--latency-ms", type=int, default=50, help="injected per SOAP request")
+    parser.add_argument(
+        "--timeout", type=float, default=None,
+        help="seconds a convergence may take (default: 120 with --quick, else 900)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    ctx = Context(
+        out=args.out.resolve(),
+        quick=args.quick,
+        latency_ms=args.latency_ms,
+        timeout=args.timeout or (120.0 if args.quick else 900.0),
+    )
+    names = SCENARIOS if args.scenario == "all" else (args.scenario,)
+    failed = 0
+    for name in names:
+        result = _run(name, ctx)
+        failed += not result.available and result.reason.startswith("error")
+        print(render(result), flush=True)
+        print(f"-> {save(result, ctx.out)}\n", flush=True)
+    return 1 if failed else 0
+
+
+def _run(name: str, ctx: Context) -> Result:
+    print(f">> scenario {name}{' (quick)' if ctx.quick else ''}", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    try:
+        module = importlib.import_module(f"bench.scenarios.{name}")
+        result: Result = module.run(ctx)
+    except Exception as err:  # one broken scenario must not hide the others' figures
+        traceback.print_exc()
+        result = Result(name, available=False, reason=f"error: {type(err).__name__}: {err}")
+    result.figures.setdefault("scenario_seconds", round(time.monotonic() - started, 1))
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

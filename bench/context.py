@@ -1,0 +1,22 @@
+"""What every scenario is given: where to write, how big to go, the injected latency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Context:
+    out: Path
+    quick: bool
+    latency_ms: int
+    timeout: float  # seconds a convergence wait may take before the scenario reports a timeout
+    keep_going: bool = True
+
+    def state_dir(self, scenario: str) -> Path:
+        """A fresh control plane per scenario: etcd starts empty, logs are kept for reading."""
+        return self.out / "state" / scenario
+
+    def size(self, quick: int, full: int) -> int:
+        return quick if self.quick else full

@@ -1,0 +1,65 @@
+"""Benchmark inventories from `dpio-vcsim generate` (sandbox/vcsim/sim/generate.go), so the
+simulator and the benchmarks share one description of a large regular datacenter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dpio_sandbox import vcsim
+
+
+@dataclass(frozen=True)
+class Shape:
+    hosts: int
+    devices_per_host: int
+    vms: int = 0
+    clusters: int = 1
+    #: Every host reports deviceRebindWithoutRebootSupported (vSphere 7.0+ capability), so an
+    #: enabled device becomes active at once and Ready is reachable without a reboot cycle.
+    rebind_all: bool = True
+
+
+def write(shape: Shape, path: Path) -> Path:
+    """Generate the inventory of ``shape`` into ``path`` (JSON, which the YAML loader reads)."""
+    out = subprocess.run(
+        [str(vcsim.binary()), "generate", f"--hosts={shape.hosts}",
+         f"--devices-per-host={shape.devices_per_host}", f"--vms={shape.vms}",
+         f"--clusters={shape.clusters}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    inventory: dict[str, Any] = yaml.load(out.stdout, Loader=yaml.CSafeLoader)
+    if shape.rebind_all:
+        for host in hosts(inventory):
+            host["deviceRebindWithoutReboot"] = True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(inventory))
+    return path
+
+
+def hosts(inventory: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for dc in inventory.get("datacenters", []):
+        for cluster in dc.get("clusters") or []:
+            found += cluster.get("hosts") or []
+        found += dc.get("hosts") or []
+    return found
+
+
+def host_names(count: int) -> list[str]:
+    """The names `Generate` gives (esx-0001.bench.local, ...)."""
+    return [f"esx-{i + 1:04d}.bench.local" for i in range(count)]
+
+
+def vm_names(count: int) -> list[str]:
+    return [f"vm-{i + 1:05d}" for i in range(count)]
+
+
+def device_address(index: int) -> str:
+    """Device ``index`` of a generated host: one GPU per bus from 0x20 up."""
+    return f"0000:{0x20 + index:02x}:00.0"

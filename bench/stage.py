@@ -1,0 +1,143 @@
+"""The pieces a scenario runs on, started through the sandbox's own code: a control plane of its
+own (fresh etcd, so scenarios don't see each other's objects), simulators with generated
+inventories, and the operator as a subprocess, run as `make run` runs it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import procstat
+from dpio_sandbox import controlplane, install, procs, vcsim
+from dpio_sandbox.sandbox import Sandbox
+
+
+@dataclass
+class Operator:
+    """The operator subprocess and its log."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stat(self) -> procstat.ProcStat:
+        return procstat.read(self.proc.pid)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class Stage:
+    """A running control plane and the simulators started on it."""
+
+    state_dir: Path
+    plane: controlplane.ControlPlane
+    sims: dict[str, vcsim.Simulator] = field(default_factory=dict)
+
+    def simulator(
+        self, name: str, inventory: Path, *, latency_ms: int = 0, reboot_delay: str = "2s"
+    ) -> vcsim.Simulator:
+        """Start simulator ``name`` on ``inventory`` with ``latency_ms`` per SOAP request."""
+        started = time.monotonic()
+        sim = vcsim.start(self.state_dir, name=name, inventory=inventory, reboot_delay=reboot_delay)
+        print(f"   simulator {name} up in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        sim.admin("PUT", "/latency", {"ms": latency_ms})
+        self.sims[name] = sim
+        return sim
+
+    def sandbox(self, sim_name: str) -> Sandbox:
+        """The `Sandbox` view (kubeconfig + kubectl + one simulator) the sandbox helpers take."""
+        return Sandbox(
+            self.state_dir, self.plane.kubeconfig, self.plane.kubectl, self.sims[sim_name]
+        )
+
+    def install(self, sim_name: str) -> None:
+        """CRDs, the operator's namespace and its default vCenter Secret for ``sim_name``."""
+        install.install(self.sandbox(sim_name))
+
+    def start_operator(self, sim_name: str, *, workers: int | None = None) -> Operator:
+        box = self.sandbox(sim_name)
+        port = procs.free_port()
+        env = {
+            **os.environ,
+            **box.env(),
+            "DPIO_NAMESPACE": install.NAMESPACE,
+            "DPIO_VCENTER_SECRET": install.SECRET,
+        }
+        if workers is not None:
+            env["DPIO_WORKERS"] = str(workers)
+        log = self.state_dir / "logs" / "operator.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dpio.handlers.main", "--standalone",
+                 f"--liveness=http://127.0.0.1:{port}/healthz"],
+                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        operator = Operator(proc, log)
+        try:
+            procs.wait_for_url(log.parent, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
+        except BaseException:
+            operator.stop()
+            raise
+        return operator
+
+
+@contextlib.contextmanager
+def stage(state_dir: Path) -> Iterator[Stage]:
+    """A fresh control plane in ``state_dir`` (wiped first); everything stopped on exit."""
+    state_dir = state_dir.resolve()
+    if state_dir.exists():
+        controlplane.stop(state_dir)
+        _wipe(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    plane = controlplane.start(state_dir)
+    print(f"   control plane up in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    current = Stage(state_dir, plane)
+    try:
+        yield current
+    finally:
+        for name in list(current.sims):
+            vcsim.stop(state_dir, name)
+        controlplane.stop(state_dir)
+
+
+@contextlib.contextmanager
+def running(operator: Operator) -> Iterator[Operator]:
+    try:
+        yield operator
+    finally:
+        operator.stop()
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _wipe(path: Path) -> None:
+    # Old etcd data, logs and simulator state; the binaries live in the cache, not here.
+    shutil.rmtree(path, ignore_errors=True)
