@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from dpio.api.policy import HostPassthroughPolicySpec
+from dpio.api.policy import HostPassthroughPolicySpec, VCenterRef
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
+from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
+from dpio.planner.vm_observed import VMObservation
+from dpio.planner.vm_power import PowerAction
 
 
 class PortError(Exception):
@@ -48,6 +51,33 @@ class VCenterPort(Protocol):
     """Resolves which vCenter a policy talks to (its Secret, or the operator's default)."""
 
     async def hosts_for(self, spec: HostPassthroughPolicySpec) -> HostsPort: ...
+
+
+class VMsPort(Protocol):
+    """The VM side of one vCenter (DESIGN.md §7: at most 3 calls to observe a converged VM)."""
+
+    async def observe_vm(self, *, name: str = "", instance_uuid: str = "") -> VMObservation:
+        """The VM, its host's ConfigTarget and ConfigOption; `vm` None if it does not exist.
+        `claims`, `policy` and `namespace_labels` are left empty: they come from caches."""
+        ...
+
+    async def reconfigure(self, change: ReconfigVM) -> None:
+        """One `ReconfigVM_Task` carrying every change; returns when the task has finished."""
+        ...
+
+    async def reconfigure_cluster(self, change: ReconfigureCluster) -> None:
+        """One `ReconfigureComputeResource_Task` with this VM's DRS/HA overrides."""
+        ...
+
+    async def power(self, vm_moref: str, action: PowerAction) -> None:
+        """`ShutdownGuest` (returns at once), `PowerOffVM_Task` or `PowerOnVM_Task`."""
+        ...
+
+
+class VCenterVMsPort(Protocol):
+    """Resolves the vCenter an assignment talks to: its policy's, else the operator's default."""
+
+    async def vms_for(self, vcenter: VCenterRef | None) -> VMsPort: ...
 
 
 class ObjectsPort(Protocol):

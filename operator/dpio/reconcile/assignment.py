@@ -1,0 +1,214 @@
+"""VMDeviceAssignment: observe -> plan -> apply -> status, for one object.
+
+Level-triggered and idempotent, like the policy reconciler. One run: finalizer first; the
+namespace's right to use the policy is checked from caches before vCenter is asked anything
+(a namespace that is not a consumer learns nothing about the VM); observe the VM (≤ 3 calls);
+plan; write status (what the operator is about to do, `previous` and power tracking included)
+with the object's resourceVersion as precondition, THEN make the calls in the plan's order:
+cluster overrides, power before, ReconfigVM, power after. A run working from a stale read fails
+the write (409) and changes nothing in vCenter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from dpio.api.assignment import VMDeviceAssignment, VMDeviceAssignmentStatus
+from dpio.api.conditions import RECONFIGURE_FAILED, VCENTER_UNREACHABLE
+from dpio.planner.conditions import Problem, compute_conditions
+from dpio.planner.vm_deletion import plan_assignment_deletion
+from dpio.planner.vm_observed import VMObservation
+from dpio.planner.vm_plan import VMPlan, plan_assignment
+from dpio.planner.vm_rules import forbidden
+from dpio.planner.vm_status import assignment_status, assignment_wants
+from dpio.reconcile import assignment_inputs as inputs
+from dpio.reconcile.assignment_apply import Applier, status_changed, transition_events
+from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER
+from dpio.reconcile.ports import ObjectsPort, PortError, VCenterVMsPort
+from dpio.reconcile.queue import Result
+
+Body = Mapping[str, Any]
+#: While another assignment's claim on our device is not known yet, look again this soon.
+CLAIM_CHECK_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class AssignmentReconciler:
+    vcenter: VCenterVMsPort
+    objects: ObjectsPort
+    #: The cached HostPassthroughPolicy body of that name, or None.
+    policy: Callable[[str], Body | None]
+    all_assignments: Callable[[], Iterable[Body]]
+    #: The labels of a namespace (for consumers.namespaceSelector); empty if unknown.
+    namespace_labels: Callable[[str], Mapping[str, str]]
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def __call__(self, body: Body) -> Result:
+        assignment = inputs.parse_assignment(body)
+        if assignment is None:
+            # The CRD schema admits only valid objects; one that slipped past is left alone.
+            return Result()
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if assignment.metadata.deletion_timestamp is not None:
+            if FINALIZER not in finalizers:
+                return Result()
+            return await self._delete(body, assignment, finalizers)
+        if FINALIZER not in finalizers:
+            # The change comes back as a watch event, which brings us back with a fresh body.
+            await self.objects.set_finalizers(body, [*finalizers, FINALIZER])
+            return Result()
+        return await self._reconcile(body, assignment)
+
+    async def _reconcile(self, body: Body, assignment: VMDeviceAssignment) -> Result:
+        now, meta, spec = self.clock(), assignment.metadata, assignment.spec
+        namespace = meta.namespace or ""
+        policy = inputs.parse_policy(self.policy(spec.policy_ref.name))
+        labels = self.namespace_labels(namespace)
+        view = inputs.policy_view(policy, None) if policy is not None else None
+        observed = VMObservation(vm=None, policy=view, namespace_labels=labels)
+        unknown_claims = False
+        if policy is not None and forbidden(observed, spec.policy_ref.name, namespace) is None:
+            try:
+                vms = await self.vcenter.vms_for(policy.spec.vcenter)
+                seen = await vms.observe_vm(
+                    name=spec.vm.name or "", instance_uuid=spec.vm.instance_uuid or ""
+                )
+            except PortError as err:
+                status = assignment.status
+                unreachable = VMPlan(tracking=inputs.tracking(status), previous=status.previous)
+                problem = Problem(VCENTER_UNREACHABLE, err.message)
+                with contextlib.suppress(PortError):  # the retry reports it again
+                    await self._report(body, assignment, unreachable, problem)
+                return Result(failed=True)
+            host = seen.vm.host if seen.vm is not None else ""
+            found, unknown_claims = inputs.claims(
+                self.all_assignments(), (namespace, meta.name), host
+            )
+            observed = replace(
+                seen,
+                claims=found,
+                policy=inputs.policy_view(policy, host),
+                namespace_labels=labels,
+            )
+        else:
+            vms = None
+        plan = plan_assignment(
+            namespace=namespace,
+            name=meta.name,
+            creation_timestamp=meta.creation_timestamp or inputs.EPOCH,
+            spec=spec,
+            observed=observed,
+            now=now,
+            previous=assignment.status,
+            tracking=inputs.tracking(assignment.status),
+        )
+        try:
+            await self._report(body, assignment, plan, None)
+        except PortError:
+            return Result(failed=True)  # stale read (409) or API error: change nothing
+        if vms is not None and not plan.empty:
+            try:
+                await Applier(vms, self.objects, body).apply(plan)
+            except PortError as err:
+                await self._failed(body, assignment, plan, err)
+                return Result(failed=True)
+            return Result(requeue_after=_soonest(plan, CONFIRM_SECONDS))
+        if unknown_claims and plan.unavailable:
+            return Result(requeue_after=_soonest(plan, CLAIM_CHECK_SECONDS))
+        return Result(requeue_after=_soonest(plan, None))
+
+    async def _delete(
+        self, body: Body, assignment: VMDeviceAssignment, finalizers: list[str]
+    ) -> Result:
+        """DESIGN.md §3.2.11: remove our devices, restore `previous`; power policy applies."""
+        spec = assignment.spec
+        policy = inputs.parse_policy(self.policy(spec.policy_ref.name))
+        try:
+            # Without its policy the assignment can only use the operator's default vCenter.
+            vms = await self.vcenter.vms_for(policy.spec.vcenter if policy else None)
+            observed = await vms.observe_vm(
+                name=spec.vm.name or "", instance_uuid=spec.vm.instance_uuid or ""
+            )
+        except PortError as err:
+            await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
+            return Result(failed=True)
+        plan = plan_assignment_deletion(
+            spec=spec,
+            observed=observed,
+            now=self.clock(),
+            previous=assignment.status,
+            tracking=inputs.tracking(assignment.status),
+        )
+        if plan.release:
+            await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+            return Result()
+        status = assignment.status
+        conditions = compute_conditions(
+            status.conditions,
+            assignment_wants(plan),
+            assignment.metadata.generation or 0,
+            self.clock(),
+        )
+        cleanup = status.model_copy(
+            update={"conditions": list(conditions), "power": inputs.power_status(plan.tracking)}
+        )
+        try:
+            await self._write(body, status, cleanup)
+            await Applier(vms, self.objects, body).apply(plan)
+        except PortError as err:
+            await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
+            return Result(failed=True)
+        if plan.empty:
+            return Result(requeue_after=_soonest(plan, None))
+        return Result(requeue_after=_soonest(plan, CONFIRM_SECONDS))
+
+    async def _report(
+        self, body: Body, assignment: VMDeviceAssignment, plan: VMPlan, problem: Problem | None
+    ) -> None:
+        if problem is not None:
+            plan = replace(plan, not_ready=problem)
+        previous = assignment.status
+        status = assignment_status(
+            plan,
+            previous=previous,
+            generation=assignment.metadata.generation or 0,
+            now=self.clock(),
+            adapters=[n.adapter for n in assignment.spec.network_direct_path],
+        )
+        status = status.model_copy(update={"power": inputs.power_status(plan.tracking)})
+        await self._write(body, previous, status)
+
+    async def _failed(
+        self, body: Body, assignment: VMDeviceAssignment, plan: VMPlan, err: PortError
+    ) -> None:
+        """vCenter refused a call: say so in Ready (the next run retries with backoff)."""
+        problem = Problem(RECONFIGURE_FAILED, f"{err.reason}: {err.message}")
+        await self.objects.event(body, "Warning", RECONFIGURE_FAILED, problem.message)
+        # The status written before the calls moved resourceVersion on; this write carries no
+        # precondition (it changes no vCenter state and repeats the tracking just written).
+        unguarded = {**body, "metadata": {**body["metadata"], "resourceVersion": ""}}
+        done = replace(plan, reconfigure=None, cluster=None, power_before=None, power_after=None)
+        with contextlib.suppress(PortError):  # the retry reports it again
+            await self._report(unguarded, assignment, done, problem)
+
+    async def _write(
+        self, body: Body, previous: VMDeviceAssignmentStatus, status: VMDeviceAssignmentStatus
+    ) -> None:
+        current = previous if body.get("status") else None
+        if not status_changed(current, status):
+            return  # steady state: no write at all
+        await self.objects.patch_status(
+            body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        await transition_events(self.objects, body, previous, status)
+
+
+def _soonest(plan: VMPlan, seconds: float | None) -> float | None:
+    wanted = [s for s in (seconds,) if s is not None]
+    if plan.requeue_after is not None:
+        wanted.append(plan.requeue_after.total_seconds())
+    return min(wanted) if wanted else None

@@ -1,0 +1,122 @@
+"""Making a VM plan's calls, in the plan's order, and telling `kubectl describe` about them.
+
+DESIGN.md §3.2.4-5 and vm_plan.py: cluster overrides (ReconfigureComputeResource_Task), then the
+power action that must come before the change, then one ReconfigVM_Task, then the power action
+after it. The status recording what is about to happen has been written before this runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dpio.api.assignment import VMDeviceAssignmentStatus
+from dpio.api.conditions import (
+    DEVICES_UNAVAILABLE,
+    FEATURE_CONFLICT,
+    FORBIDDEN,
+    POWER_OFF_REQUIRED,
+    READY,
+    STALLED,
+    ConditionStatus,
+)
+from dpio.planner.conditions import conditions_changed, find
+from dpio.planner.vm_changes import ReconfigVM
+from dpio.planner.vm_plan import VMPlan
+from dpio.planner.vm_power import PowerAction
+from dpio.reconcile.ports import ObjectsPort, VMsPort
+
+Body = Mapping[str, Any]
+
+# Event reasons for the calls (kubectl describe), in vSphere's words.
+_POWER_REASONS = {
+    PowerAction.SHUTDOWN_GUEST: "ShutdownGuest",
+    PowerAction.POWER_OFF: "PoweredOff",
+    PowerAction.POWER_ON: "PoweredOn",
+}
+# Conditions whose flips are worth an Event; True is a Warning for all but Ready.
+_ANNOUNCED = (READY, STALLED, FORBIDDEN, DEVICES_UNAVAILABLE, FEATURE_CONFLICT, POWER_OFF_REQUIRED)
+
+
+@dataclass(frozen=True)
+class Applier:
+    vms: VMsPort
+    objects: ObjectsPort
+    body: Body
+
+    async def apply(self, plan: VMPlan) -> None:
+        vm = plan.vm
+        name = vm.name if vm is not None else "?"
+        if plan.cluster is not None:
+            await self.vms.reconfigure_cluster(plan.cluster)
+            await self._event("ClusterOverridesSet", f"Set DRS/HA overrides of VM {name}")
+        if plan.power_before is not None and vm is not None:
+            await self.vms.power(vm.moref, plan.power_before)
+            await self._event(_POWER_REASONS[plan.power_before], plan.power_message)
+        if plan.reconfigure is not None:
+            await self.vms.reconfigure(plan.reconfigure)
+            await self._event("Reconfigured", _describe(name, plan.reconfigure))
+        if plan.power_after is not None and vm is not None:
+            await self.vms.power(vm.moref, plan.power_after)
+            await self._event(_POWER_REASONS[plan.power_after], f"VM {name} powered back on")
+
+    async def _event(self, reason: str, message: str) -> None:
+        await self.objects.event(self.body, "Normal", reason, message)
+
+
+def _describe(name: str, change: ReconfigVM) -> str:
+    parts = []
+    if change.adds:
+        parts.append(f"added {len(change.adds)} passthrough device(s)")
+    if change.removes:
+        parts.append(f"removed {len(change.removes)} passthrough device(s)")
+    if change.nic_edits:
+        parts.append(f"enabled DirectPath Gen2 on {', '.join(n.label for n in change.nic_edits)}")
+    if change.memory_reservation_locked_to_max is not None:
+        parts.append(
+            "reserved all guest memory"
+            if change.memory_reservation_locked_to_max
+            else "restored the memory reservation"
+        )
+    settings = (
+        change.cpu_hot_add_enabled,
+        change.memory_hot_add_enabled,
+        change.nested_hv_enabled,
+    )
+    if any(s is not None for s in settings):
+        parts.append("changed hot add / nested HV settings")
+    return f"Reconfigured VM {name}: {'; '.join(parts) or 'no device change'}"
+
+
+def status_changed(
+    previous: VMDeviceAssignmentStatus | None, current: VMDeviceAssignmentStatus
+) -> bool:
+    """True when writing `current` would change the object (compared as the API server keeps it)."""
+    if previous is None:
+        return True
+    if conditions_changed(previous.conditions, current.conditions):
+        return True
+    exclude = {"conditions"}
+    return previous.model_dump(mode="json", exclude=exclude) != current.model_dump(
+        mode="json", exclude=exclude
+    )
+
+
+async def transition_events(
+    objects: ObjectsPort,
+    body: Body,
+    previous: VMDeviceAssignmentStatus,
+    status: VMDeviceAssignmentStatus,
+) -> None:
+    """One Event per condition flip, not per reconcile: `kubectl describe` tells the story."""
+    for type_ in _ANNOUNCED:
+        before, after = find(previous.conditions, type_), find(status.conditions, type_)
+        if after is None or after.status is ConditionStatus.UNKNOWN:
+            continue
+        if before is None and after.status is ConditionStatus.FALSE and type_ != READY:
+            continue  # a problem that never was is not news
+        if before is not None and before.status == after.status:
+            continue
+        bad = (after.status is ConditionStatus.TRUE) != (type_ == READY)
+        await objects.event(body, "Warning" if bad else "Normal", after.reason, after.message)

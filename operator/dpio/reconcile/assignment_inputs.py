@@ -1,0 +1,126 @@
+"""What a VMDeviceAssignment reconcile takes from the operator's caches rather than from vCenter:
+other assignments' claims, the referenced policy, and power tracking kept in status.
+
+DESIGN.md §7 allows at most 3 vCenter calls per converged VM, so everything here is read from the
+watch caches the controllers keep (no API server or vCenter call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from dpio.api.assignment import PowerStatus, VMDeviceAssignment, VMDeviceAssignmentStatus
+from dpio.api.conditions import CLAIMED_BY_ASSIGNMENT, FORBIDDEN, IN_USE_BY_VM, VM_NOT_FOUND
+from dpio.api.policy import HostPassthroughPolicy
+from dpio.planner.conditions import find, is_true
+from dpio.planner.vm_observed import AssignmentClaim, PolicyView
+from dpio.planner.vm_power import PowerTracking
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Reasons of an assignment that waits for something another object holds (a device, a VM).
+WAITING_REASONS = frozenset({CLAIMED_BY_ASSIGNMENT, IN_USE_BY_VM, VM_NOT_FOUND})
+
+Body = Mapping[str, Any]
+
+
+def parse_assignment(body: Body) -> VMDeviceAssignment | None:
+    try:
+        return VMDeviceAssignment.model_validate(body)
+    except ValidationError:
+        return None
+
+
+def parse_policy(body: Body | None) -> HostPassthroughPolicy | None:
+    if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+        return None  # a policy being deleted offers nothing new
+    try:
+        return HostPassthroughPolicy.model_validate(body)
+    except ValidationError:
+        return None
+
+
+def policy_view(policy: HostPassthroughPolicy, host: str | None) -> PolicyView:
+    """The policy's spec and its status rows for `host` (none before the VM's host is known)."""
+    rows = next((h.devices for h in policy.status.hosts if h.name == host), [])
+    return PolicyView(name=policy.metadata.name, spec=policy.spec, host_devices=tuple(rows))
+
+
+def claims(
+    others: Iterable[Body], me: tuple[str, str], my_host: str
+) -> tuple[tuple[AssignmentClaim, ...], bool]:
+    """Static devices other assignments ask for, and whether any claim's host is still unknown.
+
+    An assignment reconciled at least once has its VM's host in status. One never reconciled may
+    be the older claimant of our device: it counts as claiming on our host until it has looked
+    (so the oldest wins every time, whatever order the workers run in); the caller looks again
+    soon. Forbidden assignments and those being deleted claim nothing (a deleting one still holds
+    its devices through the VM, which vCenter reports as InUseByVM).
+    """
+    found: list[AssignmentClaim] = []
+    unknown = False
+    for body in others:
+        meta = body.get("metadata", {})
+        if (meta.get("namespace", ""), meta.get("name", "")) == me or meta.get("deletionTimestamp"):
+            continue
+        other = parse_assignment(body)
+        if other is None or is_true(other.status.conditions, FORBIDDEN):
+            continue
+        addresses = tuple(d.pci.address for d in other.spec.devices if d.pci is not None)
+        if not addresses:
+            continue
+        host = other.status.vm.host if other.status.vm is not None else None
+        if host is None:
+            if other.status.observed_generation is not None:
+                continue  # it has looked and found no VM (or none yet): nothing to hold
+            unknown = True
+            host = my_host
+        found.append(
+            AssignmentClaim(
+                namespace=other.metadata.namespace or "",
+                name=other.metadata.name,
+                creation_timestamp=other.metadata.creation_timestamp or EPOCH,
+                host=host,
+                device_ids=addresses,
+            )
+        )
+    return tuple(found), unknown
+
+
+def tracking(status: VMDeviceAssignmentStatus) -> PowerTracking:
+    power = status.power
+    if power is None:
+        return PowerTracking()
+    return PowerTracking(
+        powered_off_by_operator=power.powered_off_by_operator,
+        shutdown_requested_at=power.shutdown_requested_at,
+    )
+
+
+def power_status(tracking: PowerTracking) -> PowerStatus | None:
+    if tracking == PowerTracking():
+        return None  # nothing promised: keep status small
+    return PowerStatus(
+        powered_off_by_operator=tracking.powered_off_by_operator,
+        shutdown_requested_at=tracking.shutdown_requested_at,
+    )
+
+
+def waiting(body: Body) -> bool:
+    """The assignment waits on another object (device claim, other VM, missing VM)."""
+    assignment = parse_assignment(body)
+    if assignment is None:
+        return False
+    ready = find(assignment.status.conditions, "Ready")
+    return ready is not None and ready.reason in WAITING_REASONS
+
+
+def references(body: Body, policy: str) -> bool:
+    return str(body.get("spec", {}).get("policyRef", {}).get("name", "")) == policy
+
+
+def vm_moref(body: Body) -> str:
+    return str(((body.get("status") or {}).get("vm") or {}).get("moref") or "")

@@ -1,0 +1,258 @@
+"""The VMDeviceAssignment reconciler against in-memory ports: call order, status before change,
+errors as conditions, claims, deletion, and no writes at all when nothing changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.unit.planner.test_vm_builders import attached, converged_vm, observe, vm
+from tests.unit.reconcile.test_assignment_fakes import World, body, condition, with_vm
+
+from dpio.planner.vm_observed import ObservedCluster, VMObservation
+from dpio.planner.vm_power import PowerAction
+from dpio.reconcile.assignment import CLAIM_CHECK_SECONDS
+from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER
+from dpio.reconcile.ports import PortError
+
+UNREACHABLE = PortError("VCenterUnreachable", "connection refused", retryable=True)
+
+
+def test_finalizer_comes_first_and_nothing_else_happens() -> None:
+    world = World.make()
+    result = world.run(body(finalizers=("other.io/keep",)))
+    assert world.log == [("finalizers", ["other.io/keep", FINALIZER])]
+    assert result.requeue_after is None
+    assert not result.failed
+
+
+def test_powered_off_vm_gets_status_then_one_reconfigure_with_full_reservation() -> None:
+    world = World.make()
+    result = world.run(body())
+    assert world.calls() == ["vms_for", "observe_vm", "status", "reconfigure"]
+    change = world.arg("reconfigure")
+    assert [a.name for a in change.adds] == ["gpu0"]
+    assert change.memory_reservation_locked_to_max is True
+    status = world.statuses()[0]
+    # previous settings are recorded before the change that alters them
+    assert status["previous"] == {"memoryReservationLockedToMax": False}
+    assert condition(status, "Reconciling") == ("True", "Progressing")
+    assert ("Normal", "Reconfigured") in world.events()
+    assert result.requeue_after == CONFIRM_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("policy", "first_calls", "power"),
+    [
+        ("PowerOff", ["status", "power"], PowerAction.POWER_OFF),
+        ("ShutdownGuest", ["status", "power"], PowerAction.SHUTDOWN_GUEST),
+        ("WaitForPowerOff", ["status"], None),
+    ],
+)
+def test_powered_on_vm_power_tracking_is_written_before_the_power_call(
+    policy: str, first_calls: list[str], power: PowerAction | None
+) -> None:
+    world = World.make(with_vm(observe(), power_state="poweredOn"))
+    spec = {**body()["spec"], "powerPolicy": policy}
+    world.run(body(spec=spec))
+    assert world.calls()[2:] == first_calls
+    status = world.statuses()[0]
+    if power is None:
+        assert "power" not in status
+        assert condition(status, "PowerOffRequired") == ("True", "VMPoweredOn")
+    else:
+        assert world.arg("power") is power
+        assert status["power"]["poweredOffByOperator"] is True
+    assert "reconfigure" not in world.calls()  # never while powered on
+
+
+def test_power_tracking_in_status_survives_a_restart_and_powers_the_vm_back_on() -> None:
+    # The operator powered the VM off, then restarted: status is all it remembers.
+    world = World.make(observe(converged_vm()))
+    spec = {**body()["spec"], "powerPolicy": "PowerOff"}
+    world.run(body(spec=spec, status={"power": {"poweredOffByOperator": True}}))
+    assert ("power", PowerAction.POWER_ON) in world.log
+    assert world.calls().index("status") < world.calls().index("power")
+
+
+def test_powered_off_by_operator_vm_is_reconfigured_then_powered_on() -> None:
+    world = World.make()
+    spec = {**body()["spec"], "powerPolicy": "PowerOff"}
+    world.run(body(spec=spec, status={"power": {"poweredOffByOperator": True}}))
+    assert world.calls()[2:] == ["status", "reconfigure", "power"]
+    assert world.arg("power") is PowerAction.POWER_ON
+
+
+def test_resolve_sets_cluster_overrides_before_reconfiguring() -> None:
+    cluster = ObservedCluster("GPU-Cluster", "domain-c7", ha_enabled=True, drs_enabled=True)
+    world = World.make(with_vm(observe(), cluster=cluster, cpu_hot_add_enabled=True))
+    spec = {**body()["spec"], "conflictPolicy": "Resolve"}
+    world.run(body(spec=spec))
+    assert world.calls()[2:] == ["status", "reconfigure_cluster", "reconfigure"]
+    previous = world.statuses()[0]["previous"]
+    assert previous["cpuHotAddEnabled"] is True
+    assert previous["drsOverride"] == {"existed": False}
+
+
+def test_converged_assignment_makes_no_write_at_all_the_second_time() -> None:
+    world = World.make(observe(converged_vm()))
+    world.run(body())
+    assert world.calls() == ["vms_for", "observe_vm", "status"]
+    written = world.statuses()[0]
+    assert condition(written, "Ready") == ("True", "Reconciled")
+
+    again = World.make(observe(converged_vm()))
+    result = again.run(body(status=written))
+    assert again.calls() == ["vms_for", "observe_vm"]  # no status, no vSphere write
+    assert again.events() == []
+    assert result.requeue_after is None
+
+
+def test_a_stale_status_write_changes_nothing_in_vcenter() -> None:
+    world = World.make()
+    world.objects.fail_status = PortError("KubernetesAPIError", "409 Conflict", retryable=True)
+    result = world.run(body())
+    assert world.calls() == ["vms_for", "observe_vm", "status"]
+    assert result.failed
+
+
+@pytest.mark.parametrize(
+    ("failing", "reason"),
+    [("vms_for", "VCenterUnreachable"), ("observe_vm", "VCenterUnreachable")],
+)
+def test_vcenter_errors_show_in_ready_and_are_retried(failing: str, reason: str) -> None:
+    world = World.make()
+    world.vms.fail[failing] = UNREACHABLE
+    result = world.run(body())
+    assert result.failed
+    status = world.statuses()[-1]
+    assert condition(status, "Ready") == ("False", reason)
+    assert "connection refused" in next(
+        c["message"] for c in status["conditions"] if c["type"] == "Ready"
+    )
+
+
+def test_a_refused_reconfigure_is_reported_with_its_fault() -> None:
+    world = World.make()
+    world.vms.fail["reconfigure"] = PortError("TaskFailed", "changeVersion", retryable=False)
+    result = world.run(body())
+    assert result.failed
+    assert ("Warning", "ReconfigureFailed") in world.events()
+    ready = next(c for c in world.statuses()[-1]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ReconfigureFailed")
+    assert "TaskFailed: changeVersion" in ready["message"]
+
+
+@pytest.mark.parametrize(
+    ("policies", "labels", "reason"),
+    [
+        ({}, {}, "PolicyNotFound"),
+        (None, {}, "NotAConsumer"),  # the policy lists other namespaces only
+    ],
+)
+def test_forbidden_asks_vcenter_nothing(
+    policies: dict[str, Any] | None, labels: dict[str, dict[str, str]], reason: str
+) -> None:
+    world = World.make(labels=labels)
+    if policies is not None:
+        world.policies = policies
+    else:
+        world.policies["gpu-hosts"]["spec"]["consumers"] = {"namespaces": ["someone-else"]}
+    world.run(body())
+    assert world.calls() == ["status"]
+    status = world.statuses()[0]
+    assert condition(status, "Forbidden") == ("True", reason)
+    assert condition(status, "Stalled") == ("True", reason)
+
+
+def test_namespace_selector_admits_by_label() -> None:
+    world = World.make(labels={"ml-team": {"gpu": "yes"}})
+    world.policies["gpu-hosts"]["spec"]["consumers"] = {
+        "namespaceSelector": {"matchLabels": {"gpu": "yes"}}
+    }
+    world.run(body())
+    assert "reconfigure" in world.calls()
+
+
+def _other(name: str, age_days: int, host: str | None) -> dict[str, Any]:
+    status = {"observedGeneration": 1, "vm": {"host": host}} if host else None
+    return body(name, age_days=age_days, status=status)
+
+
+@pytest.mark.parametrize("order", [0, 1])
+@pytest.mark.parametrize(
+    ("other_age", "other_host", "wins", "requeue"),
+    [
+        (5, "esx01", False, None),  # older, same host: it wins
+        (0, "esx01", True, CONFIRM_SECONDS),  # younger: we win
+        (5, "esx02", True, CONFIRM_SECONDS),  # older but on another host
+        (5, None, False, CLAIM_CHECK_SECONDS),  # older, not reconciled yet: wait and look again
+    ],
+)
+def test_the_oldest_assignment_wins_a_device(
+    order: int, other_age: int, other_host: str | None, wins: bool, requeue: float | None
+) -> None:
+    others = [_other("rival", other_age, other_host), _other("bystander", 9, "esx09")]
+    world = World.make(assignments=others[order:] + others[:order])
+    result = world.run(body(age_days=1))
+    assert ("reconfigure" in world.calls()) is wins
+    if not wins:
+        ready = condition(world.statuses()[0], "DevicesUnavailable")
+        assert ready == ("True", "ClaimedByAssignment")
+    assert result.requeue_after == requeue
+
+
+def test_deleting_without_our_finalizer_does_nothing() -> None:
+    world = World.make()
+    world.run(body(deleting=True, finalizers=("other.io/keep",)))
+    assert world.log == []
+
+
+def test_deleting_when_the_vm_is_gone_releases_the_finalizer() -> None:
+    world = World.make(VMObservation(vm=None))
+    world.run(body(deleting=True, finalizers=("other.io/keep", FINALIZER)))
+    assert world.calls() == ["vms_for", "observe_vm", "finalizers"]
+    assert world.log[-1] == ("finalizers", ["other.io/keep"])
+
+
+def test_deleting_removes_our_device_and_restores_the_reservation_before_release() -> None:
+    status = {
+        "devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000}],
+        "previous": {"memoryReservationLockedToMax": False},
+    }
+    world = World.make(observe(converged_vm()))
+    result = world.run(body(deleting=True, status=status))
+    assert "finalizers" not in world.calls()
+    change = world.arg("reconfigure")
+    assert [r.key for r in change.removes] == [13000]
+    assert change.memory_reservation_locked_to_max is False
+    assert result.requeue_after == CONFIRM_SECONDS
+
+    # The next look finds the VM as it was: the finalizer goes.
+    clean = World.make(observe(vm()))
+    clean.run(body(deleting=True, status=status))
+    assert clean.calls()[-1] == "finalizers"
+
+
+def test_deleting_a_running_vm_waits_for_power_off_and_says_so() -> None:
+    status = {"devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000}]}
+    world = World.make(observe(converged_vm(power_state="poweredOn")))
+    world.run(body(deleting=True, status=status))
+    assert "reconfigure" not in world.calls()
+    assert "finalizers" not in world.calls()
+    assert condition(world.statuses()[0], "PowerOffRequired") == ("True", "VMPoweredOn")
+
+
+def test_devices_attached_by_hand_elsewhere_are_in_use() -> None:
+    observed = observe(attached_to_vms={"0000:3b:00.0": ("other-vm",)})
+    world = World.make(observed)
+    world.run(body())
+    assert "reconfigure" not in world.calls()
+    assert condition(world.statuses()[0], "DevicesUnavailable") == ("True", "InUseByVM")
+
+
+def test_ready_flip_is_announced_once() -> None:
+    world = World.make(observe(converged_vm(pci_devices=(attached(),))))
+    world.run(body())
+    assert ("Normal", "Reconciled") in world.events()
+    assert [e for e in world.events() if e[0] == "Warning"] == []
