@@ -1,0 +1,100 @@
+"""500 powered-off VMs, one VMDeviceAssignment each (one static GPU), 50 ms latency: wall time
+until all are Ready, vCenter calls per VM, and the ideal (minimal calls x latency / concurrency).
+DESIGN.md §7: at most 3 calls per converged VM.
+
+The VM controller is wired by `dpio.handlers.assignment`; without it the scenario says so
+instead of printing figures."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+from bench import inventory, kube, manifests, stage, vcenter
+from bench.context import Context
+from bench.report import Result, Table, ratio
+from dpio_sandbox.vcsim import Simulator
+
+POLICY = "bench-gpus"
+DEVICES_PER_HOST = 8
+# DESIGN.md §7: a converged VM costs at most 3 vCenter calls (read, reconfigure, task result).
+MINIMAL_CALLS_PER_VM = 3
+# The operator's vCenter session pool (dpio/vsphere/session.py DEFAULT_WORKERS).
+CONCURRENCY = 8
+FIRST_STATUS_TIMEOUT = 90.0
+
+
+def run(ctx: Context) -> Result:
+    hosts, vms = ctx.size(4, 64), ctx.size(20, 500)
+    result = Result("vms", params={"hosts": hosts, "vms": vms, "latency_ms": ctx.latency_ms})
+    if importlib.util.find_spec("dpio.handlers.assignment") is None:
+        result.available = False
+        result.reason = "no VMDeviceAssignment controller in this tree (dpio.handlers.assignment)"
+        return result
+    path = inventory.write(
+        inventory.Shape(hosts, DEVICES_PER_HOST, vms=vms), ctx.out / "inventories" / "vms.json"
+    )
+    with stage.stage(ctx.state_dir("vms")) as st:
+        sim = st.simulator("vcsim", path, latency_ms=ctx.latency_ms)
+        st.install("vcsim")
+        k = kube.Kube.connect(st.plane.kubeconfig, st.plane.kubectl)
+        k.namespace(manifests.NAMESPACE)
+        with stage.running(st.start_operator("vcsim")) as operator:
+            body = manifests.fleet_policy(POLICY, DEVICES_PER_HOST, [manifests.NAMESPACE])
+            k.create(body)
+            policy = kube.wait_all(k, kube.HPP, 1, kube.ready, since=time.monotonic(),
+                                   timeout=ctx.timeout)  # fmt: skip
+            if policy.seconds is None:
+                return _unavailable(result, f"policy not Ready ({operator.log})")
+            _assign(ctx, k, sim, hosts=hosts, vms=vms, result=result)
+            result.figures["operator_peak_rss_mib"] = operator.stat().peak_rss_mib
+    return result
+
+
+def _assign(
+    ctx: Context, k: kube.Kube, sim: Simulator, *, hosts: int, vms: int, result: Result
+) -> None:
+    names = inventory.vm_names(vms)
+    # Generate places VM i on host i % hosts; give each VM its own GPU on that host.
+    bodies = [
+        manifests.assignment(name, name, inventory.device_address((i // hosts) % DEVICES_PER_HOST),
+                             POLICY)
+        for i, name in enumerate(names)
+    ]  # fmt: skip
+    vcenter.reset(sim)
+    started = time.monotonic()
+    k.create_many(bodies)
+    first = kube.wait_all(k, kube.VMDA, 1, lambda b: bool(b.get("status")), since=started,
+                          timeout=FIRST_STATUS_TIMEOUT)  # fmt: skip
+    if first.seconds is None:
+        _unavailable(result, "the operator wrote no VMDeviceAssignment status")
+        return
+    wait = kube.wait_all(k, kube.VMDA, vms, kube.ready, since=started, timeout=ctx.timeout)
+    calls = vcenter.counters(sim)
+    total = vcenter.total(calls)
+    ideal = MINIMAL_CALLS_PER_VM * vms * ctx.latency_ms / 1000 / CONCURRENCY
+    table = Table("VM convergence", ["", "value"])
+    table.add("wall time to all Ready (s)", wait.seconds)
+    table.add("Ready", f"{wait.done}/{vms}")
+    table.add("vCenter calls", total)
+    table.add("calls per VM", total / vms)
+    table.add("ideal wall time (s)", ideal)
+    table.add("wall time / ideal", ratio(wait.seconds, ideal))
+    result.tables.append(table)
+    methods = Table("vCenter calls by method", ["method", "calls", "per VM"])
+    for method, n in sorted(calls.items(), key=lambda kv: -kv[1]):
+        methods.add(method, n, n / vms)
+    result.tables.append(methods)
+    result.figures.update({
+        "seconds": wait.seconds, "ready": wait.done, "calls": calls, "calls_per_vm": total / vms,
+        "ideal_seconds": ideal, "vs_ideal": ratio(wait.seconds, ideal),
+        "targets": {"calls_per_vm": f"<= {MINIMAL_CALLS_PER_VM}"},
+    })  # fmt: skip
+    if wait.seconds is None:
+        result.notes.append(f"only {wait.done}/{vms} Ready within {ctx.timeout:.0f}s")
+
+
+def _unavailable(result: Result, reason: str) -> Result:
+    result.available = False
+    result.reason = reason
+    return result
