@@ -22,6 +22,15 @@ PROGRESSING = "Progressing"  # Reconciling=True: changes were just made or are u
 INVALID_SPEC = "InvalidSpec"  # Stalled=True: the spec can't be acted on
 AWAITING_RECONCILE = "AwaitingReconcile"  # Ready=Unknown before anything was observed
 
+# Stalled reasons when the vCenter connection needs a human (both kinds: an assignment uses its
+# policy's vCenter). DESIGN.md §2.3 names only VCenterUnreachable, which stays the retryable
+# case (an outage); these say what to fix instead.
+SECRET_NOT_FOUND = "SecretNotFound"  # the Secret named by the policy (or the default) is absent
+SECRET_INVALID = "SecretInvalid"  # a key is missing or malformed (DESIGN.md §4 keys)
+INVALID_CREDENTIALS = "InvalidCredentials"  # vCenter refused the login (vim.fault.InvalidLogin)
+TLS_VERIFICATION_FAILED = "TLSVerificationFailed"  # certificate vs caBundle / thumbprint
+NOT_PERMITTED = "NotPermitted"  # vim.fault.NoPermission, or RBAC forbids reading the Secret
+
 # Conditions are listed in this order, the rest alphabetically after them.
 _LEADING = (READY, RECONCILING, STALLED)
 

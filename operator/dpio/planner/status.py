@@ -191,21 +191,35 @@ def vcenter_unreachable_status(
     previous: HostPassthroughPolicyStatus | None, message: str, generation: int, now: datetime
 ) -> HostPassthroughPolicyStatus:
     """vCenter can't be reached: Ready=False (VCenterUnreachable), the rest as last observed."""
+    problem = Problem(VCENTER_UNREACHABLE, message)
+    progressing = kstatus_wants(stalled=None, progressing=f"Retrying: {message}", not_ready=problem)
+    return _connection_status(previous, problem, progressing, generation, now)
+
+
+def stalled_status(
+    previous: HostPassthroughPolicyStatus | None, problem: Problem, generation: int, now: datetime
+) -> HostPassthroughPolicyStatus:
+    """The vCenter connection needs a human (a missing or wrong Secret, a refused login):
+    Stalled=True with `problem`'s reason; hosts and RebootRequired as last observed."""
+    wants = kstatus_wants(stalled=problem, progressing=None, not_ready=None)
+    return _connection_status(previous, problem, wants, generation, now)
+
+
+def _connection_status(
+    previous: HostPassthroughPolicyStatus | None,
+    problem: Problem,
+    kstatus: Sequence[Want],
+    generation: int,
+    now: datetime,
+) -> HostPassthroughPolicyStatus:
+    # Nothing was observed: what we last knew of the hosts stays, marked Degraded for now.
     before = previous or HostPassthroughPolicyStatus()
     kept = [
         Want(c.type, c.status, c.reason, c.message)
         for c in before.conditions
         if c.type == REBOOT_REQUIRED
     ]
-    wants = (
-        *kstatus_wants(
-            stalled=None,
-            progressing=f"Retrying: {message}",
-            not_ready=Problem(VCENTER_UNREACHABLE, message),
-        ),
-        *kept,
-        Want.true(DEGRADED, VCENTER_UNREACHABLE, message),
-    )
+    wants = (*kstatus, *kept, Want.true(DEGRADED, problem.reason, problem.message))
     conditions = compute_conditions(before.conditions, wants, generation, now)
     return before.model_copy(
         update={"observed_generation": generation, "conditions": list(conditions)}

@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dpio.api.conditions import READY, REBOOT_REQUIRED, ConditionStatus
 from dpio.api.policy import HostPassthroughPolicy, HostPassthroughPolicyStatus
 from dpio.planner import (
     EnterMaintenanceMode,
@@ -28,7 +27,9 @@ from dpio.planner import (
     status_changed,
     vcenter_unreachable_status,
 )
-from dpio.planner.conditions import find
+from dpio.planner.conditions import Problem
+from dpio.planner.events import transition_events
+from dpio.planner.status import stalled_status
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
 from dpio.reconcile.queue import Result
 
@@ -37,6 +38,12 @@ FINALIZER = "dpio.io/finalizer"
 DRAIN_CHECK_SECONDS = 15.0
 #: After changing vSphere, read again this soon to confirm the result.
 CONFIRM_SECONDS = 2.0
+#: A connection that needs a human (Secret missing or wrong, login refused) is looked at again
+#: this often: a timer, not a watch on Secrets, because the operator may read only the Secrets it
+#: is pointed at (DESIGN.md §4) and a cluster-wide Secret watch needs list/watch on all of them.
+#: Re-reading one Secret costs one GET on the API server and no vCenter call (see
+#: handlers.wiring: a refused login is not retried with the same password).
+STALLED_RECHECK_SECONDS = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -71,9 +78,7 @@ class PolicyReconciler:
             hosts = await self.vcenter.hosts_for(policy.spec)
             inventory = await hosts.read_inventory()
         except PortError as err:
-            status = vcenter_unreachable_status(previous, err.message, generation, now)
-            await self._write(body, previous, status)
-            return Result(failed=True)
+            return await self._unavailable(body, previous, err, generation)
         plan = plan_policy(
             name=policy.metadata.name,
             creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
@@ -86,9 +91,7 @@ class PolicyReconciler:
         try:
             await self._update_passthru(body, hosts, plan.updates)
         except PortError as err:
-            status = vcenter_unreachable_status(previous, err.message, generation, now)
-            await self._write(body, previous, status)
-            return Result(failed=True)
+            return await self._unavailable(body, previous, err, generation)
         status = policy_status(
             plan,
             reboot_policy=policy.spec.reboot.policy,
@@ -114,6 +117,27 @@ class PolicyReconciler:
             # until then); vCenter change notifications make this sooner when they arrive.
             return Result(requeue_after=CONFIRM_SECONDS)
         return Result(requeue_after=DRAIN_CHECK_SECONDS if draining else None)
+
+    async def _unavailable(
+        self,
+        body: Mapping[str, Any],
+        previous: HostPassthroughPolicyStatus,
+        err: PortError,
+        generation: int,
+    ) -> Result:
+        """vCenter could not be used: retry soon (outage) or slowly (a human must act)."""
+        now = self.clock()
+        if err.retryable:
+            status = vcenter_unreachable_status(previous, err.message, generation, now)
+            result = Result(failed=True)  # capped exponential backoff (DESIGN.md §3.3)
+        else:
+            status = stalled_status(previous, Problem(err.reason, err.message), generation, now)
+            result = Result(requeue_after=STALLED_RECHECK_SECONDS)
+        try:
+            await self._write(body, previous, status)
+        except PortError:
+            return Result(failed=True)
+        return result
 
     async def _update_passthru(
         self, body: Mapping[str, Any], hosts: HostsPort, updates: Iterable[UpdatePassthruConfig]
@@ -179,16 +203,8 @@ class PolicyReconciler:
         status: HostPassthroughPolicyStatus,
     ) -> None:
         # One Event per flip, not per reconcile: `kubectl describe` tells the story.
-        for type_ in (READY, REBOOT_REQUIRED):
-            before, after = find(previous.conditions, type_), find(status.conditions, type_)
-            if after is None or (before is not None and before.status == after.status):
-                continue
-            if after.status is ConditionStatus.UNKNOWN:
-                continue
-            warning = type_ == READY and after.status is ConditionStatus.FALSE
-            await self.objects.event(
-                body, "Warning" if warning else "Normal", after.reason, after.message
-            )
+        for event in transition_events(previous, status):
+            await self.objects.event(body, event.type, event.reason, event.message)
 
     def _others(self, name: str) -> list[OtherPolicy]:
         others = []

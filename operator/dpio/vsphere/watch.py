@@ -23,7 +23,14 @@ from pyVmomi import vim
 
 from dpio.vsphere import properties
 from dpio.vsphere.connect import Connection
-from dpio.vsphere.errors import NotAuthenticated, ObjectNotFound, VSphereError, translated
+from dpio.vsphere.errors import (
+    InvalidCredentials,
+    NotAuthenticated,
+    ObjectNotFound,
+    TLSVerificationFailed,
+    VSphereError,
+    translated,
+)
 from dpio.vsphere.session import VCenterClient
 
 logger = logging.getLogger(__name__)
@@ -110,6 +117,11 @@ class Watcher:
         )
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """The watch thread runs (it ends after `stop()` or when vCenter refuses the login)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         current = self._current
@@ -135,6 +147,15 @@ class Watcher:
                 self._relogin = True
             except ObjectNotFound:
                 self._current = None  # vCenter lost our collector: build a new one
+            except (InvalidCredentials, TLSVerificationFailed) as err:
+                # A human must fix the Secret. Logging in again every backoff step would lock
+                # the account (vCenter SSO lockout policy); the reconciler starts a new watcher
+                # once a login works again.
+                logger.warning(
+                    "Stopped watching vCenter: login refused",
+                    extra={"server": self.client.server, "error": str(err)},
+                )
+                break
             except VSphereError as err:
                 if self._stop.is_set():
                     break

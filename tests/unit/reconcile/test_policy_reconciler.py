@@ -1,0 +1,142 @@
+"""The HostPassthroughPolicy reconciler against in-memory fakes of its ports: what it writes,
+what it asks of the queue, and which Events it posts when vCenter can't be used."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from tests.unit.planner.builders import GPU, NOW, gpu_host
+
+from dpio.api.policy import HostPassthroughPolicySpec
+from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
+from dpio.reconcile.policy import FINALIZER, STALLED_RECHECK_SECONDS, PolicyReconciler
+from dpio.reconcile.ports import PortError
+from dpio.reconcile.queue import Result
+
+
+@dataclass
+class FakeHosts:
+    inventory: ObservedInventory
+    updates: list[UpdatePassthruConfig] = field(default_factory=list)
+
+    async def read_inventory(self) -> ObservedInventory:
+        return self.inventory
+
+    async def update_passthru_config(self, update: UpdatePassthruConfig) -> None:
+        self.updates.append(update)
+
+    async def start(self, action: RebootAction) -> None:
+        raise AssertionError(f"no reboot expected: {action}")
+
+
+@dataclass
+class FakeVCenter:
+    """Fails with `error` while it is set; otherwise hands out `hosts`."""
+
+    hosts: FakeHosts
+    error: PortError | None = None
+
+    async def hosts_for(self, spec: HostPassthroughPolicySpec) -> FakeHosts:
+        if self.error is not None:
+            raise self.error
+        return self.hosts
+
+
+@dataclass
+class FakeObjects:
+    status: dict[str, Any] | None = None
+    events: list[tuple[str, str]] = field(default_factory=list)
+
+    async def patch_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        self.status = dict(status)
+
+    async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
+        raise AssertionError("the body already has the finalizer")
+
+    async def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason))
+
+
+def body(status: dict[str, Any] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "apiVersion": "dpio.io/v1alpha1",
+        "kind": "HostPassthroughPolicy",
+        "metadata": {"name": "gpu", "generation": 1, "finalizers": [FINALIZER],
+                     "creationTimestamp": "2025-01-01T00:00:00Z", "resourceVersion": "7"},
+        "spec": {"hosts": {"names": ["esx01"]}, "devices": [{"address": GPU}]},
+    }  # fmt: skip
+    if status is not None:
+        result["status"] = status
+    return result
+
+
+def conditions(objects: FakeObjects) -> dict[str, tuple[str, str]]:
+    assert objects.status is not None
+    return {c["type"]: (c["status"], c["reason"]) for c in objects.status["conditions"]}
+
+
+SECRET_MISSING = PortError("SecretNotFound", "Secret dpio-system/vc not found", retryable=False)
+LOGIN_REFUSED = PortError("InvalidCredentials", "vCenter refused the login", retryable=False)
+OUTAGE = PortError("VCenterUnreachable", "connection refused", retryable=True)
+
+
+@pytest.mark.parametrize(
+    ("error", "result", "ready", "stalled"),
+    [
+        pytest.param(SECRET_MISSING, Result(requeue_after=STALLED_RECHECK_SECONDS),
+                     ("False", "SecretNotFound"), ("True", "SecretNotFound"), id="secret-missing"),
+        pytest.param(LOGIN_REFUSED, Result(requeue_after=STALLED_RECHECK_SECONDS),
+                     ("False", "InvalidCredentials"), ("True", "InvalidCredentials"),
+                     id="login-refused"),
+        pytest.param(OUTAGE, Result(failed=True),
+                     ("False", "VCenterUnreachable"), ("False", "Progressing"), id="outage"),
+    ],
+)  # fmt: skip
+def test_a_connection_a_human_must_fix_stalls_and_an_outage_retries(
+    error: PortError, result: Result, ready: tuple[str, str], stalled: tuple[str, str]
+) -> None:
+    hosts = FakeHosts(ObservedInventory(hosts=(gpu_host(enabled=True, active=True),)))
+    objects = FakeObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts, error), objects, lambda: [], clock=lambda: NOW)
+
+    got = asyncio.run(reconciler(body(None)))
+
+    assert got == result
+    assert conditions(objects)["Ready"] == ready
+    assert conditions(objects)["Stalled"] == stalled
+    assert ("Warning", error.reason) in objects.events
+
+
+def test_a_fixed_secret_brings_the_policy_back_to_ready() -> None:
+    hosts = FakeHosts(ObservedInventory(hosts=(gpu_host(enabled=True, active=True),)))
+    vcenter, objects = FakeVCenter(hosts, SECRET_MISSING), FakeObjects()
+    reconciler = PolicyReconciler(vcenter, objects, lambda: [], clock=lambda: NOW)
+    asyncio.run(reconciler(body(None)))
+    stalled_status = objects.status
+
+    vcenter.error = None  # someone created the Secret
+    got = asyncio.run(reconciler(body(stalled_status)))
+
+    assert got == Result()
+    assert conditions(objects)["Ready"] == ("True", "Reconciled")
+    assert conditions(objects)["Stalled"] == ("False", "Reconciled")
+    assert objects.events[-1] == ("Normal", "Reconciled")
+    assert hosts.updates == []  # the A100 was already enabled and active
+
+
+def test_a_stalled_policy_does_not_write_status_again_on_each_recheck() -> None:
+    hosts = FakeHosts(ObservedInventory(hosts=()))
+    objects = FakeObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts, SECRET_MISSING), objects, lambda: [])
+    asyncio.run(reconciler(body(None)))
+    first, events = objects.status, len(objects.events)
+    objects.status = None
+
+    asyncio.run(reconciler(body(first)))
+
+    assert objects.status is None  # nothing changed: no write
+    assert len(objects.events) == events
