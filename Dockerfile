@@ -1,23 +1,37 @@
 # dpio-operator image. Multi-stage: dependencies are resolved from uv.lock in a builder stage;
-# the final stage holds only the interpreter, the virtualenv and the source, and runs non-root.
+# the final stage holds only the interpreter, the virtualenv (dpio installed into it, not
+# editable) and runs non-root. No compiler, uv or pip cache reaches it.
 # Build: docker build -t dpio-operator:0.1.0 .   (no container engine runs where this project is
-# developed; the image is not built in CI here, see README "Container image").
+# developed: the image is linted with hadolint and checked by tests/unit/test_dockerfile.py, not
+# built, in CI here; see charts/dpio-operator/README.md "Building the image").
+# The base is pinned by tag to a patch release; pin it by digest too where your registry allows:
+#   docker build --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest> .
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
+# Dependencies first, in their own layer: a source change does not re-resolve them.
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY operator ./operator
 RUN uv sync --frozen --no-dev --no-editable
 
 FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="dpio-operator" \
+      org.opencontainers.image.description="Kubernetes operator for VMware vSphere DirectPath I/O" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# A numeric user (65532, as distroless' nonroot): Pod Security "restricted" checks runAsNonRoot
+# against the image's USER, which kubelet can verify only when it is numeric.
 RUN groupadd --system --gid 65532 dpio && useradd --system --uid 65532 --gid dpio --no-create-home dpio
 COPY --from=builder /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 USER 65532:65532
 EXPOSE 8080
+# kopf.run(clusterwide=True) behind our own argument parser (dpio/handlers/main.py). The chart
+# passes its own arguments (peering, liveness port); these defaults match `make run`.
+# No HEALTHCHECK: Kubernetes ignores it; the chart's probes use kopf's /healthz.
 ENTRYPOINT ["python", "-m", "dpio.handlers.main"]
-CMD ["--liveness=http://0.0.0.0:8080/healthz"]
+CMD ["--standalone", "--liveness=http://0.0.0.0:8080/healthz"]
