@@ -156,9 +156,36 @@ func (b *passthroughEnvBrowser) withPassthroughLimit(ctx *simulator.Context, opt
 func (b *passthroughEnvBrowser) QueryConfigOption(ctx *simulator.Context, req *types.QueryConfigOption) soap.HasFault {
 	res := b.EnvironmentBrowser.QueryConfigOption(req)
 	if body, ok := res.(*methods.QueryConfigOptionBody); ok && body.Res != nil {
-		body.Res.Returnval = b.withPassthroughLimit(ctx, body.Res.Returnval, req.Host)
+		body.Res.Returnval = wellFormed(b.withPassthroughLimit(ctx, body.Res.Returnval, req.Host), req.Key)
 	}
 	return res
+}
+
+// wellFormed makes the upstream's bare option one a SOAP client can read, as vCenter sends it:
+//   - `version` is the hardware version asked for (`key`, e.g. "vmx-19"; vSphere API reference,
+//     EnvironmentBrowser.QueryConfigOption: "key: the key found in
+//     VirtualMachineConfigOptionDescriptor"), not always the simulator's own "vmx-13";
+//   - `hardwareOptions.resourceConfigOption` shares options carry a `defaultLevel` of
+//     SharesLevel "normal" (the ESXi default for CPU and memory shares) and the ESXi share
+//     range; the upstream leaves the enum empty, which strict clients (pyVmomi) reject.
+func wellFormed(opt *types.VirtualMachineConfigOption, key string) *types.VirtualMachineConfigOption {
+	if opt == nil {
+		return nil
+	}
+	if key != "" {
+		opt.Version = key
+	}
+	shares := types.SharesOption{
+		SharesOption: types.IntOption{Min: 0, Max: 1000000, DefaultValue: 1000},
+		DefaultLevel: types.SharesLevelNormal,
+	}
+	rc := &opt.HardwareOptions.ResourceConfigOption
+	for _, alloc := range []*types.ResourceAllocationOption{&rc.CpuAllocationOption, &rc.MemoryAllocationOption} {
+		if alloc.SharesOption.DefaultLevel == "" {
+			alloc.SharesOption = shares
+		}
+	}
+	return opt
 }
 
 // QueryConfigOptionEx adds the per-VM passthrough device limit of the host's version.
@@ -169,7 +196,11 @@ func (b *passthroughEnvBrowser) QueryConfigOptionEx(ctx *simulator.Context, req 
 		if req.Spec != nil {
 			host = req.Spec.Host
 		}
-		body.Res.Returnval = b.withPassthroughLimit(ctx, body.Res.Returnval, host)
+		key := ""
+		if req.Spec != nil {
+			key = req.Spec.Key
+		}
+		body.Res.Returnval = wellFormed(b.withPassthroughLimit(ctx, body.Res.Returnval, host), key)
 	}
 	return res
 }

@@ -95,3 +95,34 @@ func methodsQueryConfigOption(e *vmEnv, req *types.QueryConfigOption) (*types.Vi
 	}
 	return res.Returnval, nil
 }
+
+// A strict SOAP client (pyVmomi) refuses an empty SharesLevel; vCenter answers with the hardware
+// version asked for.
+func TestQueryConfigOptionWellFormed(t *testing.T) {
+	withVMEnv(t, func(e *vmEnv) {
+		var cr mo.ClusterComputeResource
+		ref := e.m.Map().Any("ClusterComputeResource").Reference()
+		if err := object.NewClusterComputeResource(e.c, ref).Properties(e.ctx, ref, []string{"environmentBrowser"}, &cr); err != nil {
+			t.Fatal(err)
+		}
+		browser := object.NewEnvironmentBrowser(e.c, *cr.EnvironmentBrowser)
+		for _, key := range []string{"vmx-19", "vmx-14"} {
+			opt, err := methodsQueryConfigOption(e, &types.QueryConfigOption{This: browser.Reference(), Key: key, Host: &e.host.Self})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opt.Version != key {
+				t.Errorf("version: want %s, got %s", key, opt.Version)
+			}
+			rc := opt.HardwareOptions.ResourceConfigOption
+			for what, level := range map[string]types.SharesLevel{
+				"cpu":    rc.CpuAllocationOption.SharesOption.DefaultLevel,
+				"memory": rc.MemoryAllocationOption.SharesOption.DefaultLevel,
+			} {
+				if level != types.SharesLevelNormal {
+					t.Errorf("%s shares defaultLevel: want normal, got %q", what, level)
+				}
+			}
+		}
+	})
+}
