@@ -1,14 +1,18 @@
-"""`dpio-operator`: the container's entry point and `make run`'s, one code path."""
+"""`dpio-operator`: the container's entry point and `make run`'s, one code path.
+
+Logs: `DPIO_LOG_FORMAT=json` for one JSON object per line (text by default), `DPIO_LOG_LEVEL`
+(INFO by default; `--verbose` is DEBUG). Metrics: `DPIO_METRICS_PORT` (9090; 0 turns it off).
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 
 import kopf
 
-# Importing the handler modules registers them with kopf.
+# Importing the handler modules registers them with kopf (runtime.py imports the assignment's).
 from dpio.handlers import lifecycle, policy  # noqa: F401
+from dpio.observability import logging as logs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,10 +21,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--standalone", action="store_true", help="no peering (one replica)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    try:
+        logs.configure(verbose=args.verbose)
+        lifecycle.metrics_port()  # a bad value stops us here, not inside kopf's startup
+    except ValueError as err:
+        parser.error(str(err))
     kopf.run(clusterwide=True, liveness_endpoint=args.liveness, standalone=args.standalone)
 
 

@@ -7,10 +7,13 @@ it reads the latest cached object when its turn comes, so ten events make one re
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
+from dpio.observability import metrics
 from dpio.reconcile.queue import Backoff, Result, WorkQueue
 
 Body = Mapping[str, Any]
@@ -46,6 +49,8 @@ class Controller:
         self._reconcile = reconcile
         self._objects: dict[Key, Body] = {}
         self.queue: WorkQueue[Key] = WorkQueue(self._run, workers=workers, backoff=backoff)
+        # Scrapes read the cache and the queue as they are (metrics.track): nothing is copied.
+        self._metrics = metrics.Source(objects=self.objects, depth=lambda: len(self.queue))
 
     def observe(self, event_type: str, body: Body) -> None:
         """Feed one watch event (ADDED / MODIFIED / DELETED, or None for the initial listing)."""
@@ -79,13 +84,25 @@ class Controller:
         return len(self._objects)
 
     def start(self) -> None:
+        metrics.track(self.kind, self._metrics)
         self.queue.start()
 
     async def stop(self) -> None:
         await self.queue.stop()
+        metrics.untrack(self.kind, self._metrics)
 
     async def _run(self, key: Key) -> Result:
         body = self._objects.get(key)
         if body is None:  # deleted since it was queued
             return Result()
-        return await self._reconcile(body)
+        started = time.monotonic()
+        try:
+            result = await self._reconcile(body)
+        except asyncio.CancelledError:  # shutdown, not a failed reconcile
+            raise
+        except BaseException:
+            # The queue logs it and retries with backoff; here it only counts as an error.
+            metrics.record_reconcile(self.kind, time.monotonic() - started, failed=True)
+            raise
+        metrics.record_reconcile(self.kind, time.monotonic() - started, failed=result.failed)
+        return result

@@ -19,8 +19,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from dpio.observability import logging as logs
+from dpio.observability import metrics
 from dpio.vsphere import connect
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.credentials import Credentials, ssl_context
@@ -53,6 +55,7 @@ class VCenterClient:
         self.timeout = timeout
         self.validate_after = validate_after
         self.logins = 0  # how many times we logged in (tests and metrics read it)
+        logs.protect(credentials.secrets())  # scrubbed from every log line, whoever logs it
         self._context = ssl_context(credentials)
         # One HTTP connection per worker, plus the change watcher's long poll and a spare.
         self._pool_size = max_workers + 2
@@ -97,6 +100,7 @@ class VCenterClient:
             stub = connect.open_stub(
                 self.credentials, self._context, timeout=self.timeout, pool_size=self._pool_size
             )
+            _count_calls(stub)
         connection = connect.login(stub, self.credentials)
         self.logins += 1
         self._last_used = time.monotonic()
@@ -154,6 +158,17 @@ class VCenterClient:
         if connection is not None:
             connect.logout(connection)
             logger.info("Logged out of vCenter", extra={"server": self.server})
+
+
+def _count_calls(stub: Any) -> None:
+    """Count every SOAP call on `stub` per method (dpio_vcenter_calls_total).
+
+    pyVmomi sends each call, property reads (`InvokeAccessor` -> `Fetch`) included, through the
+    stub's `InvokeMethod(mo, info, args)`; wrapping it on the instance sees them all, Login and
+    the change watcher's WaitForUpdatesEx as well, without touching pyVmomi's classes.
+    """
+    if not metrics.is_counted(stub.InvokeMethod):
+        stub.InvokeMethod = metrics.counted(stub.InvokeMethod)
 
 
 class SessionCache:

@@ -1,0 +1,252 @@
+"""Prometheus metrics of the operator, on a registry of its own (no process/GC noise by default).
+
+Three kinds of numbers:
+
+- events, counted as they happen: reconciles per kind (`Controller` records them) and vCenter
+  SOAP calls per method (`counted` wraps the pyVmomi stub's `InvokeMethod`, through which every
+  round trip goes, property reads included as `Fetch`);
+- state, computed at scrape time from what the controllers already cache (`track`): objects by
+  condition, devices per policy from `status.summary`, queue depth. Nothing is kept twice, and a
+  deleted object leaves no stale series behind.
+- `serve` exposes them over HTTP on a daemon thread (prometheus_client's own server), so a
+  stuck event loop still answers scrapes.
+
+This module is a leaf (import-linter): it reads the objects' wire form (camelCase dicts), not
+the API models, and knows nothing of kopf, Kubernetes or pyVmomi.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The operator's registry; `serve` exposes this one, tests read it with `get_sample_value`.
+REGISTRY = CollectorRegistry()
+
+# Reconciles take milliseconds when nothing changes and up to minutes when a task runs.
+_RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# One SOAP round trip; WaitForUpdatesEx long-polls, so the top buckets are for it.
+_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+RECONCILE_TOTAL = Counter(
+    "dpio_reconcile_total", "Reconciles run, by kind", ["kind"], registry=REGISTRY
+)
+RECONCILE_ERRORS = Counter(
+    "dpio_reconcile_errors_total",
+    "Reconciles that failed and will be retried with backoff, by kind",
+    ["kind"],
+    registry=REGISTRY,
+)
+RECONCILE_DURATION = Histogram(
+    "dpio_reconcile_duration_seconds",
+    "Time one reconcile took, by kind",
+    ["kind"],
+    buckets=_RECONCILE_BUCKETS,
+    registry=REGISTRY,
+)
+VCENTER_CALLS = Counter(
+    "dpio_vcenter_calls_total",
+    "SOAP calls sent to vCenter, by method (property reads through pyVmomi accessors are Fetch)",
+    ["method"],
+    registry=REGISTRY,
+)
+VCENTER_CALL_ERRORS = Counter(
+    "dpio_vcenter_call_errors_total",
+    "SOAP calls that raised (a vSphere fault or a connection error), by method",
+    ["method"],
+    registry=REGISTRY,
+)
+VCENTER_CALL_DURATION = Histogram(
+    "dpio_vcenter_call_duration_seconds",
+    "Round-trip time of one SOAP call, by method",
+    ["method"],
+    buckets=_CALL_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+def record_reconcile(kind: str, seconds: float, *, failed: bool) -> None:
+    """One reconcile of `kind` finished (`failed`: it will be retried with backoff)."""
+    RECONCILE_TOTAL.labels(kind).inc()
+    RECONCILE_DURATION.labels(kind).observe(seconds)
+    if failed:
+        RECONCILE_ERRORS.labels(kind).inc()
+
+
+def counted(invoke: Callable[..., T]) -> Callable[..., T]:
+    """Wrap a pyVmomi stub's `InvokeMethod(mo, info, args, ...)` to count every SOAP call.
+
+    `info.wsdlName` is the method name on the wire (`RetrievePropertiesEx`,
+    `UpdatePassthruConfig`, `Fetch` for a single property read), so the counts match the
+    simulator's per-method counters.
+    """
+
+    def invoke_counted(mo: Any, info: Any, args: Any, *rest: Any, **kw: Any) -> T:
+        method = str(getattr(info, "wsdlName", None) or "unknown")
+        start = time.monotonic()
+        try:
+            return invoke(mo, info, args, *rest, **kw)
+        except BaseException:
+            VCENTER_CALL_ERRORS.labels(method).inc()
+            raise
+        finally:
+            VCENTER_CALLS.labels(method).inc()
+            VCENTER_CALL_DURATION.labels(method).observe(time.monotonic() - start)
+
+    invoke_counted.dpio_counted = True  # type: ignore[attr-defined]
+    return invoke_counted
+
+
+def is_counted(invoke: Callable[..., Any]) -> bool:
+    return bool(getattr(invoke, "dpio_counted", False))
+
+
+@dataclass(frozen=True)
+class Source:
+    """What one controller exposes at scrape time: its cached objects and its queue depth."""
+
+    objects: Callable[[], Iterable[Mapping[str, Any]]]
+    depth: Callable[[], int]
+
+
+class _StateCollector(Collector):
+    """Gauges computed from the tracked controllers' caches when Prometheus scrapes."""
+
+    def __init__(self) -> None:
+        self._sources: dict[str, Source] = {}
+        self._lock = threading.Lock()
+
+    def track(self, kind: str, source: Source) -> None:
+        with self._lock:
+            self._sources[kind] = source  # the newest controller of a kind replaces the old
+
+    def untrack(self, kind: str, source: Source | None = None) -> None:
+        with self._lock:
+            if source is None or self._sources.get(kind) is source:
+                self._sources.pop(kind, None)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            sources = dict(self._sources)
+        objects = GaugeMetricFamily("dpio_objects", "Objects seen by the operator", labels=["kind"])
+        conditions = GaugeMetricFamily(
+            "dpio_object_conditions",
+            "Objects by condition type, status and reason (Ready=False by reason says why)",
+            labels=["kind", "type", "status", "reason"],
+        )
+        depth = GaugeMetricFamily(
+            "dpio_queue_depth", "Keys waiting for or in a reconcile", labels=["kind"]
+        )
+        devices = GaugeMetricFamily(
+            "dpio_policy_devices",
+            "Devices of a HostPassthroughPolicy from status.summary (matched, active, "
+            "pendingReboot)",
+            labels=["policy", "state"],
+        )
+        hosts = GaugeMetricFamily(
+            "dpio_policy_hosts", "Hosts a HostPassthroughPolicy matches", labels=["policy"]
+        )
+        for kind, source in sorted(sources.items()):
+            bodies = list(source.objects())
+            objects.add_metric([kind], len(bodies))
+            depth.add_metric([kind], source.depth())
+            for labels, count in sorted(condition_counts(bodies).items()):
+                conditions.add_metric([kind, *labels], count)
+            for body in bodies:
+                _add_summary(body, devices, hosts)
+        yield from (objects, conditions, depth, devices, hosts)
+
+
+def condition_counts(bodies: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], int]:
+    """(type, status, reason) -> number of objects; an object with no Ready yet counts as
+    Ready=Unknown (DESIGN.md §2.3: every object gets Ready on its first reconcile)."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for body in bodies:
+        found = _conditions(body)
+        if not any(c[0] == "Ready" for c in found):
+            found.append(("Ready", "Unknown", ""))
+        for labels in found:
+            counts[labels] = counts.get(labels, 0) + 1
+    return counts
+
+
+def _conditions(body: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    status = body.get("status") or {}
+    raw = status.get("conditions") if isinstance(status, Mapping) else None
+    result = []
+    for c in raw or ():
+        if isinstance(c, Mapping) and c.get("type"):
+            result.append(
+                (str(c["type"]), str(c.get("status", "Unknown")), str(c.get("reason", "")))
+            )
+    return result
+
+
+def _add_summary(
+    body: Mapping[str, Any], devices: GaugeMetricFamily, hosts: GaugeMetricFamily
+) -> None:
+    status = body.get("status") or {}
+    summary = status.get("summary") if isinstance(status, Mapping) else None
+    if not isinstance(summary, Mapping):
+        return
+    name = str(body.get("metadata", {}).get("name", ""))
+    hosts.add_metric([name], float(summary.get("hosts", 0)))
+    for state, field in (("matched", "devices"), ("active", "active"),
+                         ("pendingReboot", "pendingReboot")):  # fmt: skip
+        devices.add_metric([name, state], float(summary.get(field, 0)))
+
+
+_STATE = _StateCollector()
+REGISTRY.register(_STATE)
+
+
+def track(kind: str, source: Source) -> None:
+    """Expose `source`'s objects and queue as the state of `kind` (one source per kind)."""
+    _STATE.track(kind, source)
+
+
+def untrack(kind: str, source: Source | None = None) -> None:
+    _STATE.untrack(kind, source)
+
+
+@dataclass
+class Server:
+    """The running /metrics endpoint; `stop()` on shutdown."""
+
+    port: int
+    _stop: Callable[[], None]
+
+    def stop(self) -> None:
+        self._stop()
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> Server | None:
+    """Start /metrics on `port` (0: disabled). A port in use is logged, not fatal: metrics
+    must never take the operator down."""
+    if port == 0:
+        return None
+    try:
+        httpd, thread = start_http_server(port, addr, registry=REGISTRY)
+    except OSError as err:
+        _log.error("Could not serve metrics", extra={"port": port, "error": str(err)})
+        return None
+
+    def stop() -> None:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+    _log.info("Serving metrics", extra={"port": httpd.server_port, "address": addr})
+    return Server(httpd.server_port, stop)
