@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -151,4 +152,13 @@ def test_rolling_reboot_makes_the_policy_ready_and_kubectl_wait_returns(
     with connect(sim) as si:
         host = find(si, vim.HostSystem, "esx-legacy-01.lab.local")
         assert host.runtime.inMaintenanceMode is False  # the operator took it out again
+
+    def rebooted() -> list[str]:
+        raw = kubectl(operator, "get", "events", "-n", "default", "-o", "json",
+                      "--field-selector=involvedObject.name=e2e-rolling")  # fmt: skip
+        return [e["message"] for e in json.loads(raw)["items"] if e["reason"] == "HostRebooted"]
+
+    assert eventually(rebooted) == [
+        "esx-legacy-01.lab.local rebooted; its passthrough changes are active"
+    ]
     kubectl(operator, "delete", "hpp", "e2e-rolling", "--timeout=30s")

@@ -48,10 +48,12 @@ def transition_events(
     previous: HostPassthroughPolicyStatus, current: HostPassthroughPolicyStatus
 ) -> tuple[PolicyEvent, ...]:
     """Events for what changed from `previous` to `current`, in a stable order."""
+    conditions = _condition_events(previous.conditions, current.conditions)
+    told = {event.reason for event in conditions}  # e.g. Ready=False, reason DeviceInUse
     return (
-        *_condition_events(previous.conditions, current.conditions),
+        *conditions,
         *_host_events(previous.hosts, current.hosts),
-        *_refusal_events(previous.hosts, current.hosts),
+        *(e for e in _refusal_events(previous.hosts, current.hosts) if e.reason not in told),
     )
 
 

@@ -134,16 +134,25 @@ def _advance_draining(
         # again and again: a human decides (enter maintenance mode or reboot by hand).
         machine.records[host.name] = record
         machine.timed_out.add(host.name)
-        minutes = int(machine.spec_drain_timeout.total_seconds() // 60)
         machine.problems.append(
             Problem(
                 DRAIN_TIMEOUT,
-                f"{host.name}: could not enter maintenance mode within {minutes}m; left running. "
+                f"{host.name}: could not enter maintenance mode within "
+                f"{_duration(machine.spec_drain_timeout)}; left running. "
                 "Put it in maintenance mode or reboot it by hand",
             )
         )
     else:
         machine.records[host.name] = record  # EnterMaintenanceMode task still running
+
+
+def _duration(value: timedelta) -> str:
+    """30m, 1h30m, 45s: as the spec spells drainTimeout."""
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n]
+    return "".join(parts) or "0s"
 
 
 def _advance_rebooting(machine: _Machine, host: ObservedHost, record: RollingRebootStatus) -> None:

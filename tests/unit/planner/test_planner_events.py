@@ -169,6 +169,17 @@ def test_host_transitions(
     assert list(transition_events(status(hosts=before), status(hosts=after))) == expected
 
 
+def test_a_refusal_ready_already_told_is_not_told_twice() -> None:
+    after = status(
+        (READY, F, "DeviceInUse"), hosts=[host("esx1", **{ADDR: DeviceState.IN_USE_BY_HOST})]
+    )
+
+    found = transition_events(status(), after)
+
+    assert [(e.type, e.reason) for e in found] == [(WARNING, "DeviceInUse")]
+    assert found[0].message == "Ready DeviceInUse"  # the condition's message
+
+
 def test_many_refusals_are_counted_not_listed() -> None:
     hosts = [host(f"esx{i}", **{ADDR: DeviceState.IN_USE_BY_HOST}) for i in range(8)]
 
