@@ -30,12 +30,19 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=None,
         help="seconds a convergence may take (default: 120 with --quick, else 900)",
     )  # fmt: skip
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="run the operator under cProfile; top functions in <out>/profile-<scenario>-*.txt",
+    )  # fmt: skip
+    parser.add_argument("--objects", type=int, help="object count for steady; scale runs only it")
     args = parser.parse_args(argv)
     ctx = Context(
         out=args.out.resolve(),
         quick=args.quick,
         latency_ms=args.latency_ms,
         timeout=args.timeout or (120.0 if args.quick else 900.0),
+        profile=args.profile,
+        objects=args.objects,
     )
     names = SCENARIOS if args.scenario == "all" else (args.scenario,)
     failed = 0

@@ -12,7 +12,10 @@ class Context:
     quick: bool
     latency_ms: int
     timeout: float  # seconds a convergence wait may take before the scenario reports a timeout
-    keep_going: bool = True
+    #: Run the operator under cProfile and write the top functions next to the JSON.
+    profile: bool = False
+    #: Overrides the object count of steady (and makes scale run that one size).
+    objects: int | None = None
 
     def state_dir(self, scenario: str) -> Path:
         """A fresh control plane per scenario: etcd starts empty, logs are kept for reading."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pstats
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ class Operator:
 
     proc: subprocess.Popen[bytes]
     log: Path
+    profile: Path | None = None  # cProfile output, summarized to <profile>.txt on stop
 
     @property
     def pid(self) -> int:
@@ -44,6 +46,13 @@ class Operator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.profile is not None and self.profile.exists():
+            summary = self.profile.with_suffix(".txt")
+            with summary.open("w") as out:
+                stats = pstats.Stats(str(self.profile), stream=out)
+                stats.sort_stats("cumulative").print_stats(40)
+                stats.sort_stats("tottime").print_stats(40)
+            print(f"   operator profile (event-loop thread): {summary}", file=sys.stderr)
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Stage:
     state_dir: Path
     plane: controlplane.ControlPlane
     sims: dict[str, vcsim.Simulator] = field(default_factory=dict)
+    profile: bool = False
 
     def simulator(
         self, name: str, inventory: Path, *, latency_ms: int = 0, reboot_delay: str = "2s"
@@ -88,13 +98,22 @@ class Stage:
             env["DPIO_WORKERS"] = str(workers)
         log = self.state_dir / "logs" / "operator.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "-m",
+            "dpio.handlers.main",
+            "--standalone",
+            f"--liveness=http://127.0.0.1:{port}/healthz",
+        ]
+        profile = self.state_dir / f"operator-{sim_name}.prof" if self.profile else None
+        if profile is not None:
+            # Only the main thread (kopf's event loop: planner, status); pyVmomi runs in threads.
+            argv = ["-m", "cProfile", "-o", str(profile), *argv]
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "dpio.handlers.main", "--standalone",
-                 f"--liveness=http://127.0.0.1:{port}/healthz"],
+                [sys.executable, *argv],
                 env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
-        operator = Operator(proc, log)
+        operator = Operator(proc, log, profile)
         try:
             procs.wait_for_url(log.parent, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
         except BaseException:
@@ -104,7 +123,7 @@ class Stage:
 
 
 @contextlib.contextmanager
-def stage(state_dir: Path) -> Iterator[Stage]:
+def stage(state_dir: Path, *, profile: bool = False) -> Iterator[Stage]:
     """A fresh control plane in ``state_dir`` (wiped first); everything stopped on exit."""
     state_dir = state_dir.resolve()
     if state_dir.exists():
@@ -114,7 +133,7 @@ def stage(state_dir: Path) -> Iterator[Stage]:
     started = time.monotonic()
     plane = controlplane.start(state_dir)
     print(f"   control plane up in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    current = Stage(state_dir, plane)
+    current = Stage(state_dir, plane, profile=profile)
     try:
         yield current
     finally:

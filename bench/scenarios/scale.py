@@ -10,7 +10,9 @@ from bench.report import Result, Table
 
 
 def run(ctx: Context) -> Result:
-    sizes = (10, 40, 100) if ctx.quick else (100, 1000, 5000)
+    sizes: tuple[int, ...] = (10, 40, 100) if ctx.quick else (100, 1000, 5000)
+    if ctx.objects:
+        sizes = (ctx.objects,)
     result = Result("scale", params={"sizes": list(sizes), "kind": "HostPassthroughPolicy",
                                      "latency_ms": ctx.latency_ms})  # fmt: skip
     table = Table("Convergence by size", [
@@ -19,7 +21,7 @@ def run(ctx: Context) -> Result:
         "operator CPU (s)", "peak RSS (MiB)"])  # fmt: skip
     runs = []
     for size in sizes:
-        with stage.stage(ctx.state_dir(f"scale-{size}")) as st:
+        with stage.stage(ctx.state_dir(f"scale-{size}"), profile=ctx.profile) as st:
             f = fleet.start(ctx, st, size, f"scale-{size}")
             with stage.running(f.operator):
                 conv = fleet.converge(ctx, f)
