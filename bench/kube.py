@@ -87,15 +87,21 @@ class Kube:
             [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", "get", "--raw", "/metrics"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        totals: Counter[RequestKey] = Counter()
-        for line in out.stdout.splitlines():
-            match = _METRIC.match(line)
-            if match:
-                labels = dict(_LABEL.findall(match["labels"]))
-                key = (labels.get("verb", ""), labels.get("resource", ""),
-                       labels.get("subresource", ""))  # fmt: skip
-                totals[key] += int(float(match["value"]))
-        return totals
+        return parse_request_totals(out.stdout)
+
+
+def parse_request_totals(metrics: str) -> Counter[RequestKey]:
+    """Sum `apiserver_request_total` samples of a Prometheus text page by (verb, resource,
+    subresource); other labels (code, scope, component, ...) are added together."""
+    totals: Counter[RequestKey] = Counter()
+    for line in metrics.splitlines():
+        match = _METRIC.match(line)
+        if match:
+            labels = dict(_LABEL.findall(match["labels"]))
+            key = (labels.get("verb", ""), labels.get("resource", ""),
+                   labels.get("subresource", ""))  # fmt: skip
+            totals[key] += int(float(match["value"]))
+    return totals
 
 
 def writes(delta: Mapping[RequestKey, int], resources: Iterable[str] = (HPP, VMDA)) -> int:

@@ -1,0 +1,114 @@
+"""The benchmark's own arithmetic and parsing: run with `.venv/bin/pytest bench/tests`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from bench import kube, manifests
+from bench.inventory import device_address, host_names
+from bench.report import Table, percentile, ratio
+
+
+def _sample(verb: str, resource: str, subresource: str, code: str, value: str) -> str:
+    labels = (f'code="{code}",component="apiserver",dry_run="",group="dpio.io",'
+              f'resource="{resource}",scope="resource",subresource="{subresource}",'
+              f'verb="{verb}",version="v1alpha1"')  # fmt: skip
+    return f"apiserver_request_total{{{labels}}} {value}"
+
+
+METRICS = "\n".join([
+    "# HELP apiserver_request_total [STABLE] Counter of apiserver requests",
+    "# TYPE apiserver_request_total counter",
+    _sample("PATCH", "hostpassthroughpolicies", "status", "200", "7"),
+    _sample("PATCH", "hostpassthroughpolicies", "status", "409", "2"),
+    _sample("GET", "secrets", "", "200", "1.2e+01"),
+    'apiserver_request_duration_seconds_count{resource="secrets",verb="GET"} 99',
+])  # fmt: skip
+
+
+def test_request_totals_sum_response_codes_and_skip_other_metrics() -> None:
+    totals = kube.parse_request_totals(METRICS)
+    assert totals == Counter({
+        ("PATCH", "hostpassthroughpolicies", "status"): 9,
+        ("GET", "secrets", ""): 12,
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("delta", "expected"),
+    [
+        ({("PATCH", kube.HPP, "status"): 3, ("PATCH", kube.HPP, ""): 1}, 4),
+        ({("POST", kube.HPP, ""): 100}, 0),  # the bench's own creates are not the operator's
+        ({("POST", "events", ""): 5, ("GET", "secrets", ""): 9}, 0),
+        ({("PUT", kube.VMDA, "status"): 2, ("DELETE", kube.VMDA, ""): 1}, 3),
+    ],
+)
+def test_writes_count_updates_of_dpio_objects_only(
+    delta: dict[kube.RequestKey, int], expected: int
+) -> None:
+    assert kube.writes(delta) == expected
+
+
+def _body(generation: int, observed: int | None, reconciling: str | None, ready: str) -> Any:
+    conditions = [{"type": "Ready", "status": ready}]
+    if reconciling is not None:
+        conditions.append({"type": "Reconciling", "status": reconciling})
+    status = {"conditions": conditions} if observed is None else {
+        "observedGeneration": observed, "conditions": conditions}  # fmt: skip
+    return {"metadata": {"generation": generation}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("body", "settled", "ready"),
+    [
+        (_body(2, 2, "False", "True"), True, True),
+        (_body(2, 2, "False", "False"), True, False),  # settled on an error is still settled
+        (_body(2, 1, "False", "True"), False, False),  # an older generation's verdict
+        (_body(2, 2, "True", "Unknown"), False, False),
+        (_body(1, None, None, "Unknown"), False, False),
+        ({"metadata": {"generation": 1}}, False, False),
+    ],
+)
+def test_settled_and_ready_follow_kstatus(body: Any, settled: bool, ready: bool) -> None:
+    assert (kube.settled(body), kube.ready(body)) == (settled, ready)
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        ([], 50, None),
+        ([3.0], 99, 3.0),
+        ([1.0, 2.0, 3.0, 4.0], 50, 2.0),
+        ([float(i) for i in range(1, 101)], 99, 99.0),
+        ([float(i) for i in range(1, 21)], 99, 20.0),
+    ],
+)
+def test_percentile_is_nearest_rank(values: list[float], q: float, expected: float | None) -> None:
+    assert percentile(values, q) == expected
+
+
+@pytest.mark.parametrize(
+    ("num", "den", "expected"), [(10.0, 2.0, 5.0), (None, 2.0, None), (3.0, 0.0, None)]
+)
+def test_ratio_is_missing_rather_than_infinite(
+    num: float | None, den: float | None, expected: float | None
+) -> None:
+    assert ratio(num, den) == expected
+
+
+def test_per_device_policies_cover_each_device_once() -> None:
+    bodies = manifests.per_device_policies(host_names(3), 8, 20)
+    pairs = {(b["spec"]["hosts"]["names"][0], b["spec"]["devices"][0]["address"]) for b in bodies}
+    assert len(pairs) == 20
+    assert ("esx-0003.bench.local", device_address(3)) in pairs
+    assert ("esx-0003.bench.local", device_address(4)) not in pairs
+
+
+def test_table_renders_missing_values_as_dash() -> None:
+    table = Table("T", ["a", "b"])
+    table.add("x", None)
+    table.add("y", 0.123456)
+    assert table.render().splitlines()[-2:] == ["x  -    ", "y  0.123"]
