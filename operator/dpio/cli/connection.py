@@ -148,4 +148,23 @@ def resolve(
     try:
         return source, creds.from_secret_data(data)
     except CredentialsError as err:
-        raise UsageError(f"{source}: {err}") from err
+        message = str(err) if secret is not None else flag_words(str(err))
+        raise UsageError(f"{source}: {message}") from err
+
+
+#: Secret keys -> the flags (and variables) that fill them, for messages about flags.
+_FLAGS = {
+    creds.SERVER: f"--server (${URL_ENV})",
+    creds.USERNAME: f"--user (${USER_ENV})",
+    creds.PASSWORD: "--password-env",
+    creds.CA_BUNDLE: f"--ca-file (${CA_FILE_ENV})",
+    creds.THUMBPRINT: "--thumbprint",
+    creds.INSECURE: "--insecure",
+}
+
+
+def flag_words(message: str) -> str:
+    """`Secret key 'username' is missing` -> `--user ($VSPHERE_USER) is missing`."""
+    for key, flag in _FLAGS.items():
+        message = message.replace(f"Secret key {key!r}", flag).replace(repr(key), flag)
+    return message.replace("Secret needs", "Give").replace("Secret sets", "Flags set")

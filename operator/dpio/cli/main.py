@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from dpio.cli import commands
 from dpio.cli.connection import UsageError, add_vcenter_flags
@@ -25,14 +25,22 @@ from dpio.kube.client import KubeError
 from dpio.vsphere.errors import VSphereError
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors exit 1, not argparse's 2: for `plan`, 2 means "changes pending"."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(commands.EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def _output(parser: argparse.ArgumentParser, choices: Sequence[str], default: str) -> None:
     parser.add_argument(
         "-o", "--output", choices=choices, default=default, help=f"output format ({default})"
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="dpio",
         description="Inspect vSphere DirectPath I/O and what dpio-operator would do. Read only.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
