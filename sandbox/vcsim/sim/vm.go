@@ -9,7 +9,8 @@ import (
 )
 
 // passthroughVM wraps a simulator VirtualMachine for the methods the passthrough rules change
-// (ReconfigVM_Task, PowerOnVM_Task, PowerOffVM_Task, SuspendVM_Task, CreateSnapshot(Ex)_Task).
+// (ReconfigVM_Task, PowerOnVM_Task, PowerOffVM_Task, SuspendVM_Task, ShutdownGuest,
+// CreateSnapshot(Ex)_Task).
 // Every other method resolves through the embedded original. The simulator calls these methods
 // while holding the VM's lock (simulator.go `call`), and a task created here hands that lock to
 // its goroutine (task.go `Run`), so the checks and the change they guard see one VM state.
@@ -24,7 +25,7 @@ func init() {
 	OverrideOf(func(_ *simulator.Context, vm *simulator.VirtualMachine) mo.Reference {
 		return &passthroughVM{vm}
 	},
-		"ReconfigVM_Task", "PowerOnVM_Task", "PowerOffVM_Task", "SuspendVM_Task",
+		"ReconfigVM_Task", "PowerOnVM_Task", "PowerOffVM_Task", "SuspendVM_Task", "ShutdownGuest",
 		"CreateSnapshot_Task", "CreateSnapshotEx_Task",
 	)
 }

@@ -201,6 +201,23 @@ func (vm *passthroughVM) PowerOffVMTask(ctx *simulator.Context, req *types.Power
 	return res
 }
 
+// ShutdownGuest ends, like a power-off, with Dynamic DirectPath devices released and no Gen2
+// runtime state: ESXi frees a VM's passthrough devices whenever it stops running, however it
+// stopped (vSphere API reference, VirtualPCIPassthroughDynamicBackingInfo.assignedId: set "while
+// the virtual machine is powered on"). The upstream method powers off in a task of its own that
+// skips both, so the guest here shuts down at once through the power-off path. The call still
+// returns without a task, as on vSphere (VirtualMachine.ShutdownGuest).
+func (vm *passthroughVM) ShutdownGuest(ctx *simulator.Context, req *types.ShutdownGuest) soap.HasFault {
+	if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn {
+		return vm.VirtualMachine.ShutdownGuest(ctx, req) // InvalidPowerState, as upstream
+	}
+	res := vm.PowerOffVMTask(ctx, &types.PowerOffVM_Task{This: req.This})
+	if body, ok := res.(*methods.PowerOffVM_TaskBody); ok && body.Fault_ != nil {
+		return &methods.ShutdownGuestBody{Fault_: body.Fault_}
+	}
+	return &methods.ShutdownGuestBody{Res: &types.ShutdownGuestResponse{}}
+}
+
 // SuspendVMTask refuses to suspend a VM with a PCI passthrough device: suspend and resume are
 // unavailable with DirectPath I/O (vSphere docs, VMDirectPath I/O; DESIGN §1).
 func (vm *passthroughVM) SuspendVMTask(ctx *simulator.Context, req *types.SuspendVM_Task) soap.HasFault {

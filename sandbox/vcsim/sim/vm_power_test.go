@@ -208,3 +208,40 @@ func TestSnapshotAndSuspendRefused(t *testing.T) {
 		}
 	})
 }
+
+// A guest shutdown releases Dynamic DirectPath devices and clears the Gen2 runtime state, like a
+// power-off (vSphere API reference, VirtualPCIPassthroughDynamicBackingInfo.assignedId).
+func TestShutdownGuestReleasesDevices(t *testing.T) {
+	withVMEnv(t, func(e *vmEnv) {
+		vm := e.vms[0]
+		e.attach(vm, dynamicDevice(0x10de, 0x20b5, "a100"))
+		if f := e.powerOn(vm); f != nil {
+			t.Fatal(f)
+		}
+		assigned := func() string {
+			for _, d := range pciPassthroughDevices(e.config(vm).Hardware.Device) {
+				return d.Backing.(*types.VirtualPCIPassthroughDynamicBackingInfo).AssignedId
+			}
+			return ""
+		}
+		if assigned() == "" {
+			t.Fatal("power on assigned no device")
+		}
+		if err := e.obj(vm).ShutdownGuest(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOff {
+			t.Fatalf("power state after guest shutdown: %s", vm.Runtime.PowerState)
+		}
+		if got := assigned(); got != "" {
+			t.Errorf("guest shutdown kept assignedId %q", got)
+		}
+		if rt := e.runtimeDevice(vm); len(rt) != 0 {
+			t.Errorf("guest shutdown kept runtime.device %v", rt)
+		}
+		// A second shutdown of a powered-off VM is refused, as on vSphere.
+		if err := e.obj(vm).ShutdownGuest(e.ctx); err == nil {
+			t.Error("shutdown of a powered-off VM succeeded")
+		}
+	})
+}
