@@ -8,6 +8,7 @@ the API server accepts).
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class HelmError(RuntimeError):
     """``helm`` exited non-zero; the message carries its output."""
 
 
+@functools.cache
 def binary() -> Path:
     """Path of the ``helm`` binary, built once per go.mod/go.sum (cached in the binary cache)."""
     version, _ = module_release(HELM_MODULE, _HELM)

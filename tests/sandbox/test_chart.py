@@ -1,0 +1,206 @@
+"""charts/dpio-operator offline: `helm lint --strict`, `helm template` with defaults and options,
+the values schema, Pod Security "restricted", and the CRD copy kept equal to crds/.
+
+helm is built from Go modules (sandbox/helm, dpio_sandbox.helm), hence the `sandbox` marker: the
+first run costs a Go build. What the API server says of the rendered objects, and whether the
+operator can work under the chart's RBAC, is tests/sandbox/test_chart_rbac.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dpio_sandbox import helm
+
+pytestmark = pytest.mark.sandbox
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "dpio-operator"
+NAMESPACE = "dpio-chart"
+
+
+def render(*sets: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """The chart's objects as `helm template` renders them with ``--set`` each of ``sets``."""
+    args = [arg for value in sets for arg in ("--set", value)]
+    out = helm.run("template", "dpio", str(CHART), "--namespace", namespace, *args).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = by_kind(objects, "Deployment")
+    (operator,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(operator)
+
+
+def env_of(objects: list[dict[str, Any]]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container(objects)["env"]}
+
+
+def rules(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [rule for role in by_kind(objects, kind) for rule in role["rules"]]
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        pytest.param((), id="defaults"),
+        pytest.param(
+            (
+                "metrics.enabled=true",
+                "metrics.serviceMonitor.enabled=true",
+                "peering.enabled=true",
+                "vcenter.extraSecretNames={vc-lab,vc-prod}",
+                "operator.logLevel=debug",
+                "crds.keep=false",
+            ),
+            id="options",
+        ),
+    ],
+)
+def test_helm_lint_strict_passes(sets: tuple[str, ...]) -> None:
+    args = [arg for value in sets for arg in ("--set", value)]
+    proc = helm.run("lint", "--strict", str(CHART), *args, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[WARNING]" not in proc.stdout
+    assert "[ERROR]" not in proc.stdout
+
+
+def test_defaults_render_the_operator_with_its_namespace_secret_and_standalone() -> None:
+    objects = render()
+    kinds = sorted(obj["kind"] for obj in objects)
+    assert kinds == sorted([
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+        "Deployment", "CustomResourceDefinition", "CustomResourceDefinition",
+    ])  # fmt: skip
+    operator = container(objects)
+    assert operator["image"] == "dpio-operator:0.1.0"  # appVersion
+    assert operator["args"] == ["--liveness=http://0.0.0.0:8080/healthz", "--standalone"]
+    assert env_of(objects) == {
+        "DPIO_NAMESPACE": NAMESPACE,
+        "DPIO_VCENTER_SECRET": "vcenter",
+        "DPIO_WORKERS": "4",
+    }
+    (deployment,) = by_kind(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two operators at once
+    (role,) = by_kind(objects, "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["vcenter"],
+            "verbs": ["get"],
+        }
+    ]
+
+
+# (--set values, what must then hold of the rendered objects)
+OPTIONS = [
+    ("metrics.enabled=true",
+     lambda o: env_of(o)["DPIO_METRICS_PORT"] == "9090"
+     and by_kind(o, "Service")[0]["spec"]["ports"][0]["port"] == 9090
+     and not by_kind(o, "ServiceMonitor")),
+    ("metrics.enabled=true,metrics.serviceMonitor.enabled=true",
+     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0]["port"] == "metrics"),
+    ("peering.enabled=true",
+     lambda o: "--standalone" not in container(o)["args"]
+     and {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
+          "verbs": ["list", "watch", "patch"]} in rules(o, "ClusterRole")),
+    ("operator.logLevel=debug", lambda o: "--verbose" in container(o)["args"]),
+    ("operator.healthPort=8081",
+     lambda o: container(o)["args"][0] == "--liveness=http://0.0.0.0:8081/healthz"
+     and container(o)["ports"][0]["containerPort"] == 8081),
+    ("vcenter.secretName=vc-prod,vcenter.extraSecretNames={vc-lab,vc-prod}",
+     lambda o: rules(o, "Role")[0]["resourceNames"] == ["vc-prod", "vc-lab"]
+     and env_of(o)["DPIO_VCENTER_SECRET"] == "vc-prod"),
+    ("crds.install=false", lambda o: not by_kind(o, "CustomResourceDefinition")),
+    ("crds.keep=false",
+     lambda o: all("annotations" not in c["metadata"]
+                   for c in by_kind(o, "CustomResourceDefinition"))),
+    ("rbac.create=false",
+     lambda o: not {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+     & {x["kind"] for x in o}),
+    ("serviceAccount.create=false,serviceAccount.name=existing",
+     lambda o: not by_kind(o, "ServiceAccount")
+     and by_kind(o, "Deployment")[0]["spec"]["template"]["spec"]["serviceAccountName"]
+     == "existing"
+     and by_kind(o, "ClusterRoleBinding")[0]["subjects"][0]["name"] == "existing"),
+    ("image.digest=sha256:" + "ab" * 32,
+     lambda o: container(o)["image"] == "dpio-operator@sha256:" + "ab" * 32),
+    ("image.repository=registry.example/dpio,image.tag=0.1.1",
+     lambda o: container(o)["image"] == "registry.example/dpio:0.1.1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sets", "holds"), OPTIONS, ids=[s for s, _ in OPTIONS])
+def test_options_render_what_they_say(sets: str, holds: Any) -> None:
+    assert holds(render(sets))
+
+
+# (--set values, a piece of helm's error message)
+REJECTED = [
+    ("replicaCount=2", "maximum"),  # kopf has no leader election
+    ("vcenter.secretNme=x", "additional properties 'secretNme' not allowed"),
+    ("vcenter.secretName=Not_A_Name", "/vcenter/secretName"),
+    ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+    ("image.digest=latest", "/image/digest"),
+    ("operator.logLevel=trace", "/operator/logLevel"),
+    ("metrics.serviceMonitor.enabled=true", "/metrics/enabled"),  # a monitor of nothing
+    ("metrics.enabled=true,metrics.port=8080", "metrics.port and operator.healthPort must differ"),
+    ("metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"),
+]
+
+
+@pytest.mark.parametrize(("sets", "message"), REJECTED, ids=[s for s, _ in REJECTED])
+def test_bad_values_are_refused_with_a_message(sets: str, message: str) -> None:
+    proc = helm.run("template", "dpio", str(CHART), "--set", sets, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def test_pod_meets_pod_security_restricted() -> None:
+    """The fields the "restricted" profile checks (kubernetes.io/docs/concepts/security/
+    pod-security-standards); test_chart_rbac.py also has the API server's PodSecurity judge it."""
+    (deployment,) = by_kind(render(), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container(render())["securityContext"]
+    assert security == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert not pod.get("hostNetwork")
+    assert not pod.get("hostPID")
+    operator = container(render())
+    probes = {operator[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe")}
+    assert probes == {"/healthz"}  # kopf's endpoint: never depends on vCenter
+
+
+def test_chart_crds_equal_the_generated_crds_plus_labels_and_keep_policy() -> None:
+    """files/crds/ is a copy of crds/ (a chart can't read outside its folder): it must not drift.
+    After `make crds`: cp crds/*.yaml charts/dpio-operator/files/crds/"""
+    rendered = {c["metadata"]["name"]: c for c in by_kind(render(), "CustomResourceDefinition")}
+    generated = {}
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        generated[crd["metadata"]["name"]] = crd
+        copy = CHART / "files" / "crds" / path.name
+        assert copy.read_text() == path.read_text(), f"{copy} differs from {path}"
+    assert rendered.keys() == generated.keys()
+    for name, crd in rendered.items():
+        meta = crd["metadata"]
+        assert meta["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        assert {**crd, "metadata": {"name": name}} == generated[name]
