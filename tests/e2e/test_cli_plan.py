@@ -1,0 +1,104 @@
+"""`dpio plan` shows the changes the operator then makes: the same UpdatePassthruConfig calls,
+on the same hosts, with the same devices, and nothing left to do afterwards (issue #5)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.e2e.conftest import apply, get, secret_for
+from tests.sandbox.test_cli import dpio
+from tests.sandbox.vsphere_helpers import eventually
+
+from dpio_sandbox.sandbox import Sandbox
+from dpio_sandbox.vcsim import Simulator
+
+pytestmark = pytest.mark.sandbox
+
+NAME, SECRET = "e2e-cli-plan", "vcsim-cli-plan"
+HOSTS = ["esx-gpu-01.lab.local", "esx-gpu-02.lab.local", "esx-gpu-03.lab.local",
+         "esx-standalone-01.lab.local"]  # fmt: skip
+POLICY = {
+    "apiVersion": "dpio.io/v1alpha1",
+    "kind": "HostPassthroughPolicy",
+    "metadata": {"name": NAME},
+    "spec": {
+        "vcenter": {"secretRef": {"name": SECRET}},
+        "hosts": {"names": HOSTS},
+        "devices": [
+            {"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"},  # A100s
+            {"namePattern": "Quadro RTX 6000"},  # with its audio function (dependentDevice)
+            {"address": "0000:18:00.0"},  # esx-gpu-01's vmk0 NIC: refused
+        ],
+    },
+}
+
+
+def converged(box: Sandbox) -> Callable[[], dict[str, Any] | None]:
+    def check() -> dict[str, Any] | None:
+        body = get(box, "hpp", NAME)
+        status = body.get("status", {})
+        reconciling = [c for c in status.get("conditions", []) if c["type"] == "Reconciling"]
+        done = reconciling and reconciling[0]["status"] == "False"
+        return body if done and status.get("observedGeneration") == 1 else None
+
+    return check
+
+
+def changes_of(plan: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(host, address) -> the planned HostPciPassthruConfig."""
+    (obj,) = plan["objects"]
+    return {(h["name"], c["address"]): c for h in obj["hosts"] for c in h["updatePassthruConfig"]}
+
+
+def test_plan_shows_exactly_what_the_operator_then_does(
+    operator: Sandbox, vcsim_factory: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = vcsim_factory()
+    secret_for(operator, sim, SECRET)
+    manifest = tmp_path / "policy.yaml"
+    manifest.write_text(yaml.safe_dump(POLICY))
+    env = operator.env()  # the policy's secretRef, not $VSPHERE_URL, says which vCenter
+    sim.admin("POST", "/counters/reset")
+
+    code, out, err = dpio(env, "plan", "-f", str(manifest), "-o", "json")
+
+    assert code == 2, err  # changes pending
+    plan = json.loads(out)
+    planned = changes_of(plan)
+    assert set(planned) == {
+        ("esx-gpu-02.lab.local", "0000:5e:00.0"),
+        ("esx-gpu-02.lab.local", "0000:5e:00.1"),
+        ("esx-gpu-03.lab.local", "0000:3b:00.0"),
+        ("esx-standalone-01.lab.local", "0000:3b:00.0"),
+    }
+    assert any(p["reason"] == "DeviceInUse" for p in plan["objects"][0]["problems"])
+    counts: Any = sim.admin("GET", "/counters")
+    assert counts["counts"].get("UpdatePassthruConfig", 0) == 0  # plan changed nothing
+
+    apply(operator, POLICY)
+    eventually(converged(operator), timeout=60)
+
+    counts = sim.admin("GET", "/counters")
+    calls = {h["name"] for h in plan["objects"][0]["hosts"] if h["updatePassthruConfig"]}
+    assert counts["counts"].get("UpdatePassthruConfig", 0) == len(calls)
+    code, out, err = dpio(
+        env, "inventory", "-o", "json", "--vcenter-secret", f"dpio-system/{SECRET}"
+    )
+    assert code == 0, err
+    now = {(h["name"], d["address"]): d for h in json.loads(out)["hosts"] for d in h["devices"]}
+    for key, change in planned.items():
+        device = now[key]
+        assert device["enabled"] == change["passthruEnabled"], key
+        assert device["active"] == (change["passthruEnabled"] if change["applyNow"] else False), key
+        assert device["hardwareLabel"] == (change["hardwareLabel"] or device["hardwareLabel"]), key
+
+    code, out, err = dpio(env, "plan", "-f", str(manifest))
+    assert code == 0, out + err  # nothing left to do
+    assert "Plan: 0 UpdatePassthruConfig call(s)" in out
+    code, out, _ = dpio(env, "status")
+    assert any(line.split()[:3] == ["hpp", "-", NAME] for line in out.splitlines()), out
