@@ -26,7 +26,12 @@ from dpio.planner.vm_plan import VMPlan, plan_assignment
 from dpio.planner.vm_rules import forbidden
 from dpio.planner.vm_status import assignment_status, assignment_wants
 from dpio.reconcile import assignment_inputs as inputs
-from dpio.reconcile.assignment_apply import Applier, status_changed, transition_events
+from dpio.reconcile.assignment_apply import (
+    Applier,
+    merge_patch,
+    status_changed,
+    transition_events,
+)
 from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER
 from dpio.reconcile.ports import ObjectsPort, PortError, VCenterVMsPort
 from dpio.reconcile.queue import Result
@@ -201,9 +206,9 @@ class AssignmentReconciler:
         current = previous if body.get("status") else None
         if not status_changed(current, status):
             return  # steady state: no write at all
-        await self.objects.patch_status(
-            body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        )
+        before = body.get("status") or {}
+        after = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        await self.objects.patch_status(body, merge_patch(before, after))
         await transition_events(self.objects, body, previous, status)
 
 

@@ -103,6 +103,18 @@ def status_changed(
     )
 
 
+def merge_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """`after` as a JSON merge patch over `before` (RFC 7386): a field `after` no longer has is
+    sent as null, or the API server would keep the old value (e.g. `power` once the VM runs)."""
+    patch = dict(after)
+    for key, old in before.items():
+        if key not in after:
+            patch[key] = None
+        elif isinstance(old, Mapping) and isinstance(after[key], Mapping):
+            patch[key] = merge_patch(old, after[key])
+    return patch
+
+
 async def transition_events(
     objects: ObjectsPort,
     body: Body,

@@ -256,3 +256,15 @@ def test_ready_flip_is_announced_once() -> None:
     world.run(body())
     assert ("Normal", "Reconciled") in world.events()
     assert [e for e in world.events() if e[0] == "Warning"] == []
+
+
+def test_power_tracking_is_cleared_with_an_explicit_null_once_the_vm_runs() -> None:
+    # A JSON merge patch keeps fields it does not mention: forgetting must be said (null).
+    world = World.make(observe(converged_vm(power_state="poweredOn")))
+    old = {"power": {"poweredOffByOperator": True}, "vmotion": {"gen2Active": True}}
+    world.run(body(status=old))
+    status = world.statuses()[0]
+    assert status["power"] is None
+    assert status["vmotion"]["gen2Active"] is None  # nested objects merge too
+    assert status["vmotion"]["reason"] == "StaticPassthrough"
+    assert "power" not in world.calls()
