@@ -1,0 +1,34 @@
+"""VMDeviceAssignment: every watch event feeds the controller; the queue does the rest.
+
+Also what assignments depend on besides their own object: the referenced policy (its spec says
+who may consume what, its status which devices are active) and namespace labels (a policy's
+consumers.namespaceSelector). Their changes re-enqueue the assignments they concern.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import kopf
+
+if TYPE_CHECKING:  # the runtime imports this module to register it (see runtime.py)
+    from dpio.handlers.runtime import Runtime
+
+
+@kopf.on.event("dpio.io", "v1alpha1", "vmdeviceassignments")
+def assignment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    runtime.assignment_changed(str(event.get("type") or "ADDED"), event["object"])
+
+
+@kopf.on.event("dpio.io", "v1alpha1", "hostpassthroughpolicies", id="assignments-of-policy")
+def policy_event_for_assignments(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    name = str(event["object"].get("metadata", {}).get("name", ""))
+    runtime.policy_changed(name)
+
+
+@kopf.on.event("", "v1", "namespaces")
+def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    runtime.namespace_changed(str(event.get("type") or "ADDED"), event["object"])
