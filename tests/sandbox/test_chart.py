@@ -204,3 +204,19 @@ def test_chart_crds_equal_the_generated_crds_plus_labels_and_keep_policy() -> No
         assert meta["annotations"] == {"helm.sh/resource-policy": "keep"}
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
         assert {**crd, "metadata": {"name": name}} == generated[name]
+
+
+def _leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        nested = isinstance(value, dict) and value and key != "resources"
+        paths += _leaves(value, f"{path}.") if nested else [path]
+    return paths
+
+
+def test_readme_documents_every_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    missing = [path for path in _leaves(values) if f"`{path}`" not in readme]
+    assert not missing
