@@ -9,23 +9,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
+from dpio.api.assignment import VMDeviceAssignment
+from dpio.api.policy import HostPassthroughPolicy
 from dpio.cli import inventory as inventory_view
 from dpio.cli import plan as plan_view
 from dpio.cli import status as status_view
+from dpio.cli import vm_plan as vm_view
 from dpio.cli.connection import UsageError, resolve
 from dpio.cli.kube import Kube
-from dpio.cli.manifests import ASSIGNMENT_KIND, POLICY_KIND, ManifestError, load, of_kind
+from dpio.cli.manifests import (
+    ASSIGNMENT_KIND,
+    POLICY_KIND,
+    Manifest,
+    ManifestError,
+    load,
+    of_kind,
+)
 from dpio.cli.output import Format
-from dpio.cli.planning import candidates, plan_all
+from dpio.cli.plan import PolicyReport
+from dpio.cli.planning import Candidate, candidates, plan_all
+from dpio.cli.vm_plan import AssignmentReport
+from dpio.cli.vm_planning import (
+    assignment_candidates,
+    changing_hosts,
+    plan_one,
+    projected_policies,
+)
 from dpio.planner import ObservedInventory
+from dpio.planner.vm_observed import VMObservation
 from dpio.vsphere.adapter import HostAdapter
 from dpio.vsphere.credentials import Credentials
 from dpio.vsphere.session import VCenterClient
+from dpio.vsphere.vm_adapter import VMAdapter
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 #: A CLI waits less than the operator does (60 s) before calling vCenter unreachable.
@@ -46,17 +66,26 @@ class Context:
         self.kube = Kube.from_args(args)
         return self.kube
 
-    def read_inventory(
-        self, credentials: Credentials, names: Sequence[str] = ()
-    ) -> ObservedInventory:
-        """One RetrievePropertiesEx through the operator's HostAdapter."""
+    def client(self, credentials: Credentials) -> VCenterClient:
+        """One session per vCenter for the whole command."""
         key = credentials.cache_key()
         client = self.clients.get(key)
         if client is None:
             client = self.clients[key] = VCenterClient(
                 credentials, max_workers=1, timeout=TIMEOUT_SECONDS
             )
-        adapter = HostAdapter(client)
+        return client
+
+    def observe_vm(self, credentials: Credentials, name: str, instance_uuid: str) -> VMObservation:
+        """The operator's VM read (VMAdapter.observe_vm): at most 3 calls."""
+        adapter = VMAdapter(self.client(credentials))
+        return asyncio.run(adapter.observe_vm(name=name, instance_uuid=instance_uuid))
+
+    def read_inventory(
+        self, credentials: Credentials, names: Sequence[str] = ()
+    ) -> ObservedInventory:
+        """One RetrievePropertiesEx through the operator's HostAdapter."""
+        adapter = HostAdapter(self.client(credentials))
         return asyncio.run(adapter.read_inventory(names=names, include_vms=True))
 
     def close(self) -> None:
@@ -78,19 +107,15 @@ def inventory(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def plan(args: argparse.Namespace, ctx: Context) -> int:
-    """0 nothing to change, 2 changes pending, 1 a policy can't be planned (Stalled)."""
+    """0 nothing to change, 2 changes pending, 1 an object can't be planned (Stalled)."""
     kube = ctx.use_kube(args)
     manifests = load(args.filename)
     policies = of_kind(manifests, POLICY_KIND)
     assignments = of_kind(manifests, ASSIGNMENT_KIND)
     if not policies and not assignments:
         raise ManifestError(f"no dpio.io objects in {', '.join(args.filename)}")
-    for manifest in assignments:
-        # DESIGN.md §3.2 planning needs the VM's observation (dpio.vsphere VM adapter).
-        ctx.err.write(f"dpio plan: {manifest}: VMDeviceAssignment plans are not supported yet\n")
     now = datetime.now(UTC)
-    live = kube.policies() if args.cluster else []
-    everyone = candidates(policies, live, now)
+    everyone = candidates(policies, kube.policies() if args.cluster else [], now)
     seen: dict[str | None, tuple[str, ObservedInventory]] = {}
 
     def inventory_for(secret_ref: str | None) -> tuple[str, ObservedInventory]:
@@ -100,18 +125,59 @@ def plan(args: argparse.Namespace, ctx: Context) -> int:
         return seen[secret_ref]
 
     reports = plan_all(everyone, inventory_for, now)
+    vm_reports = _plan_assignments(
+        args, ctx, manifests=assignments, everyone=everyone, reports=reports, now=now
+    )
     if args.output == "json":
-        data = {
-            "changed": any(r.changed for r in reports),
-            "objects": [plan_view.to_dict(r) for r in reports],
-        }
+        objects = [plan_view.to_dict(r) for r in reports] + [vm_view.to_dict(r) for r in vm_reports]
+        data = {"changed": any(o["changed"] for o in objects), "objects": objects}
         ctx.out.write(json.dumps(data, indent=2) + "\n")
     else:
-        ctx.out.write("\n".join(plan_view.render_text(r) for r in reports))
+        texts = [plan_view.render_text(r) for r in reports]
+        texts += [vm_view.render_text(r) for r in vm_reports]
+        ctx.out.write("\n".join(texts))
         ctx.out.write("\n" + plan_view.summary(reports))
-    if any(r.plan.stalled is not None for r in reports):
+        changed_vms = sum(1 for r in vm_reports if r.changed)
+        if vm_reports:
+            ctx.out.write(f"      {changed_vms} of {len(vm_reports)} VM(s) to change.\n")
+    if any(r.plan.stalled for r in reports) or any(r.plan.stalled for r in vm_reports):
         return EXIT_ERROR
-    return EXIT_CHANGES if any(r.changed for r in reports) else EXIT_OK
+    changed = any(r.changed for r in reports) or any(r.changed for r in vm_reports)
+    return EXIT_CHANGES if changed else EXIT_OK
+
+
+def _plan_assignments(
+    args: argparse.Namespace,
+    ctx: Context,
+    *,
+    manifests: Sequence[Manifest],
+    everyone: Sequence[Candidate],
+    reports: Sequence[PolicyReport],
+    now: datetime,
+) -> list[AssignmentReport]:
+    if not manifests:
+        return []
+    kube = ctx.kube
+    live = kube.assignments(None) if args.cluster else []
+    mine, bodies = assignment_candidates(manifests, live, now)
+    policies = projected_policies(everyone, reports, now)
+    changing = changing_hosts(reports)
+
+    def labels(namespace: str) -> Mapping[str, str]:
+        # consumers.namespaceSelector needs the namespace's labels: only the cluster has them.
+        return kube.namespace_labels(namespace) if args.cluster else {}
+
+    def observe(policy: HostPassthroughPolicy, vmda: VMDeviceAssignment) -> tuple[str, Any]:
+        ref = policy.spec.vcenter.secret_ref.name if policy.spec.vcenter else None
+        source, credentials = resolve(args, ctx.env, kube.read_secret, ref)
+        vm = vmda.spec.vm
+        return source, ctx.observe_vm(credentials, vm.name or "", vm.instance_uuid or "")
+
+    return [
+        plan_one(c, policies=policies, all_bodies=bodies, namespace_labels=labels,
+                 observe=observe, now=now, changing_hosts=changing)
+        for c in mine
+    ]  # fmt: skip
 
 
 def status(args: argparse.Namespace, ctx: Context) -> int:

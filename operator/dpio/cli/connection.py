@@ -165,6 +165,7 @@ _FLAGS = {
 
 def flag_words(message: str) -> str:
     """`Secret key 'username' is missing` -> `--user ($VSPHERE_USER) is missing`."""
+    message = message.replace(f'{creds.INSECURE}: "true"', "--insecure")
     for key, flag in _FLAGS.items():
         message = message.replace(f"Secret key {key!r}", flag).replace(repr(key), flag)
     return message.replace("Secret needs", "Give").replace("Secret sets", "Flags set")

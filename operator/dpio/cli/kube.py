@@ -98,6 +98,14 @@ class Kube:
             )
         return list(listed.get("items", []))
 
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        """A namespace's labels (for consumers.namespaceSelector); none if it does not exist."""
+        try:
+            found = _call(k8s.CoreV1Api(self.api).read_namespace, namespace)
+        except NotFoundError:
+            return {}
+        return dict(found.metadata.labels or {})
+
     def close(self) -> None:
         if self._api is not None:
             self._api.close()  # type: ignore[no-untyped-call]

@@ -146,18 +146,6 @@ def test_invalid_manifest_names_file_and_field(tmp_path: Path) -> None:
         run_plan(tmp_path, esx01(), bad)
 
 
-def test_assignments_are_reported_as_not_planned_yet(tmp_path: Path) -> None:
-    vmda = {"apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
-            "metadata": {"name": "a", "namespace": "ml"}}  # fmt: skip
-    code, out, ctx = run_plan(tmp_path, esx01(), vmda)
-
-    assert code == 0
-    assert (
-        "VMDeviceAssignment/a: VMDeviceAssignment plans are not supported yet" in ctx.err.getvalue()
-    )
-    assert "Plan: 0 UpdatePassthruConfig call(s)" in out
-
-
 def test_stalled_policy_is_shown_with_its_reason() -> None:
     report = PolicyReport(
         "p", "flags", RebootPolicy.MANUAL, PolicyPlan(stalled=Problem("InvalidSpec", "bad regex"))

@@ -1,0 +1,161 @@
+"""`dpio plan` for a VMDeviceAssignment: the operator's `plan_assignment` result, for review.
+
+Pure: a `VMPlan` in, text or JSON out. The calls are named as the operator makes them
+(DESIGN.md §3.2): one `ReconfigVM_Task` carrying every device change, the cluster's DRS/HA
+overrides through `ReconfigureComputeResource_Task`, the power steps around them; and what
+holds the change back (power state, unavailable devices, feature conflicts, Forbidden, Stalled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dpio.planner.conditions import Problem
+from dpio.planner.observed import format_pci_id
+from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
+from dpio.planner.vm_devices import DeviceAdd
+from dpio.planner.vm_observed import DynamicBacking
+from dpio.planner.vm_plan import VMPlan
+
+_SETTINGS = (
+    ("memory_reservation_locked_to_max", "memoryReservationLockedToMax"),
+    ("cpu_hot_add_enabled", "cpuHotAddEnabled"),
+    ("memory_hot_add_enabled", "memoryHotAddEnabled"),
+    ("nested_hv_enabled", "nestedHVEnabled"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentReport:
+    namespace: str
+    name: str
+    vcenter: str
+    plan: VMPlan
+    notes: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """The operator would call vSphere (reconfigure, cluster overrides or power), or will as
+        soon as the VM is powered off (PowerOffRequired): either way the VM changes."""
+        return not self.plan.empty or self.plan.change_pending
+
+
+def backing_text(add: DeviceAdd) -> str:
+    backing = add.backing
+    if isinstance(backing, DynamicBacking):
+        pairs = ",".join(
+            f"{format_pci_id(v)}:{format_pci_id(d)}" for v, d in backing.allowed_devices
+        )
+        label = f" label {backing.custom_label}" if backing.custom_label else ""
+        return f"Dynamic DirectPath {pairs}{label}"
+    return f"PCI {backing.id} (deviceId {backing.device_id})"
+
+
+def reconfigure_lines(change: ReconfigVM) -> list[str]:
+    lines = [f"      - remove key {r.key} ({r.label})" for r in change.removes]
+    lines += [f"      + add {a.name}: {backing_text(a)}" for a in change.adds]
+    lines += [f"      ~ {wire}: {str(getattr(change, attr)).lower()}"
+              for attr, wire in _SETTINGS if getattr(change, attr) is not None]  # fmt: skip
+    lines += [f"      ~ {e.label}: uptCompatibilityEnabled true (DirectPath Gen2)"
+              for e in change.nic_edits]  # fmt: skip
+    return lines
+
+
+def cluster_text(change: ReconfigureCluster) -> str:
+    parts = []
+    if change.drs is not None:
+        drs = change.drs
+        parts.append(f"DRS override {drs.operation} (enabled={drs.enabled}, {drs.behavior})")
+    if change.das is not None:
+        parts.append(f"HA override {change.das.operation} (restartPriority "
+                     f"{change.das.restart_priority})")  # fmt: skip
+    return "; ".join(parts)
+
+
+def render_text(report: AssignmentReport) -> str:
+    plan = report.plan
+    lines = [f"VMDeviceAssignment/{report.namespace}/{report.name} (vCenter from {report.vcenter})"]
+    lines += [f"  note: {n}" for n in report.notes]
+    for label, problem in (("Forbidden", plan.forbidden), ("Stalled", plan.stalled),
+                           ("not ready", plan.not_ready)):  # fmt: skip
+        if problem is not None:
+            lines.append(f"  ! {label} {problem.reason}: {problem.message}")
+    vm = plan.vm
+    if vm is not None:
+        lines.append(f"  VM {vm.name} ({vm.moref}) on {vm.host}, {vm.power_state}")
+    if plan.power_before is not None:
+        lines.append(f"  > {plan.power_before} first")
+        if plan.reconfigure is None:  # the planner reconfigures once vCenter reports it off
+            lines.append("      then, with the VM powered off, the device change")
+    if plan.reconfigure is not None:
+        lines.append(f"  ~ ReconfigVM_Task ({plan.reconfigure.moref})")
+        lines += reconfigure_lines(plan.reconfigure)
+    if plan.cluster is not None:
+        lines.append(f"  ~ ReconfigureComputeResource_Task: {cluster_text(plan.cluster)}")
+    if plan.power_after is not None:
+        lines.append(f"  > {plan.power_after} afterwards")
+    if plan.change_pending:
+        lines.append(f"  ! PowerOffRequired: {plan.power_message or 'the VM is powered on'}")
+    lines += [f"  ! unavailable {c.name} {c.problem.reason}: {c.problem.message}"
+              for c in plan.unavailable]  # fmt: skip
+    blocking = {c.feature for c in plan.blocked_by}
+    lines += [f"  ! conflict {c.feature}: {c.message}"
+              f"{' (blocks the change)' if c.feature in blocking else ''}"
+              for c in plan.conflicts]  # fmt: skip
+    if vm is not None and plan.reconfigure is None and not (plan.cluster or plan.power_before):
+        lines.append("  = no change")
+    return "\n".join(lines) + "\n"
+
+
+def _problem(p: Problem | None) -> dict[str, str] | None:
+    return {"reason": p.reason, "message": p.message} if p is not None else None
+
+
+def _vm_dict(plan: VMPlan) -> dict[str, str] | None:
+    vm = plan.vm
+    if vm is None:
+        return None
+    return {"moref": vm.moref, "name": vm.name, "host": vm.host, "powerState": vm.power_state}
+
+
+def _reconfigure_dict(change: ReconfigVM | None) -> dict[str, Any] | None:
+    if change is None:
+        return None
+    settings = {wire: getattr(change, attr) for attr, wire in _SETTINGS}
+    return {
+        "removes": [{"key": r.key, "label": r.label} for r in change.removes],
+        "adds": [{"name": a.name, "backing": backing_text(a)} for a in change.adds],
+        "settings": {wire: value for wire, value in settings.items() if value is not None},
+        "gen2Adapters": [e.label for e in change.nic_edits],
+    }
+
+
+def to_dict(report: AssignmentReport) -> dict[str, Any]:
+    plan = report.plan
+    blocking = {c.feature for c in plan.blocked_by}
+    return {
+        "kind": "VMDeviceAssignment",
+        "namespace": report.namespace,
+        "name": report.name,
+        "vcenter": report.vcenter,
+        "changed": report.changed,
+        "vm": _vm_dict(plan),
+        "reconfigVM": _reconfigure_dict(plan.reconfigure),
+        "reconfigureCluster": cluster_text(plan.cluster) if plan.cluster else None,
+        "powerBefore": str(plan.power_before) if plan.power_before else None,
+        "powerAfter": str(plan.power_after) if plan.power_after else None,
+        "powerOffRequired": plan.change_pending,
+        "forbidden": _problem(plan.forbidden),
+        "stalled": _problem(plan.stalled),
+        "notReady": _problem(plan.not_ready),
+        "unavailable": [
+            {"name": c.name, "reason": c.problem.reason, "message": c.problem.message}
+            for c in plan.unavailable
+        ],
+        "featureConflicts": [
+            {"feature": c.feature, "message": c.message, "blocks": c.feature in blocking}
+            for c in plan.conflicts
+        ],
+        "notes": list(report.notes),
+    }
