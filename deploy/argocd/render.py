@@ -1,6 +1,6 @@
 """Write argocd-cm-patch.yaml from health.lua: `python deploy/argocd/render.py`.
 
-The patch carries the script verbatim under both keys; tests/unit/argocd/test_health.py fails
+The patch carries the script verbatim under both keys; tests/unit/argocd/test_argocd_health.py fails
 when they drift apart.
 """
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from dpio.observability import metrics
+from dpio.observability.logging import object_ref
 from dpio.reconcile.queue import Backoff, Result, WorkQueue
+
+_log = logging.getLogger(__name__)
 
 Body = Mapping[str, Any]
 #: (namespace or "", name) — the policy is cluster-scoped, so its namespace is "".
@@ -102,7 +106,13 @@ class Controller:
             raise
         except BaseException:
             # The queue logs it and retries with backoff; here it only counts as an error.
-            metrics.record_reconcile(self.kind, time.monotonic() - started, failed=True)
+            self._finished(body, started, failed=True)
             raise
-        metrics.record_reconcile(self.kind, time.monotonic() - started, failed=result.failed)
+        self._finished(body, started, failed=result.failed)
         return result
+
+    def _finished(self, body: Body, started: float, *, failed: bool) -> None:
+        seconds = time.monotonic() - started
+        metrics.record_reconcile(self.kind, seconds, failed=failed)
+        extra = {"kind": self.kind, **object_ref(body), "seconds": round(seconds, 3)}
+        _log.debug("Reconciled" if not failed else "Reconcile failed", extra=extra)

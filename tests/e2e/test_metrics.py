@@ -1,0 +1,183 @@
+"""The running operator's /metrics and JSON logs, after a HostPassthroughPolicy converges.
+
+The operator is started here rather than by tests/e2e/conftest.py's `operator` fixture, because
+this module needs its own environment (metrics port, JSON logs, DEBUG level).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from tests.e2e.conftest import apply, get, secret_for
+from tests.sandbox.vsphere_helpers import eventually
+
+from dpio_sandbox import install, procs
+from dpio_sandbox.sandbox import Sandbox
+from dpio_sandbox.vcsim import Simulator
+
+pytestmark = pytest.mark.sandbox
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+class Operator:
+    def __init__(self, box: Sandbox, metrics_port: int, log: Path) -> None:
+        self.box, self.metrics_port, self.log = box, metrics_port, log
+
+    def scrape(self) -> Samples:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+@pytest.fixture(scope="module")
+def metrics_operator(
+    sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    install.install(sandbox)
+    log = tmp_path_factory.mktemp("operator-metrics") / "operator.log"
+    liveness, metrics_port = procs.free_port(), procs.free_port()
+    env = {
+        **os.environ,
+        **sandbox.env(),
+        "DPIO_NAMESPACE": install.NAMESPACE,
+        "DPIO_VCENTER_SECRET": install.SECRET,
+        "DPIO_METRICS_PORT": str(metrics_port),
+        "DPIO_LOG_FORMAT": "json",
+        "DPIO_LOG_LEVEL": "DEBUG",
+    }
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dpio.handlers.main", "--standalone",
+             f"--liveness=http://127.0.0.1:{liveness}/healthz"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        procs.wait_for_url(log.parent, "operator", proc.pid, f"http://127.0.0.1:{liveness}/healthz")
+        yield Operator(sandbox, metrics_port, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        print(log.read_text()[-4000:])
+
+
+def _policy(name: str, secret: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "dpio.io/v1alpha1",
+        "kind": "HostPassthroughPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "vcenter": {"secretRef": {"name": secret}},
+            "hosts": {"clusters": ["GPU-Cluster"]},
+            "devices": [{"vendorID": "10de", "deviceID": "20b5"}],
+        },
+    }
+
+
+def _converged(box: Sandbox, name: str) -> Callable[[], dict[str, Any] | None]:
+    def check() -> dict[str, Any] | None:
+        body = get(box, "hpp", name)
+        status = body.get("status", {})
+        reconciling = [c for c in status.get("conditions", []) if c["type"] == "Reconciling"]
+        if status.get("observedGeneration") != body["metadata"]["generation"]:
+            return None
+        return body if reconciling and reconciling[0]["status"] == "False" else None
+
+    return check
+
+
+def _quiet(op: Operator) -> Callable[[], Samples | None]:
+    """Two scrapes a second apart with the same call counts: nothing in flight but the watch."""
+
+    def check() -> Samples | None:
+        before = op.scrape()
+        time.sleep(1)
+        after = op.scrape()
+        calls = [k for k in after if k[0] == "dpio_vcenter_calls_total"]
+        return after if all(before.get(k) == after[k] for k in calls) else None
+
+    return check
+
+
+def test_metrics_after_a_policy_converges(
+    metrics_operator: Operator, vcsim_factory: Callable[..., Simulator]
+) -> None:
+    op = metrics_operator
+    kind = "HostPassthroughPolicy"
+    sim = vcsim_factory()
+    secret_for(op.box, sim, "vcsim-metrics")
+    apply(op.box, _policy("e2e-metrics", "vcsim-metrics"))
+    body = eventually(_converged(op.box, "e2e-metrics"), timeout=60)
+    samples = eventually(_quiet(op), timeout=30)
+    sim_counts: Any = sim.admin("GET", "/counters")
+
+    assert (value(samples, "dpio_reconcile_total", kind=kind) or 0) >= 1
+    assert value(samples, "dpio_reconcile_duration_seconds_count", kind=kind) == value(
+        samples, "dpio_reconcile_total", kind=kind
+    )
+    assert value(samples, "dpio_objects", kind=kind) == 1
+    assert value(samples, "dpio_queue_depth", kind=kind) == 0
+    ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
+    labels = {"kind": kind, "type": "Ready", "status": ready["status"], "reason": ready["reason"]}
+    assert value(samples, "dpio_object_conditions", **labels) == 1
+    summary = body["status"]["summary"]
+    assert (
+        value(samples, "dpio_policy_devices", policy="e2e-metrics", state="matched")
+        == (summary["devices"])
+    )
+    assert value(samples, "dpio_policy_hosts", policy="e2e-metrics") == summary["hosts"]
+
+    # Only the operator talks to this simulator: per method, both sides counted the same calls
+    # (the watch's WaitForUpdatesEx is counted on arrival there and on return here).
+    ours = {
+        dict(k[1])["method"]: int(v)
+        for k, v in samples.items()
+        if k[0] == "dpio_vcenter_calls_total" and v
+    }
+    theirs = {m: n for m, n in sim_counts["counts"].items() if n}
+    ours.pop("WaitForUpdatesEx", None)
+    theirs.pop("WaitForUpdatesEx", None)
+    assert ours == theirs
+    assert {"Login", "UpdatePassthruConfig"} <= set(ours)
+
+
+def test_logs_are_json_lines_with_identity_and_no_password(
+    metrics_operator: Operator, vcsim_factory: Callable[..., Simulator]
+) -> None:
+    op = metrics_operator
+    sim = vcsim_factory()
+    secret_for(op.box, sim, "vcsim-logs")
+    apply(op.box, _policy("e2e-logs", "vcsim-logs"))
+    eventually(_converged(op.box, "e2e-logs"), timeout=60)
+    text = op.log.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert len(lines) > 10
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert any(line["message"] == "Logged in to vCenter" for line in lines)
+    assert any(line.get("level") == "DEBUG" for line in lines)
+    about = [line for line in lines if (line.get("kind"), line.get("name")) == (
+        "HostPassthroughPolicy", "e2e-logs")]  # fmt: skip
+    assert {"kopf.objects", "dpio.reconcile.controller"} <= {line["logger"] for line in about}
+    assert sim.password not in text
