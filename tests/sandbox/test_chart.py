@@ -23,10 +23,10 @@ CHART = REPO / "charts" / "dpio-operator"
 NAMESPACE = "dpio-chart"
 
 
-def render(*sets: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+def render(*sets: str, namespace: str = NAMESPACE, release: str = "dpio") -> list[dict[str, Any]]:
     """The chart's objects as `helm template` renders them with ``--set`` each of ``sets``."""
     args = [arg for value in sets for arg in ("--set", value)]
-    out = helm.run("template", "dpio", str(CHART), "--namespace", namespace, *args).stdout
+    out = helm.run("template", release, str(CHART), "--namespace", namespace, *args).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 

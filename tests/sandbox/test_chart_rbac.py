@@ -4,11 +4,13 @@ The rendered manifests are really applied (server-side apply, not a dry run) in 
 enforces Pod Security "restricted"; then the operator runs locally with the chart's own arguments
 and environment and a kubeconfig holding only a token of the chart's ServiceAccount (TokenRequest
 API). It must do its job (a HostPassthroughPolicy reaches Ready, its finalizer comes off on delete)
-and be denied what it doesn't need (`kubectl auth can-i --as=...` over a table).
+and be denied what it doesn't need (SubjectAccessReviews, what `kubectl auth can-i --as=...`
+sends, over a table).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -22,7 +24,7 @@ from tests.e2e.conftest import apply, get, kubectl
 from tests.sandbox.test_chart import NAMESPACE, by_kind, container, render
 from tests.sandbox.vsphere_helpers import eventually
 
-from dpio_sandbox import procs
+from dpio_sandbox import procs, vcsim
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -36,6 +38,29 @@ def _kubectl(box: Sandbox, *args: str, stdin: str = "") -> subprocess.CompletedP
         [str(box.kubectl), f"--kubeconfig={box.kubeconfig}", *args],
         input=stdin, capture_output=True, text=True, check=False,
     )  # fmt: skip
+
+
+def can_i(box: Sandbox, account: str, verb: str, resource: str, namespace: str | None) -> bool:
+    """What `kubectl auth can-i --as=<account>` asks, as the SubjectAccessReview itself, so that
+    resources the server doesn't serve (kopf.dev without its CRD) and subresources are exact.
+    ``resource`` reads ``plural[.group][/subresource][:name]``."""
+    rest, _, name = resource.partition(":")
+    rest, _, subresource = rest.partition("/")
+    plural, _, group = rest.partition(".")
+    _, _, sa_namespace, _ = account.split(":")
+    review = {
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {
+            "user": account,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{sa_namespace}",
+                       "system:authenticated"],
+            "resourceAttributes": {"verb": verb, "group": group, "resource": plural,
+                                   "subresource": subresource, "name": name,
+                                   "namespace": namespace or ""},
+        },
+    }  # fmt: skip
+    out = kubectl(box, "create", "-o", "json", "-f", "-", stdin=json.dumps(review))
+    return bool(json.loads(out)["status"].get("allowed", False))
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +92,48 @@ def test_every_rendered_object_is_stored_by_the_api_server(
         assert stored["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
+# A stand-in for the Prometheus Operator's CRD, so the ServiceMonitor is really stored.
+SERVICE_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+             "names": {"kind": "ServiceMonitor", "plural": "servicemonitors"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                 "openAPIV3Schema": {"type": "object",
+                                     "x-kubernetes-preserve-unknown-fields": True}}}]},
+}  # fmt: skip
+
+
+def test_a_second_release_with_every_option_is_accepted(sandbox: Sandbox) -> None:
+    """Metrics Service and ServiceMonitor, peering RBAC, several Secrets, the CRDs left to the
+    first release (`crds.install=false`: only one release may own them)."""
+    namespace = "dpio-chart-opts"
+    objects = render(
+        "metrics.enabled=true", "metrics.serviceMonitor.enabled=true", "peering.enabled=true",
+        "vcenter.extraSecretNames={vc-lab,vc-prod}", "crds.install=false",
+        namespace=namespace, release="opts",
+    )  # fmt: skip
+    apply(sandbox, SERVICE_MONITOR_CRD)
+    kubectl(sandbox, "wait", "--for=condition=Established", "--timeout=30s",
+            "crd/servicemonitors.monitoring.coreos.com")  # fmt: skip
+    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    proc = _kubectl(sandbox, "apply", "--server-side", "-f", "-", stdin=manifest)
+    assert proc.returncode == 0, proc.stderr
+    for obj in objects:
+        stored = get(sandbox, obj["kind"], obj["metadata"]["name"], namespace)
+        assert stored["metadata"]["labels"]["app.kubernetes.io/instance"] == "opts"
+    account = f"system:serviceaccount:{namespace}:opts-dpio-operator"
+    for verb, resource, ns, allowed in [
+        ("patch", "clusterkopfpeerings.kopf.dev", None, True),
+        ("get", "secrets:vc-prod", namespace, True),
+        ("get", "secrets:vc-lab", namespace, True),
+        ("get", "secrets:vcenter", namespace, True),
+        ("get", "secrets:vcenter", NAMESPACE, False),  # the first release's Secret
+    ]:
+        assert can_i(sandbox, account, verb, resource, ns) is allowed, (verb, resource, ns)
+
+
 # (verb, resource, namespace or None for cluster-wide, allowed?)
 CAN_I = [
     # What the operator does.
@@ -79,15 +146,15 @@ CAN_I = [
     ("create", "events", "ml-team", True),
     ("list", "namespaces", None, True),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None, True),
-    ("get", "secrets/vcenter", NAMESPACE, True),
+    ("get", "secrets:vcenter", NAMESPACE, True),
     # What it must not do.
-    ("get", "secrets/other", NAMESPACE, False),  # only the Secrets it is pointed at
+    ("get", "secrets:other", NAMESPACE, False),  # only the Secrets it is pointed at
     ("list", "secrets", NAMESPACE, False),
     ("watch", "secrets", NAMESPACE, False),
-    ("get", "secrets/vcenter", "dpio-system", False),
-    ("get", "secrets/vcenter", "default", False),
+    ("get", "secrets:vcenter", "dpio-system", False),
+    ("get", "secrets:vcenter", "default", False),
     ("list", "secrets", None, False),
-    ("update", "secrets/vcenter", NAMESPACE, False),
+    ("update", "secrets:vcenter", NAMESPACE, False),
     ("create", "hostpassthroughpolicies.dpio.io", None, False),
     ("delete", "hostpassthroughpolicies.dpio.io", None, False),
     ("update", "hostpassthroughpolicies.dpio.io", None, False),
@@ -128,17 +195,26 @@ def test_service_account_may_do_exactly_its_job(
     namespace: str | None,
     allowed: bool,
 ) -> None:
-    scope = ["-n", namespace] if namespace else ["--all-namespaces"]
-    proc = _kubectl(sandbox, "auth", "can-i", verb, resource, *scope, f"--as={ACCOUNT}")
-    assert proc.stdout.strip() == ("yes" if allowed else "no"), proc.stderr
+    assert can_i(sandbox, ACCOUNT, verb, resource, namespace) is allowed
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    """A simulator of this module's own (default inventory): its hosts change here."""
+    state_dir = tmp_path_factory.mktemp("chart-vcsim")
+    try:
+        yield vcsim.start(state_dir)
+    finally:
+        vcsim.stop(state_dir)
+
+
+@pytest.fixture(scope="module")
 def operator_as_chart(
-    sandbox: Sandbox, chart: list[dict[str, Any]], tmp_path: Path
+    sandbox: Sandbox, chart: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """The operator with the Deployment's args and env, as the chart's ServiceAccount; yields
     its log file. Only the liveness address changes (a free loopback port)."""
+    tmp_path = tmp_path_factory.mktemp("chart-operator")
     (account,) = by_kind(chart, "ServiceAccount")
     token = kubectl(sandbox, "create", "token", account["metadata"]["name"],
                     "-n", NAMESPACE, "--duration=1h").strip()  # fmt: skip
@@ -205,10 +281,9 @@ def _ready(box: Sandbox, name: str) -> Callable[[], dict[str, Any] | None]:
     return check
 
 
-def test_operator_under_the_chart_account_does_its_job_and_no_more(
-    sandbox: Sandbox, operator_as_chart: Path, vcsim_factory: Callable[..., Simulator]
+def test_operator_under_the_chart_account_makes_a_policy_ready(
+    sandbox: Sandbox, operator_as_chart: Path, sim: Simulator
 ) -> None:
-    sim = vcsim_factory()
     _secret(sandbox, "vcenter", sim)  # the chart's default vcenter.secretName
     _secret(sandbox, "not-listed", sim)  # in its namespace, but not in vcenter.*SecretNames
     apply(sandbox, _policy("chart-ready", None))
@@ -242,8 +317,41 @@ def test_operator_under_the_chart_account_does_its_job_and_no_more(
     kubectl(sandbox, "patch", "hpp", "chart-denied", "--type=merge",
             "-p", '{"metadata": {"finalizers": null}}')  # fmt: skip
     kubectl(sandbox, "wait", "--for=delete", "hpp/chart-denied", "--timeout=30s")
-    log = operator_as_chart.read_text()
+    _assert_never_refused(operator_as_chart, allowed="not-listed")
+
+
+def _assert_never_refused(log_file: Path, allowed: str) -> None:
+    """Nothing the operator asked the API server for was refused, but reading ``allowed``."""
+    log = log_file.read_text()
     assert "Not enough permissions" not in log  # kopf's own needs (CRDs, namespaces) are met
     assert "Could not post Event" not in log
-    forbidden = [line for line in log.splitlines() if "403" in line or "Forbidden" in line]
-    assert all("not-listed" in line for line in forbidden), forbidden
+    refused = [line for line in log.splitlines() if " 403" in line or "Forbidden" in line]
+    assert all(allowed in line for line in refused), refused
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("dpio.handlers.assignment") is None,
+    reason="the VMDeviceAssignment handler is not part of the operator yet",
+)
+def test_operator_under_the_chart_account_reports_on_assignments(
+    sandbox: Sandbox, operator_as_chart: Path, sim: Simulator
+) -> None:
+    """An assignment from a namespace the policy doesn't serve: watched, refused in its status
+    (Forbidden=True), its finalizer released on delete: the namespaced half of the RBAC."""
+    _secret(sandbox, "vcenter", sim)
+    policy = _policy("chart-gpus", None)
+    policy["spec"]["consumers"] = {"namespaces": ["chart-ml"]}
+    apply(sandbox, policy)
+    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "chart-outsider"}})  # fmt: skip
+    apply(sandbox, {
+        "apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
+        "metadata": {"name": "gpu", "namespace": "chart-outsider"},
+        "spec": {"policyRef": {"name": "chart-gpus"}, "vm": {"name": "e1000-vm-01"},
+                 "devices": [{"name": "gpu0", "pci": {"address": "0000:3b:00.0"}}]},
+    })  # fmt: skip
+    kubectl(sandbox, "wait", "--for=condition=Forbidden", "vmda/gpu", "-n", "chart-outsider",
+            "--timeout=60s")  # fmt: skip
+    kubectl(sandbox, "delete", "vmda", "gpu", "-n", "chart-outsider", "--timeout=30s")
+    kubectl(sandbox, "delete", "hpp", "chart-gpus", "--timeout=30s")
+    _assert_never_refused(operator_as_chart, allowed="not-listed")
