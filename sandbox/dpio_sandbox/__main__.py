@@ -1,4 +1,5 @@
-"""``python -m dpio_sandbox up|down|env|install``, as used by ``make sandbox``, ``make run``."""
+"""``python -m dpio_sandbox up|down|env|install|demo``, as used by ``make sandbox``, ``make run``,
+``make demo``."""
 
 from __future__ import annotations
 
@@ -7,15 +8,22 @@ import sys
 import time
 from pathlib import Path
 
-from dpio_sandbox import install, sandbox, vcsim
+from dpio_sandbox import demo, install, sandbox, vcsim
 from dpio_sandbox.paths import default_state_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dpio_sandbox", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "env", "install"])
+    parser.add_argument("command", choices=["up", "down", "env", "install", "demo"])
     parser.add_argument("--state-dir", type=Path, default=default_state_dir())
     parser.add_argument("--inventory", type=Path, default=vcsim.DEFAULT_INVENTORY)
+    parser.add_argument(
+        "--once", action="store_true", help="demo: exit once every object is settled (for CI)"
+    )
+    parser.add_argument(
+        "--watch-seconds", type=float, default=300.0,
+        help="demo: how long to print status changes (with --once: how long to wait at most)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir
     if args.command == "down":
@@ -31,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     box = sandbox.up(state_dir, args.inventory)
+    if args.command == "demo":
+        print(f"sandbox up in {time.monotonic() - started:.1f}s ({state_dir})")
+        return demo.run(box, once=args.once, seconds=args.watch_seconds)
     if args.command == "install":
         install.install(box)
         print(f"CRDs, namespace {install.NAMESPACE} and Secret {install.SECRET} are in place")
