@@ -18,7 +18,7 @@ from pyVmomi import vim
 
 from dpio.vsphere import properties
 from dpio.vsphere.connect import Connection
-from dpio.vsphere.errors import InvalidRequest, ObjectNotFound
+from dpio.vsphere.errors import InvalidRequest, ObjectNotFound, translated
 from dpio.vsphere.properties import ObjectProps, moref_id
 
 # What the index reads of every VM.
@@ -86,8 +86,9 @@ class VMLookup:
         paths: dict[type, tuple[str, ...]] = {vim.VirtualMachine: LOOKUP_PATHS}
         collector = conn.content.propertyCollector
         try:
-            spec = properties.view_filter(self._lookup_view(conn), paths)
-            return properties.retrieve_flat(collector, spec)
+            with translated():
+                spec = properties.view_filter(self._lookup_view(conn), paths)
+                return properties.retrieve_flat(collector, spec)
         except ObjectNotFound:
             with self._lock:
                 self._view = None  # the view went away (vCenter restarted): make a new one, once

@@ -26,7 +26,7 @@ from pyVmomi import vim
 from dpio.planner.vm_observed import ObservedVM, VMObservation
 from dpio.vsphere import properties, vm_map, vm_target
 from dpio.vsphere.connect import Connection
-from dpio.vsphere.errors import ConcurrentModification, ObjectNotFound
+from dpio.vsphere.errors import ConcurrentModification, ObjectNotFound, translated
 from dpio.vsphere.properties import PC, ObjectProps, moref_id
 from dpio.vsphere.vm_lookup import VMLookup
 
@@ -122,7 +122,8 @@ class VMReader:
         vm = conn.ref(vim.VirtualMachine, vm_moref)
         host = conn.ref(vim.HostSystem, host_moref)
         try:
-            contents = retrieve_all(conn.content.propertyCollector, observe_filters(vm, host))
+            with translated():
+                contents = retrieve_all(conn.content.propertyCollector, observe_filters(vm, host))
         except ObjectNotFound:
             return None
         objects = merged(contents)

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"reflect"
+
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -29,6 +31,11 @@ func init() {
 	OverrideOf(func(_ *simulator.Context, c *simulator.ClusterComputeResource) mo.Reference {
 		return &passthroughCluster{c}
 	}, "ReconfigureComputeResource_Task")
+	// A managed object reference in an xsd:anyType field (removeKey) arrives from pyVmomi as
+	// xsi:type="ManagedObject" (the vmodl name; pyVmomi SoapAdapter), which vCenter accepts.
+	// govmomi knows only "ManagedObjectReference" and would decode it as nil, so the remove
+	// failed with InvalidArgument.
+	types.Add("ManagedObject", reflect.TypeOf((*types.ManagedObjectReference)(nil)).Elem())
 }
 
 // ReconfigureComputeResourceTask validates and normalises the override specs, lets the upstream

@@ -1,11 +1,13 @@
 package sim
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/vim25/types"
+	"github.com/vmware/govmomi/vim25/xml"
 )
 
 func TestClusterVMOverridesNotify(t *testing.T) {
@@ -102,4 +104,21 @@ func TestClusterVMOverridesNotify(t *testing.T) {
 			t.Error("override for a host: want InvalidArgument")
 		}
 	})
+}
+
+// pyVmomi sends a removeKey VM reference as xsi:type="ManagedObject"; it must decode as the VM.
+func TestRemoveKeyAsPyVmomiSendsIt(t *testing.T) {
+	in := `<drsVmConfigSpec xmlns="urn:vim25" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">` +
+		`<operation>remove</operation>` +
+		`<removeKey xsi:type="ManagedObject" type="VirtualMachine">vm-1</removeKey></drsVmConfigSpec>`
+	var spec types.ClusterDrsVmConfigSpec
+	dec := xml.NewDecoder(strings.NewReader(in))
+	dec.TypeFunc = types.TypeFunc()
+	if err := dec.Decode(&spec); err != nil {
+		t.Fatal(err)
+	}
+	want := types.ManagedObjectReference{Type: "VirtualMachine", Value: "vm-1"}
+	if got, ok := spec.RemoveKey.(types.ManagedObjectReference); !ok || got != want {
+		t.Fatalf("removeKey: want %v, got %#v", want, spec.RemoveKey)
+	}
 }

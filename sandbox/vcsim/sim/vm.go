@@ -32,10 +32,25 @@ func init() {
 
 // failedTask creates a task on obj that fails with fault, the way vCenter reports a rule broken
 // by a task method: the call returns a task and the task ends in error.
+//
+// vCenter puts the fault's text in the task's `info.error.localizedMessage`, which clients show
+// (pyVmomi's `fault.msg`); the upstream task puts the Go type name there. The task has finished
+// and its text is set before the client gets the task reference, so no reader sees the type name.
 func failedTask(ctx *simulator.Context, obj mo.Reference, name string, fault types.BaseMethodFault) types.ManagedObjectReference {
-	return simulator.CreateTask(obj, name, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+	ref := simulator.CreateTask(obj, name, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		return nil, fault
 	}).Run(ctx)
+	if text := faultMessage(fault); text != "" {
+		_ = waitTask(ctx, ref)
+		if task, ok := ctx.Map.Get(ref).(*simulator.Task); ok {
+			ctx.Map.WithLock(&simulator.Context{}, task, func() {
+				if task.Info.Error != nil {
+					task.Info.Error.LocalizedMessage = text
+				}
+			})
+		}
+	}
+	return ref
 }
 
 // waitTask waits for a simulator task to finish and returns its fault, if any. It polls with a

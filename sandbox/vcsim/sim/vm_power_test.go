@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -242,6 +243,30 @@ func TestShutdownGuestReleasesDevices(t *testing.T) {
 		// A second shutdown of a powered-off VM is refused, as on vSphere.
 		if err := e.obj(vm).ShutdownGuest(e.ctx); err == nil {
 			t.Error("shutdown of a powered-off VM succeeded")
+		}
+	})
+}
+
+// A refused power-on reports vSphere's text in info.error.localizedMessage, where clients read it.
+func TestFailedTaskLocalizedMessage(t *testing.T) {
+	withVMEnv(t, func(e *vmEnv) {
+		v := newVMWithDevice(e, e.vms[0], "0000:3b:00.0")
+		v.spec.MemoryReservationLockedToMax = nil
+		if f := e.reconfigure(v.vm, v.spec); f != nil {
+			t.Fatal(f)
+		}
+		task, err := e.obj(v.vm).PowerOn(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = task.Wait(e.ctx)
+		var info mo.Task
+		if err := task.Properties(e.ctx, task.Reference(), []string{"info"}, &info); err != nil {
+			t.Fatal(err)
+		}
+		want := "memory reservation (sched.mem.min) should be equal to memsize(4096)"
+		if info.Info.Error == nil || !strings.Contains(info.Info.Error.LocalizedMessage, want) {
+			t.Fatalf("localizedMessage: want %q, got %+v", want, info.Info.Error)
 		}
 	})
 }
