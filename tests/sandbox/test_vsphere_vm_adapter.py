@@ -28,7 +28,7 @@ pytestmark = pytest.mark.sandbox
 
 SimulatorFactory = Callable[..., vcsim.Simulator]
 GPU01, GPU02, GPU03 = "esx-gpu-01.lab.local", "esx-gpu-02.lab.local", "esx-gpu-03.lab.local"
-A100, X710 = "0000:3b:00.0", "0000:18:00.1"
+A100, T4, X710 = "0000:3b:00.0", "0000:af:00.0", "0000:18:00.1"
 
 # One host with an active A100 (label a100) and an active Intel X710 (vendor 8086: negative on
 # the wire); a clean VM and a VM-FEX VM, both powered off.
@@ -284,10 +284,15 @@ def test_observe_needs_exactly_one_identity(reader: VMAdapter) -> None:
         _observe(reader, "ml-trainer-01", "5029")
 
 
+def _raw(sim: vcsim.Simulator, action: Callable[[Any, Any], Any], vm_name: str) -> None:
+    with connect(sim) as si:
+        action(si, find(si, vim.VirtualMachine, vm_name))
+
+
 def test_call_budget(default_sim: vcsim.Simulator, reader: VMAdapter) -> None:
-    """DESIGN.md §7: at most 3 calls per converged VM. Converged: 1 read + 1 QueryConfigTarget
-    (QueryConfigOption is cached per host version and hardware version); the name lookup is
-    one read for all VMs, shared."""
+    """DESIGN.md §7: at most 3 calls per converged VM. Converged here: ONE read. The name lookup
+    is one read for all VMs, shared; QueryConfigOption is cached per host and versions, and
+    QueryConfigTarget per host while its passthrough state stays the same."""
     reader.client.connection()
     default_sim.admin("POST", "/counters/reset")
     _observe(reader, "ml-trainer-01")
@@ -297,11 +302,13 @@ def test_call_budget(default_sim: vcsim.Simulator, reader: VMAdapter) -> None:
         "QueryConfigTarget": 1,
         "QueryConfigOption": 1,
     }
+    new_host = {"RetrievePropertiesEx": 1, "QueryConfigTarget": 1, "QueryConfigOption": 1}
     for name, expected in [
-        ("ml-trainer-01", {"RetrievePropertiesEx": 1, "QueryConfigTarget": 1}),
-        ("web-01", {"RetrievePropertiesEx": 1, "QueryConfigTarget": 1}),  # same host: cached
-        ("snap-vm-01", {"RetrievePropertiesEx": 1, "QueryConfigTarget": 1, "QueryConfigOption": 1}),
-        ("snap-vm-01", {"RetrievePropertiesEx": 1, "QueryConfigTarget": 1}),
+        ("ml-trainer-01", {"RetrievePropertiesEx": 1}),
+        ("web-01", {"RetrievePropertiesEx": 1}),  # same host, same versions: all cached
+        ("snap-vm-01", new_host),  # another host: its own target and limit
+        ("snap-vm-01", {"RetrievePropertiesEx": 1}),
+        ("hotadd-vm-01", {"RetrievePropertiesEx": 1}),
     ]:
         default_sim.admin("POST", "/counters/reset")
         _observe(reader, name)
@@ -309,12 +316,27 @@ def test_call_budget(default_sim: vcsim.Simulator, reader: VMAdapter) -> None:
         assert sum(expected.values()) <= 3
 
 
+def test_config_target_follows_the_hosts_passthrough_state(
+    sim: vcsim.Simulator, adapter: VMAdapter
+) -> None:
+    """Enabling the T4 with applyNow on a host that rebinds without reboot makes it active: the
+    next observe asks QueryConfigTarget again and offers it."""
+    before = _observe(adapter, "ml-trainer-01")
+    assert [p.id for p in before.config_target.pci_passthrough] == [A100]
+
+    def enable_t4(si: Any, vm: Any) -> None:
+        config: Any = vim.host.PciPassthruConfig  # untyped constructor
+        system = find(si, vim.HostSystem, GPU01).configManager.pciPassthruSystem
+        system.UpdatePassthruConfig([config(id=T4, passthruEnabled=True, applyNow=True)])
+
+    _raw(sim, enable_t4, "ml-trainer-01")
+    sim.admin("POST", "/counters/reset")
+    after = _observe(adapter, "ml-trainer-01")
+    assert sorted(p.id for p in after.config_target.pci_passthrough) == [A100, T4]
+    assert _counts(sim) == {"RetrievePropertiesEx": 1, "QueryConfigTarget": 1}
+
+
 # --- lookups of VMs changed behind the index ---------------------------------------------------
-
-
-def _raw(sim: vcsim.Simulator, action: Callable[[Any, Any], Any], vm_name: str) -> None:
-    with connect(sim) as si:
-        action(si, find(si, vim.VirtualMachine, vm_name))
 
 
 def test_moved_renamed_and_deleted_vms(sim: vcsim.Simulator, adapter: VMAdapter) -> None:

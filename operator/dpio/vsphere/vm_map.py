@@ -66,6 +66,7 @@ HOST_PATHS: tuple[str, ...] = (
     "capability.vmDirectPathGen2Supported",
     "capability.vmDirectPathGen2UnsupportedReason",
     "capability.vmDirectPathGen2UnsupportedReasonExtended",
+    "config.pciPassthruInfo",  # only to know when QueryConfigTarget may answer differently
 )
 CLUSTER_PATHS: tuple[str, ...] = ("name", "configurationEx")
 PORTGROUP_PATHS: tuple[str, ...] = ("name", "key", "config.defaultPortConfig")

@@ -1,14 +1,14 @@
-"""Observe one VM in at most 3 vCenter calls, 2 once converged (DESIGN.md §7). Blocking.
+"""Observe one VM in at most 3 vCenter calls; ONE once converged (DESIGN.md §7). Blocking.
 
 1. ONE `RetrievePropertiesEx` with two filter specs: the VM (narrow paths, plus its distributed
    port groups through `network`), and its host (plus `parent`, the cluster, and `vm`, the other
    VMs of the host, read only for `name` and `config.hardware.device`). A traversal follows a
    property of the object itself, not `runtime.host`, so the host comes from the lookup index
    (vm_lookup.py); a VM that moved since is read once more, with its new host.
-2. `EnvironmentBrowser.QueryConfigTarget(host)`: the devices the host offers right now.
-3. `EnvironmentBrowser.QueryConfigOption(key, host)`: the per-VM passthrough maximum. It depends
-   only on the host's ESXi version and the VM's hardware version, so it is cached per (host,
-   ESXi version, hardware version): an upgraded host reports a new version, hence a new entry.
+2. `EnvironmentBrowser.QueryConfigTarget(host)`: the devices the host offers right now; asked
+   again only when the host's passthrough state changed (vm_environment.py).
+3. `EnvironmentBrowser.QueryConfigOption(key, host)`: the per-VM passthrough maximum, cached per
+   host, ESXi version and hardware version (vm_environment.py).
 
 The lookup read (all VMs' names, shared by every assignment) comes on top when a VM is not in
 the index yet.
@@ -28,6 +28,7 @@ from dpio.vsphere import properties, vm_map, vm_target
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.errors import ConcurrentModification, ObjectNotFound, translated
 from dpio.vsphere.properties import PC, ObjectProps, moref_id
+from dpio.vsphere.vm_environment import EnvironmentCache, passthru_fingerprint
 from dpio.vsphere.vm_lookup import VMLookup
 
 
@@ -108,13 +109,13 @@ def _matches(read: VMRead, name: str, instance_uuid: str) -> bool:
 
 
 class VMReader:
-    """Keeps the lookup index, the ConfigOption cache and each VM's last-read NICs (a NIC edit
-    sends the adapter back whole, see vm_spec.edit_nic)."""
+    """Keeps the lookup index, the EnvironmentBrowser caches and each VM's last-read NICs (a NIC
+    edit sends the adapter back whole, see vm_spec.edit_nic)."""
 
     def __init__(self) -> None:
         self.lookup = VMLookup()
+        self.environment = EnvironmentCache()
         self._lock = threading.Lock()
-        self._limits: dict[tuple[str, str, str], int | None] = {}
         self._nics: dict[str, tuple[str, dict[int, Any]]] = {}
 
     def read(self, conn: Connection, vm_moref: str, host_moref: str) -> VMRead | None:
@@ -154,17 +155,6 @@ class VMReader:
             return read
         return None
 
-    def passthrough_limit(self, browser: Any, host: Any, host_version: str, key: str) -> int | None:
-        cache_key = (moref_id(host), host_version, key)
-        with self._lock:
-            if cache_key in self._limits:
-                return self._limits[cache_key]
-        option = browser.QueryConfigOption(key=key or None, host=host)
-        limit = vm_target.passthrough_limit(option)
-        with self._lock:
-            self._limits[cache_key] = limit
-        return limit
-
     def observe(self, conn: Connection, name: str, instance_uuid: str) -> VMObservation:
         """Steps 1-3; `vm` None when no such VM exists."""
         read = self.read_located(conn, name, instance_uuid)
@@ -175,10 +165,11 @@ class VMReader:
         supported, reasons = vm_map.gen2_support(read.host)
         browser = read.vm.get("environmentBrowser")
         target, limit = vm_target.config_target(None), None
-        if browser is not None and observed.host_moref:
+        if browser is not None and read.host is not None and observed.host_moref:
             host = conn.ref(vim.HostSystem, observed.host_moref)
-            target = vm_target.config_target(browser.QueryConfigTarget(host=host))
-            limit = self.passthrough_limit(
+            fingerprint = passthru_fingerprint(read.host.get("config.pciPassthruInfo"))
+            target = self.environment.config_target(browser, host, fingerprint)
+            limit = self.environment.passthrough_limit(
                 browser, host, observed.host_version, observed.hardware_version
             )
         return VMObservation(
