@@ -7,6 +7,7 @@ changed. The spec is never written.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from dpio.planner.status import stalled_status
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
 from dpio.reconcile.queue import Result
 
+_log = logging.getLogger(__name__)
 FINALIZER = "dpio.io/finalizer"
 #: While a rolling reboot is draining a host, look again this often to enforce drainTimeout.
 DRAIN_CHECK_SECONDS = 15.0
@@ -57,9 +59,14 @@ class PolicyReconciler:
     async def __call__(self, body: Mapping[str, Any]) -> Result:
         try:
             policy = HostPassthroughPolicy.model_validate(body)
-        except ValidationError:
+        except ValidationError as err:
             # The CRD schema admits only valid objects; one that slipped past (an older CRD)
             # is left alone rather than acted on half-understood.
+            name = body.get("metadata", {}).get("name", "")
+            _log.warning(
+                "Ignoring HostPassthroughPolicy that does not parse",
+                extra={"object": name, "errors": err.error_count()},
+            )
             return Result()
         if policy.metadata.deletion_timestamp is not None:
             return await self._delete(body, policy)
