@@ -28,7 +28,6 @@ NS, OUTSIDER, POLICY, SECRET = "e2e-vmda", "e2e-outsider", "e2e-vmda-gpus", "vcs
 TIMEOUT = 60.0
 A100 = ('vendorId: "10de", deviceId: "20b5", classId: "0302", name: "GA100 [A100 PCIe 80GB]", '
         "vendorName: NVIDIA Corporation, enabled: true, active: true")  # fmt: skip
-GEN2_ADAPTER = [{"adapter": "Network adapter 1"}]
 BUSES = ("3b", "3c", "3d", "3e", "3f", "40", "41", "42", "43", "44")
 
 
@@ -221,6 +220,15 @@ CONFLICTS = {  # assignment -> (VM, bus, FeatureConflict reasons, resolvable)
 }
 
 
+def _gen2_adapter(sim: Simulator) -> list[dict[str, str]]:
+    """The vmxnet3 adapter of gen2-vm by its label as vCenter reports it (real vCenter says
+    "Network adapter 1"; the simulator names adapters differently)."""
+    with connect(sim) as si:
+        [nic] = [d for d in _vm(si, "gen2-vm").config.hardware.device
+                 if isinstance(d, vim.vm.device.VirtualVmxnet3)]  # fmt: skip
+        return [{"adapter": nic.deviceInfo.label}]
+
+
 @pytest.fixture(scope="module")
 def batch(operator: Sandbox, sim: Simulator) -> Sandbox:
     """Every other case applied at once; each test below checks its own."""
@@ -230,7 +238,7 @@ def batch(operator: Sandbox, sim: Simulator) -> Sandbox:
     apply(operator, _vmda("poweroff", "poweroff-vm", "3d", powerPolicy="PowerOff"))
     apply(
         operator,
-        _vmda("gen2", "gen2-vm", None, networkDirectPath=[{"adapter": "Network adapter 1"}]),
+        _vmda("gen2", "gen2-vm", None, networkDirectPath=_gen2_adapter(sim)),
     )
     apply(operator, _vmda("no-vm", "no-such-vm", "44"))
     missing = _vmda("no-policy", "off-vm", "44")
@@ -332,9 +340,7 @@ def test_gen2_keeps_vmotion_until_a_pci_device_is_added(batch: Sandbox, sim: Sim
         [nic] = [d for d in _vm(si, "gen2-vm").config.hardware.device
                  if isinstance(d, vim.vm.device.VirtualVmxnet3)]  # fmt: skip
         assert nic.uptCompatibilityEnabled is True
-    apply(
-        batch, _vmda("gen2", "gen2-vm", "44", networkDirectPath=[{"adapter": "Network adapter 1"}])
-    )
+    apply(batch, _vmda("gen2", "gen2-vm", "44", networkDirectPath=_gen2_adapter(sim)))
     _until(batch, "gen2", "VMotionCompatible", ("False", "StaticPassthrough"))
 
 
