@@ -116,8 +116,10 @@ def vcenter_secret(box: Sandbox, sim: Simulator, name: str, **overrides: str) ->
                 "stringData": data})  # fmt: skip
 
 
-def hpp(name: str, hosts: list[str], **spec: Any) -> dict[str, Any]:
-    body = {"hosts": {"names": hosts}, "devices": [{"vendorID": "10de", "deviceID": "20b5"}]}
+def hpp(name: str, hosts: list[str] | dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """A policy for A100s (10de:20b5) on `hosts` (names, or a whole HostSelector)."""
+    selector = {"names": hosts} if isinstance(hosts, list) else hosts
+    body = {"hosts": selector, "devices": [{"vendorID": "10de", "deviceID": "20b5"}]}
     return {"apiVersion": f"{GROUP}/v1alpha1", "kind": "HostPassthroughPolicy",
             "metadata": {"name": name}, "spec": {**body, **spec}}  # fmt: skip
 

@@ -1,0 +1,92 @@
+"""Fault-suite fixtures: a simulator with a generated inventory, the operator as a process the
+test owns, and cleanup that leaves the shared API server as it was.
+
+Sizes and the outage length come from the environment so the suite can be made heavier by hand:
+DPIO_FAULT_HOSTS (default 24), DPIO_FAULT_DEVICES (4 per host), DPIO_FAULT_OUTAGE_SECONDS (60).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.faults.harness import OperatorProcess, kubectl, vcenter_secret
+
+from dpio_sandbox import install
+from dpio_sandbox.sandbox import Sandbox
+from dpio_sandbox.vcsim import Simulator
+
+HOSTS = int(os.environ.get("DPIO_FAULT_HOSTS", "24"))
+DEVICES = int(os.environ.get("DPIO_FAULT_DEVICES", "4"))
+OUTAGE_SECONDS = float(os.environ.get("DPIO_FAULT_OUTAGE_SECONDS", "60"))
+CLUSTER = "Fault-Cluster"
+
+
+def host_name(i: int) -> str:
+    return f"esx-fault-{i:03d}.lab.local"
+
+
+def inventory(hosts: int = HOSTS, devices: int = DEVICES, *, rebind: bool = True) -> str:
+    """One DRS cluster of ESXi 8.0.2 hosts, each with `devices` A100s, none enabled yet.
+
+    `rebind`: `deviceRebindWithoutReboot` (active at once); False: every change needs a reboot."""
+    a100 = {"vendorId": "10de", "deviceId": "20b5", "classId": "0302",
+            "name": "GA100 [A100 PCIe 80GB]", "vendorName": "NVIDIA Corporation"}  # fmt: skip
+    members = [
+        {
+            "name": host_name(i),
+            "version": "8.0.2",
+            "deviceRebindWithoutReboot": rebind,
+            "pciDevices": [
+                {"address": f"0000:{0x3B + d:02x}:00.0", **a100} for d in range(devices)
+            ],
+        }
+        for i in range(hosts)
+    ]
+    cluster = {
+        "name": CLUSTER,
+        "ha": {"enabled": False},
+        "drs": {"enabled": True, "automationLevel": "fullyAutomated"},
+        "hosts": members,
+    }
+    return yaml.safe_dump({"datacenters": [{"name": "DC-Faults", "clusters": [cluster]}]})
+
+
+OperatorFactory = Callable[..., OperatorProcess]
+
+
+@pytest.fixture
+def fault_operator(
+    sandbox: Sandbox, tmp_path: Path
+) -> Iterator[Callable[[Simulator], OperatorProcess]]:
+    """`fault_operator(sim)`: the operator (not started) with a default Secret for `sim`.
+
+    At the end every HostPassthroughPolicy is deleted while an operator still runs (so its
+    finalizer is honoured), then the operator is stopped."""
+    install.install(sandbox)
+    made: list[OperatorProcess] = []
+
+    def make(sim: Simulator, **kwargs: object) -> OperatorProcess:
+        vcenter_secret(sandbox, sim, "vcenter-faults")
+        operator = OperatorProcess(sandbox, tmp_path, secret="vcenter-faults", **kwargs)  # type: ignore[arg-type]
+        made.append(operator)
+        return operator
+
+    try:
+        yield make
+    finally:
+        for operator in made:
+            if not operator.alive and operator.runs:
+                operator.start()
+        try:
+            kubectl(sandbox, "delete", "hpp", "--all", "--timeout=60s")
+        except RuntimeError:
+            names = kubectl(sandbox, "get", "hpp", "-o", "name").split()
+            for name in names:
+                kubectl(sandbox, "patch", name, "--type=merge",
+                        "-p", '{"metadata":{"finalizers":[]}}')  # fmt: skip
+        for operator in made:
+            operator.stop()

@@ -1,0 +1,113 @@
+"""SIGKILL of the operator at random points, during a large host convergence and mid rolling
+reboot; after the restart everything converges, no host is left in maintenance mode, there is
+one vCenter session per operator process, and nothing is written once converged (issue #7).
+
+The kill points are drawn from a seeded random generator; the seed is in the summary line so a
+failing run can be repeated (DPIO_FAULT_SEED).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+
+import pytest
+from tests.conftest import SimulatorFactory
+from tests.faults.conftest import CLUSTER, DEVICES, HOSTS, host_name, inventory
+from tests.faults.harness import (
+    OperatorProcess,
+    apply,
+    counters,
+    eventually,
+    get_json,
+    hpp,
+    reset_counters,
+    summary,
+)
+from tests.faults.invariants import logins, not_ready, vsphere_violations, writes_when_idle
+
+from dpio_sandbox.sandbox import Sandbox
+from dpio_sandbox.vcsim import Simulator
+
+pytestmark = [pytest.mark.faults, pytest.mark.sandbox]
+
+SEED = int(os.environ.get("DPIO_FAULT_SEED", str(time.time_ns() % 100_000)))
+KILLS = int(os.environ.get("DPIO_FAULT_KILLS", "5"))
+LATENCY_MS = 50
+ADDRESSES = {f"0000:{0x3B + d:02x}:00.0" for d in range(DEVICES)}
+
+
+def _all_devices(hosts: int) -> dict[str, set[str]]:
+    return {host_name(i): set(ADDRESSES) for i in range(hosts)}
+
+
+def _updates(sim: Simulator) -> int:
+    return counters(sim).get("UpdatePassthruConfig", 0)
+
+
+def _kill_at_random_points(
+    operator: OperatorProcess, sim: Simulator, rng: random.Random, hosts: int, kills: int
+) -> int:
+    """Start, SIGKILL once the convergence reached a random point, `kills` times.
+
+    The points are numbers of UpdatePassthruConfig calls made so far (spread over the whole
+    convergence), plus a random delay of up to half a second so the kill also lands between a
+    call and its status write."""
+    points = sorted(rng.sample(range(hosts), min(kills, hosts)))
+    done = 0
+    for point in points:
+        operator.start()
+        eventually(
+            lambda p=point: _updates(sim) >= p,  # type: ignore[misc]
+            timeout=120,
+            what=f"{point} UpdatePassthruConfig calls",
+            every=0.05,
+        )
+        time.sleep(rng.uniform(0, 0.5))
+        operator.kill()
+        done += 1
+    return done
+
+
+def test_sigkill_during_a_large_convergence(
+    sandbox: Sandbox,
+    vcsim_factory: SimulatorFactory,
+    fault_operator: Callable[[Simulator], OperatorProcess],
+) -> None:
+    rng = random.Random(SEED)
+    sim = vcsim_factory(inventory=inventory(HOSTS, DEVICES))
+    operator = fault_operator(sim)
+    apply(sandbox, hpp("crash-large", {"clusters": [CLUSTER]}))
+    # Network latency makes the convergence long enough to be cut at many points.
+    sim.admin("PUT", "/latency", {"ms": LATENCY_MS})
+    reset_counters(sim)
+
+    kills = _kill_at_random_points(operator, sim, rng, HOSTS, KILLS)
+    operator.start()
+    eventually(
+        lambda: not not_ready(sandbox, ["crash-large"]),
+        timeout=300,
+        what="hpp/crash-large Ready after the kills",
+    )
+    sim.admin("PUT", "/latency", {"ms": 0})
+    updates = _updates(sim)
+    sessions = logins(sim)
+
+    violations = vsphere_violations(sim, _all_devices(HOSTS))
+    idle = writes_when_idle(sim, 10)
+    violations += [f"{n} {m} call(s) once converged" for m, n in idle.items()]
+    # One session per process: a process killed before its first call never logged in.
+    if not 1 <= sessions <= operator.runs:
+        violations.append(f"{sessions} logins for {operator.runs} operator processes")
+    status = get_json(sandbox, "hpp", "crash-large")["status"]["summary"]
+    summary(
+        "sigkill-large-convergence", seed=SEED, faults=kills, hosts=HOSTS,
+        devices_active=f"{status['active']}/{HOSTS * DEVICES}", update_calls=updates,
+        logins=sessions, processes=operator.runs, violations=len(violations),
+    )  # fmt: skip
+    assert violations == []
+    assert status["active"] == HOSTS * DEVICES
+    # A write interrupted by the kill may be repeated once, never more.
+    assert updates <= HOSTS + kills
