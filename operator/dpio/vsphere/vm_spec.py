@@ -18,6 +18,7 @@ from dpio.planner.vm_changes import NicEdit, ReconfigureCluster, ReconfigVM
 from dpio.planner.vm_conflicts import DasOverrideChange, DrsOverrideChange
 from dpio.planner.vm_devices import DeviceAdd, DeviceRemove
 from dpio.planner.vm_observed import Backing, StaticBacking
+from dpio.vsphere.errors import InvalidRequest
 
 # pyVmomi data object constructors take untyped keyword arguments: used as Any on purpose.
 V: Any = vim
@@ -72,7 +73,7 @@ def edit_nic(edit: NicEdit, current: Mapping[int, Any]) -> Any:
     with only `uptCompatibilityEnabled` changed (vSphere API reference, VirtualDeviceConfigSpec)."""
     found = current.get(edit.key)
     if found is None:
-        raise KeyError(f"no device with key {edit.key} ({edit.label}) on the VM")
+        raise InvalidRequest(f"no device with key {edit.key} ({edit.label}) on the VM")
     device = copy.deepcopy(found)
     device.uptCompatibilityEnabled = edit.upt_compatibility_enabled
     return V.vm.device.VirtualDeviceSpec(operation=EDIT, device=device)

@@ -12,6 +12,7 @@ from dpio.planner.vm_changes import NicEdit, ReconfigureCluster, ReconfigVM
 from dpio.planner.vm_conflicts import DasOverrideChange, DrsOverrideChange
 from dpio.planner.vm_devices import DeviceAdd, DeviceRemove
 from dpio.planner.vm_observed import DynamicBacking, StaticBacking
+from dpio.vsphere.errors import InvalidRequest
 from dpio.vsphere.vm_spec import cluster_spec, config_spec
 
 V: Any = vim
@@ -143,7 +144,7 @@ def test_nic_edit_sends_the_whole_adapter_with_upt_on() -> None:
 
 
 def test_nic_edit_of_an_unknown_adapter_fails() -> None:
-    with pytest.raises(KeyError, match="4001"):
+    with pytest.raises(InvalidRequest, match="4001"):
         config_spec(ReconfigVM("vm-1", "cv", nic_edits=(NicEdit(4001, "Network adapter 2"),)))
 
 
