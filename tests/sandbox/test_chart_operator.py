@@ -1,0 +1,256 @@
+"""The operator run under the chart's RBAC: enough to do its job, refused the rest.
+
+The operator runs locally with the rendered Deployment's own arguments and environment and a
+kubeconfig holding only a token of the chart's ServiceAccount (TokenRequest API, as a pod's
+projected token would). It must do its job: a HostPassthroughPolicy reaches Ready, Events are
+posted, finalizers come off on delete, assignments from namespaces a policy doesn't serve are
+refused in their status; and nothing it asks for is refused, except a Secret it wasn't given.
+With `peering.enabled` it keeps its entry in kopf's ClusterKopfPeering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.e2e.conftest import apply, get, kubectl
+from tests.sandbox.test_chart import NAMESPACE, by_kind, container, render
+from tests.sandbox.test_chart_rbac import install_default
+from tests.sandbox.vsphere_helpers import eventually
+
+from dpio_sandbox import procs, vcsim
+from dpio_sandbox.sandbox import Sandbox
+from dpio_sandbox.vcsim import Simulator
+
+pytestmark = pytest.mark.sandbox
+
+
+def _token_kubeconfig(box: Sandbox, account: dict[str, Any], path: Path) -> Path:
+    """A kubeconfig whose only credential is a token of ``account`` (no client certificate)."""
+    namespace = account["metadata"]["namespace"]
+    token = kubectl(box, "create", "token", account["metadata"]["name"],
+                    "-n", namespace, "--duration=1h").strip()  # fmt: skip
+    admin = json.loads(box.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "chart",
+        "clusters": admin["clusters"],
+        "users": [{"name": "chart", "user": {"token": token}}],
+        "contexts": [{"name": "chart", "context": {
+            "cluster": admin["clusters"][0]["name"], "user": "chart", "namespace": namespace}}],
+    }  # fmt: skip
+    path.write_text(json.dumps(config))
+    return path
+
+
+@contextlib.contextmanager
+def run_operator(box: Sandbox, objects: list[dict[str, Any]], state: Path) -> Iterator[Path]:
+    """`python -m dpio.handlers.main` with the Deployment's args and env, as its ServiceAccount;
+    yields the log file. Only the ports change (free loopback ones)."""
+    (account,) = by_kind(objects, "ServiceAccount")
+    kubeconfig = _token_kubeconfig(box, account, state / "kubeconfig")
+    operator = container(objects)
+    port = procs.free_port()
+    args = [arg.replace("0.0.0.0:8080", f"127.0.0.1:{port}") for arg in operator["args"]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "DPIO_"))}
+    env.update({e["name"]: e["value"] for e in operator["env"]}, KUBECONFIG=str(kubeconfig))
+    if "DPIO_METRICS_PORT" in env:
+        env["DPIO_METRICS_PORT"] = str(procs.free_port())
+    log = procs.log_file(state, "operator")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dpio.handlers.main", *args],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        procs.wait_for_url(state, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        print(log.read_text()[-4000:])
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    """A simulator of this module's own (default inventory): its hosts change here."""
+    state_dir = tmp_path_factory.mktemp("chart-vcsim")
+    try:
+        yield vcsim.start(state_dir)
+    finally:
+        vcsim.stop(state_dir)
+
+
+@pytest.fixture(scope="module")
+def operator_as_chart(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default chart's operator, for this module; yields its log file."""
+    objects = install_default(sandbox)
+    with run_operator(sandbox, objects, tmp_path_factory.mktemp("chart-operator")) as log:
+        yield log
+
+
+def _secret(box: Sandbox, name: str, sim: Simulator) -> None:
+    apply(box, {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE},
+        "stringData": {"server": sim.sdk_url, "username": sim.username,
+                       "password": sim.password, "caBundle": Path(sim.ca_file).read_text()},
+    })  # fmt: skip
+
+
+def _policy(name: str, secret: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "hosts": {"names": ["esx-gpu-03.lab.local"]},  # rebinds without reboot: Ready at once
+        "devices": [{"address": "0000:3b:00.0"}],
+    }
+    if secret:
+        spec["vcenter"] = {"secretRef": {"name": secret}}
+    return {"apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
+            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+
+
+def _ready(box: Sandbox, name: str) -> Callable[[], dict[str, Any] | None]:
+    def check() -> dict[str, Any] | None:
+        conditions = get(box, "hpp", name).get("status", {}).get("conditions", [])
+        ready = next((c for c in conditions if c["type"] == "Ready"), None)
+        return ready if ready and ready["status"] != "Unknown" else None
+
+    return check
+
+
+def test_operator_under_the_chart_account_makes_a_policy_ready(
+    sandbox: Sandbox, operator_as_chart: Path, sim: Simulator
+) -> None:
+    _secret(sandbox, "vcenter", sim)  # the chart's default vcenter.secretName
+    _secret(sandbox, "not-listed", sim)  # in its namespace, but not in vcenter.*SecretNames
+    apply(sandbox, _policy("chart-ready", None))
+    apply(sandbox, _policy("chart-denied", "not-listed"))
+
+    kubectl(sandbox, "wait", "--for=condition=Ready", "hpp/chart-ready", "--timeout=60s")
+    states = [d["state"] for h in get(sandbox, "hpp", "chart-ready")["status"]["hosts"]
+              for d in h["devices"]]  # fmt: skip
+    assert states == ["Active"]
+    denied = eventually(_ready(sandbox, "chart-denied"))
+    assert denied["status"] == "False"
+    # Refused by RBAC (403), not missing (404): the reason word is the operator's business
+    # (NotPermitted or VCenterUnreachable), the cause must be in the message.
+    assert denied["reason"] in {"NotPermitted", "VCenterUnreachable"}
+    assert "not-listed" in denied["message"]
+    assert "403" in denied["message"]
+
+    events = json.loads(kubectl(sandbox, "get", "events", "-A", "-o", "json"))["items"]
+    about = {
+        e["involvedObject"]["name"]
+        for e in events
+        if e["involvedObject"]["kind"] == "HostPassthroughPolicy"
+    }
+    assert about >= {"chart-ready"}, about  # Events are posted (`kubectl describe` shows them)
+
+    # Removing the finalizer on delete is a patch the chart's role allows.
+    kubectl(sandbox, "delete", "hpp", "chart-ready", "--timeout=30s")
+    # The operator keeps its finalizer while it can't reach the policy's vCenter, even under
+    # deletionPolicy Retain (dpio.reconcile.policy); not this test's subject, so the admin lets go.
+    kubectl(sandbox, "delete", "hpp", "chart-denied", "--wait=false")
+    kubectl(sandbox, "patch", "hpp", "chart-denied", "--type=merge",
+            "-p", '{"metadata": {"finalizers": null}}')  # fmt: skip
+    kubectl(sandbox, "wait", "--for=delete", "hpp/chart-denied", "--timeout=30s")
+    _assert_never_refused(operator_as_chart, allowed="not-listed")
+
+
+def _assert_never_refused(log_file: Path, allowed: str) -> None:
+    """Nothing the operator asked the API server for was refused, but reading ``allowed``."""
+    log = log_file.read_text()
+    assert "Not enough permissions" not in log  # kopf's own needs (CRDs, namespaces) are met
+    assert "Could not post Event" not in log
+    refused = [line for line in log.splitlines() if " 403" in line or "Forbidden" in line]
+    assert all(allowed in line for line in refused), refused
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("dpio.handlers.assignment") is None,
+    reason="the VMDeviceAssignment handler is not part of the operator yet",
+)
+def test_operator_under_the_chart_account_reports_on_assignments(
+    sandbox: Sandbox, operator_as_chart: Path, sim: Simulator
+) -> None:
+    """An assignment from a namespace the policy doesn't serve: watched, refused in its status
+    (Forbidden=True), its finalizer released on delete: the namespaced half of the RBAC."""
+    _secret(sandbox, "vcenter", sim)
+    policy = _policy("chart-gpus", None)
+    policy["spec"]["consumers"] = {"namespaces": ["chart-ml"]}
+    apply(sandbox, policy)
+    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "chart-outsider"}})  # fmt: skip
+    apply(sandbox, {
+        "apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
+        "metadata": {"name": "gpu", "namespace": "chart-outsider"},
+        "spec": {"policyRef": {"name": "chart-gpus"}, "vm": {"name": "e1000-vm-01"},
+                 "devices": [{"name": "gpu0", "pci": {"address": "0000:3b:00.0"}}]},
+    })  # fmt: skip
+    kubectl(sandbox, "wait", "--for=condition=Forbidden", "vmda/gpu", "-n", "chart-outsider",
+            "--timeout=60s")  # fmt: skip
+    kubectl(sandbox, "delete", "vmda", "gpu", "-n", "chart-outsider", "--timeout=30s")
+    kubectl(sandbox, "delete", "hpp", "chart-gpus", "--timeout=30s")
+    _assert_never_refused(operator_as_chart, allowed="not-listed")
+
+
+# kopf's peering resources, as its documentation gives them (README "Peering").
+KOPF_PEERING = [
+    {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+     "metadata": {"name": "clusterkopfpeerings.kopf.dev"},
+     "spec": {"scope": "Cluster", "group": "kopf.dev",
+              "names": {"kind": "ClusterKopfPeering", "plural": "clusterkopfpeerings",
+                        "singular": "clusterkopfpeering"},
+              "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                  "openAPIV3Schema": {"type": "object", "properties": {"status": {
+                      "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}},
+    {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "default"}},
+]  # fmt: skip
+
+
+def test_with_peering_the_operator_keeps_its_entry_in_the_peering_object(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    namespace = "dpio-chart-peer"
+    objects = render("peering.enabled=true", "crds.install=false",
+                     namespace=namespace, release="peer")  # fmt: skip
+    assert "--standalone" not in container(objects)["args"]
+    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    apply(sandbox, {"apiVersion": "v1", "kind": "List", "items": objects})
+    apply(sandbox, KOPF_PEERING[0])
+    kubectl(sandbox, "wait", "--for=condition=Established", "--timeout=30s",
+            "crd/clusterkopfpeerings.kopf.dev")  # fmt: skip
+    eventually(lambda: _applied(sandbox, KOPF_PEERING[1]))
+    try:
+        with run_operator(sandbox, objects, tmp_path) as log:
+
+            def peers() -> dict[str, Any]:
+                body = get(sandbox, "clusterkopfpeering", "default")
+                return dict(body.get("status") or {})
+
+            assert eventually(peers)  # its own entry: list, watch and patch suffice
+            assert "Not enough permissions" not in log.read_text()
+            assert "403" not in log.read_text()
+    finally:
+        # Other tests' operators must not find a peering they don't expect.
+        kubectl(sandbox, "delete", "crd", "clusterkopfpeerings.kopf.dev", "--wait=true")
+
+
+def _applied(box: Sandbox, manifest: dict[str, Any]) -> bool:
+    """Apply once the API server serves the kind (its discovery lags the CRD a little)."""
+    try:
+        apply(box, manifest)
+    except RuntimeError:
+        return False
+    return True
