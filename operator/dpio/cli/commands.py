@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -44,12 +45,25 @@ from dpio.planner import ObservedInventory
 from dpio.planner.vm_observed import VMObservation
 from dpio.vsphere.adapter import HostAdapter
 from dpio.vsphere.credentials import Credentials
+from dpio.vsphere.errors import VSphereError
 from dpio.vsphere.session import VCenterClient
 from dpio.vsphere.vm_adapter import VMAdapter
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 #: A CLI waits less than the operator does (60 s) before calling vCenter unreachable.
 TIMEOUT_SECONDS = 30.0
+
+
+class VCenterError(RuntimeError):
+    """A vCenter call failed; the message names the server (the adapter's says what failed)."""
+
+
+@contextmanager
+def _vcenter(credentials: Credentials) -> Iterator[None]:
+    try:
+        yield
+    except VSphereError as err:
+        raise VCenterError(f"vCenter {credentials.server}: {err}") from err
 
 
 @dataclass
@@ -79,14 +93,16 @@ class Context:
     def observe_vm(self, credentials: Credentials, name: str, instance_uuid: str) -> VMObservation:
         """The operator's VM read (VMAdapter.observe_vm): at most 3 calls."""
         adapter = VMAdapter(self.client(credentials))
-        return asyncio.run(adapter.observe_vm(name=name, instance_uuid=instance_uuid))
+        with _vcenter(credentials):
+            return asyncio.run(adapter.observe_vm(name=name, instance_uuid=instance_uuid))
 
     def read_inventory(
         self, credentials: Credentials, names: Sequence[str] = ()
     ) -> ObservedInventory:
         """One RetrievePropertiesEx through the operator's HostAdapter."""
         adapter = HostAdapter(self.client(credentials))
-        return asyncio.run(adapter.read_inventory(names=names, include_vms=True))
+        with _vcenter(credentials):
+            return asyncio.run(adapter.read_inventory(names=names, include_vms=True))
 
     def close(self) -> None:
         for client in self.clients.values():

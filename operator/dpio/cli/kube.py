@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -54,8 +55,8 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except ApiException as err:
         cls = NotFoundError if err.status == 404 else KubeError
         raise cls(f"{fn.__name__}: {err.status} {err.reason}", status=err.status) from err
-    except OSError as err:  # urllib3 connection errors are OSErrors
-        raise KubeError(f"{fn.__name__}: {err}") from err
+    except (OSError, urllib3.exceptions.HTTPError) as err:  # unreachable, TLS, retries spent
+        raise KubeError(f"Kubernetes API: {err}") from err
 
 
 @dataclass

@@ -113,7 +113,7 @@ def run(
         if args.command == "plan":
             return commands.plan(args, context)
         return commands.status(args, context)
-    except (UsageError, ManifestError, KubeError, VSphereError) as error:
+    except (UsageError, ManifestError, KubeError, VSphereError, commands.VCenterError) as error:
         print(f"dpio {args.command}: {error}", file=err)
         return commands.EXIT_ERROR
     finally:

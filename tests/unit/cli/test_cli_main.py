@@ -78,3 +78,33 @@ def test_plan_of_files_without_dpio_objects_is_an_error(tmp_path: Path) -> None:
 )
 def test_defaults_and_repeatable_flags(argv: list[str], attribute: str, value: object) -> None:
     assert getattr(build_parser().parse_args(argv), attribute) == value
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+"""
+
+
+def test_unreachable_api_server_is_one_line(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+
+    code, _, err = call("status", "--kubeconfig", str(kubeconfig))
+
+    assert code == 1
+    assert err.startswith("dpio status: Kubernetes API: ")
+    assert len(err.splitlines()) == 1
+
+
+def test_unreachable_vcenter_names_the_server() -> None:
+    env = {"VSPHERE_URL": "https://127.0.0.1:1/sdk", "VSPHERE_USER": "u", "VSPHERE_PASSWORD": "pw"}
+
+    code, _, err = call("inventory", "--insecure", env=env)
+
+    assert code == 1
+    assert err.startswith("dpio inventory: vCenter 127.0.0.1:1: ")
+    assert "pw" not in err.replace("dpio", "")
