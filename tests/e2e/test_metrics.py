@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -151,10 +152,11 @@ def test_metrics_after_a_policy_converges(
 
     # Only the operator talks to this simulator: per method, both sides counted the same calls
     # (the watch's WaitForUpdatesEx is counted on arrival there and on return here).
+    server = urlsplit(sim.sdk_url).netloc
     ours = {
-        dict(k[1])["method"]: int(v)
-        for k, v in samples.items()
-        if k[0] == "dpio_vcenter_calls_total" and v
+        labels["method"]: int(v)
+        for (name, pairs), v in samples.items()
+        if name == "dpio_vcenter_calls_total" and (labels := dict(pairs))["vcenter"] == server
     }
     theirs = {m: n for m, n in sim_counts["counts"].items() if n}
     ours.pop("WaitForUpdatesEx", None)

@@ -58,20 +58,20 @@ RECONCILE_DURATION = Histogram(
 )
 VCENTER_CALLS = Counter(
     "dpio_vcenter_calls_total",
-    "SOAP calls sent to vCenter, by method (property reads through pyVmomi accessors are Fetch)",
-    ["method"],
+    "SOAP calls sent to vCenter, by server and method (pyVmomi property reads are Fetch)",
+    ["vcenter", "method"],
     registry=REGISTRY,
 )
 VCENTER_CALL_ERRORS = Counter(
     "dpio_vcenter_call_errors_total",
-    "SOAP calls that raised (a vSphere fault or a connection error), by method",
-    ["method"],
+    "SOAP calls that raised (a vSphere fault or a connection error), by server and method",
+    ["vcenter", "method"],
     registry=REGISTRY,
 )
 VCENTER_CALL_DURATION = Histogram(
     "dpio_vcenter_call_duration_seconds",
-    "Round-trip time of one SOAP call, by method",
-    ["method"],
+    "Round-trip time of one SOAP call, by server and method",
+    ["vcenter", "method"],
     buckets=_CALL_BUCKETS,
     registry=REGISTRY,
 )
@@ -85,8 +85,9 @@ def record_reconcile(kind: str, seconds: float, *, failed: bool) -> None:
         RECONCILE_ERRORS.labels(kind).inc()
 
 
-def counted(invoke: Callable[..., T]) -> Callable[..., T]:
-    """Wrap a pyVmomi stub's `InvokeMethod(mo, info, args, ...)` to count every SOAP call.
+def counted(invoke: Callable[..., T], vcenter: str) -> Callable[..., T]:
+    """Wrap a pyVmomi stub's `InvokeMethod(mo, info, args, ...)` to count every SOAP call
+    to `vcenter` (host:port, as the session names it).
 
     `info.wsdlName` is the method name on the wire (`RetrievePropertiesEx`,
     `UpdatePassthruConfig`, `Fetch` for a single property read), so the counts match the
@@ -99,11 +100,11 @@ def counted(invoke: Callable[..., T]) -> Callable[..., T]:
         try:
             return invoke(mo, info, args, *rest, **kw)
         except BaseException:
-            VCENTER_CALL_ERRORS.labels(method).inc()
+            VCENTER_CALL_ERRORS.labels(vcenter, method).inc()
             raise
         finally:
-            VCENTER_CALLS.labels(method).inc()
-            VCENTER_CALL_DURATION.labels(method).observe(time.monotonic() - start)
+            VCENTER_CALLS.labels(vcenter, method).inc()
+            VCENTER_CALL_DURATION.labels(vcenter, method).observe(time.monotonic() - start)
 
     invoke_counted.dpio_counted = True  # type: ignore[attr-defined]
     return invoke_counted
@@ -159,7 +160,11 @@ class _StateCollector(Collector):
             "dpio_policy_hosts", "Hosts a HostPassthroughPolicy matches", labels=["policy"]
         )
         for kind, source in sorted(sources.items()):
-            bodies = list(source.objects())
+            try:
+                bodies = list(source.objects())
+            except RuntimeError:  # the cache changed under us: this kind waits for the next scrape
+                _log.debug("Skipped a changing cache in a scrape", extra={"kind": kind})
+                continue
             objects.add_metric([kind], len(bodies))
             depth.add_metric([kind], source.depth())
             for labels, count in sorted(condition_counts(bodies).items()):

@@ -100,7 +100,7 @@ class VCenterClient:
             stub = connect.open_stub(
                 self.credentials, self._context, timeout=self.timeout, pool_size=self._pool_size
             )
-            _count_calls(stub)
+            _count_calls(stub, self.server)
         connection = connect.login(stub, self.credentials)
         self.logins += 1
         self._last_used = time.monotonic()
@@ -160,7 +160,7 @@ class VCenterClient:
             logger.info("Logged out of vCenter", extra={"server": self.server})
 
 
-def _count_calls(stub: Any) -> None:
+def _count_calls(stub: Any, server: str) -> None:
     """Count every SOAP call on `stub` per method (dpio_vcenter_calls_total).
 
     pyVmomi sends each call, property reads (`InvokeAccessor` -> `Fetch`) included, through the
@@ -168,7 +168,7 @@ def _count_calls(stub: Any) -> None:
     the change watcher's WaitForUpdatesEx as well, without touching pyVmomi's classes.
     """
     if not metrics.is_counted(stub.InvokeMethod):
-        stub.InvokeMethod = metrics.counted(stub.InvokeMethod)
+        stub.InvokeMethod = metrics.counted(stub.InvokeMethod, server)
 
 
 class SessionCache:

@@ -117,11 +117,12 @@ def test_counted_stub_counts_every_call_per_soap_method(
     expected_calls: dict[str, int],
     expected_errors: dict[str, int],
 ) -> None:
-    methods = set(calls)
-    before = {m: _value("dpio_vcenter_calls_total", method=m) for m in methods}
-    errors_before = {m: _value("dpio_vcenter_call_errors_total", method=m) for m in methods}
+    vcenter, other = f"vc{next(_kinds)}.lab:443", f"vc{next(_kinds)}.lab:443"
     stub = FakeStub(fail)
-    invoke = metrics.counted(stub.InvokeMethod)
+    invoke = metrics.counted(stub.InvokeMethod, vcenter)
+    metrics.counted(FakeStub(set()).InvokeMethod, other)(
+        None, SimpleNamespace(wsdlName="Login"), ()
+    )
     for name in calls:
         info = SimpleNamespace(wsdlName=name)
         if name in fail:
@@ -129,11 +130,13 @@ def test_counted_stub_counts_every_call_per_soap_method(
                 invoke(None, info, ())
         else:
             assert invoke(None, info, ()) == f"{name} ok"
-    for m in methods:
-        assert _value("dpio_vcenter_calls_total", method=m) - before[m] == expected_calls.get(m, 0)
-        assert _value("dpio_vcenter_call_errors_total", method=m) - errors_before[
-            m
-        ] == expected_errors.get(m, 0)
+    for m in set(calls):
+        labels = {"vcenter": vcenter, "method": m}
+        assert _value("dpio_vcenter_calls_total", **labels) == expected_calls[m]
+        assert _value("dpio_vcenter_call_errors_total", **labels) == expected_errors.get(m, 0)
+        assert _value("dpio_vcenter_call_duration_seconds_count", **labels) == expected_calls[m]
+    # Another vCenter's calls are its own series.
+    assert _value("dpio_vcenter_calls_total", vcenter=other, method="Login") == 1
     assert metrics.is_counted(invoke)
     assert not metrics.is_counted(stub.InvokeMethod)
 
