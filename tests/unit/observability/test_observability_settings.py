@@ -1,0 +1,56 @@
+"""The operator's observability settings from the environment, checked before kopf starts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from dpio.handlers import lifecycle, main
+
+
+@pytest.mark.parametrize(
+    ("env", "port"),
+    [
+        ({}, 9090),
+        ({"DPIO_METRICS_PORT": ""}, 9090),
+        ({"DPIO_METRICS_PORT": "0"}, 0),
+        ({"DPIO_METRICS_PORT": " 9191 "}, 9191),
+    ],
+)
+def test_metrics_port(env: dict[str, str], port: int) -> None:
+    assert lifecycle.metrics_port(env) == port
+
+
+@pytest.mark.parametrize("raw", ["http", "-1", "65536", "90.5"])
+def test_metrics_port_rejects(raw: str) -> None:
+    with pytest.raises(ValueError, match="DPIO_METRICS_PORT"):
+        lifecycle.metrics_port({"DPIO_METRICS_PORT": raw})
+
+
+@pytest.fixture
+def root() -> Iterator[None]:
+    logger = logging.getLogger()
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("DPIO_LOG_FORMAT", "xml"), ("DPIO_LOG_LEVEL", "CHATTY"), ("DPIO_METRICS_PORT", "none")],
+)
+def test_main_stops_with_a_usage_error_before_kopf_starts(
+    root: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as stopped:
+        main.main(["--standalone"])
+    assert stopped.value.code == 2
+    assert variable in capsys.readouterr().err
