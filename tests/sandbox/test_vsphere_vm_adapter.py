@@ -336,6 +336,19 @@ def test_config_target_follows_the_hosts_passthrough_state(
     assert _counts(sim) == {"RetrievePropertiesEx": 1, "QueryConfigTarget": 1}
 
 
+def test_observe_after_session_expiry(default_sim: vcsim.Simulator, reader: VMAdapter) -> None:
+    """The kept lookup view belongs to the session: after a re-login a new one is made."""
+    first = _vm(reader, "ml-trainer-01")
+    default_sim.admin("POST", "/sessions/expire")
+    again = _vm(reader, "snap-vm-01")  # in the index: read by moref in the new session
+    assert reader.client.logins == 2
+    assert again.snapshot_count == 2
+    default_sim.admin("POST", "/counters/reset")
+    assert _observe(reader, "no-such-vm").vm is None  # a lookup read: needs the view
+    assert _counts(default_sim) == {"CreateContainerView": 1, "RetrievePropertiesEx": 1}
+    assert _vm(reader, "ml-trainer-01").moref == first.moref
+
+
 # --- lookups of VMs changed behind the index ---------------------------------------------------
 
 
