@@ -111,3 +111,60 @@ def test_sigkill_during_a_large_convergence(
     assert status["active"] == HOSTS * DEVICES
     # A write interrupted by the kill may be repeated once, never more.
     assert updates <= HOSTS + kills
+
+
+REBOOT_HOSTS = 6
+PHASES = ("EnterMaintenanceMode_Task", "RebootHost_Task", "ExitMaintenanceMode_Task")
+
+
+def test_sigkill_mid_rolling_reboot(
+    sandbox: Sandbox,
+    vcsim_factory: SimulatorFactory,
+    fault_operator: Callable[[Simulator], OperatorProcess],
+) -> None:
+    """Hosts that can't rebind without a reboot: maintenance mode, reboot, exit, one at a time.
+    The operator dies right after a random step of a random host's cycle."""
+    rng = random.Random(SEED + 1)
+    sim = vcsim_factory(inventory=inventory(REBOOT_HOSTS, 2, rebind=False), reboot_delay="1s")
+    operator = fault_operator(sim)
+    apply(sandbox, hpp("crash-rolling", {"clusters": [CLUSTER]},
+                       reboot={"policy": "Rolling", "maxUnavailable": 1}))  # fmt: skip
+    reset_counters(sim)
+    cuts = sorted(
+        ((rng.randrange(REBOOT_HOSTS) + 1, rng.choice(PHASES)) for _ in range(3)),
+        key=lambda cut: (cut[0], PHASES.index(cut[1])),
+    )
+    kills = 0
+    for count, phase in cuts:
+        operator.start()
+        eventually(
+            lambda c=count, p=phase: counters(sim).get(p, 0) >= c,  # type: ignore[misc]
+            timeout=120,
+            what=f"{phase} #{count}",
+            every=0.05,
+        )
+        operator.kill()
+        kills += 1
+    operator.start()
+    eventually(
+        lambda: not not_ready(sandbox, ["crash-rolling"]),
+        timeout=240,
+        what="hpp/crash-rolling Ready after the kills",
+    )
+    calls = counters(sim)
+    sessions = logins(sim)
+    expected = {host_name(i): {"0000:3b:00.0", "0000:3c:00.0"} for i in range(REBOOT_HOSTS)}
+    violations = vsphere_violations(sim, expected)
+    idle = writes_when_idle(sim, 10)
+    violations += [f"{n} {m} call(s) once converged" for m, n in idle.items()]
+    if not 1 <= sessions <= operator.runs:
+        violations.append(f"{sessions} logins for {operator.runs} operator processes")
+    reboots = calls.get("RebootHost_Task", 0)
+    if reboots > REBOOT_HOSTS:
+        violations.append(f"{reboots} reboots for {REBOOT_HOSTS} hosts: a host rebooted twice")
+    summary(
+        "sigkill-rolling-reboot", seed=SEED + 1, faults=kills,
+        cuts="/".join(f"{p.split('_')[0]}#{c}" for c, p in cuts), hosts=REBOOT_HOSTS,
+        reboots=reboots, logins=sessions, processes=operator.runs, violations=len(violations),
+    )  # fmt: skip
+    assert violations == []
