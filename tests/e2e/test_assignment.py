@@ -176,6 +176,11 @@ def _power_state(si: Any, vm: Any) -> str:
     return str(si.content.propertyCollector.RetrieveContents([spec])[0].propSet[0].val)
 
 
+WRITES = frozenset(
+    {"ReconfigVM_Task", "PowerOnVM_Task", "PowerOffVM_Task", "ReconfigureComputeResource_Task"}
+)
+
+
 def _counts(sim: Simulator) -> dict[str, int]:
     counters: Any = sim.admin("GET", "/counters")
     return dict(counters["counts"])
@@ -205,6 +210,20 @@ def test_powered_off_vm_gets_devices_and_full_reservation_in_one_reconfigure(
         assert _power_state(si, vm) == "poweredOn"
     _until(operator, "off", "Ready", ("True", "Reconciled"))
     eventually(lambda: _body(operator, "off")["status"]["vm"]["powerState"] == "poweredOn")
+
+    # Applying the same spec again: no vCenter write, no status write.
+    sim.admin("POST", "/counters/reset")
+    version = _body(operator, "off")["metadata"]["resourceVersion"]
+    apply(operator, _vmda("off", "off-vm", "3b"))
+    time.sleep(3)
+    writes = {
+        "ReconfigVM_Task",
+        "PowerOnVM_Task",
+        "PowerOffVM_Task",
+        "ReconfigureComputeResource_Task",
+    }
+    assert {m: n for m, n in _counts(sim).items() if m in writes} == {}
+    assert _body(operator, "off")["metadata"]["resourceVersion"] == version
 
 
 RACES = (  # (older, younger, bus, older VM, younger VM): names sort both ways
@@ -263,6 +282,15 @@ def test_powered_on_vm_waits_for_power_off_by_hand(batch: Sandbox, sim: Simulato
         _until(batch, "wait", "Ready", ("True", "Reconciled"))
         assert [d.backing.id for d in _pci(vm)] == [_address("3c")]
         assert _power_state(si, vm) == "poweredOff"  # the operator did not power it off: stays
+
+        # Someone removes the device in the vSphere Client: put back within seconds, through
+        # vCenter change notification (DESIGN.md §3.2.10, §7), not by polling.
+        [device] = _pci(vm)
+        remove = vim.vm.device.VirtualDeviceSpec(operation="remove", device=device)
+        wait_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[remove])))
+        started = time.monotonic()
+        eventually(lambda: [d.backing.id for d in _pci(vm)] == [_address("3c")], timeout=5)
+    assert time.monotonic() - started < 5
 
 
 def test_power_off_policy_restores_the_power_state(batch: Sandbox, sim: Simulator) -> None:

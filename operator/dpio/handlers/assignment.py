@@ -18,17 +18,16 @@ if TYPE_CHECKING:  # the runtime imports this module to register it (see runtime
 @kopf.on.event("dpio.io", "v1alpha1", "vmdeviceassignments")
 def assignment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    runtime.assignment_changed(str(event.get("type") or "ADDED"), event["object"])
+    runtime.triggers.assignment_event(str(event.get("type") or "ADDED"), event["object"])
 
 
 @kopf.on.event("dpio.io", "v1alpha1", "hostpassthroughpolicies", id="assignments-of-policy")
 def policy_event_for_assignments(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    name = str(event["object"].get("metadata", {}).get("name", ""))
-    runtime.policy_changed(name)
+    runtime.triggers.policy_event(str(event.get("type") or "ADDED"), event["object"])
 
 
 @kopf.on.event("", "v1", "namespaces")
 def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    runtime.namespace_changed(str(event.get("type") or "ADDED"), event["object"])
+    runtime.triggers.namespace_event(str(event.get("type") or "ADDED"), event["object"])

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from dpio.api.assignment import PowerStatus, VMDeviceAssignment, VMDeviceAssignmentStatus
 from dpio.api.conditions import CLAIMED_BY_ASSIGNMENT, FORBIDDEN, IN_USE_BY_VM, VM_NOT_FOUND
 from dpio.api.policy import HostPassthroughPolicy
-from dpio.planner.conditions import find, is_true
+from dpio.planner.conditions import is_true
 from dpio.planner.vm_observed import AssignmentClaim, PolicyView
 from dpio.planner.vm_power import PowerTracking
 
@@ -107,20 +107,3 @@ def power_status(tracking: PowerTracking) -> PowerStatus | None:
         powered_off_by_operator=tracking.powered_off_by_operator,
         shutdown_requested_at=tracking.shutdown_requested_at,
     )
-
-
-def waiting(body: Body) -> bool:
-    """The assignment waits on another object (device claim, other VM, missing VM)."""
-    assignment = parse_assignment(body)
-    if assignment is None:
-        return False
-    ready = find(assignment.status.conditions, "Ready")
-    return ready is not None and ready.reason in WAITING_REASONS
-
-
-def references(body: Body, policy: str) -> bool:
-    return str(body.get("spec", {}).get("policyRef", {}).get("name", "")) == policy
-
-
-def vm_moref(body: Body) -> str:
-    return str(((body.get("status") or {}).get("vm") or {}).get("moref") or "")
