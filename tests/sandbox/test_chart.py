@@ -87,6 +87,9 @@ def test_defaults_render_the_operator_with_its_namespace_secret_and_standalone()
         "DPIO_NAMESPACE": NAMESPACE,
         "DPIO_VCENTER_SECRET": "vcenter",
         "DPIO_WORKERS": "4",
+        "DPIO_METRICS_PORT": "0",  # the operator's default is 9090: off unless asked for
+        "DPIO_LOG_LEVEL": "INFO",
+        "DPIO_LOG_FORMAT": "json",
     }
     (deployment,) = by_kind(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 1
@@ -114,7 +117,8 @@ OPTIONS = [
      lambda o: "--standalone" not in container(o)["args"]
      and {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
           "verbs": ["list", "watch", "patch"]} in rules(o, "ClusterRole")),
-    ("operator.logLevel=debug", lambda o: "--verbose" in container(o)["args"]),
+    ("operator.logLevel=debug,operator.logFormat=text",
+     lambda o: env_of(o)["DPIO_LOG_LEVEL"] == "DEBUG" and env_of(o)["DPIO_LOG_FORMAT"] == "text"),
     ("operator.healthPort=8081",
      lambda o: container(o)["args"][0] == "--liveness=http://0.0.0.0:8081/healthz"
      and container(o)["ports"][0]["containerPort"] == 8081),
@@ -153,6 +157,7 @@ REJECTED = [
     ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
     ("image.digest=latest", "/image/digest"),
     ("operator.logLevel=trace", "/operator/logLevel"),
+    ("operator.logFormat=xml", "/operator/logFormat"),
     ("metrics.serviceMonitor.enabled=true", "/metrics/enabled"),  # a monitor of nothing
     ("metrics.enabled=true,metrics.port=8080", "metrics.port and operator.healthPort must differ"),
     ("metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"),

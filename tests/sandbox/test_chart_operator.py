@@ -61,7 +61,7 @@ def run_operator(box: Sandbox, objects: list[dict[str, Any]], state: Path) -> It
     args = [arg.replace("0.0.0.0:8080", f"127.0.0.1:{port}") for arg in operator["args"]]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "DPIO_"))}
     env.update({e["name"]: e["value"] for e in operator["env"]}, KUBECONFIG=str(kubeconfig))
-    if "DPIO_METRICS_PORT" in env:
+    if env["DPIO_METRICS_PORT"] != "0":
         env["DPIO_METRICS_PORT"] = str(procs.free_port())
     log = procs.log_file(state, "operator")
     log.parent.mkdir(parents=True, exist_ok=True)
