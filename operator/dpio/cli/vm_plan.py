@@ -14,6 +14,7 @@ from typing import Any
 from dpio.planner.conditions import Problem
 from dpio.planner.observed import format_pci_id
 from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
+from dpio.planner.vm_conflicts import FeatureConflict
 from dpio.planner.vm_devices import DeviceAdd
 from dpio.planner.vm_observed import DynamicBacking
 from dpio.planner.vm_plan import VMPlan
@@ -73,6 +74,13 @@ def cluster_text(change: ReconfigureCluster) -> str:
     return "; ".join(parts)
 
 
+def _conflict_note(conflict: FeatureConflict, blocking: set[str]) -> str:
+    if conflict.feature in blocking:
+        return " (blocks the change)"
+    # conflictPolicy Resolve turns these off in the same change (DESIGN.md §3.2.7).
+    return " (resolved by the change)" if conflict.resolvable else ""
+
+
 def render_text(report: AssignmentReport) -> str:
     plan = report.plan
     lines = [f"VMDeviceAssignment/{report.namespace}/{report.name} (vCenter from {report.vcenter})"]
@@ -100,8 +108,7 @@ def render_text(report: AssignmentReport) -> str:
     lines += [f"  ! unavailable {c.name} {c.problem.reason}: {c.problem.message}"
               for c in plan.unavailable]  # fmt: skip
     blocking = {c.feature for c in plan.blocked_by}
-    lines += [f"  ! conflict {c.feature}: {c.message}"
-              f"{' (blocks the change)' if c.feature in blocking else ''}"
+    lines += [f"  ! conflict {c.feature}: {c.message}{_conflict_note(c, blocking)}"
               for c in plan.conflicts]  # fmt: skip
     if vm is not None and plan.reconfigure is None and not (plan.cluster or plan.power_before):
         lines.append("  = no change")

@@ -82,6 +82,9 @@ def run_plan(
         (vm(power_state="poweredOn"), {"powerPolicy": "PowerOff"}, 2,
          ["> PowerOff first", "then, with the VM powered off, the device change",
           "! PowerOffRequired"]),
+        # Resolve: hot add goes off in the same reconfigure (DESIGN.md §3.2.7).
+        (vm(cpu_hot_add_enabled=True), {"conflictPolicy": "Resolve"}, 2,
+         ["~ cpuHotAddEnabled: false", "! conflict HotAdd: ", "(resolved by the change)"]),
         # Snapshots block the change (DESIGN.md §3.2.7).
         (vm(snapshot_count=2), {}, 0, ["! conflict Snapshots: VM has 2 snapshots "
                                        "(blocks the change)"]),
