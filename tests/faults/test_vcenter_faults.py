@@ -1,0 +1,174 @@
+"""vCenter faults while the operator works (issue #7): a 60 s outage in the middle of a large
+convergence, injected latency, session expiry. Each ends converged, with the right condition
+while the fault lasts, one session per operator process and no write once converged.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+from pyVmomi import vim
+from tests.conftest import SimulatorFactory
+from tests.faults.conftest import CLUSTER, DEVICES, HOSTS, OUTAGE_SECONDS, host_name, inventory
+from tests.faults.harness import (
+    OperatorProcess,
+    apply,
+    condition,
+    counters,
+    eventually,
+    get_json,
+    hpp,
+    reset_counters,
+    summary,
+)
+from tests.faults.invariants import logins, not_ready, vsphere_violations, writes_when_idle
+from tests.sandbox.vsphere_helpers import connect, find
+
+from dpio_sandbox.sandbox import Sandbox
+from dpio_sandbox.vcsim import Simulator
+
+pytestmark = [pytest.mark.faults, pytest.mark.sandbox]
+
+ADDRESSES = {f"0000:{0x3B + d:02x}:00.0" for d in range(DEVICES)}
+
+
+def _expected(hosts: int) -> dict[str, set[str]]:
+    return {host_name(i): set(ADDRESSES) for i in range(hosts)}
+
+
+def _healthy(operator: OperatorProcess) -> bool:
+    try:
+        with urllib.request.urlopen(operator.healthz, timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _converged(box: Sandbox, name: str, timeout: float) -> None:
+    eventually(lambda: not not_ready(box, [name]), timeout=timeout, what=f"hpp/{name} Ready")
+
+
+def _ready_if(box: Sandbox, name: str, reason: str) -> dict[str, object] | None:
+    ready = condition(get_json(box, "hpp", name), "Ready")
+    return ready if ready.get("reason") == reason else None
+
+
+def _after(sim: Simulator, hosts: int, operator: OperatorProcess, **seen: int) -> list[str]:
+    """The shared invariants; `seen` are counters read before our own pyVmomi reads."""
+    violations = vsphere_violations(sim, _expected(hosts))
+    idle = writes_when_idle(sim, 10)
+    violations += [f"{n} {m} call(s) once converged" for m, n in idle.items()]
+    if not 1 <= seen["logins"] <= operator.runs:
+        violations.append(f"{seen['logins']} logins for {operator.runs} operator processes")
+    return violations
+
+
+def test_vcenter_outage_during_a_large_convergence(
+    sandbox: Sandbox,
+    vcsim_factory: SimulatorFactory,
+    fault_operator: Callable[[Simulator], OperatorProcess],
+) -> None:
+    sim = vcsim_factory(inventory=inventory(HOSTS, DEVICES))
+    operator = fault_operator(sim)
+    sim.admin("PUT", "/latency", {"ms": 50})
+    reset_counters(sim)
+    operator.start()
+    apply(sandbox, hpp("outage", {"clusters": [CLUSTER]}))
+    eventually(
+        lambda: counters(sim).get("UpdatePassthruConfig", 0) >= HOSTS // 3,
+        timeout=120, what="a third of the hosts updated", every=0.05,
+    )  # fmt: skip
+    sim.admin("POST", "/outage", {"down": True})
+    try:
+        ready = eventually(
+            lambda: _ready_if(sandbox, "outage", "VCenterUnreachable"),
+            timeout=OUTAGE_SECONDS, what="Ready=False VCenterUnreachable during the outage",
+        )  # fmt: skip
+        alive_during = _healthy(operator)
+        time.sleep(OUTAGE_SECONDS)  # the outage lasts, whatever the operator does
+        alive_after = _healthy(operator) and operator.alive
+    finally:
+        sim.admin("POST", "/outage", {"down": False})
+    sim.admin("PUT", "/latency", {"ms": 0})
+    _converged(sandbox, "outage", timeout=180)
+    seen = {"logins": logins(sim), "updates": counters(sim).get("UpdatePassthruConfig", 0)}
+    violations = _after(sim, HOSTS, operator, **seen)
+    if not (alive_during and alive_after):
+        violations.append("liveness probe failed during the outage")
+    active = get_json(sandbox, "hpp", "outage")["status"]["summary"]["active"]
+    summary(
+        "vcenter-outage", faults=1, outage_s=int(OUTAGE_SECONDS), hosts=HOSTS,
+        devices_active=f"{active}/{HOSTS * DEVICES}", update_calls=seen["updates"],
+        logins=seen["logins"], violations=len(violations),
+    )  # fmt: skip
+    assert ready["status"] == "False"
+    assert violations == []
+    assert seen["updates"] <= HOSTS + 1  # a call cut by the outage may be repeated once
+
+
+@pytest.mark.parametrize("latency_ms", [200])
+def test_convergence_under_latency(
+    sandbox: Sandbox,
+    vcsim_factory: SimulatorFactory,
+    fault_operator: Callable[[Simulator], OperatorProcess],
+    latency_ms: int,
+) -> None:
+    hosts = HOSTS // 2
+    sim = vcsim_factory(inventory=inventory(hosts, DEVICES))
+    operator = fault_operator(sim)
+    sim.admin("PUT", "/latency", {"ms": latency_ms})
+    reset_counters(sim)
+    operator.start()
+    apply(sandbox, hpp("latency", {"clusters": [CLUSTER]}))
+    _converged(sandbox, "latency", timeout=240)
+    seen = {"logins": logins(sim), "updates": counters(sim).get("UpdatePassthruConfig", 0)}
+    violations = _after(sim, hosts, operator, **seen)
+    sim.admin("PUT", "/latency", {"ms": 0})
+    if seen["updates"] != hosts:
+        violations.append(f"{seen['updates']} UpdatePassthruConfig for {hosts} hosts")
+    summary(
+        "vcenter-latency", faults=1, latency_ms=latency_ms, hosts=hosts,
+        update_calls=seen["updates"], logins=seen["logins"], violations=len(violations),
+    )  # fmt: skip
+    assert violations == []
+
+
+def test_session_expiry_then_drift_is_corrected_with_one_new_login(
+    sandbox: Sandbox,
+    vcsim_factory: SimulatorFactory,
+    fault_operator: Callable[[Simulator], OperatorProcess],
+) -> None:
+    """Every session dies (a vCenter restart, the idle timeout); then someone disables a device
+    by hand. The watcher and the reconciler log in again (once) and put the device back."""
+    hosts = 4
+    sim = vcsim_factory(inventory=inventory(hosts, DEVICES))
+    operator = fault_operator(sim)
+    operator.start()
+    apply(sandbox, hpp("expiry", {"clusters": [CLUSTER]}))
+    _converged(sandbox, "expiry", timeout=120)
+    reset_counters(sim)
+    sim.admin("POST", "/sessions/expire")
+    with connect(sim) as si:  # our own session: one Login of ours in the counters
+        host = find(si, vim.HostSystem, host_name(0))
+        host.configManager.pciPassthruSystem.UpdatePassthruConfig(
+            [vim.host.PciPassthruConfig(id="0000:3b:00.0", passthruEnabled=False)]
+        )
+
+    def put_back() -> bool:
+        return counters(sim).get("UpdatePassthruConfig", 0) >= 2  # ours, then the operator's
+
+    eventually(put_back, timeout=60, what="the operator re-enables the device")
+    _converged(sandbox, "expiry", timeout=60)
+    operator_logins = logins(sim) - 1
+    seen = {"logins": operator_logins}
+    violations = _after(sim, hosts, operator, **seen)
+    if operator_logins != 1:
+        violations.append(f"{operator_logins} operator logins after one expiry (want 1)")
+    summary(
+        "vcenter-session-expiry", faults=1, hosts=hosts, relogins=operator_logins,
+        violations=len(violations),
+    )  # fmt: skip
+    assert violations == []
