@@ -8,6 +8,7 @@ operator can work under the chart's RBAC, is tests/sandbox/test_chart_rbac.py.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -224,4 +225,13 @@ def test_readme_documents_every_value() -> None:
     readme = (CHART / "README.md").read_text()
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     missing = [path for path in _leaves(values) if f"`{path}`" not in readme]
+    assert not missing
+
+
+def test_readme_names_only_files_that_exist() -> None:
+    """Paths in the chart README (the repository's, or the chart's own) must not go stale."""
+    readme = (CHART / "README.md").read_text()
+    paths = set(re.findall(r"`((?:deploy|crds|tests|sandbox|files|templates)/[\w./-]*)`", readme))
+    assert "deploy/argocd/health.lua" in paths
+    missing = [p for p in sorted(paths) if not (REPO / p).exists() and not (CHART / p).exists()]
     assert not missing
