@@ -75,6 +75,7 @@ class Context:
     err: TextIO
     kube: Kube = field(default_factory=Kube)
     clients: dict[tuple[str, str, str], VCenterClient] = field(default_factory=dict)
+    vm_adapters: dict[tuple[str, str, str], VMAdapter] = field(default_factory=dict)
 
     def use_kube(self, args: argparse.Namespace) -> Kube:
         self.kube = Kube.from_args(args)
@@ -92,7 +93,10 @@ class Context:
 
     def observe_vm(self, credentials: Credentials, name: str, instance_uuid: str) -> VMObservation:
         """The operator's VM read (VMAdapter.observe_vm): at most 3 calls."""
-        adapter = VMAdapter(self.client(credentials))
+        key = credentials.cache_key()
+        adapter = self.vm_adapters.get(key)
+        if adapter is None:  # kept: its reader caches QueryConfigOption per host
+            adapter = self.vm_adapters[key] = VMAdapter(self.client(credentials))
         with _vcenter(credentials):
             return asyncio.run(adapter.observe_vm(name=name, instance_uuid=instance_uuid))
 
@@ -108,6 +112,7 @@ class Context:
         for client in self.clients.values():
             client.close()  # logs out: a CLI must not leave sessions behind on vCenter
         self.clients.clear()
+        self.vm_adapters.clear()
         self.kube.close()
 
 
