@@ -88,11 +88,14 @@ func (b *builder) vmConfigSpec(host *simulator.HostSystem, spec *VM) (types.Virt
 		Files:                        &types.VirtualMachineFileInfo{VmPathName: "[" + datastoreName + "]"},
 	}
 	var devices object.VirtualDeviceList
-	for _, n := range spec.NICs {
+	for i, n := range spec.NICs {
 		nic, err := b.nic(host, n)
 		if err != nil {
 			return config, err
 		}
+		// vCenter labels adapters "Network adapter 1", 2, ... (what the vSphere Client shows and
+		// what networkDirectPath[].adapter names); upstream's CreateVM would say "ethernet-N".
+		nic.GetVirtualDevice().DeviceInfo = &types.Description{Label: fmt.Sprintf("Network adapter %d", i+1), Summary: orDefault(n.Network, "VM Network")}
 		devices = append(devices, nic)
 	}
 	for i, d := range spec.PCIPassthrough {

@@ -95,16 +95,17 @@ func New(inv *Inventory, opts Options) (*Simulator, error) {
 		s.Close()
 		return nil, err
 	}
+	// Rules first: VMs the inventory powers on go through them like any other power-on
+	// (Gen2 runtime state, dynamic device assignment).
+	instancesMu.Lock()
+	instances[s.Map] = s
+	instancesMu.Unlock()
+	Install(s.Map)
 	b := &builder{sim: s, ctx: ctx, client: client, dsDir: dir}
 	if err := b.build(inv); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("load inventory: %w", err)
 	}
-
-	instancesMu.Lock()
-	instances[s.Map] = s
-	instancesMu.Unlock()
-	Install(s.Map)
 	return s, nil
 }
 
