@@ -1,15 +1,16 @@
 """helm v3, built from Go modules like the control plane (cached, file-locked, progress shown).
 
 ``binary()`` returns the path of ``helm``, building it on first use; ``run(*args)`` runs it.
-The chart tests use it for ``helm lint --strict`` and ``helm template``; nothing here installs
-into a cluster (the tests apply the rendered manifests with kubectl, so they see exactly what
-the API server accepts).
+The chart tests use it for ``helm lint --strict``, ``helm template`` (whose output they apply
+with kubectl, to see exactly what the API server accepts) and one install/upgrade/uninstall
+against the sandbox API server.
 """
 
 from __future__ import annotations
 
 import functools
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from dpio_sandbox.build import build_go, module_release
@@ -36,9 +37,15 @@ def binary() -> Path:
     return bin_dir / "helm"
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``helm args...``; raise HelmError with its output when ``check`` and it fails."""
-    proc = subprocess.run([str(binary()), *args], capture_output=True, text=True, check=False)
+def run(
+    *args: str, check: bool = True, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``helm args...`` (``env`` replaces the environment); raise HelmError with its output
+    when ``check`` and it fails."""
+    proc = subprocess.run(
+        [str(binary()), *args],
+        capture_output=True, text=True, check=False, env=None if env is None else dict(env),
+    )  # fmt: skip
     if check and proc.returncode != 0:
         raise HelmError(f"helm {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
     return proc
