@@ -263,7 +263,8 @@ def batch(operator: Sandbox, sim: Simulator) -> Sandbox:
     missing = _vmda("no-policy", "off-vm", "44")
     missing["spec"]["policyRef"]["name"] = "no-such-policy"
     apply(operator, missing)
-    apply(operator, _vmda("outsider", "off-vm", "44", namespace=OUTSIDER))
+    # A namespace that is not a consumer names a device another assignment attached.
+    apply(operator, _vmda("outsider", "off-vm", "3b", namespace=OUTSIDER, powerPolicy="PowerOff"))
     for older, _, bus, vm, _ in RACES:
         apply(operator, _vmda(older, vm, bus))
     time.sleep(1.1)  # creationTimestamp has whole seconds: make "older" unambiguous
@@ -392,3 +393,18 @@ def test_bad_input_gets_a_clear_condition(
     if type_ == "Forbidden":
         assert _condition(body, "Stalled") == ("True", want[1])
         assert "vm" not in body["status"]  # a non-consumer learns nothing about the VM
+
+
+def test_deleting_a_forbidden_assignment_leaves_the_vm_alone(
+    batch: Sandbox, sim: Simulator
+) -> None:
+    def forbidden() -> bool:
+        body = _body(batch, "outsider", OUTSIDER)
+        return _condition(body, "Forbidden") == ("True", "NotAConsumer")
+
+    eventually(forbidden, timeout=TIMEOUT)
+    kubectl(batch, "delete", "vmda", "outsider", "-n", OUTSIDER, "--timeout=30s")
+    with connect(sim) as si:
+        vm = _vm(si, "off-vm")
+        assert [d.backing.id for d in _pci(vm)] == [_address("3b")]
+        assert _power_state(si, vm) == "poweredOn"

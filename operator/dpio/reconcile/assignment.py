@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dpio.api.assignment import VMDeviceAssignment, VMDeviceAssignmentStatus
-from dpio.api.conditions import RECONFIGURE_FAILED, VCENTER_UNREACHABLE
-from dpio.planner.conditions import Problem, compute_conditions
+from dpio.api.conditions import RECONCILING, RECONFIGURE_FAILED, VCENTER_UNREACHABLE
+from dpio.planner.conditions import Problem, compute_conditions, is_true
 from dpio.planner.vm_deletion import plan_assignment_deletion
 from dpio.planner.vm_observed import VMObservation
 from dpio.planner.vm_plan import VMPlan, plan_assignment
@@ -131,6 +131,12 @@ class AssignmentReconciler:
     ) -> Result:
         """DESIGN.md §3.2.11: remove our devices, restore `previous`; power policy applies."""
         spec = assignment.spec
+        if not _may_have_changed_vm(assignment.status):
+            # Never allowed to act (e.g. Forbidden) or never got that far: nothing of ours is on
+            # the VM. Matching devices by spec identity here would let anyone who can create
+            # and delete an assignment strip (and power off) a VM that is not theirs.
+            await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+            return Result()
         policy = inputs.parse_policy(self.policy(spec.policy_ref.name))
         try:
             # Without its policy the assignment can only use the operator's default vCenter.
@@ -210,6 +216,17 @@ class AssignmentReconciler:
         after = status.model_dump(mode="json", by_alias=True, exclude_none=True)
         await self.objects.patch_status(body, merge_patch(before, after))
         await transition_events(self.objects, body, previous, status)
+
+
+def _may_have_changed_vm(status: VMDeviceAssignmentStatus) -> bool:
+    """Status records every change before it is made: `previous`, power tracking, and
+    Reconciling=True while calls are under way (a crash after a call leaves it True)."""
+    return (
+        status.previous is not None
+        or status.power is not None
+        or any(d.attached for d in status.devices)
+        or is_true(status.conditions, RECONCILING)
+    )
 
 
 def _soonest(plan: VMPlan, seconds: float | None) -> float | None:

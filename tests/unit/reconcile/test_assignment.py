@@ -15,6 +15,7 @@ from dpio.reconcile.assignment import CLAIM_CHECK_SECONDS
 from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER
 from dpio.reconcile.ports import PortError
 
+ATTACHED = {"devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000}]}
 UNREACHABLE = PortError("VCenterUnreachable", "connection refused", retryable=True)
 
 
@@ -210,7 +211,7 @@ def test_deleting_without_our_finalizer_does_nothing() -> None:
 
 def test_deleting_when_the_vm_is_gone_releases_the_finalizer() -> None:
     world = World.make(VMObservation(vm=None))
-    world.run(body(deleting=True, finalizers=("other.io/keep", FINALIZER)))
+    world.run(body(deleting=True, finalizers=("other.io/keep", FINALIZER), status=ATTACHED))
     assert world.calls() == ["vms_for", "observe_vm", "finalizers"]
     assert world.log[-1] == ("finalizers", ["other.io/keep"])
 
@@ -268,3 +269,28 @@ def test_power_tracking_is_cleared_with_an_explicit_null_once_the_vm_runs() -> N
     assert status["vmotion"]["gen2Active"] is None  # nested objects merge too
     assert status["vmotion"]["reason"] == "StaticPassthrough"
     assert "power" not in world.calls()
+
+
+@pytest.mark.parametrize(
+    ("status", "touches_vcenter"),
+    [
+        (None, False),  # never reconciled
+        ({"conditions": [{"type": "Forbidden", "status": "True", "reason": "NotAConsumer",
+                          "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"}]}, False),
+        ({"conditions": [{"type": "Reconciling", "status": "True", "reason": "Progressing",
+                          "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"}]}, True),
+        ({"previous": {"memoryReservationLockedToMax": False}}, True),
+        ({"power": {"poweredOffByOperator": True}}, True),
+        (ATTACHED, True),
+    ],
+)  # fmt: skip
+def test_deleting_touches_the_vm_only_if_this_assignment_may_have_changed_it(
+    status: dict[str, Any] | None, touches_vcenter: bool
+) -> None:
+    # The VM carries a device matching the spec, attached by someone else.
+    world = World.make(observe(converged_vm(power_state="poweredOn")))
+    spec = {**body()["spec"], "powerPolicy": "PowerOff"}
+    world.run(body(deleting=True, spec=spec, status=status))
+    assert ("observe_vm" in world.calls()) is touches_vcenter
+    if not touches_vcenter:
+        assert world.calls() == ["finalizers"]
