@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dpio.api.policy import HostPassthroughPolicySpec
+from dpio.handlers.logins import Logins, port_error
 from dpio.kube.client import KubeClient, KubeError, ObjectRef
 from dpio.planner import (
     EnterMaintenanceMode,
@@ -18,37 +18,15 @@ from dpio.planner import (
     RebootAction,
     UpdatePassthruConfig,
 )
-from dpio.planner.conditions import (
-    INVALID_CREDENTIALS,
-    NOT_PERMITTED,
-    SECRET_INVALID,
-    SECRET_NOT_FOUND,
-)
 from dpio.reconcile.ports import PortError
 from dpio.vsphere.adapter import HostAdapter
-from dpio.vsphere.connect import Connection
-from dpio.vsphere.credentials import Credentials, CredentialsError, from_secret_data
-from dpio.vsphere.errors import InvalidCredentials, VSphereError
-from dpio.vsphere.session import SessionCache, VCenterClient
+from dpio.vsphere.credentials import Credentials
+from dpio.vsphere.errors import VSphereError
+from dpio.vsphere.session import SessionCache
 from dpio.vsphere.watch import Watcher
 
 POLICY = ("hostpassthroughpolicies", "HostPassthroughPolicy")
 ASSIGNMENT = ("vmdeviceassignments", "VMDeviceAssignment")
-#: After vCenter refused a login, the same user and password are not tried again for this long.
-#: vCenter Single Sign-On locks an account after 5 failed logins within 180 s by default
-#: (vSphere Authentication guide, "Edit the vCenter Single Sign-On Lockout Policy"); retrying on
-#: every backoff step would lock the account for everyone. A changed Secret is tried at once.
-REFUSED_LOGIN_RETRY_SECONDS = 600.0
-
-
-def _port_error(err: VSphereError, where: str = "") -> PortError:
-    # Errors a human must fix name the Secret they came through; outages need no pointer.
-    message = f"{where}: {err}" if where and not err.retryable else str(err)
-    return PortError(type(err).__name__, message, retryable=err.retryable)
-
-
-def _logged_in(conn: Connection) -> None:
-    """Nothing: `VCenterClient.run` logs in first if the session has no connection yet."""
 
 
 @dataclass
@@ -61,13 +39,13 @@ class VSphereHosts:
         try:
             return await self.adapter.read_inventory()
         except VSphereError as err:
-            raise _port_error(err) from err
+            raise port_error(err) from err
 
     async def update_passthru_config(self, update: UpdatePassthruConfig) -> None:
         try:
             await self.adapter.update_passthru_config(update.moref, update.changes)
         except VSphereError as err:
-            raise _port_error(err) from err
+            raise port_error(err) from err
 
     async def start(self, action: RebootAction) -> None:
         try:
@@ -78,16 +56,15 @@ class VSphereHosts:
             else:
                 await self.adapter.reboot_host(action.moref)
         except VSphereError as err:
-            raise _port_error(err) from err
+            raise port_error(err) from err
 
 
 @dataclass
 class VCenters:
     """`VCenterPort`: the Secret named by the policy, else the operator's default Secret.
 
-    A Secret that is missing or malformed, a refused login, an untrusted certificate: each is a
-    non-retryable `PortError` naming the Secret (the policy goes Stalled and is looked at again on
-    a slow timer); an unreachable vCenter is retryable (backoff).
+    Logging in is `Logins`' job (its errors say whether a human must act); this adds one
+    adapter and one change watcher per vCenter session.
     """
 
     kube: KubeClient
@@ -99,14 +76,16 @@ class VCenters:
     #: One adapter (and its inventory view and watcher) per vCenter session.
     adapters: dict[str, HostAdapter] = field(default_factory=dict)
     watchers: dict[str, Watcher] = field(default_factory=dict)
-    #: Logins vCenter refused, by Credentials.cache_key(): when, and the error to report.
-    refused: dict[tuple[str, str, str], tuple[float, PortError]] = field(default_factory=dict)
-    monotonic: Callable[[], float] = time.monotonic
+    #: Secrets to logged-in sessions; share it with the VM side so both kinds remember the same
+    #: refused logins (`VMCenters(..., logins=vcenters.logins)`).
+    logins: Logins = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logins = Logins(self.kube, self.sessions, self.namespace)
 
     async def hosts_for(self, spec: HostPassthroughPolicySpec) -> VSphereHosts:
         secret = spec.vcenter.secret_ref.name if spec.vcenter else self.default_secret
-        where = f"Secret {self.namespace}/{secret}"
-        client = await self.client_for(where, await self.credentials(secret, where))
+        client = await self.logins.client(secret)
         adapter = self.adapters.get(client.server)
         if adapter is None or adapter.client is not client:  # first use, or new credentials
             adapter = self.adapters[client.server] = HostAdapter(client)
@@ -120,48 +99,8 @@ class VCenters:
         return VSphereHosts(adapter)
 
     async def credentials(self, secret: str, where: str) -> Credentials:
-        """The Secret's credentials; SecretNotFound / SecretInvalid / NotPermitted otherwise."""
-        try:
-            return from_secret_data(await self.kube.read_secret(self.namespace, secret))
-        except KubeError as err:
-            if err.status == 404:
-                message = (
-                    f"{where} not found: create it with keys server, username, password and "
-                    'caBundle or thumbprint (or insecure: "true")'
-                )
-                raise PortError(SECRET_NOT_FOUND, message, retryable=False) from err
-            if err.status == 403:
-                message = f"The operator may not read {where} (RBAC: get secrets): {err}"
-                raise PortError(NOT_PERMITTED, message, retryable=False) from err
-            raise PortError("VCenterUnreachable", f"{where}: {err}", retryable=True) from err
-        except CredentialsError as err:
-            raise PortError(SECRET_INVALID, f"{where}: {err}", retryable=False) from err
-
-    async def client_for(self, where: str, credentials: Credentials) -> VCenterClient:
-        """A logged-in session; a refused login is remembered and not retried for a while."""
-        key = credentials.cache_key()
-        refused = self.refused.get(key)
-        if refused is not None and self.monotonic() - refused[0] < REFUSED_LOGIN_RETRY_SECONDS:
-            raise refused[1]
-        self.refused.pop(key, None)
-        try:
-            client = await self.sessions.get_async(credentials)
-            await client.run(_logged_in)
-        except InvalidCredentials as err:
-            message = (
-                f"vCenter {credentials.server} refused the login of {credentials.username} "
-                f"from {where}: {err.message}. Fix the password or user name in the Secret "
-                f"(tried again at once when it changes, else every "
-                f"{int(REFUSED_LOGIN_RETRY_SECONDS // 60)} minutes)"
-            )
-            error = PortError(INVALID_CREDENTIALS, message, retryable=False)
-            self.refused[key] = (self.monotonic(), error)
-            raise error from err
-        except CredentialsError as err:  # e.g. a caBundle that does not parse as PEM
-            raise PortError(SECRET_INVALID, f"{where}: {err}", retryable=False) from err
-        except VSphereError as err:
-            raise _port_error(err, where) from err
-        return client
+        """`Logins.credentials`, kept here for callers that hold only the `VCenters`."""
+        return await self.logins.credentials(secret, where)
 
     def stop(self) -> None:
         for watcher in self.watchers.values():

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dpio.handlers.wiring import REFUSED_LOGIN_RETRY_SECONDS, VCenters
+from dpio.handlers.logins import REFUSED_LOGIN_RETRY_SECONDS, Logins
 from dpio.kube.client import KubeError, NotFoundError
 from dpio.reconcile.ports import PortError
 from dpio.vsphere.errors import InvalidCredentials, TLSVerificationFailed, VCenterUnreachable
@@ -49,8 +49,8 @@ class FakeSessions:
         return FakeClient(self.error)
 
 
-def vcenters(kube: FakeKube, sessions: FakeSessions | None = None, **kw: Any) -> VCenters:
-    return VCenters(kube, sessions or FakeSessions(), "dpio-system", "vc", **kw)  # type: ignore[arg-type]
+def logins(kube: FakeKube, sessions: FakeSessions | None = None, **kw: Any) -> Logins:
+    return Logins(kube, sessions or FakeSessions(), "dpio-system", **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def vcenters(kube: FakeKube, sessions: FakeSessions | None = None, **kw: Any) ->
 )  # fmt: skip
 def test_secret_problems(kube: FakeKube, reason: str, retryable: bool, words: str) -> None:
     with pytest.raises(PortError) as caught:
-        asyncio.run(vcenters(kube).credentials("vc", "Secret dpio-system/vc"))
+        asyncio.run(logins(kube).credentials("vc", "Secret dpio-system/vc"))
 
     assert (caught.value.reason, caught.value.retryable) == (reason, retryable)
     assert words in caught.value.message
@@ -88,7 +88,7 @@ def test_secret_problems(kube: FakeKube, reason: str, retryable: bool, words: st
     ],
 )
 def test_login_problems(error: Exception, reason: str, retryable: bool) -> None:
-    hub = vcenters(FakeKube(GOOD), FakeSessions(error))
+    hub = logins(FakeKube(GOOD), FakeSessions(error))
     credentials = asyncio.run(hub.credentials("vc", "Secret dpio-system/vc"))
 
     with pytest.raises(PortError) as caught:
@@ -103,7 +103,7 @@ def test_a_refused_password_is_not_tried_again_until_the_secret_changes_or_time_
     clock = [1000.0]
     sessions = FakeSessions(InvalidCredentials("Cannot complete login"))
     kube = FakeKube(GOOD)
-    hub = vcenters(kube, sessions, monotonic=lambda: clock[0])
+    hub = logins(kube, sessions, monotonic=lambda: clock[0])
 
     def attempt() -> str:
         credentials = asyncio.run(hub.credentials("vc", "Secret dpio-system/vc"))
