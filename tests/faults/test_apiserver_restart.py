@@ -1,0 +1,104 @@
+"""The Kubernetes API server goes away and comes back on the same port (issue #7): the
+operator stays up, its watches resume, a change made in vCenter while the API server was down
+is corrected and reported, and an object created afterwards is reconciled.
+
+The sandbox's kube-apiserver is stopped and started again with its own command line
+(dpio_sandbox.procs, the same pidfile the sandbox uses), so etcd keeps every object.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pyVmomi import vim
+from tests.conftest import SimulatorFactory
+from tests.faults.conftest import CLUSTER, DEVICES, host_name, inventory
+from tests.faults.harness import (
+    OperatorProcess,
+    apply,
+    counters,
+    eventually,
+    hpp,
+    reset_counters,
+    summary,
+)
+from tests.faults.invariants import logins, not_ready, vsphere_violations, writes_when_idle
+from tests.sandbox.vsphere_helpers import connect, find
+
+from dpio_sandbox import certs, procs
+from dpio_sandbox.sandbox import Sandbox
+from dpio_sandbox.vcsim import Simulator
+
+pytestmark = [pytest.mark.faults, pytest.mark.sandbox]
+
+APISERVER = "kube-apiserver"
+DOWN_SECONDS = 20
+
+
+def _argv(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+
+
+def _restart_apiserver(box: Sandbox, while_down: Callable[[], None]) -> None:
+    pid = procs.running(box.state_dir, APISERVER)
+    assert pid is not None, "the sandbox's kube-apiserver is not running"
+    argv = _argv(pid)
+    port = next(a.split("=", 1)[1] for a in argv if a.startswith("--secure-port="))
+    procs.stop(box.state_dir, APISERVER)
+    try:
+        while_down()
+        time.sleep(DOWN_SECONDS)
+    finally:
+        new = procs.start(APISERVER, argv, box.state_dir)
+        context = ssl.create_default_context(
+            cafile=str(certs.ensure_ca(box.state_dir / "pki").cert)
+        )
+        procs.wait_for_url(box.state_dir, APISERVER, new, f"https://127.0.0.1:{port}/readyz",
+                           timeout=120, context=context)  # fmt: skip
+
+
+def test_apiserver_restart_operator_recovers(
+    sandbox: Sandbox,
+    vcsim_factory: SimulatorFactory,
+    fault_operator: Callable[[Simulator], OperatorProcess],
+) -> None:
+    hosts = 4
+    sim = vcsim_factory(inventory=inventory(hosts, DEVICES))
+    operator = fault_operator(sim)
+    operator.start()
+    apply(sandbox, hpp("before-restart", {"names": [host_name(0), host_name(1)]}))
+    eventually(lambda: not not_ready(sandbox, ["before-restart"]), timeout=120,
+               what="hpp/before-restart Ready")  # fmt: skip
+    reset_counters(sim)
+
+    def drift() -> None:  # someone disables a device by hand while Kubernetes is away
+        with connect(sim) as si:
+            host = find(si, vim.HostSystem, host_name(0))
+            host.configManager.pciPassthruSystem.UpdatePassthruConfig(
+                [vim.host.PciPassthruConfig(id="0000:3b:00.0", passthruEnabled=False)]
+            )
+
+    _restart_apiserver(sandbox, drift)
+    alive = operator.alive
+    apply(sandbox, hpp("after-restart", {"clusters": [CLUSTER]}))
+    eventually(lambda: not not_ready(sandbox, ["before-restart", "after-restart"]),
+               timeout=180, what="both policies Ready after the restart")  # fmt: skip
+    seen = {"logins": logins(sim) - 1, "updates": counters(sim).get("UpdatePassthruConfig", 0)}
+    expected = {host_name(i): {f"0000:{0x3B + d:02x}:00.0" for d in range(DEVICES)}
+                for i in range(hosts)}  # fmt: skip
+    violations = vsphere_violations(sim, expected)
+    idle = writes_when_idle(sim, 10)
+    violations += [f"{n} {m} call(s) once converged" for m, n in idle.items()]
+    if not alive:
+        violations.append("the operator exited while the API server was down")
+    if seen["logins"] > 0:
+        violations.append(f"{seen['logins']} new vCenter logins for a Kubernetes outage")
+    summary(
+        "apiserver-restart", faults=1, down_s=DOWN_SECONDS, policies_converged=2,
+        update_calls=seen["updates"], violations=len(violations),
+    )  # fmt: skip
+    assert violations == []
