@@ -84,8 +84,9 @@ clean: ## Remove local state (not the binary cache)
 	rm -rf .sandbox .mypy_cache .ruff_cache .pytest_cache
 
 .PHONY: crds
-crds: venv ## Regenerate crds/ from the pydantic models
+crds: venv ## Regenerate crds/ and docs/api.md from the pydantic models
 	$(PY) -m dpio.api.crd --out crds/
+	$(PY) -m dpio.api.docs --out docs/api.md
 
 .PHONY: run
 run: venv ## The operator in the foreground against the sandbox (CRDs and vCenter Secret applied first)
