@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -174,29 +175,40 @@ def run(box: Sandbox, *, once: bool, seconds: float, out: TextIO = sys.stdout) -
     install.install(box)
     print(f"CRDs, namespace {install.NAMESPACE} and Secret {install.SECRET} installed", file=out)
     log = box.state_dir / "demo" / "operator.log"
+    # SIGTERM (e.g. from a CI timeout) ends the demo like Ctrl-C: the operator is stopped, not
+    # orphaned.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with operator(box, log):
             print(f"operator running (log: {log})", file=out)
             apply_examples(box)
             names = ", ".join(p.name for p in example_files())
             print(f"applied {names}\n", file=out, flush=True)
+            if not once:
+                _explain(box, out)
             settled = watch(box, seconds=seconds, once=once, out=out)
             if once:
                 print("all settled" if settled else f"not settled after {seconds:.0f}s", file=out)
                 return 0 if settled else 1
-            _explain(box, out)
+            print(f"\nno more tables after {seconds:.0f}s; the operator keeps running", file=out)
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
         print("\noperator stopped; the sandbox keeps running (make sandbox-down)", file=out)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _explain(box: Sandbox, out: TextIO) -> None:
     print(
         f"""
-The operator keeps running; press Ctrl-C to stop it (`make sandbox-down` stops the sandbox).
-In another shell:
+Status tables follow, printed on every change. Ctrl-C stops the operator (`make sandbox-down`
+then stops the sandbox). In another shell:
   export KUBECONFIG={box.kubeconfig}
   {box.kubectl} describe hpp gpu-cluster          # conditions, per-host devices, Events
   {box.kubectl} get vmda -A -o yaml               # assignments with their status
