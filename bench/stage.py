@@ -93,6 +93,8 @@ class Stage:
             **box.env(),
             "DPIO_NAMESPACE": install.NAMESPACE,
             "DPIO_VCENTER_SECRET": install.SECRET,
+            # A port of its own: the default (9090) may be held by another operator on the machine.
+            "DPIO_METRICS_PORT": str(procs.free_port()),
         }
         if workers is not None:
             env["DPIO_WORKERS"] = str(workers)
@@ -115,7 +117,9 @@ class Stage:
             )  # fmt: skip
         operator = Operator(proc, log, profile)
         try:
-            procs.wait_for_url(log.parent, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
+            procs.wait_for_url(
+                self.state_dir, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz"
+            )
         except BaseException:
             operator.stop()
             raise
