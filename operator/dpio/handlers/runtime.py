@@ -77,7 +77,7 @@ class Runtime:
             loop.call_soon_threadsafe(policies.enqueue_all)
 
         vcenters.on_change = on_change
-        vms = VMCenters(kube, sessions, config.namespace, config.vcenter_secret)
+        vms = VMCenters(vcenters.logins, config.vcenter_secret)
         assignments, triggers = _assignments(config, kube, vms, policies)
 
         def on_vm_change(morefs: frozenset[str]) -> None:  # on the VM watcher's thread

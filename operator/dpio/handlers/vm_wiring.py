@@ -10,24 +10,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from dpio.api.policy import VCenterRef
-from dpio.kube.client import KubeClient, KubeError
+from dpio.handlers.logins import Logins, port_error
 from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
 from dpio.planner.vm_observed import VMObservation
 from dpio.planner.vm_power import PowerAction
-from dpio.reconcile.ports import PortError
-from dpio.vsphere.credentials import CredentialsError, from_secret_data
 from dpio.vsphere.errors import VSphereError
-from dpio.vsphere.session import SessionCache, VCenterClient
 from dpio.vsphere.vm_adapter import VMAdapter
 from dpio.vsphere.watch import Change, Watcher
 
 #: vSphere's type name of the objects whose changes matter to assignments.
 VIRTUAL_MACHINE = "VirtualMachine"
-VCENTER_UNREACHABLE = "VCenterUnreachable"
-
-
-def _port_error(err: VSphereError) -> PortError:
-    return PortError(type(err).__name__, str(err), retryable=err.retryable)
 
 
 @dataclass
@@ -40,38 +32,37 @@ class VSphereVMs:
         try:
             return await self.adapter.observe_vm(name=name, instance_uuid=instance_uuid)
         except VSphereError as err:
-            raise _port_error(err) from err
+            raise port_error(err) from err
 
     async def reconfigure(self, change: ReconfigVM) -> None:
         try:
             await self.adapter.reconfigure(change)
         except VSphereError as err:
-            raise _port_error(err) from err
+            raise port_error(err) from err
 
     async def reconfigure_cluster(self, change: ReconfigureCluster) -> None:
         try:
             await self.adapter.reconfigure_cluster(change)
         except VSphereError as err:
-            raise _port_error(err) from err
+            raise port_error(err) from err
 
     async def power(self, vm_moref: str, action: PowerAction) -> None:
         try:
             await self.adapter.power(vm_moref, action)
         except VSphereError as err:
-            raise _port_error(err) from err
+            raise port_error(err) from err
 
 
 @dataclass
 class VMCenters:
     """`VCenterVMsPort`: the Secret of the assignment's policy, else the operator's default.
 
-    Sessions are shared with the host side through `SessionCache` (one per vCenter and
-    credentials). Each vCenter gets one watcher whose VM changes go to `on_vm_change`.
+    Logins (and their refused-login memory) are shared with the host side through `Logins`,
+    sessions through its `SessionCache`. Each vCenter gets one watcher whose VM changes go to
+    `on_vm_change`.
     """
 
-    kube: KubeClient
-    sessions: SessionCache
-    namespace: str
+    logins: Logins
     default_secret: str
     #: Called (on a watcher thread) with the morefs of VMs that changed.
     on_vm_change: Callable[[frozenset[str]], None] = lambda _morefs: None
@@ -79,13 +70,18 @@ class VMCenters:
     watchers: dict[str, Watcher] = field(default_factory=dict)
 
     async def vms_for(self, vcenter: VCenterRef | None) -> VSphereVMs:
-        client = await self._client(vcenter.secret_ref.name if vcenter else self.default_secret)
+        client = await self.logins.client(
+            vcenter.secret_ref.name if vcenter else self.default_secret
+        )
         adapter = self.adapters.get(client.server)
         if adapter is None or adapter.client is not client:  # first use, or new credentials
             adapter = self.adapters[client.server] = VMAdapter(client)
+        watcher = self.watchers.get(client.server)
+        if watcher is None or watcher.client is not client or not watcher.alive:
             old = self.watchers.pop(client.server, None)
             if old is not None:
                 await asyncio.to_thread(old.stop)
+            # Drift shows within seconds through WaitForUpdatesEx, not by polling (§3.2.10).
             watcher = Watcher(client, self._changed)
             watcher.start()
             self.watchers[client.server] = watcher
@@ -100,17 +96,3 @@ class VMCenters:
         morefs = frozenset(c.moref for c in changes if c.kind == VIRTUAL_MACHINE)
         if morefs:
             self.on_vm_change(morefs)
-
-    async def _client(self, secret: str) -> VCenterClient:
-        where = f"Secret {self.namespace}/{secret}"
-        try:
-            credentials = from_secret_data(await self.kube.read_secret(self.namespace, secret))
-        except KubeError as err:
-            retry = err.retryable or err.status == 404
-            raise PortError(VCENTER_UNREACHABLE, f"{where}: {err}", retryable=retry) from err
-        except CredentialsError as err:
-            raise PortError(VCENTER_UNREACHABLE, f"{where}: {err}", retryable=True) from err
-        try:
-            return await self.sessions.get_async(credentials)
-        except VSphereError as err:
-            raise _port_error(err) from err

@@ -33,12 +33,15 @@ from dpio.reconcile.assignment_apply import (
     transition_events,
 )
 from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER
-from dpio.reconcile.ports import ObjectsPort, PortError, VCenterVMsPort
+from dpio.reconcile.ports import ObjectsPort, PortError, VCenterVMsPort, VMsPort
 from dpio.reconcile.queue import Result
 
 Body = Mapping[str, Any]
 #: While another assignment's claim on our device is not known yet, look again this soon.
 CLAIM_CHECK_SECONDS = 2.0
+#: A Secret or login a human must fix is looked at again this often (no Secret watch: the
+#: operator reads only the Secrets it is pointed at, DESIGN.md §4).
+STALLED_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -71,36 +74,10 @@ class AssignmentReconciler:
     async def _reconcile(self, body: Body, assignment: VMDeviceAssignment) -> Result:
         now, meta, spec = self.clock(), assignment.metadata, assignment.spec
         namespace = meta.namespace or ""
-        policy = inputs.parse_policy(self.policy(spec.policy_ref.name))
-        labels = self.namespace_labels(namespace)
-        view = inputs.policy_view(policy, None) if policy is not None else None
-        observed = VMObservation(vm=None, policy=view, namespace_labels=labels)
-        unknown_claims = False
-        if policy is not None and forbidden(observed, spec.policy_ref.name, namespace) is None:
-            try:
-                vms = await self.vcenter.vms_for(policy.spec.vcenter)
-                seen = await vms.observe_vm(
-                    name=spec.vm.name or "", instance_uuid=spec.vm.instance_uuid or ""
-                )
-            except PortError as err:
-                status = assignment.status
-                unreachable = VMPlan(tracking=inputs.tracking(status), previous=status.previous)
-                problem = Problem(VCENTER_UNREACHABLE, err.message)
-                with contextlib.suppress(PortError):  # the retry reports it again
-                    await self._report(body, assignment, unreachable, problem)
-                return Result(failed=True)
-            host = seen.vm.host if seen.vm is not None else ""
-            found, unknown_claims = inputs.claims(
-                self.all_assignments(), (namespace, meta.name), host
-            )
-            observed = replace(
-                seen,
-                claims=found,
-                policy=inputs.policy_view(policy, host),
-                namespace_labels=labels,
-            )
-        else:
-            vms = None
+        try:
+            vms, observed, unknown_claims = await self._observe(assignment)
+        except PortError as err:
+            return await self._unobserved(body, assignment, err)
         plan = plan_assignment(
             namespace=namespace,
             name=meta.name,
@@ -125,6 +102,47 @@ class AssignmentReconciler:
         if unknown_claims and plan.unavailable:
             return Result(requeue_after=_soonest(plan, CLAIM_CHECK_SECONDS))
         return Result(requeue_after=_soonest(plan, None))
+
+    async def _unobserved(
+        self, body: Body, assignment: VMDeviceAssignment, err: PortError
+    ) -> Result:
+        """vCenter could not be asked: an outage (retried with backoff) or something a human
+        must fix, such as a missing Secret or a refused login (Stalled; looked at again on a
+        slow timer). Devices and power tracking stay as last recorded."""
+        status = assignment.status
+        kept = VMPlan(tracking=inputs.tracking(status), previous=status.previous)
+        if err.retryable:
+            plan = replace(kept, not_ready=Problem(VCENTER_UNREACHABLE, err.message))
+        else:
+            plan = replace(kept, stalled=Problem(err.reason, err.message))
+        with contextlib.suppress(PortError):  # the next run reports it again
+            await self._report(body, assignment, plan, None)
+        return Result(failed=True) if err.retryable else Result(requeue_after=STALLED_SECONDS)
+
+    async def _observe(
+        self, assignment: VMDeviceAssignment
+    ) -> tuple[VMsPort | None, VMObservation, bool]:
+        """The VM (unless the namespace may not use the policy: then vCenter is not asked and
+        the VM stays unknown), completed from the caches; and whether a rival's claim is still
+        unknown. No port when nothing was observed."""
+        meta, spec = assignment.metadata, assignment.spec
+        namespace = meta.namespace or ""
+        policy = inputs.parse_policy(self.policy(spec.policy_ref.name))
+        labels = self.namespace_labels(namespace)
+        view = inputs.policy_view(policy, None) if policy is not None else None
+        observed = VMObservation(vm=None, policy=view, namespace_labels=labels)
+        if policy is None or forbidden(observed, spec.policy_ref.name, namespace) is not None:
+            return None, observed, False
+        vms = await self.vcenter.vms_for(policy.spec.vcenter)
+        seen = await vms.observe_vm(
+            name=spec.vm.name or "", instance_uuid=spec.vm.instance_uuid or ""
+        )
+        host = seen.vm.host if seen.vm is not None else ""
+        found, unknown = inputs.claims(self.all_assignments(), (namespace, meta.name), host)
+        observed = replace(
+            seen, claims=found, policy=inputs.policy_view(policy, host), namespace_labels=labels
+        )
+        return vms, observed, unknown
 
     async def _delete(
         self, body: Body, assignment: VMDeviceAssignment, finalizers: list[str]

@@ -11,7 +11,7 @@ from tests.unit.reconcile.test_assignment_fakes import World, body, condition, w
 
 from dpio.planner.vm_observed import ObservedCluster, VMObservation
 from dpio.planner.vm_power import PowerAction
-from dpio.reconcile.assignment import CLAIM_CHECK_SECONDS
+from dpio.reconcile.assignment import CLAIM_CHECK_SECONDS, STALLED_SECONDS
 from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER
 from dpio.reconcile.ports import PortError
 
@@ -131,6 +131,17 @@ def test_vcenter_errors_show_in_ready_and_are_retried(failing: str, reason: str)
     assert "connection refused" in next(
         c["message"] for c in status["conditions"] if c["type"] == "Ready"
     )
+
+
+def test_a_secret_a_human_must_fix_stalls_and_is_looked_at_on_a_slow_timer() -> None:
+    world = World.make()
+    world.vms.fail["vms_for"] = PortError("SecretNotFound", "Secret x not found", retryable=False)
+    result = world.run(body())
+    assert not result.failed
+    assert result.requeue_after == STALLED_SECONDS
+    status = world.statuses()[-1]
+    assert condition(status, "Stalled") == ("True", "SecretNotFound")
+    assert condition(status, "Ready") == ("False", "SecretNotFound")
 
 
 def test_a_refused_reconfigure_is_reported_with_its_fault() -> None:
