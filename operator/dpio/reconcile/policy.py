@@ -44,7 +44,7 @@ CONFIRM_SECONDS = 2.0
 #: this often: a timer, not a watch on Secrets, because the operator may read only the Secrets it
 #: is pointed at (DESIGN.md §4) and a cluster-wide Secret watch needs list/watch on all of them.
 #: Re-reading one Secret costs one GET on the API server and no vCenter call (see
-#: handlers.wiring: a refused login is not retried with the same password).
+#: handlers.logins: a refused login is not retried with the same password).
 STALLED_RECHECK_SECONDS = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -150,7 +150,11 @@ class PolicyReconciler:
         self, body: Mapping[str, Any], hosts: HostsPort, updates: Iterable[UpdatePassthruConfig]
     ) -> None:
         for update in updates:
-            await hosts.update_passthru_config(update)
+            try:
+                await hosts.update_passthru_config(update)
+            except PortError as err:  # say which host refused, for the condition's message
+                message = f"{update.host}: UpdatePassthruConfig failed: {err.message}"
+                raise PortError(err.reason, message, retryable=err.retryable) from err
             enabled = sorted(c.id for c in update.changes if c.passthru_enabled)
             disabled = sorted(c.id for c in update.changes if not c.passthru_enabled)
             parts = [f"enabled {', '.join(enabled)}" if enabled else "",

@@ -22,11 +22,14 @@ from dpio.reconcile.queue import Result
 class FakeHosts:
     inventory: ObservedInventory
     updates: list[UpdatePassthruConfig] = field(default_factory=list)
+    refuse: PortError | None = None  # what UpdatePassthruConfig raises, if anything
 
     async def read_inventory(self) -> ObservedInventory:
         return self.inventory
 
     async def update_passthru_config(self, update: UpdatePassthruConfig) -> None:
+        if self.refuse is not None:
+            raise self.refuse
         self.updates.append(update)
 
     async def start(self, action: RebootAction) -> None:
@@ -140,3 +143,33 @@ def test_a_stalled_policy_does_not_write_status_again_on_each_recheck() -> None:
 
     assert objects.status is None  # nothing changed: no write
     assert len(objects.events) == events
+
+
+HOST_REFUSED = PortError(
+    "HostConfigFault", "A specified parameter was not correct", retryable=False
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "result", "stalled"),
+    [
+        pytest.param(HOST_REFUSED, Result(requeue_after=STALLED_RECHECK_SECONDS),
+                     ("True", "HostConfigFault"), id="host-refuses"),
+        pytest.param(OUTAGE, Result(failed=True), ("False", "Progressing"), id="outage-mid-update"),
+    ],
+)  # fmt: skip
+def test_a_failed_update_names_the_host(
+    error: PortError, result: Result, stalled: tuple[str, str]
+) -> None:
+    hosts = FakeHosts(ObservedInventory(hosts=(gpu_host(enabled=False),)), refuse=error)
+    objects = FakeObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts), objects, lambda: [], clock=lambda: NOW)
+
+    got = asyncio.run(reconciler(body(None)))
+
+    assert got == result
+    assert conditions(objects)["Stalled"] == stalled
+    assert objects.status is not None
+    ready = next(c for c in objects.status["conditions"] if c["type"] == "Ready")
+    assert ready["message"].startswith("esx01: UpdatePassthruConfig failed: ")
+    assert ("Normal", "PassthroughUpdated") not in objects.events
