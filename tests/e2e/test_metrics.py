@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import apply, get, secret_for
 from tests.sandbox.vsphere_helpers import eventually
 
+from dpio.reconcile.policy import CONFIRM_SECONDS
 from dpio_sandbox import install, procs
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
@@ -128,6 +129,7 @@ def test_metrics_after_a_policy_converges(
     op = metrics_operator
     kind = "HostPassthroughPolicy"
     sim = vcsim_factory()
+    sim.admin("POST", "/counters/reset")  # from here on, only the operator talks to it
     secret_for(op.box, sim, "vcsim-metrics")
     apply(op.box, _policy("e2e-metrics", "vcsim-metrics"))
     body = eventually(_converged(op.box, "e2e-metrics"), timeout=60)
@@ -161,8 +163,34 @@ def test_metrics_after_a_policy_converges(
     theirs = {m: n for m, n in sim_counts["counts"].items() if n}
     ours.pop("WaitForUpdatesEx", None)
     theirs.pop("WaitForUpdatesEx", None)
-    assert ours == theirs
+    assert ours == theirs, (ours, theirs)
     assert {"Login", "UpdatePassthruConfig"} <= set(ours)
+
+
+def test_steady_state_makes_no_writes(
+    metrics_operator: Operator, vcsim_factory: Callable[..., Simulator]
+) -> None:
+    """Converged and left alone: the object is not rewritten (resourceVersion stays) and
+    vCenter gets no calls but the change watch (DESIGN.md §7)."""
+    op = metrics_operator
+    sim = vcsim_factory()
+    secret_for(op.box, sim, "vcsim-steady")
+    apply(op.box, _policy("e2e-steady", "vcsim-steady"))
+    body = eventually(_converged(op.box, "e2e-steady"), timeout=60)
+    eventually(_quiet(op), timeout=30)
+    time.sleep(CONFIRM_SECONDS + 1)  # the read that confirms the last change, then quiet
+    sim.admin("POST", "/counters/reset")
+    before = op.scrape()
+    time.sleep(5)
+    after = op.scrape()
+    counts: Any = sim.admin("GET", "/counters")
+    assert (
+        get(op.box, "hpp", "e2e-steady")["metadata"]["resourceVersion"]
+        == (body["metadata"]["resourceVersion"])
+    )
+    reconciles = ("dpio_reconcile_total", frozenset({("kind", "HostPassthroughPolicy")}))
+    assert after[reconciles] == before[reconciles]
+    assert {m for m, n in counts["counts"].items() if n} <= {"WaitForUpdatesEx"}, counts
 
 
 def test_logs_are_json_lines_with_identity_and_no_password(
