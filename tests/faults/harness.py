@@ -48,6 +48,7 @@ class OperatorProcess:
             **self.box.env(),
             "DPIO_NAMESPACE": install.NAMESPACE,
             "DPIO_VCENTER_SECRET": self.secret,
+            "DPIO_METRICS_PORT": "0",  # several operators share this machine: no fixed port
             **self.extra_env,
         }
         argv = [sys.executable, "-m", "dpio.handlers.main", "--standalone",
