@@ -28,7 +28,7 @@ NS, OUTSIDER, POLICY, SECRET = "e2e-vmda", "e2e-outsider", "e2e-vmda-gpus", "vcs
 TIMEOUT = 60.0
 A100 = ('vendorId: "10de", deviceId: "20b5", classId: "0302", name: "GA100 [A100 PCIe 80GB]", '
         "vendorName: NVIDIA Corporation, enabled: true, active: true")  # fmt: skip
-BUSES = ("3b", "3c", "3d", "3e", "3f", "40", "41", "42", "43", "44")
+BUSES = ("3b", "3c", "3d", "3e", "3f", "40", "41", "42", "43", "44", "45", "46")
 
 
 def _devices(buses: tuple[str, ...]) -> str:
@@ -75,6 +75,8 @@ datacenters:
           memoryHotAdd: true}}
       - {{name: nested-vm, host: esx-a.lab.local, memoryMB: 2048, nestedHV: true}}
       - {{name: ha-vm, host: esx-ha-01.lab.local, memoryMB: 2048, cpuHotAdd: true}}
+      - {{name: shutdown-vm, host: esx-a.lab.local, powerState: poweredOn, memoryMB: 4096}}
+      - {{name: dynamic-vm, host: esx-a.lab.local, memoryMB: 4096}}
       - {{name: gen2-vm, host: esx-a.lab.local, memoryMB: 4096,
           nics: [{{type: vmxnet3, network: vmfex-gen2}}]}}
 """
@@ -255,6 +257,12 @@ def batch(operator: Sandbox, sim: Simulator) -> Sandbox:
         apply(operator, _vmda(name, vm, bus))
     apply(operator, _vmda("wait", "wait-vm", "3c"))
     apply(operator, _vmda("poweroff", "poweroff-vm", "3d", powerPolicy="PowerOff"))
+    apply(operator, _vmda("shutdown", "shutdown-vm", "45", powerPolicy="ShutdownGuest"))
+    dynamic = _vmda("dynamic", "dynamic-vm", None)
+    dynamic["spec"]["devices"] = [
+        {"name": "gpu0", "dynamic": {"vendorID": "10de", "deviceID": "20b5"}}
+    ]
+    apply(operator, dynamic)
     apply(
         operator,
         _vmda("gen2", "gen2-vm", None, networkDirectPath=_gen2_adapter(sim)),
@@ -294,14 +302,27 @@ def test_powered_on_vm_waits_for_power_off_by_hand(batch: Sandbox, sim: Simulato
     assert time.monotonic() - started < 5
 
 
-def test_power_off_policy_restores_the_power_state(batch: Sandbox, sim: Simulator) -> None:
-    body = _until(batch, "poweroff", "Ready", ("True", "Reconciled"))
+@pytest.mark.parametrize(("name", "vm"), [("poweroff", "poweroff-vm"), ("shutdown", "shutdown-vm")])
+def test_power_policies_restore_the_power_state(
+    batch: Sandbox, sim: Simulator, name: str, vm: str
+) -> None:
+    body = _until(batch, name, "Ready", ("True", "Reconciled"))
     assert body["status"]["vm"]["powerState"] == "poweredOn"
     assert "power" not in body["status"]  # promise kept and forgotten
     with connect(sim) as si:
-        vm = _vm(si, "poweroff-vm")
-        assert _power_state(si, vm) == "poweredOn"
-        assert [d.backing.id for d in _pci(vm)] == [_address("3d")]
+        found = _vm(si, vm)
+        assert _power_state(si, found) == "poweredOn"
+        assert [d.backing.id for d in _pci(found)] == [body["status"]["devices"][0]["address"]]
+
+
+def test_dynamic_directpath_device_gets_its_allowed_device(batch: Sandbox, sim: Simulator) -> None:
+    body = _until(batch, "dynamic", "Ready", ("True", "Reconciled"))
+    assert body["status"]["devices"][0]["kind"] == "dynamic"
+    with connect(sim) as si:
+        [device] = _pci(_vm(si, "dynamic-vm"))
+        backing = device.backing
+        assert isinstance(backing, vim.vm.device.VirtualPCIPassthrough.DynamicBackingInfo)
+        assert [(a.vendorId, a.deviceId) for a in backing.allowedDevice] == [(0x10DE, 0x20B5)]
 
 
 @pytest.mark.parametrize(("older", "younger", "bus", "older_vm", "younger_vm"), RACES)
