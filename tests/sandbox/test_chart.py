@@ -31,6 +31,15 @@ def render(*sets: str, namespace: str = NAMESPACE, release: str = "dpio") -> lis
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
+def require_fresh_crd_copy() -> None:
+    """Fail before applying a stale copy: it would take the shared API server's CRDs back to an
+    old schema under the tests that follow. Refresh: cp crds/*.yaml charts/dpio-operator/files/crds/
+    """
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        if (CHART / "files" / "crds" / path.name).read_text() != path.read_text():
+            pytest.fail(f"charts/dpio-operator/files/crds/{path.name} differs from crds/")
+
+
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [obj for obj in objects if obj["kind"] == kind]
 

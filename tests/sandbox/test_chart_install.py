@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.test_chart import CHART
+from tests.sandbox.test_chart import CHART, require_fresh_crd_copy
 
 from dpio_sandbox import helm
 from dpio_sandbox.sandbox import Sandbox
@@ -41,6 +41,7 @@ def helm_env(sandbox: Sandbox, tmp_path: Path) -> Iterator[dict[str, str]]:
 def test_install_adopts_the_crds_upgrades_them_and_uninstall_keeps_them(
     sandbox: Sandbox, helm_env: dict[str, str]
 ) -> None:
+    require_fresh_crd_copy()
     kubectl(sandbox, "apply", "--server-side", "--force-conflicts",
             "-f", str(CHART.parents[1] / "crds"))  # fmt: skip
     apply(sandbox, {"apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",

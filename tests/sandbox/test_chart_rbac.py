@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.test_chart import NAMESPACE, by_kind, render
+from tests.sandbox.test_chart import NAMESPACE, by_kind, render, require_fresh_crd_copy
 
 from dpio_sandbox.sandbox import Sandbox
 
@@ -57,6 +57,7 @@ def install_default(box: Sandbox) -> list[dict[str, Any]]:
     """The default rendering, applied into a namespace where PodSecurity enforces "restricted"
     (server-side apply: idempotent, so every module that needs the chart may call it)."""
     objects = render()
+    require_fresh_crd_copy()
     labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
     namespace = {"apiVersion": "v1", "kind": "Namespace",
                  "metadata": {"name": NAMESPACE, "labels": labels}}  # fmt: skip
