@@ -14,6 +14,7 @@ import logging
 import re
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,3 +234,13 @@ def test_image_command_runs_kopf_clusterwide_standalone_with_the_liveness_endpoi
         "liveness_endpoint": "http://0.0.0.0:8080/healthz",
         "standalone": True,
     }
+
+
+def test_image_label_chart_app_version_and_package_version_agree() -> None:
+    """One release number: the package's, the image's label and the chart's appVersion (which
+    the chart also uses as the default image tag)."""
+    package = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    chart = (REPO / "charts" / "dpio-operator" / "Chart.yaml").read_text()
+    (labels,) = final("LABEL")
+    assert f'org.opencontainers.image.version="{package}"' in labels
+    assert f'appVersion: "{package}"' in chart
