@@ -55,6 +55,7 @@ func (srv *Server) adminMux() *http.ServeMux {
 	mux.HandleFunc("POST /reboots/complete", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, map[string]any{"completed": srv.sim.CompleteReboots()})
 	})
+	srv.faultRoutes(mux)
 	return mux
 }
 
