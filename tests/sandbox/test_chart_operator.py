@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.test_chart import NAMESPACE, by_kind, container, render
+from tests.sandbox.test_chart import CHART, NAMESPACE, by_kind, container, render
 from tests.sandbox.test_chart_rbac import install_default
 from tests.sandbox.vsphere_helpers import eventually
 
@@ -205,18 +206,12 @@ def test_operator_under_the_chart_account_reports_on_assignments(
     _assert_never_refused(operator_as_chart, allowed="not-listed")
 
 
-# kopf's peering resources, as its documentation gives them (README "Peering").
-KOPF_PEERING = [
-    {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-     "metadata": {"name": "clusterkopfpeerings.kopf.dev"},
-     "spec": {"scope": "Cluster", "group": "kopf.dev",
-              "names": {"kind": "ClusterKopfPeering", "plural": "clusterkopfpeerings",
-                        "singular": "clusterkopfpeering"},
-              "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-                  "openAPIV3Schema": {"type": "object", "properties": {"status": {
-                      "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}},
-    {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "default"}},
-]  # fmt: skip
+def _readme_peering() -> list[dict[str, Any]]:
+    """The kopf peering CRD and object exactly as the chart README tells users to apply them."""
+    readme = (CHART / "README.md").read_text()
+    section = readme.split("## Peering", 1)[1]
+    block = section.split("```yaml", 1)[1].split("```", 1)[0]
+    return [doc for doc in yaml.safe_load_all(block) if doc]
 
 
 def test_with_peering_the_operator_keeps_its_entry_in_the_peering_object(
@@ -228,10 +223,11 @@ def test_with_peering_the_operator_keeps_its_entry_in_the_peering_object(
     assert "--standalone" not in container(objects)["args"]
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     apply(sandbox, {"apiVersion": "v1", "kind": "List", "items": objects})
-    apply(sandbox, KOPF_PEERING[0])
+    crd, peering = _readme_peering()
+    apply(sandbox, crd)
     kubectl(sandbox, "wait", "--for=condition=Established", "--timeout=30s",
             "crd/clusterkopfpeerings.kopf.dev")  # fmt: skip
-    eventually(lambda: _applied(sandbox, KOPF_PEERING[1]))
+    eventually(lambda: _applied(sandbox, peering))
     try:
         with run_operator(sandbox, objects, tmp_path) as log:
 
