@@ -244,3 +244,12 @@ def test_readme_names_only_files_that_exist() -> None:
     assert "deploy/argocd/health.lua" in paths
     missing = [p for p in sorted(paths) if not (REPO / p).exists() and not (CHART / p).exists()]
     assert not missing
+
+
+@pytest.mark.parametrize(("kube_version", "accepted"), [("1.28.9", False), ("1.29.0", True)])
+def test_kubernetes_older_than_the_crds_cel_rules_is_refused(
+    kube_version: str, accepted: bool
+) -> None:
+    """The CRDs' CEL rules (x-kubernetes-validations, some with fieldPath) are GA in 1.29."""
+    proc = helm.run("template", "dpio", str(CHART), "--kube-version", kube_version, check=False)
+    assert (proc.returncode == 0) is accepted, proc.stderr
