@@ -56,7 +56,10 @@ def test_install_adopts_the_crds_upgrades_them_and_uninstall_keeps_them(
     for crd in CRDS:
         kubectl(sandbox, "label", "crd", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
         kubectl(sandbox, "annotate", "crd", crd, *OWNER, "--overwrite")
-    helm.run("install", RELEASE, str(CHART), "-n", NAMESPACE, env=helm_env)
+    installed = helm.run("install", RELEASE, str(CHART), "-n", NAMESPACE, env=helm_env)
+    # NOTES.txt: where the credentials go, and that uninstall keeps the CRDs.
+    assert f"the Secret {NAMESPACE}/vcenter" in installed.stdout
+    assert "helm.sh/resource-policy: keep" in installed.stdout
     crd = get(sandbox, "crd", CRDS[0])
     assert crd["metadata"]["labels"]["helm.sh/chart"] == "dpio-operator-0.1.0"
 
