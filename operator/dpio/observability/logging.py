@@ -164,4 +164,7 @@ def configure(
     # HTTP wire logs would carry request and response bodies (Secrets among them) at DEBUG.
     for noisy in ("urllib3", "kubernetes.client.rest", "asyncio"):
         logging.getLogger(noisy).setLevel(max(level, logging.INFO))
+    # kopf says "Handler '...' succeeded." at INFO for every watch event of every object (our
+    # handlers only feed the queue); below DEBUG that is noise, its warnings and errors stay.
+    logging.getLogger("kopf.objects").setLevel(level if level <= logging.DEBUG else logging.WARNING)
     return handler

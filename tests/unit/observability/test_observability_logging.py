@@ -26,7 +26,8 @@ def root() -> Iterator[logging.Logger]:
     logger = logging.getLogger()
     handlers, level = list(logger.handlers), logger.level
     others = {
-        n: logging.getLogger(n).level for n in ("urllib3", "kubernetes.client.rest", "asyncio")
+        n: logging.getLogger(n).level
+        for n in ("urllib3", "kubernetes.client.rest", "asyncio", "kopf.objects")
     }
     yield logger
     for handler in list(logger.handlers):
@@ -113,17 +114,22 @@ def test_protected_values_are_scrubbed_from_message_and_fields(fmt: str) -> None
 
 
 @pytest.mark.parametrize(
-    ("env", "verbose", "formatter", "level"),
+    ("env", "verbose", "formatter", "level", "kopf_objects"),
     [
-        ({}, False, logs.TextFormatter, logging.INFO),
-        ({"DPIO_LOG_FORMAT": "json"}, False, logs.JsonFormatter, logging.INFO),
+        ({}, False, logs.TextFormatter, logging.INFO, logging.WARNING),
+        ({"DPIO_LOG_FORMAT": "json"}, False, logs.JsonFormatter, logging.INFO, logging.WARNING),
         ({"DPIO_LOG_FORMAT": "JSON", "DPIO_LOG_LEVEL": "warning"}, False, logs.JsonFormatter,
-         logging.WARNING),
-        ({"DPIO_LOG_LEVEL": "ERROR"}, True, logs.TextFormatter, logging.DEBUG),
+         logging.WARNING, logging.WARNING),
+        ({"DPIO_LOG_LEVEL": "ERROR"}, True, logs.TextFormatter, logging.DEBUG, logging.DEBUG),
     ],
 )  # fmt: skip
 def test_configure_from_environment(
-    root: logging.Logger, env: dict[str, str], verbose: bool, formatter: type, level: int
+    root: logging.Logger,
+    env: dict[str, str],
+    verbose: bool,
+    formatter: type,
+    level: int,
+    kopf_objects: int,
 ) -> None:
     logs.configure(env, verbose=verbose)
     handler = logs.configure(env, verbose=verbose)  # twice: still one handler
@@ -131,6 +137,7 @@ def test_configure_from_environment(
     assert isinstance(handler.formatter, formatter)
     assert root.level == level
     assert logging.getLogger("urllib3").level >= logging.INFO
+    assert logging.getLogger("kopf.objects").level == kopf_objects
 
 
 @pytest.mark.parametrize(
