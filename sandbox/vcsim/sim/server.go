@@ -106,6 +106,8 @@ func New(inv *Inventory, opts Options) (*Simulator, error) {
 		s.Close()
 		return nil, fmt.Errorf("load inventory: %w", err)
 	}
+	// The counters are for clients: the inventory's own set-up calls don't count.
+	s.Counters.Reset()
 	return s, nil
 }
 
