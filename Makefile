@@ -58,6 +58,10 @@ test-go: ## Go tests of the vSphere simulator
 test: lint test-go ## Everything CI runs (builds the sandbox binaries on first use, cached in ~/.cache/dpio-sandbox)
 	$(VENV)/bin/pytest -m "not faults" tests
 
+.PHONY: chart-lint
+chart-lint: venv ## helm lint --strict, template and schema tests of charts/dpio-operator; hadolint on the Dockerfile
+	$(VENV)/bin/pytest tests/sandbox/test_chart.py tests/unit/test_dockerfile.py
+
 .PHONY: test-faults
 test-faults: venv ## The fault-injection suite (SIGKILLs, vCenter outages, API server restarts), 3 runs
 	for i in 1 2 3; do $(VENV)/bin/pytest -m faults tests/faults || exit 1; done
@@ -86,6 +90,7 @@ clean: ## Remove local state (not the binary cache)
 .PHONY: crds
 crds: venv ## Regenerate crds/ and docs/api.md from the pydantic models
 	$(PY) -m dpio.api.crd --out crds/
+	cp crds/*.yaml charts/dpio-operator/files/crds/
 	$(PY) -m dpio.api.docs --out docs/api.md
 
 .PHONY: run
