@@ -341,6 +341,16 @@ def test_the_older_assignment_wins_the_device(
         assert _pci(_vm(si, younger_vm)) == []
 
 
+def test_a_vm_deleted_in_vcenter_just_releases_its_assignment(
+    batch: Sandbox, sim: Simulator
+) -> None:
+    _until(batch, "zz-older", "Ready", ("True", "Reconciled"))
+    with connect(sim) as si:
+        wait_task(_vm(si, "race-vm-1").Destroy_Task())
+    _until(batch, "zz-older", "Ready", ("False", "VMNotFound"))
+    kubectl(batch, "delete", "vmda", "zz-older", "-n", NS, "--timeout=30s")
+
+
 def test_each_feature_conflict_blocks_then_resolve_clears_the_resolvable(
     batch: Sandbox, sim: Simulator
 ) -> None:
