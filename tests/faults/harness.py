@@ -41,6 +41,7 @@ class OperatorProcess:
     port: int = 0
 
     def start(self) -> None:
+        assert not self.alive, "one replica at a time: kill or stop it first"
         self.runs += 1
         self.port = procs.free_port()
         env = {
