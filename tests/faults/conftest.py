@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.faults.harness import OperatorProcess, kubectl, vcenter_secret
+from tests.faults.harness import SUMMARIES, OperatorProcess, kubectl, vcenter_secret
 
 from dpio_sandbox import install
 from dpio_sandbox.sandbox import Sandbox
@@ -90,3 +90,11 @@ def fault_operator(
                         "-p", '{"metadata":{"finalizers":[]}}')  # fmt: skip
         for operator in made:
             operator.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures of every fault test that got as far as its summary line."""
+    if SUMMARIES:
+        terminalreporter.section("fault suite figures")
+        for line in SUMMARIES:
+            terminalreporter.write_line(line)

@@ -167,6 +167,14 @@ def secrets_in(texts: Iterable[tuple[str, str]], secrets: Iterable[str]) -> list
     return [f"{where}: {s[:3]}..." for where, text in texts for s in secrets if s and s in text]
 
 
+SUMMARIES: list[str] = []
+
+
 def summary(test: str, **figures: object) -> None:
-    """One line per test, read by people and by the issue note: faults, converged, violations."""
-    print("\nFAULTS " + test + " " + " ".join(f"{k}={v}" for k, v in figures.items()))
+    """One line per test, read by people and by the issue note: faults, converged, violations.
+
+    Printed, and repeated at the end of the run by tests/faults/conftest.py (captured output of
+    passing tests is not shown otherwise)."""
+    line = "FAULTS " + test + " " + " ".join(f"{k}={v}" for k, v in figures.items())
+    SUMMARIES.append(line)
+    print("\n" + line)

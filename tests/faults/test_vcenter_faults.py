@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from pyVmomi import vim
@@ -169,6 +170,40 @@ def test_session_expiry_then_drift_is_corrected_with_one_new_login(
         violations.append(f"{operator_logins} operator logins after one expiry (want 1)")
     summary(
         "vcenter-session-expiry", faults=1, hosts=hosts, relogins=operator_logins,
+        violations=len(violations),
+    )  # fmt: skip
+    assert violations == []
+
+
+def test_failed_calls_are_retried_until_converged(
+    sandbox: Sandbox,
+    vcsim_factory: SimulatorFactory,
+    fault_operator: Callable[[Simulator], OperatorProcess],
+) -> None:
+    """vCenter refuses some calls (HostConfigFault on UpdatePassthruConfig, a SystemError on the
+    inventory read): the policy says so, the operator retries with backoff, and each failed call
+    is repeated exactly once."""
+    hosts, failures = 6, 3
+    sim = vcsim_factory(inventory=inventory(hosts, DEVICES))
+    operator = fault_operator(sim)
+    operator.start()
+    reset_counters(sim)
+    sim.admin("POST", "/faults", {"method": "UpdatePassthruConfig", "fault": "HostConfigFault",
+                                  "count": failures, "message": "vmkernel busy"})  # fmt: skip
+    sim.admin("POST", "/faults", {"method": "RetrievePropertiesEx", "fault": "SystemError",
+                                  "count": 1, "message": "vpxd restarting"})  # fmt: skip
+    apply(sandbox, hpp("task-failures", {"clusters": [CLUSTER]}))
+    _converged(sandbox, "task-failures", timeout=180)
+    pending: Any = sim.admin("GET", "/faults")
+    seen = {"logins": logins(sim), "updates": counters(sim).get("UpdatePassthruConfig", 0)}
+    violations = _after(sim, hosts, operator, **seen)
+    if pending["pending"]:
+        violations.append(f"faults never met: {pending['pending']}")
+    if seen["updates"] != hosts + failures:
+        violations.append(f"{seen['updates']} UpdatePassthruConfig for {hosts} hosts "
+                          f"and {failures} refusals")  # fmt: skip
+    summary(
+        "vcenter-call-failures", faults=failures + 1, hosts=hosts, update_calls=seen["updates"],
         violations=len(violations),
     )  # fmt: skip
     assert violations == []
