@@ -1,4 +1,8 @@
-"""HostPassthroughPolicy: every watch event feeds the controller; the queue does the rest."""
+"""HostPassthroughPolicy: every watch event feeds the controller; the queue does the rest.
+
+The handler is a coroutine on purpose: kopf runs plain functions in a thread pool, and the
+controller's cache and work queue belong to the event loop (asyncio.Queue is not thread-safe).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,6 @@ from dpio.handlers.runtime import Runtime
 
 
 @kopf.on.event("dpio.io", "v1alpha1", "hostpassthroughpolicies")
-def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     runtime.policies.observe(str(event.get("type") or "ADDED"), event["object"])
