@@ -2,11 +2,15 @@
 
 Logs: `DPIO_LOG_FORMAT=json` for one JSON object per line (text by default), `DPIO_LOG_LEVEL`
 (INFO by default; `--verbose` is DEBUG). Metrics: `DPIO_METRICS_PORT` (9090; 0 turns it off).
+Several replicas: `--lease NAME` / `DPIO_LEASE` (leader election on that coordination.k8s.io
+Lease in DPIO_NAMESPACE; only its holder reconciles), `--lease-duration` / `DPIO_LEASE_DURATION`
+(15 s): a follower takes over within that plus two retry periods (docs/high-availability.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import kopf
 
@@ -20,13 +24,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz")
     parser.add_argument("--standalone", action="store_true", help="no peering (one replica)")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--lease", help=f"leader election on this Lease (${lifecycle.LEASE_ENV})")
+    parser.add_argument(
+        "--lease-duration", help=f"seconds (${lifecycle.LEASE_DURATION_ENV}, default 15)"
+    )
     args = parser.parse_args(argv)
+    # The startup handler reads its settings from the environment; the flags only override it.
+    if args.lease is not None:
+        os.environ[lifecycle.LEASE_ENV] = args.lease
+    if args.lease_duration is not None:
+        os.environ[lifecycle.LEASE_DURATION_ENV] = args.lease_duration
     try:
         logs.configure(verbose=args.verbose)
         lifecycle.metrics_port()  # a bad value stops us here, not inside kopf's startup
+        election = lifecycle.LeaderElection.from_env()
     except ValueError as err:
         parser.error(str(err))
-    kopf.run(clusterwide=True, liveness_endpoint=args.liveness, standalone=args.standalone)
+    # With our Lease, kopf peering must stay off: a kopf-paused leader would reconcile from a
+    # stale cache while the Lease keeps the other replica idle (docs/high-availability.md).
+    standalone = args.standalone or election is not None
+    kopf.run(clusterwide=True, liveness_endpoint=args.liveness, standalone=standalone)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,259 @@
+"""Leader election on a coordination.k8s.io/v1 Lease, as client-go's `leaderelection` does it.
+
+Several operator replicas watch the same objects (every cache stays warm), but only the holder
+of the Lease runs reconciles, so only it writes to vCenter or to status. Why a Lease and not
+kopf's peering: kopf pauses only its own handlers, not our work queue nor the vCenter watcher
+threads, and exposes its paused state to no handler (it is an internal toggle of `kopf.run`).
+
+The rules are client-go's (k8s.io/client-go/tools/leaderelection, `tryAcquireOrRenew`):
+- a Lease held by someone else is respected until `lease_duration` has passed on OUR clock since
+  we last saw its record change (no comparison of two machines' clocks, so no clock skew issue);
+- every write carries the resourceVersion it read: of two replicas taking over at once, one gets
+  409 Conflict and stays a follower;
+- a leader that could not renew for `renew_deadline` (< lease_duration) stops leading before any
+  follower may take over, so two leaders never overlap while both clocks run at the same rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+_log = logging.getLogger(__name__)
+
+
+class LeaseConflictError(RuntimeError):
+    """Someone else created or changed the Lease first (409 Conflict / 409 AlreadyExists)."""
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """The spec of a Lease, and the resourceVersion it was read at."""
+
+    holder: str
+    duration: int
+    acquire_time: datetime.datetime | None = None
+    renew_time: datetime.datetime | None = None
+    transitions: int = 0
+    #: Any write changes it, so a new version is a sign of life even with an unchanged spec.
+    resource_version: str = ""
+
+
+class LeaseStore(Protocol):
+    async def get(self) -> LeaseRecord | None: ...
+    async def create(self, record: LeaseRecord) -> LeaseRecord: ...
+    async def replace(self, record: LeaseRecord) -> LeaseRecord: ...
+
+
+@dataclass(frozen=True)
+class Timing:
+    """client-go's defaults for controllers (kube-controller-manager: 15 s / 10 s / 2 s)."""
+
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+    @classmethod
+    def for_duration(cls, seconds: float) -> Timing:
+        """Renew deadline 2/3 and retry period 2/15 of the lease, as in client-go's defaults."""
+        if seconds < 3:
+            raise ValueError(f"the lease duration must be at least 3 seconds, not {seconds}")
+        return cls(seconds, seconds * 2 / 3, max(0.5, seconds * 2 / 15))
+
+    @property
+    def takeover(self) -> float:
+        """Worst case from the leader's death until a follower leads (one retry to notice the
+        expiry, one more if its first look came just before the leader's last renewal)."""
+        return self.lease_duration + 2 * self.retry_period
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class LeaderElector:
+    """One replica's view of the Lease; `leading` is the gate for every write."""
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        identity: str,
+        timing: Timing | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime.datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.identity = identity
+        self.timing = timing or Timing()
+        self._clock = clock
+        self._now = now
+        self._observed: LeaseRecord | None = None
+        self._observed_at = 0.0
+        self._renewed_at: float | None = None  # our clock, last successful acquire or renew
+        self.leading = False
+
+    async def try_acquire_or_renew(self) -> bool:
+        """One round; True when we hold the Lease afterwards. Never raises for API errors."""
+        try:
+            held = await self._round()
+        except (LeaseConflictError, ApiException, OSError) as err:
+            _log.debug("Lease round failed", extra={"error": str(err)})
+            return False
+        if held:
+            self._renewed_at = self._clock()
+        return held
+
+    async def _round(self) -> bool:
+        current = await self.store.get()
+        if current is None:
+            self._observe(await self.store.create(self._claim(None)))
+            return True
+        if current != self._observed:
+            self._observe(current)
+        held_by_other = current.holder not in ("", self.identity)
+        if held_by_other and self._observed_at + current.duration > self._clock():
+            return False
+        self._observe(await self.store.replace(self._claim(current)))
+        return True
+
+    def _observe(self, record: LeaseRecord) -> None:
+        self._observed = record
+        self._observed_at = self._clock()
+
+    def _claim(self, current: LeaseRecord | None) -> LeaseRecord:
+        now = self._now()
+        ours = current is not None and current.holder == self.identity
+        return LeaseRecord(
+            holder=self.identity,
+            duration=max(1, round(self.timing.lease_duration)),
+            acquire_time=current.acquire_time if ours and current else now,
+            renew_time=now,
+            transitions=(current.transitions if current else 0) + (0 if ours else 1),
+            resource_version=current.resource_version if current else "",
+        )
+
+    def renew_expired(self) -> bool:
+        """A leader that has not renewed for `renew_deadline` must stop leading."""
+        last = self._renewed_at
+        return last is None or self._clock() - last >= self.timing.renew_deadline
+
+    async def release(self) -> None:
+        """On a graceful stop: hand the Lease over at once (client-go's ReleaseOnCancel)."""
+        if not self.leading or self._observed is None:
+            return
+        self.leading = False
+        record = replace(self._observed, holder="", duration=1, renew_time=self._now())
+        try:
+            await self.store.replace(record)
+        except (LeaseConflictError, ApiException, OSError) as err:
+            _log.warning("Could not release the leader Lease", extra={"error": str(err)})
+
+    async def run(
+        self,
+        on_started_leading: Callable[[], Awaitable[None]],
+        on_stopped_leading: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Follow until we lead, then renew until we can't; calls each callback once."""
+        while not await self.try_acquire_or_renew():
+            await asyncio.sleep(self.timing.retry_period)
+        self.leading = True
+        _log.info("Leading: this replica reconciles", extra={"identity": self.identity})
+        await on_started_leading()
+        while True:
+            await asyncio.sleep(self.timing.retry_period)
+            if await self.try_acquire_or_renew():
+                continue
+            if self._observed is not None and self._observed.holder not in ("", self.identity):
+                break  # someone else holds it now: stop at once
+            if self.renew_expired():
+                break
+        self.leading = False
+        _log.warning("Leadership lost: this replica stops reconciling", extra=self._extra())
+        await on_stopped_leading()
+
+    def _extra(self) -> dict[str, Any]:
+        return {
+            "identity": self.identity,
+            "holder": self._observed.holder if self._observed else "",
+        }
+
+
+def _micro_time(value: datetime.datetime | None) -> str | None:
+    """MicroTime on the wire is RFC 3339 with exactly six fraction digits (metav1.MicroTime)."""
+    if value is None:
+        return None
+    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class KubeLeaseStore:
+    """The Lease `name` in `namespace`, through the official client, off the event loop."""
+
+    def __init__(self, api: k8s.ApiClient, namespace: str, name: str) -> None:
+        self._api = k8s.CoordinationV1Api(api)
+        self.namespace = namespace
+        self.name = name
+
+    async def get(self) -> LeaseRecord | None:
+        try:
+            lease = await asyncio.to_thread(
+                self._api.read_namespaced_lease, self.name, self.namespace
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return _record(lease)
+
+    async def create(self, record: LeaseRecord) -> LeaseRecord:
+        body = self._body(record)
+        return await self._write(self._api.create_namespaced_lease, self.namespace, body)
+
+    async def replace(self, record: LeaseRecord) -> LeaseRecord:
+        body = self._body(record)
+        return await self._write(
+            self._api.replace_namespaced_lease, self.name, self.namespace, body
+        )
+
+    async def _write(self, call: Callable[..., Any], *args: Any) -> LeaseRecord:
+        try:
+            return _record(await asyncio.to_thread(call, *args))
+        except ApiException as err:
+            if err.status == 409:
+                where = f"{self.namespace}/{self.name}"
+                raise LeaseConflictError(f"lease {where}: {err.reason}") from err
+            raise
+
+    def _body(self, record: LeaseRecord) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if record.resource_version:
+            metadata["resourceVersion"] = record.resource_version
+        spec = {
+            "holderIdentity": record.holder,
+            "leaseDurationSeconds": record.duration,
+            "acquireTime": _micro_time(record.acquire_time),
+            "renewTime": _micro_time(record.renew_time),
+            "leaseTransitions": record.transitions,
+        }
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": metadata, "spec": spec}  # fmt: skip
+
+
+def _record(lease: Any) -> LeaseRecord:
+    spec = lease.spec
+    return LeaseRecord(
+        holder=spec.holder_identity or "",
+        duration=int(spec.lease_duration_seconds or 0),
+        acquire_time=spec.acquire_time,
+        renew_time=spec.renew_time,
+        transitions=int(spec.lease_transitions or 0),
+        resource_version=str(lease.metadata.resource_version or ""),
+    )
