@@ -82,7 +82,7 @@ def plan_policy(
         drain_timeout = parse_duration(spec.reboot.drain_timeout)
     except (InvalidSpecError, ValueError) as err:
         return PolicyPlan(stalled=Problem("InvalidSpec", str(err)))
-    rivals = Rivals.build(name, creation_timestamp, tuple(others), inventory)
+    rivals = Rivals.build(name, creation_timestamp, tuple(others), inventory, selection.hosts)
     records = _previous_records(previous)
     plans = tuple(plan_host(h, rules, rivals) for h in selection.hosts)
     reboot = _plan_reboots(spec, drain_timeout, plans, records, now)

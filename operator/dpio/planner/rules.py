@@ -3,16 +3,17 @@ hosts with (DESIGN.md §3.1.8: the older policy wins a device both want in oppos
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from dpio.api.policy import ApplyNow, HostPassthroughPolicySpec
+from dpio.api.policy import ApplyNow, HostPassthroughPolicySpec, HostSelector
 from dpio.planner.observed import HostPciDevice, ObservedHost, ObservedInventory
 from dpio.planner.selection import (
     DeviceMatcher,
     InvalidSpecError,
     compile_device_selectors,
-    select_hosts,
 )
 
 
@@ -35,15 +36,63 @@ class PolicyRules:
 
 
 @dataclass(frozen=True, slots=True)
+class HostMatcher:
+    """`spec.hosts` compiled once: the same rule as `select_hosts`, asked one host at a time."""
+
+    names: frozenset[str]
+    clusters: frozenset[str]
+    pattern: re.Pattern[str] | None
+
+    @classmethod
+    def from_selector(cls, selector: HostSelector) -> HostMatcher:
+        """Raises InvalidSpecError for a namePattern that is not a regular expression."""
+        try:
+            pattern = re.compile(selector.name_pattern) if selector.name_pattern else None
+        except re.error as err:
+            raise InvalidSpecError(f"hosts.namePattern: {err}") from err
+        return cls(frozenset(selector.names), frozenset(selector.clusters), pattern)
+
+    def selects(self, host: ObservedHost, inventory: ObservedInventory) -> bool:
+        if host.name in self.names or (host.cluster is not None and host.cluster in self.clusters):
+            return True
+        if any(host.name in inventory.clusters.get(c, ()) for c in self.clusters):
+            return True
+        return self.pattern is not None and self.pattern.search(host.name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """What another policy's spec says about hosts and devices, compiled once per generation."""
+
+    hosts: HostMatcher
+    rules: PolicyRules
+
+    @classmethod
+    def from_spec(cls, spec: HostPassthroughPolicySpec) -> CompiledPolicy:
+        """Raises InvalidSpecError for what admission could not reject."""
+        return cls(HostMatcher.from_selector(spec.hosts), PolicyRules.from_spec(spec))
+
+
+@dataclass(frozen=True, slots=True)
 class OtherPolicy:
     """Another HostPassthroughPolicy on the same vCenter, as the reconciler lists it.
 
-    Policies being deleted should be left out: they no longer claim anything.
+    Policies being deleted should be left out: they no longer claim anything. `compiled` lets a
+    caller that keeps OtherPolicy objects between plans (the reconciler, per generation) compile
+    each spec once instead of on every plan of every other policy; None compiles it here.
     """
 
     name: str
     creation_timestamp: datetime
     spec: HostPassthroughPolicySpec
+    compiled: CompiledPolicy | None = None
+
+    @classmethod
+    def compile(
+        cls, name: str, creation_timestamp: datetime, spec: HostPassthroughPolicySpec
+    ) -> OtherPolicy:
+        """Raises InvalidSpecError: a policy that can't be planned claims nothing."""
+        return cls(name, creation_timestamp, spec, CompiledPolicy.from_spec(spec))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +127,24 @@ class Rivals:
         creation_timestamp: datetime,
         others: tuple[OtherPolicy, ...],
         inventory: ObservedInventory,
+        hosts: Sequence[ObservedHost] | None = None,
     ) -> Rivals:
+        """`hosts`: the hosts being planned (default: all). Rivals are only ever asked about
+        those, so only those are matched, and a policy that selects none of them is left out:
+        the cost is others x planned hosts, not others x the whole inventory."""
+        planned = inventory.hosts if hosts is None else hosts
         rivals = []
         for other in others:
             if other.name == name:
                 continue
             try:
-                rules = PolicyRules.from_spec(other.spec)
-                hosts = select_hosts(other.spec.hosts, inventory).hosts
+                compiled = other.compiled or CompiledPolicy.from_spec(other.spec)
             except InvalidSpecError:
                 continue  # a policy that can't be planned claims nothing; it reports Stalled
-            age = (other.creation_timestamp, other.name)
-            rivals.append(_Rival(other.name, age, frozenset(h.name for h in hosts), rules))
+            names = frozenset(h.name for h in planned if compiled.hosts.selects(h, inventory))
+            if names:
+                age = (other.creation_timestamp, other.name)
+                rivals.append(_Rival(other.name, age, names, compiled.rules))
         return cls((creation_timestamp, name), tuple(sorted(rivals, key=lambda r: r.age)))
 
     def older_opposite(

@@ -7,9 +7,10 @@ changed. The spec is never written.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from dpio.planner import (
 from dpio.planner.conditions import Problem
 from dpio.planner.events import transition_events
 from dpio.planner.status import stalled_status
+from dpio.reconcile.policy_others import OtherPolicies
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
 from dpio.reconcile.queue import Result
 
@@ -55,6 +57,19 @@ class PolicyReconciler:
     objects: ObjectsPort
     all_policies: Callable[[], Iterable[Mapping[str, Any]]]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    #: Parsed once per generation, shared by all reconciles of this kind.
+    other_policies: OtherPolicies = field(default_factory=OtherPolicies)
+    #: Policy name -> the morefs of the hosts its last plan selected (for `concerns`).
+    selected: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def concerns(self, name: str, hosts: frozenset[str] | None) -> bool:
+        """Does a vCenter change of `hosts` (None: any host) call for reconciling `name`?
+
+        Only policies that selected one of those hosts, and those with no plan yet (new,
+        Stalled, or failed before planning), which may select anything once they plan.
+        """
+        planned = self.selected.get(name)
+        return hosts is None or planned is None or not planned.isdisjoint(hosts)
 
     async def __call__(self, body: Mapping[str, Any]) -> Result:
         try:
@@ -95,6 +110,10 @@ class PolicyReconciler:
             others=self._others(policy.metadata.name),
             previous=previous,
         )
+        if plan.stalled is None:
+            self.selected[policy.metadata.name] = frozenset(p.host.moref for p in plan.hosts)
+        else:
+            self.selected.pop(policy.metadata.name, None)
         try:
             await self._update_passthru(body, hosts, plan.updates)
         except PortError as err:
@@ -149,18 +168,31 @@ class PolicyReconciler:
     async def _update_passthru(
         self, body: Mapping[str, Any], hosts: HostsPort, updates: Iterable[UpdatePassthruConfig]
     ) -> None:
-        for update in updates:
-            try:
-                await hosts.update_passthru_config(update)
-            except PortError as err:  # say which host refused, for the condition's message
-                message = f"{update.host}: UpdatePassthruConfig failed: {err.message}"
-                raise PortError(err.reason, message, retryable=err.retryable) from err
-            enabled = sorted(c.id for c in update.changes if c.passthru_enabled)
-            disabled = sorted(c.id for c in update.changes if not c.passthru_enabled)
-            parts = [f"enabled {', '.join(enabled)}" if enabled else "",
-                     f"disabled {', '.join(disabled)}" if disabled else ""]  # fmt: skip
-            message = f"Passthrough on {update.host}: {'; '.join(p for p in parts if p)}"
-            await self.objects.event(body, "Normal", "PassthroughUpdated", message)
+        """One `UpdatePassthruConfig` per host, all hosts at once: the vCenter client's thread
+        pool (one thread per pooled connection) bounds how many are in flight, so 64 hosts take
+        64 / pool-size round trips instead of 64 (docs/benchmarks.md, finding 5). Each host that
+        changed gets its Event; the first failure, in host order, is raised after all ended."""
+        results = await asyncio.gather(
+            *(self._update_host(body, hosts, u) for u in updates), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _update_host(
+        self, body: Mapping[str, Any], hosts: HostsPort, update: UpdatePassthruConfig
+    ) -> None:
+        try:
+            await hosts.update_passthru_config(update)
+        except PortError as err:  # say which host refused, for the condition's message
+            message = f"{update.host}: UpdatePassthruConfig failed: {err.message}"
+            raise PortError(err.reason, message, retryable=err.retryable) from err
+        enabled = sorted(c.id for c in update.changes if c.passthru_enabled)
+        disabled = sorted(c.id for c in update.changes if not c.passthru_enabled)
+        parts = [f"enabled {', '.join(enabled)}" if enabled else "",
+                 f"disabled {', '.join(disabled)}" if disabled else ""]  # fmt: skip
+        message = f"Passthrough on {update.host}: {'; '.join(p for p in parts if p)}"
+        await self.objects.event(body, "Normal", "PassthroughUpdated", message)
 
     async def _start(
         self, body: Mapping[str, Any], hosts: HostsPort, actions: Iterable[RebootAction]
@@ -191,6 +223,7 @@ class PolicyReconciler:
             await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
             return Result(failed=True)
         await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+        self.selected.pop(policy.metadata.name, None)
         return Result()
 
     async def _write(
@@ -218,20 +251,4 @@ class PolicyReconciler:
             await self.objects.event(body, event.type, event.reason, event.message)
 
     def _others(self, name: str) -> list[OtherPolicy]:
-        others = []
-        for body in self.all_policies():
-            meta = body.get("metadata", {})
-            if meta.get("name") == name or meta.get("deletionTimestamp"):
-                continue
-            try:
-                other = HostPassthroughPolicy.model_validate(body)
-            except ValidationError:
-                continue
-            others.append(
-                OtherPolicy(
-                    name=other.metadata.name,
-                    creation_timestamp=other.metadata.creation_timestamp or _EPOCH,
-                    spec=other.spec,
-                )
-            )
-        return others
+        return self.other_policies.others(self.all_policies(), name)

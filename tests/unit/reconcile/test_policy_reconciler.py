@@ -173,3 +173,74 @@ def test_a_failed_update_names_the_host(
     ready = next(c for c in objects.status["conditions"] if c["type"] == "Ready")
     assert ready["message"].startswith("esx01: UpdatePassthruConfig failed: ")
     assert ("Normal", "PassthroughUpdated") not in objects.events
+
+
+@dataclass
+class SlowHosts(FakeHosts):
+    """Each UpdatePassthruConfig takes a round trip; counts how many are in flight at once."""
+
+    in_flight: int = 0
+    most_in_flight: int = 0
+
+    async def update_passthru_config(self, update: UpdatePassthruConfig) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        await super().update_passthru_config(update)
+
+
+def fleet_body(hosts: list[str]) -> dict[str, Any]:
+    result = body(None)
+    result["spec"]["hosts"] = {"names": hosts}
+    return result
+
+
+@pytest.mark.parametrize(
+    ("refuse", "events"),
+    [
+        pytest.param(None, 8, id="all-hosts-change"),
+        pytest.param(HOST_REFUSED, 0, id="every-host-refuses"),
+    ],
+)
+def test_hosts_are_updated_at_once_with_an_event_each(
+    refuse: PortError | None, events: int
+) -> None:
+    names = [f"esx{i:02}" for i in range(8)]
+    inventory = ObservedInventory(hosts=tuple(gpu_host(n, enabled=False) for n in names))
+    hosts = SlowHosts(inventory, refuse=refuse)
+    objects = FakeObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts), objects, lambda: [], clock=lambda: NOW)
+
+    asyncio.run(reconciler(fleet_body(names)))
+
+    assert hosts.most_in_flight == 8  # not one after another
+    assert sorted(u.host for u in hosts.updates) == (names if refuse is None else [])
+    assert objects.events.count(("Normal", "PassthroughUpdated")) == events
+    if refuse is not None:  # the first host in order names the failure
+        assert objects.status is not None
+        ready = next(c for c in objects.status["conditions"] if c["type"] == "Ready")
+        assert ready["message"].startswith("esx00: UpdatePassthruConfig failed")
+
+
+@pytest.mark.parametrize(
+    ("changed", "concerned"),
+    [
+        pytest.param(frozenset({"host-esx01"}), {"gpu": True, "never-planned": True},
+                     id="its-host"),
+        pytest.param(frozenset({"host-esx09"}), {"gpu": False, "never-planned": True},
+                     id="another-host"),
+        pytest.param(frozenset(), {"gpu": False, "never-planned": True}, id="nothing"),
+        pytest.param(None, {"gpu": True, "never-planned": True}, id="any-host"),
+    ],
+)  # fmt: skip
+def test_a_vcenter_change_concerns_the_policies_that_selected_its_hosts(
+    changed: frozenset[str] | None, concerned: dict[str, bool]
+) -> None:
+    hosts = FakeHosts(ObservedInventory(hosts=(gpu_host(enabled=True, active=True),)))
+    reconciler = PolicyReconciler(FakeVCenter(hosts), FakeObjects(), lambda: [], clock=lambda: NOW)
+    asyncio.run(reconciler(body(None)))  # plans esx01 (moref host-esx01)
+
+    got = {name: reconciler.concerns(name, changed) for name in concerned}
+
+    assert got == concerned
