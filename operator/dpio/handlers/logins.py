@@ -31,6 +31,12 @@ from dpio.vsphere.session import SessionCache, VCenterClient
 #: (vSphere Authentication guide, "Edit the vCenter Single Sign-On Lockout Policy"); retrying on
 #: every backoff step would lock the account for everyone. A changed Secret is tried at once.
 REFUSED_LOGIN_RETRY_SECONDS = 600.0
+#: A Secret that led to a working login is used again for this long without a GET: one read per
+#: reconcile was most of the operator's API-server traffic while converging (docs/benchmarks.md,
+#: finding 2). Short, so a changed Secret (new password, another vCenter) is picked up within
+#: seconds; below STALLED_RECHECK_SECONDS, and a Secret that failed is never reused, so a Stalled
+#: object's re-check always reads the Secret afresh.
+SECRET_REUSE_SECONDS = 10.0
 
 
 def port_error(err: VSphereError, where: str = "") -> PortError:
@@ -53,11 +59,26 @@ class Logins:
     #: Logins vCenter refused, by Credentials.cache_key(): when, and the error to report.
     refused: dict[tuple[str, str, str], tuple[float, PortError]] = field(default_factory=dict)
     monotonic: Callable[[], float] = time.monotonic
+    #: Secrets whose login worked, by name: when they were read, and what they said.
+    working: dict[str, tuple[float, Credentials]] = field(default_factory=dict)
 
     async def client(self, secret: str) -> VCenterClient:
         """A logged-in session for the vCenter of Secret `secret`, or a `PortError`."""
         where = f"Secret {self.namespace}/{secret}"
-        return await self.client_for(where, await self.credentials(secret, where))
+        known = self.working.get(secret)
+        if known is not None and self.monotonic() - known[0] < SECRET_REUSE_SECONDS:
+            credentials = known[1]
+        else:
+            known, read_at = None, self.monotonic()
+            credentials = await self.credentials(secret, where)
+        try:
+            client = await self.client_for(where, credentials)
+        except PortError:
+            self.working.pop(secret, None)  # read it again next time
+            raise
+        if known is None:
+            self.working[secret] = (read_at, credentials)
+        return client
 
     async def credentials(self, secret: str, where: str) -> Credentials:
         """The Secret's credentials; SecretNotFound / SecretInvalid / NotPermitted otherwise."""
