@@ -73,8 +73,11 @@ class Runtime:
         loop = asyncio.get_running_loop()
 
         # Watcher threads hand changes to the event loop; the queue dedups a burst into one run.
-        def on_change() -> None:
-            loop.call_soon_threadsafe(policies.enqueue_all)
+        # Only policies whose hosts changed are queued, not all of them (docs/benchmarks.md #4).
+        def on_change(hosts: frozenset[str] | None) -> None:
+            loop.call_soon_threadsafe(
+                policies.enqueue_where, lambda key: reconciler.concerns(key[1], hosts)
+            )
 
         vcenters.on_change = on_change
         vms = VMCenters(vcenters.logins, config.vcenter_secret)

@@ -71,8 +71,9 @@ class VCenters:
     sessions: SessionCache
     namespace: str
     default_secret: str
-    #: Called (on a watcher thread) when vCenter reports a change to a host or VM.
-    on_change: Callable[[], None] = lambda: None
+    #: Called (on a watcher thread) when vCenter reports a change to a host, VM or cluster,
+    #: with the morefs of the hosts whose planning it can affect (None: possibly any host).
+    on_change: Callable[[frozenset[str] | None], None] = lambda _hosts: None
     #: One adapter (and its inventory view and watcher) per vCenter session.
     adapters: dict[str, HostAdapter] = field(default_factory=dict)
     watchers: dict[str, Watcher] = field(default_factory=dict)
@@ -95,7 +96,9 @@ class VCenters:
             if old is not None:
                 await asyncio.to_thread(old.stop)
             # Drift shows within seconds through WaitForUpdatesEx, not by polling (§3.2.10).
-            self.watchers[client.server] = adapter.watch(lambda _changes: self.on_change())
+            self.watchers[client.server] = adapter.watch(
+                lambda changes: self.on_change(adapter.changed_hosts(changes))
+            )
         return VSphereHosts(adapter)
 
     async def credentials(self, secret: str, where: str) -> Credentials:

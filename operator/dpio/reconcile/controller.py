@@ -77,6 +77,12 @@ class Controller:
         for key in list(self._objects):
             self.queue.add(key)
 
+    def enqueue_where(self, wanted: Callable[[Key], bool]) -> None:
+        """Queue the cached objects `wanted` picks (e.g. those a vCenter change concerns)."""
+        for key in list(self._objects):
+            if wanted(key):
+                self.queue.add(key)
+
     def get(self, key: Key) -> Body | None:
         return self._objects.get(key)
 

@@ -12,7 +12,7 @@ need one view per cluster, and the whole read is still one call.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -25,12 +25,20 @@ from dpio.vsphere.errors import ObjectNotFound, translated
 from dpio.vsphere.inventory_map import (
     CLUSTER_PATHS,
     HOST_PATHS,
+    VM,
     VM_PATHS,
     observed_inventory,
     passthru_systems,
 )
 
 _VIEW_KINDS = (vim.HostSystem, vim.VirtualMachine, vim.ClusterComputeResource)
+#: Exactly what `read` reads, for a change watch (`Watcher(paths=...)`): when it reports
+#: nothing, a new read would return the same inventory.
+INVENTORY_PATHS: Mapping[type, Sequence[str]] = {
+    vim.HostSystem: HOST_PATHS,
+    vim.VirtualMachine: VM_PATHS,
+    vim.ClusterComputeResource: CLUSTER_PATHS,
+}
 
 
 class InventoryReader:
@@ -41,6 +49,7 @@ class InventoryReader:
         self._lock = threading.Lock()
         self._view: tuple[Connection, Any] | None = None
         self._passthru_systems: dict[str, tuple[str, str]] = {}
+        self._vm_hosts: dict[str, str] = {}  # VM moref -> its host's moref, from the last read
 
     def _container_view(self, conn: Connection) -> Any:
         with self._lock:
@@ -82,14 +91,23 @@ class InventoryReader:
     ) -> ObservedInventory:
         """All hosts, or those named or in one of `clusters` (both empty: all)."""
         objects = self.read_objects(conn, include_vms=include_vms)
+        vm_hosts = {o.moref: properties.moref_id(o.get("runtime.host")) for o in objects
+                    if o.kind == VM}  # fmt: skip
         with self._lock:
             self._passthru_systems.update(passthru_systems(objects))
+            if include_vms:
+                self._vm_hosts = vm_hosts
         inventory = observed_inventory(objects)
         if not names and not clusters:
             return inventory
         wanted = set(names)
         hosts = tuple(h for h in inventory.hosts if h.name in wanted or h.cluster in clusters)
         return replace(inventory, hosts=hosts)
+
+    def vm_host(self, vm_moref: str) -> str:
+        """The moref of the host the VM ran on at the last read; empty if unknown."""
+        with self._lock:
+            return self._vm_hosts.get(vm_moref, "")
 
     def passthru_system(self, conn: Connection, host_moref: str) -> tuple[Any, str]:
         """The host's HostPciPassthruSystem and API version; from the last read, else one read."""

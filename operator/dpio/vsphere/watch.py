@@ -14,7 +14,9 @@ hosts and VMs, for exactly the properties the planners depend on. A thread long-
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +84,7 @@ class _Collector:
     collector: Any
     version: str = ""
     initial: bool = True  # the next update set is the full initial state
+    created: float = 0.0  # time.monotonic() just before its filter was created
 
 
 class Watcher:
@@ -105,6 +108,9 @@ class Watcher:
         self.backoff_max = backoff_max
         self.ready = threading.Event()  # set once the first full state was received
         self.recreated = 0  # how many times the collector was (re)created
+        #: time.monotonic() from which every change is reported: set once a collector's initial
+        #: state is in, infinite while the watch is down (a cached read must not be trusted).
+        self.since = math.inf
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._current: _Collector | None = None
@@ -169,6 +175,7 @@ class Watcher:
                 logger.exception("Watching vCenter failed", extra={"server": self.client.server})
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.backoff_max)
+        self.since = math.inf
         self._destroy()
 
     def _collector(self) -> _Collector:
@@ -179,15 +186,23 @@ class Watcher:
             conn = self.client.connection()
         if self._current is not None and self._current.conn is conn:
             return self._current
+        created = time.monotonic()
         with translated():
             view = properties.container_view(conn.content, list(self.paths))
             collector = conn.content.propertyCollector.CreatePropertyCollector()
             collector.CreateFilter(properties.view_filter(view, self.paths), partialUpdates=True)
         self.recreated += 1
-        self._current = _Collector(conn=conn, collector=collector, initial=True)
+        self._current = _Collector(conn=conn, collector=collector, created=created)
         return self._current
 
     def _poll_once(self) -> None:
+        try:
+            self._poll()
+        except BaseException:
+            self.since = math.inf  # changes may go unreported until a new initial state is in
+            raise
+
+    def _poll(self) -> None:
         current = self._collector()
         options = properties.PC.WaitOptions(maxWaitSeconds=self.max_wait_seconds)
         with translated():
@@ -199,6 +214,7 @@ class Watcher:
         swallow = not self.ready.is_set()
         if current.initial and not update_set.truncated:
             current.initial = False
+            self.since = current.created
             self.ready.set()
         if changes and not swallow:
             self.callback(changes)

@@ -69,3 +69,25 @@ def test_status_only_change_does_not_trigger_a_reconcile() -> None:
 def test_deleted_object_is_not_reconciled() -> None:
     seen = _run([("ADDED", _body("a")), ("DELETED", _body("a")), ("ADDED", _body("b"))])
     assert [b["metadata"]["name"] for b in seen] == ["b"]
+
+
+def test_enqueue_where_queues_only_the_objects_picked() -> None:
+    async def main() -> list[str]:
+        seen: list[str] = []
+
+        async def reconcile(body: Body) -> Result:
+            seen.append(body["metadata"]["name"])
+            return Result()
+
+        controller = Controller("Test", reconcile)
+        for name in ("a", "b", "c"):
+            controller.observe("ADDED", _body(name))
+        controller.start()
+        await asyncio.sleep(0.05)
+        seen.clear()
+        controller.enqueue_where(lambda key: key[1] != "b")
+        await asyncio.sleep(0.05)
+        await controller.stop()
+        return seen
+
+    assert sorted(asyncio.run(main())) == ["a", "c"]
