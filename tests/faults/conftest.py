@@ -15,7 +15,7 @@ import pytest
 import yaml
 from tests.faults.harness import SUMMARIES, OperatorProcess, kubectl, vcenter_secret
 
-from dpio_sandbox import install
+from dpio_sandbox import install, procs
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -78,18 +78,29 @@ def fault_operator(
     try:
         yield make
     finally:
-        for operator in made:
-            if not operator.alive and operator.runs:
-                operator.start()
         try:
-            kubectl(sandbox, "delete", "hpp", "--all", "--timeout=60s")
-        except RuntimeError:
-            names = kubectl(sandbox, "get", "hpp", "-o", "name").split()
-            for name in names:
-                kubectl(sandbox, "patch", name, "--type=merge",
-                        "-p", '{"metadata":{"finalizers":[]}}')  # fmt: skip
-        for operator in made:
-            operator.stop()
+            for operator in made:
+                if not operator.alive and operator.runs:
+                    operator.start()
+            kubectl(sandbox, "delete", "vmda,hpp", "--all", "--all-namespaces", "--timeout=60s")
+        except (RuntimeError, procs.ProcessError):
+            _strip_finalizers(sandbox)
+        finally:
+            for operator in made:
+                operator.stop()
+
+
+def _strip_finalizers(box: Sandbox) -> None:
+    """The operator could not clean up (it is the failing test's subject): force the objects
+    out so the next test starts on an empty API server."""
+    rows = "{range .items[*]}{.kind} {.metadata.name} {.metadata.namespace}\n{end}"
+    listing = kubectl(box, "get", "vmda,hpp", "-A", "-o", f"jsonpath={rows}")
+    for line in listing.splitlines():
+        kind, name, *namespace = line.split()
+        where = ["-n", namespace[0]] if namespace else []
+        kubectl(box, "patch", kind, name, *where, "--type=merge",
+                "-p", '{"metadata":{"finalizers":[]}}')  # fmt: skip
+    kubectl(box, "delete", "vmda,hpp", "--all", "--all-namespaces", "--wait=false")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
