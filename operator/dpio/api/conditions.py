@@ -81,6 +81,23 @@ RECONFIGURE_FAILED = "ReconfigureFailed"  # vCenter refused a change (task fault
 # Stalled reason when the VM is over its passthrough device maximum (DESIGN.md §3.2.6).
 TOO_MANY_DEVICES = "TooManyDevices"
 
+# Extensions: DESIGN.md §2.3 lists only the kind-specific reasons. These are on the wire too, so
+# they are spelled here as well; the planner, reconcilers, handlers and CLI import them from here.
+
+# Reasons of the kstatus conditions themselves, both kinds (the usual Kubernetes spellings).
+RECONCILED = "Reconciled"  # Ready=True: all of the spec is in effect
+PROGRESSING = "Progressing"  # Reconciling=True: changes were just made or are under way
+INVALID_SPEC = "InvalidSpec"  # Stalled=True: the spec can't be acted on
+AWAITING_RECONCILE = "AwaitingReconcile"  # Ready=Unknown before anything was observed
+
+# VCenterUnreachable stays the retryable case (an outage); these Stalled reasons say what to fix.
+# Stalled reasons of the vCenter connection, both kinds (an assignment uses its policy's vCenter).
+SECRET_NOT_FOUND = "SecretNotFound"  # the Secret named by the policy (or the default) is absent
+SECRET_INVALID = "SecretInvalid"  # a key is missing or malformed (DESIGN.md §4 keys)
+INVALID_CREDENTIALS = "InvalidCredentials"  # vCenter refused the login (vim.fault.InvalidLogin)
+TLS_VERIFICATION_FAILED = "TLSVerificationFailed"  # certificate vs caBundle / thumbprint
+NOT_PERMITTED = "NotPermitted"  # vim.fault.NoPermission, or RBAC forbids reading the Secret
+
 # metav1.Condition's own limits, so a condition the API server would refuse fails here first.
 CONDITION_TYPE_PATTERN = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"

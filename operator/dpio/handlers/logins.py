@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dpio.kube.client import KubeClient, KubeError
-from dpio.planner.conditions import (
+from dpio.api.conditions import (
     INVALID_CREDENTIALS,
     NOT_PERMITTED,
     SECRET_INVALID,
     SECRET_NOT_FOUND,
+    VCENTER_UNREACHABLE,
 )
+from dpio.kube.client import KubeClient, KubeError
 from dpio.reconcile.ports import PortError
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.credentials import Credentials, CredentialsError, from_secret_data
@@ -94,7 +95,7 @@ class Logins:
             if err.status == 403:
                 message = f"The operator may not read {where} (RBAC: get secrets): {err}"
                 raise PortError(NOT_PERMITTED, message, retryable=False) from err
-            raise PortError("VCenterUnreachable", f"{where}: {err}", retryable=True) from err
+            raise PortError(VCENTER_UNREACHABLE, f"{where}: {err}", retryable=True) from err
         except CredentialsError as err:
             raise PortError(SECRET_INVALID, f"{where}: {err}", retryable=False) from err
 

@@ -13,23 +13,32 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dpio.api.conditions import READY, RECONCILING, STALLED, Condition, ConditionStatus
+from dpio.api.conditions import (
+    AWAITING_RECONCILE,
+    INVALID_CREDENTIALS,
+    PROGRESSING,
+    READY,
+    RECONCILED,
+    RECONCILING,
+    SECRET_NOT_FOUND,
+    STALLED,
+    Condition,
+    ConditionStatus,
+)
 
-# Reasons for the kstatus conditions themselves. Not in DESIGN.md §2.3's table, which lists only
-# the kind-specific reasons; these are the spellings Kubernetes controllers commonly use.
-RECONCILED = "Reconciled"  # Ready=True: all of the spec is in effect
-PROGRESSING = "Progressing"  # Reconciling=True: changes were just made or are under way
-INVALID_SPEC = "InvalidSpec"  # Stalled=True: the spec can't be acted on
-AWAITING_RECONCILE = "AwaitingReconcile"  # Ready=Unknown before anything was observed
-
-# Stalled reasons when the vCenter connection needs a human (both kinds: an assignment uses its
-# policy's vCenter). DESIGN.md §2.3 names only VCenterUnreachable, which stays the retryable
-# case (an outage); these say what to fix instead.
-SECRET_NOT_FOUND = "SecretNotFound"  # the Secret named by the policy (or the default) is absent
-SECRET_INVALID = "SecretInvalid"  # a key is missing or malformed (DESIGN.md §4 keys)
-INVALID_CREDENTIALS = "InvalidCredentials"  # vCenter refused the login (vim.fault.InvalidLogin)
-TLS_VERIFICATION_FAILED = "TLSVerificationFailed"  # certificate vs caBundle / thumbprint
-NOT_PERMITTED = "NotPermitted"  # vim.fault.NoPermission, or RBAC forbids reading the Secret
+# Reasons are spelled in dpio.api.conditions. INVALID_CREDENTIALS and SECRET_NOT_FOUND were first
+# defined here and are still imported from here by tests/unit/argocd and test_planner_events.py.
+__all__ = [
+    "INVALID_CREDENTIALS",
+    "SECRET_NOT_FOUND",
+    "Problem",
+    "Want",
+    "compute_conditions",
+    "conditions_changed",
+    "find",
+    "is_true",
+    "kstatus_wants",
+]
 
 # Conditions are listed in this order, the rest alphabetically after them.
 _LEADING = (READY, RECONCILING, STALLED)

@@ -20,8 +20,8 @@ from dpio.api.assignment import (
     VMDeviceAssignmentStatus,
     VMotionStatus,
 )
-from dpio.api.conditions import TOO_MANY_DEVICES, VM_NOT_FOUND
-from dpio.planner.conditions import INVALID_SPEC, Problem
+from dpio.api.conditions import INVALID_SPEC, TOO_MANY_DEVICES, VM_NOT_FOUND
+from dpio.planner.conditions import Problem
 from dpio.planner.selection import InvalidSpecError
 from dpio.planner.vm_changes import (
     NicEdit,
