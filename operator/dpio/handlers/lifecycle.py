@@ -102,7 +102,8 @@ def _elector(election: LeaderElection, namespace: str) -> LeaderElector:
         k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-    store = KubeLeaseStore(k8s.ApiClient(), namespace, election.lease)
+    timeout = election.timing.renew_deadline / 3
+    store = KubeLeaseStore(k8s.ApiClient(), namespace, election.lease, timeout=timeout)
     return LeaderElector(store, identity(), election.timing)
 
 

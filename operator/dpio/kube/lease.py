@@ -104,8 +104,9 @@ class LeaderElector:
     async def try_acquire_or_renew(self) -> bool:
         """One round; True when we hold the Lease afterwards. Never raises for API errors."""
         try:
-            held = await self._round()
-        except (LeaseConflictError, ApiException, OSError) as err:
+            # Bounded: a hung request must not keep a leader from noticing its renew deadline.
+            held = await asyncio.wait_for(self._round(), timeout=self.timing.renew_deadline / 2)
+        except (LeaseConflictError, ApiException, OSError, TimeoutError) as err:
             _log.debug("Lease round failed", extra={"error": str(err)})
             return False
         if held:
@@ -153,8 +154,8 @@ class LeaderElector:
         self.leading = False
         record = replace(self._observed, holder="", duration=1, renew_time=self._now())
         try:
-            await self.store.replace(record)
-        except (LeaseConflictError, ApiException, OSError) as err:
+            await asyncio.wait_for(self.store.replace(record), timeout=self.timing.retry_period)
+        except (LeaseConflictError, ApiException, OSError, TimeoutError) as err:
             _log.warning("Could not release the leader Lease", extra={"error": str(err)})
 
     async def run(
@@ -197,15 +198,21 @@ def _micro_time(value: datetime.datetime | None) -> str | None:
 class KubeLeaseStore:
     """The Lease `name` in `namespace`, through the official client, off the event loop."""
 
-    def __init__(self, api: k8s.ApiClient, namespace: str, name: str) -> None:
+    def __init__(
+        self, api: k8s.ApiClient, namespace: str, name: str, *, timeout: float = 5.0
+    ) -> None:
         self._api = k8s.CoordinationV1Api(api)
         self.namespace = namespace
         self.name = name
+        self._timeout = timeout  # per request: no thread outlives a renew deadline for long
 
     async def get(self) -> LeaseRecord | None:
         try:
             lease = await asyncio.to_thread(
-                self._api.read_namespaced_lease, self.name, self.namespace
+                self._api.read_namespaced_lease,
+                self.name,
+                self.namespace,
+                _request_timeout=self._timeout,
             )
         except ApiException as err:
             if err.status == 404:
@@ -225,7 +232,7 @@ class KubeLeaseStore:
 
     async def _write(self, call: Callable[..., Any], *args: Any) -> LeaseRecord:
         try:
-            return _record(await asyncio.to_thread(call, *args))
+            return _record(await asyncio.to_thread(call, *args, _request_timeout=self._timeout))
         except ApiException as err:
             if err.status == 409:
                 where = f"{self.namespace}/{self.name}"
