@@ -55,3 +55,8 @@ app.kubernetes.io/part-of: dpio-operator
 {{- define "dpio-operator.secretNames" -}}
 {{- prepend .Values.vcenter.extraSecretNames .Values.vcenter.secretName | uniq | toJson }}
 {{- end }}
+
+{{/* The leader-election Lease: leaderElection.leaseName, or <fullname>-leader. */}}
+{{- define "dpio-operator.leaseName" -}}
+{{- default (printf "%s-leader" (include "dpio-operator.fullname" .)) .Values.leaderElection.leaseName }}
+{{- end }}
