@@ -106,8 +106,8 @@ class LeaderElector:
         try:
             # Bounded: a hung request must not keep a leader from noticing its renew deadline.
             held = await asyncio.wait_for(self._round(), timeout=self.timing.renew_deadline / 2)
-        except (LeaseConflictError, ApiException, OSError, TimeoutError) as err:
-            _log.debug("Lease round failed", extra={"error": str(err)})
+        except Exception as err:  # any failure (urllib3's are no OSError) means "not held"
+            _log.debug("Lease round failed", extra={"error": repr(err)})
             return False
         if held:
             self._renewed_at = self._clock()
@@ -155,7 +155,7 @@ class LeaderElector:
         record = replace(self._observed, holder="", duration=1, renew_time=self._now())
         try:
             await asyncio.wait_for(self.store.replace(record), timeout=self.timing.retry_period)
-        except (LeaseConflictError, ApiException, OSError, TimeoutError) as err:
+        except Exception as err:  # best effort: the Lease expires anyway
             _log.warning("Could not release the leader Lease", extra={"error": str(err)})
 
     async def run(
@@ -168,18 +168,26 @@ class LeaderElector:
             await asyncio.sleep(self.timing.retry_period)
         self.leading = True
         _log.info("Leading: this replica reconciles", extra={"identity": self.identity})
-        await on_started_leading()
+        try:
+            await on_started_leading()
+            await self._renew_until_lost()
+        except asyncio.CancelledError:  # our own shutdown: cleanup releases the Lease
+            raise
+        except Exception:  # a leader that can't tell whether it still leads must stop
+            _log.exception("Leader election failed")
+        self.leading = False
+        _log.warning("Leadership lost: this replica stops reconciling", extra=self._extra())
+        await on_stopped_leading()
+
+    async def _renew_until_lost(self) -> None:
         while True:
             await asyncio.sleep(self.timing.retry_period)
             if await self.try_acquire_or_renew():
                 continue
             if self._observed is not None and self._observed.holder not in ("", self.identity):
-                break  # someone else holds it now: stop at once
+                return  # someone else holds it now: stop at once
             if self.renew_expired():
-                break
-        self.leading = False
-        _log.warning("Leadership lost: this replica stops reconciling", extra=self._extra())
-        await on_stopped_leading()
+                return
 
     def _extra(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -235,3 +236,48 @@ def test_leader_election_settings_from_the_environment(
 def test_bad_lease_durations_are_refused(raw: str) -> None:
     with pytest.raises(ValueError, match=r"lease duration|DPIO_LEASE_DURATION"):
         LeaderElection.from_env({"DPIO_LEASE": "l", "DPIO_LEASE_DURATION": raw})
+
+
+class UnreachableError(Exception):
+    """Like urllib3's MaxRetryError: not an OSError, not an ApiException."""
+
+
+@dataclass
+class BrokenStore(FakeStore):
+    """Works until `broken`, then every read fails one way or another."""
+
+    broken: str = ""
+
+    async def get(self) -> LeaseRecord | None:
+        if self.broken == "unreachable":
+            raise UnreachableError("connection refused")
+        if self.broken == "hangs":
+            await asyncio.sleep(3600)
+        return await super().get()
+
+
+@pytest.mark.parametrize("failure", ["unreachable", "hangs"])
+def test_a_leader_cut_off_from_the_api_server_stops_at_its_renew_deadline(failure: str) -> None:
+    store = BrokenStore()
+    events: list[tuple[str, float]] = []
+    me = LeaderElector(store, "me", FAST)
+    loop_time = time.monotonic
+
+    async def stop() -> None:
+        events.append(("stop", loop_time()))
+
+    async def scenario() -> float:
+        task = asyncio.create_task(
+            lead_then_stop(me, lambda: events.append(("start", loop_time())), stop, lambda: None)
+        )
+        await asyncio.sleep(3 * FAST.retry_period)
+        store.broken = failure
+        cut = loop_time()
+        await asyncio.wait_for(task, timeout=FAST.lease_duration)  # stopped before any takeover
+        return cut
+
+    cut = asyncio.run(scenario())
+    assert [name for name, _ in events] == ["start", "stop"]
+    stopped_after = events[1][1] - cut
+    # Not at the first failed renewal, but before a follower could take the Lease.
+    assert FAST.renew_deadline - FAST.retry_period <= stopped_after < FAST.lease_duration
