@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpio.api.policy import HostPassthroughPolicySpec
+from dpio.api.policy import HostPassthroughPolicySpec, HostSelector
 from dpio.handlers.logins import Logins, port_error
 from dpio.kube.client import KubeClient, KubeError, ObjectRef
 from dpio.planner import (
@@ -34,10 +34,12 @@ class VSphereHosts:
     """`HostsPort` over the adapter's `HostAdapter`: only the error translation is added here."""
 
     adapter: HostAdapter
+    #: The policy's `spec.hosts`: a shared read is fresh enough while these hosts are unchanged.
+    selector: HostSelector | None = None
 
     async def read_inventory(self) -> ObservedInventory:
         try:
-            return await self.adapter.read_inventory()
+            return await self.adapter.read_inventory(selector=self.selector)
         except VSphereError as err:
             raise port_error(err) from err
 
@@ -99,7 +101,7 @@ class VCenters:
             self.watchers[client.server] = adapter.watch(
                 lambda changes: self.on_change(adapter.changed_hosts(changes))
             )
-        return VSphereHosts(adapter)
+        return VSphereHosts(adapter, spec.hosts)
 
     async def credentials(self, secret: str, where: str) -> Credentials:
         """`Logins.credentials`, kept here for callers that hold only the `VCenters`."""

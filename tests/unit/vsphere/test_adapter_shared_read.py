@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from tests.unit.planner.builders import host
 
+from dpio.api.policy import HostSelector
 from dpio.planner.observed import ObservedInventory
-from dpio.vsphere.adapter import MAX_INVENTORY_AGE_SECONDS, HostAdapter
+from dpio.vsphere.adapter import HostAdapter
+from dpio.vsphere.shared_reads import MAX_INVENTORY_AGE_SECONDS
 from dpio.vsphere.watch import Change
 
 
@@ -23,7 +26,7 @@ class FakeReader:
 
     def read(self, conn: Any, **_: Any) -> ObservedInventory:
         self.reads += 1
-        return ObservedInventory(hosts=())
+        return ObservedInventory(hosts=(host("esx01"), host("esx02")))  # host-esx01, host-esx02
 
     def vm_host(self, vm_moref: str) -> str:
         return self.vm_hosts.get(vm_moref, "")
@@ -50,7 +53,7 @@ def adapter(watcher: FakeWatcher | None, clock: list[float]) -> tuple[HostAdapte
     result = HostAdapter(FakeClient(), monotonic=lambda: clock[0])  # type: ignore[arg-type]
     reader = FakeReader()
     result.reader = reader  # type: ignore[assignment]
-    result.watcher = watcher  # type: ignore[assignment]
+    result.shared.watcher = watcher
     return result, reader
 
 
@@ -72,7 +75,7 @@ async def one_after_another(hosts: HostAdapter, clock: list[float]) -> None:
 
 async def with_a_reported_change(hosts: HostAdapter, clock: list[float]) -> None:
     await hosts.read_inventory()
-    hosts.changed()  # the watch reported one
+    hosts.shared.changed()  # the watch reported one
     await hosts.read_inventory()
     await hosts.read_inventory()
 
@@ -86,7 +89,7 @@ async def after_an_own_update(hosts: HostAdapter, clock: list[float]) -> None:
 async def change_while_reading(hosts: HostAdapter, clock: list[float]) -> None:
     first = asyncio.ensure_future(hosts.read_inventory())
     await asyncio.sleep(0)  # the read is in flight
-    hosts.changed()
+    hosts.shared.changed()
     await asyncio.gather(first, hosts.read_inventory(), hosts.read_inventory())
 
 
@@ -124,6 +127,74 @@ def test_when_a_read_goes_to_vcenter(steps: Steps, watcher: Any, expected: int) 
     assert reads(steps, watcher) == expected
 
 
+ESX01 = HostSelector(names=["esx01"])
+ESX02 = HostSelector(names=["esx02"])
+
+
+async def other_host_changed(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory(selector=ESX01)
+    await hosts.update_passthru_config("host-esx02", [object()])  # type: ignore[list-item]
+    await hosts.read_inventory(selector=ESX01)
+
+
+async def own_host_changed(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory(selector=ESX01)
+    hosts.shared.changed(["host-esx01"])
+    await hosts.read_inventory(selector=ESX01)
+
+
+async def any_host_may_have_changed(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory(selector=ESX01)
+    hosts.shared.changed(None)  # e.g. a host was added
+    await hosts.read_inventory(selector=ESX01)
+
+
+async def other_host_changed_all_wanted(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory(selector=ESX01)
+    hosts.shared.changed(["host-esx02"])
+    await hosts.read_inventory()
+
+
+async def joins_despite_other_host(hosts: HostAdapter, clock: list[float]) -> None:
+    first = asyncio.ensure_future(hosts.read_inventory(selector=ESX02))
+    await asyncio.sleep(0)
+    hosts.shared.changed(["host-esx02"])
+    await asyncio.gather(first, hosts.read_inventory(selector=ESX01))
+
+
+async def own_host_changed_while_joined(hosts: HostAdapter, clock: list[float]) -> None:
+    first = asyncio.ensure_future(hosts.read_inventory(selector=ESX02))
+    await asyncio.sleep(0)
+    hosts.shared.changed(["host-esx01"])
+    await asyncio.gather(first, hosts.read_inventory(selector=ESX01))
+
+
+async def bad_pattern(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory(selector=HostSelector.model_construct(name_pattern="("))
+    hosts.shared.changed(["host-esx02"])
+    await hosts.read_inventory(selector=HostSelector.model_construct(name_pattern="("))
+
+
+@pytest.mark.parametrize(
+    ("steps", "watcher", "expected"),
+    [
+        pytest.param(other_host_changed, WATCHING, 1, id="another-hosts-change-reuses"),
+        pytest.param(own_host_changed, WATCHING, 2, id="own-hosts-change-reads"),
+        pytest.param(any_host_may_have_changed, WATCHING, 2, id="selection-change-reads"),
+        pytest.param(other_host_changed_all_wanted, WATCHING, 2, id="unfiltered-caller-reads"),
+        pytest.param(other_host_changed, None, 2, id="no-watch-no-reuse"),
+        pytest.param(joins_despite_other_host, WATCHING, 1, id="joins-in-flight"),
+        pytest.param(own_host_changed_while_joined, WATCHING, 2, id="joined-but-own-host-changed"),
+        pytest.param(joins_despite_other_host, None, 2, id="no-watch-no-join-after-change"),
+        pytest.param(bad_pattern, WATCHING, 2, id="unusable-selector-reads"),
+    ],
+)  # fmt: skip
+def test_a_read_is_fresh_while_the_callers_hosts_are_unchanged(
+    steps: Steps, watcher: Any, expected: int
+) -> None:
+    assert reads(steps, watcher) == expected
+
+
 def test_a_failed_read_fails_every_caller_that_joined_it_and_is_not_reused() -> None:
     class Failing(FakeReader):
         def read(self, conn: Any, **_: Any) -> ObservedInventory:
@@ -133,7 +204,7 @@ def test_a_failed_read_fails_every_caller_that_joined_it_and_is_not_reused() -> 
     async def main() -> tuple[list[Any], int]:
         hosts = HostAdapter(FakeClient(), monotonic=lambda: 0.0)  # type: ignore[arg-type]
         reader = hosts.reader = Failing()  # type: ignore[assignment]
-        hosts.watcher = WATCHING  # type: ignore[assignment]
+        hosts.shared.watcher = WATCHING
         got = await asyncio.gather(*(hosts.read_inventory() for _ in range(3)),
                                    return_exceptions=True)  # fmt: skip
         await asyncio.gather(hosts.read_inventory(), return_exceptions=True)

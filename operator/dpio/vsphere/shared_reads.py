@@ -1,0 +1,139 @@
+"""Whole-inventory reads shared between reconciles (docs/benchmarks.md, finding 3).
+
+Every policy's reconcile used to read all hosts, clusters and VMs: O(policies x hosts) while
+converging. Here a read is reused for a policy while none of ITS hosts changed since the read
+started, and nothing changed that could change which hosts it selects (a host added, removed,
+renamed or moved, a cluster, a VM whose host isn't known). Changes come from the change watch
+(`Watcher`, over exactly the paths the read returns) and from this adapter's own writes.
+
+- A finished read is reused only while the watch is up, has been since before the read
+  started, and the read is younger than MAX_INVENTORY_AGE_SECONDS.
+- A read in flight is joined if nothing that could concern the caller changed since it
+  started; once it is in, the caller's own hosts are checked again, and it reads anew if one of
+  them changed meanwhile.
+
+So a reconcile never plans on data older than a change it knows of, and the reconcile a change
+triggered (the watch counts it before the callback queues anything) always sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from dpio.api.policy import HostSelector
+from dpio.planner.observed import ObservedInventory
+from dpio.planner.selection import InvalidSpecError, select_hosts
+
+#: A finished read is not reused after this long even when the watch reported nothing: a bound
+#: on staleness should a notification be lost.
+MAX_INVENTORY_AGE_SECONDS = 30.0
+
+
+class Watching(Protocol):
+    """What is needed of the `Watcher`: is it up, and since when does it report every change."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def since(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    seq: int  # changes counted when it started
+    started: float
+    result: asyncio.Future[ObservedInventory]
+
+
+class SharedReads:
+    def __init__(
+        self,
+        read: Callable[[], Awaitable[ObservedInventory]],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._monotonic = monotonic
+        self.watcher: Watching | None = None
+        self.reads = 0  # reads that went to vCenter (for tests)
+        self._lock = threading.Lock()  # the watch thread counts changes too
+        self._seq = 0
+        self._any_host_at = 0  # the last change that may concern any host
+        self._host_at: dict[str, int] = {}  # host moref -> its last change
+        self._last: _Read | None = None  # the newest read started
+        self._done: _Read | None = None  # the newest read that succeeded
+
+    def changed(self, hosts: Iterable[str] | None = None) -> None:
+        """Count a change of `hosts` (morefs), or of anything when None."""
+        with self._lock:
+            self._seq += 1
+            if hosts is None:
+                self._any_host_at = self._seq
+            else:
+                for moref in hosts:
+                    self._host_at[moref] = self._seq
+
+    async def read(self, selector: HostSelector | None = None) -> ObservedInventory:
+        """The inventory, fresh for the hosts `selector` picks (None: for every host)."""
+        done = self._done
+        if done is not None and self._watched(done) and self._fresh(done, selector):
+            return done.result.result()
+        last = self._last
+        if last is not None and not last.result.done() and self._joinable(last):
+            inventory = await asyncio.shield(last.result)
+            if self._fresh(last, selector):
+                return inventory
+        mine = self._last = self._start()
+        return await asyncio.shield(mine.result)
+
+    def _watched(self, read: _Read) -> bool:
+        watcher = self.watcher
+        young = self._monotonic() - read.started < MAX_INVENTORY_AGE_SECONDS
+        return young and watcher is not None and watcher.alive and read.started >= watcher.since
+
+    def _joinable(self, read: _Read) -> bool:
+        """Without the watch: only if nothing at all changed since it started."""
+        with self._lock:
+            if self._seq == read.seq:
+                return True
+            return self._any_host_at <= read.seq and self._watched(read)
+
+    def _fresh(self, read: _Read, selector: HostSelector | None) -> bool:
+        with self._lock:
+            if self._seq == read.seq:
+                return True
+            if self._any_host_at > read.seq or selector is None:
+                return False
+            host_at = dict(self._host_at)
+        try:
+            hosts = select_hosts(selector, read.result.result()).hosts
+        except InvalidSpecError:
+            return False
+        return all(host_at.get(h.moref, 0) <= read.seq for h in hosts)
+
+    def _start(self) -> _Read:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            read = _Read(self._seq, self._monotonic(), loop.create_future())
+        self.reads += 1
+        task = asyncio.ensure_future(self._read())
+
+        def finished(task: asyncio.Future[ObservedInventory]) -> None:
+            if task.cancelled():
+                read.result.cancel()
+            elif (error := task.exception()) is not None:
+                read.result.set_exception(error)
+            else:
+                read.result.set_result(task.result())
+                if self._done is None or self._done.seq <= read.seq:
+                    self._done = read
+            # Every caller may have gone (cancelled): the error is not "never retrieved".
+            read.result.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+        task.add_done_callback(finished)
+        return read
