@@ -16,6 +16,7 @@ from datetime import datetime
 from dpio.api.assignment import VMDeviceAssignmentSpec, VMDeviceAssignmentStatus
 from dpio.planner.selection import InvalidSpecError
 from dpio.planner.vm_changes import ReconfigVM, restore_cluster, restore_vm
+from dpio.planner.vm_claims import holdings
 from dpio.planner.vm_devices import DeviceDiff, desired_devices, removal
 from dpio.planner.vm_observed import VMObservation
 from dpio.planner.vm_plan import VMPlan, managed_keys
@@ -30,7 +31,10 @@ def plan_assignment_deletion(
     previous: VMDeviceAssignmentStatus | None = None,
     tracking: PowerTracking | None = None,
 ) -> VMPlan:
-    """The cleanup plan; `release` True when the finalizer can be removed."""
+    """The cleanup plan; `release` True when the finalizer can be removed.
+
+    A device another assignment naming the same VM also asks for (`observed.claims`) is left
+    for it, older or newer: removing it would only make that one add it back."""
     tracking = tracking or PowerTracking()
     vm = observed.vm
     if vm is None:
@@ -40,7 +44,8 @@ def plan_assignment_deletion(
         desired = desired_devices(spec.devices)
     except InvalidSpecError:
         desired = ()  # only recorded keys can be ours then
-    removes = removal(desired, vm.pci_devices, managed_keys(previous))
+    current = holdings(observed, vm, desired, None).current
+    removes = removal(desired, current, managed_keys(previous))
     restored = restore_vm(vm, kept)
     change = ReconfigVM(
         moref=vm.moref,

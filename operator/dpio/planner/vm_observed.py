@@ -194,17 +194,34 @@ class ConfigTarget:
 
 @dataclass(frozen=True, slots=True)
 class AssignmentClaim:
-    """Another VMDeviceAssignment's static devices on a host (from the operator's cache)."""
+    """Another VMDeviceAssignment's devices (from the operator's cache): its static devices on a
+    host, and which VM it names with what Dynamic DirectPath devices (`spec.vm`, so known before
+    it has reconciled even once)."""
 
     namespace: str
     name: str
     creation_timestamp: datetime
     host: str
     device_ids: tuple[str, ...]
+    vm_name: str = ""
+    vm_instance_uuid: str = ""
+    dynamic: tuple[tuple[int, int, str], ...] = ()  # (vendorId, deviceId, label or "")
 
     def __post_init__(self) -> None:
         ids = tuple(normalize_pci_address(i) for i in self.device_ids)
         object.__setattr__(self, "device_ids", ids)
+        object.__setattr__(self, "vm_instance_uuid", self.vm_instance_uuid.lower())
+        dynamic = tuple((mask_pci_id(v), mask_pci_id(d), label) for v, d, label in self.dynamic)
+        object.__setattr__(self, "dynamic", dynamic)
+
+    def names_vm(self, vm: ObservedVM) -> bool:
+        """Whether its `spec.vm` is this VM (by instance UUID, or name), on the host its status
+        last saw (an assignment not reconciled yet claims on every host: reconcile.claims)."""
+        if self.host != vm.host:
+            return False
+        if self.vm_instance_uuid:
+            return self.vm_instance_uuid == vm.instance_uuid.lower()
+        return bool(self.vm_name) and self.vm_name == vm.name
 
     @property
     def age(self) -> tuple[datetime, str, str]:

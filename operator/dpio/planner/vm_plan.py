@@ -31,6 +31,7 @@ from dpio.planner.vm_changes import (
     merge_previous,
     vm_settings,
 )
+from dpio.planner.vm_claims import dynamic_claimed, holdings
 from dpio.planner.vm_conflicts import (
     FeatureConflict,
     blocking,
@@ -144,15 +145,18 @@ def _plan_vm(
     )
     conflicts = find_conflicts(vm) if desired else ()
     held = blocking(conflicts, spec.conflict_policy)
-    diff = diff_devices(desired, vm.pci_devices, {}, managed_keys(previous))
+    own = holdings(observed, vm, desired, me)
+    diff = diff_devices(desired, own.current, {}, managed_keys(previous))
     matched = diff.matched or {}
     checks = tuple(
         c
         for d in desired
         if d.name not in matched
-        if (c := check_device(d, observed, vm, me)) is not None
+        if (c := _check(d, desired, observed, vm, me)) is not None
     )
-    stalled = _too_many(observed, vm, len(desired) + len(diff.unmanaged))
+    # Every device the VM would have: other assignments', hand-added ones and ours that can come.
+    ours = sum(1 for d in desired if not any(c.name == d.name and c.claimed for c in checks))
+    stalled = _too_many(observed, vm, len(own.held) + len(diff.unmanaged) + ours)
     stalled = stalled or next((c.problem for c in checks if c.stalled), None)
     stalled = stalled or adapter_problem(vm, spec.network_direct_path)
     outcome = VMPlan(
@@ -174,8 +178,22 @@ def _plan_vm(
         if want.name not in matched:
             target = observed.config_target.pci(want.address) if want.address else None
             backings[want.name] = target.backing() if target else want.dynamic_backing()
-    diff = diff_devices(desired, vm.pci_devices, backings, managed_keys(previous))
+    diff = diff_devices(desired, own.current, backings, managed_keys(previous))
     return _changes(outcome, spec, vm, diff, now)
+
+
+def _check(
+    want: DesiredDevice,
+    desired: tuple[DesiredDevice, ...],
+    observed: VMObservation,
+    vm: ObservedVM,
+    me: tuple[datetime, str, str],
+) -> DeviceCheck | None:
+    found = check_device(want, observed, vm, me)
+    if found is not None:
+        return found
+    problem = dynamic_claimed(want, desired, observed, vm, me)
+    return DeviceCheck(want.name, problem) if problem is not None else None
 
 
 def _too_many(observed: VMObservation, vm: ObservedVM, count: int) -> Problem | None:

@@ -92,6 +92,11 @@ class DeviceCheck:
     problem: Problem
     stalled: bool = False
 
+    @property
+    def claimed(self) -> bool:
+        """Another assignment has it: it won't be added for this one."""
+        return self.problem.reason in (CLAIMED_BY_ASSIGNMENT, IN_USE_BY_VM)
+
 
 def _host_selected(spec: HostPassthroughPolicySpec, vm: ObservedVM) -> bool:
     cluster = vm.cluster.name if vm.cluster else None
@@ -182,7 +187,8 @@ def claimed(
     me: tuple[datetime, str, str],
 ) -> Problem | None:
     """InUseByVM (another VM's backing uses it) or ClaimedByAssignment (an OLDER assignment asks
-    for it; oldest creationTimestamp, then namespace/name, wins whatever the input order)."""
+    for it; oldest creationTimestamp, then namespace/name, wins whatever the input order), on
+    this VM as on any other of the host (vm_claims)."""
     address = want.address or ""
     others = [n for n in observed.attached_to_vms.get(address, ()) if n != vm.name]
     if others:

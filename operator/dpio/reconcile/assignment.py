@@ -165,6 +165,10 @@ class AssignmentReconciler:
         except PortError as err:
             await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
             return Result(failed=True)
+        meta, host = assignment.metadata, observed.vm.host if observed.vm is not None else ""
+        others = self.all_assignments()
+        found, _ = inputs.claims(others, (meta.namespace or "", meta.name), host)
+        observed = replace(observed, claims=found)  # devices others on the VM also ask for stay
         plan = plan_assignment_deletion(
             spec=spec,
             observed=observed,

@@ -17,6 +17,7 @@ from dpio.api.assignment import PowerStatus, VMDeviceAssignment, VMDeviceAssignm
 from dpio.api.conditions import CLAIMED_BY_ASSIGNMENT, FORBIDDEN, IN_USE_BY_VM, VM_NOT_FOUND
 from dpio.api.policy import HostPassthroughPolicy
 from dpio.planner.conditions import is_true
+from dpio.planner.observed import parse_pci_id
 from dpio.planner.vm_observed import AssignmentClaim, PolicyView
 from dpio.planner.vm_power import PowerTracking
 
@@ -70,7 +71,8 @@ def claims(
         if other is None or is_true(other.status.conditions, FORBIDDEN):
             continue
         addresses = tuple(d.pci.address for d in other.spec.devices if d.pci is not None)
-        if not addresses:
+        dynamic = _dynamic(other)
+        if not addresses and not dynamic:
             continue
         host = other.status.vm.host if other.status.vm is not None else None
         if host is None:
@@ -85,9 +87,26 @@ def claims(
                 creation_timestamp=other.metadata.creation_timestamp or EPOCH,
                 host=host,
                 device_ids=addresses,
+                vm_name=other.spec.vm.name or "",
+                vm_instance_uuid=other.spec.vm.instance_uuid or "",
+                dynamic=dynamic,
             )
         )
     return tuple(found), unknown
+
+
+def _dynamic(assignment: VMDeviceAssignment) -> tuple[tuple[int, int, str], ...]:
+    """Its Dynamic DirectPath devices as (vendorId, deviceId, label); bad hex is left out (that
+    assignment reports its own InvalidSpec)."""
+    found = []
+    for device in assignment.spec.devices:
+        dyn = device.dynamic
+        if dyn is None:
+            continue
+        vendor, device_id = parse_pci_id(dyn.vendor_id), parse_pci_id(dyn.device_id)
+        if vendor is not None and device_id is not None:
+            found.append((vendor, device_id, dyn.label or ""))
+    return tuple(found)
 
 
 def tracking(status: VMDeviceAssignmentStatus) -> PowerTracking:
