@@ -100,15 +100,22 @@ class LeaderElector:
         self._observed_at = 0.0
         self._renewed_at: float | None = None  # our clock, last successful acquire or renew
         self.leading = False
+        self._failing = False
 
     async def try_acquire_or_renew(self) -> bool:
         """One round; True when we hold the Lease afterwards. Never raises for API errors."""
         try:
             # Bounded: a hung request must not keep a leader from noticing its renew deadline.
             held = await asyncio.wait_for(self._round(), timeout=self.timing.renew_deadline / 2)
+        except LeaseConflictError:
+            return False  # another replica was faster: the usual way to lose a race
         except Exception as err:  # any failure (urllib3's are no OSError) means "not held"
-            _log.debug("Lease round failed", extra={"error": repr(err)})
+            # Once per streak, so that e.g. a missing RBAC rule is seen without flooding.
+            level = logging.DEBUG if self._failing else logging.WARNING
+            _log.log(level, "Leader Lease unreachable", extra={"error": repr(err)})
+            self._failing = True
             return False
+        self._failing = False
         if held:
             self._renewed_at = self._clock()
         return held

@@ -1,25 +1,31 @@
 """The chart's `leaderElection` values: what they render (the operator's Lease settings, a Role
-for that one Lease, a rolling update) and the combinations the schema refuses. helm is built
-from Go modules (dpio_sandbox.helm), hence the `sandbox` marker."""
+for that one Lease, a rolling update), the combinations the schema refuses, and that the Role is
+enough: the operator under the chart's ServiceAccount takes, renews and releases its Lease.
+helm is built from Go modules (dpio_sandbox.helm), hence the `sandbox` marker."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.e2e.conftest import apply, kubectl
+from tests.sandbox.test_chart_operator import run_operator
+from tests.sandbox.vsphere_helpers import eventually
 
-from dpio_sandbox import helm
+from dpio_sandbox import helm, install
+from dpio_sandbox.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "dpio-operator"
 
 
-def render(*sets: str) -> list[dict[str, Any]]:
+def render(*sets: str, namespace: str = "ha", release: str = "dpio") -> list[dict[str, Any]]:
     args = [arg for value in sets for arg in ("--set", value)]
-    out = helm.run("template", "dpio", str(CHART), "--namespace", "ha", *args).stdout
+    out = helm.run("template", release, str(CHART), "--namespace", namespace, *args).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
@@ -80,3 +86,41 @@ def test_the_schema_refuses_replicas_without_leader_election(sets: str, message:
     proc = helm.run("template", "dpio", str(CHART), "--set", sets, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+HA_NAMESPACE = "dpio-ha-chart"
+
+
+def _lease(box: Sandbox, name: str) -> dict[str, Any]:
+    out = kubectl(box, "get", "lease", name, "-n", HA_NAMESPACE, "-o", "json",
+                  "--ignore-not-found")  # fmt: skip
+    return dict(json.loads(out)["spec"]) if out.strip() else {}
+
+
+def test_under_the_charts_rbac_the_operator_takes_renews_and_releases_its_lease(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    install.install(sandbox)  # the CRDs, which this rendering leaves out
+    objects = render("leaderElection.enabled=true", "replicaCount=2", "crds.install=false",
+                     namespace=HA_NAMESPACE, release="ha")  # fmt: skip
+    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": HA_NAMESPACE}})
+    kubectl(sandbox, "apply", "--server-side", "-f", "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))  # fmt: skip
+    name = "ha-dpio-operator-leader"  # a release of its own: the other chart tests' stay as is
+    try:
+        with run_operator(sandbox, objects, tmp_path) as log:
+            first = eventually(lambda: _lease(sandbox, name).get("holderIdentity") and
+                               _lease(sandbox, name), timeout=30)  # fmt: skip
+            renewed = eventually(
+                lambda: _lease(sandbox, name).get("renewTime") != first["renewTime"], timeout=15
+            )
+        assert renewed
+        assert first["leaseDurationSeconds"] == 15
+        assert _lease(sandbox, name).get("holderIdentity", "") == ""  # released on SIGTERM
+        text = log.read_text()
+        assert "Leading: this replica reconciles" in text
+        assert "Forbidden" not in text
+    finally:
+        kubectl(sandbox, "delete", "namespace", HA_NAMESPACE, "--wait=false")
+        kubectl(sandbox, "delete", "clusterrole,clusterrolebinding", "ha-dpio-operator",
+                "--ignore-not-found")  # fmt: skip
