@@ -102,11 +102,12 @@ class LeaderElector:
         self.leading = False
         self._failing = False
 
-    async def try_acquire_or_renew(self) -> bool:
-        """One round; True when we hold the Lease afterwards. Never raises for API errors."""
+    async def try_acquire_or_renew(self, timeout: float | None = None) -> bool:
+        """One round, given up after `timeout` (default: half the renew deadline); True when we
+        hold the Lease afterwards. Never raises for API errors."""
+        limit = self.timing.renew_deadline / 2 if timeout is None else max(0.0, timeout)
         try:
-            # Bounded: a hung request must not keep a leader from noticing its renew deadline.
-            held = await asyncio.wait_for(self._round(), timeout=self.timing.renew_deadline / 2)
+            held = await asyncio.wait_for(self._round(), timeout=limit)
         except LeaseConflictError:
             return False  # another replica was faster: the usual way to lose a race
         except Exception as err:  # any failure (urllib3's are no OSError) means "not held"
@@ -187,9 +188,16 @@ class LeaderElector:
         await on_stopped_leading()
 
     async def _renew_until_lost(self) -> None:
+        """Renew every retry period; return once the Lease is someone else's or the renew
+        deadline has passed. A hung request is cut at the deadline (client-go bounds the whole
+        renewal by it too), so a leader never acts past it while a follower may take over."""
         while True:
             await asyncio.sleep(self.timing.retry_period)
-            if await self.try_acquire_or_renew():
+            if self.renew_expired():
+                return
+            assert self._renewed_at is not None  # renew_expired() is True without one
+            left = self.timing.renew_deadline - (self._clock() - self._renewed_at)
+            if await self.try_acquire_or_renew(timeout=left):
                 continue
             if self._observed is not None and self._observed.holder not in ("", self.identity):
                 return  # someone else holds it now: stop at once

@@ -247,6 +247,12 @@ class BrokenStore(FakeStore):
     """Works until `broken`, then every read fails one way or another."""
 
     broken: str = ""
+    renewed_at: float = 0.0
+
+    async def replace(self, record: LeaseRecord) -> LeaseRecord:
+        stored = await super().replace(record)
+        self.renewed_at = time.monotonic()
+        return stored
 
     async def get(self) -> LeaseRecord | None:
         if self.broken == "unreachable":
@@ -260,7 +266,9 @@ class BrokenStore(FakeStore):
 def test_a_leader_cut_off_from_the_api_server_stops_at_its_renew_deadline(failure: str) -> None:
     store = BrokenStore()
     events: list[tuple[str, float]] = []
-    me = LeaderElector(store, "me", FAST)
+    # A request may hang for half the renew deadline: the last one must still be cut at it.
+    timing = Timing(lease_duration=4, renew_deadline=2, retry_period=0.1)
+    me = LeaderElector(store, "me", timing)
     loop_time = time.monotonic
 
     async def stop() -> None:
@@ -270,14 +278,15 @@ def test_a_leader_cut_off_from_the_api_server_stops_at_its_renew_deadline(failur
         task = asyncio.create_task(
             lead_then_stop(me, lambda: events.append(("start", loop_time())), stop, lambda: None)
         )
-        await asyncio.sleep(3 * FAST.retry_period)
+        await asyncio.sleep(3 * timing.retry_period)
         store.broken = failure
         cut = loop_time()
-        await asyncio.wait_for(task, timeout=FAST.lease_duration)  # stopped before any takeover
+        await asyncio.wait_for(task, timeout=timing.lease_duration)  # stopped before a takeover
         return cut
 
     cut = asyncio.run(scenario())
     assert [name for name, _ in events] == ["start", "stop"]
-    stopped_after = events[1][1] - cut
-    # Not at the first failed renewal, but before a follower could take the Lease.
-    assert FAST.renew_deadline - FAST.retry_period <= stopped_after < FAST.lease_duration
+    # Not at the first failed renewal, but at the renew deadline counted from the last renewal
+    # that got through, long before a follower could take the Lease.
+    assert events[1][1] - cut >= timing.renew_deadline - timing.retry_period
+    assert events[1][1] - store.renewed_at <= timing.renew_deadline + 0.1
