@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,12 @@ class Result:
             "figures": self.figures,
             "tables": [t.to_json() for t in self.tables],
             "notes": self.notes,
-            "machine": {"python": platform.python_version(), "cpus": _cpus()},
+            "machine": {
+                "python": platform.python_version(),
+                "cpus": _cpus(),
+                "load_average": os.getloadavg(),
+            },
+            "commit": _commit(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
@@ -112,6 +118,19 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value)
+
+
+def _commit() -> str:
+    """HEAD, with "+dirty" when the work tree differs: the figures belong to that code."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD")
+    return (
+        f"{head}+dirty" if head and git("status", "--porcelain", "--untracked-files=no") else head
+    )
 
 
 def _cpus() -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections import Counter
 
 from bench import inventory, kube, manifests, stage, vcenter
 from bench.context import Context
@@ -92,6 +93,24 @@ def _assign(
     })  # fmt: skip
     if wait.seconds is None:
         result.notes.append(f"only {wait.done}/{vms} Ready within {ctx.timeout:.0f}s")
+        result.tables.append(_not_ready(wait.last))
+
+
+def _not_ready(items: list[kube.Body]) -> Table:
+    """Why the others are not Ready: their conditions that are not as they should be."""
+    reasons: Counter[tuple[str, str, str]] = Counter()
+    for body in items:
+        if kube.ready(body):
+            continue
+        for cond in body.get("status", {}).get("conditions") or []:
+            healthy = "False" if cond.get("type") != "Ready" else "True"
+            if cond.get("status") != healthy and cond.get("type") != "VMotionCompatible":
+                message = str(cond.get("message", ""))[:90]
+                reasons[(str(cond.get("type")), str(cond.get("reason")), message)] += 1
+    table = Table("Not Ready: conditions", ["type", "reason", "message", "objects"])
+    for (type_, reason, message), n in reasons.most_common(12):
+        table.add(type_, reason, message, n)
+    return table
 
 
 def _unavailable(result: Result, reason: str) -> Result:
