@@ -98,8 +98,11 @@ class VCenters:
             if old is not None:
                 await asyncio.to_thread(old.stop)
             # Drift shows within seconds through WaitForUpdatesEx, not by polling (§3.2.10).
+            # The initial set is delivered too: for a large inventory it can arrive after the
+            # first reconciles' writes, which would otherwise never trigger a confirming read.
             self.watchers[client.server] = adapter.watch(
-                lambda changes: self.on_change(adapter.changed_hosts(changes))
+                lambda changes: self.on_change(adapter.changed_hosts(changes)),
+                deliver_initial=True,
             )
         return VSphereHosts(adapter, spec.hosts)
 

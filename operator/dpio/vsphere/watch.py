@@ -7,8 +7,8 @@ hosts and VMs, for exactly the properties the planners depend on. A thread long-
 - Session expiry: log in again (once, shared with the client) and recreate collector and filter.
 - Outage: capped exponential backoff; the collector is recreated if vCenter lost it.
 - After a (re)creation vCenter sends every object once ("enter"): after the first start that
-  initial set is swallowed (the caller reads the inventory itself); after a recovery it is
-  delivered, since anything may have changed while we were away.
+  initial set is swallowed (the caller reads the inventory itself) unless `deliver_initial`;
+  after a recovery it is delivered, since anything may have changed while we were away.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ class Watcher:
         max_wait_seconds: int = 10,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        deliver_initial: bool = False,
     ) -> None:
         self.client = client
         self.callback = callback
@@ -106,6 +107,9 @@ class Watcher:
         self.max_wait_seconds = max_wait_seconds
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        #: Deliver the first initial set too: a change made between the caller's first read and
+        #: the initial set's arrival (e.g. the caller's own write) is otherwise never reported.
+        self.deliver_initial = deliver_initial
         self.ready = threading.Event()  # set once the first full state was received
         self.recreated = 0  # how many times the collector was (re)created
         #: time.monotonic() from which every change is reported: set once a collector's initial
@@ -211,7 +215,7 @@ class Watcher:
             return
         current.version = update_set.version
         changes = changes_of(update_set)
-        swallow = not self.ready.is_set()
+        swallow = not self.ready.is_set() and not self.deliver_initial
         if current.initial and not update_set.truncated:
             current.initial = False
             self.since = current.created
