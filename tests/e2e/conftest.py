@@ -16,6 +16,38 @@ from dpio_sandbox import install, procs
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
+DPIO_KINDS = ("vmdeviceassignments.dpio.io", "hostpassthroughpolicies.dpio.io")
+
+
+def purge_dpio_objects(box: Sandbox) -> None:
+    """Every HostPassthroughPolicy and VMDeviceAssignment gone, finalizers and all.
+
+    The API server is shared by the whole session: an object a module left behind (its operator
+    and simulator stopped) would otherwise be reconciled by the next module's operator against
+    a vCenter that no longer exists, and counted in its metrics."""
+    install.install(box)  # the CRDs must exist to list their objects
+    for kind in DPIO_KINDS:
+        listed = json.loads(kubectl(box, "get", kind, "-A", "-o", "json"))
+        for item in listed["items"]:
+            meta = item["metadata"]
+            ns = ["-n", meta["namespace"]] if meta.get("namespace") else []
+            # Delete first: once deletion has started no operator can add its finalizer back.
+            kubectl(box, "delete", kind, meta["name"], *ns, "--ignore-not-found", "--wait=false")
+            try:
+                kubectl(box, "patch", kind, meta["name"], *ns, "--type=merge",
+                        "-p", '{"metadata":{"finalizers":null}}')  # fmt: skip
+            except RuntimeError as err:
+                if "NotFound" not in str(err):  # gone already: it had no finalizer
+                    raise
+    for kind in DPIO_KINDS:
+        kubectl(box, "wait", "--for=delete", kind, "--all", "-A", "--timeout=60s")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _clean_api_server(sandbox: Sandbox) -> None:
+    """Each end-to-end module starts with no dpio objects in the shared API server."""
+    purge_dpio_objects(sandbox)
+
 
 @pytest.fixture(scope="module")
 def operator(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.conftest import apply, get, secret_for
+from tests.e2e.conftest import apply, get, purge_dpio_objects, secret_for
 from tests.sandbox.vsphere_helpers import eventually
 
 from dpio.reconcile.policy import CONFIRM_SECONDS
@@ -173,6 +173,8 @@ def test_steady_state_makes_no_writes(
     """Converged and left alone: the object is not rewritten (resourceVersion stays) and
     vCenter gets no calls but the change watch (DESIGN.md §7)."""
     op = metrics_operator
+    # Earlier tests' policies point at simulators that are gone: their retries would count.
+    purge_dpio_objects(op.box)
     sim = vcsim_factory()
     secret_for(op.box, sim, "vcsim-steady")
     apply(op.box, _policy("e2e-steady", "vcsim-steady"))
