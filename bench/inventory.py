@@ -23,6 +23,10 @@ class Shape:
     #: Every host reports deviceRebindWithoutRebootSupported (vSphere 7.0+ capability), so an
     #: enabled device becomes active at once and Ready is reachable without a reboot cycle.
     rebind_all: bool = True
+    #: HA off and DRS partially automated in every cluster: with HA restart or DRS full
+    #: automation a VM has a feature conflict (DESIGN.md §3.2.7) and `conflictPolicy: Block`
+    #: stops there. The VM benchmark measures the attach path, not conflict handling.
+    no_conflicts: bool = True
 
 
 def write(shape: Shape, path: Path) -> Path:
@@ -37,9 +41,17 @@ def write(shape: Shape, path: Path) -> Path:
     if shape.rebind_all:
         for host in hosts(inventory):
             host["deviceRebindWithoutReboot"] = True
+    if shape.no_conflicts:
+        for cluster in clusters(inventory):
+            cluster["ha"] = {"enabled": False}
+            cluster["drs"] = {"enabled": True, "automationLevel": "partiallyAutomated"}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(inventory))
     return path
+
+
+def clusters(inventory: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for dc in inventory.get("datacenters", []) for c in dc.get("clusters") or []]
 
 
 def hosts(inventory: dict[str, Any]) -> list[dict[str, Any]]:
