@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from dpio.api.common import parse_duration
-from dpio.api.conditions import HOST_UNREACHABLE
+from dpio.api.conditions import HOST_UNREACHABLE, INVALID_SPEC
 from dpio.api.policy import (
     HostPassthroughPolicySpec,
     HostPassthroughPolicyStatus,
@@ -81,7 +81,7 @@ def plan_policy(
         selection = select_hosts(spec.hosts, inventory)
         drain_timeout = parse_duration(spec.reboot.drain_timeout)
     except (InvalidSpecError, ValueError) as err:
-        return PolicyPlan(stalled=Problem("InvalidSpec", str(err)))
+        return PolicyPlan(stalled=Problem(INVALID_SPEC, str(err)))
     rivals = Rivals.build(name, creation_timestamp, tuple(others), inventory, selection.hosts)
     records = _previous_records(previous)
     plans = tuple(plan_host(h, rules, rivals) for h in selection.hosts)
