@@ -90,6 +90,13 @@ PROGRESSING = "Progressing"  # Reconciling=True: changes were just made or are u
 INVALID_SPEC = "InvalidSpec"  # Stalled=True: the spec can't be acted on
 AWAITING_RECONCILE = "AwaitingReconcile"  # Ready=Unknown before anything was observed
 
+# RebootRequired reasons (HostPassthroughPolicy; DESIGN.md §2.3 leaves them open).
+PENDING_REBOOT = "PendingReboot"  # True, reboot.policy Manual: a human reboots
+ROLLING_REBOOT = "RollingReboot"  # True, reboot.policy Rolling: under way
+
+# Reason of a problem condition that is False: nothing wrong (OpenShift operators' spelling).
+AS_EXPECTED = "AsExpected"  # Degraded, RebootRequired, DevicesUnavailable, FeatureConflict, ...
+
 # VCenterUnreachable stays the retryable case (an outage); these Stalled reasons say what to fix.
 # Stalled reasons of the vCenter connection, both kinds (an assignment uses its policy's vCenter).
 SECRET_NOT_FOUND = "SecretNotFound"  # the Secret named by the policy (or the default) is absent

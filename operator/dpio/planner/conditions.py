@@ -15,22 +15,16 @@ from datetime import UTC, datetime
 
 from dpio.api.conditions import (
     AWAITING_RECONCILE,
-    INVALID_CREDENTIALS,
     PROGRESSING,
     READY,
     RECONCILED,
     RECONCILING,
-    SECRET_NOT_FOUND,
     STALLED,
     Condition,
     ConditionStatus,
 )
 
-# Reasons are spelled in dpio.api.conditions. INVALID_CREDENTIALS and SECRET_NOT_FOUND were first
-# defined here and are still imported from here by tests/unit/argocd and test_planner_events.py.
 __all__ = [
-    "INVALID_CREDENTIALS",
-    "SECRET_NOT_FOUND",
     "Problem",
     "Want",
     "compute_conditions",

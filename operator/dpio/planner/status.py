@@ -13,6 +13,7 @@ from datetime import datetime
 
 from dpio.api.common import PCI_ADDRESS_PATTERN
 from dpio.api.conditions import (
+    AS_EXPECTED,
     DEGRADED,
     DEVICE_IN_USE,
     DEVICE_NOT_CAPABLE,
@@ -20,8 +21,10 @@ from dpio.api.conditions import (
     DRAIN_TIMEOUT,
     HOST_UNREACHABLE,
     PASSTHROUGH_UNSUPPORTED,
+    PENDING_REBOOT,
     POLICY_CONFLICT,
     REBOOT_REQUIRED,
+    ROLLING_REBOOT,
     VCENTER_UNREACHABLE,
     ConditionStatus,
 )
@@ -43,11 +46,6 @@ from dpio.planner.conditions import (
 from dpio.planner.hosts import DevicePlan, HostPlan
 from dpio.planner.observed import format_pci_id
 from dpio.planner.policy import PolicyPlan
-
-# Reasons of RebootRequired and of "nothing wrong" (DESIGN.md §2.3 leaves them open).
-PENDING_REBOOT = "PendingReboot"  # RebootRequired=True, reboot.policy Manual: a human reboots
-ROLLING_REBOOT = "RollingReboot"  # RebootRequired=True, reboot.policy Rolling: under way
-AS_EXPECTED = "AsExpected"  # Degraded=False / RebootRequired=False
 
 # Which Degraded reason names the condition when several apply: what needs a human most first.
 _DEGRADED_ORDER = (

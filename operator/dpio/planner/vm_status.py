@@ -19,6 +19,7 @@ from dpio.api.assignment import (
 )
 from dpio.api.conditions import (
     ALLOWED,
+    AS_EXPECTED,
     DEVICES_UNAVAILABLE,
     FEATURE_CONFLICT,
     FORBIDDEN,
@@ -29,7 +30,6 @@ from dpio.api.conditions import (
     ConditionStatus,
 )
 from dpio.planner.conditions import Problem, Want, compute_conditions, kstatus_wants
-from dpio.planner.status import AS_EXPECTED
 from dpio.planner.vm_conflicts import UNAVAILABLE_FEATURES
 from dpio.planner.vm_devices import DesiredDevice
 from dpio.planner.vm_observed import DynamicBacking, ObservedVM, StaticBacking

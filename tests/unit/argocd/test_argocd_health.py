@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from tests.unit.planner import builders as hpp
 from tests.unit.planner import test_vm_builders as vmda
 
+from dpio.api.conditions import SECRET_NOT_FOUND
 from dpio.api.policy import (
     DeviceSelector,
     DeviceState,
@@ -24,7 +25,7 @@ from dpio.api.policy import (
     HostPassthroughPolicyStatus,
     RebootPolicy,
 )
-from dpio.planner.conditions import SECRET_NOT_FOUND, Problem
+from dpio.planner.conditions import Problem
 from dpio.planner.observed import ObservedHost, ObservedInventory
 from dpio.planner.policy import plan_policy
 from dpio.planner.status import policy_status, stalled_status, vcenter_unreachable_status

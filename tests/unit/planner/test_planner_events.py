@@ -11,9 +11,11 @@ from tests.unit.planner.builders import NOW
 from dpio.api.conditions import (
     DEGRADED,
     DRAIN_TIMEOUT,
+    INVALID_CREDENTIALS,
     READY,
     REBOOT_REQUIRED,
     RECONCILING,
+    SECRET_NOT_FOUND,
     STALLED,
     VCENTER_UNREACHABLE,
     ConditionStatus,
@@ -27,8 +29,6 @@ from dpio.api.policy import (
     RollingRebootStatus,
 )
 from dpio.planner.conditions import (
-    INVALID_CREDENTIALS,
-    SECRET_NOT_FOUND,
     Problem,
     Want,
     compute_conditions,
