@@ -10,7 +10,9 @@ renamed or moved, a cluster, a VM whose host isn't known). Changes come from the
   started, and the read is younger than MAX_INVENTORY_AGE_SECONDS.
 - A read in flight is joined if nothing that could concern the caller changed since it
   started; once it is in, the caller's own hosts are checked again, and it reads anew if one of
-  them changed meanwhile.
+  them changed meanwhile. Callers that find their data stale all join the one newest read that
+  started after their hosts' last change: under a stream of changes (each policy's own writes)
+  there is one read in flight, not one per caller.
 
 So a reconcile never plans on data older than a change it knows of, and the reconcile a change
 triggered (the watch counts it before the callback queues anything) always sees it.
@@ -81,40 +83,41 @@ class SharedReads:
     async def read(self, selector: HostSelector | None = None) -> ObservedInventory:
         """The inventory, fresh for the hosts `selector` picks (None: for every host)."""
         done = self._done
-        if done is not None and self._watched(done) and self._fresh(done, selector):
+        need = self._need(done.result.result() if done else None, selector)
+        if done is not None and done.seq >= need and self._watched(done):
             return done.result.result()
         last = self._last
-        if last is not None and not last.result.done() and self._joinable(last):
+        if last is not None and not last.result.done() and last.seq >= need:
             inventory = await asyncio.shield(last.result)
-            if self._fresh(last, selector):
+            need = self._need(inventory, selector)
+            if last.seq >= need:
                 return inventory
-        mine = self._last = self._start()
-        return await asyncio.shield(mine.result)
+        # Every caller that finds its data stale joins the one newer read, not one read each.
+        last = self._last
+        if last is None or last.result.done() or last.seq < need:
+            last = self._last = self._start()
+        return await asyncio.shield(last.result)
 
     def _watched(self, read: _Read) -> bool:
         watcher = self.watcher
         young = self._monotonic() - read.started < MAX_INVENTORY_AGE_SECONDS
         return young and watcher is not None and watcher.alive and read.started >= watcher.since
 
-    def _joinable(self, read: _Read) -> bool:
-        """Without the watch: only if nothing at all changed since it started."""
+    def _need(self, inventory: ObservedInventory | None, selector: HostSelector | None) -> int:
+        """The change count a read must have started at to be fresh for this caller: the last
+        change of one of the hosts `selector` picks in `inventory`, or of anything that may
+        change the selection. Without the watch, or with nothing to select from: every change.
+        """
         with self._lock:
-            if self._seq == read.seq:
-                return True
-            return self._any_host_at <= read.seq and self._watched(read)
-
-    def _fresh(self, read: _Read, selector: HostSelector | None) -> bool:
-        with self._lock:
-            if self._seq == read.seq:
-                return True
-            if self._any_host_at > read.seq or selector is None:
-                return False
-            host_at = dict(self._host_at)
+            watcher = self.watcher
+            if inventory is None or selector is None or watcher is None or not watcher.alive:
+                return self._seq
+            host_at, any_host_at, seq = dict(self._host_at), self._any_host_at, self._seq
         try:
-            hosts = select_hosts(selector, read.result.result()).hosts
+            hosts = select_hosts(selector, inventory).hosts
         except InvalidSpecError:
-            return False
-        return all(host_at.get(h.moref, 0) <= read.seq for h in hosts)
+            return seq
+        return max([any_host_at, *(host_at.get(h.moref, 0) for h in hosts)])
 
     def _start(self) -> _Read:
         loop = asyncio.get_running_loop()

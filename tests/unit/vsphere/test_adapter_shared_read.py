@@ -155,18 +155,29 @@ async def other_host_changed_all_wanted(hosts: HostAdapter, clock: list[float]) 
     await hosts.read_inventory()
 
 
-async def joins_despite_other_host(hosts: HostAdapter, clock: list[float]) -> None:
-    first = asyncio.ensure_future(hosts.read_inventory(selector=ESX02))
-    await asyncio.sleep(0)
-    hosts.shared.changed(["host-esx02"])
+async def stale_then_in_flight(hosts: HostAdapter, change: str) -> None:
+    """esx01 changed since the last read; one caller reads anew, then `change` happens, then
+    a second esx01 caller comes."""
+    await hosts.read_inventory(selector=ESX01)
+    hosts.shared.changed(["host-esx01"])
+    first = asyncio.ensure_future(hosts.read_inventory(selector=ESX01))
+    await asyncio.sleep(0)  # its read is in flight
+    hosts.shared.changed([change])
     await asyncio.gather(first, hosts.read_inventory(selector=ESX01))
+
+
+async def joins_despite_other_host(hosts: HostAdapter, clock: list[float]) -> None:
+    await stale_then_in_flight(hosts, "host-esx02")
 
 
 async def own_host_changed_while_joined(hosts: HostAdapter, clock: list[float]) -> None:
-    first = asyncio.ensure_future(hosts.read_inventory(selector=ESX02))
-    await asyncio.sleep(0)
+    await stale_then_in_flight(hosts, "host-esx01")
+
+
+async def stale_callers_share_one_new_read(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory(selector=ESX01)
     hosts.shared.changed(["host-esx01"])
-    await asyncio.gather(first, hosts.read_inventory(selector=ESX01))
+    await asyncio.gather(*(hosts.read_inventory(selector=ESX01) for _ in range(4)))
 
 
 async def bad_pattern(hosts: HostAdapter, clock: list[float]) -> None:
@@ -183,9 +194,10 @@ async def bad_pattern(hosts: HostAdapter, clock: list[float]) -> None:
         pytest.param(any_host_may_have_changed, WATCHING, 2, id="selection-change-reads"),
         pytest.param(other_host_changed_all_wanted, WATCHING, 2, id="unfiltered-caller-reads"),
         pytest.param(other_host_changed, None, 2, id="no-watch-no-reuse"),
-        pytest.param(joins_despite_other_host, WATCHING, 1, id="joins-in-flight"),
-        pytest.param(own_host_changed_while_joined, WATCHING, 2, id="joined-but-own-host-changed"),
-        pytest.param(joins_despite_other_host, None, 2, id="no-watch-no-join-after-change"),
+        pytest.param(joins_despite_other_host, WATCHING, 2, id="joins-in-flight"),
+        pytest.param(own_host_changed_while_joined, WATCHING, 3, id="own-host-changed-in-flight"),
+        pytest.param(joins_despite_other_host, None, 3, id="no-watch-no-join-after-change"),
+        pytest.param(stale_callers_share_one_new_read, WATCHING, 2, id="stale-callers-share"),
         pytest.param(bad_pattern, WATCHING, 2, id="unusable-selector-reads"),
     ],
 )  # fmt: skip
