@@ -16,6 +16,7 @@ from dpio.api.common import (
     UUID_PATTERN,
     ApiModel,
     DnsLabel,
+    HardwareLabel,
     HexId,
     ObjectMeta,
     ObjectName,
@@ -23,6 +24,7 @@ from dpio.api.common import (
     Rule,
     StatusModel,
     Timestamp,
+    normalize_pci_address,
 )
 from dpio.api.conditions import Condition
 
@@ -71,7 +73,7 @@ class DynamicDeviceRef(ApiModel):
 
     vendor_id: HexId = Field(alias="vendorID", description='PCI vendor id, e.g. "10de".')
     device_id: HexId = Field(alias="deviceID", description='PCI device id, e.g. "20b5".')
-    label: DeviceLabel | None = Field(
+    label: HardwareLabel | None = Field(
         None, description="Hardware label the device must carry (customLabel)."
     )
 
@@ -119,6 +121,10 @@ def _unique(names: list[str]) -> bool:
     return len(names) == len(set(names))
 
 
+def _pci_addresses(devices: list[AssignedDevice]) -> list[str]:
+    return [normalize_pci_address(d.pci.address) for d in devices if d.pci is not None]
+
+
 class VMDeviceAssignmentSpec(ApiModel):
     """Desired passthrough devices of one VM."""
 
@@ -134,6 +140,15 @@ class VMDeviceAssignmentSpec(ApiModel):
             "self.devices.all(d, self.devices.exists_one(e, e.name == d.name))",
             message="device names must be unique",
             check=lambda s: _unique([d.name for d in s.devices]),
+            field_path=".devices",
+        ),
+        Rule(
+            # One PCI device backs one VirtualPCIPassthrough device: a second entry could never
+            # be attached (the planner adds the address once). Compared as normalize_pci_address.
+            cel="!has(self.devices) || self.devices.all(d, !has(d.pci) || self.devices.exists_one("
+            "e, has(e.pci) && e.pci.address.lowerAscii() == d.pci.address.lowerAscii()))",
+            message="each pci.address can be assigned once: two devices name the same PCI device",
+            check=lambda s: _unique(_pci_addresses(s.devices)),
             field_path=".devices",
         ),
         Rule(

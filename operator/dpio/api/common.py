@@ -20,11 +20,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PlainSerializer,
     StringConstraints,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 GROUP = "dpio.io"
 VERSION = "v1alpha1"
@@ -33,12 +37,33 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 @dataclass(frozen=True)
 class Rule:
-    """One validation rule, enforced by the API server (``cel``) and by pydantic (``check``)."""
+    """One validation rule, enforced by the API server (``cel``) and by pydantic (``check``).
+
+    A model lists its rules in ``rules``; a rule on a single value goes into the value's type
+    instead, as ``Annotated[str, Rule(...)]``, so the API server reports it at the field itself.
+    """
 
     cel: str
     message: str
     check: Callable[[Any], bool]
     field_path: str | None = None  # where the API server reports it, e.g. ".devices"
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._validate, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("x-kubernetes-validations", []).append(_cel(self))
+        return json_schema
+
+    def _validate(self, value: Any) -> Any:
+        if not self.check(value):
+            raise ValueError(self.message)
+        return value
 
 
 def _add_rules(schema: dict[str, Any], cls: type[Any]) -> None:
@@ -97,13 +122,30 @@ HEX_ID_PATTERN = r"^[0-9a-fA-F]{4}$"
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 # RFC 1123 label, as Kubernetes uses for namespace and container names.
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# RFC 1123 subdomain, what most object names must be (k8s.io/apimachinery IsDNS1123Subdomain);
+# "[.]", not an escaped dot, so the same text is a valid CEL string literal.
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 PciAddress = Annotated[str, StringConstraints(pattern=PCI_ADDRESS_PATTERN, max_length=12)]
 HexId = Annotated[str, StringConstraints(pattern=HEX_ID_PATTERN, max_length=4)]
 Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=64)]
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
-ObjectName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+# The name of a Secret or a HostPassthroughPolicy. A CEL rule rather than a `pattern`, so the
+# refusal says what a name may contain instead of quoting the regular expression.
+ObjectName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=253),
+    Rule(
+        cel=f"self.matches('{DNS_SUBDOMAIN_PATTERN}')",
+        message="must be a Kubernetes object name: lower case letters, digits, '-' and '.', "
+        "starting and ending with a letter or digit",
+        check=lambda name: re.fullmatch(DNS_SUBDOMAIN_PATTERN, name) is not None,
+    ),
+]
+# A hardware label (HostPciPassthruConfig.hardwareLabel, customLabel of a Dynamic DirectPath
+# device): the policy sets it, an assignment asks for it, so both sides share one limit.
+HardwareLabel = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 # A Python `re` pattern; the CRD can only check it is non-empty, pydantic compiles it.
 NamePattern = Annotated[
     str, StringConstraints(min_length=1, max_length=256), AfterValidator(_is_regex)

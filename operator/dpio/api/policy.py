@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from dpio.api.common import (
     ApiModel,
+    HardwareLabel,
     HexId,
     NamePattern,
     ObjectMeta,
@@ -65,7 +66,6 @@ __all__ = [
 MAX_DEVICE_SELECTORS = 64
 HostName = Annotated[str, StringConstraints(min_length=1, max_length=255)]  # an FQDN or IP
 ClusterName = Annotated[str, StringConstraints(min_length=1, max_length=80)]  # vCenter's limit
-HardwareLabel = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 def _set(values: list[str] | None) -> bool:

@@ -144,6 +144,8 @@ class Bad:
 HPP, VMDA = "HostPassthroughPolicy", "VMDeviceAssignment"
 ADDRESS = "0000:3b:00.0"
 SEL_NEEDS_ONE = "a device selector needs exactly one of address, vendorID+deviceID or namePattern"
+OBJECT_NAME = "must be a Kubernetes object name: lower case letters, digits, '-' and '.'"
+ADDRESS_TWICE = "each pci.address can be assigned once: two devices name the same PCI device"
 
 BAD = [
     Bad("hosts-empty", HPP, policy_spec(hosts={}), "hosts needs at least one of names, "
@@ -221,6 +223,22 @@ BAD = [
         server_message='supported values: "WaitForPowerOff", "ShutdownGuest", "PowerOff"'),
     Bad("policy-ref-missing", VMDA, assignment_spec(policyRef=None), "Field required",
         server_message="spec.policyRef: Required value"),
+    Bad("secret-ref-not-a-name", HPP, policy_spec(vcenter={"secretRef": {"name": "vCenter_Prod"}}),
+        OBJECT_NAME),
+    Bad("secret-ref-trailing-dot", HPP, policy_spec(vcenter={"secretRef": {"name": "vcenter."}}),
+        OBJECT_NAME),
+    Bad("policy-ref-not-a-name", VMDA, assignment_spec(policyRef={"name": "GPU_Hosts"}),
+        OBJECT_NAME),
+    Bad("dynamic-label-longer-than-a-policy-allows", VMDA, assignment_spec(devices=[
+        {"name": "gpu0", "dynamic": {"vendorID": "10de", "deviceID": "20b5", "label": "a" * 65}}]),
+        "at most 64 characters", server_message="Too long: may not be more than 64 bytes"),
+    Bad("pci-address-twice", VMDA, assignment_spec(devices=[
+        {"name": "gpu0", "pci": {"address": ADDRESS}},
+        {"name": "gpu1", "pci": {"address": ADDRESS}}]), ADDRESS_TWICE),
+    Bad("pci-address-twice-in-another-case", VMDA, assignment_spec(devices=[
+        {"name": "gpu0", "pci": {"address": "0000:3B:00.0"}},
+        {"name": "gpu1", "dynamic": {"vendorID": "10de", "deviceID": "20b5"}},
+        {"name": "gpu2", "pci": {"address": ADDRESS}}]), ADDRESS_TWICE),
 ]  # fmt: skip
 
 # What pydantic refuses but a CRD schema cannot express: the API server accepts these.

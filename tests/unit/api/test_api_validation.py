@@ -68,8 +68,14 @@ def test_good_policy_specs_are_accepted(spec: dict[str, Any]) -> None:
         assignment_spec(devices=[{"name": f"d{i}", "dynamic": {"vendorID": "10de",
                                                                   "deviceID": "20b5"}}
                                  for i in range(128)]),
+        assignment_spec(devices=[{"name": f"d{i}", "pci": {"address": f"0000:{i:02x}:00.0"}}
+                                 for i in range(128)]),
+        assignment_spec(policyRef={"name": "gpu-hosts.team-a"}),
+        assignment_spec(devices=[{"name": "gpu0", "dynamic": {
+            "vendorID": "10de", "deviceID": "20b5", "label": "a" * 64}}]),
     ],
-    ids=["by-uuid", "gen2-only", "128-devices"],
+    ids=["by-uuid", "gen2-only", "128-devices", "128-addresses", "dotted-policy-name",
+         "label-64"],
 )  # fmt: skip
 def test_good_assignment_specs_are_accepted(spec: dict[str, Any]) -> None:
     parsed = VMDeviceAssignmentSpec.model_validate(spec)
