@@ -84,12 +84,15 @@ async def lead_then_stop(
     `stop` at once and the process ends (the pod restarts as a follower with fresh state)."""
 
     async def started() -> None:
+        metrics.set_leader(True)
         start()
 
     async def stopped() -> None:
+        metrics.set_leader(False)
         await stop()
         (end_process or _terminate)()
 
+    metrics.set_leader(False)  # following until the Lease is ours
     await elector.run(started, stopped)
 
 
@@ -121,6 +124,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.runtime = runtime
     election = LeaderElection.from_env()
     if election is None:
+        metrics.set_leader(True)  # the only replica: it leads from the start
         runtime.start()
         return
     elector = _elector(election, config.namespace)
@@ -147,15 +151,20 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     elector: LeaderElector | None = memo.get("elector")
     if elector is not None:  # only now: no reconcile of ours is in flight any more
         await elector.release()
+        metrics.set_leader(False)
     server: metrics.Server | None = memo.get("metrics")
     if server is not None:
         server.stop()
 
 
 @kopf.on.probe(id="reconcileQueue")
-def queue_depth(memo: kopf.Memo, **_: Any) -> int:
-    """Liveness never depends on vCenter: the probe only reports the queue depth."""
+def queue_depth(memo: kopf.Memo, **_: Any) -> dict[str, int]:
+    """Liveness never depends on vCenter: the probe only reports each work queue's depth,
+    by kind as `dpio_queue_depth` labels it (a follower's queues stay empty)."""
     runtime: Runtime | None = memo.get("runtime")
     if runtime is None:
-        return 0
-    return len(runtime.policies.queue) + len(runtime.assignments.queue)
+        return {}
+    return {
+        runtime.policies.kind: len(runtime.policies.queue),
+        runtime.assignments.kind: len(runtime.assignments.queue),
+    }

@@ -1,6 +1,6 @@
 """Prometheus metrics of the operator, on a registry of its own (no process/GC noise by default).
 
-Three kinds of numbers:
+What it counts:
 
 - events, counted as they happen: reconciles per kind (`Controller` records them) and vCenter
   SOAP calls per method (`counted` wraps the pyVmomi stub's `InvokeMethod`, through which every
@@ -8,6 +8,8 @@ Three kinds of numbers:
 - state, computed at scrape time from what the controllers already cache (`track`): objects by
   condition, devices per policy from `status.summary`, queue depth. Nothing is kept twice, and a
   deleted object leaves no stale series behind.
+- whether this replica leads (`set_leader`, from leader election), so a dashboard can pick
+  the one replica whose queues and vCenter calls are live;
 - `serve` exposes them over HTTP on a daemon thread (prometheus_client's own server), so a
   stuck event loop still answers scrapes.
 
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -75,6 +77,19 @@ VCENTER_CALL_DURATION = Histogram(
     buckets=_CALL_BUCKETS,
     registry=REGISTRY,
 )
+
+LEADER = Gauge(
+    "dpio_leader",
+    "1 when this replica reconciles (it holds the Lease, or runs without leader election), "
+    "0 while it follows",
+    registry=REGISTRY,
+)
+
+
+def set_leader(leading: bool) -> None:
+    """This replica started (True) or stopped (False) reconciling; with replicas on a Lease,
+    `sum(dpio_leader)` is 1 in a healthy deployment (0: nobody leads, 2: a split brain)."""
+    LEADER.set(1 if leading else 0)
 
 
 def record_reconcile(kind: str, seconds: float, *, failed: bool) -> None:
