@@ -45,7 +45,16 @@ WATCH_PATHS: Mapping[type, tuple[str, ...]] = {
         "runtime.connectionState",
         "runtime.inMaintenanceMode",
     ),
-    vim.VirtualMachine: ("name", "config.hardware.device", "runtime.powerState", "runtime.host"),
+    # config.changeVersion moves on every reconfigure (hot add, nested HV, reservation lock, FT
+    # settings: the feature conflicts of DESIGN.md §3.2.7); rootSnapshot on snapshots.
+    vim.VirtualMachine: (
+        "name",
+        "config.hardware.device",
+        "config.changeVersion",
+        "rootSnapshot",
+        "runtime.powerState",
+        "runtime.host",
+    ),
 }
 
 
