@@ -198,11 +198,6 @@ def test_a_wrong_password_is_reported_without_the_password(
     assert secrets_in(places, [wrong, sim.password]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (reported): PolicyReconciler._delete logs in to vCenter even for "
-    "deletionPolicy Retain, so a policy whose Secret is wrong can never be deleted",
-)
 def test_a_retain_policy_with_a_wrong_password_can_still_be_deleted(
     sandbox: Sandbox, leaky_world: tuple[OperatorProcess, Simulator, str]
 ) -> None:

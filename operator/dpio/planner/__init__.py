@@ -6,7 +6,7 @@ HostPassthroughPolicy: `plan_policy` -> `PolicyPlan` (apply `updates`, then `reb
 """
 
 from dpio.planner.conditions import Problem, Want, compute_conditions, conditions_changed
-from dpio.planner.deletion import plan_deletion
+from dpio.planner.deletion import deletion_touches_hosts, plan_deletion
 from dpio.planner.hosts import PassthruChange
 from dpio.planner.observed import (
     HostPciDevice,
@@ -38,6 +38,7 @@ __all__ = [
     "Want",
     "compute_conditions",
     "conditions_changed",
+    "deletion_touches_hosts",
     "mask_pci_id",
     "normalize_pci_address",
     "plan_deletion",

@@ -21,6 +21,14 @@ from dpio.planner.rules import OtherPolicy, PolicyRules, Rivals
 from dpio.planner.selection import InvalidSpecError, match_devices, select_hosts
 
 
+def deletion_touches_hosts(spec: HostPassthroughPolicySpec) -> bool:
+    """Whether deleting the policy changes anything in vCenter (and so needs to reach it).
+
+    Retain does not: its finalizer goes without a login, so a policy whose Secret or vCenter is
+    gone can still be deleted."""
+    return spec.deletion_policy is not DeletionPolicy.RETAIN
+
+
 def plan_deletion(
     *,
     name: str,
@@ -28,7 +36,7 @@ def plan_deletion(
     inventory: ObservedInventory,
     others: Sequence[OtherPolicy] = (),
 ) -> tuple[UpdatePassthruConfig, ...]:
-    if spec.deletion_policy is DeletionPolicy.RETAIN:
+    if not deletion_touches_hosts(spec):
         return ()
     try:
         rules = PolicyRules.from_spec(spec)

@@ -23,6 +23,7 @@ from dpio.planner import (
     OtherPolicy,
     RebootAction,
     UpdatePassthruConfig,
+    deletion_touches_hosts,
     plan_deletion,
     plan_policy,
     policy_status,
@@ -209,19 +210,20 @@ class PolicyReconciler:
         finalizers = list(body["metadata"].get("finalizers") or [])
         if FINALIZER not in finalizers:
             return Result()
-        try:
-            hosts = await self.vcenter.hosts_for(policy.spec)
-            inventory = await hosts.read_inventory()
-            updates = plan_deletion(
-                name=policy.metadata.name,
-                spec=policy.spec,
-                inventory=inventory,
-                others=self._others(policy.metadata.name),
-            )
-            await self._update_passthru(body, hosts, updates)
-        except PortError as err:
-            await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
-            return Result(failed=True)
+        if deletion_touches_hosts(policy.spec):
+            try:
+                hosts = await self.vcenter.hosts_for(policy.spec)
+                inventory = await hosts.read_inventory()
+                updates = plan_deletion(
+                    name=policy.metadata.name,
+                    spec=policy.spec,
+                    inventory=inventory,
+                    others=self._others(policy.metadata.name),
+                )
+                await self._update_passthru(body, hosts, updates)
+            except PortError as err:
+                await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
+                return Result(failed=True)
         await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
         self.selected.pop(policy.metadata.name, None)
         return Result()
