@@ -107,12 +107,6 @@ def test_apiserver_restart_operator_recovers(
     assert violations == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: Controller.observe ignores MODIFIED events whose spec is unchanged (to skip "
-    "the operator's own status writes), so a status overwritten by someone else stays wrong "
-    "until the next spec or vCenter change; there is no periodic resync",
-)
 def test_status_written_by_someone_else_is_corrected_without_vcenter_writes(
     sandbox: Sandbox,
     vcsim_factory: SimulatorFactory,

@@ -18,6 +18,7 @@ from dpio.kube.client import KubeClient
 from dpio.reconcile.assignment import AssignmentReconciler
 from dpio.reconcile.assignment_triggers import AssignmentTriggers
 from dpio.reconcile.controller import Body, Controller
+from dpio.reconcile.own_writes import OwnStatusWrites
 from dpio.reconcile.policy import PolicyReconciler
 from dpio.reconcile.queue import Backoff
 from dpio.vsphere.session import SessionCache
@@ -62,9 +63,8 @@ class Runtime:
         def all_policies() -> Iterator[Body]:  # for policy conflicts (DESIGN.md §3.1.8)
             return holder[0].objects()
 
-        reconciler = PolicyReconciler(
-            vcenter=vcenters, objects=KubeObjects(kube), all_policies=all_policies
-        )
+        objects = OwnStatusWrites(KubeObjects(kube), lambda: holder[0])
+        reconciler = PolicyReconciler(vcenter=vcenters, objects=objects, all_policies=all_policies)
         # Capped exponential backoff for vCenter outages (DESIGN.md §3.3): 1 s up to 5 min.
         policies = Controller(
             "HostPassthroughPolicy", reconciler, workers=config.workers, backoff=Backoff(1, 300)
@@ -114,7 +114,7 @@ def _assignments(
 
     reconciler = AssignmentReconciler(
         vcenter=vms,
-        objects=KubeObjects(kube),
+        objects=OwnStatusWrites(KubeObjects(kube), lambda: holder[0]),
         policy=lambda name: policies.get(("", name)),
         all_assignments=all_assignments,
         namespace_labels=lambda ns: namespaces.get(ns, {}),

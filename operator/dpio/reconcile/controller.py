@@ -43,6 +43,15 @@ def _desired(body: Body) -> tuple[Any, ...]:
 _SKIP = frozenset({"metadata", "spec", "status"})
 
 
+def without_nulls(value: Any) -> Any:
+    """A status as the API server keeps it after a merge patch: null means "remove the field"."""
+    if isinstance(value, Mapping):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 class Controller:
     """Latest objects of one kind, and the queue that reconciles them."""
 
@@ -52,6 +61,9 @@ class Controller:
         self.kind = kind
         self._reconcile = reconcile
         self._objects: dict[Key, Body] = {}
+        # The status this operator last wrote per object: its own writes come back as watch
+        # events and need no reconcile; a status anyone else wrote does (it is put right).
+        self._written: dict[Key, Any] = {}
         self.queue: WorkQueue[Key] = WorkQueue(self._run, workers=workers, backoff=backoff)
         # Scrapes read the cache and the queue as they are (metrics.track): nothing is copied.
         self._metrics = metrics.Source(objects=self.objects, depth=lambda: len(self.queue))
@@ -61,13 +73,23 @@ class Controller:
         key = key_of(body)
         if event_type == "DELETED":
             self._objects.pop(key, None)
+            self._written.pop(key, None)
             self.queue.forget(key)
             return
         previous = self._objects.get(key)
         self._objects[key] = copy.deepcopy(dict(body))
-        # Our own status writes come back as MODIFIED events: nothing to do for those.
         if previous is None or _desired(previous) != _desired(body):
             self.queue.add(key)
+            return
+        # Only the status changed. Our own writes come back like this: nothing to do for those;
+        # a status someone else wrote (or a stale copy restored) is reconciled back.
+        expected = self._written.get(key, previous.get("status"))
+        if body.get("status") != expected:
+            self.queue.add(key)
+
+    def expect_status(self, key: Key, status: Mapping[str, Any]) -> None:
+        """Called just before this operator writes `status` (merge-patch form) to `key`."""
+        self._written[key] = without_nulls(status)
 
     def enqueue(self, key: Key) -> None:
         if key in self._objects:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from dpio.reconcile.controller import Body, Controller
 from dpio.reconcile.queue import Result
 
@@ -45,7 +47,19 @@ def test_many_events_make_one_reconcile_of_the_latest_object() -> None:
     assert [b["metadata"]["generation"] for b in seen] == [3]
 
 
-def test_status_only_change_does_not_trigger_a_reconcile() -> None:
+@pytest.mark.parametrize(
+    ("written_by_us", "arrives", "reconciles"),
+    [
+        # Our own write comes back as a MODIFIED event: nothing to do.
+        ({"ready": True, "gone": None}, {"ready": True}, 1),
+        # Someone else's status (or a stale copy restored): reconciled back.
+        ({"ready": True}, {"ready": False}, 2),
+        (None, {"ready": False}, 2),
+    ],
+)
+def test_a_status_only_change_is_reconciled_only_when_someone_else_wrote_it(
+    written_by_us: dict[str, Any] | None, arrives: dict[str, Any], reconciles: int
+) -> None:
     async def main() -> list[Body]:
         seen: list[Body] = []
 
@@ -57,13 +71,15 @@ def test_status_only_change_does_not_trigger_a_reconcile() -> None:
         controller.start()
         controller.observe("ADDED", _body("a"))
         await asyncio.sleep(0.05)
-        controller.observe("MODIFIED", _body("a", status={"ready": True}, rv="2"))
+        if written_by_us is not None:
+            controller.expect_status(("", "a"), written_by_us)
+        controller.observe("MODIFIED", _body("a", status=arrives, rv="2"))
         await asyncio.sleep(0.05)
         await controller.stop()
-        assert controller.get(("", "a")) == _body("a", status={"ready": True}, rv="2")
+        assert controller.get(("", "a")) == _body("a", status=arrives, rv="2")
         return seen
 
-    assert len(asyncio.run(main())) == 1
+    assert len(asyncio.run(main())) == reconciles
 
 
 def test_deleted_object_is_not_reconciled() -> None:
