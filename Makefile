@@ -33,8 +33,8 @@ venv: $(VENV)/.synced ## Create .venv with the pinned dependencies (uv.lock)
 
 .PHONY: lint
 lint: venv ## ruff, mypy --strict, import-linter layer contracts, gofmt/go vet
-	$(VENV)/bin/ruff check operator sandbox tests
-	$(VENV)/bin/ruff format --check operator sandbox tests
+	$(VENV)/bin/ruff check operator sandbox tests bench
+	$(VENV)/bin/ruff format --check operator sandbox tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	@cd sandbox/vcsim && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
@@ -42,8 +42,8 @@ lint: venv ## ruff, mypy --strict, import-linter layer contracts, gofmt/go vet
 
 .PHONY: fmt
 fmt: venv ## Format Python and Go sources
-	$(VENV)/bin/ruff check --fix operator sandbox tests
-	$(VENV)/bin/ruff format operator sandbox tests
+	$(VENV)/bin/ruff check --fix operator sandbox tests bench
+	$(VENV)/bin/ruff format operator sandbox tests bench
 	cd sandbox/vcsim && gofmt -w .
 
 .PHONY: test-unit
@@ -56,7 +56,7 @@ test-go: ## Go tests of the vSphere simulator
 
 .PHONY: test
 test: lint test-go ## Everything CI runs (builds the sandbox binaries on first use, cached in ~/.cache/dpio-sandbox)
-	$(VENV)/bin/pytest -m "not faults" tests
+	$(VENV)/bin/pytest -m "not faults" tests bench/tests
 
 .PHONY: chart-lint
 chart-lint: venv ## helm lint --strict, template and schema tests of charts/dpio-operator; hadolint on the Dockerfile
