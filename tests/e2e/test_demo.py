@@ -140,3 +140,22 @@ def test_examples_are_numbered_so_that_namespaces_come_first() -> None:
 
 def _kind(path: Path) -> str:
     return str(path.read_text().split("\nkind: ", 1)[1].split("\n", 1)[0])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "trainer-t4",  # static T4 by PCI address
+        "batch-a100",  # Dynamic DirectPath by vendor/device + label
+        "vmfex-gen2",  # a Gen2 (VM-FEX) network adapter
+    ],
+)
+def test_every_example_assignment_is_ready_with_everything_attached(
+    ran: tuple[Sandbox, Simulator, int, str], name: str
+) -> None:
+    box, _, _, _ = ran
+    body = get(box, "vmda", name, "ml-team")
+
+    assert condition(body, "Ready")[:2] == ("True", "Reconciled"), body.get("status")
+    done, wanted = body["status"]["attached"].split("/")
+    assert done == wanted != "0"
