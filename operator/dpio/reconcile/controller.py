@@ -43,6 +43,13 @@ def _desired(body: Body) -> tuple[Any, ...]:
 _SKIP = frozenset({"metadata", "spec", "status"})
 
 
+def _cached(body: Body) -> dict[str, Any]:
+    """A copy to keep, without `metadata.managedFields`: no reconcile reads it, and at 1,000
+    objects it is a good part of what the cache holds (docs/benchmarks.md, memory)."""
+    meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
+    return copy.deepcopy({**body, "metadata": meta})
+
+
 def without_nulls(value: Any) -> Any:
     """A status as the API server keeps it after a merge patch: null means "remove the field"."""
     if isinstance(value, Mapping):
@@ -77,7 +84,7 @@ class Controller:
             self.queue.forget(key)
             return
         previous = self._objects.get(key)
-        self._objects[key] = copy.deepcopy(dict(body))
+        self._objects[key] = _cached(body)
         if previous is None or _desired(previous) != _desired(body):
             self.queue.add(key)
             return

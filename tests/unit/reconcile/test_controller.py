@@ -107,3 +107,18 @@ def test_enqueue_where_queues_only_the_objects_picked() -> None:
         return seen
 
     assert sorted(asyncio.run(main())) == ["a", "c"]
+
+
+def test_the_cache_keeps_no_managed_fields_and_is_a_copy() -> None:
+    controller = Controller("Test", lambda body: asyncio.sleep(0, Result()))
+    body = _body("a")
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+
+    controller.observe("ADDED", body)
+    body["spec"]["generation"] = 99  # the watch's dict changes later: the cache must not
+
+    cached = controller.get(("", "a"))
+    assert cached is not None
+    assert "managedFields" not in cached["metadata"]
+    assert cached["spec"] == {"generation": 1}
+    assert cached["metadata"]["resourceVersion"] == "1"
