@@ -21,7 +21,6 @@ from dpio.planner import (
     EnterMaintenanceMode,
     ExitMaintenanceMode,
     OtherPolicy,
-    PolicyPlan,
     RebootAction,
     UpdatePassthruConfig,
     deletion_touches_hosts,
@@ -120,8 +119,6 @@ class PolicyReconciler:
             await self._update_passthru(body, hosts, plan.updates)
         except PortError as err:
             return await self._unavailable(body, previous, err, generation)
-        if plan.updates and not plan.reboot_actions:
-            plan = await self._settled(policy, hosts, plan, now) or plan
         status = policy_status(
             plan,
             reboot_policy=policy.spec.reboot.policy,
@@ -147,28 +144,6 @@ class PolicyReconciler:
             # until then); vCenter change notifications make this sooner when they arrive.
             return Result(requeue_after=CONFIRM_SECONDS)
         return Result(requeue_after=DRAIN_CHECK_SECONDS if draining else None)
-
-    async def _settled(
-        self, policy: HostPassthroughPolicy, hosts: HostsPort, plan: PolicyPlan, now: datetime
-    ) -> PolicyPlan | None:
-        """Read back what the updates did (`UpdatePassthruConfig` is synchronous) and plan again:
-        when nothing is left to do, that plan's status is the settled one, written now instead
-        of after a confirming pass that waits behind every other queued object
-        (docs/benchmarks.md, finding 7). None keeps the projection and the confirming requeue."""
-        try:
-            inventory = await hosts.read_inventory()
-        except PortError:
-            return None
-        again = plan_policy(
-            name=policy.metadata.name,
-            creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
-            spec=policy.spec,
-            inventory=inventory,
-            now=now,
-            others=self._others(policy.metadata.name),
-            previous=policy.status,
-        )
-        return again if again.empty and again.stalled is None else None
 
     async def _unavailable(
         self,

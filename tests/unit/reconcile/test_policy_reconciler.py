@@ -13,12 +13,7 @@ from tests.unit.planner.builders import GPU, NOW, gpu_host
 
 from dpio.api.policy import HostPassthroughPolicySpec
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
-from dpio.reconcile.policy import (
-    CONFIRM_SECONDS,
-    FINALIZER,
-    STALLED_RECHECK_SECONDS,
-    PolicyReconciler,
-)
+from dpio.reconcile.policy import FINALIZER, STALLED_RECHECK_SECONDS, PolicyReconciler
 from dpio.reconcile.ports import PortError
 from dpio.reconcile.queue import Result
 
@@ -249,40 +244,3 @@ def test_a_vcenter_change_concerns_the_policies_that_selected_its_hosts(
     got = {name: reconciler.concerns(name, changed) for name in concerned}
 
     assert got == concerned
-
-
-@dataclass
-class ApplyingHosts(FakeHosts):
-    """Reads `after` once an update went out: what vCenter shows when it applied it (or not)."""
-
-    after: ObservedInventory | None = None
-
-    async def read_inventory(self) -> ObservedInventory:
-        if self.updates and self.after is not None:
-            return self.after
-        return self.inventory
-
-
-@pytest.mark.parametrize(
-    ("after", "reconciling", "result"),
-    [
-        # Rebound at once (applyNow): the read-back plan is empty, so the status written is
-        # the settled one and nothing waits in the queue for a confirming pass.
-        pytest.param(gpu_host(enabled=True, active=True), "False", Result(), id="settled-now"),
-        # vCenter doesn't show the change yet: the projection, and a confirming pass later.
-        pytest.param(gpu_host(enabled=False), "True", Result(requeue_after=CONFIRM_SECONDS),
-                     id="not-yet-visible"),
-    ],
-)  # fmt: skip
-def test_after_its_updates_a_policy_reads_back_and_settles_in_one_pass(
-    after: Any, reconciling: str, result: Result
-) -> None:
-    hosts = ApplyingHosts(
-        ObservedInventory(hosts=(gpu_host(enabled=False),)), after=ObservedInventory(hosts=(after,))
-    )
-    objects = FakeObjects()
-    reconciler = PolicyReconciler(FakeVCenter(hosts), objects, lambda: [], clock=lambda: NOW)
-
-    assert asyncio.run(reconciler(body(None))) == result
-    assert len(hosts.updates) == 1
-    assert conditions(objects)["Reconciling"][0] == reconciling
