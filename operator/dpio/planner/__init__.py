@@ -5,7 +5,13 @@ HostPassthroughPolicy: `plan_policy` -> `PolicyPlan` (apply `updates`, then `reb
 `plan_deletion` on delete. The adapter fills `ObservedInventory`.
 """
 
-from dpio.planner.conditions import Problem, Want, compute_conditions, conditions_changed
+from dpio.planner.conditions import (
+    Problem,
+    Want,
+    compute_conditions,
+    conditions_changed,
+    status_changed,
+)
 from dpio.planner.deletion import deletion_touches_hosts, plan_deletion
 from dpio.planner.hosts import PassthruChange
 from dpio.planner.observed import (
@@ -19,7 +25,7 @@ from dpio.planner.observed import (
 from dpio.planner.policy import PolicyPlan, UpdatePassthruConfig, plan_policy
 from dpio.planner.reboot import EnterMaintenanceMode, ExitMaintenanceMode, RebootAction, RebootHost
 from dpio.planner.rules import OtherPolicy
-from dpio.planner.status import policy_status, status_changed, vcenter_unreachable_status
+from dpio.planner.status import policy_status, vcenter_unreachable_status
 
 __all__ = [
     "EnterMaintenanceMode",

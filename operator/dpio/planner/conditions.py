@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
+from dpio.api.assignment import VMDeviceAssignmentStatus
 from dpio.api.conditions import (
     AWAITING_RECONCILE,
     PROGRESSING,
@@ -23,6 +25,7 @@ from dpio.api.conditions import (
     Condition,
     ConditionStatus,
 )
+from dpio.api.policy_status import HostPassthroughPolicyStatus
 
 __all__ = [
     "Problem",
@@ -32,7 +35,10 @@ __all__ = [
     "find",
     "is_true",
     "kstatus_wants",
+    "status_changed",
 ]
+
+AnyStatus = TypeVar("AnyStatus", HostPassthroughPolicyStatus, VMDeviceAssignmentStatus)
 
 # Conditions are listed in this order, the rest alphabetically after them.
 _LEADING = (READY, RECONCILING, STALLED)
@@ -125,6 +131,18 @@ def conditions_changed(previous: Sequence[Condition], current: Sequence[Conditio
     old = sorted((_comparable(c) for c in previous), key=lambda t: t[0])
     new = sorted((_comparable(c) for c in current), key=lambda t: t[0])
     return old != new
+
+
+def status_changed(previous: AnyStatus | None, current: AnyStatus) -> bool:
+    """True when writing `current` would change the object (compared as the API server keeps it)."""
+    if previous is None:
+        return True
+    if conditions_changed(previous.conditions, current.conditions):
+        return True
+    exclude = {"conditions"}
+    return previous.model_dump(mode="json", exclude=exclude) != current.model_dump(
+        mode="json", exclude=exclude
+    )
 
 
 def find(conditions: Sequence[Condition], condition_type: str) -> Condition | None:

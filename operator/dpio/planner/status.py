@@ -1,8 +1,8 @@
 """HostPassthroughPolicy status from a `PolicyPlan`: hosts, devices, summary and conditions.
 
 The status shows each device as it will be once this reconcile's changes are in (the plan's
-projection); the next observation confirms it. `status_changed` tells the reconciler whether a
-write is needed at all (0 writes in steady state).
+projection); the next observation confirms it. `conditions.status_changed` tells the reconciler
+whether a write is needed at all (0 writes in steady state).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from dpio.planner.conditions import (
     Problem,
     Want,
     compute_conditions,
-    conditions_changed,
     kstatus_wants,
 )
 from dpio.planner.hosts import DevicePlan, HostPlan
@@ -221,18 +220,4 @@ def _connection_status(
     conditions = compute_conditions(before.conditions, wants, generation, now)
     return before.model_copy(
         update={"observed_generation": generation, "conditions": list(conditions)}
-    )
-
-
-def status_changed(
-    previous: HostPassthroughPolicyStatus | None, current: HostPassthroughPolicyStatus
-) -> bool:
-    """True when writing `current` would change the object (compared as the API server keeps it)."""
-    if previous is None:
-        return True
-    if conditions_changed(previous.conditions, current.conditions):
-        return True
-    exclude = {"conditions"}
-    return previous.model_dump(mode="json", exclude=exclude) != current.model_dump(
-        mode="json", exclude=exclude
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from dpio.api.assignment import VMDeviceAssignment, VMDeviceAssignmentStatus
 from dpio.api.conditions import RECONCILING, RECONFIGURE_FAILED, VCENTER_UNREACHABLE
-from dpio.planner.conditions import Problem, compute_conditions, is_true
+from dpio.planner.conditions import Problem, compute_conditions, is_true, status_changed
 from dpio.planner.vm_deletion import plan_assignment_deletion
 from dpio.planner.vm_observed import VMObservation
 from dpio.planner.vm_plan import VMPlan, plan_assignment
@@ -29,7 +29,6 @@ from dpio.reconcile import assignment_inputs as inputs
 from dpio.reconcile.assignment_apply import (
     Applier,
     merge_patch,
-    status_changed,
     transition_events,
 )
 from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER

@@ -21,7 +21,7 @@ from dpio.api.conditions import (
     STALLED,
     ConditionStatus,
 )
-from dpio.planner.conditions import conditions_changed, find
+from dpio.planner.conditions import find
 from dpio.planner.vm_changes import ReconfigVM
 from dpio.planner.vm_plan import VMPlan
 from dpio.planner.vm_power import PowerAction
@@ -87,20 +87,6 @@ def _describe(name: str, change: ReconfigVM) -> str:
     if any(s is not None for s in settings):
         parts.append("changed hot add / nested HV settings")
     return f"Reconfigured VM {name}: {'; '.join(parts) or 'no device change'}"
-
-
-def status_changed(
-    previous: VMDeviceAssignmentStatus | None, current: VMDeviceAssignmentStatus
-) -> bool:
-    """True when writing `current` would change the object (compared as the API server keeps it)."""
-    if previous is None:
-        return True
-    if conditions_changed(previous.conditions, current.conditions):
-        return True
-    exclude = {"conditions"}
-    return previous.model_dump(mode="json", exclude=exclude) != current.model_dump(
-        mode="json", exclude=exclude
-    )
 
 
 def merge_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:

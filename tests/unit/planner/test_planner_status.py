@@ -25,10 +25,10 @@ from dpio.api.policy import (
     HostPassthroughPolicyStatus,
     RebootPolicy,
 )
-from dpio.planner.conditions import find
+from dpio.planner.conditions import find, status_changed
 from dpio.planner.observed import ObservedHost, ObservedInventory
 from dpio.planner.policy import plan_policy
-from dpio.planner.status import policy_status, status_changed, vcenter_unreachable_status
+from dpio.planner.status import policy_status, vcenter_unreachable_status
 
 T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
 
