@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,8 +25,6 @@ from dpio.cli.planning import Candidate
 from dpio.cli.vm_plan import AssignmentReport
 from dpio.planner import policy_status
 from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_plan import plan_assignment
-from dpio.planner.vm_rules import forbidden
 from dpio.reconcile import assignment_inputs as inputs
 
 #: Observes the VM of an assignment through the policy's vCenter -> (source, observation).
@@ -118,26 +116,12 @@ def plan_one(
         notes = (f"policy {spec.policy_ref.name} is neither in the files nor (with --cluster) "
                  "in the cluster",)  # fmt: skip
     labels = namespace_labels(namespace)
-    view = inputs.policy_view(policy, None) if policy is not None else None
-    observed = VMObservation(vm=None, policy=view, namespace_labels=labels)
+    observed, allowed = inputs.before_vcenter(policy, assignment, namespace, labels)
     source = "-"
-    if policy is not None and forbidden(observed, spec.policy_ref.name, namespace) is None:
+    if policy is not None and allowed:
         source, seen = observe(policy, assignment)
-        host = seen.vm.host if seen.vm is not None else ""
-        claims, _ = inputs.claims(all_bodies, (namespace, meta.name), host)
-        observed = replace(
-            seen, claims=claims, policy=inputs.policy_view(policy, host), namespace_labels=labels
-        )
-    plan = plan_assignment(
-        namespace=namespace,
-        name=meta.name,
-        creation_timestamp=meta.creation_timestamp or inputs.EPOCH,
-        spec=spec,
-        observed=observed,
-        now=now,
-        previous=assignment.status,
-        tracking=inputs.tracking(assignment.status),
-    )
+        observed, _ = inputs.completed(seen, policy, labels, all_bodies, (namespace, meta.name))
+    plan = inputs.plan(assignment, namespace, observed, now)
     host = plan.vm.host if plan.vm is not None else ""
     changing_hosts = changing_hosts or {}
     if plan.unavailable and host in changing_hosts:

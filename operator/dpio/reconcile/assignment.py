@@ -22,8 +22,7 @@ from dpio.api.conditions import RECONCILING, RECONFIGURE_FAILED, VCENTER_UNREACH
 from dpio.planner.conditions import Problem, compute_conditions, is_true, status_changed
 from dpio.planner.vm_deletion import plan_assignment_deletion
 from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_plan import VMPlan, plan_assignment
-from dpio.planner.vm_rules import forbidden
+from dpio.planner.vm_plan import VMPlan
 from dpio.planner.vm_status import assignment_status, assignment_wants
 from dpio.reconcile import assignment_inputs as inputs
 from dpio.reconcile.assignment_apply import (
@@ -71,22 +70,12 @@ class AssignmentReconciler:
         return await self._reconcile(body, assignment)
 
     async def _reconcile(self, body: Body, assignment: VMDeviceAssignment) -> Result:
-        now, meta, spec = self.clock(), assignment.metadata, assignment.spec
-        namespace = meta.namespace or ""
+        now, namespace = self.clock(), assignment.metadata.namespace or ""
         try:
             vms, observed, unknown_claims = await self._observe(assignment)
         except PortError as err:
             return await self._unobserved(body, assignment, err)
-        plan = plan_assignment(
-            namespace=namespace,
-            name=meta.name,
-            creation_timestamp=meta.creation_timestamp or inputs.EPOCH,
-            spec=spec,
-            observed=observed,
-            now=now,
-            previous=assignment.status,
-            tracking=inputs.tracking(assignment.status),
-        )
+        plan = inputs.plan(assignment, namespace, observed, now)
         try:
             await self._report(body, assignment, plan, None)
         except PortError:
@@ -128,18 +117,15 @@ class AssignmentReconciler:
         namespace = meta.namespace or ""
         policy = inputs.parse_policy(self.policy(spec.policy_ref.name))
         labels = self.namespace_labels(namespace)
-        view = inputs.policy_view(policy, None) if policy is not None else None
-        observed = VMObservation(vm=None, policy=view, namespace_labels=labels)
-        if policy is None or forbidden(observed, spec.policy_ref.name, namespace) is not None:
+        observed, allowed = inputs.before_vcenter(policy, assignment, namespace, labels)
+        if policy is None or not allowed:
             return None, observed, False
         vms = await self.vcenter.vms_for(policy.spec.vcenter)
         seen = await vms.observe_vm(
             name=spec.vm.name or "", instance_uuid=spec.vm.instance_uuid or ""
         )
-        host = seen.vm.host if seen.vm is not None else ""
-        found, unknown = inputs.claims(self.all_assignments(), (namespace, meta.name), host)
-        observed = replace(
-            seen, claims=found, policy=inputs.policy_view(policy, host), namespace_labels=labels
+        observed, unknown = inputs.completed(
+            seen, policy, labels, self.all_assignments(), (namespace, meta.name)
         )
         return vms, observed, unknown
 

@@ -8,6 +8,7 @@ watch caches the controllers keep (no API server or vCenter call).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +19,10 @@ from dpio.api.conditions import CLAIMED_BY_ASSIGNMENT, FORBIDDEN, IN_USE_BY_VM, 
 from dpio.api.policy import HostPassthroughPolicy
 from dpio.planner.conditions import is_true
 from dpio.planner.observed import parse_pci_id
-from dpio.planner.vm_observed import AssignmentClaim, PolicyView
+from dpio.planner.vm_observed import AssignmentClaim, PolicyView, VMObservation
+from dpio.planner.vm_plan import VMPlan, plan_assignment
 from dpio.planner.vm_power import PowerTracking
+from dpio.planner.vm_rules import forbidden
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Reasons of an assignment that waits for something another object holds (a device, a VM).
@@ -48,6 +51,55 @@ def policy_view(policy: HostPassthroughPolicy, host: str | None) -> PolicyView:
     """The policy's spec and its status rows for `host` (none before the VM's host is known)."""
     rows = next((h.devices for h in policy.status.hosts if h.name == host), [])
     return PolicyView(name=policy.metadata.name, spec=policy.spec, host_devices=tuple(rows))
+
+
+def before_vcenter(
+    policy: HostPassthroughPolicy | None,
+    assignment: VMDeviceAssignment,
+    namespace: str,
+    labels: Mapping[str, str],
+) -> tuple[VMObservation, bool]:
+    """The observation before vCenter is asked, and whether it may be asked at all: not without
+    the policy, nor for a namespace the policy does not serve (the VM then stays unknown)."""
+    view = policy_view(policy, None) if policy is not None else None
+    observed = VMObservation(vm=None, policy=view, namespace_labels=labels)
+    name = assignment.spec.policy_ref.name
+    allowed = policy is not None and forbidden(observed, name, namespace) is None
+    return observed, allowed
+
+
+def completed(
+    seen: VMObservation,
+    policy: HostPassthroughPolicy,
+    labels: Mapping[str, str],
+    others: Iterable[Body],
+    me: tuple[str, str],
+) -> tuple[VMObservation, bool]:
+    """What the adapter observed, completed from the caches (claims, the policy's rows for the
+    VM's host, namespace labels); and whether a rival's claim is still unknown."""
+    host = seen.vm.host if seen.vm is not None else ""
+    found, unknown = claims(others, me, host)
+    observed = replace(
+        seen, claims=found, policy=policy_view(policy, host), namespace_labels=labels
+    )
+    return observed, unknown
+
+
+def plan(
+    assignment: VMDeviceAssignment, namespace: str, observed: VMObservation, now: datetime
+) -> VMPlan:
+    """`plan_assignment` with the assignment's identity, spec and what its status keeps."""
+    meta = assignment.metadata
+    return plan_assignment(
+        namespace=namespace,
+        name=meta.name,
+        creation_timestamp=meta.creation_timestamp or EPOCH,
+        spec=assignment.spec,
+        observed=observed,
+        now=now,
+        previous=assignment.status,
+        tracking=tracking(assignment.status),
+    )
 
 
 def claims(
