@@ -19,7 +19,7 @@ from dpio.planner.vm_changes import ReconfigVM, restore_cluster, restore_vm
 from dpio.planner.vm_claims import holdings
 from dpio.planner.vm_devices import DeviceDiff, desired_devices, removal
 from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_plan import VMPlan, managed_keys
+from dpio.planner.vm_plan import VMPlan, managed_keys, waiting_for_power_off
 from dpio.planner.vm_power import PowerTracking, after_change, before_change
 
 
@@ -71,13 +71,6 @@ def plan_assignment_deletion(
     if change.needs_power_off:
         step = before_change(vm, spec.power_policy, tracking, now)
         if step.waiting:
-            return replace(
-                plan,
-                power_before=step.action,
-                change_pending=True,
-                tracking=step.tracking,
-                power_message=step.message,
-                requeue_after=step.requeue_after,
-            )
+            return waiting_for_power_off(plan, step)
     after = after_change(vm, spec.restore_power_state, tracking)
     return replace(plan, reconfigure=change, power_after=after.action)

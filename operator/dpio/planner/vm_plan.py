@@ -44,7 +44,13 @@ from dpio.planner.vm_conflicts import (
 from dpio.planner.vm_devices import DesiredDevice, DeviceDiff, desired_devices, diff_devices
 from dpio.planner.vm_gen2 import adapter_problem, kinds, upt_changes, vmotion_status
 from dpio.planner.vm_observed import Backing, ObservedVM, VMObservation
-from dpio.planner.vm_power import PowerAction, PowerTracking, after_change, before_change
+from dpio.planner.vm_power import (
+    PowerAction,
+    PowerStep,
+    PowerTracking,
+    after_change,
+    before_change,
+)
 from dpio.planner.vm_rules import DeviceCheck, check_device, forbidden, passthrough_limit
 
 
@@ -82,6 +88,18 @@ class VMPlan:
             and self.power_before is None
             and self.power_after is None
         )
+
+
+def waiting_for_power_off(plan: VMPlan, step: PowerStep) -> VMPlan:
+    """`plan` held back until the VM is off: only `step`'s power action (if any) goes out."""
+    return replace(
+        plan,
+        power_before=step.action,
+        change_pending=True,
+        tracking=step.tracking,
+        power_message=step.message,
+        requeue_after=step.requeue_after,
+    )
 
 
 def managed_keys(previous: VMDeviceAssignmentStatus | None) -> frozenset[int]:
@@ -259,14 +277,7 @@ def _changes(
     if change is not None and change.needs_power_off:
         step = before_change(vm, spec.power_policy, outcome.tracking, now)
         if step.waiting:
-            return replace(
-                outcome,
-                power_before=step.action,
-                change_pending=True,
-                tracking=step.tracking,
-                power_message=step.message,
-                requeue_after=step.requeue_after,
-            )
+            return waiting_for_power_off(outcome, step)
     after = after_change(vm, spec.restore_power_state, outcome.tracking)
     return replace(
         outcome,
