@@ -13,18 +13,18 @@ style table whenever a column changes. The table's columns are the CRDs' own pri
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from dpio_sandbox import install, procs
+from dpio_sandbox import install
+from dpio_sandbox import operator as dpio_operator
 from dpio_sandbox.paths import REPO_ROOT
 from dpio_sandbox.sandbox import Sandbox
 
@@ -49,31 +49,9 @@ class Table:
         return self.pending == 0 and self.unhandled == 0
 
 
-@contextmanager
-def operator(box: Sandbox, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def operator(box: Sandbox, log: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """The operator, started as ``make run`` starts it, stopped (SIGTERM, then SIGKILL) on exit."""
-    port = procs.free_port()
-    env = {
-        **os.environ,
-        **box.env(),
-        "DPIO_NAMESPACE": install.NAMESPACE,
-        "DPIO_VCENTER_SECRET": install.SECRET,
-    }
-    argv = [sys.executable, "-m", "dpio.handlers.main", "--standalone",
-            f"--liveness=http://127.0.0.1:{port}/healthz"]  # fmt: skip
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        procs.wait_for_url(log.parent, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return dpio_operator.running(box, log)
 
 
 def example_files(directory: Path = EXAMPLES) -> list[Path]:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dpio_sandbox import install, procs
+from dpio_sandbox import install
+from dpio_sandbox import operator as dpio_operator
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -56,28 +54,10 @@ def operator(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iter
     Per module, so that it is gone before other tests use the shared API server."""
     install.install(sandbox)
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    port = procs.free_port()
-    env = {
-        **os.environ,
-        **sandbox.env(),
-        "DPIO_NAMESPACE": install.NAMESPACE,
-        "DPIO_VCENTER_SECRET": install.SECRET,
-    }
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dpio.handlers.main", "--standalone",
-             f"--liveness=http://127.0.0.1:{port}/healthz"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     try:
-        procs.wait_for_url(log.parent, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
-        yield sandbox
+        with dpio_operator.running(sandbox, log):
+            yield sandbox
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         print(log.read_text()[-4000:])
 
 

@@ -7,9 +7,6 @@ this module needs its own environment (metrics port, JSON logs, DEBUG level).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,6 +21,7 @@ from tests.sandbox.vsphere_helpers import eventually
 
 from dpio.reconcile.policy import CONFIRM_SECONDS
 from dpio_sandbox import install, procs
+from dpio_sandbox import operator as dpio_operator
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -57,31 +55,16 @@ def metrics_operator(
 ) -> Iterator[Operator]:
     install.install(sandbox)
     log = tmp_path_factory.mktemp("operator-metrics") / "operator.log"
-    liveness, metrics_port = procs.free_port(), procs.free_port()
+    metrics_port = procs.free_port()
     env = {
-        **os.environ,
-        **sandbox.env(),
-        "DPIO_NAMESPACE": install.NAMESPACE,
-        "DPIO_VCENTER_SECRET": install.SECRET,
         "DPIO_METRICS_PORT": str(metrics_port),
         "DPIO_LOG_FORMAT": "json",
         "DPIO_LOG_LEVEL": "DEBUG",
     }
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dpio.handlers.main", "--standalone",
-             f"--liveness=http://127.0.0.1:{liveness}/healthz"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     try:
-        procs.wait_for_url(log.parent, "operator", proc.pid, f"http://127.0.0.1:{liveness}/healthz")
-        yield Operator(sandbox, metrics_port, log)
+        with dpio_operator.running(sandbox, log, env):
+            yield Operator(sandbox, metrics_port, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         print(log.read_text()[-4000:])
 
 
