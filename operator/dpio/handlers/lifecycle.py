@@ -23,7 +23,7 @@ from kubernetes import config as k8s_config
 
 from dpio.handlers.runtime import Config, Runtime
 from dpio.kube.lease import KubeLeaseStore, LeaderElector, Timing
-from dpio.observability import metrics
+from dpio.observability import memory, metrics
 
 METRICS_PORT_ENV = "DPIO_METRICS_PORT"
 DEFAULT_METRICS_PORT = 9090  # the chart's Service and PodMonitor name it "metrics"
@@ -115,6 +115,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # The reconcilers manage their own finalizer (dpio.reconcile.policy.FINALIZER) and keep
     # what they need in status. kopf's finalizer must stay a different name: kopf removes its
     # own finalizer from objects that have no deletion handlers, and we register none.
+    memory.tune()
+    memory.trim()  # what importing pyVmomi, kopf and the kubernetes client left free
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     # A thread of its own (prometheus_client), so scrapes work even when the loop is busy.

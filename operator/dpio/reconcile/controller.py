@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
-from dpio.observability import metrics
+from dpio.observability import memory, metrics
 from dpio.observability.logging import object_ref
 from dpio.reconcile.queue import Backoff, Result, WorkQueue
 
@@ -71,7 +71,10 @@ class Controller:
         # The status this operator last wrote per object: its own writes come back as watch
         # events and need no reconcile; a status anyone else wrote does (it is put right).
         self._written: dict[Key, Any] = {}
-        self.queue: WorkQueue[Key] = WorkQueue(self._run, workers=workers, backoff=backoff)
+        # What reconciles freed goes back to the system every few seconds while they run.
+        self.queue: WorkQueue[Key] = WorkQueue(
+            self._run, workers=workers, backoff=backoff, after_each=memory.trimmer
+        )
         # Scrapes read the cache and the queue as they are (metrics.track): nothing is copied.
         self._metrics = metrics.Source(objects=self.objects, depth=lambda: len(self.queue))
 

@@ -47,8 +47,10 @@ class WorkQueue(Generic[K]):
         *,
         workers: int = 4,
         backoff: Backoff | None = None,
+        after_each: Callable[[], None] | None = None,
     ) -> None:
         self._reconcile = reconcile
+        self._after_each = after_each  # called after every reconcile (e.g. memory.trimmer)
         self._workers = workers
         self._backoff = backoff or Backoff()
         self._queue: asyncio.Queue[K] = asyncio.Queue()
@@ -119,6 +121,8 @@ class WorkQueue(Generic[K]):
             finally:
                 self._active.discard(key)
             self._after(key, result)
+            if self._after_each is not None:
+                self._after_each()
 
     async def _run(self, key: K) -> Result:
         try:

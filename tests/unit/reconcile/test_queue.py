@@ -133,3 +133,26 @@ def test_requeue_after_schedules_a_later_look_and_keeps_the_earliest() -> None:
     asyncio.run(main())
     assert len(calls) == 2
     assert 0.08 <= calls[1] - calls[0] < 1.0
+
+
+def test_after_each_runs_once_per_finished_reconcile_even_a_failed_one() -> None:
+    finished: list[str] = []
+    hooks: list[list[str]] = []
+
+    async def reconcile(key: str) -> Result:
+        finished.append(key)
+        if key == "bad":
+            raise RuntimeError("boom")
+        return Result()
+
+    async def main() -> None:
+        queue: WorkQueue[str] = WorkQueue(
+            reconcile, workers=1, after_each=lambda: hooks.append(list(finished))
+        )
+        queue.add("a")
+        queue.add("bad")
+        await _drain(queue)
+
+    asyncio.run(main())
+    # Called after each run ended, with that run's key already done.
+    assert hooks == [["a"], ["a", "bad"]]
