@@ -293,3 +293,37 @@ def _try_read(adapter: HostAdapter) -> Any:
         return asyncio.run(adapter.read_inventory())
     except errors.VCenterUnreachable:
         return None
+
+
+def test_after_a_change_only_the_changed_host_is_read_and_the_result_is_whole(
+    sim: vcsim.Simulator, adapter: HostAdapter
+) -> None:
+    """docs/benchmarks.md finding 9: once the watch says which hosts changed, the next shared
+    read reads those hosts and their VMs only, and what it returns equals a whole read."""
+    arrived = threading.Event()
+    watcher = adapter.watch(lambda changes: arrived.set(), max_wait_seconds=5)
+    try:
+        assert watcher.ready.wait(15)
+        before = asyncio.run(adapter.read_inventory())
+        gpu01 = before.host(GPU01)
+        assert gpu01 is not None
+        assert gpu01.attached_to_vms[A100] == ("ml-inference-01",)
+        # Out of band, as with the vSphere Client: the watch names the host.
+        with connect(sim) as si:
+            host = find(si, vim.HostSystem, GPU01)
+            config = vim.host.PciPassthruConfig(id=T4, passthruEnabled=True)
+            host.configManager.pciPassthruSystem.UpdatePassthruConfig([config])
+        assert arrived.wait(10)  # counted before the callback is called
+        sim.admin("POST", "/counters/reset")
+        after = asyncio.run(adapter.read_inventory())
+        assert _counts(sim) == {"RetrievePropertiesEx": 1}
+        assert adapter.shared.partial_reads == 1
+        whole = asyncio.run(adapter.client.run(adapter.reader.read))
+    finally:
+        watcher.stop()
+    assert after == whole
+    assert after != before
+    changed = after.host(GPU01)
+    assert changed is not None
+    assert changed.passthru_info()[T4].passthru_enabled
+    assert changed.attached_to_vms[A100] == ("ml-inference-01",)  # its VMs were read with it

@@ -4,8 +4,9 @@ Each method is one blocking call run through `VCenterClient.run` (bounded thread
 translation, one transparent re-login on session expiry). Reconcilers see these methods through
 their own protocol; only this package imports pyVmomi.
 
-The whole-inventory read is shared between reconciles while their hosts are unchanged
-(`shared_reads`); the change watch and this adapter's own writes say what changed.
+The whole-inventory read is shared between reconciles while their hosts are unchanged, and
+brought up to date by reading only the hosts that changed (`shared_reads`); the change watch
+and this adapter's own writes say what changed.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ class HostAdapter:
     ) -> None:
         self.client = client
         self.reader = InventoryReader(page_size=page_size)
-        self.shared = SharedReads(lambda: self.client.run(self.reader.read), monotonic)
+        self.shared = SharedReads(
+            lambda: self.client.run(self.reader.read),
+            monotonic,
+            read_hosts=lambda morefs: self.client.run(self.reader.read_hosts, morefs),
+        )
 
     async def read_inventory(
         self,

@@ -7,6 +7,11 @@ view per read would cost two more calls (CreateContainerView, DestroyView).
 
 Selection by host names or clusters is applied to the result, not to the query: the filter would
 need one view per cluster, and the whole read is still one call.
+
+`read_hosts` reads again only some hosts and their VMs (one call, objects named in the filter
+instead of the view): what the shared reads use once the change watch says which hosts changed,
+so that converging N policies does not parse the whole inventory N times (docs/benchmarks.md,
+finding 9).
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ from dpio.vsphere import properties
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.errors import ObjectNotFound, translated
 from dpio.vsphere.inventory_map import (
+    CLUSTER,
     CLUSTER_PATHS,
+    HOST,
     HOST_PATHS,
     VM,
     VM_PATHS,
+    cluster_names,
     observed_inventory,
     passthru_systems,
 )
@@ -50,6 +58,7 @@ class InventoryReader:
         self._view: tuple[Connection, Any] | None = None
         self._passthru_systems: dict[str, tuple[str, str]] = {}
         self._vm_hosts: dict[str, str] = {}  # VM moref -> its host's moref, from the last read
+        self._clusters: dict[str, str] | None = None  # moref -> name, from the last full read
 
     def _container_view(self, conn: Connection) -> Any:
         with self._lock:
@@ -97,12 +106,44 @@ class InventoryReader:
             self._passthru_systems.update(passthru_systems(objects))
             if include_vms:
                 self._vm_hosts = vm_hosts
+            self._clusters = cluster_names(objects)
         inventory = observed_inventory(objects)
         if not names and not clusters:
             return inventory
         wanted = set(names)
         hosts = tuple(h for h in inventory.hosts if h.name in wanted or h.cluster in clusters)
         return replace(inventory, hosts=hosts)
+
+    def read_hosts(self, conn: Connection, morefs: Collection[str]) -> ObservedInventory | None:
+        """These hosts and the VMs on them, in one call; None when that can't stand in for
+        their part of a whole read: no whole read yet, a host gone, or in a cluster not known.
+        """
+        with self._lock:
+            clusters = None if self._clusters is None else dict(self._clusters)
+        if clusters is None:
+            return None
+        refs = [conn.ref(vim.HostSystem, m) for m in morefs]
+        spec = properties.hosts_with_vms_filter(refs, HOST_PATHS, VM_PATHS)
+        try:
+            with translated():
+                objects = properties.retrieve_flat(conn.content.propertyCollector, spec)
+        except ObjectNotFound:
+            return None  # a host went away: the watch says so too, and a whole read follows
+        hosts = [o for o in objects if o.kind == HOST]
+        parents = (o.get("parent") for o in hosts)
+        if {h.moref for h in hosts} != set(morefs) or any(
+            properties.moref_kind(p) == CLUSTER and properties.moref_id(p) not in clusters
+            for p in parents
+        ):
+            return None
+        vms = {o.moref: properties.moref_id(o.get("runtime.host")) for o in objects
+               if o.kind == VM}  # fmt: skip
+        with self._lock:
+            self._passthru_systems.update(passthru_systems(objects))
+            wanted = set(morefs)
+            self._vm_hosts = {vm: h for vm, h in self._vm_hosts.items() if h not in wanted}
+            self._vm_hosts.update(vms)
+        return observed_inventory(objects, clusters)
 
     def vm_host(self, vm_moref: str) -> str:
         """The moref of the host the VM ran on at the last read; empty if unknown."""

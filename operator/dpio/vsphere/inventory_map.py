@@ -199,25 +199,40 @@ def observed_host(
     )
 
 
-def observed_inventory(objects: Sequence[ObjectProps]) -> ObservedInventory:
-    """Every host of the read, ordered by name, with cluster membership and VM attachments."""
-    cluster_names = {o.moref: _str(o.get("name", o.moref)) for o in objects if o.kind == CLUSTER}
+def cluster_names(objects: Iterable[ObjectProps]) -> dict[str, str]:
+    """Cluster moref -> name."""
+    return {o.moref: _str(o.get("name", o.moref)) for o in objects if o.kind == CLUSTER}
+
+
+def observed_inventory(
+    objects: Sequence[ObjectProps], clusters: Mapping[str, str] | None = None
+) -> ObservedInventory:
+    """Every host of the read, ordered by name, with cluster membership and VM attachments.
+
+    `clusters` (moref -> name) when the read had no cluster objects (a read of some hosts)."""
+    names = cluster_names(objects) if clusters is None else clusters
     attached = attached_by_host(o for o in objects if o.kind == VM)
-    hosts = sorted(
-        (
-            observed_host(o, cluster_names, attached.get(o.moref, {}))
-            for o in objects
-            if o.kind == HOST
-        ),
-        key=lambda h: h.name,
-    )
-    members: dict[str, list[str]] = {name: [] for name in cluster_names.values()}
-    for host in hosts:
+    hosts = [observed_host(o, names, attached.get(o.moref, {})) for o in objects if o.kind == HOST]
+    return inventory_of(hosts, names.values())
+
+
+def inventory_of(hosts: Iterable[ObservedHost], clusters: Iterable[str]) -> ObservedInventory:
+    """Hosts ordered by name; every cluster named, with its hosts' names (maybe none)."""
+    ordered = sorted(hosts, key=lambda h: h.name)
+    members: dict[str, list[str]] = {name: [] for name in clusters}
+    for host in ordered:
         if host.cluster is not None:
             members.setdefault(host.cluster, []).append(host.name)
     return ObservedInventory(
-        hosts=tuple(hosts), clusters={name: tuple(m) for name, m in members.items()}
+        hosts=tuple(ordered), clusters={name: tuple(m) for name, m in members.items()}
     )
+
+
+def with_hosts(base: ObservedInventory, fresh: ObservedInventory) -> ObservedInventory:
+    """`base` with the hosts of `fresh` in place of its hosts of the same morefs."""
+    replaced = {h.moref for h in fresh.hosts}
+    kept = (h for h in base.hosts if h.moref not in replaced)
+    return inventory_of([*kept, *fresh.hosts], [*base.clusters, *fresh.clusters])
 
 
 def passthru_systems(objects: Iterable[ObjectProps]) -> dict[str, tuple[str, str]]:

@@ -64,6 +64,20 @@ def object_filter(obj: Any, kind: type, paths: Sequence[str]) -> Any:
     )
 
 
+def hosts_with_vms_filter(
+    hosts: Sequence[Any], host_paths: Sequence[str], vm_paths: Sequence[str]
+) -> Any:
+    """A filter over these hosts and the VMs registered on each (`HostSystem.vm`)."""
+    to_vms = PC.TraversalSpec(name="vms", path="vm", skip=False, type=vim.HostSystem)
+    return PC.FilterSpec(
+        objectSet=[PC.ObjectSpec(obj=host, skip=False, selectSet=[to_vms]) for host in hosts],
+        propSet=[
+            PC.PropertySpec(type=vim.HostSystem, pathSet=list(host_paths)),
+            PC.PropertySpec(type=vim.VirtualMachine, pathSet=list(vm_paths)),
+        ],
+    )
+
+
 def flatten(content: Any) -> ObjectProps:
     """`ObjectContent` -> `ObjectProps`; properties vCenter could not read go to `missing`."""
     props = {p.name: p.val for p in content.propSet or ()}

@@ -16,6 +16,14 @@ renamed or moved, a cluster, a VM whose host isn't known). Changes come from the
 
 So a reconcile never plans on data older than a change it knows of, and the reconcile a change
 triggered (the watch counts it before the callback queues anything) always sees it.
+
+A new read reads only what changed when it can (`read_hosts`, finding 9 in
+docs/benchmarks.md): if the watch has been up since the last read started and every change since
+then names its hosts, it reads those hosts (and their VMs) and puts them in place of theirs in
+the last result; the others are unchanged since that read started, so the result is as fresh as
+a whole read that started at the same moment. Anything else (a host came or went, a cluster
+changed, no watch, the last whole read older than MAX_INVENTORY_AGE_SECONDS) reads everything.
+Reads to vCenter go one at a time, so each builds on the one before.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from typing import Protocol
 from dpio.api.policy import HostSelector
 from dpio.planner.observed import ObservedInventory
 from dpio.planner.selection import InvalidSpecError, select_hosts
+from dpio.vsphere.inventory_map import with_hosts
 
 #: A finished read is not reused after this long even when the watch reported nothing: a bound
 #: on staleness should a notification be lost.
@@ -46,11 +55,16 @@ class Watching(Protocol):
     def since(self) -> float: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Read:
-    seq: int  # changes counted when it started
+    seq: int  # changes counted when it was asked for (it starts then or later: never older)
     started: float
     result: asyncio.Future[ObservedInventory]
+    whole: float = 0.0  # when the whole read it builds on started (itself, if it is one)
+
+
+#: Reads only these hosts; None when that can't stand in for a whole read (ask for one).
+ReadHosts = Callable[[frozenset[str]], Awaitable[ObservedInventory | None]]
 
 
 class SharedReads:
@@ -58,11 +72,15 @@ class SharedReads:
         self,
         read: Callable[[], Awaitable[ObservedInventory]],
         monotonic: Callable[[], float] = time.monotonic,
+        read_hosts: ReadHosts | None = None,
     ) -> None:
         self._read = read
+        self._read_hosts = read_hosts
         self._monotonic = monotonic
         self.watcher: Watching | None = None
         self.reads = 0  # reads that went to vCenter (for tests)
+        self.partial_reads = 0  # of which, reads of some hosts only
+        self._serial = asyncio.Lock()  # one read to vCenter at a time
         self._lock = threading.Lock()  # the watch thread counts changes too
         self._seq = 0
         self._any_host_at = 0  # the last change that may concern any host
@@ -99,9 +117,10 @@ class SharedReads:
         return await asyncio.shield(last.result)
 
     def _watched(self, read: _Read) -> bool:
+        """Has the watch reported every change since the whole read under `read` started?"""
         watcher = self.watcher
-        young = self._monotonic() - read.started < MAX_INVENTORY_AGE_SECONDS
-        return young and watcher is not None and watcher.alive and read.started >= watcher.since
+        young = self._monotonic() - read.whole < MAX_INVENTORY_AGE_SECONDS
+        return young and watcher is not None and watcher.alive and read.whole >= watcher.since
 
     def _need(self, inventory: ObservedInventory | None, selector: HostSelector | None) -> int:
         """The change count a read must have started at to be fresh for this caller: the last
@@ -123,20 +142,50 @@ class SharedReads:
         loop = asyncio.get_running_loop()
         with self._lock:
             read = _Read(self._seq, self._monotonic(), loop.create_future())
-        self.reads += 1
-        task = asyncio.ensure_future(self._read())
-
-        def finished(task: asyncio.Future[ObservedInventory]) -> None:
-            if task.cancelled():
-                read.result.cancel()
-            elif (error := task.exception()) is not None:
-                read.result.set_exception(error)
-            else:
-                read.result.set_result(task.result())
-                if self._done is None or self._done.seq <= read.seq:
-                    self._done = read
-            # Every caller may have gone (cancelled): the error is not "never retrieved".
-            read.result.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-        task.add_done_callback(finished)
+        # Every caller may have gone (cancelled): the error is not "never retrieved".
+        read.result.add_done_callback(lambda f: f.cancelled() or f.exception())
+        task = asyncio.ensure_future(self._serially(read))
+        task.add_done_callback(lambda t: t.cancelled() and read.result.cancel())
         return read
+
+    async def _serially(self, read: _Read) -> None:
+        """Run `read`, one at a time; its result is in place before the next one starts."""
+        async with self._serial:
+            try:
+                inventory = await self._fetch(read)
+            except Exception as error:
+                read.result.set_exception(error)
+                return
+            read.result.set_result(inventory)
+            if self._done is None or self._done.seq <= read.seq:
+                self._done = read
+
+    async def _fetch(self, read: _Read) -> ObservedInventory:
+        base = self._done
+        hosts = self._changed_since(base)
+        if base is None or hosts is None or self._read_hosts is None:
+            return await self._whole(read)
+        inventory = base.result.result()
+        read.whole = base.whole
+        if not hosts:
+            return inventory  # only changes that concern no host (none of what we read)
+        self.reads += 1
+        self.partial_reads += 1
+        fresh = await self._read_hosts(hosts)
+        if fresh is None:
+            return await self._whole(read)
+        return with_hosts(inventory, fresh)
+
+    async def _whole(self, read: _Read) -> ObservedInventory:
+        self.reads += 1
+        read.whole = self._monotonic()
+        return await self._read()
+
+    def _changed_since(self, base: _Read | None) -> frozenset[str] | None:
+        """The hosts changed since `base` started; None when that is not all that changed."""
+        if base is None or not self._watched(base):
+            return None
+        with self._lock:
+            if self._any_host_at > base.seq:
+                return None
+            return frozenset(h for h, at in self._host_at.items() if at > base.seq)

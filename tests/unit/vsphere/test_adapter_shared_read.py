@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -21,12 +21,28 @@ from dpio.vsphere.watch import Change
 
 @dataclass
 class FakeReader:
-    reads: int = 0
+    reads: int = 0  # calls to vCenter, whole or some hosts
+    partial: list[frozenset[str]] = field(default_factory=list)  # the hosts of each partial read
     vm_hosts: dict[str, str] = field(default_factory=lambda: {"vm-1": "host-1"})
+    can_read_hosts: bool = True  # False: read_hosts answers "read everything" (None)
+    version: int = 0  # bumped by every read: which read a host's data came from
 
     def read(self, conn: Any, **_: Any) -> ObservedInventory:
         self.reads += 1
-        return ObservedInventory(hosts=(host("esx01"), host("esx02")))  # host-esx01, host-esx02
+        self.version += 1
+        return ObservedInventory(hosts=(self._host("esx01"), self._host("esx02")))
+
+    def read_hosts(self, conn: Any, morefs: frozenset[str]) -> ObservedInventory | None:
+        self.reads += 1
+        self.partial.append(morefs)
+        if not self.can_read_hosts:
+            return None
+        self.version += 1
+        names = sorted(m.removeprefix("host-") for m in morefs)
+        return ObservedInventory(hosts=tuple(self._host(n) for n in names))
+
+    def _host(self, name: str) -> Any:  # host-esx01, ...; its version says which read it is from
+        return replace(host(name), version=str(self.version))
 
     def vm_host(self, vm_moref: str) -> str:
         return self.vm_hosts.get(vm_moref, "")
@@ -37,7 +53,8 @@ class FakeClient:
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         await asyncio.sleep(0.01)
-        return fn(None, *args, **kwargs) if getattr(fn, "__name__", "") == "read" else None
+        reads = getattr(fn, "__name__", "") in {"read", "read_hosts"}
+        return fn(None, *args, **kwargs) if reads else None
 
 
 Steps = Callable[[HostAdapter, list[float]], Coroutine[Any, Any, None]]
@@ -260,3 +277,108 @@ def test_which_hosts_a_change_concerns(
 ) -> None:
     hosts, _ = adapter(None, [0.0])
     assert hosts.changed_hosts(changes) == expected
+
+
+def partial_reads(steps: Steps) -> tuple[FakeReader, ObservedInventory]:
+    """Run `steps`, then one more unfiltered read: the reader and what that read returned."""
+    clock = [1000.0]
+    hosts, reader = adapter(FakeWatcher(), clock)
+
+    async def main() -> ObservedInventory:
+        await steps(hosts, clock)
+        return await hosts.read_inventory()
+
+    return reader, asyncio.run(main())
+
+
+def versions(inventory: ObservedInventory) -> dict[str, str]:
+    return {h.name: h.version for h in inventory.hosts}
+
+
+async def update_esx01(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory()
+    await hosts.update_passthru_config("host-esx01", [object()])  # type: ignore[list-item]
+
+
+def test_after_a_change_of_some_hosts_only_they_are_read_again() -> None:
+    reader, inventory = partial_reads(update_esx01)
+    assert reader.partial == [frozenset({"host-esx01"})]
+    # esx01 from the second read, esx02 still from the whole first read.
+    assert versions(inventory) == {"esx01": "2", "esx02": "1"}
+
+
+async def esx01_then_esx02(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory()
+    hosts.shared.changed(["host-esx01"])
+    await hosts.read_inventory()
+    hosts.shared.changed(["host-esx02"])
+
+
+def test_partial_reads_build_on_each_other() -> None:
+    reader, inventory = partial_reads(esx01_then_esx02)
+    assert reader.partial == [frozenset({"host-esx01"}), frozenset({"host-esx02"})]
+    assert versions(inventory) == {"esx01": "2", "esx02": "3"}
+
+
+async def change_during_a_partial_read(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory()
+    hosts.shared.changed(["host-esx01"])
+    first = asyncio.ensure_future(hosts.read_inventory())
+    await asyncio.sleep(0.005)  # reading esx01 (a round trip is 10 ms)
+    hosts.shared.changed(["host-esx02"])
+    await asyncio.gather(first, hosts.read_inventory())  # waits for the first, reads esx02
+
+
+def test_reads_go_one_at_a_time_and_each_reads_what_changed_since_the_one_before() -> None:
+    reader, inventory = partial_reads(change_during_a_partial_read)
+    assert reader.partial == [frozenset({"host-esx01"}), frozenset({"host-esx02"})]
+    assert reader.reads == 3
+    assert versions(inventory) == {"esx01": "2", "esx02": "3"}
+
+
+async def changes_of_no_host(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory()
+    hosts.shared.changed([])  # e.g. a VM property that no host's planning reads
+
+
+async def any_host(hosts: HostAdapter, clock: list[float]) -> None:
+    await hosts.read_inventory()
+    hosts.shared.changed(["host-esx01"])
+    hosts.shared.changed(None)  # e.g. a host was added: the selection itself may change
+
+
+async def whole_read_too_old(hosts: HostAdapter, clock: list[float]) -> None:
+    await update_esx01(hosts, clock)
+    clock[0] += MAX_INVENTORY_AGE_SECONDS + 1
+
+
+@pytest.mark.parametrize(
+    ("steps", "calls", "expected"),
+    [
+        pytest.param(changes_of_no_host, 1, {"esx01": "1", "esx02": "1"}, id="nothing-to-read"),
+        pytest.param(any_host, 2, {"esx01": "2", "esx02": "2"}, id="selection-may-change"),
+        pytest.param(whole_read_too_old, 2, {"esx01": "2", "esx02": "2"}, id="whole-read-too-old"),
+    ],
+)  # fmt: skip
+def test_when_everything_is_read_again_or_nothing(
+    steps: Steps, calls: int, expected: dict[str, str]
+) -> None:
+    reader, inventory = partial_reads(steps)
+    assert reader.partial == []
+    assert reader.reads == calls
+    assert versions(inventory) == expected
+
+
+def test_a_partial_read_that_cannot_stand_in_is_followed_by_a_whole_one() -> None:
+    clock = [1000.0]
+    hosts, reader = adapter(FakeWatcher(), clock)
+    reader.can_read_hosts = False  # e.g. the host went away, or sits in a cluster never read
+
+    async def main() -> ObservedInventory:
+        await update_esx01(hosts, clock)
+        return await hosts.read_inventory()
+
+    inventory = asyncio.run(main())
+    assert reader.partial == [frozenset({"host-esx01"})]
+    assert reader.reads == 3
+    assert versions(inventory) == {"esx01": "2", "esx02": "2"}
