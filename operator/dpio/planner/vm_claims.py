@@ -12,8 +12,11 @@ rivals on other VMs, the older assignment wins (oldest creationTimestamp, then n
 - a Dynamic DirectPath device gets a host device only at power-on (vSphere API reference,
   VirtualPCIPassthroughDynamicBackingInfo.assignedId; power-on fails when no matching device is
   free), so the VM must not ask for more devices of one vendor/device/label than its host has:
-  older assignments' devices come first, the one that would not fit is ClaimedByAssignment
-  (`dynamic_claimed`), or NotFound when the assignment's own earlier devices already take them.
+  older assignments' devices come first, then this assignment's in spec order; the one that
+  would not fit is ClaimedByAssignment (`dynamic_claimed`), or NotFound when the assignment's
+  own earlier devices already take them. A static entry counts as well: an older static device
+  takes one such host device, and a newer static entry may not take the host device an older
+  assignment's dynamic entries need (else power-on finds none free and the older one loses it).
 """
 
 from __future__ import annotations
@@ -81,21 +84,58 @@ def holdings(
     return Holdings(tuple(sorted([*mine, *free], key=lambda d: d.key)), held)
 
 
-def _host_devices(want: DesiredDevice, observed: VMObservation) -> set[str]:
-    """Active passthrough devices of the VM's host that could back this dynamic device: its
+_Identity = tuple[int, int, str]  # a Dynamic DirectPath entry: vendorId, deviceId, label or ""
+
+
+def _identity(want: DesiredDevice) -> _Identity:
+    return want.vendor_id, want.device_id, want.label or ""
+
+
+def _host_devices(same: _Identity, observed: VMObservation) -> frozenset[str]:
+    """Active passthrough devices of the VM's host that could back a dynamic device: its
     vendor/device ids, and its label where the policy's status row says the device's label."""
+    vendor, device, label = same
     rows = observed.policy.host_devices if observed.policy else ()
     labels = {normalize_pci_address(r.address): r.hardware_label or "" for r in rows if r.address}
-    return {
+    return frozenset(
         p.id
         for p in observed.config_target.pci_passthrough
-        if (p.vendor_id, p.device_id) == (want.vendor_id, want.device_id)
-        and (want.label is None or labels.get(p.id, want.label) == want.label)
-    }
+        if (p.vendor_id, p.device_id) == (vendor, device)
+        and (not label or labels.get(p.id, label) == label)
+    )
 
 
-def _identity(vendor: int, device: int, label: str | None) -> tuple[int, int, str]:
-    return vendor, device, label or ""
+def _demand(
+    same: _Identity,
+    earlier: Sequence[DesiredDevice],
+    older: Sequence[AssignmentClaim],
+    devices: frozenset[str],
+) -> tuple[list[AssignmentClaim], int]:
+    """Who takes the host devices that could back `same` first: the older assignments on the
+    VM (once per device) and how many of this assignment's earlier entries."""
+    takers = [
+        c
+        for c in older
+        for _ in range(c.dynamic.count(same) + sum(1 for a in c.device_ids if a in devices))
+    ]
+    mine = sum(
+        1
+        for d in earlier
+        if (d.kind is DeviceKind.DYNAMIC and _identity(d) == same) or d.address in devices
+    )
+    return takers, mine
+
+
+def _what(prefix: str, same: _Identity, host: str, count: int) -> str:
+    vendor, device, label = same
+    what = f"{prefix} {vendor:04x}:{device:04x}" + (f" ({label})" if label else "")
+    return f"{what}: {host} has {count} such device{'s' if count != 1 else ''}"
+
+
+def _claimed(what: str, older: Sequence[AssignmentClaim]) -> Problem:
+    names = ", ".join(dict.fromkeys(f"{c.namespace}/{c.name}" for c in older))
+    message = f"{what}, claimed by the older VMDeviceAssignment {names} on the same VM"
+    return Problem(CLAIMED_BY_ASSIGNMENT, message)
 
 
 def dynamic_claimed(
@@ -105,36 +145,34 @@ def dynamic_claimed(
     vm: ObservedVM,
     me: Age,
 ) -> Problem | None:
-    """A dynamic device the VM's host has no device left for, once the older assignments on
-    the VM and this assignment's earlier devices have theirs; None if it fits (or is static)."""
-    if want.kind is not DeviceKind.DYNAMIC:
-        return None
-    same = _identity(want.vendor_id, want.device_id, want.label)
-    devices = _host_devices(want, observed)
-    capacity = max(len(devices), 1)  # the caller checked the host offers at least one
-    takers = [
-        c
-        for c in rivals_on_vm(observed, vm)
-        if c.age < me
-        for _ in range(
-            sum(1 for d in c.dynamic if d == same) + sum(1 for a in c.device_ids if a in devices)
-        )
-    ]
-    index = next(i for i, d in enumerate(desired) if d.name == want.name)
-    mine = sum(
-        1
-        for d in desired[:index]
-        if d.kind is DeviceKind.DYNAMIC and _identity(d.vendor_id, d.device_id, d.label) == same
-    )
-    if len(takers) + mine < capacity:
-        return None
-    what = f"{want.name}: {want.vendor_id:04x}:{want.device_id:04x}"
-    what += f" ({want.label})" if want.label else ""
-    where = f"{vm.host} has {capacity} such device{'s' if capacity > 1 else ''}"
-    if takers:
-        names = ", ".join(dict.fromkeys(f"{c.namespace}/{c.name}" for c in takers))
-        return Problem(
-            CLAIMED_BY_ASSIGNMENT,
-            f"{what}: {where}, claimed by the older VMDeviceAssignment {names} on the same VM",
-        )
-    return Problem(NOT_FOUND, f"{what}: {where}, taken by this assignment's earlier devices")
+    """An entry that would leave a dynamic device on the VM without a host device at power-on,
+    once the older assignments on the VM and this assignment's earlier entries have theirs;
+    None if it fits. A static entry is checked here after vm_rules.claimed."""
+    older = [c for c in rivals_on_vm(observed, vm) if c.age < me]
+    earlier = desired[: next(i for i, d in enumerate(desired) if d.name == want.name)]
+    if want.kind is DeviceKind.DYNAMIC:
+        same = _identity(want)
+        devices = _host_devices(same, observed)
+        takers, mine = _demand(same, earlier, older, devices)
+        capacity = max(len(devices), 1)  # the caller checked the host offers at least one
+        if len(takers) + mine < capacity:
+            return None
+        what = _what(f"{want.name}:", same, vm.host, capacity)
+        if takers:
+            return _claimed(what, takers)
+        return Problem(NOT_FOUND, f"{what}, taken by this assignment's earlier devices")
+    # Static: not the host device the dynamic entries before it need, for an identity whose
+    # every host device the older assignments and this one's earlier entries already take.
+    mine_dynamic = (_identity(d) for d in earlier if d.kind is DeviceKind.DYNAMIC)
+    wanted = [*(i for c in older for i in c.dynamic), *mine_dynamic]
+    for same in dict.fromkeys(wanted):
+        devices = _host_devices(same, observed)
+        takers, mine = _demand(same, earlier, older, devices)
+        if want.address not in devices or len(takers) + mine < len(devices):
+            continue
+        prefix = f"{want.name}: {want.address} is needed for Dynamic DirectPath"
+        what = _what(prefix, same, vm.host, len(devices))
+        if needs := [c for c in older if same in c.dynamic]:
+            return _claimed(what, needs)
+        return Problem(NOT_FOUND, f"{what}, taken by this assignment's earlier devices")
+    return None
