@@ -80,13 +80,13 @@ class Runtime:
             )
 
         vcenters.on_change = on_change
-        vms = VMCenters(vcenters.logins, config.vcenter_secret)
+        vms = VMCenters(vcenters.logins, config.vcenter_secret, watching=vcenters.watching)
         assignments, triggers = _assignments(config, kube, vms, policies)
 
-        def on_vm_change(morefs: frozenset[str]) -> None:  # on the VM watcher's thread
+        def on_vm_change(morefs: frozenset[str]) -> None:  # on the watcher's thread
             loop.call_soon_threadsafe(triggers.vms_changed, morefs)
 
-        vms.on_vm_change = on_vm_change
+        vcenters.on_vm_change = on_vm_change
         return cls(config, kube, sessions, policies, vcenters, assignments, vms, triggers)
 
     def start(self) -> None:
@@ -97,7 +97,6 @@ class Runtime:
         await self.policies.stop()
         await self.assignments.stop()
         self.vcenters.stop()
-        self.vms.stop()
         self.sessions.close_all()
         self.kube.close()
 

@@ -1,12 +1,12 @@
 """The VM side of the adapters: `VMsPort` over `dpio.vsphere.vm_adapter.VMAdapter`, with
-vSphere's typed errors turned into `PortError`s here, once, and vCenter's VM change
-notifications handed to the runtime (DESIGN.md §3.2.10: drift shows within seconds, no polling).
+vSphere's typed errors turned into `PortError`s here, once. vCenter's VM change notifications
+come from the host side's watch of the same vCenter (DESIGN.md §3.2.10: drift shows within
+seconds, no polling).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from dpio.api.policy import VCenterRef
@@ -15,11 +15,8 @@ from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
 from dpio.planner.vm_observed import VMObservation
 from dpio.planner.vm_power import PowerAction
 from dpio.vsphere.errors import VSphereError
+from dpio.vsphere.session import VCenterClient
 from dpio.vsphere.vm_adapter import VMAdapter
-from dpio.vsphere.watch import Change, Watcher
-
-#: vSphere's type name of the objects whose changes matter to assignments.
-VIRTUAL_MACHINE = "VirtualMachine"
 
 
 @dataclass
@@ -58,16 +55,16 @@ class VMCenters:
     """`VCenterVMsPort`: the Secret of the assignment's policy, else the operator's default.
 
     Logins (and their refused-login memory) are shared with the host side through `Logins`,
-    sessions through its `SessionCache`. Each vCenter gets one watcher whose VM changes go to
-    `on_vm_change`.
+    sessions through its `SessionCache`, and the change watch too: `watching` starts the host
+    side's watcher of the vCenter (one per vCenter for both kinds), whose VM changes the host
+    side hands to the runtime (`VCenters.on_vm_change`).
     """
 
     logins: Logins
     default_secret: str
-    #: Called (on a watcher thread) with the morefs of VMs that changed.
-    on_vm_change: Callable[[frozenset[str]], None] = lambda _morefs: None
+    #: Makes sure the vCenter of this client is watched (`VCenters.watching`).
+    watching: Callable[[VCenterClient], Awaitable[object]]
     adapters: dict[str, VMAdapter] = field(default_factory=dict)
-    watchers: dict[str, Watcher] = field(default_factory=dict)
 
     async def vms_for(self, vcenter: VCenterRef | None) -> VSphereVMs:
         client = await self.logins.client(
@@ -76,23 +73,6 @@ class VMCenters:
         adapter = self.adapters.get(client.server)
         if adapter is None or adapter.client is not client:  # first use, or new credentials
             adapter = self.adapters[client.server] = VMAdapter(client)
-        watcher = self.watchers.get(client.server)
-        if watcher is None or watcher.client is not client or not watcher.alive:
-            old = self.watchers.pop(client.server, None)
-            if old is not None:
-                await asyncio.to_thread(old.stop)
-            # Drift shows within seconds through WaitForUpdatesEx, not by polling (§3.2.10).
-            watcher = Watcher(client, self._changed)
-            watcher.start()
-            self.watchers[client.server] = watcher
+        # Drift shows within seconds through WaitForUpdatesEx, not by polling (§3.2.10).
+        await self.watching(client)
         return VSphereVMs(adapter)
-
-    def stop(self) -> None:
-        for watcher in self.watchers.values():
-            watcher.stop()
-        self.watchers.clear()
-
-    def _changed(self, changes: Sequence[Change]) -> None:
-        morefs = frozenset(c.moref for c in changes if c.kind == VIRTUAL_MACHINE)
-        if morefs:
-            self.on_vm_change(morefs)

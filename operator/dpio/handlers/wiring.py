@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +22,9 @@ from dpio.reconcile.ports import PortError
 from dpio.vsphere.adapter import HostAdapter
 from dpio.vsphere.credentials import Credentials
 from dpio.vsphere.errors import VSphereError
-from dpio.vsphere.session import SessionCache
-from dpio.vsphere.watch import Watcher
+from dpio.vsphere.inventory_map import VM
+from dpio.vsphere.session import SessionCache, VCenterClient
+from dpio.vsphere.watch import Change, Watcher
 
 POLICY = ("hostpassthroughpolicies", "HostPassthroughPolicy")
 ASSIGNMENT = ("vmdeviceassignments", "VMDeviceAssignment")
@@ -76,6 +77,9 @@ class VCenters:
     #: Called (on a watcher thread) when vCenter reports a change to a host, VM or cluster,
     #: with the morefs of the hosts whose planning it can affect (None: possibly any host).
     on_change: Callable[[frozenset[str] | None], None] = lambda _hosts: None
+    #: Called (on a watcher thread) with the morefs of VMs that changed, for the assignments:
+    #: the same watch serves both kinds (one WaitForUpdatesEx per vCenter, not one per kind).
+    on_vm_change: Callable[[frozenset[str]], None] = lambda _morefs: None
     #: One adapter (and its inventory view and watcher) per vCenter session.
     adapters: dict[str, HostAdapter] = field(default_factory=dict)
     watchers: dict[str, Watcher] = field(default_factory=dict)
@@ -89,6 +93,10 @@ class VCenters:
     async def hosts_for(self, spec: HostPassthroughPolicySpec) -> VSphereHosts:
         secret = spec.vcenter.secret_ref.name if spec.vcenter else self.default_secret
         client = await self.logins.client(secret)
+        return VSphereHosts(await self.watching(client), spec.hosts)
+
+    async def watching(self, client: VCenterClient) -> HostAdapter:
+        """The host adapter of `client`'s vCenter, its change watch started (or restarted)."""
         adapter = self.adapters.get(client.server)
         if adapter is None or adapter.client is not client:  # first use, or new credentials
             adapter = self.adapters[client.server] = HostAdapter(client)
@@ -101,10 +109,16 @@ class VCenters:
             # The initial set is delivered too: for a large inventory it can arrive after the
             # first reconciles' writes, which would otherwise never trigger a confirming read.
             self.watchers[client.server] = adapter.watch(
-                lambda changes: self.on_change(adapter.changed_hosts(changes)),
-                deliver_initial=True,
+                lambda changes: self._changed(adapter, changes), deliver_initial=True
             )
-        return VSphereHosts(adapter, spec.hosts)
+        return adapter
+
+    def _changed(self, adapter: HostAdapter, changes: Sequence[Change]) -> None:
+        self.on_change(adapter.changed_hosts(changes))
+        # The first full state lists every VM: not a change any assignment waits for.
+        vms = frozenset(c.moref for c in changes if c.kind == VM and not c.startup)
+        if vms:
+            self.on_vm_change(vms)
 
     async def credentials(self, secret: str, where: str) -> Credentials:
         """`Logins.credentials`, kept here for callers that hold only the `VCenters`."""

@@ -21,13 +21,15 @@ from dpio.vsphere import hosts, tasks
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.hosts import PassthruConfigChange
 from dpio.vsphere.inventory import INVENTORY_PATHS, InventoryReader
-from dpio.vsphere.inventory_map import HOST, VM
+from dpio.vsphere.inventory_map import HOST, VM, VM_PATHS
 from dpio.vsphere.session import VCenterClient
 from dpio.vsphere.shared_reads import SharedReads
-from dpio.vsphere.watch import Callback, Change, Watcher
+from dpio.vsphere.watch import WATCH_PATHS, Callback, Change, Watcher, merged_paths
 
 #: Changes of these paths may change which hosts a policy selects (by name, pattern, cluster).
 _SELECTION_PATHS = frozenset({"name", "parent"})
+#: The VM paths the inventory read returns: the watch covers more (for assignments).
+_VM = frozenset(VM_PATHS)
 
 
 def _wait(conn: Connection, task_moref: str, timeout: float) -> Any:
@@ -79,6 +81,8 @@ class HostAdapter:
                 if change.paths & _SELECTION_PATHS:
                     return None
                 morefs.add(change.moref)
+            elif change.kind == VM and change.operation == "modify" and not change.paths & _VM:
+                continue  # e.g. power state or snapshots: for assignments, not host planning
             elif change.kind == VM and change.operation != "enter":
                 host = self.reader.vm_host(change.moref)
                 if not host or "runtime.host" in change.paths:
@@ -131,7 +135,9 @@ class HostAdapter:
 
     def watch(self, callback: Callback, **options: Any) -> Watcher:
         """A started `Watcher` delivering changed hosts, VMs and clusters to `callback` (on its
-        thread), over exactly what the inventory read returns; while it runs, reads are shared.
+        thread), over what the inventory read returns and what VM assignments depend on
+        (`watch.WATCH_PATHS`): one watch per vCenter serves both kinds. While it runs, reads
+        are shared; changes of paths the inventory does not read concern no host.
         """
 
         def changed(changes: Sequence[Change]) -> None:
@@ -139,7 +145,7 @@ class HostAdapter:
             self.shared.changed(self.changed_hosts(changes))
             callback(changes)
 
-        options.setdefault("paths", INVENTORY_PATHS)
+        options.setdefault("paths", merged_paths(INVENTORY_PATHS, WATCH_PATHS))
         watcher = self.shared.watcher = Watcher(self.client, changed, **options)
         watcher.start()
         return watcher

@@ -60,18 +60,23 @@ WATCH_PATHS: Mapping[type, tuple[str, ...]] = {
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One object that changed: `kind` is the vSphere type, `operation` enter/modify/leave."""
+    """One object that changed: `kind` is the vSphere type, `operation` enter/modify/leave.
+
+    `startup`: part of the first full state after `start()` (delivered only with
+    `deliver_initial`), which reports what is there rather than a change; a recovery's full
+    state is not marked, since anything may have changed while the watch was down."""
 
     kind: str
     moref: str
     operation: str
     paths: frozenset[str]
+    startup: bool = False
 
 
 Callback = Callable[[Sequence[Change]], None]
 
 
-def changes_of(update_set: Any) -> list[Change]:
+def changes_of(update_set: Any, *, startup: bool = False) -> list[Change]:
     """`UpdateSet` -> one `Change` per object update (pure, no calls)."""
     result: list[Change] = []
     for filter_update in update_set.filterSet or ():
@@ -82,8 +87,18 @@ def changes_of(update_set: Any) -> list[Change]:
                     moref=properties.moref_id(update.obj),
                     operation=str(update.kind),
                     paths=frozenset(c.name for c in update.changeSet or ()),
+                    startup=startup,
                 )
             )
+    return result
+
+
+def merged_paths(*path_sets: Mapping[type, Sequence[str]]) -> dict[type, tuple[str, ...]]:
+    """One watch over what several readers read: per kind, every path any of them names."""
+    result: dict[type, tuple[str, ...]] = {}
+    for paths in path_sets:
+        for kind, names in paths.items():
+            result[kind] = tuple(dict.fromkeys([*result.get(kind, ()), *names]))
     return result
 
 
@@ -223,8 +238,9 @@ class Watcher:
         if update_set is None or self._stop.is_set():
             return
         current.version = update_set.version
-        changes = changes_of(update_set)
-        swallow = not self.ready.is_set() and not self.deliver_initial
+        startup = not self.ready.is_set()  # the first full state since start()
+        changes = changes_of(update_set, startup=startup)
+        swallow = startup and not self.deliver_initial
         if current.initial and not update_set.truncated:
             current.initial = False
             self.since = current.created

@@ -270,6 +270,14 @@ def change(kind: str, moref: str, operation: str = "modify", *paths: str) -> Cha
         pytest.param([change("VirtualMachine", "vm-8", "enter")], None, id="vm-created"),
         pytest.param([change("ClusterComputeResource", "domain-c1", "modify", "name")], None,
                      id="cluster-renamed"),
+        pytest.param([change("VirtualMachine", "vm-1", "modify", "runtime.powerState",
+                             "config.changeVersion", "rootSnapshot")], frozenset(),
+                     id="vm-paths-only-assignments-watch"),
+        pytest.param([change("VirtualMachine", "vm-7", "modify", "runtime.powerState")],
+                     frozenset(), id="vm-never-read-powered-on"),
+        pytest.param([change("VirtualMachine", "vm-1", "modify", "config.changeVersion",
+                             "config.hardware.device")], frozenset({"host-1"}),
+                     id="vm-devices-with-its-change-version"),
     ],
 )  # fmt: skip
 def test_which_hosts_a_change_concerns(

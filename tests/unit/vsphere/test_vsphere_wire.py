@@ -10,7 +10,7 @@ from pyVmomi import vim, vmodl
 from dpio.planner.hosts import PassthruChange
 from dpio.vsphere.connect import pick_version, supported_versions
 from dpio.vsphere.hosts import passthru_configs
-from dpio.vsphere.watch import Change, changes_of
+from dpio.vsphere.watch import Change, changes_of, merged_paths
 
 V: Any = vim
 PC: Any = vmodl.query.PropertyCollector
@@ -89,3 +89,16 @@ def test_changes_of_lists_objects_and_paths() -> None:
         Change("VirtualMachine", "vm-7", "leave", frozenset()),
     ]
     assert changes_of(PC.UpdateSet(version="3")) == []
+    assert {c.startup for c in changes_of(update_set, startup=True)} == {True}
+
+
+def test_one_watch_covers_every_path_each_reader_needs_once() -> None:
+    merged = merged_paths(
+        {V.HostSystem: ("name", "config.pciPassthruInfo"), V.VirtualMachine: ("name",)},
+        {V.VirtualMachine: ("name", "runtime.powerState"), V.ClusterComputeResource: ("name",)},
+    )
+    assert merged == {
+        V.HostSystem: ("name", "config.pciPassthruInfo"),
+        V.VirtualMachine: ("name", "runtime.powerState"),
+        V.ClusterComputeResource: ("name",),
+    }
