@@ -3,7 +3,8 @@
 Any number of triggers (a Kubernetes watch event, a vCenter change notification, a timer) may
 add the same key; it is processed once, by one worker at a time, with the latest state read
 when the work starts. A key that fails is retried with capped exponential backoff; a key that
-succeeds forgets its failures.
+succeeds forgets its failures, and when it asks for no later look, the looks earlier runs asked
+for are cancelled: the latest run saw the latest state.
 """
 
 from __future__ import annotations
@@ -83,9 +84,7 @@ class WorkQueue(Generic[K]):
     def forget(self, key: K) -> None:
         """Drop pending timers and failure counts of a key that no longer exists."""
         self._failures.pop(key, None)
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_timer(key)
 
     def failures(self, key: K) -> int:
         return self._failures.get(key, 0)
@@ -146,3 +145,14 @@ class WorkQueue(Generic[K]):
         self._failures.pop(key, None)
         if result.requeue_after is not None:
             self.add_after(key, result.requeue_after)
+        else:
+            # The latest run saw the latest state and wants no later look: a look an earlier
+            # run asked for (a confirmation after a change, a retry) is moot. E.g. a change's
+            # confirmation that vCenter's change notification already brought costs no second
+            # read (docs/benchmarks.md, finding 10).
+            self._cancel_timer(key)
+
+    def _cancel_timer(self, key: K) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()

@@ -156,3 +156,36 @@ def test_after_each_runs_once_per_finished_reconcile_even_a_failed_one() -> None
     asyncio.run(main())
     # Called after each run ended, with that run's key already done.
     assert hooks == [["a"], ["a", "bad"]]
+
+
+@pytest.mark.parametrize(
+    ("second", "runs"),
+    [
+        pytest.param(Result(), 2, id="settled-cancels-the-earlier-look"),
+        pytest.param(Result(requeue_after=0.15), 3, id="asks-again-keeps-a-look"),
+        pytest.param(Result(failed=True), 3, id="failed-retries"),
+    ],
+)
+def test_a_run_that_asks_for_no_later_look_cancels_the_one_an_earlier_run_asked_for(
+    second: Result, runs: int
+) -> None:
+    """A change's confirmation brought by vCenter's notification: the timer is then moot."""
+    calls: list[str] = []
+
+    async def reconcile(key: str) -> Result:
+        calls.append(key)
+        if len(calls) == 1:
+            return Result(requeue_after=0.2)  # "confirm in a moment"
+        return second if len(calls) == 2 else Result()
+
+    async def main() -> None:
+        queue: WorkQueue[str] = WorkQueue(reconcile, backoff=Backoff(base=0.1, cap=0.1))
+        queue.add("a")
+        queue.start()
+        await asyncio.sleep(0.05)
+        queue.add("a")  # the notification arrives before the timer
+        await asyncio.sleep(0.5)
+        await queue.stop()
+
+    asyncio.run(main())
+    assert len(calls) == runs
