@@ -40,9 +40,11 @@ from dpio.planner.observed import ObservedInventory
 from dpio.planner.selection import InvalidSpecError, select_hosts
 from dpio.vsphere.inventory_map import with_hosts
 
-#: A finished read is not reused after this long even when the watch reported nothing: a bound
-#: on staleness should a notification be lost.
-MAX_INVENTORY_AGE_SECONDS = 30.0
+#: A whole read is not built on after this long (from its start) even when the watch reported
+#: nothing: a bound on staleness should a notification be lost, like an informer's resync. Not
+#: shorter: at 625 hosts a whole read takes 5-20 s under load, and with 30 s every other read was
+#: a whole one (docs/benchmarks.md, finding 12).
+MAX_INVENTORY_AGE_SECONDS = 300.0
 
 
 class Watching(Protocol):
