@@ -5,85 +5,50 @@ again, one the spec says to block on is reported."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pyVmomi import vim
-from tests.e2e.conftest import apply, get, kubectl, secret_for
+from tests.e2e.assignments import (
+    A100_IDS,
+    A100_YAML,
+    condition,
+    condition_message,
+    hpp,
+    one_host,
+    simulator_fixture,
+    vmda,
+)
+from tests.e2e.conftest import apply, get, kubectl
 from tests.sandbox.vsphere_helpers import connect, eventually, find, wait_task
 
-from dpio_sandbox import vcsim
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
 pytestmark = pytest.mark.sandbox
 
-NS, POLICY, SECRET = "e2e-vmda-drift", "e2e-vmda-drift-gpus", "vcsim-vmda-drift"
-A100 = ('vendorId: "10de", deviceId: "20b5", classId: "0302", name: "GA100 [A100 PCIe 80GB]", '
-        "vendorName: NVIDIA Corporation, enabled: true, active: true")  # fmt: skip
-INVENTORY = f"""
-datacenters:
-  - name: DC1
-    hosts:
-      - name: esx-d.lab.local
-        version: "8.0.2"
-        deviceRebindWithoutReboot: true
-        pciDevices:
-          - {{address: "0000:3b:00.0", {A100}}}
-          - {{address: "0000:3c:00.0", {A100}}}
-    vms:
-      - {{name: resolve-vm, host: esx-d.lab.local, memoryMB: 2048}}
-      - {{name: block-vm, host: esx-d.lab.local, memoryMB: 2048}}
-"""
+NS, POLICY, SIM = "e2e-vmda-drift", "e2e-vmda-drift-gpus", "vcsim-vmda-drift"
+HOST = "esx-d.lab.local"
+INVENTORY = one_host(
+    HOST,
+    pci={"0000:3b:00.0": A100_YAML, "0000:3c:00.0": A100_YAML},
+    vms={"resolve-vm": "memoryMB: 2048", "block-vm": "memoryMB: 2048"},
+)
 SETTLE_SECONDS = 4.0  # > reconcile.assignment's confirming requeue (2 s)
 VISIBLE_WITHIN = 5.0  # DESIGN.md §7: drift visible in status within 5 s
 
 
-@pytest.fixture(scope="module")
-def sim(operator: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    state = tmp_path_factory.mktemp("vcsim-vmda-drift")
-    inventory = state / "inventory.yaml"
-    inventory.write_text(INVENTORY)
-    simulator = vcsim.start(state, name="vcsim-vmda-drift", inventory=Path(inventory))
-    try:
-        secret_for(operator, simulator, SECRET)
-        apply(operator, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-        apply(operator, {
-            "apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
-            "metadata": {"name": POLICY},
-            "spec": {"vcenter": {"secretRef": {"name": SECRET}},
-                     "hosts": {"names": ["esx-d.lab.local"]},
-                     "devices": [{"vendorID": "10de", "deviceID": "20b5"}],
-                     "consumers": {"namespaces": [NS]}},
-        })  # fmt: skip
-        kubectl(operator, "wait", "--for=condition=Ready", f"hpp/{POLICY}", "--timeout=60s")
-        yield simulator
-    finally:
-        vcsim.stop(state, "vcsim-vmda-drift")
+GPUS = hpp(POLICY, SIM, hosts=[HOST], devices=[A100_IDS], consumers=[NS])
+sim = simulator_fixture(SIM, INVENTORY, GPUS, namespaces=[NS])
 
 
 def _assign(box: Sandbox, name: str, vm: str, bus: str, conflict_policy: str) -> None:
-    apply(box, {
-        "apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"policyRef": {"name": POLICY}, "vm": {"name": vm},
-                 "devices": [{"name": "gpu0", "pci": {"address": f"0000:{bus}:00.0"}}],
-                 "conflictPolicy": conflict_policy},
-    })  # fmt: skip
+    devices = [{"name": "gpu0", "pci": {"address": f"0000:{bus}:00.0"}}]
+    apply(box, vmda(name, NS, POLICY, vm, devices, conflictPolicy=conflict_policy))
     kubectl(box, "wait", "--for=condition=Ready", f"vmda/{name}", "-n", NS, "--timeout=60s")
     # Past the reconciler's confirming read after its change: from here on only a vCenter
     # change notification can make the operator look at the VM again (there is no polling).
     time.sleep(SETTLE_SECONDS)
-
-
-def _condition(box: Sandbox, name: str, type_: str) -> tuple[str, str, str]:
-    body: dict[str, Any] = get(box, "vmda", name, NS)
-    for c in body.get("status", {}).get("conditions", []):
-        if c["type"] == type_:
-            return c["status"], c["reason"], c.get("message", "")
-    return "", "", ""
 
 
 def test_hot_add_turned_on_by_hand_is_turned_off_again_with_resolve(
@@ -110,10 +75,12 @@ def test_memory_hot_add_turned_on_by_hand_shows_as_a_feature_conflict_with_block
         wait_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(memoryHotAddEnabled=True)))
     started = time.monotonic()
 
-    def conflict() -> tuple[str, str, str] | None:
-        found = _condition(operator, "block", "FeatureConflict")
-        return found if found[0] == "True" else None
+    def conflict() -> dict[str, Any] | None:
+        body = get(operator, "vmda", "block", NS)
+        return body if condition(body, "FeatureConflict")[0] == "True" else None
 
-    _, reason, message = eventually(conflict, timeout=VISIBLE_WITHIN * 2)
+    body = eventually(conflict, timeout=VISIBLE_WITHIN * 2)
+    reason = condition(body, "FeatureConflict")[1]
+    message = condition_message(body, "FeatureConflict")
     print(f"FeatureConflict {reason} after {time.monotonic() - started:.2f}s: {message}")
     assert "hot" in message.lower(), message

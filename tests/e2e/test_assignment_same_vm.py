@@ -10,119 +10,47 @@ host has only one of (a second dynamic entry would make power-on fail).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pyVmomi import vim
-from tests.e2e.conftest import apply, get, kubectl, secret_for
-from tests.sandbox.vsphere_helpers import connect, eventually, find
+from tests.e2e.assignments import (
+    A100_YAML,
+    T4_IDS,
+    T4_YAML,
+    TIMEOUT,
+    condition,
+    condition_message,
+    hpp,
+    one_host,
+    passthrough_of,
+    simulator_fixture,
+    until,
+    vmda,
+)
+from tests.e2e.conftest import apply, get, kubectl
 
-from dpio_sandbox import vcsim
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
 pytestmark = pytest.mark.sandbox
 
-NS, POLICY, SECRET, SIM = "e2e-samevm", "e2e-samevm-gpus", "vcsim-samevm", "vcsim-samevm"
-TIMEOUT = 60.0
+NS, POLICY, SIM = "e2e-samevm", "e2e-samevm-gpus", "vcsim-samevm"
 GPU = "0000:3b:00.0"
-T4 = {"vendorID": "10de", "deviceID": "1eb8"}  # one T4 on the host: one dynamic device fits
-INVENTORY = """
-datacenters:
-  - name: DC1
-    hosts:
-      - name: esx-s.lab.local
-        version: "8.0.2"
-        deviceRebindWithoutReboot: true
-        pciDevices:
-          - {address: "0000:3b:00.0", vendorId: "10de", deviceId: "20b5", classId: "0302",
-             name: "GA100 [A100 PCIe 80GB]", vendorName: NVIDIA Corporation, enabled: true,
-             active: true}
-          - {address: "0000:5e:00.0", vendorId: "10de", deviceId: "1eb8", classId: "0302",
-             name: "TU104GL [Tesla T4]", vendorName: NVIDIA Corporation, enabled: true,
-             active: true}
-    vms:
-      - {name: static-vm, host: esx-s.lab.local, memoryMB: 4096}
-      - {name: dynamic-vm, host: esx-s.lab.local, memoryMB: 4096}
-"""
+T4 = T4_IDS  # one T4 on the host: one dynamic device fits
+HOST = "esx-s.lab.local"
+INVENTORY = one_host(
+    HOST,
+    pci={GPU: A100_YAML, "0000:5e:00.0": T4_YAML},
+    vms={"static-vm": "memoryMB: 4096", "dynamic-vm": "memoryMB: 4096"},
+)
 
 
 def _vmda(name: str, vm: str, device: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "dpio.io/v1alpha1",
-        "kind": "VMDeviceAssignment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "policyRef": {"name": POLICY},
-            "vm": {"name": vm},
-            "devices": [{"name": "gpu0", **device}],
-            "powerPolicy": "PowerOff",
-        },
-    }
+    return vmda(name, NS, POLICY, vm, [{"name": "gpu0", **device}], powerPolicy="PowerOff")
 
 
-def _policy() -> dict[str, Any]:
-    return {
-        "apiVersion": "dpio.io/v1alpha1",
-        "kind": "HostPassthroughPolicy",
-        "metadata": {"name": POLICY},
-        "spec": {
-            "vcenter": {"secretRef": {"name": SECRET}},
-            "hosts": {"names": ["esx-s.lab.local"]},
-            "devices": [{"address": GPU}, {"vendorID": "10de", "deviceID": "1eb8"}],
-            "consumers": {"namespaces": [NS]},
-        },
-    }
-
-
-@pytest.fixture(scope="module")
-def sim(operator: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    state = tmp_path_factory.mktemp(SIM)
-    inventory = state / "inventory.yaml"
-    inventory.write_text(INVENTORY)
-    simulator = vcsim.start(state, name=SIM, inventory=Path(inventory))
-    try:
-        secret_for(operator, simulator, SECRET)
-        apply(operator, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-        apply(operator, _policy())
-        kubectl(operator, "wait", "--for=condition=Ready", f"hpp/{POLICY}", "--timeout=60s")
-        yield simulator
-    finally:
-        vcsim.stop(state, SIM)
-
-
-def _condition(body: dict[str, Any], type_: str) -> tuple[str, str, str]:
-    found = [c for c in body.get("status", {}).get("conditions", []) if c["type"] == type_]
-    return (found[0]["status"], found[0]["reason"], found[0]["message"]) if found else ("", "", "")
-
-
-def _until(box: Sandbox, name: str, type_: str, want: tuple[str, str]) -> dict[str, Any]:
-    """The object once condition `type_` is `want` (status, reason) for its generation."""
-    last: list[Any] = [None]
-
-    def check() -> dict[str, Any] | None:
-        body = last[0] = get(box, "vmda", name, NS)
-        if body.get("status", {}).get("observedGeneration") != body["metadata"]["generation"]:
-            return None
-        return body if _condition(body, type_)[:2] == want else None
-
-    try:
-        return eventually(check, timeout=TIMEOUT)
-    except AssertionError:
-        status = (last[0] or {}).get("status", {})
-        raise AssertionError(f"{name}: {type_} never {want}; status: {status}") from None
-
-
-def _pci(sim: Simulator, vm_name: str) -> list[Any]:
-    with connect(sim) as si:
-        vm = find(si, vim.VirtualMachine, vm_name)
-        return [
-            d
-            for d in vm.config.hardware.device
-            if isinstance(d, vim.vm.device.VirtualPCIPassthrough)
-        ]
+GPUS = hpp(POLICY, SIM, hosts=[HOST], devices=[{"address": GPU}, T4], consumers=[NS])
+sim = simulator_fixture(SIM, INVENTORY, GPUS, namespaces=[NS])
 
 
 def _gone(box: Sandbox, name: str) -> None:
@@ -146,21 +74,21 @@ def test_one_device_two_assignments_on_one_vm_older_wins(
     time.sleep(1.1)  # creationTimestamp has whole seconds: make "older" unambiguous
     apply(operator, _vmda(newer, vm, device))
 
-    _until(operator, older, "Ready", ("True", "Reconciled"))
-    body = _until(operator, newer, "DevicesUnavailable", ("True", "ClaimedByAssignment"))
-    assert _condition(body, "Ready")[:2] == ("False", "ClaimedByAssignment")
-    assert f"{NS}/{older}" in _condition(body, "DevicesUnavailable")[2]
+    until(operator, NS, older, "Ready", ("True", "Reconciled"))
+    body = until(operator, NS, newer, "DevicesUnavailable", ("True", "ClaimedByAssignment"))
+    assert condition(body, "Ready") == ("False", "ClaimedByAssignment")
+    assert f"{NS}/{older}" in condition_message(body, "DevicesUnavailable")
     assert [d["attached"] for d in body["status"]["devices"]] == [False]
     time.sleep(3)  # a few more reconciles of both: nothing moves
-    [attached] = _pci(sim, vm)
-    assert _condition(get(operator, "vmda", newer, NS), "Ready")[0] == "False"
+    [attached] = passthrough_of(sim, vm)
+    assert condition(get(operator, "vmda", newer, NS), "Ready")[0] == "False"
 
     # The older one goes: the device stays on the VM, now the newer one's.
     _gone(operator, older)
-    body = _until(operator, newer, "Ready", ("True", "Reconciled"))
+    body = until(operator, NS, newer, "Ready", ("True", "Reconciled"))
     assert [d["attached"] for d in body["status"]["devices"]] == [True]
-    assert [d.key for d in _pci(sim, vm)] == [attached.key]  # never detached and re-added
+    assert [d.key for d in passthrough_of(sim, vm)] == [attached.key]  # never detached and re-added
 
     # The last one goes: the device goes with it.
     _gone(operator, newer)
-    assert _pci(sim, vm) == []
+    assert passthrough_of(sim, vm) == []
