@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,16 +13,21 @@ from kubernetes import config as k8s_config
 
 # Importing the handler module registers it with kopf (main.py imports this module's users).
 from dpio.handlers import assignment as _assignment_handlers  # noqa: F401
+from dpio.handlers.resync import Resyncs
 from dpio.handlers.vm_wiring import VMCenters
 from dpio.handlers.wiring import KubeObjects, VCenters
 from dpio.kube.client import KubeClient
+from dpio.planner.observed import ObservedInventory
 from dpio.reconcile.assignment import AssignmentReconciler
 from dpio.reconcile.assignment_triggers import AssignmentTriggers
 from dpio.reconcile.controller import Body, Controller
 from dpio.reconcile.own_writes import OwnStatusWrites
 from dpio.reconcile.policy import PolicyReconciler
 from dpio.reconcile.queue import Backoff
+from dpio.vsphere.adapter import HostAdapter
 from dpio.vsphere.session import SessionCache
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,21 @@ class Runtime:
         loop = asyncio.get_running_loop()
 
         # Watcher threads hand changes to the event loop; the queue dedups a burst into one run.
-        # Only policies whose hosts changed are queued, not all of them (docs/benchmarks.md #4).
-        def on_change(hosts: frozenset[str] | None) -> None:
+        # Only policies whose hosts changed are queued, not all of them (docs/benchmarks.md #4);
+        # a report that names no hosts is resolved by one read (`resync`, finding 13).
+        def changed_in(inventory: ObservedInventory | None) -> None:
+            queued = policies.enqueue_where(
+                lambda key: inventory is None or reconciler.differs(key[1], inventory)
+            )
+            _log.info("vCenter reported changes of unnamed hosts: policies queued",
+                      extra={"queued": queued, "policies": len(policies)})  # fmt: skip
+
+        resyncs = Resyncs(changed_in)
+
+        def on_change(adapter: HostAdapter, hosts: frozenset[str] | None) -> None:
+            if hosts is None:
+                loop.call_soon_threadsafe(resyncs.request, adapter, adapter.read_inventory)
+                return
             loop.call_soon_threadsafe(
                 policies.enqueue_where, lambda key: reconciler.concerns(key[1], hosts)
             )

@@ -75,8 +75,9 @@ class VCenters:
     namespace: str
     default_secret: str
     #: Called (on a watcher thread) when vCenter reports a change to a host, VM or cluster,
-    #: with the morefs of the hosts whose planning it can affect (None: possibly any host).
-    on_change: Callable[[frozenset[str] | None], None] = lambda _hosts: None
+    #: with the vCenter's adapter and the morefs of the hosts whose planning it can affect
+    #: (None: possibly any host).
+    on_change: Callable[[HostAdapter, frozenset[str] | None], None] = lambda _a, _hosts: None
     #: Called (on a watcher thread) with the morefs of VMs that changed, for the assignments:
     #: the same watch serves both kinds (one WaitForUpdatesEx per vCenter, not one per kind).
     on_vm_change: Callable[[frozenset[str]], None] = lambda _morefs: None
@@ -114,7 +115,7 @@ class VCenters:
         return adapter
 
     def _changed(self, adapter: HostAdapter, changes: Sequence[Change]) -> None:
-        self.on_change(adapter.changed_hosts(changes))
+        self.on_change(adapter, adapter.changed_hosts(changes))
         # The first full state lists every VM: not a change any assignment waits for.
         vms = frozenset(c.moref for c in changes if c.kind == VM and not c.startup)
         if vms:

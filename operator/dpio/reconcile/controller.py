@@ -109,11 +109,13 @@ class Controller:
         for key in list(self._objects):
             self.queue.add(key)
 
-    def enqueue_where(self, wanted: Callable[[Key], bool]) -> None:
-        """Queue the cached objects `wanted` picks (e.g. those a vCenter change concerns)."""
-        for key in list(self._objects):
-            if wanted(key):
-                self.queue.add(key)
+    def enqueue_where(self, wanted: Callable[[Key], bool]) -> int:
+        """Queue the cached objects `wanted` picks (e.g. those a vCenter change concerns);
+        how many it picked."""
+        picked = [key for key in list(self._objects) if wanted(key)]
+        for key in picked:
+            self.queue.add(key)
+        return len(picked)
 
     def get(self, key: Key) -> Body | None:
         return self._objects.get(key)

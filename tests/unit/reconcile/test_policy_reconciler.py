@@ -244,3 +244,37 @@ def test_a_vcenter_change_concerns_the_policies_that_selected_its_hosts(
     got = {name: reconciler.concerns(name, changed) for name in concerned}
 
     assert got == concerned
+
+
+PLANNED_ON = ObservedInventory(
+    hosts=(gpu_host(enabled=True, active=True), gpu_host("esx02", enabled=False))
+)
+
+
+@pytest.mark.parametrize(
+    ("inventory", "differs"),
+    [
+        pytest.param(PLANNED_ON, False, id="same"),
+        pytest.param(ObservedInventory(hosts=(gpu_host(enabled=True, active=True),
+                                              gpu_host("esx02", enabled=True))),
+                     False, id="another-host-changed"),
+        pytest.param(ObservedInventory(hosts=(gpu_host(enabled=False),
+                                              gpu_host("esx02", enabled=False))),
+                     True, id="its-host-changed"),
+        pytest.param(ObservedInventory(hosts=(gpu_host("esx02", enabled=False),)),
+                     True, id="its-host-gone"),
+        pytest.param(ObservedInventory(hosts=(gpu_host(enabled=True, active=True, cluster="c1"),
+                                              gpu_host("esx02", enabled=False))),
+                     True, id="its-host-moved-to-a-cluster"),
+    ],
+)  # fmt: skip
+def test_a_report_naming_no_hosts_queues_the_policies_whose_hosts_differ(
+    inventory: ObservedInventory, differs: bool
+) -> None:
+    reconciler = PolicyReconciler(
+        FakeVCenter(FakeHosts(PLANNED_ON)), FakeObjects(), lambda: [], clock=lambda: NOW
+    )
+    assert reconciler.differs("gpu", PLANNED_ON)  # never planned: look
+    asyncio.run(reconciler(body(None)))  # plans esx01 only
+
+    assert reconciler.differs("gpu", inventory) is differs
