@@ -51,7 +51,7 @@ def test_one_watch_per_vcenter_reports_to_both_kinds(client: VCenterClient) -> N
     lock = threading.Lock()
     vcenters = VCenters(None, SessionCache(), "dpio-system", "vc")  # type: ignore[arg-type]
     vcenters.logins = OneVCenter(client)  # type: ignore[assignment]
-    vcenters.on_change = lambda hosts: _append(lock, hosts_changed, hosts)
+    vcenters.on_change = lambda _adapter, hosts: _append(lock, hosts_changed, hosts)
     vcenters.on_vm_change = lambda vms: _append(lock, vms_changed, vms)
     vms = VMCenters(vcenters.logins, "vc", watching=vcenters.watching)
     spec = HostPassthroughPolicySpec.model_validate(

@@ -108,6 +108,25 @@ def open_stub(
         )
 
 
+def sibling_stub(
+    stub: Any, credentials: Credentials, context: ssl.SSLContext, *, timeout: float
+) -> Any:
+    """A stub on `stub`'s session (its cookie) with a socket timeout of its own, for a long
+    poll: one connection, the same API version, no call sent."""
+    sibling = _stub_adapter(
+        host=credentials.host,
+        port=credentials.port,
+        path=credentials.path,
+        version=stub.version,
+        sslContext=context,
+        httpConnectionTimeout=timeout,
+        connectionPoolTimeout=CONNECTION_POOL_IDLE_SECONDS,
+        poolSize=1,
+    )
+    sibling.cookie = stub.cookie
+    return sibling
+
+
 def login(stub: Any, credentials: Credentials) -> Connection:
     """RetrieveServiceContent + SessionManager.Login on `stub` (a new session cookie)."""
     with translated(secrets=credentials.secrets()):

@@ -110,6 +110,13 @@ class VCenterClient:
         )
         return connection
 
+    def long_poll_stub(self, conn: Connection, timeout: float) -> Any:
+        """A stub on `conn`'s session whose socket waits `timeout` seconds, not `self.timeout`:
+        for the change watch's `WaitForUpdatesEx` (counted in the metrics like every call)."""
+        stub = connect.sibling_stub(conn.stub, self.credentials, self._context, timeout=timeout)
+        _count_calls(stub, self.server)
+        return stub
+
     def validate(self) -> None:
         """Check the session if it sat idle past `validate_after`; log in again if it is gone."""
         current = self._connection

@@ -102,10 +102,21 @@ def merged_paths(*path_sets: Mapping[type, Sequence[str]]) -> dict[type, tuple[s
     return result
 
 
+#: How long the watch's socket waits for a `WaitForUpdatesEx` answer. vCenter answers within
+#: `maxWaitSeconds` when nothing changed, but computing and sending a large update set can take
+#: longer; giving up then makes it worse (a new collector, and vCenter sends everything again).
+#: pyVmomi and govmomi put no timeout on the long poll at all; the other calls keep the
+#: client's (60 s). Measured: the simulator needs minutes for 1,000 accumulated updates of 625
+#: hosts (docs/benchmarks.md, finding 14).
+LONG_POLL_TIMEOUT_SECONDS = 600.0
+
+
 @dataclass(slots=True)
 class _Collector:
     conn: Connection
     collector: Any
+    waiter: Any  # the same collector on `poll_stub`, which has the long poll's timeout
+    poll_stub: Any
     version: str = ""
     initial: bool = True  # the next update set is the full initial state
     created: float = 0.0  # time.monotonic() just before its filter was created
@@ -176,11 +187,11 @@ class Watcher:
             except NotAuthenticated:
                 # Log in again on the next turn, inside the handlers, so an outage during the
                 # re-login is retried with backoff like any other.
-                stale, self._current = self._current, None
+                stale = self._replace(None)
                 self._stale = stale.conn if stale else None
                 self._relogin = True
             except ObjectNotFound:
-                self._current = None  # vCenter lost our collector: build a new one
+                self._replace(None)  # vCenter lost our collector: build a new one
             except (InvalidCredentials, TLSVerificationFailed) as err:
                 # A human must fix the Secret. Logging in again every backoff step would lock
                 # the account (vCenter SSO lockout policy); the reconciler starts a new watcher
@@ -219,9 +230,20 @@ class Watcher:
             view = properties.container_view(conn.content, list(self.paths))
             collector = conn.content.propertyCollector.CreatePropertyCollector()
             collector.CreateFilter(properties.view_filter(view, self.paths), partialUpdates=True)
+        stub = self.client.long_poll_stub(conn, LONG_POLL_TIMEOUT_SECONDS)
+        waiter = properties.PC(properties.moref_id(collector), stub)
         self.recreated += 1
-        self._current = _Collector(conn=conn, collector=collector, created=created)
-        return self._current
+        current = _Collector(conn, collector, waiter, stub, created=created)
+        self._replace(current)
+        return current
+
+    def _replace(self, current: _Collector | None) -> _Collector | None:
+        """Make `current` the collector in use; the one before closes its long-poll socket
+        (its collector dies with its session, or is destroyed in `_destroy`)."""
+        old, self._current = self._current, current
+        if old is not None and old is not current:
+            old.poll_stub.DropConnections()
+        return old
 
     def _poll_once(self) -> None:
         try:
@@ -234,7 +256,7 @@ class Watcher:
         current = self._collector()
         options = properties.PC.WaitOptions(maxWaitSeconds=self.max_wait_seconds)
         with translated():
-            update_set = current.collector.WaitForUpdatesEx(current.version, options)
+            update_set = current.waiter.WaitForUpdatesEx(current.version, options)
         if update_set is None or self._stop.is_set():
             return
         current.version = update_set.version
@@ -249,10 +271,12 @@ class Watcher:
             self.callback(changes)
 
     def _destroy(self) -> None:
-        current, self._current = self._current, None
+        current = self._current
         if current is None:
             return
         try:
             current.collector.Destroy()
         except Exception:  # the session may be gone; the collector dies with it
             logger.debug("PropertyCollector.Destroy failed", exc_info=True)
+        finally:
+            self._replace(None)
