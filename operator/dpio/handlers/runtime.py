@@ -70,7 +70,12 @@ class Runtime:
             return holder[0].objects()
 
         objects = OwnStatusWrites(KubeObjects(kube), lambda: holder[0])
-        reconciler = PolicyReconciler(vcenter=vcenters, objects=objects, all_policies=all_policies)
+        reconciler = PolicyReconciler(
+            vcenter=vcenters,
+            objects=objects,
+            all_policies=all_policies,
+            policies_version=lambda: holder[0].desired_changes,
+        )
         # Capped exponential backoff for vCenter outages (DESIGN.md §3.3): 1 s up to 5 min.
         policies = Controller(
             "HostPassthroughPolicy", reconciler, workers=config.workers, backoff=Backoff(1, 300)

@@ -68,6 +68,9 @@ class Controller:
         self.kind = kind
         self._reconcile = reconcile
         self._objects: dict[Key, Body] = {}
+        #: Moves whenever an object is added or deleted or anything but its status changes: what
+        #: other objects' reconciles read of it can only have changed then (policy_others.py).
+        self.desired_changes = 0
         # The status this operator last wrote per object: its own writes come back as watch
         # events and need no reconcile; a status anyone else wrote does (it is put right).
         self._written: dict[Key, Any] = {}
@@ -85,10 +88,12 @@ class Controller:
             self._objects.pop(key, None)
             self._written.pop(key, None)
             self.queue.forget(key)
+            self.desired_changes += 1
             return
         previous = self._objects.get(key)
         self._objects[key] = _cached(body)
         if previous is None or _desired(previous) != _desired(body):
+            self.desired_changes += 1
             self.queue.add(key)
             return
         # Only the status changed. Our own writes come back like this: nothing to do for those;

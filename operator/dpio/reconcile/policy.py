@@ -66,6 +66,9 @@ class PolicyReconciler:
     vcenter: VCenterPort
     objects: ObjectsPort
     all_policies: Callable[[], Iterable[Mapping[str, Any]]]
+    #: The cache's `desired_changes`: while it stays, the other policies are the same (None:
+    #: walk `all_policies` on every reconcile).
+    policies_version: Callable[[], int] | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     #: Parsed once per generation, shared by all reconciles of this kind.
     other_policies: OtherPolicies = field(default_factory=OtherPolicies)
@@ -285,4 +288,6 @@ class PolicyReconciler:
             await self.objects.event(body, event.type, event.reason, event.message)
 
     def _others(self, name: str) -> list[OtherPolicy]:
-        return self.other_policies.others(self.all_policies(), name)
+        if self.policies_version is None:
+            return self.other_policies.others(self.all_policies(), name)
+        return self.other_policies.others_at(self.policies_version(), self.all_policies, name)

@@ -13,7 +13,9 @@ from dpio.planner import OtherPolicy, plan_policy
 from dpio.planner.observed import ObservedInventory
 from dpio.planner.rules import HostMatcher
 from dpio.planner.selection import select_hosts
+from dpio.reconcile.controller import Controller
 from dpio.reconcile.policy_others import OtherPolicies
+from dpio.reconcile.queue import Result
 
 
 def body(name: str, generation: int | None = 1, rv: str = "1", **meta: Any) -> dict[str, Any]:
@@ -120,3 +122,26 @@ def test_a_compiled_other_policy_plans_exactly_like_a_plain_one(compiled: bool) 
     assert plan.updates == ()  # the older exclusive policy keeps esx01's GPU off
     assert [p.reason for p in plan.problems] == ["PolicyConflict"]
     assert "older" in plan.problems[0].message
+
+
+def test_the_other_policies_are_walked_again_only_when_the_cache_says_one_changed() -> None:
+    async def reconcile(body: Any) -> Result:
+        return Result()
+
+    cache = Controller("HostPassthroughPolicy", reconcile)
+    for name in ("a", "b", "c"):
+        cache.observe("ADDED", body(name))
+    others = OtherPolicies()
+
+    def names(me: str) -> list[str]:
+        return [o.name for o in others.others_at(cache.desired_changes, cache.objects, me)]
+
+    assert names("a") == ["b", "c"]
+    assert names("b") == ["a", "c"]
+    status_only = {**body("c", rv="2"), "status": {"observedGeneration": 1}}
+    cache.observe("MODIFIED", status_only)  # a status write: nobody's rules changed
+    assert names("c") == ["a", "b"]
+    assert others.walks == 1
+    cache.observe("DELETED", body("b"))
+    assert names("a") == ["c"]
+    assert others.walks == 2
