@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dpio.api.policy import HostPassthroughPolicy, HostPassthroughPolicyStatus, HostSelector
+from dpio.api.policy import HostPassthroughPolicy, HostPassthroughPolicyStatus
 from dpio.planner import (
     EnterMaintenanceMode,
     ExitMaintenanceMode,
@@ -32,10 +32,10 @@ from dpio.planner import (
 )
 from dpio.planner.conditions import Problem
 from dpio.planner.events import transition_events
-from dpio.planner.observed import ObservedHost, ObservedInventory
-from dpio.planner.selection import InvalidSpecError, select_hosts
+from dpio.planner.observed import ObservedInventory
 from dpio.planner.status import stalled_status
 from dpio.reconcile.policy_others import OtherPolicies
+from dpio.reconcile.policy_selections import Selections
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
 from dpio.reconcile.queue import Result
 
@@ -54,13 +54,6 @@ STALLED_RECHECK_SECONDS = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class _PlannedOn:
-    selector: HostSelector
-    hosts: tuple[ObservedHost, ...]
-    missing: tuple[str, ...]
-
-
 @dataclass(frozen=True)
 class PolicyReconciler:
     vcenter: VCenterPort
@@ -72,35 +65,16 @@ class PolicyReconciler:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     #: Parsed once per generation, shared by all reconciles of this kind.
     other_policies: OtherPolicies = field(default_factory=OtherPolicies)
-    #: Policy name -> the morefs of the hosts its last plan selected (for `concerns`).
-    selected: dict[str, frozenset[str]] = field(default_factory=dict)
-    #: Policy name -> what its last plan was made on (for `differs`).
-    planned_on: dict[str, _PlannedOn] = field(default_factory=dict)
+    #: What each policy last planned on: which vCenter changes concern it.
+    selections: Selections = field(default_factory=Selections)
 
     def concerns(self, name: str, hosts: frozenset[str] | None) -> bool:
-        """Does a vCenter change of `hosts` (None: any host) call for reconciling `name`?
-
-        Only policies that selected one of those hosts, and those with no plan yet (new,
-        Stalled, or failed before planning), which may select anything once they plan.
-        """
-        planned = self.selected.get(name)
-        return hosts is None or planned is None or not planned.isdisjoint(hosts)
+        """Does a vCenter change of `hosts` (None: any host) call for reconciling `name`?"""
+        return self.selections.concerns(name, hosts)
 
     def differs(self, name: str, inventory: ObservedInventory) -> bool:
-        """Would `name` plan on different hosts in `inventory` than its last plan did?
-
-        For a vCenter report that names no hosts (the watch came back after a gap, a host was
-        added or renamed, a VM moved): instead of reconciling every policy, each is compared
-        with what it last planned on, as an informer's relist hands on only the objects that
-        changed. Never planned, or a selector that no longer compiles: True."""
-        last = self.planned_on.get(name)
-        if last is None:
-            return True
-        try:
-            now = select_hosts(last.selector, inventory)
-        except InvalidSpecError:
-            return True
-        return (now.hosts, now.missing_names) != (last.hosts, last.missing)
+        """Would `name` plan on other hosts in `inventory` than it did (a report naming none)?"""
+        return self.selections.differs(name, inventory)
 
     async def __call__(self, body: Mapping[str, Any]) -> Result:
         try:
@@ -141,14 +115,7 @@ class PolicyReconciler:
             others=self._others(policy.metadata.name),
             previous=previous,
         )
-        name = policy.metadata.name
-        if plan.stalled is None:
-            self.selected[name] = frozenset(p.host.moref for p in plan.hosts)
-            seen = tuple(p.host for p in plan.hosts)
-            self.planned_on[name] = _PlannedOn(policy.spec.hosts, seen, plan.missing_hosts)
-        else:
-            self.selected.pop(name, None)
-            self.planned_on.pop(name, None)
+        self.selections.record(policy.metadata.name, policy.spec.hosts, plan)
         try:
             await self._update_passthru(body, hosts, plan.updates)
         except PortError as err:
@@ -259,8 +226,7 @@ class PolicyReconciler:
                 await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
                 return Result(failed=True)
         await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
-        self.selected.pop(policy.metadata.name, None)
-        self.planned_on.pop(policy.metadata.name, None)
+        self.selections.forget(policy.metadata.name)
         return Result()
 
     async def _write(

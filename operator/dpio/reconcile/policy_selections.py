@@ -1,0 +1,66 @@
+"""What each HostPassthroughPolicy last planned on: which vCenter changes concern it.
+
+A vCenter change report names hosts (or, when it can't, says "any host"). Reconciling every
+policy on every report made convergence O(N²) (docs/benchmarks.md, finding 4), so each policy's
+last plan is remembered here: `concerns` answers for a report that names hosts, `differs` for
+one that names none, by comparing a fresh inventory with what the policy last planned on (as an
+informer's relist hands on only the objects that changed; finding 13).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dpio.api.policy import HostSelector
+from dpio.planner import PolicyPlan
+from dpio.planner.observed import ObservedHost, ObservedInventory
+from dpio.planner.selection import InvalidSpecError, select_hosts
+
+
+@dataclass(frozen=True, slots=True)
+class _PlannedOn:
+    selector: HostSelector
+    hosts: tuple[ObservedHost, ...]
+    missing: tuple[str, ...]
+    morefs: frozenset[str]
+
+
+@dataclass
+class Selections:
+    """Policy name -> its last plan's selector, hosts as observed and missing host names."""
+
+    _last: dict[str, _PlannedOn] = field(default_factory=dict)
+
+    def record(self, name: str, selector: HostSelector, plan: PolicyPlan) -> None:
+        """After planning; a plan that stalled (e.g. a selector that doesn't compile) selected
+        nothing, so the policy is concerned by every change until it plans again."""
+        if plan.stalled is not None:
+            self.forget(name)
+            return
+        hosts = tuple(p.host for p in plan.hosts)
+        morefs = frozenset(h.moref for h in hosts)
+        self._last[name] = _PlannedOn(selector, hosts, plan.missing_hosts, morefs)
+
+    def forget(self, name: str) -> None:
+        self._last.pop(name, None)
+
+    def concerns(self, name: str, hosts: frozenset[str] | None) -> bool:
+        """Does a vCenter change of `hosts` (None: any host) call for reconciling `name`?
+
+        Only policies that selected one of those hosts, and those with no plan yet (new,
+        Stalled, or failed before planning), which may select anything once they plan.
+        """
+        last = self._last.get(name)
+        return hosts is None or last is None or not last.morefs.isdisjoint(hosts)
+
+    def differs(self, name: str, inventory: ObservedInventory) -> bool:
+        """Would `name` plan on different hosts in `inventory` than its last plan did?
+        Never planned, or a selector that no longer compiles: True."""
+        last = self._last.get(name)
+        if last is None:
+            return True
+        try:
+            now = select_hosts(last.selector, inventory)
+        except InvalidSpecError:
+            return True
+        return (now.hosts, now.missing_names) != (last.hosts, last.missing)
