@@ -122,3 +122,45 @@ def test_the_cache_keeps_no_managed_fields_and_is_a_copy() -> None:
     assert "managedFields" not in cached["metadata"]
     assert cached["spec"] == {"generation": 1}
     assert cached["metadata"]["resourceVersion"] == "1"
+
+
+OLD, MINE = {"phase": "Ready"}, {"phase": "Reconciling"}
+
+
+@pytest.mark.parametrize(
+    ("after_the_write", "status_seen"),
+    [
+        pytest.param([], MINE, id="event-not-back-yet-sees-own-write"),
+        pytest.param([("MODIFIED", _body("a", status=MINE, rv="2"))], MINE, id="event-back"),
+        pytest.param([("MODIFIED", _body("a", status=OLD, rv="2"))], OLD,
+                     id="someone-else-wrote-after"),
+        pytest.param(["failed"], OLD, id="write-failed"),
+    ],
+)  # fmt: skip
+def test_a_reconcile_never_compares_with_a_status_older_than_its_own_last_write(
+    after_the_write: list[Any], status_seen: dict[str, str]
+) -> None:
+    """After a watch gap, the confirming pass ran on the copy from before its own last write,
+    found nothing to change, and left Reconciling=True in the API server (apiserver restart)."""
+    seen: list[Body] = []
+
+    async def reconcile(body: Body) -> Result:
+        seen.append(body)
+        return Result()
+
+    async def main() -> None:
+        controller = Controller("Test", reconcile)
+        controller.observe("ADDED", _body("a", status=OLD, rv="1"))
+        controller.expect_status(("", "a"), MINE, based_on="1")  # the write landed (rv 2)
+        for event in after_the_write:
+            if event == "failed":
+                controller.write_failed(("", "a"))
+            else:
+                controller.observe(*event)
+        controller.enqueue(("", "a"))  # e.g. the 2 s confirmation
+        controller.start()
+        await asyncio.sleep(0.1)
+        await controller.stop()
+
+    asyncio.run(main())
+    assert [b.get("status") for b in seen] == [status_seen]
