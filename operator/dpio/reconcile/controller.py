@@ -74,7 +74,6 @@ class Controller:
         # The status this operator last wrote per object: its own writes come back as watch
         # events and need no reconcile; a status anyone else wrote does (it is put right).
         self._written: dict[Key, Any] = {}
-        self._written_on: dict[Key, str] = {}  # the resourceVersion each write was based on
         # What reconciles freed goes back to the system every few seconds while they run.
         self.queue: WorkQueue[Key] = WorkQueue(
             self._run, workers=workers, backoff=backoff, after_each=memory.trimmer
@@ -87,7 +86,7 @@ class Controller:
         key = key_of(body)
         if event_type == "DELETED":
             self._objects.pop(key, None)
-            self.write_failed(key)
+            self._written.pop(key, None)
             self.queue.forget(key)
             self.desired_changes += 1
             return
@@ -103,29 +102,9 @@ class Controller:
         if body.get("status") != expected:
             self.queue.add(key)
 
-    def expect_status(self, key: Key, status: Mapping[str, Any], based_on: str = "") -> None:
-        """Called just before this operator writes `status` (merge-patch form) to `key`, on the
-        body of resourceVersion `based_on`."""
+    def expect_status(self, key: Key, status: Mapping[str, Any]) -> None:
+        """Called just before this operator writes `status` (merge-patch form) to `key`."""
         self._written[key] = without_nulls(status)
-        self._written_on[key] = based_on
-
-    def write_failed(self, key: Key) -> None:
-        """The write announced by `expect_status` did not land (or may not have)."""
-        self._written.pop(key, None)
-        self._written_on.pop(key, None)
-
-    def _latest(self, key: Key, body: Body) -> Body:
-        """`body`, with the status this operator wrote on it if its watch event hasn't come
-        back yet. A reconcile must not compare its status with one older than its own last
-        write: after a watch gap (the API server restarted) the confirming pass can run before
-        the event of the write before it, find nothing to change against the stale copy, and
-        leave `Reconciling=True` in the API server for good. The write it then makes carries the
-        stale resourceVersion and fails (409); the retry has the event."""
-        based_on = self._written_on.get(key)
-        rv = str(body.get("metadata", {}).get("resourceVersion", ""))
-        if based_on is None or not based_on or based_on != rv or key not in self._written:
-            return body
-        return {**body, "status": self._written[key]}
 
     def enqueue(self, key: Key) -> None:
         if key in self._objects:
@@ -165,7 +144,6 @@ class Controller:
         body = self._objects.get(key)
         if body is None:  # deleted since it was queued
             return Result()
-        body = self._latest(key, body)
         started = time.monotonic()
         try:
             result = await self._reconcile(body)

@@ -23,14 +23,8 @@ class OwnStatusWrites:
         self.controller = controller
 
     async def patch_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        controller, key = self.controller(), key_of(body)
-        rv = str(body.get("metadata", {}).get("resourceVersion", ""))
-        controller.expect_status(key, status, based_on=rv)
-        try:
-            await self.inner.patch_status(body, status)
-        except BaseException:
-            controller.write_failed(key)
-            raise
+        self.controller().expect_status(key_of(body), status)
+        await self.inner.patch_status(body, status)
 
     async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
         await self.inner.set_finalizers(body, finalizers)
