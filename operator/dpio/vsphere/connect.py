@@ -96,16 +96,27 @@ def open_stub(
     """A stub that is not logged in yet; nothing but version discovery has been sent."""
     with translated(secrets=credentials.secrets()):
         version = negotiate_version(credentials, context, timeout)
-        return _stub_adapter(
-            host=credentials.host,
-            port=credentials.port,
-            path=credentials.path,
-            version=version,
-            sslContext=context,
-            httpConnectionTimeout=timeout,
-            connectionPoolTimeout=CONNECTION_POOL_IDLE_SECONDS,
-            poolSize=pool_size,
-        )
+        return _new_stub(credentials, context, version, timeout=timeout, pool_size=pool_size)
+
+
+def _new_stub(
+    credentials: Credentials,
+    context: ssl.SSLContext,
+    version: str,
+    *,
+    timeout: float,
+    pool_size: int,
+) -> Any:
+    return _stub_adapter(
+        host=credentials.host,
+        port=credentials.port,
+        path=credentials.path,
+        version=version,
+        sslContext=context,
+        httpConnectionTimeout=timeout,
+        connectionPoolTimeout=CONNECTION_POOL_IDLE_SECONDS,
+        poolSize=pool_size,
+    )
 
 
 def sibling_stub(
@@ -113,16 +124,7 @@ def sibling_stub(
 ) -> Any:
     """A stub on `stub`'s session (its cookie) with a socket timeout of its own, for a long
     poll: one connection, the same API version, no call sent."""
-    sibling = _stub_adapter(
-        host=credentials.host,
-        port=credentials.port,
-        path=credentials.path,
-        version=stub.version,
-        sslContext=context,
-        httpConnectionTimeout=timeout,
-        connectionPoolTimeout=CONNECTION_POOL_IDLE_SECONDS,
-        poolSize=1,
-    )
+    sibling = _new_stub(credentials, context, stub.version, timeout=timeout, pool_size=1)
     sibling.cookie = stub.cookie
     return sibling
 

@@ -60,7 +60,6 @@ class Watching(Protocol):
 @dataclass(slots=True)
 class _Read:
     seq: int  # changes counted when it was asked for (it starts then or later: never older)
-    started: float
     result: asyncio.Future[ObservedInventory]
     whole: float = 0.0  # when the whole read it builds on started (itself, if it is one)
 
@@ -143,7 +142,7 @@ class SharedReads:
     def _start(self) -> _Read:
         loop = asyncio.get_running_loop()
         with self._lock:
-            read = _Read(self._seq, self._monotonic(), loop.create_future())
+            read = _Read(self._seq, loop.create_future())
         # Every caller may have gone (cancelled): the error is not "never retrieved".
         read.result.add_done_callback(lambda f: f.cancelled() or f.exception())
         task = asyncio.ensure_future(self._serially(read))
