@@ -37,9 +37,4 @@ def running(
         procs.wait_for_url(log.parent, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        procs.terminate(proc)

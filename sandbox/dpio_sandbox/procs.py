@@ -56,6 +56,16 @@ def start(
     return proc.pid
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """SIGTERM a child we started, SIGKILL it if it has not ended within `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def running(state_dir: Path, name: str) -> int | None:
     """Pid of ``name`` from its pidfile if that very process is still alive."""
     try:

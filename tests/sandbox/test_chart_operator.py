@@ -75,12 +75,7 @@ def run_operator(box: Sandbox, objects: list[dict[str, Any]], state: Path) -> It
         procs.wait_for_url(state, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
         yield log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        procs.terminate(proc)
         print(log.read_text()[-4000:])
 
 
