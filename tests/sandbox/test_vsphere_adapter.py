@@ -316,7 +316,9 @@ def test_after_a_change_only_the_changed_host_is_read_and_the_result_is_whole(
         assert arrived.wait(10)  # counted before the callback is called
         sim.admin("POST", "/counters/reset")
         after = asyncio.run(adapter.read_inventory())
-        assert _counts(sim) == {"RetrievePropertiesEx": 1}
+        calls = _counts(sim)
+        calls.pop("WaitForUpdatesEx", None)  # the watch's long poll may come back meanwhile
+        assert calls == {"RetrievePropertiesEx": 1}
         assert adapter.shared.partial_reads == 1
         whole = asyncio.run(adapter.client.run(adapter.reader.read))
     finally:
