@@ -132,7 +132,9 @@ type VMKNIC struct {
 type VM struct {
 	Name                         string        `yaml:"name"`
 	Host                         string        `yaml:"host"`
-	PowerState                   string        `yaml:"powerState"` // poweredOn | poweredOff (default) | suspended
+	Folder                       string        `yaml:"folder"`       // under the DC's vm folder: "ml-team/prod" (created if missing)
+	ResourcePool                 string        `yaml:"resourcePool"` // under the host's root pool: "ml-team/batch" (created if missing)
+	PowerState                   string        `yaml:"powerState"`   // poweredOn | poweredOff (default) | suspended
 	CPUs                         int32         `yaml:"cpus"`
 	MemoryMB                     int64         `yaml:"memoryMB"`
 	MemoryReservationMB          int64         `yaml:"memoryReservationMB"`
@@ -215,6 +217,14 @@ func (inv *Inventory) Validate() error {
 			if h == nil {
 				return fmt.Errorf("inventory: VM %q: unknown host %q", vm.Name, vm.Host)
 			}
+			for _, p := range []struct{ key, path, under string }{
+				{"folder", vm.Folder, "the datacenter's vm folder"},
+				{"resourcePool", vm.ResourcePool, "the root resource pool of the host's cluster or standalone host"},
+			} {
+				if !validPath(p.path) {
+					return fmt.Errorf("inventory: VM %q: bad %s %q: want names separated by \"/\", relative to %s (e.g. ml-team/prod)", vm.Name, p.key, p.path, p.under)
+				}
+			}
 			for _, d := range vm.PCIPassthrough {
 				if d.Address != "" && h.device(d.Address) == nil {
 					return fmt.Errorf("inventory: VM %q: host %q has no PCI device %s", vm.Name, vm.Host, d.Address)
@@ -255,6 +265,19 @@ func (h *Host) validate() error {
 		}
 	}
 	return nil
+}
+
+// validPath accepts "" and relative paths of non-empty names: "a", "a/b".
+func validPath(p string) bool {
+	if p == "" {
+		return true
+	}
+	for _, name := range strings.Split(p, "/") {
+		if strings.TrimSpace(name) == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func (dc *Datacenter) allHosts() []*Host {

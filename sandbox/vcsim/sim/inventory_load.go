@@ -186,10 +186,19 @@ func (b *builder) datastore(dc string, hosts []types.ManagedObjectReference) err
 	return nil
 }
 
-// vms creates VMs through a worker pool: each creation is a task round trip.
+// vms creates VMs through a worker pool: each creation is a task round trip. Their folders and
+// pools are created first, in inventory order.
 func (b *builder) vms(folders *object.DatacenterFolders, vms []VM) error {
+	p := newPlacer(b, folders.VmFolder)
+	at := make([]placement, len(vms))
+	for i := range vms {
+		var err error
+		if at[i], err = p.place(&vms[i]); err != nil {
+			return fmt.Errorf("vm %q: %w", vms[i].Name, err)
+		}
+	}
 	return parallel(len(vms), func(i int) error {
-		if err := b.vm(folders, &vms[i]); err != nil {
+		if err := b.vm(&vms[i], at[i]); err != nil {
 			return fmt.Errorf("vm %q: %w", vms[i].Name, err)
 		}
 		return nil

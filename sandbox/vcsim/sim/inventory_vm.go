@@ -9,19 +9,15 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 )
 
-// vm creates one VM through CreateVM_Task, then snapshots, FT and power state.
-func (b *builder) vm(folders *object.DatacenterFolders, spec *VM) error {
-	host := b.sim.hosts[spec.Host]
-	if host == nil {
-		return fmt.Errorf("unknown host %q", spec.Host)
-	}
+// vm creates one VM through CreateVM_Task in its folder and pool, then snapshots, FT and power state.
+func (b *builder) vm(spec *VM, at placement) error {
+	host := b.sim.hosts[spec.Host] // place checked it
 	config, err := b.vmConfigSpec(host, spec)
 	if err != nil {
 		return err
 	}
-	pool := object.NewResourcePool(b.client, b.resourcePool(host))
 	hostObj := object.NewHostSystem(b.client, host.Self)
-	ref, err := b.waitRef(folders.VmFolder.CreateVM(b.ctx, config, pool, hostObj))
+	ref, err := b.waitRef(at.folder.CreateVM(b.ctx, config, at.pool, hostObj))
 	if err != nil {
 		return err
 	}
@@ -49,16 +45,6 @@ func (b *builder) vm(folders *object.DatacenterFolders, spec *VM) error {
 		b.faultTolerance(b.sim.Map.Get(ref).(*simulator.VirtualMachine), spec)
 	}
 	return nil
-}
-
-func (b *builder) resourcePool(h *simulator.HostSystem) types.ManagedObjectReference {
-	switch cr := b.sim.Map.Get(*h.Parent).(type) {
-	case *simulator.ClusterComputeResource:
-		return *cr.ResourcePool
-	case *mo.ComputeResource:
-		return *cr.ResourcePool
-	}
-	panic("host without compute resource: " + h.Name)
 }
 
 func (b *builder) vmConfigSpec(host *simulator.HostSystem, spec *VM) (types.VirtualMachineConfigSpec, error) {
