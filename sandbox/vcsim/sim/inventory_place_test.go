@@ -7,6 +7,7 @@ import (
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -27,7 +28,8 @@ datacenters:
       - {name: d, host: h1}
 `
 
-func newTenancySim(t *testing.T) (*Simulator, *find.Finder) {
+// newTenancySim serves tenancyInventory and returns a logged-in client and its finder.
+func newTenancySim(t *testing.T) (*Simulator, *vim25.Client, *find.Finder) {
 	t.Helper()
 	inv, err := ParseInventory([]byte(tenancyInventory))
 	if err != nil {
@@ -38,7 +40,8 @@ func newTenancySim(t *testing.T) (*Simulator, *find.Finder) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	return s, find.NewFinder(connect(t, s).Client)
+	c := connect(t, s).Client
+	return s, c, find.NewFinder(c)
 }
 
 // children lists the inventory paths under path, as `govc ls 'PATH/*'` prints them (`govc ls`
@@ -67,7 +70,7 @@ func count(names []string, want string) int {
 }
 
 func TestLoadCreatesFoldersAndPoolsOnce(t *testing.T) {
-	_, f := newTenancySim(t)
+	_, _, f := newTenancySim(t)
 	for path, child := range map[string]string{
 		"/DC1/vm":                        "/DC1/vm/ml-team",
 		"/DC1/vm/ml-team":                "/DC1/vm/ml-team/prod",
@@ -86,7 +89,7 @@ func TestLoadCreatesFoldersAndPoolsOnce(t *testing.T) {
 }
 
 func TestLoadPlacesVMs(t *testing.T) {
-	s, f := newTenancySim(t)
+	s, _, f := newTenancySim(t)
 	ctx := context.Background()
 	ref := func(path string) types.ManagedObjectReference {
 		t.Helper()
