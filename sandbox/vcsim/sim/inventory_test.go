@@ -1,8 +1,11 @@
 package sim
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/vmware/govmomi/find"
 )
 
 func TestDefaultInventoryLoads(t *testing.T) {
@@ -43,5 +46,46 @@ func TestAdvertisesCurrentAPIVersion(t *testing.T) {
 	c := connect(t, s).Client
 	if v := c.ServiceContent.About.ApiVersion; v != vCenterAPIVersion {
 		t.Errorf("apiVersion = %s, want %s", v, vCenterAPIVersion)
+	}
+}
+
+// The default inventory's teams: ml-team and net-team own a folder and a pool each, the
+// feature-conflict VMs share a nested folder, the rest stay at the roots.
+func TestDefaultInventoryTenancy(t *testing.T) {
+	s := newTestSim(t)
+	f := find.NewFinder(connect(t, s).Client)
+	ctx := context.Background()
+	const gpu = "/DC1/host/GPU-Cluster/Resources"
+	want := map[string][2]string{ // VM → folder, pool
+		"ml-trainer-01":    {"/DC1/vm/ml-team", gpu + "/ml-team"},
+		"ml-inference-01":  {"/DC1/vm/ml-team", gpu + "/ml-team"},
+		"batch-01":         {"/DC1/vm/ml-team", gpu + "/ml-team"},
+		"e1000-vm-01":      {"/DC1/vm/ml-team", gpu + "/ml-team"},
+		"vmfex-gen2-01":    {"/DC1/vm/net-team", gpu + "/net-team"},
+		"vmfex-std-01":     {"/DC1/vm/net-team", gpu + "/net-team"},
+		"snap-vm-01":       {"/DC1/vm/lab/conflicts", gpu},
+		"hotadd-vm-01":     {"/DC1/vm/lab/conflicts", gpu},
+		"nested-vm-01":     {"/DC1/vm/lab/conflicts", gpu},
+		"ft-vm-01":         {"/DC1/vm/lab/conflicts", gpu},
+		"web-01":           {"/DC1/vm", gpu},
+		"legacy-vm-01":     {"/DC1/vm", "/DC1/host/Compute-Cluster/Resources"},
+		"standalone-vm-01": {"/DC1/vm", "/DC1/host/esx-standalone-01.lab.local/Resources"},
+	}
+	if n := len(s.Map.All("VirtualMachine")); n != len(want) {
+		t.Errorf("%d VMs, the test knows %d", n, len(want))
+	}
+	for name, w := range want {
+		vm := s.vmByName(name)
+		folder, err := f.Folder(ctx, w[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool, err := f.ResourcePool(ctx, w[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *vm.Parent != folder.Reference() || *vm.ResourcePool != pool.Reference() {
+			t.Errorf("%s: parent %s, pool %s; want %s, %s", name, vm.Parent, vm.ResourcePool, w[0], w[1])
+		}
 	}
 }
