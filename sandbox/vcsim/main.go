@@ -2,7 +2,7 @@
 // DirectPath I/O rules of DESIGN.md §5, plus an admin API for fault injection and call counts.
 //
 //	dpio-vcsim --inventory inventory/default.yaml [--listen 127.0.0.1:0] [--admin-listen 127.0.0.1:0] ...
-//	dpio-vcsim generate --hosts 512 --devices-per-host 8 --vms 1000 [--clusters 64]
+//	dpio-vcsim generate --hosts 512 --devices-per-host 8 --vms 1000 [--clusters 64] [--folders 8]
 package main
 
 import (
@@ -39,6 +39,7 @@ func generate(args []string) error {
 	fs.IntVar(&o.DevicesPerHost, "devices-per-host", 8, "passthrough-capable GPUs per host")
 	fs.IntVar(&o.VMs, "vms", 500, "number of VMs")
 	fs.IntVar(&o.Clusters, "clusters", 1, "number of clusters the hosts are spread over")
+	fs.IntVar(&o.Folders, "folders", 0, "number of team folders (team-01, ...) the VMs are spread over; 0: none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

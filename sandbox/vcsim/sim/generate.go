@@ -12,6 +12,7 @@ type GenerateOptions struct {
 	DevicesPerHost int // GPUs per host (A100/T4 alternating)
 	VMs            int // VMs spread round-robin over the hosts
 	Clusters       int
+	Folders        int // team folders team-01.. the VMs are spread over round-robin; 0: the root vm folder
 }
 
 // Generate builds a large, regular inventory: every host has DevicesPerHost capable GPUs (none
@@ -57,12 +58,16 @@ func Generate(o GenerateOptions) *Inventory {
 		names = append(names, h.Name)
 	}
 	for i := 0; i < o.VMs && len(names) > 0; i++ {
-		dc.VMs = append(dc.VMs, VM{
+		vm := VM{
 			Name:     fmt.Sprintf("vm-%05d", i+1),
 			Host:     names[i%len(names)],
 			MemoryMB: 4096,
 			NICs:     []VMNIC{{Type: "vmxnet3", Network: "VM Network"}},
-		})
+		}
+		if o.Folders > 0 {
+			vm.Folder = fmt.Sprintf("team-%02d", i%o.Folders+1)
+		}
+		dc.VMs = append(dc.VMs, vm)
 	}
 	return &Inventory{Datacenters: []Datacenter{dc}}
 }

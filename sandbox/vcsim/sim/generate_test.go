@@ -3,10 +3,12 @@ package sim
 import (
 	"testing"
 	"time"
+
+	"github.com/vmware/govmomi/vim25/mo"
 )
 
 func TestGenerateRoundTrips(t *testing.T) {
-	inv := Generate(GenerateOptions{Hosts: 6, DevicesPerHost: 3, VMs: 10, Clusters: 2})
+	inv := Generate(GenerateOptions{Hosts: 6, DevicesPerHost: 3, VMs: 10, Clusters: 2, Folders: 3})
 	data, err := inv.YAML()
 	if err != nil {
 		t.Fatal(err)
@@ -20,6 +22,17 @@ func TestGenerateRoundTrips(t *testing.T) {
 	}
 	if n := len(back.Datacenters[0].VMs); n != 10 {
 		t.Errorf("vms = %d", n)
+	}
+	if f := back.Datacenters[0].VMs[4].Folder; f != "team-02" {
+		t.Errorf("vm 5 folder = %q, want team-02", f)
+	}
+	s, err := New(back, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if vm := s.vmByName("vm-00005"); s.Map.Get(*vm.Parent).(mo.Entity).Entity().Name != "team-02" {
+		t.Errorf("vm-00005 not loaded into team-02")
 	}
 }
 

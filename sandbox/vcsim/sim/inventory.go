@@ -132,9 +132,9 @@ type VMKNIC struct {
 type VM struct {
 	Name                         string        `yaml:"name"`
 	Host                         string        `yaml:"host"`
-	Folder                       string        `yaml:"folder"`       // under the DC's vm folder: "ml-team/prod" (created if missing)
-	ResourcePool                 string        `yaml:"resourcePool"` // under the host's root pool: "ml-team/batch" (created if missing)
-	PowerState                   string        `yaml:"powerState"`   // poweredOn | poweredOff (default) | suspended
+	Folder                       string        `yaml:"folder,omitempty"`       // under the DC's vm folder: "ml-team/prod" (created if missing)
+	ResourcePool                 string        `yaml:"resourcePool,omitempty"` // under the host's root pool: "ml-team/batch" (created if missing)
+	PowerState                   string        `yaml:"powerState"`             // poweredOn | poweredOff (default) | suspended
 	CPUs                         int32         `yaml:"cpus"`
 	MemoryMB                     int64         `yaml:"memoryMB"`
 	MemoryReservationMB          int64         `yaml:"memoryReservationMB"`
