@@ -9,6 +9,9 @@ from bench.inventory import device_address
 
 API_VERSION = "dpio.io/v1alpha1"
 NAMESPACE = "bench"
+#: The generated datacenter's root VM folder (`dpio-vcsim generate` without --folders puts
+#: every VM there): the consumers' scope covers every benchmark VM.
+EVERY_VM = "/DC1/vm"
 Body = dict[str, Any]
 
 
@@ -27,7 +30,9 @@ def policy(
         hosts["namePattern"] = name_pattern
     spec: Body = {"hosts": hosts, "devices": [{"address": a} for a in addresses]}
     if consumers:
-        spec["consumers"] = {"namespaces": list(consumers)}
+        # The benchmark's VMs are powered off and conflict-free: the default power and
+        # conflict policies (WaitForPowerOff, Block) are all their assignments use.
+        spec["consumers"] = [{"namespaces": list(consumers), "vms": {"folders": [EVERY_VM]}}]
     return {"apiVersion": API_VERSION, "kind": "HostPassthroughPolicy",
             "metadata": {"name": name}, "spec": spec}  # fmt: skip
 

@@ -27,10 +27,27 @@ T4_YAML = ('vendorId: "10de", deviceId: "1eb8", classId: "0302", name: "TU104GL 
 Want = tuple[str, str] | Callable[[tuple[str, str]], bool]
 
 
+# The root VM folder of the simulator's datacenter: a VM whose inventory entry names no folder
+# is there, so a consumer entry scoped to it covers every VM of a module's inventory.
+EVERY_VM = "/DC1/vm"
+ALL_POWER_POLICIES = ("WaitForPowerOff", "ShutdownGuest", "PowerOff")
+
+
 def hpp(
-    name: str, secret: str, hosts: list[str], devices: list[dict[str, str]], consumers: list[str]
+    name: str,
+    secret: str,
+    hosts: list[str],
+    devices: list[dict[str, str]],
+    consumers: list[str],
+    *,
+    power_policies: Sequence[str] = ("WaitForPowerOff",),
+    conflict_policies: Sequence[str] = ("Block",),
+    folders: Sequence[str] = (EVERY_VM,),
 ) -> dict[str, Any]:
-    """A HostPassthroughPolicy of `devices` on the `hosts` of the vCenter in Secret `secret`."""
+    """A HostPassthroughPolicy of `devices` on the `hosts` of the vCenter in Secret `secret`,
+    with one consumer entry: the namespaces `consumers` may use the VMs in `folders` (every VM
+    unless told otherwise) with the power and conflict policies given (the API's defaults
+    unless told otherwise: a module allows what its assignments use, no more)."""
     return {
         "apiVersion": "dpio.io/v1alpha1",
         "kind": "HostPassthroughPolicy",
@@ -39,7 +56,14 @@ def hpp(
             "vcenter": {"secretRef": {"name": secret}},
             "hosts": {"names": hosts},
             "devices": devices,
-            "consumers": {"namespaces": consumers},
+            "consumers": [
+                {
+                    "namespaces": consumers,
+                    "vms": {"folders": list(folders)},
+                    "powerPolicies": list(power_policies),
+                    "conflictPolicies": list(conflict_policies),
+                }
+            ],
         },
     }
 

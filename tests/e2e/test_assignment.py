@@ -16,6 +16,7 @@ from pyVmomi import vim, vmodl
 from tests.e2e.assignments import (
     A100_IDS,
     A100_YAML,
+    ALL_POWER_POLICIES,
     TIMEOUT,
     condition,
     hpp,
@@ -102,6 +103,8 @@ GPUS = hpp(
     hosts=["esx-a.lab.local", "esx-ha-01.lab.local"],
     devices=[A100_IDS],
     consumers=[NS],
+    power_policies=ALL_POWER_POLICIES,  # the cases use every power policy,
+    conflict_policies=("Block", "Resolve"),  # and Resolve
 )
 sim = simulator_fixture(SIM, INVENTORY, GPUS, namespaces=(NS, OUTSIDER))
 
@@ -296,7 +299,9 @@ def test_a_vm_deleted_in_vcenter_just_releases_its_assignment(
     until(batch, NS, "zz-older", "Ready", ("True", "Reconciled"))
     with connect(sim) as si:
         wait_task(_vm(si, "race-vm-1").Destroy_Task())
-    until(batch, NS, "zz-older", "Ready", ("False", "VMNotFound"))
+    # A VM that is gone reads like one out of the namespace's scope (no probing for names).
+    body = until(batch, NS, "zz-older", "Ready", ("False", "VMOutOfScope"))
+    assert condition(body, "Forbidden") == ("True", "VMOutOfScope")
     kubectl(batch, "delete", "vmda", "zz-older", "-n", NS, "--timeout=30s")
 
 
@@ -356,7 +361,7 @@ def test_gen2_keeps_vmotion_until_a_pci_device_is_added(batch: Sandbox, sim: Sim
 @pytest.mark.parametrize(
     ("name", "namespace", "type_", "want"),
     [
-        ("no-vm", NS, "Ready", ("False", "VMNotFound")),
+        ("no-vm", NS, "Forbidden", ("True", "VMOutOfScope")),  # missing reads as out of scope
         ("no-policy", NS, "Forbidden", ("True", "PolicyNotFound")),
         ("outsider", OUTSIDER, "Forbidden", ("True", "NotAConsumer")),
     ],
@@ -372,7 +377,7 @@ def test_bad_input_gets_a_clear_condition(
     assert condition(body, "Ready")[0] == "False"
     if type_ == "Forbidden":
         assert condition(body, "Stalled") == ("True", want[1])
-        assert "vm" not in body["status"]  # a non-consumer learns nothing about the VM
+        assert "vm" not in body["status"]  # a refused namespace learns nothing about the VM
 
 
 def test_deleting_a_forbidden_assignment_leaves_the_vm_alone(

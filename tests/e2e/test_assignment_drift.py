@@ -38,7 +38,14 @@ SETTLE_SECONDS = 4.0  # > reconcile.assignment's confirming requeue (2 s)
 VISIBLE_WITHIN = 5.0  # DESIGN.md §7: drift visible in status within 5 s
 
 
-GPUS = hpp(POLICY, SIM, hosts=[HOST], devices=[A100_IDS], consumers=[NS])
+GPUS = hpp(
+    POLICY,
+    SIM,
+    hosts=[HOST],
+    devices=[A100_IDS],
+    consumers=[NS],
+    conflict_policies=["Block", "Resolve"],
+)
 sim = simulator_fixture(SIM, INVENTORY, GPUS, namespaces=[NS])
 
 

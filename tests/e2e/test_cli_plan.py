@@ -34,7 +34,8 @@ POLICY = {
             {"namePattern": "Quadro RTX 6000"},  # with its audio function (dependentDevice)
             {"address": "0000:18:00.0"},  # esx-gpu-01's vmk0 NIC: refused
         ],
-        "consumers": {"namespaces": [NAMESPACE]},
+        # standalone-vm-01 is in the root VM folder, powered off: the defaults are enough.
+        "consumers": [{"namespaces": [NAMESPACE], "vms": {"folders": ["/DC1/vm"]}}],
     },
 }
 ASSIGNMENT = {

@@ -143,19 +143,21 @@ def _kind(path: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("namespace", "name"),
     [
-        "trainer-t4",  # static T4 by PCI address
-        "batch-a100",  # Dynamic DirectPath by vendor/device + label
-        "vmfex-gen2",  # a Gen2 (VM-FEX) network adapter
+        ("ml-team", "trainer-t4"),  # static T4 by PCI address
+        ("ml-team", "batch-a100"),  # Dynamic DirectPath by vendor/device + label
+        ("net-team", "vmfex-gen2"),  # a Gen2 (VM-FEX) network adapter, another team's VM
     ],
 )
 def test_every_example_assignment_is_ready_with_everything_attached(
-    ran: tuple[Sandbox, Simulator, int, str], name: str
+    ran: tuple[Sandbox, Simulator, int, str], namespace: str, name: str
 ) -> None:
     box, _, _, _ = ran
-    body = get(box, "vmda", name, "ml-team")
+    body = get(box, "vmda", name, namespace)
 
     assert condition(body, "Ready")[:2] == ("True", "Reconciled"), body.get("status")
+    assert condition(body, "Forbidden")[:2] == ("False", "Allowed")
     done, wanted = body["status"]["attached"].split("/")
     assert done == wanted != "0"
+    assert body["status"]["vm"]["instanceUUID"]  # the VM is pinned on first sight

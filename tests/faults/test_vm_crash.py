@@ -64,11 +64,14 @@ def _vmda(i: int) -> dict[str, Any]:
 
 
 def _policy() -> dict[str, Any]:
+    # NS may use every VM of the datacenter (its root VM folder), with the default power and
+    # conflict policies (WaitForPowerOff, Block): the VMs are powered off and conflict-free.
+    consumer = {"namespaces": [NS], "vms": {"folders": ["/DC-VM/vm"]}}
     return {"apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
             "metadata": {"name": POLICY},
             "spec": {"hosts": {"names": [HOST]},
                      "devices": [{"vendorID": "10de", "deviceID": "20b5"}],
-                     "consumers": {"namespaces": [NS]}}}  # fmt: skip
+                     "consumers": [consumer]}}  # fmt: skip
 
 
 def _vm_state(sim: Simulator) -> dict[str, tuple[list[str], bool]]:

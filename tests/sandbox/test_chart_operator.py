@@ -181,7 +181,7 @@ def test_operator_under_the_chart_account_reports_on_assignments(
     (Forbidden=True), its finalizer released on delete: the namespaced half of the RBAC."""
     _secret(sandbox, "vcenter", sim)
     policy = _policy("chart-gpus", None)
-    policy["spec"]["consumers"] = {"namespaces": ["chart-ml"]}
+    policy["spec"]["consumers"] = [{"namespaces": ["chart-ml"], "vms": {"folders": ["/DC1/vm"]}}]
     apply(sandbox, policy)
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": "chart-outsider"}})  # fmt: skip

@@ -26,6 +26,7 @@ from tests.unit.api.samples import (
     PYDANTIC_ONLY,
     Bad,
     assignment_spec,
+    consumer,
     policy_spec,
 )
 
@@ -136,12 +137,20 @@ def test_unknown_field_is_refused_under_strict_field_validation(api: client.ApiC
             "deletionPolicy": "Retain",
             "reboot": {"policy": "Manual", "maxUnavailable": 1, "drainTimeout": "30m"},
         }),
+        # A consumer entry that says no more than who and which VMs allows the least.
+        (HPP, policy_spec(consumers=[consumer()]), {
+            "exclusive": False, "applyNow": "Auto", "allowDevicesInUse": False,
+            "deletionPolicy": "Retain",
+            "reboot": {"policy": "Manual", "maxUnavailable": 1, "drainTimeout": "30m"},
+            "consumers": [{**consumer(), "powerPolicies": ["WaitForPowerOff"],
+                           "conflictPolicies": ["Block"]}],
+        }),
         ("VMDeviceAssignment", assignment_spec(), {
             "powerPolicy": "WaitForPowerOff", "restorePowerState": True,
-            "conflictPolicy": "Block",
+            "shutdownTimeout": "5m", "conflictPolicy": "Block",
         }),
     ],
-    ids=["hpp", "vmda"],
+    ids=["hpp", "hpp-consumer", "vmda"],
 )  # fmt: skip
 def test_api_server_fills_in_design_defaults(
     api: client.ApiClient, kind: str, spec: dict[str, Any], defaults: dict[str, Any]

@@ -139,17 +139,24 @@ INVENTORY_CASES: dict[str, dict[str, Any]] = {
         "memory_reservation_mb": 0, "memory_reservation_locked_to_max": False,
         "hardware_version": "vmx-19", "host_version": "8.0.2", "snapshot_count": 0,
         "ft_configured": False, "pci_devices": (),
+        # Where tenancy scopes it: inventory paths as `govc ls` prints them.
+        "folder": "/DC1/vm/ml-team", "resource_pool": "/DC1/host/GPU-Cluster/Resources/ml-team",
     },
     "ml-inference-01": {
         "host": GPU01, "power_state": "poweredOn", "memory_mb": 8192,
         "memory_reservation_mb": 8192, "memory_reservation_locked_to_max": True,
     },
-    "snap-vm-01": {"host": GPU02, "snapshot_count": 2, "host_version": "7.0.3"},
+    "snap-vm-01": {"host": GPU02, "snapshot_count": 2, "host_version": "7.0.3",
+                   "folder": "/DC1/vm/lab/conflicts",  # nested folder, the cluster's root pool
+                   "resource_pool": "/DC1/host/GPU-Cluster/Resources"},
     "hotadd-vm-01": {"cpu_hot_add_enabled": True, "memory_hot_add_enabled": True},
     "nested-vm-01": {"nested_hv_enabled": True, "cpu_hot_add_enabled": False},
     "ft-vm-01": {"host": GPU03, "ft_configured": True, "ft_role": 1, "power_state": "poweredOn"},
-    "legacy-vm-01": {"hardware_version": "vmx-14", "host_version": "6.7.0"},
-    "standalone-vm-01": {"host": "esx-standalone-01.lab.local", "cluster": None},
+    "legacy-vm-01": {"hardware_version": "vmx-14", "host_version": "6.7.0", "folder": "/DC1/vm",
+                     "resource_pool": "/DC1/host/Compute-Cluster/Resources"},
+    "standalone-vm-01": {"host": "esx-standalone-01.lab.local", "cluster": None,
+                         "folder": "/DC1/vm",
+                         "resource_pool": "/DC1/host/esx-standalone-01.lab.local/Resources"},
 }  # fmt: skip
 
 

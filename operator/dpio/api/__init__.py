@@ -43,7 +43,7 @@ from dpio.api.common import (
 from dpio.api.conditions import Condition, ConditionStatus
 from dpio.api.policy import (
     ApplyNow,
-    Consumers,
+    Consumer,
     DeletionPolicy,
     DeviceSelector,
     DeviceState,
@@ -70,7 +70,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConflictPolicy",
-    "Consumers",
+    "Consumer",
     "DasVmOverride",
     "DeletionPolicy",
     "DeviceAssignmentStatus",

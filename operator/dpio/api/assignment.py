@@ -6,6 +6,7 @@ DirectPath device (a PCI address on the VM's host) or a Dynamic DirectPath devic
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -16,6 +17,7 @@ from dpio.api.common import (
     UUID_PATTERN,
     ApiModel,
     DnsLabel,
+    Duration,
     HardwareLabel,
     HexId,
     ObjectMeta,
@@ -25,11 +27,16 @@ from dpio.api.common import (
     StatusModel,
     Timestamp,
     normalize_pci_address,
+    parse_duration,
 )
 from dpio.api.conditions import Condition
 
 # Passthrough devices per VM, largest maximum: 128 on vSphere 8.0U2 (config maximums, KB 309986).
 MAX_DEVICES = 128
+# How long a guest may take to shut down (ShutdownGuest) before the operator hard powers it
+# off, where the consumer entry allows PowerOff; bounded so a typo can't mean "never".
+DEFAULT_SHUTDOWN_TIMEOUT = "5m"
+MAX_SHUTDOWN_TIMEOUT = timedelta(hours=24)
 # A VM has at most 10 virtual NICs (vSphere configuration maximums).
 MAX_NETWORK_ADAPTERS = 10
 VMName = Annotated[str, StringConstraints(min_length=1, max_length=80)]  # vCenter's limit
@@ -37,14 +44,31 @@ InstanceUuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN, max_length
 DeviceLabel = Annotated[str, StringConstraints(min_length=1, max_length=80)]
 
 
+# Transition rules (`oldSelf`) only run on update, in the API server; a Python check can't see
+# the old object, so `check` accepts and the e2e tests prove the refusal through kubectl.
+IMMUTABLE_MESSAGE = (
+    "is immutable: delete this VMDeviceAssignment and create a new one to use another {what}"
+)
+
+
+def _immutable(what: str) -> Rule:
+    return Rule(
+        cel="self == oldSelf", message=IMMUTABLE_MESSAGE.format(what=what), check=lambda _: True
+    )
+
+
 class PolicyRef(ApiModel):
-    """A HostPassthroughPolicy; it provides the devices and the vCenter."""
+    """A HostPassthroughPolicy; it provides the devices and the vCenter. Immutable: the VM is
+    pinned to what the policy's vCenter and consumer entry allowed."""
+
+    rules = (_immutable("policy"),)
 
     name: ObjectName = Field(description="Name of the HostPassthroughPolicy.")
 
 
 class VMRef(ApiModel):
-    """The virtual machine: exactly one of name or instanceUUID."""
+    """The virtual machine: exactly one of name or instanceUUID. Immutable: the operator pins
+    the VM it first found (status.vm) and never acts on another one."""
 
     rules = (
         Rule(
@@ -52,6 +76,7 @@ class VMRef(ApiModel):
             message="vm needs exactly one of name or instanceUUID",
             check=lambda s: (s.name is None) != (s.instance_uuid is None),
         ),
+        _immutable("VM"),
     )
 
     name: VMName | None = Field(None, description="VM name in vCenter; must be unique there.")
@@ -187,6 +212,19 @@ class VMDeviceAssignmentSpec(ApiModel):
     restore_power_state: bool = Field(
         True, description="Power the VM back on if the operator powered it off."
     )
+    shutdown_timeout: Annotated[
+        Duration,
+        Rule(
+            cel="duration(self) >= duration('0s') && duration(self) <= duration('24h')",
+            message="shutdownTimeout must be between 0s and 24h",
+            check=lambda v: parse_duration(v) <= MAX_SHUTDOWN_TIMEOUT,
+        ),
+    ] = Field(
+        DEFAULT_SHUTDOWN_TIMEOUT,
+        description="ShutdownGuest: how long the guest may take to shut down. Then the VM is "
+        "powered off hard if the policy's consumer entry allows PowerOff; otherwise the "
+        'operator keeps waiting and says so. A duration such as "5m"; at most 24h.',
+    )
     conflict_policy: ConflictPolicy = Field(
         ConflictPolicy.BLOCK,
         description="Block: change nothing while the VM uses a feature passthrough rules out. "
@@ -207,6 +245,17 @@ class VMStatus(StatusModel):
     """The VM as last observed in vCenter."""
 
     moref: str | None = Field(None, description="Managed object id, e.g. vm-42.")
+    instance_uuid: str | None = Field(
+        None,
+        alias="instanceUUID",
+        description="config.instanceUuid of the VM pinned on first observation: the operator "
+        "acts on no other VM.",
+    )
+    vcenter: str | None = Field(
+        None,
+        description="The vCenter the VM was pinned in (its instance UUID, "
+        "ServiceContent.about.instanceUuid).",
+    )
     host: str | None = Field(None, description="Name of the host the VM is registered on.")
     power_state: PowerState | None = Field(None, description="runtime.powerState.")
     hardware_version: str | None = Field(None, description="config.version, e.g. vmx-19.")
@@ -228,6 +277,11 @@ class DeviceAssignmentStatus(StatusModel):
     host: str | None = Field(None, description="Host the device belongs to.")
     attached: bool = Field(False, description="The device is in the VM's configuration.")
     key: int | None = Field(None, description="Virtual device key in the VM.")
+    added: bool = Field(
+        False,
+        description="The operator added this device itself; only such devices are removed "
+        "when the assignment is deleted (one found attached is left).",
+    )
     message: str | None = Field(None, description="Why the device is not attached, if so.")
 
 

@@ -21,6 +21,8 @@ STALLED = "Stalled"  # kstatus: an error that needs a human
 # Condition types, HostPassthroughPolicy.
 REBOOT_REQUIRED = "RebootRequired"
 DEGRADED = "Degraded"
+# True while the policy's vCenter Secret says insecure: "true" (no certificate verification).
+INSECURE_CONNECTION = "InsecureConnection"
 
 # Condition types, VMDeviceAssignment.
 POWER_OFF_REQUIRED = "PowerOffRequired"
@@ -72,11 +74,22 @@ INVALID_NETWORK_ADAPTER = "InvalidNetworkAdapter"
 # Forbidden reasons (True), and its reason when False.
 POLICY_NOT_FOUND = "PolicyNotFound"
 NOT_A_CONSUMER = "NotAConsumer"
+VM_OUT_OF_SCOPE = "VMOutOfScope"  # also a VM not found: a tenant can't tell the two apart
+POWER_POLICY_NOT_ALLOWED = "PowerPolicyNotAllowed"
+CONFLICT_POLICY_NOT_ALLOWED = "ConflictPolicyNotAllowed"
+HOST_NOT_IN_POLICY = "HostNotInPolicy"  # the VM runs on a host the policy does not select
+VM_REPLACED = "VMReplaced"  # spec.vm now finds another VM than the one pinned in status
+VCENTER_CHANGED = "VCenterChanged"  # the policy now points at another vCenter than the pin
 ALLOWED = "Allowed"
+
+# DevicesUnavailable reason: the consumer entry's maxDevices is used up by older assignments.
+QUOTA_EXCEEDED = "QuotaExceeded"
 
 # Ready=False reasons of a VMDeviceAssignment.
 VM_NOT_FOUND = "VMNotFound"  # the VM does not exist (yet) in vCenter
 RECONFIGURE_FAILED = "ReconfigureFailed"  # vCenter refused a change (task fault)
+# Event reason: an assignment was deleted without touching its VM (policy gone, VM out of scope).
+CLEANUP_SKIPPED = "CleanupSkipped"
 
 # Stalled reason when the VM is over its passthrough device maximum (DESIGN.md §3.2.6).
 TOO_MANY_DEVICES = "TooManyDevices"
@@ -93,6 +106,10 @@ AWAITING_RECONCILE = "AwaitingReconcile"  # Ready=Unknown before anything was ob
 # RebootRequired reasons (HostPassthroughPolicy; DESIGN.md §2.3 leaves them open).
 PENDING_REBOOT = "PendingReboot"  # True, reboot.policy Manual: a human reboots
 ROLLING_REBOOT = "RollingReboot"  # True, reboot.policy Rolling: under way
+
+# InsecureConnection reasons.
+TLS_VERIFICATION_DISABLED = "TLSVerificationDisabled"  # True: insecure: "true" in the Secret
+CERTIFICATE_VERIFIED = "CertificateVerified"  # False: caBundle or thumbprint is checked
 
 # Reason of a problem condition that is False: nothing wrong (OpenShift operators' spelling).
 AS_EXPECTED = "AsExpected"  # Degraded, RebootRequired, DevicesUnavailable, FeatureConflict, ...

@@ -21,13 +21,15 @@ from dpio.api.common import (
     Rule,
 )
 from dpio.api.policy_settings import (
+    MAX_CONSUMERS,
     MAX_HOSTS,
     ApplyNow,
-    Consumers,
+    Consumer,
     DeletionPolicy,
     RebootPolicy,
     RebootSpec,
     VCenterRef,
+    VMScope,
 )
 from dpio.api.policy_status import (
     DeviceState,
@@ -45,7 +47,7 @@ __all__ = [
     "MAX_DEVICE_SELECTORS",
     "MAX_HOSTS",
     "ApplyNow",
-    "Consumers",
+    "Consumer",
     "DeletionPolicy",
     "DeviceSelector",
     "DeviceState",
@@ -61,6 +63,7 @@ __all__ = [
     "RebootSpec",
     "RollingRebootStatus",
     "VCenterRef",
+    "VMScope",
 ]
 
 MAX_DEVICE_SELECTORS = 64
@@ -192,9 +195,12 @@ class HostPassthroughPolicySpec(ApiModel):
         description="On delete: Retain the host configuration, or Disable what this policy "
         "enabled (except devices attached to VMs).",
     )
-    consumers: Consumers = Field(
-        default_factory=Consumers,
-        description="Namespaces whose VMDeviceAssignments may use this policy; none if unset.",
+    consumers: list[Consumer] = Field(
+        default_factory=list,
+        max_length=MAX_CONSUMERS,
+        description="Who may claim these devices: each entry grants some namespaces some VMs "
+        "and some actions. No entry: no VMDeviceAssignment may use this policy.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
     )
 
 

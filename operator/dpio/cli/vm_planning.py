@@ -101,7 +101,7 @@ def plan_one(
     *,
     policies: Mapping[str, HostPassthroughPolicy],
     all_bodies: Sequence[Mapping[str, Any]],
-    namespace_labels: Callable[[str], Mapping[str, str]],
+    namespace_labels: Callable[[str], Mapping[str, str] | None],
     observe: ObserveVM,
     now: datetime,
     changing_hosts: Mapping[str, str] | None = None,
@@ -120,7 +120,9 @@ def plan_one(
     source = "-"
     if policy is not None and allowed:
         source, seen = observe(policy, assignment)
-        observed, _ = inputs.completed(seen, policy, labels, all_bodies, (namespace, meta.name))
+        observed, _ = inputs.completed(
+            seen, policy, namespace_labels, all_bodies, (namespace, meta.name)
+        )
     plan = inputs.plan(assignment, namespace, observed, now)
     host = plan.vm.host if plan.vm is not None else ""
     changing_hosts = changing_hosts or {}

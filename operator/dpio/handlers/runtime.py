@@ -140,7 +140,7 @@ def _assignments(
         objects=OwnStatusWrites(KubeObjects(kube), lambda: holder[0]),
         policy=lambda name: policies.get(("", name)),
         all_assignments=all_assignments,
-        namespace_labels=lambda ns: namespaces.get(ns, {}),
+        namespace_labels=namespaces.get,
     )
     assignments = Controller(
         "VMDeviceAssignment", reconciler, workers=config.workers, backoff=Backoff(1, 300)

@@ -38,6 +38,10 @@ class VSphereHosts:
     #: The policy's `spec.hosts`: a shared read is fresh enough while these hosts are unchanged.
     selector: HostSelector | None = None
 
+    @property
+    def insecure(self) -> bool:
+        return self.adapter.client.credentials.insecure
+
     async def read_inventory(self) -> ObservedInventory:
         try:
             return await self.adapter.read_inventory(selector=self.selector)

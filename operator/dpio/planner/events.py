@@ -15,6 +15,7 @@ from dpio.api.conditions import (
     DEGRADED,
     DEVICE_IN_USE,
     DEVICE_NOT_CAPABLE,
+    INSECURE_CONNECTION,
     READY,
     REBOOT_REQUIRED,
     STALLED,
@@ -74,6 +75,9 @@ def _condition_events(
     reboot = find(current, REBOOT_REQUIRED)
     if reboot is not None and _newly_true(find(previous, REBOOT_REQUIRED), reboot):
         events.append(PolicyEvent(NORMAL, reboot.reason, reboot.message))
+    insecure = find(current, INSECURE_CONNECTION)
+    if insecure is not None and _newly_true(find(previous, INSECURE_CONNECTION), insecure):
+        events.append(PolicyEvent(WARNING, insecure.reason, insecure.message))
     # Stalled and Degraded often carry the reason Ready just told: one Event is enough.
     # Degraded: DrainTimeout, PolicyConflict, HostUnreachable, PassthroughUnsupported, ...
     for type_ in (STALLED, DEGRADED):

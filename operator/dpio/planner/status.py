@@ -14,17 +14,20 @@ from datetime import datetime
 from dpio.api.common import PCI_ADDRESS_PATTERN
 from dpio.api.conditions import (
     AS_EXPECTED,
+    CERTIFICATE_VERIFIED,
     DEGRADED,
     DEVICE_IN_USE,
     DEVICE_NOT_CAPABLE,
     DEVICE_NOT_FOUND,
     DRAIN_TIMEOUT,
     HOST_UNREACHABLE,
+    INSECURE_CONNECTION,
     PASSTHROUGH_UNSUPPORTED,
     PENDING_REBOOT,
     POLICY_CONFLICT,
     REBOOT_REQUIRED,
     ROLLING_REBOOT,
+    TLS_VERIFICATION_DISABLED,
     VCENTER_UNREACHABLE,
     ConditionStatus,
 )
@@ -74,6 +77,21 @@ def degraded_want(problems: Sequence[Problem]) -> Want:
     first = min(problems, key=lambda p: rank.get(p.reason, len(rank)))
     ordered = [first.message] + [p.message for p in problems if p is not first]
     return Want.true(DEGRADED, first.reason, _listing(ordered))
+
+
+def insecure_want(insecure: bool) -> Want:
+    """A Secret with insecure: "true" lets anyone between the operator and vCenter read the
+    password and change what the operator sees; allowed by explicit choice, never quietly."""
+    if insecure:
+        return Want.true(
+            INSECURE_CONNECTION,
+            TLS_VERIFICATION_DISABLED,
+            'The vCenter Secret sets insecure: "true": vCenter\'s certificate is not verified. '
+            "Set caBundle or thumbprint instead",
+        )
+    return Want.false(
+        INSECURE_CONNECTION, CERTIFICATE_VERIFIED, "vCenter's certificate is verified"
+    )
 
 
 def policy_wants(plan: PolicyPlan, reboot_policy: RebootPolicy) -> tuple[Want, ...]:
@@ -163,11 +181,12 @@ def policy_status(
     previous: HostPassthroughPolicyStatus | None,
     generation: int,
     now: datetime,
+    insecure: bool = False,
 ) -> HostPassthroughPolicyStatus:
+    """`insecure`: the vCenter Secret turns certificate verification off (InsecureConnection)."""
     before = previous or HostPassthroughPolicyStatus()
-    conditions = compute_conditions(
-        before.conditions, policy_wants(plan, reboot_policy), generation, now
-    )
+    wants = (*policy_wants(plan, reboot_policy), insecure_want(insecure))
+    conditions = compute_conditions(before.conditions, wants, generation, now)
     if plan.stalled is not None:  # nothing was observed against this spec: keep what we knew
         hosts, counts = before.hosts, before.summary
     else:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from dpio.api.assignment import DeviceKind
-from dpio.api.conditions import CLAIMED_BY_ASSIGNMENT, NOT_FOUND
+from dpio.api.conditions import CLAIMED_BY_ASSIGNMENT, IN_USE_BY_VM, NOT_FOUND
 from dpio.planner.conditions import Problem
 from dpio.planner.observed import normalize_pci_address
 from dpio.planner.vm_devices import DesiredDevice, match_devices
@@ -105,6 +105,15 @@ def _host_devices(same: _Identity, observed: VMObservation) -> frozenset[str]:
     )
 
 
+def used_elsewhere(observed: VMObservation, vm: ObservedVM) -> frozenset[str]:
+    """Host devices other VMs hold (static backings, and dynamic ones while running: vm_map) or
+    other assignments claim for other VMs of the host: not free for a new dynamic device."""
+    claimed = (
+        a for c in observed.claims if c.host == vm.host and not c.names_vm(vm) for a in c.device_ids
+    )
+    return frozenset(observed.attached_to_vms) | frozenset(claimed)
+
+
 def _demand(
     same: _Identity,
     earlier: Sequence[DesiredDevice],
@@ -132,9 +141,9 @@ def _what(prefix: str, same: _Identity, host: str, count: int) -> str:
     return f"{what}: {host} has {count} such device{'s' if count != 1 else ''}"
 
 
-def _claimed(what: str, older: Sequence[AssignmentClaim]) -> Problem:
-    names = ", ".join(dict.fromkeys(f"{c.namespace}/{c.name}" for c in older))
-    message = f"{what}, claimed by the older VMDeviceAssignment {names} on the same VM"
+def _claimed(what: str, older: Sequence[AssignmentClaim], namespace: str) -> Problem:
+    names = ", ".join(dict.fromkeys(c.shown_to(namespace) for c in older))
+    message = f"{what}, claimed by an older VMDeviceAssignment on the same VM ({names})"
     return Problem(CLAIMED_BY_ASSIGNMENT, message)
 
 
@@ -153,14 +162,20 @@ def dynamic_claimed(
     if want.kind is DeviceKind.DYNAMIC:
         same = _identity(want)
         devices = _host_devices(same, observed)
-        takers, mine = _demand(same, earlier, older, devices)
-        capacity = max(len(devices), 1)  # the caller checked the host offers at least one
+        free = devices - used_elsewhere(observed, vm)
+        takers, mine = _demand(same, earlier, older, free)
+        # No device to count (the policy's rows don't say the labels): ConfigTarget offers at
+        # least one (dynamic_unavailable checked), so one is assumed, as vSphere would try.
+        capacity = len(free) if devices else 1
         if len(takers) + mine < capacity:
             return None
-        what = _what(f"{want.name}:", same, vm.host, capacity)
+        what = _what(f"{want.name}:", same, vm.host, len(devices))
         if takers:
-            return _claimed(what, takers)
-        return Problem(NOT_FOUND, f"{what}, taken by this assignment's earlier devices")
+            return _claimed(what, takers, me[1])
+        if mine:
+            return Problem(NOT_FOUND, f"{what}, taken by this assignment's earlier devices")
+        # Attaching it anyway would power-cycle the VM into a power-on vSphere refuses.
+        return Problem(IN_USE_BY_VM, f"{what}, none free: other VMs use or claim them")
     # Static: not the host device the dynamic entries before it need, for an identity whose
     # every host device the older assignments and this one's earlier entries already take.
     mine_dynamic = (_identity(d) for d in earlier if d.kind is DeviceKind.DYNAMIC)
@@ -173,6 +188,6 @@ def dynamic_claimed(
         prefix = f"{want.name}: {want.address} is needed for Dynamic DirectPath"
         what = _what(prefix, same, vm.host, len(devices))
         if needs := [c for c in older if same in c.dynamic]:
-            return _claimed(what, needs)
+            return _claimed(what, needs, me[1])
         return Problem(NOT_FOUND, f"{what}, taken by this assignment's earlier devices")
     return None

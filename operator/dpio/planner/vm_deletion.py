@@ -1,9 +1,10 @@
 """What happens to the VM when a VMDeviceAssignment is deleted (DESIGN.md §3.2.11).
 
-Remove the devices this assignment manages (spec identity, or a key it recorded in
-`status.devices`), put back what `status.previous` recorded (reservation lock, hot add, nested HV)
-and the cluster overrides it set; the power policy applies as for any device change. A VM that no
-longer exists in vCenter has nothing to clean: the finalizer can go at once.
+Only the pinned VM, and only while the namespace may still act on it. Remove the devices this
+assignment added itself (`status.devices[].added`; one it found attached stays), put back what
+`status.previous` recorded (reservation lock, hot add, nested HV) and the cluster overrides it
+set; the power policy applies as for any device change. A VM that no longer exists in vCenter
+has nothing to clean: the finalizer can go at once.
 `uptCompatibilityEnabled` is left on: PreviousSettings has no field for it and it is harmless
 without a Gen2 port group.
 """
@@ -14,17 +15,28 @@ from dataclasses import replace
 from datetime import datetime
 
 from dpio.api.assignment import VMDeviceAssignmentSpec, VMDeviceAssignmentStatus
+from dpio.api.common import parse_duration
+from dpio.api.conditions import VM_NOT_FOUND
+from dpio.planner.conditions import Problem
 from dpio.planner.selection import InvalidSpecError
 from dpio.planner.vm_changes import ReconfigVM, restore_cluster, restore_vm
 from dpio.planner.vm_claims import holdings
 from dpio.planner.vm_devices import DeviceDiff, desired_devices, removal
 from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_plan import VMPlan, managed_keys, waiting_for_power_off
+from dpio.planner.vm_plan import (
+    VMPlan,
+    added_names,
+    managed_keys,
+    pinned,
+    waiting_for_power_off,
+)
 from dpio.planner.vm_power import PowerTracking, after_change, before_change
+from dpio.planner.vm_tenancy import authorize, consumer_problem, pin_problem
 
 
 def plan_assignment_deletion(
     *,
+    namespace: str,
     spec: VMDeviceAssignmentSpec,
     observed: VMObservation,
     now: datetime,
@@ -33,19 +45,32 @@ def plan_assignment_deletion(
 ) -> VMPlan:
     """The cleanup plan; `release` True when the finalizer can be removed.
 
-    A device another assignment naming the same VM also asks for (`observed.claims`) is left
-    for it, older or newer: removing it would only make that one add it back."""
+    Only the pinned VM is touched, and only while the namespace may still act on it (scope,
+    power policy): otherwise the finalizer goes with nothing changed, and `not_ready` says why
+    (for an Event). Only devices the operator added itself are removed. A device another
+    assignment naming the same VM also asks for (`observed.claims`) is left for it, older or
+    newer: removing it would only make that one add it back."""
     tracking = tracking or PowerTracking()
     vm = observed.vm
     if vm is None:
-        return VMPlan(tracking=PowerTracking(), release=True)
+        gone = Problem(VM_NOT_FOUND, "The VM no longer exists in vCenter; nothing to clean up")
+        return VMPlan(tracking=PowerTracking(), release=True, not_ready=gone)
+    refused = consumer_problem(observed, spec.policy_ref.name, namespace)
+    grant = refused or authorize(observed, spec, namespace, vm)
+    if isinstance(grant, Problem):
+        return VMPlan(release=True, not_ready=grant)
+    swapped = pin_problem(pinned(previous), observed, vm)
+    if swapped is not None:
+        return VMPlan(release=True, not_ready=swapped)
     kept = previous.previous if previous is not None else None
     try:
         desired = desired_devices(spec.devices)
     except InvalidSpecError:
         desired = ()  # only recorded keys can be ours then
+    ours = added_names(previous)
+    mine = tuple(d for d in desired if d.name in ours)  # never a device found attached
     current = holdings(observed, vm, desired, None).current
-    removes = removal(desired, current, managed_keys(previous))
+    removes = removal(mine, current, managed_keys(previous))
     restored = restore_vm(vm, kept)
     change = ReconfigVM(
         moref=vm.moref,
@@ -63,14 +88,22 @@ def plan_assignment_deletion(
         cluster=restore_cluster(vm, kept),
         tracking=tracking,
         previous=kept,
+        added=ours,
     )
     if change.empty:
         after = after_change(vm, spec.restore_power_state, tracking)
         release = plan.cluster is None and after.action is None
         return replace(plan, power_after=after.action, tracking=after.tracking, release=release)
     if change.needs_power_off:
-        step = before_change(vm, spec.power_policy, tracking, now)
+        step = before_change(
+            vm,
+            spec.power_policy,
+            tracking,
+            now,
+            shutdown_timeout=parse_duration(spec.shutdown_timeout),
+            power_off_allowed=grant.power_off_allowed,
+        )
         if step.waiting:
-            return waiting_for_power_off(plan, step)
+            return waiting_for_power_off(replace(plan, cluster=None), step)
     after = after_change(vm, spec.restore_power_state, tracking)
     return replace(plan, reconfigure=change, power_after=after.action)

@@ -138,6 +138,11 @@ class ObservedVM:
     pci_devices: tuple[ObservedPciDevice, ...] = ()
     nics: tuple[ObservedNic, ...] = ()
     cluster: ObservedCluster | None = None
+    # Where vSphere administrators put the VM, as inventory paths (`govc ls` spelling):
+    # its folder ("/DC1/vm/ml-team") and resource pool ("/DC1/host/GPU-Cluster/Resources/ml").
+    # Tenancy scopes VMs by these (vm_tenancy); "" when unknown, which matches no scope.
+    folder: str = ""
+    resource_pool: str = ""
 
     @property
     def powered_on(self) -> bool:
@@ -223,9 +228,30 @@ class AssignmentClaim:
             return self.vm_instance_uuid == vm.instance_uuid.lower()
         return bool(self.vm_name) and self.vm_name == vm.name
 
+    def shown_to(self, namespace: str) -> str:
+        """How this claim is named in a status of `namespace`: by name in the same namespace;
+        another tenant's objects are not named (docs/design.md, "Tenancy")."""
+        return self.name if self.namespace == namespace else "in another namespace"
+
     @property
     def age(self) -> tuple[datetime, str, str]:
         """Older first; ties broken by namespace/name so every reconciler picks the same winner."""
+        return (self.creation_timestamp, self.namespace, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUse:
+    """Another VMDeviceAssignment of the same policy, for the consumers' maxDevices quota:
+    who (its namespace's labels: None when not known yet), how old, how many devices."""
+
+    namespace: str
+    name: str
+    creation_timestamp: datetime
+    devices: int
+    namespace_labels: Mapping[str, str] | None = None
+
+    @property
+    def age(self) -> tuple[datetime, str, str]:
         return (self.creation_timestamp, self.namespace, self.name)
 
 
@@ -252,6 +278,13 @@ class VMObservation:
     claims: tuple[AssignmentClaim, ...] = ()
     policy: PolicyView | None = None
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    # False while the operator has not read the namespace's labels: a namespaceSelector then
+    # matches nothing (fails closed) instead of letting NotIn / DoesNotExist match.
+    namespace_labels_known: bool = True
+    # The other assignments of the same policy (vm_tenancy.quota_exceeded).
+    quota_uses: tuple[QuotaUse, ...] = ()
+    # The vCenter observed: ServiceContent.about.instanceUuid ("" when unknown).
+    vcenter_uuid: str = ""
 
     def __post_init__(self) -> None:
         attached = {normalize_pci_address(k): tuple(v) for k, v in self.attached_to_vms.items()}

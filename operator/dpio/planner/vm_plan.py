@@ -20,7 +20,8 @@ from dpio.api.assignment import (
     VMDeviceAssignmentStatus,
     VMotionStatus,
 )
-from dpio.api.conditions import INVALID_SPEC, TOO_MANY_DEVICES, VM_NOT_FOUND
+from dpio.api.common import parse_duration
+from dpio.api.conditions import INVALID_SPEC, TOO_MANY_DEVICES
 from dpio.planner.conditions import Problem
 from dpio.planner.selection import InvalidSpecError
 from dpio.planner.vm_changes import (
@@ -51,7 +52,15 @@ from dpio.planner.vm_power import (
     after_change,
     before_change,
 )
-from dpio.planner.vm_rules import DeviceCheck, check_device, forbidden, passthrough_limit
+from dpio.planner.vm_rules import DeviceCheck, check_device, passthrough_limit
+from dpio.planner.vm_tenancy import (
+    Grant,
+    authorize,
+    consumer_problem,
+    out_of_scope,
+    pin_problem,
+    quota_exceeded,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,8 @@ class VMPlan:
     vmotion: VMotionStatus | None = None
     requeue_after: timedelta | None = None
     release: bool = False  # deletion only: the finalizer can go
+    vcenter: str = ""  # the observed vCenter's instance UUID, pinned in status.vm
+    added: frozenset[str] = frozenset()  # spec device names the operator added (or adds now)
 
     @property
     def empty(self) -> bool:
@@ -103,9 +114,23 @@ def waiting_for_power_off(plan: VMPlan, step: PowerStep) -> VMPlan:
 
 
 def managed_keys(previous: VMDeviceAssignmentStatus | None) -> frozenset[int]:
+    """Keys of the devices the operator added itself: the only ones it may remove."""
     if previous is None:
         return frozenset()
-    return frozenset(d.key for d in previous.devices if d.attached and d.key is not None)
+    return frozenset(
+        d.key for d in previous.devices if d.attached and d.added and d.key is not None
+    )
+
+
+def added_names(previous: VMDeviceAssignmentStatus | None) -> frozenset[str]:
+    """Spec device names recorded as added by the operator."""
+    return frozenset(d.name for d in previous.devices if d.added) if previous else frozenset()
+
+
+def pinned(previous: VMDeviceAssignmentStatus | None) -> tuple[str, str]:
+    """(instance UUID, vCenter) the assignment's VM was pinned to; ("", "") before that."""
+    vm = previous.vm if previous is not None else None
+    return (vm.instance_uuid or "", vm.vcenter or "") if vm is not None else ("", "")
 
 
 def plan_assignment(
@@ -121,29 +146,40 @@ def plan_assignment(
 ) -> VMPlan:
     tracking = tracking or PowerTracking()
     kept = previous.previous if previous is not None else None
+    base = VMPlan(
+        tracking=tracking, previous=kept, vcenter=observed.vcenter_uuid, added=added_names(previous)
+    )
     try:
         desired = desired_devices(spec.devices)
     except InvalidSpecError as err:
-        return VMPlan(tracking=tracking, previous=kept, stalled=Problem(INVALID_SPEC, str(err)))
-    refused = forbidden(observed, spec.policy_ref.name, namespace)
+        return replace(base, stalled=Problem(INVALID_SPEC, str(err)))
+    base = replace(base, desired=desired)
+    # Nothing of the VM goes into a refusal's plan: status must not describe a VM the namespace
+    # may not use (vm None keeps what status last said of its own VM).
+    refused = consumer_problem(observed, spec.policy_ref.name, namespace)
     if refused is not None:
-        return VMPlan(
-            vm=observed.vm, desired=desired, tracking=tracking, previous=kept, forbidden=refused
-        )
+        return replace(base, forbidden=refused)
     vm = observed.vm
     if vm is None:
-        what = spec.vm.name or spec.vm.instance_uuid
-        problem = Problem(VM_NOT_FOUND, f"VM {what} not found in vCenter")
-        return VMPlan(desired=desired, tracking=tracking, previous=kept, not_ready=problem)
-    base = VMPlan(vm=vm, desired=desired, tracking=tracking, previous=kept)
+        return replace(base, forbidden=out_of_scope(spec, namespace))
+    grant = authorize(observed, spec, namespace, vm)
+    if isinstance(grant, Problem):
+        return replace(base, forbidden=grant)
+    swapped = pin_problem(pinned(previous), observed, vm)
+    if swapped is not None:
+        return replace(base, stalled=swapped)
+    me = (creation_timestamp, namespace, name)
+    over = quota_exceeded(grant, observed, me, len(desired), spec.policy_ref.name)
     return _plan_vm(
-        base,
+        replace(base, vm=vm),
         spec=spec,
         observed=observed,
         vm=vm,
-        me=(creation_timestamp, namespace, name),
+        me=me,
         now=now,
         previous=previous,
+        grant=grant,
+        over_quota=over,
     )
 
 
@@ -156,6 +192,8 @@ def _plan_vm(
     me: tuple[datetime, str, str],
     now: datetime,
     previous: VMDeviceAssignmentStatus | None,
+    grant: Grant,
+    over_quota: Problem | None,
 ) -> VMPlan:
     desired = base.desired
     vmotion = vmotion_status(
@@ -170,19 +208,16 @@ def _plan_vm(
         c
         for d in desired
         if d.name not in matched
-        if (c := _check(d, desired, observed, vm, me)) is not None
+        if (c := _check(d, desired, observed, vm, me, over_quota)) is not None
     )
     # Every device the VM would have: other assignments', hand-added ones and ours that can come.
     ours = sum(1 for d in desired if not any(c.name == d.name and c.claimed for c in checks))
     stalled = _too_many(observed, vm, len(own.held) + len(diff.unmanaged) + ours)
     stalled = stalled or next((c.problem for c in checks if c.stalled), None)
     stalled = stalled or adapter_problem(vm, spec.network_direct_path)
-    outcome = VMPlan(
-        vm=vm,
-        desired=desired,
+    outcome = replace(
+        base,
         diff=diff,
-        tracking=base.tracking,
-        previous=base.previous,
         stalled=stalled,
         unavailable=checks,
         conflicts=conflicts,
@@ -197,16 +232,19 @@ def _plan_vm(
             target = observed.config_target.pci(want.address) if want.address else None
             backings[want.name] = target.backing() if target else want.dynamic_backing()
     diff = diff_devices(desired, own.current, backings, managed_keys(previous))
-    return _changes(outcome, spec, vm, diff, now)
+    return _changes(outcome, spec, vm, diff, now, grant)
 
 
-def _check(
+def _check(  # noqa: PLR0917 -- one device's checks, all positional inputs of _plan_vm
     want: DesiredDevice,
     desired: tuple[DesiredDevice, ...],
     observed: VMObservation,
     vm: ObservedVM,
     me: tuple[datetime, str, str],
+    over_quota: Problem | None,
 ) -> DeviceCheck | None:
+    if over_quota is not None:  # someone must raise maxDevices or free devices
+        return DeviceCheck(want.name, over_quota, stalled=True)
     found = check_device(want, observed, vm, me)
     if found is not None:
         return found
@@ -257,33 +295,46 @@ def _cluster(spec: VMDeviceAssignmentSpec, vm: ObservedVM) -> ReconfigureCluster
     return ReconfigureCluster(cluster.moref, vm.moref, drs, das)
 
 
-def _changes(
+def _changes(  # noqa: PLR0917 -- the tail of _plan_vm, split off for length
     outcome: VMPlan,
     spec: VMDeviceAssignmentSpec,
     vm: ObservedVM,
     diff: DeviceDiff,
     now: datetime,
+    grant: Grant,
 ) -> VMPlan:
     change = _reconfig(spec, vm, diff)
+    if change is not None and change.needs_power_off:
+        step = before_change(
+            vm,
+            spec.power_policy,
+            outcome.tracking,
+            now,
+            shutdown_timeout=parse_duration(spec.shutdown_timeout),
+            power_off_allowed=grant.power_off_allowed,
+        )
+        if step.waiting:
+            # Nothing else goes out while the VM waits for power-off, cluster overrides
+            # included: Resolve edits HA/DRS only in the step that adds the devices.
+            before = merge_previous(outcome.previous, vm_settings(vm, change))
+            return waiting_for_power_off(replace(outcome, diff=diff, previous=before), step)
     cluster = _cluster(spec, vm)
     found = []
     if change is not None:
         found.append(vm_settings(vm, change))
     if cluster is not None and vm.cluster is not None:
         found.append(cluster_settings(vm.cluster, cluster))
-    outcome = replace(
-        outcome, diff=diff, cluster=cluster, previous=merge_previous(outcome.previous, *found)
-    )
-    if change is not None and change.needs_power_off:
-        step = before_change(vm, spec.power_policy, outcome.tracking, now)
-        if step.waiting:
-            return waiting_for_power_off(outcome, step)
     after = after_change(vm, spec.restore_power_state, outcome.tracking)
+    adds = frozenset(a.name for a in change.adds) if change is not None else frozenset()
     return replace(
         outcome,
+        diff=diff,
+        cluster=cluster,
+        previous=merge_previous(outcome.previous, *found),
         reconfigure=change,
         power_after=after.action,
         # With a change under way the tracking stays until the VM is seen running again.
         tracking=after.tracking if change is None else outcome.tracking,
         power_message=after.message,
+        added=outcome.added | adds,
     )

@@ -15,8 +15,8 @@ from enum import StrEnum
 from dpio.api.assignment import PowerPolicy
 from dpio.planner.vm_observed import POWERED_OFF, SUSPENDED, ObservedVM
 
-# How long a guest gets to shut down before a hard power-off (ShutdownGuest); the API has no
-# field for it yet.
+# How long a guest gets to shut down before a hard power-off (ShutdownGuest), unless the spec
+# says otherwise (spec.shutdownTimeout, the same default).
 GUEST_SHUTDOWN_TIMEOUT = timedelta(minutes=5)
 
 
@@ -50,9 +50,19 @@ class PowerStep:
 
 
 def before_change(
-    vm: ObservedVM, policy: PowerPolicy, tracking: PowerTracking, now: datetime
+    vm: ObservedVM,
+    policy: PowerPolicy,
+    tracking: PowerTracking,
+    now: datetime,
+    *,
+    shutdown_timeout: timedelta = GUEST_SHUTDOWN_TIMEOUT,
+    power_off_allowed: bool = True,
 ) -> PowerStep:
-    """A change needs the VM powered off; how to get there from its current state."""
+    """A change needs the VM powered off; how to get there from its current state.
+
+    A guest that did not shut down within `shutdown_timeout` is powered off hard only where
+    the tenant's consumer entry allows PowerOff (`power_off_allowed`); else the operator keeps
+    waiting, and says so."""
     if vm.power_state == POWERED_OFF:
         return PowerStep(None, False, tracking)
     if policy is PowerPolicy.WAIT_FOR_POWER_OFF:
@@ -72,22 +82,25 @@ def before_change(
             True,
             step,
             f"Shutting down the guest of VM {vm.name}",
-            requeue_after=GUEST_SHUTDOWN_TIMEOUT,
+            requeue_after=shutdown_timeout,
         )
-    if now - asked >= GUEST_SHUTDOWN_TIMEOUT:
-        return PowerStep(
-            PowerAction.POWER_OFF,
-            True,
-            tracking,
-            f"Guest of VM {vm.name} did not shut down within {GUEST_SHUTDOWN_TIMEOUT}; "
-            "powering off",
-        )
+    if now - asked >= shutdown_timeout:
+        late = f"Guest of VM {vm.name} did not shut down within {shutdown_timeout}"
+        if not power_off_allowed:
+            return PowerStep(
+                None,
+                True,
+                tracking,
+                f"{late}; waiting for it to be powered off (the policy's consumer entry does not "
+                "allow PowerOff for this namespace)",
+            )
+        return PowerStep(PowerAction.POWER_OFF, True, tracking, f"{late}; powering off")
     return PowerStep(
         None,
         True,
         tracking,
         f"Waiting for the guest of VM {vm.name} to shut down",
-        requeue_after=GUEST_SHUTDOWN_TIMEOUT - (now - asked),
+        requeue_after=shutdown_timeout - (now - asked),
     )
 
 

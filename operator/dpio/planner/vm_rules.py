@@ -1,5 +1,5 @@
-"""The rules of DESIGN.md §3.2.1-3 and §3.2.6: may this namespace use the policy, does the policy
-offer the device on the VM's host, is the device free, and how many devices a VM may have.
+"""Per-device rules: does the policy offer the device on the VM's host, is the device free, and
+how many devices a VM may have. Who may use the policy for which VM: vm_tenancy.
 
 Each check returns a domain outcome (`Problem` with a reason from `dpio.api.conditions`), never
 raises for something vSphere or the cluster can be in.
@@ -7,27 +7,25 @@ raises for something vSphere or the cluster can be in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from dpio.api.common import LabelSelector, LabelSelectorOperator
 from dpio.api.conditions import (
     CLAIMED_BY_ASSIGNMENT,
     IN_USE_BY_VM,
-    NOT_A_CONSUMER,
     NOT_ENABLED,
     NOT_FOUND,
     NOT_IN_POLICY,
     PENDING_HOST_REBOOT,
-    POLICY_NOT_FOUND,
 )
-from dpio.api.policy import DeviceState, DeviceStatus, HostPassthroughPolicySpec
+from dpio.api.policy import DeviceState, DeviceStatus
 from dpio.planner.conditions import Problem
-from dpio.planner.observed import HostPciDevice, ObservedHost, ObservedInventory, parse_version
-from dpio.planner.selection import InvalidSpecError, compile_device_selectors, select_hosts
+from dpio.planner.observed import HostPciDevice, parse_version
+from dpio.planner.selection import InvalidSpecError, compile_device_selectors
 from dpio.planner.vm_devices import DesiredDevice
 from dpio.planner.vm_observed import AssignmentClaim, ObservedVM, VMObservation
+from dpio.planner.vm_tenancy import host_selected
 
 # Passthrough devices per VM by ESXi version, newest first (vSphere configuration maximums;
 # Broadcom KB 309986). Used when QueryConfigOption has no numPCIPassthroughDevices.
@@ -50,40 +48,6 @@ def passthrough_limit(max_from_config_option: int | None, version: str) -> int:
     return next((n for since, n in _LIMITS if parsed >= since), UNKNOWN_VERSION_LIMIT)
 
 
-def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
-    """metav1.LabelSelector semantics: every matchLabels and matchExpressions entry must hold."""
-    if any(labels.get(k) != v for k, v in selector.match_labels.items()):
-        return False
-    for req in selector.match_expressions:
-        present, value = req.key in labels, labels.get(req.key)
-        ok = {
-            LabelSelectorOperator.IN: present and value in req.values,
-            LabelSelectorOperator.NOT_IN: not present or value not in req.values,
-            LabelSelectorOperator.EXISTS: present,
-            LabelSelectorOperator.DOES_NOT_EXIST: not present,
-        }[req.operator]
-        if not ok:
-            return False
-    return True
-
-
-def forbidden(observed: VMObservation, policy_name: str, namespace: str) -> Problem | None:
-    """DESIGN.md §3.2.3: the policy must exist and list the namespace as a consumer."""
-    if observed.policy is None:
-        return Problem(POLICY_NOT_FOUND, f"HostPassthroughPolicy {policy_name} does not exist")
-    consumers = observed.policy.spec.consumers
-    if namespace in consumers.namespaces:
-        return None
-    selector = consumers.namespace_selector
-    if selector is not None and selector_matches(selector, observed.namespace_labels):
-        return None
-    return Problem(
-        NOT_A_CONSUMER,
-        f"Namespace {namespace} is not a consumer of HostPassthroughPolicy {policy_name} "
-        "(spec.consumers.namespaces or namespaceSelector)",
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class DeviceCheck:
     """A device that can't be attached now, and whether only a human can change that."""
@@ -98,13 +62,6 @@ class DeviceCheck:
         return self.problem.reason in (CLAIMED_BY_ASSIGNMENT, IN_USE_BY_VM)
 
 
-def _host_selected(spec: HostPassthroughPolicySpec, vm: ObservedVM) -> bool:
-    cluster = vm.cluster.name if vm.cluster else None
-    host = ObservedHost(moref=vm.host_moref, name=vm.host, cluster=cluster)
-    clusters = {cluster: (vm.host,)} if cluster else {}
-    return bool(select_hosts(spec.hosts, ObservedInventory((host,), clusters)).hosts)
-
-
 def _row(rows: Sequence[DeviceStatus], address: str | None) -> DeviceStatus | None:
     return next((r for r in rows if address is not None and r.address == address), None)
 
@@ -112,7 +69,7 @@ def _row(rows: Sequence[DeviceStatus], address: str | None) -> DeviceStatus | No
 def in_policy(want: DesiredDevice, observed: VMObservation, vm: ObservedVM) -> bool:
     """DESIGN.md §3.2.2-3: the policy's host and device selectors cover this device."""
     policy = observed.policy
-    if policy is None or not _host_selected(policy.spec, vm):
+    if policy is None or not host_selected(policy.spec, vm):
         return False
     try:
         matchers = compile_device_selectors(policy.spec.devices)
@@ -191,8 +148,8 @@ def claimed(
     this VM as on any other of the host (vm_claims)."""
     address = want.address or ""
     others = [n for n in observed.attached_to_vms.get(address, ()) if n != vm.name]
-    if others:
-        return Problem(IN_USE_BY_VM, f"{want.name}: {address} is attached to VM {others[0]}")
+    if others:  # which VM is not the tenant's business (it may be another team's)
+        return Problem(IN_USE_BY_VM, f"{want.name}: {address} is attached to another VM")
     rivals: list[AssignmentClaim] = sorted(
         (
             c
@@ -202,11 +159,10 @@ def claimed(
         key=lambda c: c.age,
     )
     if rivals:
-        win = rivals[0]
         return Problem(
             CLAIMED_BY_ASSIGNMENT,
-            f"{want.name}: {address} is claimed by the older VMDeviceAssignment "
-            f"{win.namespace}/{win.name}",
+            f"{want.name}: {address} is claimed by an older VMDeviceAssignment "
+            f"({rivals[0].shown_to(me[1])})",
         )
     return None
 

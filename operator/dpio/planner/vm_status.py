@@ -104,10 +104,14 @@ def assignment_wants(plan: VMPlan) -> tuple[Want, ...]:
     return tuple(wants)
 
 
-def _vm_status(vm: ObservedVM) -> VMStatus:
+def _vm_status(vm: ObservedVM, vcenter: str, before: VMStatus | None) -> VMStatus:
+    """The VM as observed, pinned: the first instance UUID and vCenter seen are kept."""
     states = {s.value: s for s in PowerState}
+    pin = before if before is not None and before.instance_uuid else None
     return VMStatus(
         moref=vm.moref,
+        instance_uuid=pin.instance_uuid if pin else vm.instance_uuid or None,
+        vcenter=(pin.vcenter if pin else None) or vcenter or None,
         host=vm.host,
         power_state=states.get(vm.power_state),
         hardware_version=vm.hardware_version or None,
@@ -132,6 +136,7 @@ def _device_row(plan: VMPlan, want: DesiredDevice) -> DeviceAssignmentStatus:
         host=vm.host if vm is not None and want.kind is DeviceKind.PCI else None,
         attached=found is not None,
         key=found.key if found is not None else None,
+        added=want.name in plan.added,
         message=problem,
     )
 
@@ -160,7 +165,7 @@ def assignment_status(
     return VMDeviceAssignmentStatus(
         observed_generation=generation,
         conditions=list(conditions),
-        vm=_vm_status(vm),
+        vm=_vm_status(vm, plan.vcenter, before.vm),
         attached=f"{attached}/{len(devices) + len(adapters)}",
         devices=devices,
         unavailable_features=list(UNAVAILABLE_FEATURES) if vm.pci_devices else [],

@@ -12,17 +12,18 @@ the write (409) and changes nothing in vCenter.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from dpio.api.assignment import VMDeviceAssignment, VMDeviceAssignmentStatus
-from dpio.api.conditions import RECONCILING, RECONFIGURE_FAILED, VCENTER_UNREACHABLE
-from dpio.planner.conditions import Problem, compute_conditions, is_true, status_changed
+from dpio.api.conditions import CLEANUP_SKIPPED, READY, RECONCILING, RECONFIGURE_FAILED
+from dpio.planner.conditions import Problem, compute_conditions, find, is_true, status_changed
 from dpio.planner.vm_deletion import plan_assignment_deletion
 from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_plan import VMPlan
+from dpio.planner.vm_plan import VMPlan, pinned
 from dpio.planner.vm_status import assignment_status, assignment_wants
 from dpio.reconcile import assignment_inputs as inputs
 from dpio.reconcile.assignment_apply import (
@@ -33,6 +34,9 @@ from dpio.reconcile.assignment_apply import (
 from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER
 from dpio.reconcile.ports import ObjectsPort, PortError, VCenterVMsPort, VMsPort
 from dpio.reconcile.queue import Result
+from dpio.reconcile.tenant_messages import tenant_problem
+
+log = logging.getLogger(__name__)
 
 Body = Mapping[str, Any]
 #: While another assignment's claim on our device is not known yet, look again this soon.
@@ -49,8 +53,8 @@ class AssignmentReconciler:
     #: The cached HostPassthroughPolicy body of that name, or None.
     policy: Callable[[str], Body | None]
     all_assignments: Callable[[], Iterable[Body]]
-    #: The labels of a namespace (for consumers.namespaceSelector); empty if unknown.
-    namespace_labels: Callable[[str], Mapping[str, str]]
+    #: The labels of a namespace (for consumers.namespaceSelector); None if not read yet.
+    namespace_labels: Callable[[str], Mapping[str, str] | None]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def __call__(self, body: Body) -> Result:
@@ -87,7 +91,7 @@ class AssignmentReconciler:
                 await self._failed(body, assignment, plan, err)
                 return Result(failed=True)
             return Result(requeue_after=_soonest(plan, CONFIRM_SECONDS))
-        if unknown_claims and plan.unavailable:
+        if unknown_claims and (plan.unavailable or plan.forbidden):
             return Result(requeue_after=_soonest(plan, CLAIM_CHECK_SECONDS))
         return Result(requeue_after=_soonest(plan, None))
 
@@ -99,10 +103,9 @@ class AssignmentReconciler:
         slow timer). Devices and power tracking stay as last recorded."""
         status = assignment.status
         kept = VMPlan(tracking=inputs.tracking(status), previous=status.previous)
-        if err.retryable:
-            plan = replace(kept, not_ready=Problem(VCENTER_UNREACHABLE, err.message))
-        else:
-            plan = replace(kept, stalled=Problem(err.reason, err.message))
+        told = tenant_problem(err, assignment.spec.policy_ref.name)
+        plan = replace(kept, not_ready=told) if err.retryable else replace(kept, stalled=told)
+        await self._tell_admins(assignment, err)
         with contextlib.suppress(PortError):  # the next run reports it again
             await self._report(body, assignment, plan, None)
         return Result(failed=True) if err.retryable else Result(requeue_after=STALLED_SECONDS)
@@ -119,13 +122,14 @@ class AssignmentReconciler:
         labels = self.namespace_labels(namespace)
         observed, allowed = inputs.before_vcenter(policy, assignment, namespace, labels)
         if policy is None or not allowed:
-            return None, observed, False
+            # Labels not read yet: the selector failed closed; look again once they are.
+            return None, observed, labels is None
         vms = await self.vcenter.vms_for(policy.spec.vcenter)
         seen = await vms.observe_vm(
             name=spec.vm.name or "", instance_uuid=spec.vm.instance_uuid or ""
         )
         observed, unknown = inputs.completed(
-            seen, policy, labels, self.all_assignments(), (namespace, meta.name)
+            seen, policy, self.namespace_labels, self.all_assignments(), (namespace, meta.name)
         )
         return vms, observed, unknown
 
@@ -140,27 +144,46 @@ class AssignmentReconciler:
             # and delete an assignment strip (and power off) a VM that is not theirs.
             await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
             return Result()
+        meta, namespace = assignment.metadata, assignment.metadata.namespace or ""
         policy = inputs.parse_policy(self.policy(spec.policy_ref.name))
+        if policy is None:
+            # Without its policy nothing says which vCenter, nor whether the namespace may still
+            # act on the VM: refuse (never the operator's default vCenter), release, say so.
+            await self._released(
+                body,
+                finalizers,
+                f"HostPassthroughPolicy {spec.policy_ref.name} no longer exists: the VM is left "
+                "as it is (its devices and memory reservation stay; a vSphere administrator "
+                "removes them, or recreate the policy before deleting assignments)",
+            )
+            return Result()
+        pin, _ = pinned(assignment.status)
         try:
-            # Without its policy the assignment can only use the operator's default vCenter.
-            vms = await self.vcenter.vms_for(policy.spec.vcenter if policy else None)
-            observed = await vms.observe_vm(
-                name=spec.vm.name or "", instance_uuid=spec.vm.instance_uuid or ""
+            vms = await self.vcenter.vms_for(policy.spec.vcenter)
+            # Only the pinned VM: the name may belong to another VM by now.
+            seen = await vms.observe_vm(
+                name="" if pin else spec.vm.name or "",
+                instance_uuid=pin or spec.vm.instance_uuid or "",
             )
         except PortError as err:
-            await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
+            await self._tell_admins(assignment, err)
+            told = tenant_problem(err, spec.policy_ref.name)
+            await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {told.message}")
             return Result(failed=True)
-        meta, host = assignment.metadata, observed.vm.host if observed.vm is not None else ""
-        others = self.all_assignments()
-        found, _ = inputs.claims(others, (meta.namespace or "", meta.name), host)
-        observed = replace(observed, claims=found)  # devices others on the VM also ask for stay
+        observed, _ = inputs.completed(
+            seen, policy, self.namespace_labels, self.all_assignments(), (namespace, meta.name)
+        )
         plan = plan_assignment_deletion(
+            namespace=namespace,
             spec=spec,
             observed=observed,
             now=self.clock(),
             previous=assignment.status,
             tracking=inputs.tracking(assignment.status),
         )
+        if plan.release and plan.not_ready is not None:
+            await self._released(body, finalizers, plan.not_ready.message)
+            return Result()
         if plan.release:
             await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
             return Result()
@@ -178,11 +201,34 @@ class AssignmentReconciler:
             await self._write(body, status, cleanup)
             await Applier(vms, self.objects, body).apply(plan)
         except PortError as err:
-            await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
+            await self._tell_admins(assignment, err)
+            told = tenant_problem(err, spec.policy_ref.name)
+            await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {told.message}")
             return Result(failed=True)
         if plan.empty:
             return Result(requeue_after=_soonest(plan, None))
         return Result(requeue_after=_soonest(plan, CONFIRM_SECONDS))
+
+    async def _released(self, body: Body, finalizers: list[str], why: str) -> None:
+        """Deletion without touching the VM: an Event says why, then the finalizer goes."""
+        await self.objects.event(body, "Warning", CLEANUP_SKIPPED, why)
+        await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+
+    async def _tell_admins(self, assignment: VMDeviceAssignment, err: PortError) -> None:
+        """The details a tenant may not see (Secret, server, account) go to the policy's
+        Events and the log, where the platform team looks."""
+        meta = assignment.metadata
+        log.warning(
+            "vCenter call failed for VMDeviceAssignment",
+            extra={"namespace": meta.namespace, "object": meta.name, "reason": err.reason,
+                   "error": err.message},
+        )  # fmt: skip
+        policy = self.policy(assignment.spec.policy_ref.name)
+        ready = find(assignment.status.conditions, READY)
+        if policy is not None and (ready is None or ready.reason != err.reason):
+            message = f"VMDeviceAssignment {meta.namespace}/{meta.name}: {err.message}"
+            with contextlib.suppress(PortError):
+                await self.objects.event(policy, "Warning", err.reason, message)
 
     async def _report(
         self, body: Body, assignment: VMDeviceAssignment, plan: VMPlan, problem: Problem | None
@@ -204,7 +250,10 @@ class AssignmentReconciler:
         self, body: Body, assignment: VMDeviceAssignment, plan: VMPlan, err: PortError
     ) -> None:
         """vCenter refused a call: say so in Ready (the next run retries with backoff)."""
-        problem = Problem(RECONFIGURE_FAILED, f"{err.reason}: {err.message}")
+        told = tenant_problem(err, assignment.spec.policy_ref.name)
+        if told.message != err.message:
+            await self._tell_admins(assignment, err)
+        problem = Problem(RECONFIGURE_FAILED, f"{err.reason}: {told.message}")
         await self.objects.event(body, "Warning", RECONFIGURE_FAILED, problem.message)
         # The status written before the calls moved resourceVersion on; this write carries no
         # precondition (it changes no vCenter state and repeats the tracking just written).

@@ -7,7 +7,7 @@ watch caches the controllers keep (no API server or vCenter call).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -15,18 +15,31 @@ from typing import Any
 from pydantic import ValidationError
 
 from dpio.api.assignment import PowerStatus, VMDeviceAssignment, VMDeviceAssignmentStatus
-from dpio.api.conditions import CLAIMED_BY_ASSIGNMENT, FORBIDDEN, IN_USE_BY_VM, VM_NOT_FOUND
+from dpio.api.conditions import (
+    CLAIMED_BY_ASSIGNMENT,
+    DEVICES_UNAVAILABLE,
+    FORBIDDEN,
+    IN_USE_BY_VM,
+    QUOTA_EXCEEDED,
+    VM_NOT_FOUND,
+    VM_OUT_OF_SCOPE,
+)
 from dpio.api.policy import HostPassthroughPolicy
-from dpio.planner.conditions import is_true
+from dpio.planner.conditions import find, is_true
 from dpio.planner.observed import parse_pci_id
-from dpio.planner.vm_observed import AssignmentClaim, PolicyView, VMObservation
+from dpio.planner.vm_observed import AssignmentClaim, PolicyView, QuotaUse, VMObservation
 from dpio.planner.vm_plan import VMPlan, plan_assignment
 from dpio.planner.vm_power import PowerTracking
-from dpio.planner.vm_rules import forbidden
+from dpio.planner.vm_tenancy import consumer_problem
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: Reasons of an assignment that waits for something another object holds (a device, a VM).
-WAITING_REASONS = frozenset({CLAIMED_BY_ASSIGNMENT, IN_USE_BY_VM, VM_NOT_FOUND})
+#: Reasons of an assignment that waits for something another object holds (a device, a VM,
+#: the quota), or for a VM to appear in its scope.
+WAITING_REASONS = frozenset(
+    {CLAIMED_BY_ASSIGNMENT, IN_USE_BY_VM, VM_NOT_FOUND, VM_OUT_OF_SCOPE, QUOTA_EXCEEDED}
+)
+#: The namespace labels of a namespace; None while the operator has not read them.
+Labels = Mapping[str, str] | None
 
 Body = Mapping[str, Any]
 
@@ -57,32 +70,69 @@ def before_vcenter(
     policy: HostPassthroughPolicy | None,
     assignment: VMDeviceAssignment,
     namespace: str,
-    labels: Mapping[str, str],
+    labels: Labels,
 ) -> tuple[VMObservation, bool]:
     """The observation before vCenter is asked, and whether it may be asked at all: not without
     the policy, nor for a namespace the policy does not serve (the VM then stays unknown)."""
     view = policy_view(policy, None) if policy is not None else None
-    observed = VMObservation(vm=None, policy=view, namespace_labels=labels)
+    observed = VMObservation(
+        vm=None,
+        policy=view,
+        namespace_labels=labels or {},
+        namespace_labels_known=labels is not None,
+    )
     name = assignment.spec.policy_ref.name
-    allowed = policy is not None and forbidden(observed, name, namespace) is None
+    allowed = policy is not None and consumer_problem(observed, name, namespace) is None
     return observed, allowed
 
 
 def completed(
     seen: VMObservation,
     policy: HostPassthroughPolicy,
-    labels: Mapping[str, str],
+    labels: Callable[[str], Labels],
     others: Iterable[Body],
     me: tuple[str, str],
 ) -> tuple[VMObservation, bool]:
     """What the adapter observed, completed from the caches (claims, the policy's rows for the
-    VM's host, namespace labels); and whether a rival's claim is still unknown."""
+    VM's host, namespace labels, the quota use of the policy's other assignments); and whether
+    a rival's claim is still unknown."""
     host = seen.vm.host if seen.vm is not None else ""
+    others = list(others)
     found, unknown = claims(others, me, host)
+    mine = labels(me[0])
     observed = replace(
-        seen, claims=found, policy=policy_view(policy, host), namespace_labels=labels
+        seen,
+        claims=found,
+        policy=policy_view(policy, host),
+        namespace_labels=mine or {},
+        namespace_labels_known=mine is not None,
+        quota_uses=quota_uses(others, me, policy.metadata.name, labels),
     )
     return observed, unknown
+
+
+def quota_uses(
+    others: Iterable[Body], me: tuple[str, str], policy: str, labels: Callable[[str], Labels]
+) -> tuple[QuotaUse, ...]:
+    """The other assignments of `policy` that count against a consumer entry's maxDevices:
+    all but those being deleted (their devices go) and those refused (they hold nothing)."""
+    found = []
+    for body in others:
+        meta = body.get("metadata", {})
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if key == me or meta.get("deletionTimestamp"):
+            continue
+        spec = body.get("spec") or {}
+        if (spec.get("policyRef") or {}).get("name") != policy:
+            continue
+        conditions = (body.get("status") or {}).get("conditions") or ()
+        if any(c.get("type") == FORBIDDEN and c.get("status") == "True" for c in conditions):
+            continue
+        stamp = meta.get("creationTimestamp")
+        created = datetime.fromisoformat(stamp) if isinstance(stamp, str) else EPOCH
+        devices = len(spec.get("devices") or ())
+        found.append(QuotaUse(key[0], key[1], created, devices, labels(key[0])))
+    return tuple(found)
 
 
 def plan(
@@ -110,8 +160,8 @@ def claims(
     An assignment reconciled at least once has its VM's host in status. One never reconciled may
     be the older claimant of our device: it counts as claiming on our host until it has looked
     (so the oldest wins every time, whatever order the workers run in); the caller looks again
-    soon. Forbidden assignments and those being deleted claim nothing (a deleting one still holds
-    its devices through the VM, which vCenter reports as InUseByVM).
+    soon. Forbidden and over-quota assignments and those being deleted claim nothing (a
+    deleting one still holds its devices through the VM, which vCenter reports as InUseByVM).
     """
     found: list[AssignmentClaim] = []
     unknown = False
@@ -120,7 +170,7 @@ def claims(
         if (meta.get("namespace", ""), meta.get("name", "")) == me or meta.get("deletionTimestamp"):
             continue
         other = parse_assignment(body)
-        if other is None or is_true(other.status.conditions, FORBIDDEN):
+        if other is None or _holds_nothing(other):
             continue
         addresses = tuple(d.pci.address for d in other.spec.devices if d.pci is not None)
         dynamic = _dynamic(other)
@@ -145,6 +195,16 @@ def claims(
             )
         )
     return tuple(found), unknown
+
+
+def _holds_nothing(assignment: VMDeviceAssignment) -> bool:
+    """Refused (Forbidden) or over its quota: it adds no device, so it claims none. What it
+    already has attached, vCenter reports as the VM's (InUseByVM)."""
+    conditions = assignment.status.conditions
+    over = find(conditions, DEVICES_UNAVAILABLE)
+    return is_true(conditions, FORBIDDEN) or (
+        over is not None and over.status == "True" and over.reason == QUOTA_EXCEEDED
+    )
 
 
 def _dynamic(assignment: VMDeviceAssignment) -> tuple[tuple[int, int, str], ...]:

@@ -69,8 +69,9 @@ class AssignmentTriggers:
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
     offers: dict[str, str] = field(default_factory=dict)
 
-    def labels(self, namespace: str) -> Mapping[str, str]:
-        return self.namespaces.get(namespace, {})
+    def labels(self, namespace: str) -> Mapping[str, str] | None:
+        """None until the namespace watch has delivered it: selectors then fail closed."""
+        return self.namespaces.get(namespace)
 
     def assignment_event(self, event_type: str, body: Body) -> None:
         """Feed the controller; when the object's claims moved, waiting assignments look again."""
@@ -98,7 +99,7 @@ class AssignmentTriggers:
         labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
         before = self.namespaces.get(name)
         self.namespaces[name] = labels
-        if before is not None and before != labels:
+        if before != labels:  # first seen too: a selector that failed closed may match now
             self._enqueue(lambda b: key_of(b)[0] == name)
 
     def vms_changed(self, morefs: frozenset[str]) -> None:

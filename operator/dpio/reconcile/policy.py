@@ -126,6 +126,7 @@ class PolicyReconciler:
             previous=previous,
             generation=generation,
             now=now,
+            insecure=hosts.insecure,
         )
         # The rolling-reboot record goes to status BEFORE its task starts, with the object's
         # resourceVersion as precondition: a run working from a stale read fails the write

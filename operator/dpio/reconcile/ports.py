@@ -34,6 +34,10 @@ class PortError(Exception):
 class HostsPort(Protocol):
     """The host side of one vCenter."""
 
+    #: The Secret turns certificate verification off (insecure: "true").
+    @property
+    def insecure(self) -> bool: ...
+
     async def read_inventory(self) -> ObservedInventory:
         """Every host, in one PropertyCollector round trip (DESIGN.md §3.1.1)."""
         ...

@@ -42,9 +42,9 @@ class VMIndex:
             return self.by_uuid.get(instance_uuid.lower())
         found = self.by_name.get(name, [])
         if len(found) > 1:
-            morefs = ", ".join(sorted(m for m, _ in found))
+            # Not which VMs, nor how many: some may be other teams' (docs/multi-tenancy.md).
             raise AmbiguousVMName(
-                f"{len(found)} VMs are named {name!r} ({morefs}); name the VM by instanceUUID"
+                f"More than one VM in vCenter is named {name!r}; name the VM by instanceUUID"
             )
         return found[0] if found else None
 

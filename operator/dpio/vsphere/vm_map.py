@@ -55,6 +55,8 @@ VM_PATHS: tuple[str, ...] = (
     "runtime.host",
     "runtime.device",
     "environmentBrowser",
+    "parent",  # its folder, and
+    "resourcePool",  # its pool: where tenancy scopes it (vm_placement)
 )
 # The other VMs of its host: only which host PCI devices they hold.
 OTHER_VM_PATHS: tuple[str, ...] = ("name", "config.hardware.device")

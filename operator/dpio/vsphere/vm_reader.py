@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyVmomi import vim
 
 from dpio.planner.vm_observed import ObservedVM, VMObservation
-from dpio.vsphere import properties, vm_map, vm_target
+from dpio.vsphere import properties, vm_map, vm_placement, vm_target
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.errors import ConcurrentModification, ObjectNotFound, translated
 from dpio.vsphere.properties import PC, ObjectProps, moref_id
@@ -40,10 +40,13 @@ def observe_filters(vm: Any, host: Any) -> list[Any]:
     to_parent = PC.TraversalSpec(name="hostParent", type=vim.HostSystem, path="parent")
     portgroup = vim.dvs.DistributedVirtualPortgroup
     vm_spec = PC.FilterSpec(
-        objectSet=[PC.ObjectSpec(obj=vm, skip=False, selectSet=[to_network])],
+        objectSet=[
+            PC.ObjectSpec(obj=vm, skip=False, selectSet=[to_network, *vm_placement.up_traversals()])
+        ],
         propSet=[
             PC.PropertySpec(type=vim.VirtualMachine, pathSet=list(vm_map.VM_PATHS)),
             PC.PropertySpec(type=portgroup, pathSet=list(vm_map.PORTGROUP_PATHS)),
+            *vm_placement.property_specs(),
         ],
     )
     host_spec = PC.FilterSpec(
@@ -96,10 +99,20 @@ class VMRead:
         parent = self.host.get("parent") if self.host is not None else None
         cluster = self.objects.get((vm_map.CLUSTER, moref_id(parent)))
         portgroups = self.of_kind(vm_map.PORTGROUP)
-        return vm_map.observed_vm(self.vm, self.host, cluster, portgroups)
+        found = vm_map.observed_vm(self.vm, self.host, cluster, portgroups)
+        by_moref = {moref: o for (_, moref), o in self.objects.items()}
+        folder, pool = vm_placement.placement(self.vm, by_moref)
+        return replace(found, folder=folder, resource_pool=pool)
 
     def attached_to_vms(self) -> dict[str, tuple[str, ...]]:
         return vm_map.attached_to_vms(self.vm.moref, self.of_kind(vm_map.VM))
+
+
+def vcenter_uuid(conn: Connection) -> str:
+    """ServiceContent.about.instanceUuid: which vCenter this is, without naming its server
+    (read at login with the ServiceContent: no call here)."""
+    about = getattr(conn.content, "about", None)
+    return str(getattr(about, "instanceUuid", "") or "")
 
 
 def _matches(read: VMRead, name: str, instance_uuid: str) -> bool:
@@ -159,7 +172,7 @@ class VMReader:
         """Steps 1-3; `vm` None when no such VM exists."""
         read = self.read_located(conn, name, instance_uuid)
         if read is None:
-            return VMObservation(vm=None)
+            return VMObservation(vm=None, vcenter_uuid=vcenter_uuid(conn))
         observed = read.observed_vm()
         self._remember_nics(read.vm)
         supported, reasons = vm_map.gen2_support(read.host)
@@ -179,6 +192,7 @@ class VMReader:
             gen2_supported=supported,
             gen2_unsupported_reasons=reasons,
             attached_to_vms=read.attached_to_vms(),
+            vcenter_uuid=vcenter_uuid(conn),
         )
 
     def _remember_nics(self, vm: ObjectProps) -> None:

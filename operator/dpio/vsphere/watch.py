@@ -54,6 +54,9 @@ WATCH_PATHS: Mapping[type, tuple[str, ...]] = {
         "rootSnapshot",
         "runtime.powerState",
         "runtime.host",
+        # A VM moved to another folder or pool may have left (or entered) a tenant's scope.
+        "parent",
+        "resourcePool",
     ),
 }
 

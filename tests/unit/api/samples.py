@@ -42,10 +42,20 @@ spec:
   allowDevicesInUse: false
   deletionPolicy: Retain
   consumers:
-    namespaces: [ml-team]
-    namespaceSelector:
-      matchLabels: {dpio.io/consumer: "true"}
-      matchExpressions: [{key: team, operator: In, values: [ml, vision]}]
+    - namespaces: [ml-team]
+      namespaceSelector:
+        matchLabels: {dpio.io/consumer: "true"}
+        matchExpressions: [{key: team, operator: In, values: [ml, vision]}]
+      vms:
+        folders: [/DC1/vm/ml-team]
+        resourcePools: [/DC1/host/GPU-Cluster/Resources/ml-team]
+      powerPolicies: [WaitForPowerOff, ShutdownGuest, PowerOff]
+      conflictPolicies: [Block, Resolve]
+      maxDevices: 8
+    - namespaces: [web]
+      vms: {folders: [/DC1/vm/web]}
+      powerPolicies: [WaitForPowerOff]   # the defaults, spelled out: the API server stores them
+      conflictPolicies: [Block]
 status:
   observedGeneration: 3
   conditions:
@@ -86,6 +96,7 @@ spec:
     - adapter: "Network adapter 1"
   powerPolicy: WaitForPowerOff
   restorePowerState: true
+  shutdownTimeout: 10m
   conflictPolicy: Block
 status:
   observedGeneration: 1
@@ -94,11 +105,13 @@ status:
        lastTransitionTime: "2025-01-02T03:05:00Z", observedGeneration: 1}
     - {type: FeatureConflict, status: "True", reason: Snapshots, message: "VM has 2 snapshots",
        lastTransitionTime: "2025-01-02T03:05:00Z", observedGeneration: 1}
-  vm: {moref: vm-42, host: esx01.lab.local, powerState: poweredOff, hardwareVersion: vmx-19}
+  vm: {moref: vm-42, instanceUUID: 5003a1b2-0000-4000-8000-000000000042,
+       vcenter: 8b5bd3c1-6a3c-4c5d-9d3e-0a1b2c3d4e5f, host: esx01.lab.local,
+       powerState: poweredOff, hardwareVersion: vmx-19}
   attached: "1/3"
   devices:
     - {name: gpu0, kind: pci, address: "0000:3b:00.0", host: esx01.lab.local, attached: true,
-       key: 13000}
+       key: 13000, added: true}
   unavailableFeatures: [vMotion, Snapshots, HotPlug, FaultTolerance, HighAvailability,
                         RecordReplay, Suspend]
   featureConflicts:
@@ -107,6 +120,12 @@ status:
   previous: {memoryReservationLockedToMax: false, cpuHotAddEnabled: true}
 """
 )
+
+
+def consumer(**changes: Any) -> dict[str, Any]:
+    """A valid spec.consumers entry with fields replaced (None removes one)."""
+    entry = {"namespaces": ["ml-team"], "vms": {"folders": ["/DC1/vm/ml-team"]}}
+    return _changed(entry, changes)
 
 
 def policy_spec(**changes: Any) -> dict[str, Any]:
@@ -183,12 +202,39 @@ BAD = [
         "'Manual' or 'Rolling'", server_message='supported values: "Manual", "Rolling"'),
     Bad("apply-now-unknown", HPP, policy_spec(applyNow="Always"), "'Auto' or 'Never'",
         server_message='supported values: "Auto", "Never"'),
-    Bad("consumer-namespace-upper-case", HPP, policy_spec(consumers={"namespaces": ["ML"]}),
-        "should match"),
+    Bad("consumer-namespace-upper-case", HPP,
+        policy_spec(consumers=[consumer(namespaces=["ML"])]), "should match"),
     Bad("selector-in-without-values", HPP,
-        policy_spec(consumers={"namespaceSelector": {"matchExpressions": [
-            {"key": "team", "operator": "In"}]}}),
+        policy_spec(consumers=[consumer(namespaces=None, namespaceSelector={"matchExpressions": [
+            {"key": "team", "operator": "In"}]})]),
         "values must be non-empty for In and NotIn"),
+    Bad("consumer-without-namespaces", HPP, policy_spec(consumers=[consumer(namespaces=None)]),
+        "a consumer needs namespaces or a namespaceSelector"),
+    Bad("consumer-namespaces-empty", HPP, policy_spec(consumers=[consumer(namespaces=[])]),
+        "a consumer needs namespaces or a namespaceSelector"),
+    Bad("consumer-without-vms", HPP, policy_spec(consumers=[consumer(vms=None)]),
+        "Field required", server_message="spec.consumers[0].vms: Required value"),
+    Bad("consumer-vms-empty", HPP, policy_spec(consumers=[consumer(vms={})]),
+        "vms needs at least one folder or resource pool"),
+    Bad("consumer-vms-empty-lists", HPP,
+        policy_spec(consumers=[consumer(vms={"folders": [], "resourcePools": []})]),
+        "vms needs at least one folder or resource pool"),
+    Bad("scope-folder-relative", HPP,
+        policy_spec(consumers=[consumer(vms={"folders": ["DC1/vm/ml-team"]})]), "should match"),
+    Bad("scope-pool-trailing-slash", HPP,
+        policy_spec(consumers=[consumer(vms={"resourcePools": ["/DC1/host/GPU/Resources/"]})]),
+        "should match"),
+    Bad("consumer-power-policy-unknown", HPP,
+        policy_spec(consumers=[consumer(powerPolicies=["Reboot"])]),
+        "'WaitForPowerOff', 'ShutdownGuest' or 'PowerOff'",
+        server_message='supported values: "WaitForPowerOff", "ShutdownGuest", "PowerOff"'),
+    Bad("consumer-power-policies-empty", HPP,
+        policy_spec(consumers=[consumer(powerPolicies=[])]), "at least 1 item"),
+    Bad("consumer-conflict-policy-unknown", HPP,
+        policy_spec(consumers=[consumer(conflictPolicies=["Ignore"])]),
+        "'Block' or 'Resolve'", server_message='supported values: "Block", "Resolve"'),
+    Bad("consumer-max-devices-negative", HPP,
+        policy_spec(consumers=[consumer(maxDevices=-1)]), "greater than or equal to 0"),
     Bad("no-devices", VMDA, assignment_spec(devices=None),
         "an assignment needs at least one of devices or networkDirectPath"),
     Bad("empty-devices-and-networks", VMDA, assignment_spec(devices=[], networkDirectPath=[]),
@@ -218,6 +264,10 @@ BAD = [
     Bad("adapters-repeat", VMDA, assignment_spec(devices=None, networkDirectPath=[
         {"adapter": "Network adapter 1"}, {"adapter": "Network adapter 1"}]),
         "networkDirectPath adapters must be unique"),
+    Bad("shutdown-timeout-over-a-day", VMDA, assignment_spec(shutdownTimeout="25h"),
+        "shutdownTimeout must be between 0s and 24h"),
+    Bad("shutdown-timeout-words", VMDA, assignment_spec(shutdownTimeout="5 minutes"),
+        "should match"),
     Bad("power-policy-unknown", VMDA, assignment_spec(powerPolicy="Reboot"),
         "'WaitForPowerOff', 'ShutdownGuest' or 'PowerOff'",
         server_message='supported values: "WaitForPowerOff", "ShutdownGuest", "PowerOff"'),

@@ -50,7 +50,7 @@ def test_dump_by_alias_gives_back_the_wire_object(
         "deletionPolicy", "maxUnavailable", "drainTimeout", "applyNow", "secretRef",
         "namespaceSelector", "observedGeneration", "passthroughSupported", "rebootRequired",
         "pendingReboot", "lastTransitionTime", "dependentDevices", "rollingReboot",
-        "enteredByOperator",
+        "enteredByOperator", "resourcePools", "powerPolicies", "conflictPolicies", "maxDevices",
     ],
 )  # fmt: skip
 def test_policy_wire_names(name: str) -> None:
@@ -66,7 +66,7 @@ def test_policy_wire_names(name: str) -> None:
         "policyRef", "instanceUUID", "networkDirectPath", "powerPolicy", "restorePowerState",
         "conflictPolicy", "unavailableFeatures", "featureConflicts", "memoryReservationLockedToMax",
         "cpuHotAddEnabled", "memoryHotAddEnabled", "nestedHVEnabled", "drsOverride", "dasOverride",
-        "powerState", "hardwareVersion", "gen2Active", "vendorID", "deviceID",
+        "powerState", "hardwareVersion", "gen2Active", "vendorID", "deviceID", "shutdownTimeout",
     ],
 )  # fmt: skip
 def test_assignment_wire_names(name: str) -> None:

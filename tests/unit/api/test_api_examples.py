@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.unit.api.samples import ASSIGNMENT, POLICY, assignment_spec, policy_spec
+from tests.unit.api.samples import ASSIGNMENT, POLICY, assignment_spec, consumer, policy_spec
 
 from dpio.api import (
     ApplyNow,
     ConditionStatus,
+    ConflictPolicy,
     DeletionPolicy,
     DeviceKind,
     DeviceState,
@@ -39,8 +40,16 @@ def test_policy_example_parses_spec_and_status() -> None:
     assert policy.spec.hosts.name_pattern == "^esx-gpu-"
     assert [d.vendor_id for d in policy.spec.devices] == [None, "10de", None]
     assert policy.spec.devices[1].hardware_label == "a100"
-    assert policy.spec.consumers.namespace_selector is not None
-    assert policy.spec.consumers.namespace_selector.match_expressions[0].values == ["ml", "vision"]
+    ml, web = policy.spec.consumers
+    assert ml.namespace_selector is not None
+    assert ml.namespace_selector.match_expressions[0].values == ["ml", "vision"]
+    assert ml.vms.resource_pools == ["/DC1/host/GPU-Cluster/Resources/ml-team"]
+    assert ml.power_policies == [PowerPolicy.WAIT_FOR_POWER_OFF, PowerPolicy.SHUTDOWN_GUEST,
+                                 PowerPolicy.POWER_OFF]  # fmt: skip
+    assert ml.max_devices == 8
+    assert (web.vms.folders, web.vms.resource_pools) == (["/DC1/vm/web"], [])
+    assert web.conflict_policies == [ConflictPolicy.BLOCK]
+    assert web.max_devices is None
     host = policy.status.hosts[0]
     assert (host.passthrough_supported, host.reboot_required) == (True, True)
     assert host.devices[0].state is DeviceState.PENDING_REBOOT
@@ -71,8 +80,12 @@ def test_assignment_example_parses_spec_and_status() -> None:
     status = assignment.status
     assert status.vm is not None
     assert status.vm.power_state is PowerState.POWERED_OFF
+    assert status.vm.instance_uuid == "5003a1b2-0000-4000-8000-000000000042"
+    assert status.vm.vcenter == "8b5bd3c1-6a3c-4c5d-9d3e-0a1b2c3d4e5f"
+    assert parse_duration(assignment.spec.shutdown_timeout) == timedelta(minutes=10)
     assert status.devices[0].kind is DeviceKind.PCI
     assert status.devices[0].key == 13000
+    assert status.devices[0].added is True
     assert "vMotion" in status.unavailable_features
     assert status.feature_conflicts[0].resolvable is False
     assert status.previous is not None
@@ -104,8 +117,14 @@ def test_policy_defaults_are_design_defaults() -> None:
     assert (spec.reboot.max_unavailable, spec.reboot.drain_timeout) == (1, "30m")
     assert spec.allow_devices_in_use is False
     assert spec.deletion_policy is DeletionPolicy.RETAIN
-    assert spec.consumers.namespaces == []
-    assert spec.consumers.namespace_selector is None
+    assert spec.consumers == []  # nobody may use the policy
+    # An entry that says no more than namespaces and VMs allows the least: wait, and block.
+    (entry,) = HostPassthroughPolicySpec.model_validate(
+        policy_spec(consumers=[consumer()])
+    ).consumers
+    assert entry.power_policies == [PowerPolicy.WAIT_FOR_POWER_OFF]
+    assert entry.conflict_policies == [ConflictPolicy.BLOCK]
+    assert (entry.namespace_selector, entry.max_devices) == (None, None)
 
 
 def test_assignment_defaults_are_design_defaults() -> None:
@@ -113,6 +132,7 @@ def test_assignment_defaults_are_design_defaults() -> None:
 
     assert spec.power_policy is PowerPolicy.WAIT_FOR_POWER_OFF
     assert spec.restore_power_state is True
+    assert parse_duration(spec.shutdown_timeout) == timedelta(minutes=5)
     assert spec.conflict_policy.value == "Block"
     assert spec.network_direct_path == []
 

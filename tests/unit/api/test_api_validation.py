@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.unit.api.samples import BAD, PYDANTIC_ONLY, Bad, assignment_spec, policy_spec
+from tests.unit.api.samples import BAD, PYDANTIC_ONLY, Bad, assignment_spec, consumer, policy_spec
 
 from dpio.api import (
     Condition,
@@ -51,7 +51,17 @@ def test_each_kind_of_device_selector_is_accepted(selector: dict[str, Any]) -> N
         policy_spec(hosts={"clusters": ["GPU-Cluster"]}),
         policy_spec(hosts={"namePattern": "^esx-gpu-"}, devices=None),
         policy_spec(reboot={"policy": "Rolling", "maxUnavailable": 3, "drainTimeout": "1h30m"}),
-        policy_spec(consumers={"namespaceSelector": {}}),
+        policy_spec(consumers=[{"namespaceSelector": {}, "vms": {"folders": ["/DC1/vm"]}}]),
+        policy_spec(
+            consumers=[
+                consumer(),
+                consumer(
+                    namespaces=["web"],
+                    vms={"resourcePools": ["/DC1/host/Web-Cluster/Resources/web"]},
+                    maxDevices=0,
+                ),
+            ]
+        ),
     ],
 )
 def test_good_policy_specs_are_accepted(spec: dict[str, Any]) -> None:
@@ -73,9 +83,11 @@ def test_good_policy_specs_are_accepted(spec: dict[str, Any]) -> None:
         assignment_spec(policyRef={"name": "gpu-hosts.team-a"}),
         assignment_spec(devices=[{"name": "gpu0", "dynamic": {
             "vendorID": "10de", "deviceID": "20b5", "label": "a" * 64}}]),
+        assignment_spec(powerPolicy="ShutdownGuest", shutdownTimeout="24h"),
+        assignment_spec(powerPolicy="ShutdownGuest", shutdownTimeout="0s"),
     ],
     ids=["by-uuid", "gen2-only", "128-devices", "128-addresses", "dotted-policy-name",
-         "label-64"],
+         "label-64", "shutdown-timeout-a-day", "shutdown-timeout-none"],
 )  # fmt: skip
 def test_good_assignment_specs_are_accepted(spec: dict[str, Any]) -> None:
     parsed = VMDeviceAssignmentSpec.model_validate(spec)

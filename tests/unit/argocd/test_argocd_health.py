@@ -159,8 +159,12 @@ ASSIGNMENT_SAMPLES = [
                  id="snapshots-block"),
     pytest.param(vmda.observe(policy=None), {}, "Degraded", "gpu-hosts", id="forbidden"),
     pytest.param(vmda.observe(attached_to_vms={vmda.GPU: ("other-vm",)}), {}, "Degraded",
-                 "other-vm", id="in-use-by-vm"),
-    pytest.param(vm_not_found(), {}, "Degraded", "ml-trainer-01 not found", id="vm-not-found"),
+                 "attached to another VM", id="in-use-by-vm"),
+    # A VM that is missing and one outside the namespace's scope read the same (VMOutOfScope).
+    pytest.param(vm_not_found(), {}, "Degraded", "ml-trainer-01 is not among the VMs",
+                 id="vm-not-found"),
+    pytest.param(vmda.observe(vmda.vm(folder="/DC1/vm/web")), {}, "Degraded",
+                 "ml-trainer-01 is not among the VMs", id="vm-out-of-scope"),
 ]  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.unit.planner.builders import dev, host, info
-from tests.unit.planner.test_vm_builders import GPU, NS, observe, vm
+from tests.unit.planner.test_vm_builders import GPU, NS, consumer, observe, vm
 
 from dpio.cli import commands
 from dpio.cli.main import build_parser
@@ -29,7 +29,7 @@ POLICY = {
     "metadata": {"name": "gpu-hosts"},
     "spec": {"hosts": {"names": ["esx01"]},
              "devices": [{"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"}],
-             "consumers": {"namespaces": [NS]}},
+             "consumers": [consumer()]},
 }  # fmt: skip
 
 

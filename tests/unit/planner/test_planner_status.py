@@ -9,8 +9,10 @@ import pytest
 from tests.unit.planner.builders import GPU, NIC, NOW, X710, dev, gpu_host, host, info, spec
 
 from dpio.api.conditions import (
+    CERTIFICATE_VERIFIED,
     DEGRADED,
     DEVICE_IN_USE,
+    INSECURE_CONNECTION,
     READY,
     REBOOT_REQUIRED,
     RECONCILING,
@@ -113,7 +115,7 @@ def test_conditions(
     hosts: tuple[ObservedHost, ...], expected: dict[str, tuple[ConditionStatus, str]]
 ) -> None:
     status = reconcile(hosts)
-    assert statuses(status) == expected
+    assert statuses(status) == {**expected, INSECURE_CONNECTION: (F, CERTIFICATE_VERIFIED)}
     assert status.observed_generation == 4
     assert all(c.observed_generation == 4 for c in status.conditions)
 

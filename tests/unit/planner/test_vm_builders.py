@@ -26,6 +26,22 @@ GPU = "0000:3b:00.0"
 GPU2 = "0000:af:00.0"
 A100_VENDOR, A100_DEVICE = 0x10DE, 0x20B5
 NS = "ml-team"
+FOLDER = "/DC1/vm/ml-team"
+POOL = "/DC1/host/GPU-Cluster/Resources/ml-team"
+ALL_POWER = ["WaitForPowerOff", "ShutdownGuest", "PowerOff"]
+ALL_CONFLICT = ["Block", "Resolve"]
+
+
+def consumer(**fields: Any) -> dict[str, Any]:
+    """A consumers[] entry for NS on FOLDER that allows every action unless told otherwise."""
+    entry: dict[str, Any] = {
+        "namespaces": [NS],
+        "vms": {"folders": [FOLDER]},
+        "powerPolicies": ALL_POWER,
+        "conflictPolicies": ALL_CONFLICT,
+    }
+    entry.update(fields)
+    return entry
 
 
 def target_pci(address: str = GPU) -> ConfigTargetPci:
@@ -42,6 +58,8 @@ def vm(**fields: Any) -> ObservedVM:
     fields.setdefault("host_version", "8.0.2")
     fields.setdefault("memory_mb", 16384)
     fields.setdefault("change_version", "cv-1")
+    fields.setdefault("folder", FOLDER)
+    fields.setdefault("resource_pool", POOL)
     return ObservedVM(moref="vm-42", name="ml-trainer-01", host="esx01", **fields)
 
 
@@ -75,7 +93,7 @@ def policy(**fields: Any) -> HostPassthroughPolicySpec:
     body: dict[str, Any] = {
         "hosts": {"names": ["esx01"]},
         "devices": [{"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"}],
-        "consumers": {"namespaces": [NS]},
+        "consumers": [consumer()],
     }
     body.update(fields)
     return HostPassthroughPolicySpec.model_validate(body)

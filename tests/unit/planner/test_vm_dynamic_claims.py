@@ -141,7 +141,7 @@ def test_the_older_assignment_keeps_the_host_device_its_dynamic_or_static_entry_
     assert reasons(first) == []
     assert adds(first) == [d["name"] for d in older]  # all of the older one's entries go on
     assert reasons(second) == newer_reasons
-    assert "ml-team/older" in second.unavailable[0].problem.message
+    assert "(older)" in second.unavailable[0].problem.message
     assert second.empty  # nothing of the newer one's goes on the VM
 
 
@@ -151,7 +151,7 @@ def test_the_newer_static_entry_reports_claimed_by_the_older_and_is_not_attached
     ready = next(c for c in status.conditions if c.type == READY)
     assert (ready.status, ready.reason) == (S.FALSE, CLAIMED_BY_ASSIGNMENT)
     assert f"{GPU} is needed for Dynamic DirectPath 10de:20b5 (a100)" in ready.message
-    assert "older VMDeviceAssignment ml-team/older on the same VM" in ready.message
+    assert "older VMDeviceAssignment on the same VM (older)" in ready.message
     assert [d.attached for d in status.devices] == [False]
 
 

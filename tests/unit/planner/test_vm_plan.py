@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tests.unit.planner.test_vm_builders import (
     GPU,
     NOW,
+    NS,
     assignment,
     attached,
     converged_vm,
@@ -78,7 +79,11 @@ def test_drift_device_removed_by_hand_is_put_back() -> None:
 
 def test_removes_go_with_adds_in_one_reconfigure() -> None:
     status = VMDeviceAssignmentStatus.model_validate(
-        {"devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13009}]}
+        {
+            "devices": [
+                {"name": "gpu0", "kind": "pci", "attached": True, "key": 13009, "added": True}
+            ]
+        }
     )
     old = attached(13009, "0000:99:00.0")
     result = plan(observe(converged_vm(pci_devices=(old,))), previous=status)
@@ -322,9 +327,14 @@ def _deleting(
     the_vm: ObservedVM | None, previous: PreviousSettings | None = None, **spec: Any
 ) -> Any:
     status = VMDeviceAssignmentStatus.model_validate(
-        {"devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000}]}
+        {
+            "devices": [
+                {"name": "gpu0", "kind": "pci", "attached": True, "key": 13000, "added": True}
+            ]
+        }
     ).model_copy(update={"previous": previous})
     return plan_assignment_deletion(
+        namespace=NS,
         spec=assignment(**spec),
         observed=observe(the_vm) if the_vm else VMObservation(vm=None),
         now=NOW,

@@ -9,6 +9,7 @@ import pytest
 from tests.unit.planner.test_vm_builders import (
     GPU,
     NOW,
+    NS,
     assignment,
     attached,
     converged_vm,
@@ -26,48 +27,14 @@ from dpio.api.conditions import (
     NOT_FOUND,
     NOT_IN_POLICY,
     PENDING_HOST_REBOOT,
+    POLICY_NOT_FOUND,
     TOO_MANY_DEVICES,
 )
 from dpio.api.policy import DeviceState
 from dpio.planner.vm_observed import AssignmentClaim, ConfigTarget, ObservedCluster, PolicyView
-from dpio.planner.vm_rules import NOT_A_CONSUMER, POLICY_NOT_FOUND, passthrough_limit
+from dpio.planner.vm_rules import passthrough_limit
 
 NO_TARGET = ConfigTarget()
-
-
-@pytest.mark.parametrize(
-    ("consumers", "labels", "reason"),
-    [
-        ({"namespaces": ["ml-team"]}, {}, None),
-        ({"namespaces": ["other"]}, {}, NOT_A_CONSUMER),
-        ({}, {}, NOT_A_CONSUMER),  # unset consumers: nobody
-        ({"namespaceSelector": {}}, {}, None),  # {} selects every namespace
-        ({"namespaceSelector": {"matchLabels": {"team": "ml"}}}, {"team": "ml"}, None),
-        ({"namespaceSelector": {"matchLabels": {"team": "ml"}}}, {"team": "web"}, NOT_A_CONSUMER),
-        (
-            {"namespaceSelector": {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}},
-            {"gpu": ""},
-            None,
-        ),
-        (
-            {
-                "namespaceSelector": {
-                    "matchExpressions": [{"key": "t", "operator": "NotIn", "values": ["x"]}]
-                }
-            },
-            {"t": "x"},
-            NOT_A_CONSUMER,
-        ),
-    ],
-)
-def test_namespace_must_be_a_consumer(
-    consumers: dict[str, Any], labels: dict[str, str], reason: str | None
-) -> None:
-    view = PolicyView("gpu-hosts", policy(consumers=consumers), (row(),))
-    result = plan(observe(policy=view, namespace_labels=labels))
-    assert (result.forbidden.reason if result.forbidden else None) == reason
-    if reason is not None:
-        assert result.empty
 
 
 def test_missing_policy_is_forbidden_and_changes_nothing() -> None:
@@ -80,8 +47,6 @@ def test_missing_policy_is_forbidden_and_changes_nothing() -> None:
 @pytest.mark.parametrize(
     ("policy_fields", "rows", "target", "reason"),
     [
-        # Host not selected by the policy.
-        ({"hosts": {"names": ["esx99"]}}, (row(),), None, NOT_IN_POLICY),
         # Device not among the policy's selectors and not in its status.
         ({"devices": [{"address": "0000:18:00.0"}]}, (), None, NOT_IN_POLICY),
         # Selected by address but not yet active: says why from the policy's status row.
@@ -149,7 +114,7 @@ def test_device_attached_to_another_vm_is_in_use() -> None:
     assert result.reconfigure is None
 
 
-def _claim(name: str, days_ago: int, namespace: str = "ns") -> AssignmentClaim:
+def _claim(name: str, days_ago: int, namespace: str = NS) -> AssignmentClaim:
     return AssignmentClaim(namespace, name, NOW - timedelta(days=days_ago), "esx01", (GPU,))
 
 
@@ -157,9 +122,11 @@ def _claim(name: str, days_ago: int, namespace: str = "ns") -> AssignmentClaim:
 @pytest.mark.parametrize(
     ("claims", "winner"),
     [
-        ((_claim("older", 5), _claim("oldest", 9)), "ns/oldest"),
+        ((_claim("older", 5), _claim("oldest", 9)), "(oldest)"),
         # Same creationTimestamp: namespace/name decides, whatever the input order.
-        ((_claim("b", 5), _claim("a", 5), _claim("z", 5, "aa")), "aa/z"),
+        ((_claim("b", 5), _claim("a", 5), _claim("c", 5)), "(a)"),
+        # Another tenant's claim wins the same way, but is not named.
+        ((_claim("b", 5), _claim("z", 5, "aa")), "(in another namespace)"),
         ((_claim("newer", 0),), None),  # a newer claim does not beat us (we are 1 day old)
     ],
 )
@@ -174,6 +141,8 @@ def test_claimed_by_older_assignment_is_deterministic(
     (check,) = result.unavailable
     assert check.problem.reason == CLAIMED_BY_ASSIGNMENT
     assert winner in check.problem.message
+    assert "aa/" not in check.problem.message
+    assert " z" not in check.problem.message
 
 
 def test_attached_device_is_not_rechecked() -> None:

@@ -13,6 +13,7 @@ from tests.unit.planner.test_vm_builders import (
     GPU,
     GPU2,
     NOW,
+    NS,
     assignment,
     attached,
     observe,
@@ -74,9 +75,9 @@ def _reasons(result: Any) -> list[str]:
     ("devices", "claim", "winner"),
     [
         # Static, older on the same VM: it has the device (attached or not yet), we wait.
-        ((attached(),), rival(5), "ml-team/rival-5d"),
-        ((), rival(5), "ml-team/rival-5d"),
-        ((attached(),), rival(5, uuid=UUID.upper()), "ml-team/rival-5d"),  # by instanceUUID
+        ((attached(),), rival(5), "(rival-5d)"),
+        ((), rival(5), "(rival-5d)"),
+        ((attached(),), rival(5, uuid=UUID.upper()), "(rival-5d)"),  # by instanceUUID
         # Newer on the same VM: we are the older one and keep the device.
         ((attached(),), rival(0), None),
         # An older one naming another VM of the host: the device on our VM stays ours, as before.
@@ -137,7 +138,7 @@ def test_dynamic_devices_on_one_vm_fit_the_host(
     result = plan(observe(the_vm, claims=claims, **host), assignment(devices=DYNAMIC))
     assert _reasons(result) == reasons
     if reasons:
-        assert "ml-team/rival-5d" in result.unavailable[0].problem.message
+        assert "(rival-5d)" in result.unavailable[0].problem.message
     assert len(result.reconfigure.adds if result.reconfigure else ()) == adds
     assert (result.reconfigure.removes if result.reconfigure else ()) == ()
 
@@ -165,9 +166,14 @@ def test_deletion_leaves_devices_another_assignment_on_the_vm_asks_for(
     claims: tuple[AssignmentClaim, ...], removed: list[int]
 ) -> None:
     status = VMDeviceAssignmentStatus.model_validate(
-        {"devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000}]}
+        {
+            "devices": [
+                {"name": "gpu0", "kind": "pci", "attached": True, "key": 13000, "added": True}
+            ]
+        }
     )
     result = plan_assignment_deletion(
+        namespace=NS,
         spec=assignment(),
         observed=observe(vm(pci_devices=(attached(),)), claims=claims),
         now=NOW,

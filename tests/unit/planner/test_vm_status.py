@@ -21,6 +21,7 @@ from dpio.api.conditions import (
     FEATURE_CONFLICT,
     FORBIDDEN,
     IN_USE_BY_VM,
+    NOT_A_CONSUMER,
     POWER_OFF_REQUIRED,
     READY,
     RECONCILING,
@@ -34,7 +35,6 @@ from dpio.api.conditions import (
 from dpio.planner.conditions import find
 from dpio.planner.vm_conflicts import UNAVAILABLE_FEATURES
 from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_rules import NOT_A_CONSUMER
 from dpio.planner.vm_status import assignment_status
 
 T, F = ConditionStatus.TRUE, ConditionStatus.FALSE

@@ -112,6 +112,29 @@ host_selectors = st.builds(
     _optional(st.lists(st.sampled_from(["GPU-Cluster", "nope", ""]), max_size=2)),
     _optional(st.sampled_from(["^esx", "[", "gpu"])),
 )
+# Inventory paths (`govc ls` spelling): the team's folder and pool, a subfolder, the root vm
+# folder (a scope wider than the team's), and spellings admission refuses (relative, trailing /).
+FOLDERS = ["/DC1/vm/ml-team", "/DC1/vm/ml-team/prod", "/DC1/vm", "/DC1/vm/web", ""]
+POOLS = ["/DC1/host/GPU-Cluster/Resources/ml-team", "/DC1/host/GPU-Cluster/Resources", ""]
+_scope_paths = st.sampled_from([*FOLDERS, *POOLS, "DC1/vm", "/DC1/vm/"])
+_power_policies = st.sampled_from(["WaitForPowerOff", "ShutdownGuest", "PowerOff", "Reboot"])
+consumer_entries = st.fixed_dictionaries(
+    {},
+    optional={
+        "namespaces": st.lists(st.sampled_from(["ml-team", "x", "ML"]), max_size=2),
+        "namespaceSelector": st.sampled_from([{}, {"matchLabels": {"team": "ml"}}]),
+        "vms": st.fixed_dictionaries(
+            {},
+            optional={
+                "folders": st.lists(_scope_paths, max_size=2, unique=True),
+                "resourcePools": st.lists(_scope_paths, max_size=2, unique=True),
+            },
+        ),
+        "powerPolicies": st.lists(_power_policies, max_size=3, unique=True),
+        "conflictPolicies": st.lists(st.sampled_from(["Block", "Resolve"]), unique=True),
+        "maxDevices": st.integers(-1, 3),
+    },
+)
 policy_specs = st.builds(
     lambda hosts, devices, rest: {"hosts": hosts, "devices": devices, **rest},
     host_selectors,
@@ -131,9 +154,7 @@ policy_specs = st.builds(
             ),
             "allowDevicesInUse": maybe,
             "deletionPolicy": st.sampled_from(["Retain", "Disable", "Delete"]),
-            "consumers": st.fixed_dictionaries(
-                {}, optional={"namespaces": st.lists(st.sampled_from(["ml-team", "x"]))}
-            ),
+            "consumers": st.lists(consumer_entries, max_size=2),
         },
     ),
 )
@@ -309,6 +330,8 @@ observed_vms = st.builds(
     pci_devices=st.lists(vm_pci_devices, max_size=4).map(tuple),
     nics=st.lists(vm_nics, max_size=2).map(tuple),
     cluster=st.none() | clusters,
+    folder=st.sampled_from(FOLDERS),
+    resource_pool=st.sampled_from(POOLS),
 )
 config_targets = st.builds(
     ConfigTarget,

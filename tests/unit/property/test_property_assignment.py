@@ -36,12 +36,21 @@ from dpio.planner.vm_observed import (
 from dpio.planner.vm_plan import VMPlan, plan_assignment
 from dpio.planner.vm_status import assignment_status
 
+# ml-team's entry: its team folder and every action, so that the device, power and conflict
+# rules stay reachable; the drawn VMs sit in that folder, below it or elsewhere
+# (strategies.FOLDERS), and the quota is drawn, so tenancy refusals are drawn too.
+ML_TEAM = {
+    "namespaces": ["ml-team"],
+    "vms": {"folders": ["/DC1/vm/ml-team"]},
+    "powerPolicies": ["WaitForPowerOff", "ShutdownGuest", "PowerOff"],
+    "conflictPolicies": ["Block", "Resolve"],
+}
 
-def _policy(body: dict[str, Any]) -> HostPassthroughPolicySpec | None:
+
+def _policy(body: dict[str, Any], quota: int | None) -> HostPassthroughPolicySpec | None:
+    entry = {**ML_TEAM, "maxDevices": quota} if quota is not None else ML_TEAM
     try:
-        return HostPassthroughPolicySpec.model_validate(
-            {**body, "consumers": {"namespaces": ["ml-team"]}}
-        )
+        return HostPassthroughPolicySpec.model_validate({**body, "consumers": [entry]})
     except ValidationError:
         return None
 
@@ -49,7 +58,9 @@ def _policy(body: dict[str, Any]) -> HostPassthroughPolicySpec | None:
 policy_views = st.none() | st.builds(
     PolicyView,
     name=st.just("gpu-hosts"),
-    spec=policy_specs.map(_policy).filter(lambda p: p is not None),
+    spec=st.builds(_policy, policy_specs, st.none() | st.integers(0, 3)).filter(
+        lambda p: p is not None
+    ),
     host_devices=st.lists(device_rows, max_size=3).map(tuple),
 )
 observations = st.builds(
@@ -75,6 +86,7 @@ previous_statuses = st.none() | st.builds(
                 "kind": st.sampled_from(["pci", "dynamic"]),
                 "attached": st.booleans(),
                 "key": st.sampled_from([13000, 13001, None]),
+                "added": st.booleans(),
             }
         ),
         max_size=2,
@@ -174,14 +186,21 @@ def test_deletion_is_total_and_removes_only_what_it_added(
     previous: VMDeviceAssignmentStatus | None,
 ) -> None:
     spec = _spec(body)
-    plan = plan_assignment_deletion(spec=spec, observed=observed, now=NOW, previous=previous)
+    plan = plan_assignment_deletion(
+        namespace="ml-team", spec=spec, observed=observed, now=NOW, previous=previous
+    )
     if observed.vm is None:
         assert plan.release, "a VM deleted in vCenter just releases the finalizer"
+        return
+    if plan.release and plan.not_ready is not None:  # refused (scope, policy): hands off
+        assert plan.empty, "a refused deletion changes nothing"
         return
     change = plan.reconfigure
     if change is not None:
         assert not change.adds, "deletion never adds a device"
         present = {d.key for d in observed.vm.pci_devices}
         assert {r.key for r in change.removes} <= present
+        if previous is None or not any(d.added for d in previous.devices):
+            assert not change.removes, "a device the operator did not add is never removed"
     status = assignment_status(plan, previous=previous, generation=2, now=NOW)
     assert problems(status.conditions) == []

@@ -73,7 +73,8 @@ class FakeObjects:
         self.log.append(("finalizers", finalizers))
 
     async def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        self.log.append(("event", type_, reason))
+        meta = body.get("metadata") or {}
+        self.log.append(("event", type_, reason, body.get("kind"), meta.get("name"), message))
 
 
 def policy_body(name: str = "gpu-hosts", **spec: Any) -> dict[str, Any]:
@@ -141,7 +142,9 @@ class World:
         default_factory=lambda: {"gpu-hosts": policy_body()}
     )
     assignments: list[dict[str, Any]] = field(default_factory=list)
-    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Namespace labels as the namespace watch has them; a namespace missing here was seen
+    #: without labels ({}), one mapped to None not seen yet (selectors fail closed).
+    labels: dict[str, dict[str, str] | None] = field(default_factory=dict)
 
     @classmethod
     def make(cls, observation: VMObservation | None = None, **kwargs: Any) -> World:
@@ -178,6 +181,10 @@ class World:
 
     def events(self) -> list[tuple[str, str]]:
         return [(c[1], c[2]) for c in self.log if c[0] == "event"]
+
+    def events_on(self, kind: str) -> list[tuple[str, str, str]]:
+        """(type, reason, message) of the Events on objects of `kind`."""
+        return [(c[1], c[2], c[5]) for c in self.log if c[0] == "event" and c[3] == kind]
 
 
 def condition(status: Mapping[str, Any], type_: str) -> tuple[str, str]:

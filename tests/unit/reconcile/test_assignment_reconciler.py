@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.planner.test_vm_builders import attached, converged_vm, observe, vm
+from tests.unit.planner.test_vm_builders import attached, consumer, converged_vm, observe, vm
 from tests.unit.reconcile.test_assignment_fakes import World, body, condition, with_vm
 
 from dpio.planner.vm_observed import ObservedCluster, VMObservation
@@ -15,7 +15,9 @@ from dpio.reconcile.assignment import CLAIM_CHECK_SECONDS, STALLED_SECONDS
 from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER
 from dpio.reconcile.ports import PortError
 
-ATTACHED = {"devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000}]}
+# A device this assignment added itself (only such a device is removed on delete).
+OURS = {"name": "gpu0", "kind": "pci", "attached": True, "key": 13000, "added": True}
+ATTACHED = {"devices": [OURS]}
 UNREACHABLE = PortError("VCenterUnreachable", "connection refused", retryable=True)
 
 
@@ -117,31 +119,56 @@ def test_a_stale_status_write_changes_nothing_in_vcenter() -> None:
     assert result.failed
 
 
-@pytest.mark.parametrize(
-    ("failing", "reason"),
-    [("vms_for", "VCenterUnreachable"), ("observe_vm", "VCenterUnreachable")],
-)
-def test_vcenter_errors_show_in_ready_and_are_retried(failing: str, reason: str) -> None:
+def _message(status: dict[str, Any], type_: str) -> str:
+    return str(next(c["message"] for c in status["conditions"] if c["type"] == type_))
+
+
+@pytest.mark.parametrize("failing", ["vms_for", "observe_vm"])
+def test_vcenter_errors_show_in_ready_and_are_retried(failing: str) -> None:
     world = World.make()
     world.vms.fail[failing] = UNREACHABLE
     result = world.run(body())
     assert result.failed
     status = world.statuses()[-1]
-    assert condition(status, "Ready") == ("False", reason)
-    assert "connection refused" in next(
-        c["message"] for c in status["conditions"] if c["type"] == "Ready"
-    )
+    assert condition(status, "Ready") == ("False", "VCenterUnreachable")
+    # The tenant learns that the policy's vCenter is out of reach, not where it is or why:
+    assert "connection refused" not in _message(status, "Ready")
+    assert "gpu-hosts" in _message(status, "Ready")
+    # the platform team reads the details on the policy.
+    (event,) = world.events_on("HostPassthroughPolicy")
+    assert event[:2] == ("Warning", "VCenterUnreachable")
+    assert "connection refused" in event[2]
+    assert "ml-team/trainer-gpu" in event[2]
 
 
-def test_a_secret_a_human_must_fix_stalls_and_is_looked_at_on_a_slow_timer() -> None:
+@pytest.mark.parametrize(
+    ("reason", "details"),
+    [
+        ("SecretNotFound", "Secret dpio-system/vc-prod not found"),
+        ("SecretInvalid", "Secret dpio-system/vc-prod has no key password"),
+        ("InvalidCredentials", "vc.lab.local refused the login of svc-dpio@vsphere.local"),
+        ("TLSVerificationFailed", "certificate of vc.lab.local: unknown authority"),
+        ("NotPermitted", "svc-dpio@vsphere.local lacks Host.Config.PciPassthru on vc.lab.local"),
+    ],
+)
+def test_a_vcenter_problem_a_human_must_fix_stalls_and_is_looked_at_on_a_slow_timer(
+    reason: str, details: str
+) -> None:
     world = World.make()
-    world.vms.fail["vms_for"] = PortError("SecretNotFound", "Secret x not found", retryable=False)
+    world.vms.fail["vms_for"] = PortError(reason, details, retryable=False)
     result = world.run(body())
     assert not result.failed
     assert result.requeue_after == STALLED_SECONDS
     status = world.statuses()[-1]
-    assert condition(status, "Stalled") == ("True", "SecretNotFound")
-    assert condition(status, "Ready") == ("False", "SecretNotFound")
+    assert condition(status, "Stalled") == ("True", reason)
+    assert condition(status, "Ready") == ("False", reason)
+    # Neither the Secret, nor the server, nor the account: those belong to the platform team,
+    for word in ("vc-prod", "vc.lab.local", "svc-dpio", "password"):
+        assert word not in _message(status, "Ready")
+        assert word not in _message(status, "Stalled")
+    # who finds them in the policy's Events.
+    assert [(t, r) for t, r, _ in world.events_on("HostPassthroughPolicy")] == [("Warning", reason)]
+    assert details in world.events_on("HostPassthroughPolicy")[0][2]
 
 
 def test_a_refused_reconfigure_is_reported_with_its_fault() -> None:
@@ -169,7 +196,7 @@ def test_forbidden_asks_vcenter_nothing(
     if policies is not None:
         world.policies = policies
     else:
-        world.policies["gpu-hosts"]["spec"]["consumers"] = {"namespaces": ["someone-else"]}
+        world.policies["gpu-hosts"]["spec"]["consumers"] = [consumer(namespaces=["someone-else"])]
     world.run(body())
     assert world.calls() == ["status"]
     status = world.statuses()[0]
@@ -177,13 +204,40 @@ def test_forbidden_asks_vcenter_nothing(
     assert condition(status, "Stalled") == ("True", reason)
 
 
-def test_namespace_selector_admits_by_label() -> None:
-    world = World.make(labels={"ml-team": {"gpu": "yes"}})
-    world.policies["gpu-hosts"]["spec"]["consumers"] = {
-        "namespaceSelector": {"matchLabels": {"gpu": "yes"}}
-    }
-    world.run(body())
-    assert "reconfigure" in world.calls()
+@pytest.mark.parametrize(
+    ("selector", "labels", "admitted", "requeue"),
+    [
+        ({"matchLabels": {"gpu": "yes"}}, {"gpu": "yes"}, True, CONFIRM_SECONDS),
+        ({"matchLabels": {"gpu": "yes"}}, {"gpu": "no"}, False, None),
+        # Labels not read yet: no selector matches, not even one NotIn would pass; the
+        # assignment looks again soon (and when the namespace watch delivers them).
+        ({"matchLabels": {"gpu": "yes"}}, None, False, CLAIM_CHECK_SECONDS),
+        (
+            {"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["guest"]}]},
+            None,
+            False,
+            CLAIM_CHECK_SECONDS,
+        ),
+        ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["guest"]}]},
+         {}, True, CONFIRM_SECONDS),
+    ],
+)  # fmt: skip
+def test_namespace_selector_admits_by_label(
+    selector: dict[str, Any],
+    labels: dict[str, str] | None,
+    admitted: bool,
+    requeue: float | None,
+) -> None:
+    world = World.make(labels={"ml-team": labels})
+    world.policies["gpu-hosts"]["spec"]["consumers"] = [
+        consumer(namespaces=[], namespaceSelector=selector)
+    ]
+    result = world.run(body())
+    assert ("reconfigure" in world.calls()) is admitted
+    if not admitted:
+        assert world.calls() == ["status"]  # vCenter is not asked
+        assert condition(world.statuses()[0], "Forbidden") == ("True", "NotAConsumer")
+    assert result.requeue_after == requeue
 
 
 def _other(name: str, age_days: int, host: str | None) -> dict[str, Any]:
@@ -228,10 +282,7 @@ def test_deleting_when_the_vm_is_gone_releases_the_finalizer() -> None:
 
 
 def test_deleting_removes_our_device_and_restores_the_reservation_before_release() -> None:
-    status = {
-        "devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000}],
-        "previous": {"memoryReservationLockedToMax": False},
-    }
+    status = {"devices": [OURS], "previous": {"memoryReservationLockedToMax": False}}
     world = World.make(observe(converged_vm()))
     result = world.run(body(deleting=True, status=status))
     assert "finalizers" not in world.calls()
@@ -247,12 +298,39 @@ def test_deleting_removes_our_device_and_restores_the_reservation_before_release
 
 
 def test_deleting_a_running_vm_waits_for_power_off_and_says_so() -> None:
-    status = {"devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000}]}
     world = World.make(observe(converged_vm(power_state="poweredOn")))
-    world.run(body(deleting=True, status=status))
+    world.run(body(deleting=True, status=ATTACHED))
     assert "reconfigure" not in world.calls()
     assert "finalizers" not in world.calls()
     assert condition(world.statuses()[0], "PowerOffRequired") == ("True", "VMPoweredOn")
+
+
+def test_deleting_leaves_a_device_it_found_attached() -> None:
+    # The device was on the VM before the assignment came (adopted: added false); the
+    # reservation this assignment locked goes back, the device stays.
+    found = {**OURS, "added": False}
+    status = {"devices": [found], "previous": {"memoryReservationLockedToMax": False}}
+    world = World.make(observe(converged_vm()))
+    world.run(body(deleting=True, status=status))
+    change = world.arg("reconfigure")
+    assert change.removes == ()
+    assert change.memory_reservation_locked_to_max is False
+
+
+def test_deleting_after_the_policy_is_gone_touches_no_vcenter_and_says_so() -> None:
+    # Without the policy neither the vCenter nor the namespace's right to the VM is known:
+    # not even the operator's default vCenter is asked; the finalizer goes with a Warning.
+    world = World.make(observe(converged_vm()))
+    world.policies = {}
+    result = world.run(
+        body(deleting=True, finalizers=("other.io/keep", FINALIZER), status=ATTACHED)
+    )
+    assert world.calls() == ["finalizers"]
+    assert world.log[-1] == ("finalizers", ["other.io/keep"])
+    (event,) = world.events_on("VMDeviceAssignment")
+    assert event[:2] == ("Warning", "CleanupSkipped")
+    assert "gpu-hosts" in event[2]
+    assert not result.failed
 
 
 def test_devices_attached_by_hand_elsewhere_are_in_use() -> None:

@@ -72,7 +72,7 @@ def test_deleting_leaves_the_device_another_assignment_on_the_vm_asks_for(
 ) -> None:
     status = {
         "vm": {"moref": "vm-42", "host": "esx01"},
-        "devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000}],
+        "devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000, "added": True}],
         "previous": {"memoryReservationLockedToMax": True},
     }
     world = World.make(observe(converged_vm()), assignments=others)

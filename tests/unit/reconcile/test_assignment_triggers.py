@@ -70,7 +70,7 @@ FLEET = (
     vmda("a", moref="vm-1", host="esx01"),
     vmda("b", moref="vm-2", host="esx01"),
     vmda("waits-claim", moref="vm-3", host="esx01", reason="ClaimedByAssignment"),
-    vmda("waits-vm", reason="VMNotFound"),
+    vmda("waits-vm", reason="VMOutOfScope"),  # a VM not found reads as out of scope
     vmda("other-policy", policy="nics", moref="vm-4", host="esx02"),
     vmda("elsewhere", ns="web", moref="vm-5", host="esx02"),
 )
@@ -131,7 +131,7 @@ def _policy(state: str = "Active", attached_to: tuple[str, ...] = ()) -> dict[st
     device = {"address": "0000:3b:00.0", "state": state, "attachedTo": list(attached_to)}
     return {
         "metadata": {"name": "gpus"},
-        "spec": {"consumers": {"namespaces": ["ml"]}},
+        "spec": {"consumers": [{"namespaces": ["ml"], "vms": {"folders": ["/DC1/vm/ml"]}}]},
         "status": {"hosts": [{"name": "esx01", "devices": [device]}]},
     }
 
@@ -154,11 +154,17 @@ def test_policy_changes_wake_its_assignments_only_when_the_offer_changes() -> No
 
 def test_namespace_label_changes_wake_the_assignments_in_it() -> None:
     trig, controller = triggers(*FLEET)
+    assert trig.labels("web") is None  # not seen yet: namespace selectors fail closed
     ns = {"metadata": {"name": "web", "labels": {"gpu": "no"}}}
     trig.namespace_event("ADDED", ns)
-    assert names(controller) == set()  # first sight: the listing, not a change
+    assert names(controller) == {"elsewhere"}  # first sight: a selector may match now
+    controller.enqueued.clear()
+    trig.namespace_event("MODIFIED", ns)
+    assert names(controller) == set()  # labels unchanged
     trig.namespace_event("MODIFIED", {"metadata": {"name": "web", "labels": {"gpu": "yes"}}})
     assert names(controller) == {"elsewhere"}
     assert trig.labels("web") == {"gpu": "yes"}
     trig.namespace_event("DELETED", ns)
-    assert trig.labels("web") == {}
+    assert trig.labels("web") is None
+    trig.namespace_event("ADDED", {"metadata": {"name": "plain"}})
+    assert trig.labels("plain") == {}  # seen, without labels

@@ -23,6 +23,7 @@ class FakeHosts:
     inventory: ObservedInventory
     updates: list[UpdatePassthruConfig] = field(default_factory=list)
     refuse: PortError | None = None  # what UpdatePassthruConfig raises, if anything
+    insecure: bool = False  # the Secret says insecure: "true"
 
     async def read_inventory(self) -> ObservedInventory:
         return self.inventory
@@ -278,3 +279,24 @@ def test_a_report_naming_no_hosts_queues_the_policies_whose_hosts_differ(
     asyncio.run(reconciler(body(None)))  # plans esx01 only
 
     assert reconciler.differs("gpu", inventory) is differs
+
+
+@pytest.mark.parametrize(
+    ("insecure", "condition", "warned"),
+    [
+        (True, ("True", "TLSVerificationDisabled"), True),
+        (False, ("False", "CertificateVerified"), False),
+    ],
+)
+def test_an_insecure_vcenter_secret_is_a_condition_and_a_warning(
+    insecure: bool, condition: tuple[str, str], warned: bool
+) -> None:
+    hosts = FakeHosts(
+        ObservedInventory(hosts=(gpu_host(enabled=True, active=True),)), insecure=insecure
+    )
+    objects = FakeObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts), objects, lambda: [], clock=lambda: NOW)
+    asyncio.run(reconciler(body(None)))
+    assert conditions(objects)["InsecureConnection"] == condition
+    assert conditions(objects)["Ready"] == ("True", "Reconciled")  # it works, but says so
+    assert (("Warning", "TLSVerificationDisabled") in objects.events) is warned
