@@ -65,6 +65,7 @@ def rules(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
         pytest.param(
             (
                 "metrics.enabled=true",
+                "metrics.tls.secretName=dpio-metrics-tls",
                 "metrics.serviceMonitor.enabled=true",
                 "peering.enabled=true",
                 "vcenter.extraSecretNames={vc-lab,vc-prod}",
@@ -72,6 +73,10 @@ def rules(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
                 "crds.keep=false",
             ),
             id="options",
+        ),
+        pytest.param(
+            ("metrics.enabled=true", "metrics.secure=false"),
+            id="plain-metrics",
         ),
     ],
 )
@@ -115,14 +120,51 @@ def test_defaults_render_the_operator_with_its_namespace_secret_and_standalone()
     ]
 
 
+REVIEWS = [
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
+     "verbs": ["create"]},
+]  # fmt: skip
+PLAIN_METRICS = "metrics.enabled=true,metrics.secure=false"
+SECURE_METRICS = "metrics.enabled=true,metrics.tls.secretName=dpio-metrics-tls"
+
+
+def _no_reviews(objects: list[dict[str, Any]]) -> bool:
+    names = {role["metadata"]["name"] for role in by_kind(objects, "ClusterRole")}
+    return not any(rule in rules(objects, "ClusterRole") for rule in REVIEWS) and names == {
+        "dpio-dpio-operator"
+    }
+
+
 # (--set values, what must then hold of the rendered objects)
 OPTIONS = [
-    ("metrics.enabled=true",
+    ("", _no_reviews),  # metrics off: no reviews, no role for scrapers
+    (PLAIN_METRICS,
      lambda o: env_of(o)["DPIO_METRICS_PORT"] == "9090"
+     and env_of(o)["DPIO_METRICS_SECURE"] == "false"
+     and "DPIO_METRICS_CERT_FILE" not in env_of(o)
      and by_kind(o, "Service")[0]["spec"]["ports"][0]["port"] == 9090
+     and "appProtocol" not in by_kind(o, "Service")[0]["spec"]["ports"][0]
+     and _no_reviews(o)
      and not by_kind(o, "ServiceMonitor")),
-    ("metrics.enabled=true,metrics.serviceMonitor.enabled=true",
-     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0]["port"] == "metrics"),
+    (f"{PLAIN_METRICS},metrics.serviceMonitor.enabled=true",
+     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"]
+     == [{"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}]),
+    (f"{SECURE_METRICS},metrics.serviceMonitor.enabled=true",
+     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0] == {
+         "port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s",
+         "scheme": "https",
+         "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+         "tlsConfig": {"serverName": f"dpio-dpio-operator-metrics.{NAMESPACE}.svc",
+                       "ca": {"secret": {"name": "dpio-metrics-tls", "key": "ca.crt"}}},
+     }),
+    (f"{SECURE_METRICS},metrics.serviceMonitor.enabled=true,"
+     "metrics.serviceMonitor.tlsConfig.insecureSkipVerify=true",
+     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0]["tlsConfig"]
+     == {"insecureSkipVerify": True}),
+    (f"{SECURE_METRICS},rbac.create=false",
+     lambda o: not by_kind(o, "ClusterRole")
+     and env_of(o)["DPIO_METRICS_SECURE"] == "true"),
     ("peering.enabled=true",
      lambda o: "--standalone" not in container(o)["args"]
      and {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
@@ -154,9 +196,40 @@ OPTIONS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("sets", "holds"), OPTIONS, ids=[s for s, _ in OPTIONS])
+@pytest.mark.parametrize(("sets", "holds"), OPTIONS, ids=[s or "defaults" for s, _ in OPTIONS])
 def test_options_render_what_they_say(sets: str, holds: Any) -> None:
-    assert holds(render(sets))
+    assert holds(render(*filter(None, [sets])))
+
+
+def test_secure_metrics_mount_the_secret_and_grant_reviews_and_a_role_for_scrapers() -> None:
+    objects = render(SECURE_METRICS)
+    env = env_of(objects)
+    assert {k: v for k, v in env.items() if k.startswith("DPIO_METRICS")} == {
+        "DPIO_METRICS_PORT": "9090",
+        "DPIO_METRICS_SECURE": "true",
+        "DPIO_METRICS_CERT_FILE": "/etc/dpio/metrics-tls/tls.crt",
+        "DPIO_METRICS_KEY_FILE": "/etc/dpio/metrics-tls/tls.key",
+    }
+    (deployment,) = by_kind(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert {"name": "metrics-tls", "mountPath": "/etc/dpio/metrics-tls", "readOnly": True} in (
+        container(objects)["volumeMounts"]
+    )
+    assert {
+        "name": "metrics-tls",
+        "secret": {"secretName": "dpio-metrics-tls", "defaultMode": 0o440},
+    } in pod["volumes"]
+    (service,) = by_kind(objects, "Service")
+    assert service["spec"]["ports"][0]["appProtocol"] == "https"
+    operator_role, reader = sorted(
+        by_kind(objects, "ClusterRole"), key=lambda r: r["metadata"]["name"]
+    )
+    assert all(rule in operator_role["rules"] for rule in REVIEWS)
+    assert reader["metadata"]["name"] == "dpio-dpio-operator-metrics-reader"
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    # Only the operator's own ServiceAccount is bound; scrapers are bound by the user.
+    (binding,) = by_kind(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == "dpio-dpio-operator"
 
 
 # (--set values, a piece of helm's error message)
@@ -169,9 +242,13 @@ REJECTED = [
     ("operator.logLevel=trace", "/operator/logLevel"),
     ("operator.logFormat=xml", "/operator/logFormat"),
     ("metrics.serviceMonitor.enabled=true", "/metrics/enabled"),  # a monitor of nothing
-    ("metrics.enabled=true,metrics.port=8080", "metrics.port and operator.healthPort must differ"),
+    (f"{PLAIN_METRICS},metrics.port=8080", "metrics.port and operator.healthPort must differ"),
     ("metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"),
-]
+    # Secure metrics (the default once enabled) need their certificate.
+    ("metrics.enabled=true", "metrics.secure needs metrics.tls.secretName"),
+    ("metrics.secure=maybe", "/metrics/secure"),
+    ("metrics.tls.secretName=Not_A_Name", "/metrics/tls/secretName"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("sets", "message"), REJECTED, ids=[s for s, _ in REJECTED])
