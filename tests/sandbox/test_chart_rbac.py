@@ -101,17 +101,20 @@ SERVICE_MONITOR_CRD = {
 
 
 def test_a_second_release_with_every_option_is_accepted(sandbox: Sandbox) -> None:
-    """Secure metrics with their Service, ServiceMonitor and scrapers' ClusterRole, peering
-    RBAC, several Secrets, the CRDs left to the first release (`crds.install=false`: only one
-    release may own them)."""
+    """Secure metrics with their Service, ServiceMonitor and scrapers' ClusterRole, a
+    NetworkPolicy with addresses, peering RBAC, several Secrets, the CRDs left to the first
+    release (`crds.install=false`: only one release may own them)."""
     namespace = "dpio-chart-opts"
     objects = render(
         "metrics.enabled=true", "metrics.tls.secretName=opts-metrics-tls",
         "metrics.serviceMonitor.enabled=true", "peering.enabled=true",
         "vcenter.extraSecretNames={vc-lab,vc-prod}", "crds.install=false",
+        "networkPolicy.apiServer.cidrs={192.0.2.10/32,2001:db8::10/128}",
+        "networkPolicy.vcenter[0].cidr=198.51.100.7/32",
+        "networkPolicy.metrics.podSelector.matchLabels.app=prometheus",
         namespace=namespace, release="opts",
     )  # fmt: skip
-    assert {"ServiceMonitor", "Service"} <= {obj["kind"] for obj in objects}
+    assert {"NetworkPolicy", "ServiceMonitor", "Service"} <= {obj["kind"] for obj in objects}
     apply(sandbox, SERVICE_MONITOR_CRD)
     kubectl(sandbox, "wait", "--for=condition=Established", "--timeout=30s",
             "crd/servicemonitors.monitoring.coreos.com")  # fmt: skip
