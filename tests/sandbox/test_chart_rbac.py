@@ -118,10 +118,14 @@ def test_a_second_release_with_every_option_is_accepted(sandbox: Sandbox) -> Non
     apply(sandbox, SERVICE_MONITOR_CRD)
     kubectl(sandbox, "wait", "--for=condition=Established", "--timeout=30s",
             "crd/servicemonitors.monitoring.coreos.com")  # fmt: skip
-    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    # Pod Security "restricted" judges this pod template too (the metrics Secret's volume).
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
+    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": namespace, "labels": labels}})  # fmt: skip
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     proc = _kubectl(sandbox, "apply", "--server-side", "-f", "-", stdin=manifest)
     assert proc.returncode == 0, proc.stderr
+    assert "would violate PodSecurity" not in proc.stderr
     for obj in objects:
         stored = get(sandbox, obj["kind"], obj["metadata"]["name"], namespace)
         assert stored["metadata"]["labels"]["app.kubernetes.io/instance"] == "opts"
