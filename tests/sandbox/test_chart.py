@@ -8,6 +8,7 @@ operator can work under the chart's RBAC, is tests/sandbox/test_chart_rbac.py.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,21 @@ def rules(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
         pytest.param(
             (
                 "metrics.enabled=true",
+                "metrics.tls.secretName=dpio-metrics-tls",
                 "metrics.serviceMonitor.enabled=true",
                 "peering.enabled=true",
                 "vcenter.extraSecretNames={vc-lab,vc-prod}",
                 "operator.logLevel=debug",
                 "crds.keep=false",
+                "networkPolicy.apiServer.cidrs={192.0.2.10/32,2001:db8::10/128}",
+                "networkPolicy.vcenter[0].cidr=198.51.100.7/32",
+                "networkPolicy.metrics.podSelector.matchLabels.app=prometheus",
             ),
             id="options",
+        ),
+        pytest.param(
+            ("metrics.enabled=true", "metrics.secure=false", "networkPolicy.enabled=false"),
+            id="plain-metrics-no-networkpolicy",
         ),
     ],
 )
@@ -88,7 +97,7 @@ def test_defaults_render_the_operator_with_its_namespace_secret_and_standalone()
     kinds = sorted(obj["kind"] for obj in objects)
     assert kinds == sorted([
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-        "Deployment", "CustomResourceDefinition", "CustomResourceDefinition",
+        "Deployment", "CustomResourceDefinition", "CustomResourceDefinition", "NetworkPolicy",
     ])  # fmt: skip
     operator = container(objects)
     assert operator["image"] == "dpio-operator:0.1.0"  # appVersion
@@ -115,14 +124,51 @@ def test_defaults_render_the_operator_with_its_namespace_secret_and_standalone()
     ]
 
 
+REVIEWS = [
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
+     "verbs": ["create"]},
+]  # fmt: skip
+PLAIN_METRICS = "metrics.enabled=true,metrics.secure=false"
+SECURE_METRICS = "metrics.enabled=true,metrics.tls.secretName=dpio-metrics-tls"
+
+
+def _no_reviews(objects: list[dict[str, Any]]) -> bool:
+    names = {role["metadata"]["name"] for role in by_kind(objects, "ClusterRole")}
+    return not any(rule in rules(objects, "ClusterRole") for rule in REVIEWS) and names == {
+        "dpio-dpio-operator"
+    }
+
+
 # (--set values, what must then hold of the rendered objects)
 OPTIONS = [
-    ("metrics.enabled=true",
+    ("", _no_reviews),  # metrics off: no reviews, no role for scrapers
+    (PLAIN_METRICS,
      lambda o: env_of(o)["DPIO_METRICS_PORT"] == "9090"
+     and env_of(o)["DPIO_METRICS_SECURE"] == "false"
+     and "DPIO_METRICS_CERT_FILE" not in env_of(o)
      and by_kind(o, "Service")[0]["spec"]["ports"][0]["port"] == 9090
+     and "appProtocol" not in by_kind(o, "Service")[0]["spec"]["ports"][0]
+     and _no_reviews(o)
      and not by_kind(o, "ServiceMonitor")),
-    ("metrics.enabled=true,metrics.serviceMonitor.enabled=true",
-     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0]["port"] == "metrics"),
+    (f"{PLAIN_METRICS},metrics.serviceMonitor.enabled=true",
+     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"]
+     == [{"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}]),
+    (f"{SECURE_METRICS},metrics.serviceMonitor.enabled=true",
+     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0] == {
+         "port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s",
+         "scheme": "https",
+         "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+         "tlsConfig": {"serverName": f"dpio-dpio-operator-metrics.{NAMESPACE}.svc",
+                       "ca": {"secret": {"name": "dpio-metrics-tls", "key": "ca.crt"}}},
+     }),
+    (f"{SECURE_METRICS},metrics.serviceMonitor.enabled=true,"
+     "metrics.serviceMonitor.tlsConfig.insecureSkipVerify=true",
+     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0]["tlsConfig"]
+     == {"insecureSkipVerify": True}),
+    (f"{SECURE_METRICS},rbac.create=false",
+     lambda o: not by_kind(o, "ClusterRole")
+     and env_of(o)["DPIO_METRICS_SECURE"] == "true"),
     ("peering.enabled=true",
      lambda o: "--standalone" not in container(o)["args"]
      and {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
@@ -154,9 +200,116 @@ OPTIONS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("sets", "holds"), OPTIONS, ids=[s for s, _ in OPTIONS])
+@pytest.mark.parametrize(("sets", "holds"), OPTIONS, ids=[s or "defaults" for s, _ in OPTIONS])
 def test_options_render_what_they_say(sets: str, holds: Any) -> None:
-    assert holds(render(sets))
+    assert holds(render(*filter(None, [sets])))
+
+
+def test_secure_metrics_mount_the_secret_and_grant_reviews_and_a_role_for_scrapers() -> None:
+    objects = render(SECURE_METRICS)
+    env = env_of(objects)
+    assert {k: v for k, v in env.items() if k.startswith("DPIO_METRICS")} == {
+        "DPIO_METRICS_PORT": "9090",
+        "DPIO_METRICS_SECURE": "true",
+        "DPIO_METRICS_CERT_FILE": "/etc/dpio/metrics-tls/tls.crt",
+        "DPIO_METRICS_KEY_FILE": "/etc/dpio/metrics-tls/tls.key",
+    }
+    (deployment,) = by_kind(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert {"name": "metrics-tls", "mountPath": "/etc/dpio/metrics-tls", "readOnly": True} in (
+        container(objects)["volumeMounts"]
+    )
+    assert {
+        "name": "metrics-tls",
+        "secret": {"secretName": "dpio-metrics-tls", "defaultMode": 0o440},
+    } in pod["volumes"]
+    (service,) = by_kind(objects, "Service")
+    assert service["spec"]["ports"][0]["appProtocol"] == "https"
+    operator_role, reader = sorted(
+        by_kind(objects, "ClusterRole"), key=lambda r: r["metadata"]["name"]
+    )
+    assert all(rule in operator_role["rules"] for rule in REVIEWS)
+    assert reader["metadata"]["name"] == "dpio-dpio-operator-metrics-reader"
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    # Only the operator's own ServiceAccount is bound; scrapers are bound by the user.
+    (binding,) = by_kind(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == "dpio-dpio-operator"
+
+
+def network_policy(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (policy,) = by_kind(objects, "NetworkPolicy")
+    return dict(policy["spec"])
+
+
+def _tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"port": port, "protocol": "TCP"} for port in ports]
+
+
+DNS_RULE = {
+    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+}  # fmt: skip
+
+
+def test_network_policy_by_default_allows_dns_the_api_server_and_probes_only() -> None:
+    spec = network_policy(render())
+    selector = {"app.kubernetes.io/name": "dpio-operator", "app.kubernetes.io/instance": "dpio"}
+    assert spec["podSelector"] == {"matchLabels": selector}
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["ingress"] == [{"ports": _tcp(8080)}]  # the probes; no metrics port
+    # No API server address given: its ports to any address; no vCenter rule at all.
+    assert spec["egress"] == [DNS_RULE, {"ports": _tcp(443, 6443)}]
+
+
+def test_network_policy_with_addresses_metrics_and_selectors() -> None:
+    spec = network_policy(render(
+        SECURE_METRICS, "metrics.port=9443", "operator.healthPort=8081",
+        "networkPolicy.apiServer.cidrs={192.0.2.10/32,2001:db8::10/128}",
+        "networkPolicy.apiServer.ports={6443}",
+        "networkPolicy.vcenter[0].cidr=198.51.100.7/32",
+        "networkPolicy.vcenter[1].cidr=203.0.113.0/28",
+        "networkPolicy.vcenter[1].ports={443,8443}",
+        "networkPolicy.dns.namespaceSelector.matchLabels.name=dns",
+        "networkPolicy.dns.podSelector.matchLabels.app=coredns",
+        "networkPolicy.metrics.namespaceSelector.matchLabels.team=observability",
+        "networkPolicy.metrics.podSelector.matchLabels.app\\.kubernetes\\.io/name=prometheus",
+    ))  # fmt: skip
+    assert spec["ingress"] == [
+        {"ports": _tcp(8081)},
+        {"from": [{"namespaceSelector": {"matchLabels": {
+                       "kubernetes.io/metadata.name": "monitoring", "team": "observability"}},
+                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
+         "ports": _tcp(9443)},
+    ]  # fmt: skip
+    assert spec["egress"] == [
+        {"to": [{"namespaceSelector": {"matchLabels": {
+                     "kubernetes.io/metadata.name": "kube-system", "name": "dns"}},
+                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns", "app": "coredns"}}}],
+         "ports": DNS_RULE["ports"]},
+        {"ports": _tcp(6443),
+         "to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}, {"ipBlock": {"cidr": "2001:db8::10/128"}}]},
+        {"to": [{"ipBlock": {"cidr": "198.51.100.7/32"}}], "ports": _tcp(443)},  # 443 by default
+        {"to": [{"ipBlock": {"cidr": "203.0.113.0/28"}}], "ports": _tcp(443, 8443)},
+    ]  # fmt: skip
+
+
+def test_network_policy_takes_extra_rules_as_they_are() -> None:
+    proxy = {"to": [{"ipBlock": {"cidr": "192.0.2.80/32"}}], "ports": _tcp(3128)}
+    nodelocal = {"to": [{"ipBlock": {"cidr": "169.254.20.10/32"}}],
+                 "ports": [{"port": 53, "protocol": "UDP"}]}  # fmt: skip
+    scraper = {"from": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "ports": _tcp(9090)}
+    args = ["template", "dpio", str(CHART), "--namespace", NAMESPACE,
+            "--set-json", f"networkPolicy.extraEgress={json.dumps([proxy, nodelocal])}",
+            "--set-json", f"networkPolicy.extraIngress={json.dumps([scraper])}"]  # fmt: skip
+    objects = [doc for doc in yaml.safe_load_all(helm.run(*args).stdout) if doc]
+    spec = network_policy(objects)
+    assert spec["egress"][-2:] == [proxy, nodelocal]
+    assert spec["ingress"][-1] == scraper
+
+
+def test_network_policy_can_be_left_out() -> None:
+    assert not by_kind(render("networkPolicy.enabled=false"), "NetworkPolicy")
 
 
 # (--set values, a piece of helm's error message)
@@ -169,9 +322,30 @@ REJECTED = [
     ("operator.logLevel=trace", "/operator/logLevel"),
     ("operator.logFormat=xml", "/operator/logFormat"),
     ("metrics.serviceMonitor.enabled=true", "/metrics/enabled"),  # a monitor of nothing
-    ("metrics.enabled=true,metrics.port=8080", "metrics.port and operator.healthPort must differ"),
+    (f"{PLAIN_METRICS},metrics.port=8080", "metrics.port and operator.healthPort must differ"),
     ("metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"),
-]
+    # Secure metrics (the default once enabled) need their certificate.
+    ("metrics.enabled=true", "metrics.secure needs metrics.tls.secretName"),
+    ("metrics.secure=maybe", "/metrics/secure"),
+    ("metrics.tls.secretName=Not_A_Name", "/metrics/tls/secretName"),
+    ("networkPolicy.enabled=yes", "/networkPolicy/enabled"),
+    ("networkPolicy.vcenter[0].cidr=vcenter.example.com", "/networkPolicy/vcenter/0/cidr"),
+    ("networkPolicy.vcenter[0].cidr=10.0.0.300/32", "/networkPolicy/vcenter/0/cidr"),
+    ("networkPolicy.vcenter[0].cidr=10.0.0.10/33", "/networkPolicy/vcenter/0/cidr"),
+    ("networkPolicy.vcenter[0].ports={443}", "missing property 'cidr'"),
+    ("networkPolicy.vcenter[0].cidr=10.0.0.10/32,networkPolicy.vcenter[0].ports={0}",
+     "/networkPolicy/vcenter/0/ports/0"),
+    ("networkPolicy.vcenter[0].cidr=10.0.0.10/32,networkPolicy.vcenter[0].host=vc",
+     "additional properties 'host' not allowed"),
+    ("networkPolicy.apiServer.cidrs={10.0.0.1}", "/networkPolicy/apiServer/cidrs/0"),
+    ("networkPolicy.apiServer.ports={70000}", "/networkPolicy/apiServer/ports/0"),
+    ("networkPolicy.dns.podSelector.matchLabel.app=dns",
+     "additional properties 'matchLabel' not allowed"),
+    ("networkPolicy.metrics.namespaceSelector.matchExpressions[0].key=team,"
+     "networkPolicy.metrics.namespaceSelector.matchExpressions[0].operator=Is",
+     "/networkPolicy/metrics/namespaceSelector/matchExpressions/0/operator"),
+    ("networkPolicy.egress=[]", "additional properties 'egress' not allowed"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("sets", "message"), REJECTED, ids=[s for s, _ in REJECTED])
@@ -225,7 +399,9 @@ def _leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
     paths = []
     for key, value in values.items():
         path = f"{prefix}{key}"
-        nested = isinstance(value, dict) and value and key != "resources"
+        # `resources` and label selectors are one value each (their keys are the user's own).
+        nested = (isinstance(value, dict) and value and key != "resources"
+                  and not key.endswith("Selector"))  # fmt: skip
         paths += _leaves(value, f"{path}.") if nested else [path]
     return paths
 

@@ -60,11 +60,23 @@ def test_install_adopts_the_crds_upgrades_them_and_uninstall_keeps_them(
     # NOTES.txt: where the credentials go, and that uninstall keeps the CRDs.
     assert f"the Secret {NAMESPACE}/vcenter" in installed.stdout
     assert "helm.sh/resource-policy: keep" in installed.stdout
+    # The NetworkPolicy's notes: no vCenter listed, API server ports open to any address.
+    assert "networkPolicy.vcenter is empty: the operator can't reach vCenter" in installed.stdout
+    assert "networkPolicy.apiServer.cidrs is empty" in installed.stdout
+    policy = get(sandbox, "networkpolicy", f"{RELEASE}-dpio-operator", NAMESPACE)
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     crd = get(sandbox, "crd", CRDS[0])
     assert crd["metadata"]["labels"]["helm.sh/chart"] == "dpio-operator-0.1.0"
 
-    helm.run("upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--set", "operator.workers=8",
-             env=helm_env)  # fmt: skip
+    upgraded = helm.run(
+        "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--set", "operator.workers=8",
+        "--set-json", 'networkPolicy.vcenter=[{"cidr": "198.51.100.7/32"}]',
+        "--set", "networkPolicy.apiServer.cidrs={192.0.2.10/32}", env=helm_env,
+    )  # fmt: skip
+    assert "the vCenters at 198.51.100.7/32" in upgraded.stdout
+    assert "is empty" not in upgraded.stdout
+    policy = get(sandbox, "networkpolicy", f"{RELEASE}-dpio-operator", NAMESPACE)
+    assert {"ipBlock": {"cidr": "198.51.100.7/32"}} in policy["spec"]["egress"][2]["to"]
     deployment = get(sandbox, "deployment", f"{RELEASE}-dpio-operator", NAMESPACE)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert {"name": "DPIO_WORKERS", "value": "8"} in container["env"]

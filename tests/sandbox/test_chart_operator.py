@@ -34,7 +34,7 @@ from dpio_sandbox.vcsim import Simulator
 pytestmark = pytest.mark.sandbox
 
 
-def _token_kubeconfig(box: Sandbox, account: dict[str, Any], path: Path) -> Path:
+def token_kubeconfig(box: Sandbox, account: dict[str, Any], path: Path) -> Path:
     """A kubeconfig whose only credential is a token of ``account`` (no client certificate)."""
     namespace = account["metadata"]["namespace"]
     token = kubectl(box, "create", "token", account["metadata"]["name"],
@@ -52,11 +52,17 @@ def _token_kubeconfig(box: Sandbox, account: dict[str, Any], path: Path) -> Path
 
 
 @contextlib.contextmanager
-def run_operator(box: Sandbox, objects: list[dict[str, Any]], state: Path) -> Iterator[Path]:
+def run_operator(
+    box: Sandbox,
+    objects: list[dict[str, Any]],
+    state: Path,
+    env_overrides: dict[str, str] | None = None,
+) -> Iterator[Path]:
     """`python -m dpio.handlers.main` with the Deployment's args and env, as its ServiceAccount;
-    yields the log file. Only the ports change (free loopback ones)."""
+    yields the log file. Only the ports change (free loopback ones), and `env_overrides` (e.g.
+    paths the Deployment mounts)."""
     (account,) = by_kind(objects, "ServiceAccount")
-    kubeconfig = _token_kubeconfig(box, account, state / "kubeconfig")
+    kubeconfig = token_kubeconfig(box, account, state / "kubeconfig")
     operator = container(objects)
     port = procs.free_port()
     args = [arg.replace("0.0.0.0:8080", f"127.0.0.1:{port}") for arg in operator["args"]]
@@ -64,6 +70,7 @@ def run_operator(box: Sandbox, objects: list[dict[str, Any]], state: Path) -> It
     env.update({e["name"]: e["value"] for e in operator["env"]}, KUBECONFIG=str(kubeconfig))
     if env["DPIO_METRICS_PORT"] != "0":
         env["DPIO_METRICS_PORT"] = str(procs.free_port())
+    env.update(env_overrides or {})
     log = procs.log_file(state, "operator")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:

@@ -101,21 +101,31 @@ SERVICE_MONITOR_CRD = {
 
 
 def test_a_second_release_with_every_option_is_accepted(sandbox: Sandbox) -> None:
-    """Metrics Service and ServiceMonitor, peering RBAC, several Secrets, the CRDs left to the
-    first release (`crds.install=false`: only one release may own them)."""
+    """Secure metrics with their Service, ServiceMonitor and scrapers' ClusterRole, a
+    NetworkPolicy with addresses, peering RBAC, several Secrets, the CRDs left to the first
+    release (`crds.install=false`: only one release may own them)."""
     namespace = "dpio-chart-opts"
     objects = render(
-        "metrics.enabled=true", "metrics.serviceMonitor.enabled=true", "peering.enabled=true",
+        "metrics.enabled=true", "metrics.tls.secretName=opts-metrics-tls",
+        "metrics.serviceMonitor.enabled=true", "peering.enabled=true",
         "vcenter.extraSecretNames={vc-lab,vc-prod}", "crds.install=false",
+        "networkPolicy.apiServer.cidrs={192.0.2.10/32,2001:db8::10/128}",
+        "networkPolicy.vcenter[0].cidr=198.51.100.7/32",
+        "networkPolicy.metrics.podSelector.matchLabels.app=prometheus",
         namespace=namespace, release="opts",
     )  # fmt: skip
+    assert {"NetworkPolicy", "ServiceMonitor", "Service"} <= {obj["kind"] for obj in objects}
     apply(sandbox, SERVICE_MONITOR_CRD)
     kubectl(sandbox, "wait", "--for=condition=Established", "--timeout=30s",
             "crd/servicemonitors.monitoring.coreos.com")  # fmt: skip
-    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    # Pod Security "restricted" judges this pod template too (the metrics Secret's volume).
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
+    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": namespace, "labels": labels}})  # fmt: skip
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     proc = _kubectl(sandbox, "apply", "--server-side", "-f", "-", stdin=manifest)
     assert proc.returncode == 0, proc.stderr
+    assert "would violate PodSecurity" not in proc.stderr
     for obj in objects:
         stored = get(sandbox, obj["kind"], obj["metadata"]["name"], namespace)
         assert stored["metadata"]["labels"]["app.kubernetes.io/instance"] == "opts"
@@ -126,8 +136,47 @@ def test_a_second_release_with_every_option_is_accepted(sandbox: Sandbox) -> Non
         ("get", "secrets:vc-lab", namespace, True),
         ("get", "secrets:vcenter", namespace, True),
         ("get", "secrets:vcenter", NAMESPACE, False),  # the first release's Secret
+        # Secure metrics: who sent a scrape, and may they read /metrics.
+        ("create", "tokenreviews.authentication.k8s.io", None, True),
+        ("create", "subjectaccessreviews.authorization.k8s.io", None, True),
+        ("create", "localsubjectaccessreviews.authorization.k8s.io", namespace, False),
+        ("create", "serviceaccounts/token", namespace, False),
     ]:
         assert can_i(sandbox, account, verb, resource, ns) is allowed, (verb, resource, ns)
+    # The scrapers' role is bound to nobody by the chart, the operator included.
+    assert not may_get_metrics(sandbox, account)
+
+
+def test_plain_metrics_get_no_review_permissions(sandbox: Sandbox) -> None:
+    """`metrics.secure=false`: plain HTTP, no reviews asked, so no right to ask for them."""
+    namespace = "dpio-chart-plain"
+    objects = render("metrics.enabled=true", "metrics.secure=false", "crds.install=false",
+                     namespace=namespace, release="plain")  # fmt: skip
+    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    proc = _kubectl(sandbox, "apply", "--server-side", "-f", "-", stdin=manifest)
+    assert proc.returncode == 0, proc.stderr
+    account = f"system:serviceaccount:{namespace}:plain-dpio-operator"
+    assert can_i(sandbox, account, "get", "secrets:vcenter", namespace)  # applied and bound
+    assert not can_i(sandbox, account, "create", "tokenreviews.authentication.k8s.io", None)
+    assert not can_i(sandbox, account, "create", "subjectaccessreviews.authorization.k8s.io", None)
+    assert not [r for r in by_kind(objects, "ClusterRole") if "metrics-reader" in
+                r["metadata"]["name"]]  # fmt: skip
+
+
+def may_get_metrics(box: Sandbox, account: str) -> bool:
+    """A SubjectAccessReview for `get` on the non-resource URL /metrics, as the operator's
+    metrics filter sends it."""
+    _, _, sa_namespace, _ = account.split(":")
+    review = {
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": account,
+                 "groups": ["system:serviceaccounts", f"system:serviceaccounts:{sa_namespace}",
+                            "system:authenticated"],
+                 "nonResourceAttributes": {"verb": "get", "path": "/metrics"}},
+    }  # fmt: skip
+    out = kubectl(box, "create", "-o", "json", "-f", "-", stdin=json.dumps(review))
+    return bool(json.loads(out)["status"].get("allowed", False))
 
 
 # (verb, resource, namespace or None for cluster-wide, allowed?)
@@ -175,6 +224,9 @@ CAN_I = [
     ("create", "rolebindings.rbac.authorization.k8s.io", NAMESPACE, False),
     ("patch", "clusterkopfpeerings.kopf.dev", None, False),  # peering is off by default
     ("create", "leases.coordination.k8s.io", NAMESPACE, False),
+    # Metrics are off by default: no reviews either.
+    ("create", "tokenreviews.authentication.k8s.io", None, False),
+    ("create", "subjectaccessreviews.authorization.k8s.io", None, False),
 ]
 
 

@@ -60,3 +60,13 @@ app.kubernetes.io/part-of: dpio-operator
 {{- define "dpio-operator.leaseName" -}}
 {{- default (printf "%s-leader" (include "dpio-operator.fullname" .)) .Values.leaderElection.leaseName }}
 {{- end }}
+
+{{/* "true" when the metrics port is on and secure (HTTPS, TokenReview + SubjectAccessReview). */}}
+{{- define "dpio-operator.secureMetrics" -}}
+{{- if and .Values.metrics.enabled .Values.metrics.secure }}true{{- end }}
+{{- end }}
+
+{{/* Where the metrics Secret is mounted; DPIO_METRICS_CERT_FILE/KEY_FILE point into it. */}}
+{{- define "dpio-operator.metricsTLSDir" -}}
+/etc/dpio/metrics-tls
+{{- end }}

@@ -1,5 +1,9 @@
 """Operator start and stop, settings, probes, the /metrics endpoint, and leader election.
 
+/metrics (`DPIO_METRICS_PORT`) is plain HTTP unless `DPIO_METRICS_SECURE=true`: then HTTPS with
+`DPIO_METRICS_CERT_FILE`/`DPIO_METRICS_KEY_FILE`, and only for bearer tokens the API server
+authenticates and authorizes to `get` the non-resource URL /metrics (docs/observability.md).
+
 With `DPIO_LEASE` set (`--lease`), every replica watches and caches everything, but only the
 holder of that coordination.k8s.io Lease starts the work queues: a follower makes no vCenter
 call and no status write (docs/high-availability.md).
@@ -18,15 +22,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
-from dpio.handlers.runtime import Config, Runtime
+from dpio.handlers.runtime import Config, Runtime, api_client
 from dpio.kube.lease import KubeLeaseStore, LeaderElector, Timing
+from dpio.kube.reviews import KubeReviewer
 from dpio.observability import memory, metrics
+from dpio.observability.metrics_auth import AuthFilter
+from dpio.observability.tls import CertFiles
 
 METRICS_PORT_ENV = "DPIO_METRICS_PORT"
 DEFAULT_METRICS_PORT = 9090  # the chart's Service and PodMonitor name it "metrics"
+METRICS_SECURE_ENV = "DPIO_METRICS_SECURE"
+METRICS_CERT_ENV = "DPIO_METRICS_CERT_FILE"
+METRICS_KEY_ENV = "DPIO_METRICS_KEY_FILE"
 LEASE_ENV = "DPIO_LEASE"
 LEASE_DURATION_ENV = "DPIO_LEASE_DURATION"
 #: client-go's default for controllers; the takeover bound is this plus two retry periods.
@@ -44,6 +52,42 @@ def metrics_port(env: dict[str, str] | None = None) -> int:
     if not 0 <= port <= 65535:
         raise ValueError(f"{METRICS_PORT_ENV} must be between 0 and 65535, not {port}")
     return port
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """The /metrics endpoint: `port` (0: off); `tls` set means secure (HTTPS, and every request
+    authenticated and authorized by the API server)."""
+
+    port: int
+    tls: CertFiles | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> MetricsSettings:
+        values = os.environ if env is None else env
+        port = metrics_port(dict(values))
+        raw = values.get(METRICS_SECURE_ENV, "").strip().lower()
+        if raw not in ("", "true", "false"):
+            raise ValueError(f"{METRICS_SECURE_ENV} must be true or false, not {raw!r}")
+        if raw != "true":
+            return cls(port)
+        cert = values.get(METRICS_CERT_ENV, "").strip()
+        key = values.get(METRICS_KEY_ENV, "").strip()
+        if not cert or not key:
+            raise ValueError(
+                f"{METRICS_SECURE_ENV}=true needs {METRICS_CERT_ENV} and {METRICS_KEY_ENV} "
+                "(a PEM certificate and its key, e.g. a kubernetes.io/tls Secret's files)"
+            )
+        return cls(port, CertFiles(cert, key))
+
+
+def serve_metrics(settings: MetricsSettings) -> tuple[metrics.Server | None, KubeReviewer | None]:
+    """The endpoint `settings` describe, and the reviewer its filter asks (None when plain)."""
+    if settings.port == 0 or settings.tls is None:
+        return metrics.serve(settings.port), None
+    reviewer = KubeReviewer(api_client())
+    server = metrics.serve(settings.port, tls=settings.tls, auth=AuthFilter(reviewer))
+    return server, reviewer
 
 
 @dataclass(frozen=True)
@@ -101,12 +145,8 @@ def _terminate() -> None:
 
 
 def _elector(election: LeaderElection, namespace: str) -> LeaderElector:
-    try:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
     timeout = election.timing.renew_deadline / 3
-    store = KubeLeaseStore(k8s.ApiClient(), namespace, election.lease, timeout=timeout)
+    store = KubeLeaseStore(api_client(), namespace, election.lease, timeout=timeout)
     return LeaderElector(store, identity(), election.timing)
 
 
@@ -119,8 +159,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memory.trim()  # what importing pyVmomi, kopf and the kubernetes client left free
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    # A thread of its own (prometheus_client), so scrapes work even when the loop is busy.
-    memo.metrics = metrics.serve(metrics_port())
+    # Threads of its own, so scrapes work even when the loop is busy.
+    memo.metrics, memo.metrics_reviewer = serve_metrics(MetricsSettings.from_env())
     config = Config.from_env()
     runtime = Runtime.build(config)
     memo.runtime = runtime
@@ -157,6 +197,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     server: metrics.Server | None = memo.get("metrics")
     if server is not None:
         server.stop()
+    reviewer: KubeReviewer | None = memo.get("metrics_reviewer")
+    if reviewer is not None:
+        reviewer.close()
 
 
 @kopf.on.probe(id="reconcileQueue")

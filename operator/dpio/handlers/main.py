@@ -1,7 +1,9 @@
 """`dpio-operator`: the container's entry point and `make run`'s, one code path.
 
 Logs: `DPIO_LOG_FORMAT=json` for one JSON object per line (text by default), `DPIO_LOG_LEVEL`
-(INFO by default; `--verbose` is DEBUG). Metrics: `DPIO_METRICS_PORT` (9090; 0 turns it off).
+(INFO by default; `--verbose` is DEBUG). Metrics: `DPIO_METRICS_PORT` (9090; 0 turns it off),
+`DPIO_METRICS_SECURE=true` with `DPIO_METRICS_CERT_FILE` and `DPIO_METRICS_KEY_FILE` for HTTPS and
+Kubernetes authentication and authorization of every scrape (docs/observability.md).
 Several replicas: `--lease NAME` / `DPIO_LEASE` (leader election on that coordination.k8s.io
 Lease in DPIO_NAMESPACE; only its holder reconciles), `--lease-duration` / `DPIO_LEASE_DURATION`
 (15 s): a follower takes over within that plus two retry periods (docs/high-availability.md).
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ[lifecycle.LEASE_DURATION_ENV] = args.lease_duration
     try:
         logs.configure(verbose=args.verbose)
-        lifecycle.metrics_port()  # a bad value stops us here, not inside kopf's startup
+        lifecycle.MetricsSettings.from_env()  # a bad value stops us here, not in kopf's startup
         election = lifecycle.LeaderElection.from_env()
     except ValueError as err:
         parser.error(str(err))

@@ -61,7 +61,7 @@ class Runtime:
 
     @classmethod
     def build(cls, config: Config) -> Runtime:
-        kube = KubeClient(_api_client())
+        kube = KubeClient(api_client())
         sessions = SessionCache()
         vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret)
         holder: list[Controller] = []
@@ -149,7 +149,8 @@ def _assignments(
     return assignments, AssignmentTriggers(assignments, namespaces)
 
 
-def _api_client() -> k8s.ApiClient:
+def api_client() -> k8s.ApiClient:
+    """A client of the API server: the pod's ServiceAccount in a cluster, else the kubeconfig."""
     try:
         k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:

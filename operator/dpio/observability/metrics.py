@@ -10,8 +10,9 @@ What it counts:
   deleted object leaves no stale series behind.
 - whether this replica leads (`set_leader`, from leader election), so a dashboard can pick
   the one replica whose queues and vCenter calls are live;
-- `serve` exposes them over HTTP on a daemon thread (prometheus_client's own server), so a
-  stuck event loop still answers scrapes.
+- `serve` exposes them over HTTP on threads of their own, so a stuck event loop still answers
+  scrapes; with `tls` over HTTPS (the certificate reloaded when its files change, `tls.py`) and
+  with `auth` only to whom the API server says may `get` /metrics (`metrics_auth.py`).
 
 This module is a leaf (import-linter): it reads the objects' wire form (camelCase dicts), not
 the API models, and knows nothing of kopf, Kubernetes or pyVmomi.
@@ -20,15 +21,22 @@ the API models, and knows nothing of kopf, Kubernetes or pyVmomi.
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from socketserver import ThreadingMixIn
 from typing import Any, TypeVar
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from dpio.observability.metrics_auth import AuthFilter
+from dpio.observability.tls import CertFiles, ReloadingContext
 
 _log = logging.getLogger(__name__)
 
@@ -241,6 +249,63 @@ def untrack(kind: str, source: Source | None = None) -> None:
     _STATE.untrack(kind, source)
 
 
+#: A connection that sends nothing for this long is closed (a TLS handshake included).
+CONNECTION_TIMEOUT = 30.0
+
+
+class _Handler(WSGIRequestHandler):
+    timeout = CONNECTION_TIMEOUT
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # no line per scrape
+
+
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection; with `tls`, each accepted connection is wrapped in the context
+    of the certificate as it is now, and its handshake runs on that connection's thread (a slow
+    or silent client never holds up the others)."""
+
+    daemon_threads = True
+    tls: ReloadingContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = self.socket.accept()
+        conn.settimeout(CONNECTION_TIMEOUT)
+        if self.tls is None:
+            return conn, address
+        context = self.tls.current()
+        return context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False), address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except OSError as err:  # ssl.SSLError is one: a port scan, plain HTTP, a bad client
+                _log.debug("TLS handshake on the metrics port failed", extra={"error": str(err)})
+                return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _log.debug("A metrics connection failed", exc_info=True)
+
+
+def _server(
+    addr: str, port: int, tls: ReloadingContext | None, auth: AuthFilter | None
+) -> _MetricsServer:
+    family, _, _, _, sockaddr = socket.getaddrinfo(
+        addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+
+    class Bound(_MetricsServer):
+        address_family = family
+
+    httpd = Bound((str(sockaddr[0]), port), _Handler)
+    httpd.tls = tls
+    app = make_wsgi_app(REGISTRY)
+    httpd.set_app(app if auth is None else auth.wrap(app))
+    return httpd
+
+
 @dataclass
 class Server:
     """The running /metrics endpoint; `stop()` on shutdown."""
@@ -252,21 +317,35 @@ class Server:
         self._stop()
 
 
-def serve(port: int, addr: str = "0.0.0.0") -> Server | None:
-    """Start /metrics on `port` (0: disabled). A port in use is logged, not fatal: metrics
-    must never take the operator down."""
+def serve(
+    port: int,
+    addr: str = "0.0.0.0",
+    *,
+    tls: CertFiles | None = None,
+    auth: AuthFilter | None = None,
+) -> Server | None:
+    """Start /metrics on `port` (0: disabled), over HTTPS with `tls`, only for requests `auth`
+    lets through with `auth`. A port in use or a certificate that doesn't load is logged, not
+    fatal: metrics must never take the operator down."""
     if port == 0:
         return None
     try:
-        httpd, thread = start_http_server(port, addr, registry=REGISTRY)
-    except OSError as err:
+        context = None if tls is None else ReloadingContext(tls)
+        httpd = _server(addr, port, context, auth)
+    except OSError as err:  # ssl.SSLError (a bad certificate or key) is one
         _log.error("Could not serve metrics", extra={"port": port, "error": str(err)})
         return None
+    thread = threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True)
+    thread.start()
 
     def stop() -> None:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
 
-    _log.info("Serving metrics", extra={"port": httpd.server_port, "address": addr})
+    _log.info(
+        "Serving metrics",
+        extra={"port": httpd.server_port, "address": addr, "https": tls is not None,
+               "authorized": auth is not None},
+    )  # fmt: skip
     return Server(httpd.server_port, stop)

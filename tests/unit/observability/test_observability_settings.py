@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from dpio.handlers import lifecycle, main
+from dpio.observability.tls import CertFiles
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,36 @@ def test_metrics_port_rejects(raw: str) -> None:
         lifecycle.metrics_port({"DPIO_METRICS_PORT": raw})
 
 
+@pytest.mark.parametrize(
+    ("env", "tls"),
+    [
+        ({}, None),
+        ({"DPIO_METRICS_SECURE": "false", "DPIO_METRICS_CERT_FILE": "/c"}, None),
+        ({"DPIO_METRICS_SECURE": "true", "DPIO_METRICS_CERT_FILE": "/etc/tls/tls.crt",
+          "DPIO_METRICS_KEY_FILE": "/etc/tls/tls.key"},
+         CertFiles("/etc/tls/tls.crt", "/etc/tls/tls.key")),
+        ({"DPIO_METRICS_SECURE": " True ", "DPIO_METRICS_CERT_FILE": "c",
+          "DPIO_METRICS_KEY_FILE": "k"}, CertFiles("c", "k")),
+    ],
+)  # fmt: skip
+def test_metrics_settings(env: dict[str, str], tls: CertFiles | None) -> None:
+    assert lifecycle.MetricsSettings.from_env(env) == lifecycle.MetricsSettings(9090, tls)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DPIO_METRICS_SECURE": "yes"}, "DPIO_METRICS_SECURE must be true or false"),
+        ({"DPIO_METRICS_SECURE": "true"}, "needs DPIO_METRICS_CERT_FILE and DPIO_METRICS_KEY_FILE"),
+        ({"DPIO_METRICS_SECURE": "true", "DPIO_METRICS_CERT_FILE": "c"}, "DPIO_METRICS_KEY_FILE"),
+        ({"DPIO_METRICS_PORT": "x", "DPIO_METRICS_SECURE": "true"}, "DPIO_METRICS_PORT"),
+    ],
+)
+def test_metrics_settings_reject(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        lifecycle.MetricsSettings.from_env(env)
+
+
 @pytest.fixture
 def root() -> Iterator[None]:
     logger = logging.getLogger()
@@ -40,7 +71,12 @@ def root() -> Iterator[None]:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("DPIO_LOG_FORMAT", "xml"), ("DPIO_LOG_LEVEL", "CHATTY"), ("DPIO_METRICS_PORT", "none")],
+    [
+        ("DPIO_LOG_FORMAT", "xml"),
+        ("DPIO_LOG_LEVEL", "CHATTY"),
+        ("DPIO_METRICS_PORT", "none"),
+        ("DPIO_METRICS_SECURE", "true"),  # without its certificate files
+    ],
 )
 def test_main_stops_with_a_usage_error_before_kopf_starts(
     root: None,
