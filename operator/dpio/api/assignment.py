@@ -46,15 +46,11 @@ DeviceLabel = Annotated[str, StringConstraints(min_length=1, max_length=80)]
 
 # Transition rules (`oldSelf`) only run on update, in the API server; a Python check can't see
 # the old object, so `check` accepts and the e2e tests prove the refusal through kubectl.
-IMMUTABLE_MESSAGE = (
-    "is immutable: delete this VMDeviceAssignment and create a new one to use another {what}"
-)
-
-
 def _immutable(what: str) -> Rule:
-    return Rule(
-        cel="self == oldSelf", message=IMMUTABLE_MESSAGE.format(what=what), check=lambda _: True
+    message = (
+        f"is immutable: delete this VMDeviceAssignment and create a new one to use another {what}"
     )
+    return Rule(cel="self == oldSelf", message=message, check=lambda _: True)
 
 
 class PolicyRef(ApiModel):
