@@ -9,10 +9,8 @@ Condition types and reasons are constants in :mod:`dpio.api.conditions`.
 from dpio.api.assignment import (
     AssignedDevice,
     ConflictPolicy,
-    DasVmOverride,
     DeviceAssignmentStatus,
     DeviceKind,
-    DrsVmOverride,
     DynamicDeviceRef,
     FeatureConflictStatus,
     NetworkDirectPath,
@@ -20,7 +18,6 @@ from dpio.api.assignment import (
     PolicyRef,
     PowerPolicy,
     PowerState,
-    PreviousSettings,
     VMDeviceAssignment,
     VMDeviceAssignmentSpec,
     VMDeviceAssignmentStatus,
@@ -60,6 +57,7 @@ from dpio.api.policy import (
     RollingRebootStatus,
     VCenterRef,
 )
+from dpio.api.vm_settings import DasVmOverride, DrsVmOverride, PreviousMmio, PreviousSettings
 
 __all__ = [
     "API_VERSION",
@@ -96,6 +94,7 @@ __all__ = [
     "PolicySummary",
     "PowerPolicy",
     "PowerState",
+    "PreviousMmio",
     "PreviousSettings",
     "RebootPhase",
     "RebootPolicy",

@@ -30,6 +30,7 @@ from dpio.api.common import (
     parse_duration,
 )
 from dpio.api.conditions import Condition
+from dpio.api.vm_settings import PreviousSettings
 
 # Passthrough devices per VM, largest maximum: 128 on vSphere 8.0U2 (config maximums, KB 309986).
 MAX_DEVICES = 128
@@ -221,6 +222,13 @@ class VMDeviceAssignmentSpec(ApiModel):
         "powered off hard if the policy's consumer entry allows PowerOff; otherwise the "
         'operator keeps waiting and says so. A duration such as "5m"; at most 24h.',
     )
+    upgrade_hardware_version: bool = Field(
+        False,
+        description="Dynamic DirectPath needs virtual hardware version 17 or later (vSphere "
+        "7.0). true: upgrade an older VM to vmx-17 while it is powered off (under powerPolicy), "
+        "recorded in status.previous.hardwareVersion. Not undone on delete: vSphere cannot "
+        "downgrade. false: report HardwareVersionTooOld and change nothing.",
+    )
     conflict_policy: ConflictPolicy = Field(
         ConflictPolicy.BLOCK,
         description="Block: change nothing while the VM uses a feature passthrough rules out. "
@@ -255,6 +263,14 @@ class VMStatus(StatusModel):
     host: str | None = Field(None, description="Name of the host the VM is registered on.")
     power_state: PowerState | None = Field(None, description="runtime.powerState.")
     hardware_version: str | None = Field(None, description="config.version, e.g. vmx-19.")
+    firmware: str | None = Field(None, description="config.firmware: bios or efi.")
+    mmio_size_gb: int | None = Field(
+        None,
+        alias="mmioSizeGB",
+        description="The 64-bit MMIO space the VM's passthrough devices need, in GB: the sum "
+        "of their mmioSizeGB (HostPassthroughPolicy). Above 32, or one device above 16, needs EFI "
+        "and pciPassthru.64bitMMIOSizeGB, which the operator sets.",
+    )
 
 
 class DeviceKind(StrEnum):
@@ -299,36 +315,6 @@ class VMotionStatus(StatusModel):
     gen2_inactive_reasons: list[str] = Field(
         default_factory=list, description="Why vSphere reports Gen2 inactive, as it words them."
     )
-
-
-class DrsVmOverride(StatusModel):
-    """A VM's DRS override in its cluster (ClusterDrsVmConfigInfo)."""
-
-    existed: bool = Field(description="The VM had its own override; if not, it is removed.")
-    enabled: bool | None = Field(None, description="enabled.")
-    behavior: str | None = Field(None, description="behavior, e.g. fullyAutomated.")
-
-
-class DasVmOverride(StatusModel):
-    """A VM's HA override in its cluster (ClusterDasVmConfigInfo)."""
-
-    existed: bool = Field(description="The VM had its own override; if not, it is removed.")
-    restart_priority: str | None = Field(None, description="dasSettings.restartPriority.")
-
-
-class PreviousSettings(StatusModel):
-    """VM settings as they were before the operator changed them; restored on delete."""
-
-    memory_reservation_locked_to_max: bool | None = Field(
-        None, description="memoryReservationLockedToMax."
-    )
-    cpu_hot_add_enabled: bool | None = Field(None, description="cpuHotAddEnabled.")
-    memory_hot_add_enabled: bool | None = Field(None, description="memoryHotAddEnabled.")
-    nested_hv_enabled: bool | None = Field(
-        None, alias="nestedHVEnabled", description="nestedHVEnabled."
-    )
-    drs_override: DrsVmOverride | None = Field(None, description="The VM's DRS override.")
-    das_override: DasVmOverride | None = Field(None, description="The VM's HA override.")
 
 
 class PowerStatus(StatusModel):

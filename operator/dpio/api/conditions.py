@@ -93,6 +93,11 @@ CLEANUP_SKIPPED = "CleanupSkipped"
 
 # Stalled reason when the VM is over its passthrough device maximum (DESIGN.md §3.2.6).
 TOO_MANY_DEVICES = "TooManyDevices"
+# Stalled=True: the VM's devices map more memory than its default MMIO window and it boots
+# with BIOS: 64-bit MMIO needs EFI, and changing firmware breaks the guest's boot.
+FIRMWARE_NOT_EFI = "FirmwareNotEFI"
+# Stalled=True: Dynamic DirectPath needs hardware version 17+ (upgradeHardwareVersion not set).
+HARDWARE_VERSION_TOO_OLD = "HardwareVersionTooOld"
 
 # Extensions: DESIGN.md §2.3 lists only the kind-specific reasons. These are on the wire too, so
 # they are spelled here as well; the planner, reconcilers, handlers and CLI import them from here.

@@ -36,6 +36,7 @@ from dpio.api.policy_status import (
     DeviceStatus,
     HostPassthroughPolicyStatus,
     HostStatus,
+    MmioSource,
     PolicySummary,
     RebootPhase,
     RollingRebootStatus,
@@ -57,6 +58,7 @@ __all__ = [
     "HostPassthroughPolicyStatus",
     "HostSelector",
     "HostStatus",
+    "MmioSource",
     "PolicySummary",
     "RebootPhase",
     "RebootPolicy",
@@ -67,6 +69,9 @@ __all__ = [
 ]
 
 MAX_DEVICE_SELECTORS = 64
+# The largest 64-bit MMIO window a VM can be given (pciPassthru.64bitMMIOSizeGB) is far below this;
+# the bound only keeps a typo from becoming a number no one meant.
+MAX_MMIO_SIZE_GB = 16384
 HostName = Annotated[str, StringConstraints(min_length=1, max_length=255)]  # an FQDN or IP
 ClusterName = Annotated[str, StringConstraints(min_length=1, max_length=80)]  # vCenter's limit
 
@@ -154,6 +159,16 @@ class DeviceSelector(ApiModel):
         None,
         description="Hardware label given to the matched devices, used by Dynamic DirectPath "
         "(HostPciPassthruConfig.hardwareLabel, vSphere 7.0.2+).",
+    )
+    mmio_size_gb: int | None = Field(
+        None,
+        alias="mmioSizeGB",
+        ge=0,
+        le=MAX_MMIO_SIZE_GB,
+        description="Memory the device maps (its PCI BARs), in GB, rounded up; vSphere does not "
+        "report it. Unset: taken from the operator's table of well-known devices (docs/mmio.md), "
+        "else unknown. A VM whose devices map more than 32 GB, or one more than 16 GB, gets "
+        "64-bit MMIO settings and must boot with EFI.",
     )
 
 

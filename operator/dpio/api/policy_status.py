@@ -26,6 +26,13 @@ class DeviceState(StrEnum):
     NOT_FOUND = "NotFound"
 
 
+class MmioSource(StrEnum):
+    """Where a device's mmioSizeGB comes from."""
+
+    SPEC = "Spec"  # the device selector's mmioSizeGB
+    KNOWN_DEVICES = "KnownDevices"  # the operator's table of well-known devices (docs/mmio.md)
+
+
 class DeviceStatus(StatusModel):
     """One matched PCI device on one host (HostPciDevice + HostPciPassthruInfo)."""
 
@@ -39,6 +46,14 @@ class DeviceStatus(StatusModel):
     enabled: bool = Field(False, description="passthruEnabled: passthrough is configured.")
     active: bool = Field(False, description="passthruActive: enabled and in effect (rebooted).")
     hardware_label: str | None = Field(None, description="Dynamic DirectPath hardware label.")
+    mmio_size_gb: int | None = Field(
+        None,
+        alias="mmioSizeGB",
+        description="Memory the device maps (its PCI BARs), in GB; unset when unknown.",
+    )
+    mmio_size_source: MmioSource | None = Field(
+        None, description="Where mmioSizeGB comes from: Spec (the selector) or KnownDevices."
+    )
     state: DeviceState = Field(description="Summary of the passthrough state of the device.")
     dependent_devices: list[str] = Field(
         default_factory=list,

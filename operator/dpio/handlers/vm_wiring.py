@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from dpio.api.policy import VCenterRef
 from dpio.handlers.logins import Logins, port_error
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
+from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm_observed import VMObservation
 from dpio.planner.vm_power import PowerAction
 from dpio.vsphere.errors import VSphereError
@@ -40,6 +40,12 @@ class VSphereVMs:
     async def reconfigure_cluster(self, change: ReconfigureCluster) -> None:
         try:
             await self.adapter.reconfigure_cluster(change)
+        except VSphereError as err:
+            raise port_error(err) from err
+
+    async def upgrade(self, change: UpgradeVM) -> None:
+        try:
+            await self.adapter.upgrade(change)
         except VSphereError as err:
             raise port_error(err) from err
 

@@ -15,6 +15,7 @@ from dpio.api.conditions import DEVICE_NOT_FOUND, PASSTHROUGH_UNSUPPORTED
 from dpio.api.policy import DeviceState
 from dpio.planner.conditions import Problem
 from dpio.planner.dependents import dependent_groups
+from dpio.planner.mmio import MmioSize, device_mmio
 from dpio.planner.observed import HostPciDevice, HostPciPassthruInfo, ObservedHost
 from dpio.planner.passthru import (
     Draft,
@@ -48,6 +49,7 @@ class DevicePlan:
     dependent_devices: tuple[str, ...] = ()
     attached_to: tuple[str, ...] = ()
     message: str = ""
+    mmio: MmioSize | None = None  # the memory it maps, if the selector or the table says
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +139,14 @@ def _row(
         state, message = DeviceState.NOT_CAPABLE, "Device is not passthrough capable"
     else:
         state, message = device_state(info), draft.notes.get(pci_id, "")
+    device = draft.devices.get(pci_id)
     return DevicePlan(
         id=pci_id,
         state=state,
-        device=draft.devices.get(pci_id),
+        device=device,
         info=info,
         dependent_devices=tuple(sorted(groups.get(pci_id, frozenset()) - {pci_id})),
         attached_to=draft.host.attached_to_vms.get(pci_id, ()),
         message=message,
+        mmio=device_mmio(draft.rules.matchers, device) if device is not None else None,
     )

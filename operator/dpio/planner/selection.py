@@ -69,6 +69,7 @@ class DeviceMatcher:
     device_id: int | None = None
     name_pattern: re.Pattern[str] | None = None
     hardware_label: str | None = None
+    mmio_size_gb: int | None = None  # the selector's mmioSizeGB (planner/mmio.py)
 
     def matches(self, device: HostPciDevice) -> bool:
         if self.address is not None:
@@ -111,6 +112,7 @@ def compile_device_selector(selector: DeviceSelector, index: int) -> DeviceMatch
             else None
         ),
         hardware_label=selector.hardware_label or None,
+        mmio_size_gb=selector.mmio_size_gb,
     )
 
 

@@ -142,6 +142,8 @@ def device_status(row: DevicePlan) -> DeviceStatus:
         enabled=info.passthru_enabled if info else False,
         active=info.passthru_active if info else False,
         hardware_label=(info.hardware_label or None) if info else None,
+        mmio_size_gb=row.mmio.gb if row.mmio else None,
+        mmio_size_source=row.mmio.source if row.mmio else None,
         state=row.state,
         dependent_devices=list(row.dependent_devices),
         attached_to=list(row.attached_to),

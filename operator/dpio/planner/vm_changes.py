@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dpio.api.assignment import DasVmOverride, DrsVmOverride, PreviousSettings
+from dpio.api.vm_settings import DasVmOverride, DrsVmOverride, PreviousMmio, PreviousSettings
 from dpio.planner.vm_conflicts import DasOverrideChange, DrsOverrideChange
 from dpio.planner.vm_devices import DeviceAdd, DeviceRemove
+from dpio.planner.vm_mmio import MMIO_SIZE_GB, USE_64BIT_MMIO
 from dpio.planner.vm_observed import ObservedCluster, ObservedVM
 
 
@@ -42,17 +43,22 @@ class ReconfigVM:
     cpu_hot_add_enabled: bool | None = None
     memory_hot_add_enabled: bool | None = None
     nested_hv_enabled: bool | None = None
+    # config.extraConfig to set (key, value); "" removes the key (vSphere API reference,
+    # VirtualMachineConfigSpec.extraConfig). Only the 64-bit MMIO keys (vm_mmio).
+    extra_config: tuple[tuple[str, str], ...] = ()
 
     @property
     def needs_power_off(self) -> bool:
         """PCI devices, hot add and nested HV change only while the VM is powered off
-        (vSphere Virtual Machine Administration); the reservation lock and a NIC edit do not."""
+        (vSphere Virtual Machine Administration); the reservation lock and a NIC edit do not.
+        The MMIO settings are read at power-on: they go with the devices, VM off."""
         return bool(
             self.removes
             or self.adds
             or self.cpu_hot_add_enabled is not None
             or self.memory_hot_add_enabled is not None
             or self.nested_hv_enabled is not None
+            or self.extra_config
         )
 
     @property
@@ -62,6 +68,15 @@ class ReconfigVM:
             or self.nic_edits
             or self.memory_reservation_locked_to_max is not None
         )
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeVM:
+    """`VirtualMachine.UpgradeVM_Task(version)`, VM powered off; `previous` is what it was."""
+
+    moref: str
+    version: str
+    previous: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +103,9 @@ def vm_settings(vm: ObservedVM, change: ReconfigVM) -> PreviousSettings:
         if change.memory_hot_add_enabled is not None
         else None,
         nested_hv_enabled=vm.nested_hv_enabled if change.nested_hv_enabled is not None else None,
+        mmio=PreviousMmio(use64bit_mmio=vm.use64bit_mmio, size_gb=vm.mmio_size_gb)
+        if change.extra_config
+        else None,
     )
 
 
@@ -133,6 +151,18 @@ def restore_vm(vm: ObservedVM, previous: PreviousSettings | None) -> dict[str, b
         "nested_hv_enabled": (previous.nested_hv_enabled, vm.nested_hv_enabled),
     }
     return {k: was for k, (was, now) in pairs.items() if was is not None and was != now}
+
+
+def restore_mmio(vm: ObservedVM, previous: PreviousSettings | None) -> tuple[tuple[str, str], ...]:
+    """extraConfig that puts back the 64-bit MMIO settings `previous` recorded ("" removes a key
+    that was absent). The caller decides whether the devices left still need them."""
+    if previous is None or previous.mmio is None:
+        return ()
+    pairs = (
+        (USE_64BIT_MMIO, previous.mmio.use64bit_mmio, vm.use64bit_mmio),
+        (MMIO_SIZE_GB, previous.mmio.size_gb, vm.mmio_size_gb),
+    )
+    return tuple((key, was or "") for key, was, now in pairs if (was or "") != (now or ""))
 
 
 def restore_cluster(vm: ObservedVM, previous: PreviousSettings | None) -> ReconfigureCluster | None:

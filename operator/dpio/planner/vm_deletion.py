@@ -2,9 +2,10 @@
 
 Only the pinned VM, and only while the namespace may still act on it. Remove the devices this
 assignment added itself (`status.devices[].added`; one it found attached stays), put back what
-`status.previous` recorded (reservation lock, hot add, nested HV) and the cluster overrides it
-set; the power policy applies as for any device change. A VM that no longer exists in vCenter
-has nothing to clean: the finalizer can go at once.
+`status.previous` recorded (reservation lock, hot add, nested HV, 64-bit MMIO) and the cluster
+overrides it set, except what the devices left on the VM still need to power on; the power
+policy applies as for any device change. A VM that no longer exists in vCenter has nothing to
+clean: the finalizer can go at once.
 `uptCompatibilityEnabled` is left on: PreviousSettings has no field for it and it is harmless
 without a Gen2 port group.
 """
@@ -19,9 +20,10 @@ from dpio.api.common import parse_duration
 from dpio.api.conditions import VM_NOT_FOUND
 from dpio.planner.conditions import Problem
 from dpio.planner.selection import InvalidSpecError
-from dpio.planner.vm_changes import ReconfigVM, restore_cluster, restore_vm
+from dpio.planner.vm_changes import ReconfigVM, restore_cluster, restore_mmio, restore_vm
 from dpio.planner.vm_claims import holdings
 from dpio.planner.vm_devices import DeviceDiff, desired_devices, removal
+from dpio.planner.vm_mmio import need
 from dpio.planner.vm_observed import VMObservation
 from dpio.planner.vm_plan import (
     VMPlan,
@@ -72,6 +74,14 @@ def plan_assignment_deletion(
     current = holdings(observed, vm, desired, None).current
     removes = removal(mine, current, managed_keys(previous))
     restored = restore_vm(vm, kept)
+    taken = {r.key for r in removes}
+    left = [d.backing for d in vm.pci_devices if d.key not in taken]
+    if left:
+        # Devices stay (other assignments', hand-added): the VM still needs its memory
+        # reserved to power on (vm_changes), so the lock is not undone.
+        restored.pop("memory_reservation_locked_to_max", None)
+    # The 64-bit MMIO settings go back only if the devices left fit without them (vm_mmio).
+    mmio = () if need(left, observed).needs_64bit else restore_mmio(vm, kept)
     change = ReconfigVM(
         moref=vm.moref,
         change_version=vm.change_version,
@@ -80,6 +90,7 @@ def plan_assignment_deletion(
         cpu_hot_add_enabled=restored.get("cpu_hot_add_enabled"),
         memory_hot_add_enabled=restored.get("memory_hot_add_enabled"),
         nested_hv_enabled=restored.get("nested_hv_enabled"),
+        extra_config=mmio,
     )
     plan = VMPlan(
         vm=vm,

@@ -143,6 +143,11 @@ class ObservedVM:
     # Tenancy scopes VMs by these (vm_tenancy); "" when unknown, which matches no scope.
     folder: str = ""
     resource_pool: str = ""
+    # config.firmware ("bios" / "efi"; "" unknown) and the two 64-bit MMIO advanced settings of
+    # config.extraConfig as written (None: absent), for large-BAR devices (vm_mmio).
+    firmware: str = ""
+    use64bit_mmio: str | None = None
+    mmio_size_gb: str | None = None
 
     @property
     def powered_on(self) -> bool:

@@ -2,8 +2,9 @@
 
 `plan_assignment` is the entry point. The reconciler applies a `VMPlan` in this order:
 1. write status if `previous` or `tracking` changed (recorded BEFORE any change);
-2. `cluster` (ReconfigureComputeResource_Task), 3. `power_before`, 4. `reconfigure`
-(ReconfigVM_Task), 5. `power_after`. `plan.empty` means no vSphere call at all.
+2. `cluster` (ReconfigureComputeResource_Task), 3. `power_before`, 4. `upgrade` (UpgradeVM_Task,
+alone in its pass), 5. `reconfigure` (ReconfigVM_Task), 6. `power_after`. `plan.empty` means
+no vSphere call at all.
 A device change never goes out half: while any device is unavailable, a rule is broken or a
 feature conflict blocks, the VM is left as it is (one power cycle per change, not one per device).
 """
@@ -15,19 +16,20 @@ from datetime import datetime, timedelta
 
 from dpio.api.assignment import (
     ConflictPolicy,
-    PreviousSettings,
     VMDeviceAssignmentSpec,
     VMDeviceAssignmentStatus,
     VMotionStatus,
 )
 from dpio.api.common import parse_duration
 from dpio.api.conditions import INVALID_SPEC, TOO_MANY_DEVICES
+from dpio.api.vm_settings import PreviousSettings
 from dpio.planner.conditions import Problem
 from dpio.planner.selection import InvalidSpecError
 from dpio.planner.vm_changes import (
     NicEdit,
     ReconfigureCluster,
     ReconfigVM,
+    UpgradeVM,
     cluster_settings,
     merge_previous,
     vm_settings,
@@ -44,7 +46,16 @@ from dpio.planner.vm_conflicts import (
 )
 from dpio.planner.vm_devices import DesiredDevice, DeviceDiff, desired_devices, diff_devices
 from dpio.planner.vm_gen2 import adapter_problem, kinds, upt_changes, vmotion_status
-from dpio.planner.vm_observed import Backing, ObservedVM, VMObservation
+from dpio.planner.vm_mmio import (
+    DYNAMIC_UPGRADE_TARGET,
+    MmioNeed,
+    firmware_problem,
+    hardware_problem,
+    need,
+    needs_upgrade,
+    settings_change,
+)
+from dpio.planner.vm_observed import Backing, DynamicBacking, ObservedVM, VMObservation
 from dpio.planner.vm_power import (
     PowerAction,
     PowerStep,
@@ -61,6 +72,9 @@ from dpio.planner.vm_tenancy import (
     pin_problem,
     quota_exceeded,
 )
+
+# After UpgradeVM_Task, look again soon: the device change waits for that pass.
+UPGRADE_REQUEUE = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +103,15 @@ class VMPlan:
     release: bool = False  # deletion only: the finalizer can go
     vcenter: str = ""  # the observed vCenter's instance UUID, pinned in status.vm
     added: frozenset[str] = frozenset()  # spec device names the operator added (or adds now)
+    upgrade: UpgradeVM | None = None  # UpgradeVM_Task, alone in its pass (vm_mmio)
+    mmio: MmioNeed | None = None  # what the VM's devices map together, once known
 
     @property
     def empty(self) -> bool:
         """No vSphere call to make."""
         return (
-            self.reconfigure is None
+            self.upgrade is None
+            and self.reconfigure is None
             and self.cluster is None
             and self.power_before is None
             and self.power_after is None
@@ -232,7 +249,35 @@ def _plan_vm(
             target = observed.config_target.pci(want.address) if want.address else None
             backings[want.name] = target.backing() if target else want.dynamic_backing()
     diff = diff_devices(desired, own.current, backings, managed_keys(previous))
-    return _changes(outcome, spec, vm, diff, now, grant)
+    return _power_on_rules(outcome, spec, vm, diff, observed, now, grant)
+
+
+def _power_on_rules(  # noqa: PLR0917 -- the tail of _plan_vm, split off for length
+    outcome: VMPlan,
+    spec: VMDeviceAssignmentSpec,
+    vm: ObservedVM,
+    diff: DeviceDiff,
+    observed: VMObservation,
+    now: datetime,
+    grant: Grant,
+) -> VMPlan:
+    """vm_mmio: what the VM needs to power on with all the devices it will have (ours, other
+    assignments', hand-added ones). A VM running with its devices already proves it has it;
+    otherwise a rule it breaks stalls the plan before anything is written."""
+    removed = {r.key for r in diff.removes}
+    backings = [d.backing for d in vm.pci_devices if d.key not in removed]
+    mmio = need([*backings, *(a.backing for a in diff.adds)], observed)
+    outcome = replace(outcome, mmio=mmio)
+    changing = bool(diff.adds) or not vm.powered_on
+    refused = firmware_problem(vm, mmio) if changing else None
+    if refused is not None:
+        return replace(outcome, stalled=refused)
+    dynamic = any(isinstance(a.backing, DynamicBacking) for a in diff.adds)
+    upgrade = dynamic and needs_upgrade(vm)
+    if upgrade and not spec.upgrade_hardware_version:
+        return replace(outcome, stalled=hardware_problem(vm))
+    extra = settings_change(vm, mmio) if changing else ()
+    return _changes(outcome, spec, vm, diff, now, grant, extra=extra, upgrade=upgrade)
 
 
 def _check(  # noqa: PLR0917 -- one device's checks, all positional inputs of _plan_vm
@@ -261,7 +306,12 @@ def _too_many(observed: VMObservation, vm: ObservedVM, count: int) -> Problem | 
     return Problem(TOO_MANY_DEVICES, message)
 
 
-def _reconfig(spec: VMDeviceAssignmentSpec, vm: ObservedVM, diff: DeviceDiff) -> ReconfigVM | None:
+def _reconfig(
+    spec: VMDeviceAssignmentSpec,
+    vm: ObservedVM,
+    diff: DeviceDiff,
+    extra: tuple[tuple[str, str], ...],
+) -> ReconfigVM | None:
     has_passthrough = bool(spec.devices)
     off = spec.conflict_policy is ConflictPolicy.RESOLVE and has_passthrough
     nics = tuple(
@@ -280,6 +330,7 @@ def _reconfig(spec: VMDeviceAssignmentSpec, vm: ObservedVM, diff: DeviceDiff) ->
         cpu_hot_add_enabled=False if off and vm.cpu_hot_add_enabled else None,
         memory_hot_add_enabled=False if off and vm.memory_hot_add_enabled else None,
         nested_hv_enabled=False if off and vm.nested_hv_enabled else None,
+        extra_config=extra,
     )
     return None if change.empty else change
 
@@ -302,8 +353,11 @@ def _changes(  # noqa: PLR0917 -- the tail of _plan_vm, split off for length
     diff: DeviceDiff,
     now: datetime,
     grant: Grant,
+    *,
+    extra: tuple[tuple[str, str], ...] = (),
+    upgrade: bool = False,
 ) -> VMPlan:
-    change = _reconfig(spec, vm, diff)
+    change = _reconfig(spec, vm, diff, extra)
     if change is not None and change.needs_power_off:
         step = before_change(
             vm,
@@ -318,6 +372,8 @@ def _changes(  # noqa: PLR0917 -- the tail of _plan_vm, split off for length
             # included: Resolve edits HA/DRS only in the step that adds the devices.
             before = merge_previous(outcome.previous, vm_settings(vm, change))
             return waiting_for_power_off(replace(outcome, diff=diff, previous=before), step)
+    if upgrade:
+        return _upgrade(replace(outcome, diff=diff), vm)
     cluster = _cluster(spec, vm)
     found = []
     if change is not None:
@@ -337,4 +393,17 @@ def _changes(  # noqa: PLR0917 -- the tail of _plan_vm, split off for length
         tracking=after.tracking if change is None else outcome.tracking,
         power_message=after.message,
         added=outcome.added | adds,
+    )
+
+
+def _upgrade(outcome: VMPlan, vm: ObservedVM) -> VMPlan:
+    """The VM is off: upgrade its hardware version first, alone. UpgradeVM_Task moves
+    changeVersion, so a ReconfigVM planned against the old one would fail; the devices go in on
+    the next pass (soon: requeue), the VM still off and the power tracking kept."""
+    recorded = PreviousSettings(hardware_version=vm.hardware_version or None)
+    return replace(
+        outcome,
+        upgrade=UpgradeVM(vm.moref, DYNAMIC_UPGRADE_TARGET, vm.hardware_version),
+        previous=merge_previous(outcome.previous, recorded),
+        requeue_after=UPGRADE_REQUEUE,
     )

@@ -64,6 +64,8 @@ def _progress(plan: VMPlan) -> str | None:
         parts.append("Setting the VM's DRS/HA overrides")
     if plan.power_before is not None or plan.power_after is not None:
         parts.append(plan.power_message)
+    if plan.upgrade is not None:
+        parts.append(f"Upgrading the VM's hardware version to {plan.upgrade.version}")
     if plan.reconfigure is not None:
         r = plan.reconfigure
         parts.append(
@@ -104,17 +106,19 @@ def assignment_wants(plan: VMPlan) -> tuple[Want, ...]:
     return tuple(wants)
 
 
-def _vm_status(vm: ObservedVM, vcenter: str, before: VMStatus | None) -> VMStatus:
+def _vm_status(plan: VMPlan, vm: ObservedVM, before: VMStatus | None) -> VMStatus:
     """The VM as observed, pinned: the first instance UUID and vCenter seen are kept."""
     states = {s.value: s for s in PowerState}
     pin = before if before is not None and before.instance_uuid else None
     return VMStatus(
         moref=vm.moref,
         instance_uuid=pin.instance_uuid if pin else vm.instance_uuid or None,
-        vcenter=(pin.vcenter if pin else None) or vcenter or None,
+        vcenter=(pin.vcenter if pin else None) or plan.vcenter or None,
         host=vm.host,
         power_state=states.get(vm.power_state),
         hardware_version=vm.hardware_version or None,
+        firmware=vm.firmware or None,
+        mmio_size_gb=plan.mmio.total_gb if plan.mmio is not None else None,
     )
 
 
@@ -165,7 +169,7 @@ def assignment_status(
     return VMDeviceAssignmentStatus(
         observed_generation=generation,
         conditions=list(conditions),
-        vm=_vm_status(vm, plan.vcenter, before.vm),
+        vm=_vm_status(plan, vm, before.vm),
         attached=f"{attached}/{len(devices) + len(adapters)}",
         devices=devices,
         unavailable_features=list(UNAVAILABLE_FEATURES) if vm.pci_devices else [],

@@ -1,8 +1,9 @@
 """Making a VM plan's calls, in the plan's order, and telling `kubectl describe` about them.
 
 DESIGN.md §3.2.4-5 and vm_plan.py: cluster overrides (ReconfigureComputeResource_Task), then the
-power action that must come before the change, then one ReconfigVM_Task, then the power action
-after it. The status recording what is about to happen has been written before this runs.
+power action that must come before the change, then UpgradeVM_Task (alone in its pass), then one
+ReconfigVM_Task, then the power action after it. The status recording what is about to happen
+has been written before this runs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ class Applier:
         if plan.power_before is not None and vm is not None:
             await self.vms.power(vm.moref, plan.power_before)
             await self._event(_POWER_REASONS[plan.power_before], plan.power_message)
+        if plan.upgrade is not None:
+            up = plan.upgrade
+            await self.vms.upgrade(up)
+            message = (
+                f"Upgraded VM {name} from {up.previous or 'an unknown version'} to {up.version} "
+                "for Dynamic DirectPath (upgradeHardwareVersion); not undone on delete"
+            )
+            await self._event("HardwareUpgraded", message)
         if plan.reconfigure is not None:
             await self.vms.reconfigure(plan.reconfigure)
             await self._event("Reconfigured", _describe(name, plan.reconfigure))
@@ -86,6 +95,9 @@ def _describe(name: str, change: ReconfigVM) -> str:
     )
     if any(s is not None for s in settings):
         parts.append("changed hot add / nested HV settings")
+    if change.extra_config:
+        shown = ", ".join(f"{k}={v or '(removed)'}" for k, v in change.extra_config)
+        parts.append(f"set {shown}")
     return f"Reconfigured VM {name}: {'; '.join(parts) or 'no device change'}"
 
 

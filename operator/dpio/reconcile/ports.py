@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from dpio.api.policy import HostPassthroughPolicySpec, VCenterRef
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
+from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm_observed import VMObservation
 from dpio.planner.vm_power import PowerAction
 
@@ -71,6 +71,10 @@ class VMsPort(Protocol):
 
     async def reconfigure_cluster(self, change: ReconfigureCluster) -> None:
         """One `ReconfigureComputeResource_Task` with this VM's DRS/HA overrides."""
+        ...
+
+    async def upgrade(self, change: UpgradeVM) -> None:
+        """`UpgradeVM_Task(version)` of a powered-off VM; returns when the task has finished."""
         ...
 
     async def power(self, vm_moref: str, action: PowerAction) -> None:

@@ -7,7 +7,7 @@ DESIGN.md §7); specs: vm_spec.py; execution: vm_ops.py.
 
 from __future__ import annotations
 
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
+from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm_observed import VMObservation
 from dpio.planner.vm_power import PowerAction
 from dpio.vsphere import vm_ops
@@ -55,6 +55,11 @@ class VMAdapter:
         if change.drs is None and change.das is None:
             return
         task = await self.client.run(vm_ops.start_reconfigure_cluster, change)
+        await self.client.run(vm_ops.wait, task, self.task_timeout)
+
+    async def upgrade(self, change: UpgradeVM) -> None:
+        """UpgradeVM_Task, waited for; the VM must be powered off (InvalidPowerState if not)."""
+        task = await self.client.run(vm_ops.start_upgrade, change)
         await self.client.run(vm_ops.wait, task, self.task_timeout)
 
     async def power(self, vm_moref: str, action: PowerAction) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from pyVmomi import vim
 
 from dpio.planner.observed import normalize_pci_address
+from dpio.planner.vm_mmio import MMIO_SIZE_GB, USE_64BIT_MMIO
 from dpio.planner.vm_observed import (
     POWERED_OFF,
     Backing,
@@ -50,6 +51,8 @@ VM_PATHS: tuple[str, ...] = (
     "config.memoryHotAddEnabled",
     "config.nestedHVEnabled",
     "config.ftInfo",
+    "config.firmware",
+    "config.extraConfig",  # only pciPassthru.use64bitMMIO / 64bitMMIOSizeGB are kept (vm_mmio)
     "snapshot",
     "runtime.powerState",
     "runtime.host",
@@ -235,6 +238,7 @@ def observed_vm(
     states = _runtime_states(vm)
     by_key = gen2_allowed_by_portgroup(portgroups)
     ft = vm.get("config.ftInfo")
+    extra = mmio_settings(vm.get("config.extraConfig"))
     return ObservedVM(
         moref=vm.moref,
         name=_str(vm.get("name", vm.moref)),
@@ -258,7 +262,22 @@ def observed_vm(
         pci_devices=pci_devices(devices),
         nics=tuple(nic(d, by_key, states.get(int(d.key))) for d in devices if is_ethernet_card(d)),
         cluster=observed_cluster(cluster, vm.moref) if cluster is not None else None,
+        firmware=_str(vm.get("config.firmware", "")),
+        use64bit_mmio=extra.get(USE_64BIT_MMIO.lower()),
+        mmio_size_gb=extra.get(MMIO_SIZE_GB.lower()),
     )
+
+
+def mmio_settings(options: Any) -> dict[str, str]:
+    """The 64-bit MMIO keys of `config.extraConfig` (OptionValue[]), by lower-case key: the VMX
+    reads its keys case-insensitively, so `pciPassthru.use64bitMMIO` may come in any case."""
+    wanted = {USE_64BIT_MMIO.lower(), MMIO_SIZE_GB.lower()}
+    found = {}
+    for option in _list(options):
+        key = _str(getattr(option, "key", "")).lower()
+        if key in wanted:
+            found[key] = _str(getattr(option, "value", ""))
+    return found
 
 
 def attached_to_vms(vm_moref: str, others: Iterable[ObjectProps]) -> dict[str, tuple[str, ...]]:

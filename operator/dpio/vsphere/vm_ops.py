@@ -13,7 +13,7 @@ from typing import Any
 
 from pyVmomi import vim
 
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
+from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm_power import PowerAction
 from dpio.vsphere import tasks, vm_spec
 from dpio.vsphere.connect import Connection
@@ -58,6 +58,17 @@ def start_reconfigure_cluster(conn: Connection, change: ReconfigureCluster) -> s
     logger.info(
         "Reconfiguring cluster overrides of VM",
         extra={"vm": change.vm_moref, "cluster": change.cluster_moref, "task": moref_id(task)},
+    )
+    return moref_id(task)
+
+
+def start_upgrade(conn: Connection, change: UpgradeVM) -> str:
+    """`UpgradeVM_Task(version)`: to the version given, not the host's newest (the least change
+    that allows Dynamic DirectPath; vSphere API reference, VirtualMachine.UpgradeVM_Task)."""
+    task = conn.ref(vim.VirtualMachine, change.moref).UpgradeVM_Task(version=change.version)
+    logger.info(
+        "Upgrading VM hardware version",
+        extra={"vm": change.moref, "from": change.previous, "to": change.version},
     )
     return moref_id(task)
 

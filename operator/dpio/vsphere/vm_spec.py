@@ -101,6 +101,9 @@ def config_spec(change: ReconfigVM, current_devices: Mapping[int, Any] | None = 
     for name, value in flags.items():
         if value is not None:
             setattr(spec, name, value)
+    if change.extra_config:
+        # An empty value removes the key (vSphere API reference, ConfigSpec.extraConfig).
+        spec.extraConfig = [V.option.OptionValue(key=k, value=v) for k, v in change.extra_config]
     return spec
 
 

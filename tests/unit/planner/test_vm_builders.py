@@ -60,12 +60,17 @@ def vm(**fields: Any) -> ObservedVM:
     fields.setdefault("change_version", "cv-1")
     fields.setdefault("folder", FOLDER)
     fields.setdefault("resource_pool", POOL)
+    fields.setdefault("firmware", "efi")
+    fields.setdefault("hardware_version", "vmx-19")
     return ObservedVM(moref="vm-42", name="ml-trainer-01", host="esx01", **fields)
 
 
 def converged_vm(**fields: Any) -> ObservedVM:
     fields.setdefault("pci_devices", (attached(),))
     fields.setdefault("memory_reservation_locked_to_max", True)
+    # The A100 80GB maps 128 GB (known_devices): a converged VM has its 64-bit MMIO window.
+    fields.setdefault("use64bit_mmio", "TRUE")
+    fields.setdefault("mmio_size_gb", "128")
     return vm(**fields)
 
 

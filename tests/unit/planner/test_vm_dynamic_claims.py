@@ -91,7 +91,13 @@ def plan_both(
     on_vm: tuple[ObservedPciDevice, ...] = (),
 ) -> tuple[VMPlan, VMPlan]:
     """The older (5 days) and the newer (today) assignment's plans for one powered-off VM."""
-    the_vm = vm(pci_devices=on_vm, memory_reservation_locked_to_max=True)
+    # Its 64-bit MMIO window is already set (vm_mmio): only the devices are in question here.
+    the_vm = vm(
+        pci_devices=on_vm,
+        memory_reservation_locked_to_max=True,
+        use64bit_mmio="TRUE",
+        mmio_size_gb="512",
+    )
 
     def one(name: str, devices: list[dict[str, Any]], rival: AssignmentClaim) -> VMPlan:
         observed = observe(the_vm, claims=(rival,), **on_host)

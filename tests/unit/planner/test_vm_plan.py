@@ -21,12 +21,7 @@ from tests.unit.planner.test_vm_builders import (
     vmxnet3,
 )
 
-from dpio.api.assignment import (
-    DasVmOverride,
-    DrsVmOverride,
-    PreviousSettings,
-    VMDeviceAssignmentStatus,
-)
+from dpio.api.assignment import VMDeviceAssignmentStatus
 from dpio.api.conditions import (
     DIRECT_PATH_GEN2,
     DRS_AUTOMATION,
@@ -37,6 +32,7 @@ from dpio.api.conditions import (
     SNAPSHOTS,
     STATIC_PASSTHROUGH,
 )
+from dpio.api.vm_settings import DasVmOverride, DrsVmOverride, PreviousMmio, PreviousSettings
 from dpio.planner.vm_deletion import plan_assignment_deletion
 from dpio.planner.vm_gen2 import (
     DYNAMIC_PASSTHROUGH,
@@ -59,7 +55,15 @@ def test_first_attach_is_one_reconfigure_with_lock_and_change_version() -> None:
     (add,) = change.adds
     assert add.key < 0
     assert add.backing.device_id == "20b5"  # type: ignore[union-attr]
-    assert result.previous == PreviousSettings(memory_reservation_locked_to_max=False)
+    # The A100 80GB maps 128 GB: the same reconfigure opens the 64-bit MMIO window, and the
+    # absent keys are recorded as absent (PreviousMmio with nothing set) to be removed on delete.
+    assert change.extra_config == (
+        ("pciPassthru.use64bitMMIO", "TRUE"),
+        ("pciPassthru.64bitMMIOSizeGB", "128"),
+    )
+    assert result.previous == PreviousSettings(
+        memory_reservation_locked_to_max=False, mmio=PreviousMmio()
+    )
 
 
 def test_converged_vm_gives_an_empty_plan() -> None:
@@ -254,7 +258,7 @@ def test_restore_power_state(
 def test_previous_is_recorded_once_and_never_overwritten() -> None:
     first = plan(observe(vm(cpu_hot_add_enabled=True)), assignment(conflictPolicy="Resolve"))
     assert first.previous == PreviousSettings(
-        memory_reservation_locked_to_max=False, cpu_hot_add_enabled=True
+        memory_reservation_locked_to_max=False, cpu_hot_add_enabled=True, mmio=PreviousMmio()
     )
     status = VMDeviceAssignmentStatus(previous=first.previous)
     # Later the VM reads as changed by the operator; the user's values stay recorded.
@@ -264,7 +268,10 @@ def test_previous_is_recorded_once_and_never_overwritten() -> None:
         previous=status,
     )
     assert again.previous == PreviousSettings(
-        memory_reservation_locked_to_max=False, cpu_hot_add_enabled=True, nested_hv_enabled=True
+        memory_reservation_locked_to_max=False,
+        cpu_hot_add_enabled=True,
+        nested_hv_enabled=True,
+        mmio=PreviousMmio(),
     )
 
 

@@ -89,7 +89,13 @@ def _reasons(result: Any) -> list[str]:
 def test_static_device_on_one_vm_goes_to_the_older(
     devices: tuple[ObservedPciDevice, ...], claim: AssignmentClaim, winner: str | None
 ) -> None:
-    the_vm = vm(pci_devices=devices, instance_uuid=UUID, memory_reservation_locked_to_max=True)
+    the_vm = vm(
+        pci_devices=devices,
+        instance_uuid=UUID,
+        memory_reservation_locked_to_max=True,
+        use64bit_mmio="TRUE",  # the A100s' 64-bit MMIO window is in place (vm_mmio)
+        mmio_size_gb="512",
+    )
     result = plan(observe(the_vm, claims=(claim,)))
     status = assignment_status(result, previous=None, generation=1, now=NOW)
     ready = next(c for c in status.conditions if c.type == READY)

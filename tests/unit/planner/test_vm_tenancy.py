@@ -20,6 +20,7 @@ from tests.unit.planner.test_vm_builders import (
     assignment,
     attached,
     consumer,
+    converged_vm,
     observe,
     plan,
     policy,
@@ -213,7 +214,7 @@ def test_a_network_only_assignment_needs_scope_and_a_selected_host() -> None:
 
 
 def test_a_device_found_attached_is_adopted_but_never_removed() -> None:
-    found = plan(observe(vm(pci_devices=(attached(),), memory_reservation_locked_to_max=True)))
+    found = plan(observe(converged_vm(pci_devices=(attached(),))))
     assert found.empty  # already as wanted: no call
     status = assignment_status(found, previous=None, generation=1, now=NOW)
     (device,) = status.devices
@@ -222,7 +223,7 @@ def test_a_device_found_attached_is_adopted_but_never_removed() -> None:
     gone = plan_assignment_deletion(
         namespace=NS,
         spec=assignment(),
-        observed=observe(vm(pci_devices=(attached(),), memory_reservation_locked_to_max=True)),
+        observed=observe(converged_vm(pci_devices=(attached(),))),
         now=NOW,
         previous=status,
     )

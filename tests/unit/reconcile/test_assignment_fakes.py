@@ -15,7 +15,7 @@ from typing import Any
 from tests.unit.planner.test_vm_builders import NOW, NS, observe, policy, row
 
 from dpio.api.policy import VCenterRef
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
+from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm_observed import VMObservation
 from dpio.planner.vm_power import PowerAction
 from dpio.reconcile.assignment import AssignmentReconciler
@@ -52,6 +52,9 @@ class FakeVMs:
 
     async def reconfigure_cluster(self, change: ReconfigureCluster) -> None:
         self._called("reconfigure_cluster", change)
+
+    async def upgrade(self, change: UpgradeVM) -> None:
+        self._called("upgrade", change)
 
     async def power(self, vm_moref: str, action: PowerAction) -> None:
         self._called("power", action)
