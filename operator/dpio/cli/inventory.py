@@ -16,6 +16,7 @@ from dpio.api.policy import DeviceState
 from dpio.cli.output import Format, dump, table
 from dpio.planner.dependents import dependent_groups
 from dpio.planner.hosts import device_state
+from dpio.planner.mmio import device_mmio
 from dpio.planner.observed import (
     HostPciDevice,
     HostPciPassthruInfo,
@@ -26,7 +27,7 @@ from dpio.planner.observed import (
 
 HEADERS = (
     "host", "address", "id", "name", "capable", "enabled", "active", "state",
-    "label", "in use by", "dependent",
+    "label", "mmio GB", "in use by", "dependent",
 )  # fmt: skip
 
 
@@ -48,6 +49,9 @@ class DeviceRow:
     in_use_by_host: str  # why ESXi needs it (vmkernel NIC, storage HBA); "" when free
     attached_to: tuple[str, ...]  # VMs with a VirtualPCIPassthrough backed by it
     dependent_devices: tuple[str, ...]
+    # What the device maps, from the table of well-known devices (planner/known_devices.py;
+    # a policy's selector can say otherwise, its status shows the value it uses). None: unknown.
+    mmio_size_gb: int | None = None
 
     @property
     def used_by(self) -> str:
@@ -70,6 +74,7 @@ class DeviceRow:
             "inUseByHost": self.in_use_by_host,
             "attachedTo": list(self.attached_to),
             "dependentDevices": list(self.dependent_devices),
+            "mmioSizeGB": self.mmio_size_gb,
         }
 
 
@@ -105,6 +110,7 @@ def host_rows(host: ObservedHost) -> list[DeviceRow]:
                 in_use_by_host=host.in_use_by_host.get(pci_id, ""),
                 attached_to=tuple(host.attached_to_vms.get(pci_id, ())),
                 dependent_devices=tuple(sorted(groups.get(pci_id, frozenset()) - {pci_id})),
+                mmio_size_gb=size.gb if (size := device_mmio((), device)) is not None else None,
             )
         )
     return rows
@@ -133,7 +139,8 @@ def selected(inventory: ObservedInventory, names: Sequence[str]) -> list[Observe
 def table_row(r: DeviceRow) -> tuple[object, ...]:
     ids = f"{r.vendor_id}:{r.device_id}"
     return (r.host, r.address, ids, r.name, r.capable, r.enabled, r.active, r.state,
-            r.hardware_label, r.used_by, r.dependent_devices)  # fmt: skip
+            r.hardware_label, "" if r.mmio_size_gb is None else r.mmio_size_gb, r.used_by,
+            r.dependent_devices)  # fmt: skip
 
 
 def render(inventory: ObservedInventory, fmt: Format, names: Sequence[str] = ()) -> str:

@@ -60,6 +60,8 @@ def reconfigure_lines(change: ReconfigVM) -> list[str]:
               for attr, wire in _SETTINGS if getattr(change, attr) is not None]  # fmt: skip
     lines += [f"      ~ {e.label}: uptCompatibilityEnabled true (DirectPath Gen2)"
               for e in change.nic_edits]  # fmt: skip
+    lines += [f"      ~ extraConfig {key} = {value!r}" + (" (removed)" if not value else "")
+              for key, value in change.extra_config]  # fmt: skip
     return lines
 
 
@@ -92,10 +94,15 @@ def render_text(report: AssignmentReport) -> str:
     vm = plan.vm
     if vm is not None:
         lines.append(f"  VM {vm.name} ({vm.moref}) on {vm.host}, {vm.power_state}")
+        lines.append(f"    {_vm_line(plan)}")
     if plan.power_before is not None:
         lines.append(f"  > {plan.power_before} first")
         if plan.reconfigure is None:  # the planner reconfigures once vCenter reports it off
             lines.append("      then, with the VM powered off, the device change")
+    if plan.upgrade is not None:
+        up = plan.upgrade
+        lines.append(f"  ~ UpgradeVM_Task {up.previous or '?'} -> {up.version} (not undone on "
+                     "delete); the device change follows in the next pass")  # fmt: skip
     if plan.reconfigure is not None:
         lines.append(f"  ~ ReconfigVM_Task ({plan.reconfigure.moref})")
         lines += reconfigure_lines(plan.reconfigure)
@@ -110,20 +117,45 @@ def render_text(report: AssignmentReport) -> str:
     blocking = {c.feature for c in plan.blocked_by}
     lines += [f"  ! conflict {c.feature}: {c.message}{_conflict_note(c, blocking)}"
               for c in plan.conflicts]  # fmt: skip
-    if vm is not None and plan.reconfigure is None and not (plan.cluster or plan.power_before):
+    if vm is not None and plan.empty:
         lines.append("  = no change")
     return "\n".join(lines) + "\n"
+
+
+def _vm_line(plan: VMPlan) -> str:
+    """Firmware, hardware version and what its devices map: why power-on works or not."""
+    vm = plan.vm
+    assert vm is not None
+    mmio = plan.mmio
+    needs = (
+        f", devices map {mmio.total_gb} GB"
+        + (" (needs EFI and 64-bit MMIO)" if mmio.needs_64bit else "")
+        if mmio is not None
+        else ""
+    )
+    firmware = vm.firmware or "unknown"
+    window = f", 64bitMMIOSizeGB {vm.mmio_size_gb}" if vm.mmio_size_gb else ""
+    return (
+        f"firmware {firmware}, {vm.hardware_version or 'hardware version unknown'}{window}{needs}"
+    )
 
 
 def _problem(p: Problem | None) -> dict[str, str] | None:
     return {"reason": p.reason, "message": p.message} if p is not None else None
 
 
-def _vm_dict(plan: VMPlan) -> dict[str, str] | None:
+def _vm_dict(plan: VMPlan) -> dict[str, Any] | None:
     vm = plan.vm
     if vm is None:
         return None
-    return {"moref": vm.moref, "name": vm.name, "host": vm.host, "powerState": vm.power_state}
+    return {
+        "moref": vm.moref,
+        "name": vm.name,
+        "host": vm.host,
+        "powerState": vm.power_state,
+        "firmware": vm.firmware,
+        "hardwareVersion": vm.hardware_version,
+    }
 
 
 def _reconfigure_dict(change: ReconfigVM | None) -> dict[str, Any] | None:
@@ -135,6 +167,7 @@ def _reconfigure_dict(change: ReconfigVM | None) -> dict[str, Any] | None:
         "adds": [{"name": a.name, "backing": backing_text(a)} for a in change.adds],
         "settings": {wire: value for wire, value in settings.items() if value is not None},
         "gen2Adapters": [e.label for e in change.nic_edits],
+        "extraConfig": dict(change.extra_config),
     }
 
 
@@ -148,6 +181,10 @@ def to_dict(report: AssignmentReport) -> dict[str, Any]:
         "vcenter": report.vcenter,
         "changed": report.changed,
         "vm": _vm_dict(plan),
+        "upgradeVM": {"from": plan.upgrade.previous, "to": plan.upgrade.version}
+        if plan.upgrade
+        else None,
+        "mmioSizeGB": plan.mmio.total_gb if plan.mmio is not None else None,
         "reconfigVM": _reconfigure_dict(plan.reconfigure),
         "reconfigureCluster": cluster_text(plan.cluster) if plan.cluster else None,
         "powerBefore": str(plan.power_before) if plan.power_before else None,

@@ -111,3 +111,12 @@ def test_missing_names_hosts_vcenter_does_not_know() -> None:
 
 def test_no_hosts() -> None:
     assert render(ObservedInventory(), Format.TABLE) == "No hosts found.\n"
+
+
+def test_each_device_shows_what_it_maps_from_the_known_device_table() -> None:
+    rows = by_address(ESX)
+    sizes = {a: r.mmio_size_gb for a, r in rows.items()}  # type: ignore[attr-defined]
+    assert sizes == {GPU: 128, GPU_AUDIO: 1, NIC: None, HBA: None}
+    listing = json.loads(render(ObservedInventory(hosts=(ESX,)), Format.JSON))
+    assert [d["mmioSizeGB"] for d in listing["hosts"][0]["devices"]] == [None, None, 128, 1]
+    assert "MMIO GB" in render(ObservedInventory(hosts=(ESX,)), Format.TABLE)

@@ -85,6 +85,18 @@ def run_plan(
         # Resolve: hot add goes off in the same reconfigure (DESIGN.md §3.2.7).
         (vm(cpu_hot_add_enabled=True), {"conflictPolicy": "Resolve"}, 2,
          ["~ cpuHotAddEnabled: false", "! conflict HotAdd: ", "(resolved by the change)"]),
+        # The A100 maps 128 GB: the 64-bit MMIO window goes in the same reconfigure.
+        (vm(), {}, 2, ["firmware efi, vmx-19, devices map 128 GB (needs EFI and 64-bit MMIO)",
+                       "~ extraConfig pciPassthru.use64bitMMIO = 'TRUE'",
+                       "~ extraConfig pciPassthru.64bitMMIOSizeGB = '128'"]),
+        # A BIOS VM is refused, nothing planned.
+        (vm(firmware="bios"), {}, 1, ["! Stalled FirmwareNotEFI: VM ml-trainer-01 boots with "
+                                      "bios firmware", "= no change"]),
+        # Dynamic DirectPath on vmx-15, opted in: the upgrade, alone.
+        (vm(hardware_version="vmx-15"),
+         {"upgradeHardwareVersion": True,
+          "devices": [{"name": "g", "dynamic": {"vendorID": "10de", "deviceID": "20b5"}}]},
+         2, ["~ UpgradeVM_Task vmx-15 -> vmx-17 (not undone on delete)"]),
         # Snapshots block the change (DESIGN.md §3.2.7).
         (vm(snapshot_count=2), {}, 0, ["! conflict Snapshots: VM has 2 snapshots "
                                        "(blocks the change)"]),

@@ -278,3 +278,25 @@ def test_host_down_while_rebooting_is_not_degraded(
     down = gpu_host(enabled=True, in_maintenance_mode=True, connection_state="notResponding")
     status = reconcile((down,), previous=previous, reboot={"policy": "Rolling"})
     assert statuses(status)[DEGRADED][0] is degraded
+
+
+@pytest.mark.parametrize(
+    ("selector", "device", "expected"),
+    [
+        # The table of well-known devices: an A100 80GB maps 128 GB.
+        ({"vendorID": "10de", "deviceID": "20b5"}, dev(GPU), (128, "KnownDevices")),
+        # The selector's mmioSizeGB wins over the table.
+        ({"address": GPU, "mmioSizeGB": 96}, dev(GPU), (96, "Spec")),
+        # Neither knows the X710: unknown, not 0.
+        ({"address": NIC}, dev(NIC, X710), (None, None)),
+        ({"namePattern": "X710", "mmioSizeGB": 0}, dev(NIC, X710), (0, "Spec")),
+    ],
+)
+def test_device_status_shows_the_memory_each_device_maps(
+    selector: dict[str, Any], device: Any, expected: tuple[int | None, str | None]
+) -> None:
+    the_host = host("esx01", (device,), (info(device.id, enabled=True, active=True),))
+    status = reconcile((the_host,), devices=[selector])
+    (row,) = status.hosts[0].devices
+    source = row.mmio_size_source.value if row.mmio_size_source else None
+    assert (row.mmio_size_gb, source) == expected

@@ -385,3 +385,41 @@ def test_deleting_touches_the_vm_only_if_this_assignment_may_have_changed_it(
     assert ("observe_vm" in world.calls()) is touches_vcenter
     if not touches_vcenter:
         assert world.calls() == ["finalizers"]
+
+
+DYNAMIC_SPEC = {
+    "policyRef": {"name": "gpu-hosts"},
+    "vm": {"name": "ml-trainer-01"},
+    "devices": [{"name": "gpu0", "dynamic": {"vendorID": "10de", "deviceID": "20b5"}}],
+}
+
+
+def test_a_bios_vm_with_a_large_bar_gpu_gets_no_vcenter_call_and_says_why() -> None:
+    world = World.make(observe(vm(firmware="bios")))
+    world.run(body())
+    assert world.calls() == ["vms_for", "observe_vm", "status"]
+    (status,) = world.statuses()
+    assert condition(status, "Stalled") == ("True", "FirmwareNotEFI")
+    assert condition(status, "Ready")[0] == "False"
+    assert status["vm"]["firmware"] == "bios"
+    assert status["vm"]["mmioSizeGB"] == 128
+
+
+def test_the_hardware_upgrade_is_recorded_then_made_alone_and_announced() -> None:
+    world = World.make(observe(vm(hardware_version="vmx-15")))
+    result = world.run(body(spec={**DYNAMIC_SPEC, "upgradeHardwareVersion": True}))
+    assert world.calls() == ["vms_for", "observe_vm", "status", "upgrade"]
+    change = world.arg("upgrade")
+    assert (change.version, change.previous) == ("vmx-17", "vmx-15")
+    # recorded before the call
+    assert world.statuses()[0]["previous"] == {"hardwareVersion": "vmx-15"}
+    (event,) = [e for e in world.events() if e[1] == "HardwareUpgraded"]
+    assert event[0] == "Normal"
+    assert result.requeue_after is not None
+
+
+def test_without_opting_in_an_old_vm_is_refused_for_dynamic_directpath() -> None:
+    world = World.make(observe(vm(hardware_version="vmx-15")))
+    world.run(body(spec=DYNAMIC_SPEC))
+    assert world.calls() == ["vms_for", "observe_vm", "status"]
+    assert condition(world.statuses()[0], "Stalled") == ("True", "HardwareVersionTooOld")

@@ -301,6 +301,13 @@ def test_observed_vm_maps_every_field() -> None:
             "config.memoryHotAddEnabled": True,
             "config.nestedHVEnabled": True,
             "config.ftInfo": V.vm.FaultToleranceSecondaryConfigInfo(role=2),
+            "config.firmware": "efi",
+            # Keys in any case (the VMX reads them case-insensitively); others are not kept.
+            "config.extraConfig": [
+                V.option.OptionValue(key="pciPassthru.use64bitMMIO", value="TRUE"),
+                V.option.OptionValue(key="PCIPASSTHRU.64BITMMIOSIZEGB", value="128"),
+                V.option.OptionValue(key="guestinfo.secret", value="not kept"),
+            ],
             "snapshot": V.vm.SnapshotInfo(rootSnapshotList=[_tree()]),
             "runtime.powerState": "poweredOn",
             "runtime.host": V.HostSystem("host-31"),
@@ -335,6 +342,7 @@ def test_observed_vm_maps_every_field() -> None:
     assert found.nested_hv_enabled
     assert (found.ft_configured, found.ft_role, found.snapshot_count) == (True, 2, 1)
     assert (found.hardware_version, found.change_version) == ("vmx-19", "2026-11-25T21:00:00.1Z")
+    assert (found.firmware, found.use64bit_mmio, found.mmio_size_gb) == ("efi", "TRUE", "128")
     assert [d.key for d in found.pci_devices] == [13000]
     assert [(n.key, n.portgroup, n.gen2_allowed, n.gen2_active) for n in found.nics] == [
         (4000, "vmfex-gen2", True, True)
@@ -351,6 +359,7 @@ def test_observed_vm_with_nothing_readable() -> None:
     )  # fmt: skip
     assert (found.pci_devices, found.nics, found.cluster) == ((), (), None)
     assert (found.ft_configured, found.snapshot_count) == (False, 0)
+    assert (found.firmware, found.use64bit_mmio, found.mmio_size_gb) == ("", None, None)
 
 
 def test_attached_to_vms_other_vms_only_sorted() -> None:

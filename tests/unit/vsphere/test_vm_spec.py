@@ -202,3 +202,26 @@ def test_cluster_spec(
     removed = a.removeKey._moId if a.removeKey is not None else None
     assert (a.operation, priority, removed) == expected_das
     assert "<removeKey" in _soap(spec) or a.operation != "remove"
+
+
+def test_extra_config_goes_out_as_option_values_and_empty_removes() -> None:
+    change = ReconfigVM(
+        "vm-1",
+        "cv-1",
+        extra_config=(("pciPassthru.use64bitMMIO", "TRUE"), ("pciPassthru.64bitMMIOSizeGB", "")),
+    )
+    assert change.needs_power_off  # read at power-on: goes with the VM off
+    spec = config_spec(change)
+    assert [(o.key, o.value) for o in spec.extraConfig] == [
+        ("pciPassthru.use64bitMMIO", "TRUE"),
+        ("pciPassthru.64bitMMIOSizeGB", ""),
+    ]
+    soap = _soap(spec)
+    assert "<key>pciPassthru.use64bitMMIO</key>" in soap
+    assert '<value xsi:type="xsd:string">TRUE</value>' in soap
+
+
+def test_no_extra_config_leaves_the_field_unset() -> None:
+    spec = config_spec(ReconfigVM("vm-1", "cv-1", memory_reservation_locked_to_max=True))
+    assert spec.extraConfig == []
+    assert "extraConfig" not in _soap(spec)
