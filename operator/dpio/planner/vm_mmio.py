@@ -17,14 +17,16 @@ vSphere facts (the simulator enforces the same, sandbox/vcsim/VM-RULES.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from dpio.api.assignment import DeviceKind
 from dpio.api.conditions import FIRMWARE_NOT_EFI, HARDWARE_VERSION_TOO_OLD
 from dpio.planner.conditions import Problem
 from dpio.planner.mmio import device_mmio, ids_mmio
 from dpio.planner.observed import HostPciDevice, parse_pci_id
 from dpio.planner.selection import DeviceMatcher, InvalidSpecError, compile_device_selectors
+from dpio.planner.vm_devices import DesiredDevice
 from dpio.planner.vm_observed import Backing, ObservedVM, StaticBacking, VMObservation
 
 DEFAULT_WINDOW_GB = 32
@@ -82,11 +84,64 @@ def backing_gb(
     return max((s.gb for s in sizes if s is not None), default=0)
 
 
+def desired_gb(
+    want: DesiredDevice, observed: VMObservation, matchers: tuple[DeviceMatcher, ...]
+) -> int:
+    """A spec device not on the VM yet: static by the host device at its address (as the host's
+    ConfigTarget or the policy's status lists it), dynamic by its vendor:device id."""
+    if want.address is None:
+        size = ids_mmio(matchers, want.vendor_id, want.device_id)
+        return size.gb if size is not None else 0
+    target = observed.config_target.pci(want.address)
+    if target is not None:
+        return backing_gb(target.backing(), observed, matchers)
+    rows = observed.policy.host_devices if observed.policy is not None else ()
+    found = next((r for r in rows if r.address == want.address), None)
+    if found is None or found.vendor_id is None or found.device_id is None:
+        return 0
+    device = HostPciDevice(
+        want.address,
+        parse_pci_id(found.vendor_id) or 0,
+        parse_pci_id(found.device_id) or 0,
+        device_name=found.name or "",
+    )
+    size = device_mmio(matchers, device)
+    return size.gb if size is not None else 0
+
+
 def need(backings: Iterable[Backing | None], observed: VMObservation) -> MmioNeed:
     """What the devices with these backings map together (all the VM will have)."""
     matchers = _matchers(observed)
     sizes = [backing_gb(b, observed, matchers) for b in backings]
     return MmioNeed(sum(sizes), max(sizes, default=0))
+
+
+def planned_need(
+    kept: Iterable[Backing | None],
+    new: Iterable[DesiredDevice],
+    observed: VMObservation,
+) -> MmioNeed:
+    """What the VM's devices will map once `new` spec devices join those it keeps."""
+    matchers = _matchers(observed)
+    sizes = [backing_gb(b, observed, matchers) for b in kept]
+    sizes += [desired_gb(w, observed, matchers) for w in new]
+    return MmioNeed(sum(sizes), max(sizes, default=0))
+
+
+def power_on_problem(
+    vm: ObservedVM, new: Sequence[DesiredDevice], mmio: MmioNeed, upgrade_allowed: bool
+) -> Problem | None:
+    """A rule that would keep the VM from powering on with `new` added: a reason to change
+    nothing. A VM running with all its devices proves it powers on: nothing to say then."""
+    if not new and vm.powered_on:
+        return None
+    refused = firmware_problem(vm, mmio)
+    if refused is not None:
+        return refused
+    dynamic = any(w.kind is DeviceKind.DYNAMIC for w in new)
+    if dynamic and needs_upgrade(vm) and not upgrade_allowed:
+        return hardware_problem(vm)
+    return None
 
 
 def _enabled(vm: ObservedVM) -> bool:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from dpio.api.assignment import (
     ConflictPolicy,
+    DeviceKind,
     VMDeviceAssignmentSpec,
     VMDeviceAssignmentStatus,
 )
@@ -46,13 +47,12 @@ from dpio.planner.vm_devices import DesiredDevice, DeviceDiff, desired_devices, 
 from dpio.planner.vm_gen2 import adapter_problem, kinds, upt_changes, vmotion_status
 from dpio.planner.vm_mmio import (
     DYNAMIC_UPGRADE_TARGET,
-    firmware_problem,
-    hardware_problem,
-    need,
     needs_upgrade,
+    planned_need,
+    power_on_problem,
     settings_change,
 )
-from dpio.planner.vm_observed import Backing, DynamicBacking, ObservedVM, VMObservation
+from dpio.planner.vm_observed import Backing, ObservedVM, VMObservation
 from dpio.planner.vm_power import (
     PowerTracking,
     after_change,
@@ -171,8 +171,17 @@ def _plan_vm(
     stalled = _too_many(observed, vm, len(own.held) + len(diff.unmanaged) + ours)
     stalled = stalled or next((c.problem for c in checks if c.stalled), None)
     stalled = stalled or adapter_problem(vm, spec.network_direct_path)
+    # vm_mmio: checked on what the VM will have, even while a device is unavailable: a BIOS VM
+    # waiting for a GPU would only fail to power on once it got it.
+    new = [d for d in desired if d.name not in matched]
+    removed = {r.key for r in diff.removes}
+    kept = [d.backing for d in vm.pci_devices if d.key not in removed]
+    mmio = planned_need(kept, new, observed)
+    upgrade = spec.upgrade_hardware_version
+    stalled = stalled or power_on_problem(vm, new, mmio, upgrade)
     outcome = replace(
         base,
+        mmio=mmio,
         diff=diff,
         stalled=stalled,
         unavailable=checks,
@@ -188,35 +197,14 @@ def _plan_vm(
             target = observed.config_target.pci(want.address) if want.address else None
             backings[want.name] = target.backing() if target else want.dynamic_backing()
     diff = diff_devices(desired, own.current, backings, managed_keys(previous))
-    return _power_on_rules(outcome, spec, vm, diff, observed, now, grant)
-
-
-def _power_on_rules(  # noqa: PLR0917 -- the tail of _plan_vm, split off for length
-    outcome: VMPlan,
-    spec: VMDeviceAssignmentSpec,
-    vm: ObservedVM,
-    diff: DeviceDiff,
-    observed: VMObservation,
-    now: datetime,
-    grant: Grant,
-) -> VMPlan:
-    """vm_mmio: what the VM needs to power on with all the devices it will have (ours, other
-    assignments', hand-added ones). A VM running with its devices already proves it has it;
-    otherwise a rule it breaks stalls the plan before anything is written."""
-    removed = {r.key for r in diff.removes}
-    backings = [d.backing for d in vm.pci_devices if d.key not in removed]
-    mmio = need([*backings, *(a.backing for a in diff.adds)], observed)
-    outcome = replace(outcome, mmio=mmio)
-    changing = bool(diff.adds) or not vm.powered_on
-    refused = firmware_problem(vm, mmio) if changing else None
-    if refused is not None:
-        return replace(outcome, stalled=refused)
-    dynamic = any(isinstance(a.backing, DynamicBacking) for a in diff.adds)
-    upgrade = dynamic and needs_upgrade(vm)
-    if upgrade and not spec.upgrade_hardware_version:
-        return replace(outcome, stalled=hardware_problem(vm))
+    # The 64-bit MMIO window goes with the devices, or into a VM that is off without it; a VM
+    # running with all its devices already has what it needs (vm_mmio.power_on_problem).
+    changing = bool(new) or not vm.powered_on
     extra = settings_change(vm, mmio) if changing else ()
-    return _changes(outcome, spec, vm, diff, now, grant, extra=extra, upgrade=upgrade)
+    dynamic = any(w.kind is DeviceKind.DYNAMIC for w in new)
+    return _changes(
+        outcome, spec, vm, diff, now, grant, extra=extra, upgrade=dynamic and needs_upgrade(vm)
+    )
 
 
 def _check(  # noqa: PLR0917 -- one device's checks, all positional inputs of _plan_vm

@@ -23,6 +23,7 @@ from tests.unit.planner.test_vm_builders import (
 
 from dpio.api.assignment import VMDeviceAssignmentSpec, VMDeviceAssignmentStatus
 from dpio.api.conditions import FIRMWARE_NOT_EFI, HARDWARE_VERSION_TOO_OLD
+from dpio.api.policy import DeviceState
 from dpio.api.vm_settings import PreviousMmio, PreviousSettings
 from dpio.planner.vm_deletion import plan_assignment_deletion
 from dpio.planner.vm_mmio import MMIO_SIZE_GB, USE_64BIT_MMIO, MmioNeed
@@ -340,3 +341,25 @@ def test_the_hardware_version_is_not_restored_on_delete() -> None:
     assert result.upgrade is None
     assert result.reconfigure is not None
     assert result.reconfigure.removes
+
+
+def test_a_bios_vm_is_refused_even_while_its_gpu_is_busy_elsewhere() -> None:
+    # Waiting for the GPU would end in a VM that can't power on: say so now.
+    busy = observe(vm(firmware="bios"), attached_to_vms={GPU: ("other-vm",)})
+    result = plan(busy)
+    assert result.stalled is not None
+    assert result.stalled.reason == FIRMWARE_NOT_EFI
+    assert [c.name for c in result.unavailable] == ["gpu0"]
+    assert result.empty
+
+
+def test_a_static_device_not_active_yet_is_sized_from_the_policy_status() -> None:
+    # Not in ConfigTarget (pending a host reboot): the policy's row names its ids.
+    pending = observe(
+        vm(firmware="bios"),
+        config_target=ConfigTarget(),
+        policy=PolicyView("gpu-hosts", policy(), (row(GPU, state=DeviceState.PENDING_REBOOT),)),
+    )
+    result = plan(pending)
+    assert result.stalled is not None
+    assert result.stalled.reason == FIRMWARE_NOT_EFI
