@@ -26,6 +26,19 @@ T4_YAML = ('vendorId: "10de", deviceId: "1eb8", classId: "0302", name: "TU104GL 
 
 Want = tuple[str, str] | Callable[[tuple[str, str]], bool]
 
+# Every SOAP method that changes vCenter, as the simulator's call counters name them.
+WRITES = frozenset(
+    {
+        "ReconfigVM_Task",
+        "UpgradeVM_Task",
+        "PowerOnVM_Task",
+        "PowerOffVM_Task",
+        "ShutdownGuest",
+        "ReconfigureComputeResource_Task",
+        "UpdatePassthruConfig",
+    }
+)
+
 
 # The root VM folder of the simulator's datacenter: a VM whose inventory entry names no folder
 # is there, so a consumer entry scoped to it covers every VM of a module's inventory.
@@ -189,3 +202,9 @@ def backings_of(sim: Simulator, vm_name: str) -> list[str]:
         else "dynamic"
         for d in passthrough_of(sim, vm_name)
     ]
+
+
+def writes(sim: Simulator) -> dict[str, int]:
+    """vCenter writes since the simulator's counters were last reset, by method."""
+    counters: Any = sim.admin("GET", "/counters")
+    return {m: n for m, n in counters["counts"].items() if m in WRITES and n}

@@ -25,6 +25,7 @@ from tests.e2e.assignments import (
     simulator_fixture,
     until,
     vmda,
+    writes,
 )
 from tests.e2e.conftest import apply, get, kubectl
 from tests.sandbox.vsphere_helpers import connect, eventually, find, wait_task
@@ -37,16 +38,6 @@ pytestmark = pytest.mark.sandbox
 RED, BLUE, OUTSIDER = "e2e-red", "e2e-blue", "e2e-outsider"
 POLICY, SIM, HOST = "e2e-tenancy", "vcsim-tenancy", "esx-t1.lab.local"
 HA_HOST = "esx-ha.lab.local"
-WRITES = frozenset(
-    {
-        "ReconfigVM_Task",
-        "PowerOnVM_Task",
-        "PowerOffVM_Task",
-        "ShutdownGuest",
-        "ReconfigureComputeResource_Task",
-        "UpdatePassthruConfig",
-    }
-)
 
 
 def _gpus(buses: tuple[str, ...]) -> str:
@@ -128,11 +119,6 @@ def _gpu(bus: str, name: str = "gpu0") -> dict[str, Any]:
     return {"name": name, "pci": {"address": f"0000:{bus}:00.0"}}
 
 
-def _writes(sim: Simulator) -> dict[str, int]:
-    counters: Any = sim.admin("GET", "/counters")
-    return {m: n for m, n in counters["counts"].items() if m in WRITES and n}
-
-
 def _forbidden(box: Sandbox, namespace: str, name: str, reason: str) -> dict[str, Any]:
     body = until(box, namespace, name, "Forbidden", ("True", reason))
     assert condition(body, "Stalled")[0] == "True"
@@ -193,7 +179,7 @@ def test_every_attempt_outside_the_grant_is_refused_with_no_vcenter_write(
         name: _forbidden(operator, namespace, name, reason)
         for namespace, name, _, _, _, reason in ATTACKS
     }
-    assert _writes(sim) == {}
+    assert writes(sim) == {}
     # Someone else's VM and no VM at all read the same: the tenant can't probe for names.
     taken = condition_message(bodies["takes-blue-vm"], "Forbidden").replace("blue-01", "X")
     missing = condition_message(bodies["no-such-vm"], "Forbidden").replace("red-nothing", "X")
@@ -214,7 +200,7 @@ def test_the_quota_is_shared_oldest_first(operator: Sandbox, sim: Simulator) -> 
     apply(operator, vmda("too-many", RED, POLICY, "red-02", four))
     body = until(operator, RED, "too-many", "DevicesUnavailable", ("True", "QuotaExceeded"))
     assert condition(body, "Stalled")[0] == "True"
-    assert _writes(sim) == {}
+    assert writes(sim) == {}
     assert backings_of(sim, "red-02") == []
     # Over its quota it claims nothing: a newer assignment that fits gets the device.
     apply(operator, vmda("fits", RED, POLICY, "red-02", [_gpu("3d")]))
@@ -242,7 +228,7 @@ def test_resolve_waits_with_the_cluster_until_the_vm_is_off(
     apply(operator, vmda("red-resolve", RED, POLICY, "red-run", [_gpu("3b")],
                          conflictPolicy="Resolve"))  # fmt: skip
     until(operator, RED, "red-resolve", "PowerOffRequired", ("True", "VMPoweredOn"))
-    assert _writes(sim) == {}
+    assert writes(sim) == {}
     kubectl(operator, "delete", "vmda", "red-resolve", "-n", RED, "--wait=true", "--timeout=60s")
 
 
@@ -256,7 +242,7 @@ def test_a_vm_that_takes_the_name_of_the_pinned_one_is_left_alone(
         wait_task(find(si, vim.VirtualMachine, "red-swap").Rename_Task("red-swap-old"))
         wait_task(find(si, vim.VirtualMachine, "red-spare").Rename_Task("red-swap"))
     until(operator, RED, "red-pinned", "Stalled", ("True", "VMReplaced"))
-    assert _writes(sim) == {}
+    assert writes(sim) == {}
     assert backings_of(sim, "red-swap") == []  # the newcomer got nothing
     # Deleting acts on the pinned VM only: its device goes, the newcomer is untouched.
     kubectl(operator, "delete", "vmda", "red-pinned", "-n", RED, "--wait=true", "--timeout=60s")
@@ -275,7 +261,7 @@ def test_a_vm_moved_out_of_scope_after_attach_is_left_alone(
         wait_task(blue.MoveIntoFolder_Task([find(si, vim.VirtualMachine, "red-move")]))
     _forbidden(operator, RED, "red-moving", "VMOutOfScope")
     kubectl(operator, "delete", "vmda", "red-moving", "-n", RED, "--wait=true", "--timeout=60s")
-    assert _writes(sim) == {}
+    assert writes(sim) == {}
     assert backings_of(sim, "red-move") == ["0000:3f:00.0"]  # blue's VM now: untouched
 
 
@@ -287,7 +273,7 @@ def test_deleting_after_the_policy_is_gone_touches_nothing(
     kubectl(operator, "delete", "hpp", POLICY, "--wait=true", f"--timeout={int(TIMEOUT)}s")
     sim.admin("POST", "/counters/reset")
     kubectl(operator, "delete", "vmda", "red-gpu", "-n", RED, "--wait=true", "--timeout=60s")
-    assert _writes(sim) == {}
+    assert writes(sim) == {}
     assert backings_of(sim, "red-01") == ["0000:3b:00.0"]
 
     def skipped() -> bool:
