@@ -4,7 +4,7 @@ has them (raw pyVmomi, not the operator's adapter)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -50,7 +50,7 @@ def hpp(
     name: str,
     secret: str,
     hosts: list[str],
-    devices: list[dict[str, str]],
+    devices: Sequence[Mapping[str, Any]],
     consumers: list[str],
     *,
     power_policies: Sequence[str] = ("WaitForPowerOff",),
@@ -68,7 +68,7 @@ def hpp(
         "spec": {
             "vcenter": {"secretRef": {"name": secret}},
             "hosts": {"names": hosts},
-            "devices": devices,
+            "devices": [dict(d) for d in devices],
             "consumers": [
                 {
                     "namespaces": consumers,
