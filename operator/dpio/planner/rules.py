@@ -3,17 +3,18 @@ hosts with (DESIGN.md §3.1.8: the older policy wins a device both want in oppos
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from dpio.api.patterns import Pattern
 from dpio.api.policy import ApplyNow, HostPassthroughPolicySpec, HostSelector
 from dpio.planner.observed import HostPciDevice, ObservedHost, ObservedInventory
 from dpio.planner.selection import (
     DeviceMatcher,
     InvalidSpecError,
     compile_device_selectors,
+    compile_name_pattern,
 )
 
 
@@ -41,15 +42,16 @@ class HostMatcher:
 
     names: frozenset[str]
     clusters: frozenset[str]
-    pattern: re.Pattern[str] | None
+    pattern: Pattern | None
 
     @classmethod
     def from_selector(cls, selector: HostSelector) -> HostMatcher:
-        """Raises InvalidSpecError for a namePattern that is not a regular expression."""
-        try:
-            pattern = re.compile(selector.name_pattern) if selector.name_pattern else None
-        except re.error as err:
-            raise InvalidSpecError(f"hosts.namePattern: {err}") from err
+        """Raises InvalidSpecError for a namePattern that RE2 refuses."""
+        pattern = (
+            compile_name_pattern(selector.name_pattern, "hosts.namePattern")
+            if selector.name_pattern
+            else None
+        )
         return cls(frozenset(selector.names), frozenset(selector.clusters), pattern)
 
     def selects(self, host: ObservedHost, inventory: ObservedInventory) -> bool:
@@ -57,7 +59,7 @@ class HostMatcher:
             return True
         if any(host.name in inventory.clusters.get(c, ()) for c in self.clusters):
             return True
-        return self.pattern is not None and self.pattern.search(host.name) is not None
+        return self.pattern is not None and self.pattern.search(host.name)
 
 
 @dataclass(frozen=True, slots=True)

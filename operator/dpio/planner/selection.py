@@ -8,10 +8,10 @@ list position; results are ordered by host name and PCI address so plans are det
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from dpio.api.patterns import SYNTAX_URL, Pattern, PatternError, compile_pattern
 from dpio.api.policy import DeviceSelector, HostSelector
 from dpio.planner.observed import (
     HostPciDevice,
@@ -23,17 +23,23 @@ from dpio.planner.observed import (
 
 
 class InvalidSpecError(ValueError):
-    """The spec says something the planner can't act on (a bad regex, a bad hex id).
+    """The spec says something the planner can't act on (a pattern RE2 refuses, a bad hex id).
 
     Admission rejects most of these; what gets through ends as Stalled, never as a crash.
     """
 
 
-def _compile(pattern: str, what: str) -> re.Pattern[str]:
+def compile_name_pattern(pattern: str, what: str) -> Pattern:
+    """`what` (the field, e.g. "hosts.namePattern") compiled; InvalidSpecError if RE2 refuses it.
+
+    Neither the CRD nor the model can check RE2 syntax, so this is where a pattern that only
+    Python's `re` knew (a backreference, a lookahead) is refused.
+    """
     try:
-        return re.compile(pattern)
-    except re.error as err:
-        message = f"{what} {pattern!r} is not a valid regular expression: {err}"
+        return compile_pattern(pattern)
+    except PatternError as err:
+        # RE2's reason quotes the part it refuses; the pattern itself is in the spec.
+        message = f"{what} is not RE2 syntax: {err} (see {SYNTAX_URL})"
         raise InvalidSpecError(message) from err
 
 
@@ -45,7 +51,9 @@ class HostSelection:
 
 def select_hosts(selector: HostSelector, inventory: ObservedInventory) -> HostSelection:
     pattern = (
-        _compile(selector.name_pattern, "hosts.namePattern") if selector.name_pattern else None
+        compile_name_pattern(selector.name_pattern, "hosts.namePattern")
+        if selector.name_pattern
+        else None
     )
     wanted = set(selector.names)
     for cluster in selector.clusters:
@@ -53,7 +61,7 @@ def select_hosts(selector: HostSelector, inventory: ObservedInventory) -> HostSe
     chosen: dict[str, ObservedHost] = {}
     for host in inventory.hosts:
         in_cluster = host.cluster is not None and host.cluster in selector.clusters
-        by_pattern = pattern is not None and pattern.search(host.name) is not None
+        by_pattern = pattern is not None and pattern.search(host.name)
         if host.name in wanted or in_cluster or by_pattern:
             chosen.setdefault(host.name, host)
     missing = sorted(wanted - chosen.keys())
@@ -67,7 +75,7 @@ class DeviceMatcher:
     address: str | None = None
     vendor_id: int | None = None
     device_id: int | None = None
-    name_pattern: re.Pattern[str] | None = None
+    name_pattern: Pattern | None = None
     hardware_label: str | None = None
     mmio_size_gb: int | None = None  # the selector's mmioSizeGB (planner/mmio.py)
 
@@ -77,7 +85,7 @@ class DeviceMatcher:
         if self.vendor_id is not None:
             return device.vendor_id == self.vendor_id and device.device_id == self.device_id
         if self.name_pattern is not None:
-            return self.name_pattern.search(device.device_name) is not None
+            return self.name_pattern.search(device.device_name)
         return False
 
 
@@ -107,7 +115,7 @@ def compile_device_selector(selector: DeviceSelector, index: int) -> DeviceMatch
         vendor_id=_hex_id(selector.vendor_id, f"{where}.vendorID"),
         device_id=_hex_id(selector.device_id, f"{where}.deviceID"),
         name_pattern=(
-            _compile(selector.name_pattern, f"{where}.namePattern")
+            compile_name_pattern(selector.name_pattern, f"{where}.namePattern")
             if selector.name_pattern is not None
             else None
         ),

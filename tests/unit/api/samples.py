@@ -291,18 +291,18 @@ BAD = [
         {"name": "gpu2", "pci": {"address": ADDRESS}}]), ADDRESS_TWICE),
 ]  # fmt: skip
 
-# What pydantic refuses but a CRD schema cannot express: the API server accepts these.
-PYDANTIC_ONLY = [
-    Bad(
-        "host-pattern-not-a-regex",
-        HPP,
-        policy_spec(hosts={"namePattern": "esx-(gpu"}),
-        "not a valid regular expression",
-    ),
-    Bad(
-        "device-pattern-not-a-regex",
-        HPP,
-        policy_spec(devices=[{"namePattern": "[A100"}]),
-        "not a valid regular expression",
-    ),
-]
+# What neither a CRD schema nor the models can check (CEL compiles no RE2): the API server admits
+# these and the models read them; the planner refuses them, so the policy ends Stalled with
+# InvalidSpec and this message (tests/unit/planner/test_planner_patterns.py).
+PLANNER_ONLY = [
+    Bad("host-pattern-unbalanced", HPP, policy_spec(hosts={"namePattern": "esx-(gpu"}),
+        "hosts.namePattern is not RE2 syntax: missing ): esx-(gpu"),
+    Bad("device-pattern-unbalanced", HPP, policy_spec(devices=[{"namePattern": "[A100"}]),
+        "devices[0].namePattern is not RE2 syntax: missing ]: [A100"),
+    # Python's re knew these; RE2 has no backtracking, so no backreference, no lookaround.
+    Bad("host-pattern-backreference", HPP, policy_spec(hosts={"namePattern": r"^(esx)-\1"}),
+        r"hosts.namePattern is not RE2 syntax: invalid escape sequence: \1"),
+    Bad("device-pattern-lookahead", HPP,
+        policy_spec(devices=[{"address": ADDRESS}, {"namePattern": "Tesla(?! T4)"}]),
+        "devices[1].namePattern is not RE2 syntax: invalid perl operator: (?!"),
+]  # fmt: skip
