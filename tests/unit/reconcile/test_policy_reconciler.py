@@ -300,3 +300,60 @@ def test_an_insecure_vcenter_secret_is_a_condition_and_a_warning(
     assert conditions(objects)["InsecureConnection"] == condition
     assert conditions(objects)["Ready"] == ("True", "Reconciled")  # it works, but says so
     assert (("Warning", "TLSVerificationDisabled") in objects.events) is warned
+
+
+@dataclass
+class DeletingObjects(FakeObjects):
+    finalizers: list[str] | None = None  # what the reconciler set, if anything
+
+    async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
+        self.finalizers = finalizers
+
+
+# Python's re selected the A100 with this lookbehind; RE2 has no lookaround (docs/upgrade.md).
+LOOKBEHIND = {"namePattern": r"(?<=GA100 )\[A100\]"}
+
+
+def test_a_pattern_re2_refuses_stalls_the_policy_without_a_vcenter_write() -> None:
+    hosts = FakeHosts(ObservedInventory(hosts=(gpu_host(enabled=False),)))  # the A100, off
+    objects = FakeObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts), objects, lambda: [], clock=lambda: NOW)
+    policy = body(None)
+    policy["spec"]["devices"] = [LOOKBEHIND]
+
+    got = asyncio.run(reconciler(policy))
+
+    assert got == Result()  # a human must fix the spec; its next change brings it back
+    assert hosts.updates == []
+    assert conditions(objects)["Stalled"] == ("True", "InvalidSpec")
+    assert conditions(objects)["Ready"] == ("False", "InvalidSpec")
+    assert objects.status is not None
+    stalled = next(c for c in objects.status["conditions"] if c["type"] == "Stalled")
+    assert stalled["message"].startswith(
+        "devices[0].namePattern is not RE2 syntax: invalid perl operator: (?<"
+    )
+    assert objects.events == [("Warning", "InvalidSpec")]
+
+    # Reconciled again (a resync), it writes nothing and tells nothing new.
+    written, objects.status = objects.status, None
+    policy["status"] = written
+    assert asyncio.run(reconciler(policy)) == Result()
+    assert (objects.status, objects.events, hosts.updates) == (
+        None,
+        [("Warning", "InvalidSpec")],
+        [],
+    )
+
+
+def test_a_policy_with_a_pattern_re2_refuses_can_still_be_deleted() -> None:
+    hosts = FakeHosts(ObservedInventory(hosts=(gpu_host(enabled=True, active=True),)))
+    objects = DeletingObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts), objects, lambda: [], clock=lambda: NOW)
+    policy = body(None)
+    policy["spec"].update(devices=[LOOKBEHIND], deletionPolicy="Disable")
+    policy["metadata"]["deletionTimestamp"] = "2025-01-02T00:00:00Z"
+
+    assert asyncio.run(reconciler(policy)) == Result()
+
+    assert objects.finalizers == []  # the object goes away, not stuck behind its finalizer
+    assert hosts.updates == []  # it never selected the A100, so it does not disable it
