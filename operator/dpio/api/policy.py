@@ -106,8 +106,10 @@ class HostSelector(ApiModel):
     )
     name_pattern: NamePattern | None = Field(
         None,
-        description="Regular expression (Python re syntax) searched for in host names: "
-        '"^esx-gpu-" matches names that start with esx-gpu-.',
+        description="Regular expression in RE2 syntax (github.com/google/re2/wiki/Syntax), "
+        'searched for in host names, case-sensitive: "^esx-gpu-" matches names that start '
+        "with esx-gpu-. Backreferences and lookaround are not RE2: such a pattern stalls the "
+        "policy with reason InvalidSpec.",
     )
 
 
@@ -152,8 +154,10 @@ class DeviceSelector(ApiModel):
     )
     name_pattern: NamePattern | None = Field(
         None,
-        description="Regular expression (Python re syntax) searched for in the device name "
-        '(HostPciDevice.deviceName), e.g. "^Tesla T4$".',
+        description="Regular expression in RE2 syntax (github.com/google/re2/wiki/Syntax), "
+        "searched for in the device name (HostPciDevice.deviceName), case-sensitive, e.g. "
+        '"^Tesla T4$". Backreferences and lookaround are not RE2: such a pattern stalls the '
+        "policy with reason InvalidSpec.",
     )
     hardware_label: HardwareLabel | None = Field(
         None,
