@@ -162,3 +162,60 @@ def test_rolling_reboot_makes_the_policy_ready_and_kubectl_wait_returns(
         "esx-legacy-01.lab.local rebooted; its passthrough changes are active"
     ]
     kubectl(operator, "delete", "hpp", "e2e-rolling", "--timeout=30s")
+
+
+def test_a_redos_pattern_settles_and_a_backreference_stalls_with_invalid_spec(
+    operator: Sandbox, vcsim_factory: Callable[..., Simulator]
+) -> None:
+    sim = vcsim_factory()
+    secret_for(operator, sim, "vcsim-e2e-3")
+
+    def policy(name: str, host: str, patterns: list[str]) -> dict[str, Any]:
+        return {
+            "apiVersion": "dpio.io/v1alpha1",
+            "kind": "HostPassthroughPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "vcenter": {"secretRef": {"name": "vcsim-e2e-3"}},
+                "hosts": {"names": [host]},
+                "devices": [{"namePattern": p} for p in patterns],
+            },
+        }
+
+    # esx-gpu-01's X710s are "Ethernet Controller X710 for 10GbE SFP+": 38 word characters and
+    # spaces, then "+". Python's re would try every split of those words before failing, and
+    # the operator would stop answering; RE2 says "no match" at once. Its boot HBA, "Lewisburg
+    # SATA AHCI Controller", is words and spaces only: it matches, and is refused because ESXi
+    # uses it. The docs' own T4 pattern selects the T4, active without a reboot on vSphere 8.
+    apply(operator, policy("e2e-redos", "esx-gpu-01.lab.local",
+                           [r"^(\w+\s?)*$", r"^TU104GL \[Tesla T4\]$"]))  # fmt: skip
+    body = eventually(_converged(operator, "e2e-redos"))
+    assert _states(body) == {
+        ("esx-gpu-01.lab.local", "0000:00:17.0"): "InUseByHost",
+        ("esx-gpu-01.lab.local", "0000:af:00.0"): "Active",
+    }
+    assert _condition(body, "Stalled")["status"] == "False"
+    assert (_condition(body, "Ready")["status"], _condition(body, "Ready")["reason"]) == (
+        "False",
+        "DeviceInUse",
+    )
+
+    # Python's re selected the A100 ("GA100 [A100 PCIe 80GB]") with this; RE2 has no
+    # backreferences. The API server admits it (CEL can't compile RE2); the operator stalls it.
+    sim.admin("POST", "/counters/reset")
+    apply(operator, policy("e2e-backref", "esx-gpu-03.lab.local", [r"(A100).*\1"]))
+    body = eventually(_converged(operator, "e2e-backref"))
+    stalled = _condition(body, "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "InvalidSpec")
+    assert stalled["message"].startswith(
+        r"devices[0].namePattern is not RE2 syntax: invalid escape sequence: \1"
+    )
+    assert _condition(body, "Ready")["reason"] == "InvalidSpec"
+    assert _counts(sim).get("UpdatePassthruConfig", 0) == 0  # the A100 stays as it was
+    with connect(sim) as si:
+        host = find(si, vim.HostSystem, "esx-gpu-03.lab.local")
+        a100 = next(i for i in host.config.pciPassthruInfo if i.id == "0000:3b:00.0")
+        assert a100.passthruEnabled is False
+
+    # Deleted as it is, it goes: no finalizer left behind.
+    kubectl(operator, "delete", "hpp", "e2e-backref", "e2e-redos", "--timeout=30s")
