@@ -1,6 +1,7 @@
 """Which hosts and which PCI devices a policy selects.
 
-Hosts: `names`, plus every host of `clusters`, plus hosts whose name matches `namePattern`.
+Hosts: `names`, plus every host of `clusters`, plus hosts with a match of `namePattern` (RE2)
+anywhere in their name.
 Devices, per host: the first selector (in spec order) that matches a device picks it and gives it
 its `hardwareLabel`. Matching is by identity (PCI address, vendor/device id, device name), never by
 list position; results are ordered by host name and PCI address so plans are deterministic.
