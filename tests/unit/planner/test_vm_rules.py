@@ -22,6 +22,7 @@ from tests.unit.planner.test_vm_builders import (
 
 from dpio.api.conditions import (
     CLAIMED_BY_ASSIGNMENT,
+    HOST_NOT_IN_POLICY,
     IN_USE_BY_VM,
     NOT_ENABLED,
     NOT_FOUND,
@@ -89,6 +90,30 @@ def test_static_device_rules(
         assert result.reconfigure is None
     if reason == NOT_IN_POLICY:
         assert result.stalled is not None
+
+
+@pytest.mark.parametrize(
+    ("policy_fields", "forbidden", "unavailable"),
+    [
+        pytest.param({"hosts": {"names": [], "namePattern": "esx(?=01)"}}, HOST_NOT_IN_POLICY,
+                     [], id="host-pattern-lookahead"),
+        pytest.param({"devices": [{"namePattern": r"(A100).*\1"}]}, None, [NOT_IN_POLICY],
+                     id="device-pattern-backreference"),
+    ],
+)  # fmt: skip
+def test_a_policy_whose_pattern_re2_refuses_offers_nothing_and_takes_nothing_back(
+    policy_fields: dict[str, Any], forbidden: str | None, unavailable: list[str]
+) -> None:
+    # The policy is Stalled (InvalidSpec); its status from before still lists the GPU.
+    view = PolicyView("gpu-hosts", policy(**policy_fields), (row(),))
+
+    wanted = plan(observe(vm(), policy=view))
+    assert (wanted.forbidden.reason if wanted.forbidden else None) == forbidden
+    assert [c.problem.reason for c in wanted.unavailable] == unavailable
+    assert wanted.reconfigure is None  # the GPU is not attached
+
+    holding = plan(observe(converged_vm(), policy=view))
+    assert holding.reconfigure is None  # the GPU it has stays
 
 
 def test_dynamic_device_needs_label_offered() -> None:
