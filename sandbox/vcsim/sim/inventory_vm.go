@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
@@ -63,7 +64,9 @@ func (b *builder) vmConfigSpec(host *simulator.HostSystem, spec *VM) (types.Virt
 	config := types.VirtualMachineConfigSpec{
 		Name:                         spec.Name,
 		GuestId:                      orDefault(spec.GuestID, string(types.VirtualMachineGuestOsIdentifierOtherGuest64)),
-		Version:                      orDefault(spec.HardwareVersion, "vmx-19"),
+		Version:                      orDefault(spec.HardwareVersion, defaultHardwareVersion),
+		Firmware:                     orDefault(spec.Firmware, string(types.GuestOsDescriptorFirmwareTypeBios)),
+		ExtraConfig:                  extraConfig(spec.ExtraConfig),
 		NumCPUs:                      cpus,
 		MemoryMB:                     memory,
 		MemoryAllocation:             &types.ResourceAllocationInfo{Reservation: types.NewInt64(reservation)},
@@ -93,6 +96,23 @@ func (b *builder) vmConfigSpec(host *simulator.HostSystem, spec *VM) (types.Virt
 	}
 	config.DeviceChange = change
 	return config, nil
+}
+
+// defaultHardwareVersion is the virtual hardware of inventory VMs that name none.
+const defaultHardwareVersion = "vmx-19"
+
+// extraConfig is config.extraConfig in key order, so the inventory loads the same every time.
+func extraConfig(m map[string]string) []types.BaseOptionValue {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []types.BaseOptionValue
+	for _, k := range keys {
+		out = append(out, &types.OptionValue{Key: k, Value: m[k]})
+	}
+	return out
 }
 
 func (b *builder) nic(host *simulator.HostSystem, n VMNIC) (types.BaseVirtualDevice, error) {
