@@ -246,12 +246,23 @@ func (inv *Inventory) Validate() error {
 	return nil
 }
 
-// validate checks a VM's own settings: firmware, advanced settings.
+// validate checks a VM's own settings: firmware, hardware version, advanced settings.
 func (vm *VM) validate() error {
 	switch vm.Firmware {
 	case "", string(types.GuestOsDescriptorFirmwareTypeBios), string(types.GuestOsDescriptorFirmwareTypeEfi):
 	default:
 		return fmt.Errorf("inventory: VM %q: bad firmware %q (want bios or efi)", vm.Name, vm.Firmware)
+	}
+	hw, err := types.ParseHardwareVersion(orDefault(vm.HardwareVersion, defaultHardwareVersion))
+	if err != nil {
+		return fmt.Errorf("inventory: VM %q: bad hardwareVersion %q (want e.g. vmx-19)", vm.Name, vm.HardwareVersion)
+	}
+	for _, d := range vm.PCIPassthrough {
+		// Dynamic DirectPath I/O needs virtual hardware 17 (vSphere 7.0), as at ReconfigVM_Task.
+		if d.Address == "" && hw < dynamicPassthroughMinVersion {
+			return fmt.Errorf("inventory: VM %q: a dynamic pciPassthrough device needs hardwareVersion %s or later, not %s",
+				vm.Name, dynamicPassthroughMinVersion, hw)
+		}
 	}
 	for k, v := range vm.ExtraConfig {
 		// vSphere removes a key set to "": an empty value can't be stored.

@@ -80,6 +80,10 @@ func TestInventoryMMIOKeysValidated(t *testing.T) {
 		"negative size": {"mmioSizeGB: 128", "mmioSizeGB: -1", "mmioSizeGB -1 is negative"},
 		"empty value":   {`pciPassthru.64bitMMIOSizeGB: "128"`, `pciPassthru.64bitMMIOSizeGB: ""`, "want a key and a non-empty value"},
 		"unknown key":   {"mmioSizeGB: 128", "mmioSize: 128", "field mmioSize not found"},
+		"dynamic below vmx-17": {"{name: bios-vm, host: h1}",
+			`{name: bios-vm, host: h1, hardwareVersion: vmx-15, pciPassthrough: [{vendorId: "10de", deviceId: "20b5"}]}`,
+			"a dynamic pciPassthrough device needs hardwareVersion vmx-17 or later, not vmx-15"},
+		"bad hardwareVersion": {"{name: bios-vm, host: h1}", "{name: bios-vm, host: h1, hardwareVersion: vmx-x}", `bad hardwareVersion "vmx-x"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseInventory([]byte(strings.Replace(mmioInventory, bad.replace, bad.with, 1)))
