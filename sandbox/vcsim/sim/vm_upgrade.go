@@ -11,10 +11,11 @@ import (
 
 // UpgradeVMTask upgrades the virtual hardware (config.version) of a powered-off VM, which is how
 // a VM gets to version 17 for Dynamic DirectPath I/O. The upstream one answers a powered-on VM
-// with InvalidPowerStateFault (the SOAP detail element's type, which pyVmomi can't decode)
-// instead of InvalidPowerState, likewise AlreadyUpgradedFault, and takes the versions a host
-// supports from the environment browser as it was when the host was added, i.e. before the
-// inventory set the host's ESXi version. vSphere API reference, VirtualMachine.UpgradeVM_Task:
+// with InvalidPowerStateFault (the SOAP detail element's name, a type pyVmomi doesn't know)
+// instead of InvalidPowerState, an up-to-date one with InvalidState instead of AlreadyUpgraded,
+// and takes the versions a host supports from the environment browser as it was when the host
+// was added, i.e. before the inventory set the host's ESXi version (a VM on ESXi 6.7 went to
+// vmx-21). vSphere API reference, VirtualMachine.UpgradeVM_Task:
 //   - the VM must be powered off (InvalidPowerState);
 //   - without a version, the latest the VM's host supports; a version newer than that is
 //     NotSupported; one not newer than the VM's is AlreadyUpgraded; a malformed one is
