@@ -1,11 +1,15 @@
 package sim
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/task"
 	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -108,5 +112,62 @@ func TestInventoryPowerOnFollowsMMIORule(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "Module 'DevicePowerOn' power on failed.") {
 		t.Fatalf("error: %v", err)
+	}
+}
+
+// The default inventory's demo: bios-gpu-01 boots with BIOS, so an A100 (128 GB of BARs) never
+// powers on there, even with the 64-bit MMIO settings; an injected fault still comes first. The
+// EFI VMs listed publish config.firmware "efi".
+func TestDefaultInventoryBIOSVMRefusesA100(t *testing.T) {
+	s, srv := serveTest(t)
+	c, err := login(t, srv, "admin", "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, name := range []string{"ml-trainer-01", "ml-inference-01", "batch-01", "e1000-vm-01", "vmfex-gen2-01"} {
+		if fw := s.vmByName(name).Config.Firmware; fw != "efi" {
+			t.Errorf("%s: firmware %q, want efi", name, fw)
+		}
+	}
+	// Passthrough on for esx-gpu-03's A100 (rebind without reboot: active at once).
+	if err := updatePassthru(t, c, s, "esx-gpu-03.lab.local", types.HostPciPassthruConfig{Id: "0000:3b:00.0", PassthruEnabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	h := s.Host("esx-gpu-03.lab.local")
+	pci := hostPciDevice(h, "0000:3b:00.0")
+	spec := addDevices(&types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{Key: -1,
+		Backing: &types.VirtualPCIPassthroughDeviceBackingInfo{
+			Id: "0000:3b:00.0", DeviceId: pciIDHex(pci.DeviceId), SystemId: hostSystemID(h), VendorId: pci.VendorId,
+		}}})
+	spec.MemoryReservationLockedToMax = types.NewBool(true)
+	spec.ExtraConfig = setExtraConfig(use64bitMMIOKey, "TRUE", mmioSizeGBKey, "256").ExtraConfig
+	vm := object.NewVirtualMachine(c, s.vmByName("bios-gpu-01").Self)
+	tk, err := vm.Reconfigure(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	admin(t, srv, "POST", "/faults", InjectedFault{Method: "PowerOnVM_Task", Fault: "HostCommunication"}, nil)
+	if _, err := vm.PowerOn(ctx); err == nil || !soap.IsSoapFault(err) {
+		t.Fatalf("injected fault: want a SOAP fault, got %v", err)
+	} else if _, ok := soap.ToSoapFault(err).VimFault().(types.HostCommunication); !ok {
+		t.Fatalf("injected fault: got %#v", soap.ToSoapFault(err).VimFault())
+	}
+
+	tk, err = vm.PowerOn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var te task.Error
+	if err := tk.Wait(ctx); !errors.As(err, &te) {
+		t.Fatalf("power on: want a task fault, got %v", err)
+	}
+	checkMMIOFault(t, te.Fault(), "64-bit MMIO needs EFI firmware (config.firmware is \"bios\")")
+	if state := s.vmByName("bios-gpu-01").Runtime.PowerState; state != types.VirtualMachinePowerStatePoweredOff {
+		t.Errorf("bios-gpu-01 is %s", state)
 	}
 }

@@ -61,6 +61,7 @@ func TestDefaultInventoryTenancy(t *testing.T) {
 		"ml-inference-01":  {"/DC1/vm/ml-team", gpu + "/ml-team"},
 		"batch-01":         {"/DC1/vm/ml-team", gpu + "/ml-team"},
 		"e1000-vm-01":      {"/DC1/vm/ml-team", gpu + "/ml-team"},
+		"bios-gpu-01":      {"/DC1/vm/ml-team", gpu + "/ml-team"},
 		"vmfex-gen2-01":    {"/DC1/vm/net-team", gpu + "/net-team"},
 		"vmfex-std-01":     {"/DC1/vm/net-team", gpu + "/net-team"},
 		"snap-vm-01":       {"/DC1/vm/lab/conflicts", gpu},
