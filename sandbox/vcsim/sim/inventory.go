@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vmware/govmomi/vim25/types"
 	"gopkg.in/yaml.v3"
 )
 
@@ -107,6 +108,9 @@ type PCIDevice struct {
 	Active          bool   `yaml:"active"`
 	HardwareLabel   string `yaml:"hardwareLabel"`
 	DependentDevice string `yaml:"dependentDevice"`
+	// MMIOSizeGB is the memory the device maps (its PCI BARs), in GB; 0: small BARs. The vSphere
+	// API doesn't expose it, so it only drives the 64-bit MMIO power-on rule (vm_mmio.go).
+	MMIOSizeGB int64 `yaml:"mmioSizeGB"`
 }
 
 type PNIC struct {
@@ -140,6 +144,7 @@ type VM struct {
 	MemoryReservationMB          int64         `yaml:"memoryReservationMB"`
 	MemoryReservationLockedToMax bool          `yaml:"memoryReservationLockedToMax"`
 	HardwareVersion              string        `yaml:"hardwareVersion"` // vmx-19
+	Firmware                     string        `yaml:"firmware"`        // bios (default) | efi: config.firmware
 	GuestID                      string        `yaml:"guestId"`
 	CPUHotAdd                    bool          `yaml:"cpuHotAdd"`
 	MemoryHotAdd                 bool          `yaml:"memoryHotAdd"`
@@ -148,6 +153,9 @@ type VM struct {
 	Snapshots                    int           `yaml:"snapshots"`
 	NICs                         []VMNIC       `yaml:"nics"`
 	PCIPassthrough               []VMPCIDevice `yaml:"pciPassthrough"`
+
+	// ExtraConfig is config.extraConfig, the VM's advanced settings (e.g. pciPassthru.use64bitMMIO).
+	ExtraConfig map[string]string `yaml:"extraConfig"`
 }
 
 type VMNIC struct {
@@ -230,6 +238,36 @@ func (inv *Inventory) Validate() error {
 					return fmt.Errorf("inventory: VM %q: host %q has no PCI device %s", vm.Name, vm.Host, d.Address)
 				}
 			}
+			if err := vm.validate(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validate checks a VM's own settings: firmware, hardware version, advanced settings.
+func (vm *VM) validate() error {
+	switch vm.Firmware {
+	case "", string(types.GuestOsDescriptorFirmwareTypeBios), string(types.GuestOsDescriptorFirmwareTypeEfi):
+	default:
+		return fmt.Errorf("inventory: VM %q: bad firmware %q (want bios or efi)", vm.Name, vm.Firmware)
+	}
+	hw, err := types.ParseHardwareVersion(orDefault(vm.HardwareVersion, defaultHardwareVersion))
+	if err != nil {
+		return fmt.Errorf("inventory: VM %q: bad hardwareVersion %q (want e.g. vmx-19)", vm.Name, vm.HardwareVersion)
+	}
+	for _, d := range vm.PCIPassthrough {
+		// Dynamic DirectPath I/O needs virtual hardware 17 (vSphere 7.0), as at ReconfigVM_Task.
+		if d.Address == "" && hw < dynamicPassthroughMinVersion {
+			return fmt.Errorf("inventory: VM %q: a dynamic pciPassthrough device needs hardwareVersion %s or later, not %s",
+				vm.Name, dynamicPassthroughMinVersion, hw)
+		}
+	}
+	for k, v := range vm.ExtraConfig {
+		// vSphere removes a key set to "": an empty value can't be stored.
+		if strings.TrimSpace(k) == "" || v == "" {
+			return fmt.Errorf("inventory: VM %q: extraConfig %q: want a key and a non-empty value", vm.Name, k)
 		}
 	}
 	return nil
@@ -248,6 +286,9 @@ func (h *Host) validate() error {
 			return fmt.Errorf("inventory: host %q: duplicate PCI device %s", h.Name, d.Address)
 		}
 		seen[d.Address] = true
+		if d.MMIOSizeGB < 0 {
+			return fmt.Errorf("inventory: host %q device %s: mmioSizeGB %d is negative", h.Name, d.Address, d.MMIOSizeGB)
+		}
 		for _, id := range []string{d.VendorID, d.DeviceID, d.SubVendorID, d.SubDeviceID, d.ClassID} {
 			if _, err := parseHex16(id); err != nil {
 				return fmt.Errorf("inventory: host %q device %s: %w", h.Name, d.Address, err)

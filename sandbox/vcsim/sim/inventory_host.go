@@ -49,6 +49,9 @@ func (s *Simulator) configureHost(h *simulator.HostSystem, spec *Host) {
 	// enabled != active means a reboot is pending: the orange arrow (Broadcom KB 309986).
 	h.Summary.RebootRequired = pts.rebootRequired()
 	s.passthru[h.Self] = pts
+	for _, d := range spec.PCIDevices {
+		setDeviceMMIO(s.Map, h.Self, d.Address, d.MMIOSizeGB)
+	}
 
 	h.Runtime.InMaintenanceMode = spec.InMaintenanceMode
 	if spec.ConnectionState != "" {

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
 )
 
 func TestDefaultInventoryLoads(t *testing.T) {
@@ -61,6 +64,7 @@ func TestDefaultInventoryTenancy(t *testing.T) {
 		"ml-inference-01":  {"/DC1/vm/ml-team", gpu + "/ml-team"},
 		"batch-01":         {"/DC1/vm/ml-team", gpu + "/ml-team"},
 		"e1000-vm-01":      {"/DC1/vm/ml-team", gpu + "/ml-team"},
+		"bios-gpu-01":      {"/DC1/vm/ml-team", gpu + "/ml-team"},
 		"vmfex-gen2-01":    {"/DC1/vm/net-team", gpu + "/net-team"},
 		"vmfex-std-01":     {"/DC1/vm/net-team", gpu + "/net-team"},
 		"snap-vm-01":       {"/DC1/vm/lab/conflicts", gpu},
@@ -86,6 +90,32 @@ func TestDefaultInventoryTenancy(t *testing.T) {
 		}
 		if *vm.Parent != folder.Reference() || *vm.ResourcePool != pool.Reference() {
 			t.Errorf("%s: parent %s, pool %s; want %s, %s", name, vm.Parent, vm.ResourcePool, w[0], w[1])
+		}
+	}
+}
+
+// runtime.faultToleranceState is "notConfigured" on a VM without FT, as vSphere reports it, and
+// the FT state on ft-vm-01; recordReplayState is "inactive". Empty values made pyVmomi fail on
+// reading vm.runtime or vm.summary.
+func TestDefaultInventoryRuntimeStates(t *testing.T) {
+	s := newTestSim(t)
+	pc := property.DefaultCollector(connect(t, s).Client)
+	for name, want := range map[string]types.VirtualMachineFaultToleranceState{
+		"ml-trainer-01":   types.VirtualMachineFaultToleranceStateNotConfigured,
+		"ml-inference-01": types.VirtualMachineFaultToleranceStateNotConfigured,
+		"ft-vm-01":        types.VirtualMachineFaultToleranceStateRunning,
+	} {
+		var vm mo.VirtualMachine
+		if err := pc.RetrieveOne(context.Background(), s.vmByName(name).Self, []string{"runtime", "summary"}, &vm); err != nil {
+			t.Fatal(err)
+		}
+		if vm.Runtime.FaultToleranceState != want || vm.Summary.Runtime.FaultToleranceState != want {
+			t.Errorf("%s: faultToleranceState %q, summary's %q, want %q", name,
+				vm.Runtime.FaultToleranceState, vm.Summary.Runtime.FaultToleranceState, want)
+		}
+		inactive := types.VirtualMachineRecordReplayStateInactive
+		if vm.Runtime.RecordReplayState != inactive || vm.Summary.Runtime.RecordReplayState != inactive {
+			t.Errorf("%s: recordReplayState %q, summary's %q", name, vm.Runtime.RecordReplayState, vm.Summary.Runtime.RecordReplayState)
 		}
 	}
 }

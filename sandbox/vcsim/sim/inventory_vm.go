@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
@@ -21,6 +22,7 @@ func (b *builder) vm(spec *VM, at placement) error {
 	if err != nil {
 		return err
 	}
+	runtimeStates(b.sim.Map.Get(ref).(*simulator.VirtualMachine))
 	vm := object.NewVirtualMachine(b.client, ref)
 	for i := 0; i < spec.Snapshots; i++ {
 		if _, err := b.waitRef(vm.CreateSnapshot(b.ctx, fmt.Sprintf("snapshot-%d", i+1), "", false, false)); err != nil {
@@ -63,7 +65,9 @@ func (b *builder) vmConfigSpec(host *simulator.HostSystem, spec *VM) (types.Virt
 	config := types.VirtualMachineConfigSpec{
 		Name:                         spec.Name,
 		GuestId:                      orDefault(spec.GuestID, string(types.VirtualMachineGuestOsIdentifierOtherGuest64)),
-		Version:                      orDefault(spec.HardwareVersion, "vmx-19"),
+		Version:                      orDefault(spec.HardwareVersion, defaultHardwareVersion),
+		Firmware:                     orDefault(spec.Firmware, string(types.GuestOsDescriptorFirmwareTypeBios)),
+		ExtraConfig:                  extraConfig(spec.ExtraConfig),
 		NumCPUs:                      cpus,
 		MemoryMB:                     memory,
 		MemoryAllocation:             &types.ResourceAllocationInfo{Reservation: types.NewInt64(reservation)},
@@ -93,6 +97,23 @@ func (b *builder) vmConfigSpec(host *simulator.HostSystem, spec *VM) (types.Virt
 	}
 	config.DeviceChange = change
 	return config, nil
+}
+
+// defaultHardwareVersion is the virtual hardware of inventory VMs that name none.
+const defaultHardwareVersion = "vmx-19"
+
+// extraConfig is config.extraConfig in key order, so the inventory loads the same every time.
+func extraConfig(m map[string]string) []types.BaseOptionValue {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []types.BaseOptionValue
+	for _, k := range keys {
+		out = append(out, &types.OptionValue{Key: k, Value: m[k]})
+	}
+	return out
 }
 
 func (b *builder) nic(host *simulator.HostSystem, n VMNIC) (types.BaseVirtualDevice, error) {
@@ -159,6 +180,18 @@ func (b *builder) passthroughDevice(host *simulator.HostSystem, d VMPCIDevice, k
 	return dev
 }
 
+// runtimeStates gives a new VM the runtime enum values vSphere reports for a VM without FT or
+// record/replay: faultToleranceState "notConfigured", recordReplayState "inactive"
+// (VirtualMachineFaultToleranceState, VirtualMachineRecordReplayState). Upstream leaves both
+// empty, which pyVmomi can't read as those enums, so reading a VM's whole runtime or summary
+// failed (e.g. vm.runtime.powerState). Runs at load time, before anyone connects.
+func runtimeStates(vm *simulator.VirtualMachine) {
+	for _, rt := range []*types.VirtualMachineRuntimeInfo{&vm.Runtime, &vm.Summary.Runtime} {
+		rt.FaultToleranceState = types.VirtualMachineFaultToleranceStateNotConfigured
+		rt.RecordReplayState = types.VirtualMachineRecordReplayStateInactive
+	}
+}
+
 // faultTolerance sets config.ftInfo, which no simulator API creates (FT needs two hosts).
 func (b *builder) faultTolerance(vm *simulator.VirtualMachine, spec *VM) {
 	info := types.FaultToleranceConfigInfo{
@@ -176,6 +209,7 @@ func (b *builder) faultTolerance(vm *simulator.VirtualMachine, spec *VM) {
 	if vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn {
 		vm.Runtime.FaultToleranceState = types.VirtualMachineFaultToleranceStateRunning
 	}
+	vm.Summary.Runtime.FaultToleranceState = vm.Runtime.FaultToleranceState
 }
 
 func (s *Simulator) portgroup(name string) *simulator.DistributedVirtualPortgroup {

@@ -117,6 +117,7 @@ func (s *Simulator) Close() {
 	instancesMu.Lock()
 	delete(instances, s.Map)
 	instancesMu.Unlock()
+	dropDeviceMMIO(s.Map)
 	s.Model.Remove()
 	if s.dataDir != "" {
 		_ = os.RemoveAll(s.dataDir)

@@ -10,7 +10,7 @@ import (
 
 // passthroughVM wraps a simulator VirtualMachine for the methods the passthrough rules change
 // (ReconfigVM_Task, PowerOnVM_Task, PowerOffVM_Task, SuspendVM_Task, ShutdownGuest,
-// CreateSnapshot(Ex)_Task).
+// CreateSnapshot(Ex)_Task, UpgradeVM_Task).
 // Every other method resolves through the embedded original. The simulator calls these methods
 // while holding the VM's lock (simulator.go `call`), and a task created here hands that lock to
 // its goroutine (task.go `Run`), so the checks and the change they guard see one VM state.
@@ -26,7 +26,7 @@ func init() {
 		return &passthroughVM{vm}
 	},
 		"ReconfigVM_Task", "PowerOnVM_Task", "PowerOffVM_Task", "SuspendVM_Task", "ShutdownGuest",
-		"CreateSnapshot_Task", "CreateSnapshotEx_Task",
+		"CreateSnapshot_Task", "CreateSnapshotEx_Task", "UpgradeVM_Task",
 	)
 }
 

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/vmware/govmomi/simulator"
@@ -93,7 +94,25 @@ func checkPowerOn(ctx *simulator.Context, vm *simulator.VirtualMachine) (map[*ty
 			return nil, vmConfigFault("msg.pciPassthru.backing", "%s has no DirectPath I/O backing", deviceLabel(d))
 		}
 	}
+	if fault := checkMMIO(ctx, vm, host, vmDeviceIDs(vm, assigned)); fault != nil {
+		return nil, fault
+	}
 	return assigned, nil
+}
+
+// vmDeviceIDs lists the host PCI addresses a VM's passthrough devices use once it runs: static
+// ids, and for Dynamic DirectPath the device picked for the backing.
+func vmDeviceIDs(vm *simulator.VirtualMachine, assigned map[*types.VirtualPCIPassthroughDynamicBackingInfo]string) []string {
+	var ids []string
+	for _, d := range pciPassthroughDevices(vm.Config.Hardware.Device) {
+		switch b := d.Backing.(type) {
+		case *types.VirtualPCIPassthroughDeviceBackingInfo:
+			ids = append(ids, b.Id)
+		case *types.VirtualPCIPassthroughDynamicBackingInfo:
+			ids = append(ids, assigned[b])
+		}
+	}
+	return ids
 }
 
 // checkStaticBacking applies the static DirectPath rules: the device must be an active
@@ -287,10 +306,14 @@ func (dc *passthroughDatacenter) PowerOnMultiVMTask(ctx *simulator.Context, req 
 	return &methods.PowerOnMultiVM_TaskBody{Res: &types.PowerOnMultiVM_TaskResponse{Returnval: task.Run(ctx)}}
 }
 
-// faultMessage is the first faultMessage text of a fault, for localizedMessage fields.
+// faultMessage is the text of a fault for localizedMessage fields: its faultMessage texts, one a
+// line (a power-on failure says which module failed, then why).
 func faultMessage(f types.BaseMethodFault) string {
-	if m := f.GetMethodFault().FaultMessage; len(m) != 0 {
-		return m[0].Message
+	var lines []string
+	for _, m := range f.GetMethodFault().FaultMessage {
+		if m.Message != "" {
+			lines = append(lines, m.Message)
+		}
 	}
-	return ""
+	return strings.Join(lines, "\n")
 }

@@ -19,7 +19,9 @@ import (
 //   - passthrough devices get keys from 13000 up, as vSphere numbers them;
 //   - memoryReservationLockedToMax pins the reservation to memoryMB, and a partial
 //     memoryAllocation is merged instead of replacing the whole allocation;
-//   - property notifications for the config fields the upstream one changes silently.
+//   - property notifications for the config fields the upstream one changes silently;
+//   - a Dynamic DirectPath device needs virtual hardware 17 (DeviceUnsupportedForVmVersion);
+//   - spec.version is ignored and an empty extraConfig value only removes (normalizeSpec).
 //
 // Nested HV together with a passthrough device is accepted here and refused at power-on,
 // because that is where ESXi checks it (see checkPowerOn).
@@ -29,6 +31,7 @@ func (vm *passthroughVM) ReconfigVMTask(ctx *simulator.Context, req *types.Recon
 			Returnval: failedTask(ctx, vm.VirtualMachine, "reconfigVm", fault),
 		}}
 	}
+	vm.normalizeSpec(&req.Spec)
 	vm.assignPassthroughKeys(&req.Spec)
 	vm.mergeMemoryAllocation(&req.Spec)
 
@@ -92,7 +95,11 @@ func (vm *passthroughVM) checkReconfig(ctx *simulator.Context, spec *types.Virtu
 		}
 		touched = true
 		if isNew && dspec.Operation != types.VirtualDeviceConfigSpecOperationRemove {
-			if fault := checkBacking(dspec.Device.(*types.VirtualPCIPassthrough), int32(i)); fault != nil {
+			d := dspec.Device.(*types.VirtualPCIPassthrough)
+			if fault := checkBacking(d, int32(i)); fault != nil {
+				return fault
+			}
+			if fault := checkDynamicVersion(vm.VirtualMachine, d, int32(i)); fault != nil {
 				return fault
 			}
 		}
@@ -136,6 +143,61 @@ func checkBacking(d *types.VirtualPCIPassthrough, index int32) types.BaseMethodF
 		}
 	}
 	return &types.InvalidDeviceBacking{InvalidDeviceSpec: types.InvalidDeviceSpec{DeviceIndex: index}}
+}
+
+// dynamicPassthroughMinVersion: Dynamic DirectPath I/O came with vSphere 7.0 and needs virtual
+// hardware version 17 or later (vSphere 7.0 docs, "Add a PCI Device to a Virtual Machine";
+// cloudfoundry/bosh-vsphere-cpi-release PR #370 upgrades the hardware version for it).
+const dynamicPassthroughMinVersion = types.VMX17
+
+// checkDynamicVersion refuses a Dynamic DirectPath device on a VM below that version with the
+// fault vSphere uses for a device the hardware version doesn't support.
+func checkDynamicVersion(vm *simulator.VirtualMachine, d *types.VirtualPCIPassthrough, index int32) types.BaseMethodFault {
+	if _, ok := d.Backing.(*types.VirtualPCIPassthroughDynamicBackingInfo); !ok {
+		return nil
+	}
+	current, err := types.ParseHardwareVersion(vm.Config.Version)
+	if err == nil && current >= dynamicPassthroughMinVersion {
+		return nil
+	}
+	f := &types.DeviceUnsupportedForVmVersion{
+		InvalidDeviceSpec: types.InvalidDeviceSpec{DeviceIndex: index},
+		CurrentVersion:    vm.Config.Version,
+		ExpectedVersion:   dynamicPassthroughMinVersion.String(),
+	}
+	f.FaultMessage = []types.LocalizableMessage{{
+		Key: "msg.pciPassthru.dynamic.hwVersion",
+		Message: fmt.Sprintf("Dynamic DirectPath I/O devices need virtual hardware version %s or later; the virtual machine has %s",
+			dynamicPassthroughMinVersion, vm.Config.Version),
+	}}
+	return f
+}
+
+// normalizeSpec makes the upstream reconfigure do what vSphere does with two fields:
+//   - version is only used when a VM is created; UpgradeVM_Task changes it (vSphere API
+//     reference, VirtualMachineConfigSpec.version). Upstream would apply it here.
+//   - extraConfig values are stored as strings, and a key set to "" is removed (vSphere API
+//     reference, VirtualMachineConfigSpec.extraConfig). Upstream removes an existing key but
+//     would add a missing one with an empty value; such entries are dropped here. An unset
+//     value counts as "".
+func (vm *passthroughVM) normalizeSpec(spec *types.VirtualMachineConfigSpec) {
+	spec.Version = ""
+	var options []types.BaseOptionValue
+	for _, o := range spec.ExtraConfig {
+		ov := o.GetOptionValue()
+		if ov == nil {
+			continue
+		}
+		value := ""
+		if ov.Value != nil {
+			value = fmt.Sprint(ov.Value)
+		}
+		if _, exists := extraConfigValue(vm.VirtualMachine, ov.Key); value == "" && !exists {
+			continue
+		}
+		options = append(options, &types.OptionValue{Key: ov.Key, Value: value})
+	}
+	spec.ExtraConfig = options
 }
 
 // assignPassthroughKeys gives every added passthrough device with a temporary (non-positive)
@@ -257,6 +319,9 @@ func (vm *passthroughVM) notifyConfig(ctx *simulator.Context, spec *types.Virtua
 		if b.set != nil && b.val != nil {
 			add(b.name, *b.val)
 		}
+	}
+	if spec.Firmware != "" {
+		add("config.firmware", cfg.Firmware)
 	}
 	if spec.MemoryMB != 0 {
 		add("config.hardware.memoryMB", cfg.Hardware.MemoryMB)

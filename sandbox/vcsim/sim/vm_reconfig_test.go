@@ -177,3 +177,123 @@ func TestReconfigNotifiesReservation(t *testing.T) {
 		}
 	})
 }
+
+// Dynamic DirectPath I/O needs virtual hardware 17 (vSphere 7.0 docs; BOSH vSphere CPI PR #370):
+// below it ReconfigVM_Task fails with DeviceUnsupportedForVmVersion and nothing changes. A
+// static device is fine on older hardware, and spec.version does not upgrade (UpgradeVM_Task does).
+func TestReconfigDynamicNeedsHardwareVersion17(t *testing.T) {
+	withVMEnv(t, func(e *vmEnv) {
+		vm := e.vms[0]
+		vm.Config.Version = "vmx-15"
+		before := vm.Config.ChangeVersion
+
+		spec := addDevices(e.staticDevice("0000:3b:00.0"), dynamicDevice(0x10de, 0x20b5, "a100"))
+		spec.Version = "vmx-19"
+		f := e.reconfigure(vm, spec)
+		got, ok := f.(*types.DeviceUnsupportedForVmVersion)
+		if !ok || got.CurrentVersion != "vmx-15" || got.ExpectedVersion != "vmx-17" || got.DeviceIndex != 1 {
+			t.Fatalf("want DeviceUnsupportedForVmVersion(vmx-15, vmx-17, index 1), got %#v", f)
+		}
+		cfg := e.config(vm)
+		if n := len(pciPassthroughDevices(cfg.Hardware.Device)); n != 0 || cfg.ChangeVersion != before || cfg.Version != "vmx-15" {
+			t.Fatalf("refused reconfigure changed the VM: %d devices, changeVersion %s→%s, version %s", n, before, cfg.ChangeVersion, cfg.Version)
+		}
+
+		if f := e.reconfigure(vm, types.VirtualMachineConfigSpec{Version: "vmx-19"}); f != nil {
+			t.Fatal(f)
+		}
+		if v := e.config(vm).Version; v != "vmx-15" {
+			t.Errorf("reconfigure with spec.version changed config.version to %s", v)
+		}
+		if f := e.reconfigure(vm, addDevices(e.staticDevice("0000:3b:00.0"))); f != nil {
+			t.Fatalf("static device on vmx-15: %#v", f)
+		}
+
+		vm = e.vms[1]
+		vm.Config.Version = "vmx-17"
+		if f := e.reconfigure(vm, addDevices(dynamicDevice(0x10de, 0x20b5, "a100"))); f != nil {
+			t.Fatalf("dynamic device on vmx-17: %#v", f)
+		}
+	})
+}
+
+// extraConfigMap reads config.extraConfig as a client gets it (a property value or a config).
+func extraConfigMap(v any) map[string]string {
+	var list []types.BaseOptionValue
+	switch o := v.(type) {
+	case types.ArrayOfOptionValue:
+		list = o.OptionValue
+	case []types.BaseOptionValue:
+		list = o
+	}
+	out := map[string]string{}
+	for _, b := range list {
+		if ov := b.GetOptionValue(); ov != nil {
+			out[ov.Key], _ = ov.Value.(string)
+		}
+	}
+	return out
+}
+
+func setExtraConfig(kv ...string) types.VirtualMachineConfigSpec {
+	var spec types.VirtualMachineConfigSpec
+	for i := 0; i+1 < len(kv); i += 2 {
+		spec.ExtraConfig = append(spec.ExtraConfig, &types.OptionValue{Key: kv[i], Value: kv[i+1]})
+	}
+	return spec
+}
+
+// extraConfig changes apply and are notified on config.extraConfig; a key set to "" is removed
+// and an empty value for a missing key adds nothing (vSphere API reference,
+// VirtualMachineConfigSpec.extraConfig).
+func TestReconfigExtraConfig(t *testing.T) {
+	withVMEnv(t, func(e *vmEnv) {
+		vm := e.vms[0]
+		added := watch(t, e.c, vm.Self, "config.extraConfig", func(v any) bool {
+			m := extraConfigMap(v)
+			return m[use64bitMMIOKey] == "TRUE" && m[mmioSizeGBKey] == "128"
+		})
+		if f := e.reconfigure(vm, setExtraConfig(use64bitMMIOKey, "TRUE", mmioSizeGBKey, "128")); f != nil {
+			t.Fatal(f)
+		}
+		if err := <-added; err != nil {
+			t.Fatalf("add not notified: %v", err)
+		}
+
+		changed := watch(t, e.c, vm.Self, "config.extraConfig", func(v any) bool {
+			m := extraConfigMap(v)
+			_, has := m[use64bitMMIOKey]
+			return !has && m[mmioSizeGBKey] == "256"
+		})
+		if f := e.reconfigure(vm, setExtraConfig(use64bitMMIOKey, "", mmioSizeGBKey, "256", "never.set", "")); f != nil {
+			t.Fatal(f)
+		}
+		if err := <-changed; err != nil {
+			t.Fatalf("remove/edit not notified: %v", err)
+		}
+		m := extraConfigMap(e.config(vm).ExtraConfig)
+		if _, has := m[use64bitMMIOKey]; has {
+			t.Errorf("key set to \"\" still there: %v", m)
+		}
+		if _, has := m["never.set"]; has {
+			t.Errorf("empty value for a missing key was stored: %v", m)
+		}
+		if m[mmioSizeGBKey] != "256" {
+			t.Errorf("edit not applied: %v", m)
+		}
+	})
+}
+
+// A firmware change (bios → efi, for 64-bit MMIO) is applied by upstream and notified here.
+func TestReconfigFirmwareNotified(t *testing.T) {
+	withVMEnv(t, func(e *vmEnv) {
+		vm := e.vms[0]
+		done := watch(t, e.c, vm.Self, "config.firmware", func(v any) bool { return v == "efi" })
+		if f := e.reconfigure(vm, types.VirtualMachineConfigSpec{Firmware: "efi"}); f != nil {
+			t.Fatal(f)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("config.firmware not notified: %v", err)
+		}
+	})
+}

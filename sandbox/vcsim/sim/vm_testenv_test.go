@@ -14,7 +14,8 @@ import (
 )
 
 // vmEnv is the simulator's default VPX model with the passthrough overrides installed and one
-// cluster host given PCI devices, the way the inventory loader sets them:
+// cluster host (ESXi 8.0.2) given PCI devices, the way the inventory loader sets them (none
+// maps more than 16 GB unless a test says so with setMMIO):
 //
 //	0000:3b:00.0  NVIDIA 10de:20b5  active, label a100
 //	0000:3c:00.0  NVIDIA 10de:20b5  active, label a100
@@ -26,7 +27,7 @@ type vmEnv struct {
 	c    *vim25.Client
 	m    *simulator.Model
 	host *simulator.HostSystem
-	vms  []*simulator.VirtualMachine // powered-off VMs on host, 4096 MB, no reservation
+	vms  []*simulator.VirtualMachine // powered-off VMs on host, vmx-19, BIOS, 4096 MB, no reservation
 }
 
 // simVM is the simulator object of a VM.
@@ -94,12 +95,19 @@ func (e *vmEnv) setUp() {
 		vm.Summary.Runtime.Host = &e.host.Self
 		e.powerOff(vm)
 		vm.Config.Hardware.MemoryMB = 4096
+		// The inventory's default hardware version (the upstream model's VMs are vmx-13).
+		vm.Config.Version, vm.Summary.Config.HwVersion = defaultHardwareVersion, defaultHardwareVersion
 		vm.Config.MemoryAllocation = &types.ResourceAllocationInfo{Reservation: types.NewInt64(0), Limit: types.NewInt64(-1)}
 		e.vms = append(e.vms, vm)
 	}
 	if len(e.vms) < 2 {
 		e.t.Fatalf("want at least 2 VMs on %s, have %d", e.host.Name, len(e.vms))
 	}
+}
+
+// setMMIO gives a host device the BAR size the inventory's mmioSizeGB would.
+func (e *vmEnv) setMMIO(id string, gb int64) {
+	setDeviceMMIO(e.m.Map(), e.host.Self, id, gb)
 }
 
 func (e *vmEnv) obj(vm *simulator.VirtualMachine) *object.VirtualMachine {
