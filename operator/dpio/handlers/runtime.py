@@ -85,8 +85,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
 
         # Watcher threads hand changes to the event loop; the queue dedups a burst into one run.
-        # Only policies whose hosts changed are queued, not all of them (docs/benchmarks.md #4);
-        # a report that names no hosts is resolved by one read (`resync`, finding 13).
+        # Only policies whose hosts changed are queued, not all of them; a report that names no
+        # hosts is resolved by one read (`resync`). Why: docs/benchmarks.md, findings 4 and 13.
         def changed_in(inventory: ObservedInventory | None) -> None:
             queued = policies.enqueue_where(
                 lambda key: inventory is None or reconciler.differs(key[1], inventory)

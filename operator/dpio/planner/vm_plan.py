@@ -75,7 +75,7 @@ from dpio.planner.vm_tenancy import (
     quota_exceeded,
 )
 
-# VMPlan and the status helpers moved to vm_result.py; importers keep using this module.
+# VMPlan and the status helpers live in vm_result.py; re-exported for importers of this module.
 __all__ = [
     "VMPlan",
     "added_names",
