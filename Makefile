@@ -67,7 +67,7 @@ test-faults: venv ## The fault-injection suite (SIGKILLs, vCenter outages, API s
 	for i in 1 2 3; do $(VENV)/bin/pytest -m faults tests/faults || exit 1; done
 
 .PHONY: bench
-bench: venv ## Benchmarks of DESIGN.md §7 against the sandbox (tables on stdout, JSON in .bench/)
+bench: venv ## The performance targets of docs/design.md, measured (tables on stdout, JSON in .bench/)
 	PYTHONPATH=sandbox:. $(PY) -m bench $(BENCH_ARGS)
 
 .PHONY: demo

@@ -1,1 +1,2 @@
-"""Side-by-side benchmarks of DESIGN.md §7 against the sandbox: `make bench` (see README.md)."""
+"""Side-by-side benchmarks of the performance targets (docs/design.md#performance-targets)
+against the sandbox: `make bench` (see README.md)."""

@@ -1,4 +1,5 @@
-"""`make bench` / `python -m bench`: the benchmarks of DESIGN.md §7 against the sandbox.
+"""`make bench` / `python -m bench`: the benchmarks of the performance targets (docs/design.md,
+"Performance targets") against the sandbox.
 
 Each scenario starts its own control plane and simulators, runs the operator as a subprocess,
 prints its tables and writes `<out>/<scenario>.json`. See bench/README.md for how to read them."""

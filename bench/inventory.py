@@ -24,8 +24,9 @@ class Shape:
     #: enabled device becomes active at once and Ready is reachable without a reboot cycle.
     rebind_all: bool = True
     #: HA off and DRS partially automated in every cluster: with HA restart or DRS full
-    #: automation a VM has a feature conflict (DESIGN.md §3.2.7) and `conflictPolicy: Block`
-    #: stops there. The VM benchmark measures the attach path, not conflict handling.
+    #: automation a VM has a feature conflict (docs/design.md, "VM side: feature conflicts") and
+    #: `conflictPolicy: Block` stops there. The VM benchmark measures the attach path, not
+    #: conflict handling.
     no_conflicts: bool = True
 
 

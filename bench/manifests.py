@@ -1,4 +1,4 @@
-"""The objects a benchmark applies, written as a user would write them (DESIGN.md §2)."""
+"""The objects a benchmark applies, written as a user would write them (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""One module per scenario of DESIGN.md §7; each has `run(ctx) -> Result`."""
+"""One module per scenario of docs/benchmarks.md; each has `run(ctx) -> Result`."""

@@ -1,6 +1,7 @@
 """Out-of-band changes in vCenter (passthrough switched off by hand, as in the vSphere Client):
 how long until the policy's status shows it, and until the operator has put it back.
-DESIGN.md §7: drift visible in status within 5 s; §3.2.10: watch vCenter, don't poll."""
+Target: drift visible in status within 5 s, by watching vCenter, not polling (docs/design.md,
+"Performance targets" and "vCenter access")."""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ DEVICES_PER_HOST, ENABLED_PER_HOST = 8, 4
 # Session pool of the operator's vCenter client (dpio/vsphere/session.py DEFAULT_WORKERS).
 OPERATOR_CONCURRENCY = 8
 # Login, RetrieveServiceContent, CreateContainerView and one RetrievePropertiesEx: session
-# setup plus the one read for all hosts DESIGN.md §7 allows a policy reconcile.
+# setup plus the one read for all hosts a policy reconcile may make (docs/design.md,
+# "Performance targets").
 MINIMAL_READS = 4
 
 

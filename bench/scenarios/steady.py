@@ -1,5 +1,6 @@
 """N converged objects left alone for a window: what does the operator cost when nothing
-changes? DESIGN.md §7: 0 vCenter writes and no polling, 0 Kubernetes writes per object."""
+changes? Target: 0 vCenter writes and no polling, 0 Kubernetes writes per object
+(docs/design.md, "Performance targets")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """500 powered-off VMs, one VMDeviceAssignment each (one static GPU), 50 ms latency: wall time
 until all are Ready, vCenter calls per VM, and the ideal (minimal calls x latency / concurrency).
-DESIGN.md §7: at most 3 calls per converged VM.
+Target: at most 3 calls per converged VM (docs/design.md, "Performance targets").
 
 The VM controller is wired by `dpio.handlers.assignment`; without it the scenario says so
 instead of printing figures."""
@@ -18,7 +18,7 @@ from dpio_sandbox.vcsim import Simulator
 
 POLICY = "bench-gpus"
 DEVICES_PER_HOST = 8
-# DESIGN.md §7: a converged VM costs at most 3 vCenter calls (read, reconfigure, task result).
+# Target: a converged VM costs at most 3 vCenter calls (read, reconfigure, task result).
 MINIMAL_CALLS_PER_VM = 3
 # The operator's vCenter session pool (dpio/vsphere/session.py DEFAULT_WORKERS).
 CONCURRENCY = 8

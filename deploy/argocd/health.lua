@@ -4,7 +4,8 @@
 --   resource.customizations.health.dpio.io_VMDeviceAssignment
 -- (see argocd-cm-patch.yaml and docs/observability.md).
 --
--- kstatus rules first (DESIGN.md section 2.3), then Ready's reason decides what "not ready" means:
+-- kstatus rules first (docs/design.md, "Status contract"), then Ready's reason decides what
+-- "not ready" means:
 --   no status, or status.observedGeneration < metadata.generation -> Progressing
 --   Stalled=True                                                   -> Degraded (needs a human)
 --   Ready=True                                                     -> Healthy

@@ -15,7 +15,7 @@ SECRET = "vcenter"
 
 def install(box: Sandbox, namespace: str = NAMESPACE, secret: str = SECRET) -> None:
     """Apply ``crds/`` and wait until they are served; create the namespace and the Secret
-    with the simulator's URL, credentials and CA (keys as in DESIGN.md §4)."""
+    with the simulator's URL, credentials and CA (keys as in docs/design.md, "vCenter access")."""
     kubectl(box, "apply", "--server-side", "-f", str(REPO_ROOT / "crds"))
     kubectl(
         box, "wait", "--for=condition=Established", "--timeout=60s",

@@ -1,5 +1,6 @@
 // Command dpio-vcsim is the sandbox's vCenter: govmomi's simulator with a YAML inventory and the
-// DirectPath I/O rules of DESIGN.md §5, plus an admin API for fault injection and call counts.
+// DirectPath I/O rules of docs/design.md (each with its source next to the code), plus an admin
+// API for fault injection and call counts.
 //
 //	dpio-vcsim --inventory inventory/default.yaml [--listen 127.0.0.1:0] [--admin-listen 127.0.0.1:0] ...
 //	dpio-vcsim generate --hosts 512 --devices-per-host 8 --vms 1000 [--clusters 64] [--folders 8]

@@ -76,7 +76,8 @@ def get(box: Sandbox, kind: str, name: str, namespace: str | None = None) -> dic
 
 
 def secret_for(box: Sandbox, sim: Simulator, name: str) -> None:
-    """A vCenter Secret in the operator's namespace pointing at ``sim`` (DESIGN.md §4 keys)."""
+    """A vCenter Secret in the operator's namespace pointing at ``sim`` (keys: docs/design.md,
+    "vCenter access")."""
     apply(box, {
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": name, "namespace": install.NAMESPACE},

@@ -233,7 +233,7 @@ def test_powered_on_vm_waits_for_power_off_by_hand(batch: Sandbox, sim: Simulato
         assert _power_state(si, vm) == "poweredOff"  # the operator did not power it off: stays
 
         # Someone removes the device in the vSphere Client: put back within seconds, through
-        # vCenter change notification (DESIGN.md §3.2.10, §7), not by polling.
+        # vCenter change notification, not by polling (docs/design.md, "vCenter access").
         [device] = passthrough(vm)
         remove = vim.vm.device.VirtualDeviceSpec(operation="remove", device=device)
         wait_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[remove])))

@@ -35,7 +35,7 @@ INVENTORY = one_host(
     vms={"resolve-vm": "memoryMB: 2048", "block-vm": "memoryMB: 2048"},
 )
 SETTLE_SECONDS = 4.0  # > reconcile.assignment's confirming requeue (2 s)
-VISIBLE_WITHIN = 5.0  # DESIGN.md §7: drift visible in status within 5 s
+VISIBLE_WITHIN = 5.0  # drift visible in status within 5 s (docs/design.md#performance-targets)
 
 
 GPUS = hpp(

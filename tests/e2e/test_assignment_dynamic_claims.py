@@ -1,5 +1,5 @@
 """An older Dynamic DirectPath entry and a newer static entry for the host's only device, on ONE VM,
-through the running operator (DESIGN.md §3.2.1-2).
+through the running operator (docs/design.md, "VM side: devices and claims").
 
 A dynamic device gets a host device only at power-on, so had the newer static entry gone on as
 well, power-on would find no device free and the older assignment would lose its GPU to the

@@ -1,10 +1,11 @@
 """Two VMDeviceAssignments naming ONE VM and the same device, through the running operator.
 
-A device can be attached once (DESIGN.md §3.2.1): the older assignment gets it, the newer shows
-DevicesUnavailable=True / ClaimedByAssignment naming the older one, and the VM has the device
-once. Deleting the older one leaves the device for the newer (no detach and re-attach), which
-then goes Ready; deleting that one removes it. The same for a Dynamic DirectPath device the
-host has only one of (a second dynamic entry would make power-on fail).
+A device can be attached once (docs/design.md, "VM side: devices and claims"): the older
+assignment gets it, the newer shows DevicesUnavailable=True / ClaimedByAssignment naming the
+older one, and the VM has the device once. Deleting the older one leaves the device for the
+newer (no detach and re-attach), which then goes Ready; deleting that one removes it. The same
+for a Dynamic DirectPath device the host has only one of (a second dynamic entry would make
+power-on fail).
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ def test_steady_state_makes_no_writes(
     metrics_operator: Operator, vcsim_factory: Callable[..., Simulator]
 ) -> None:
     """Converged and left alone: the object is not rewritten (resourceVersion stays) and
-    vCenter gets no calls but the change watch (DESIGN.md §7)."""
+    vCenter gets no calls but the change watch (docs/design.md, "Performance targets")."""
     op = metrics_operator
     # Earlier tests' policies point at simulators that are gone: their retries would count.
     purge_dpio_objects(op.box)

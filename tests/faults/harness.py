@@ -110,7 +110,7 @@ def get_json(box: Sandbox, *args: str) -> Any:
 
 
 def vcenter_secret(box: Sandbox, sim: Simulator, name: str, **overrides: str) -> None:
-    """A Secret in the operator's namespace for `sim` (DESIGN.md §4 keys)."""
+    """A Secret in the operator's namespace for `sim` (keys: docs/design.md, "vCenter access")."""
     data = {"server": sim.sdk_url, "username": sim.username, "password": sim.password,
             "caBundle": Path(sim.ca_file).read_text(), **overrides}  # fmt: skip
     apply(box, {"apiVersion": "v1", "kind": "Secret",

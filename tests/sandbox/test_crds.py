@@ -162,7 +162,8 @@ def test_api_server_fills_in_design_defaults(
 
 @pytest.fixture(scope="module")
 def examples(api: client.ApiClient) -> Iterator[dict[str, dict[str, Any]]]:
-    """DESIGN.md's two examples, stored with their status through the status subresource."""
+    """The two full examples of samples.py, stored with their status through the status
+    subresource."""
     objects = client.CustomObjectsApi(api)
     policy = _create(api, HPP, "crd-test-gpu-hosts", POLICY["spec"])
     _create(api, "VMDeviceAssignment", "trainer-gpu", ASSIGNMENT["spec"])

@@ -1,6 +1,6 @@
-"""Security (DESIGN.md §4, issue #7): TLS verified by default, the password never sent to a
-server we don't trust, credentials in no log, Event or status, and a namespaced user who can
-neither read Secrets nor point an assignment at a vCenter.
+"""Security (docs/design.md, "vCenter access"; issue #7): TLS verified by default, the password
+never sent to a server we don't trust, credentials in no log, Event or status, and a namespaced
+user who can neither read Secrets nor point an assignment at a vCenter.
 
 The TLS cases use dpio.vsphere.credentials + session directly against the sandbox's simulator:
 the same code the operator runs, without kopf in between. The simulator's counters show what
@@ -293,8 +293,8 @@ def _assignment(**extra: Any) -> dict[str, Any]:
 def test_an_assignment_cannot_name_a_vcenter_or_secret(
     sandbox: Sandbox, tenant: str, extra: dict[str, Any]
 ) -> None:
-    """DESIGN.md §4: an assignment inherits its policy's vCenter. kubectl refuses the field;
-    sent without validation, the API server prunes it: it is never stored."""
+    """An assignment inherits its policy's vCenter (docs/design.md#tenancy). kubectl refuses the
+    field; sent without validation, the API server prunes it: it is never stored."""
     field = next(iter(extra))
     manifest = json.dumps(_assignment(**extra))
     strict_ok, strict = _as_alice(sandbox, "apply", "--dry-run=server", "-f", "-", stdin=manifest)

@@ -297,9 +297,9 @@ def _raw(sim: vcsim.Simulator, action: Callable[[Any, Any], Any], vm_name: str) 
 
 
 def test_call_budget(default_sim: vcsim.Simulator, reader: VMAdapter) -> None:
-    """DESIGN.md §7: at most 3 calls per converged VM. Converged here: ONE read. The name lookup
-    is one read for all VMs, shared; QueryConfigOption is cached per host and versions, and
-    QueryConfigTarget per host while its passthrough state stays the same."""
+    """At most 3 calls per converged VM (docs/design.md, "vCenter access"). Converged here: ONE
+    read. The name lookup is one read for all VMs, shared; QueryConfigOption is cached per host
+    and versions, and QueryConfigTarget per host while its passthrough state stays the same."""
     reader.client.connection()
     default_sim.admin("POST", "/counters/reset")
     _observe(reader, "ml-trainer-01")
@@ -451,7 +451,8 @@ def test_power_on_fails_without_the_reservation_lock(devices_adapter: VMAdapter)
 
 
 def test_gen2_nic_edit(devices_adapter: VMAdapter) -> None:
-    """DESIGN.md §3.2.9: uptCompatibilityEnabled and the full reservation make Gen2 active."""
+    """uptCompatibilityEnabled and the full reservation make Gen2 active (docs/design.md,
+    "VM side: DirectPath Gen2 and vMotion")."""
     adapter = devices_adapter
     vm = _vm(adapter, "fex")
     (nic,) = vm.nics

@@ -1,7 +1,8 @@
 """VMDeviceAssignment (namespaced, short name vmda): which passthrough devices one VM should have.
 
-DESIGN.md §2.2. Devices are matched by name (list map key), never by position; each is a static
-DirectPath device (a PCI address on the VM's host) or a Dynamic DirectPath device (vendor/device).
+docs/design.md, "VMDeviceAssignment". Devices are matched by name (list map key), never by
+position; each is a static DirectPath device (a PCI address on the VM's host) or a Dynamic
+DirectPath device (vendor/device).
 """
 
 from __future__ import annotations

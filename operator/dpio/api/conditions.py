@@ -1,4 +1,5 @@
-"""Condition types and reasons (DESIGN.md §2.3), and the Condition model (metav1.Condition).
+"""Condition types and reasons, and the Condition model (metav1.Condition; docs/design.md,
+"Status contract").
 
 The strings are part of the API: ``kubectl wait --for=condition=Ready``, Flux and Argo CD
 health checks (kstatus) and alerts match on them, so they are spelled once, here.
@@ -91,16 +92,16 @@ RECONFIGURE_FAILED = "ReconfigureFailed"  # vCenter refused a change (task fault
 # Event reason: an assignment was deleted without touching its VM (policy gone, VM out of scope).
 CLEANUP_SKIPPED = "CleanupSkipped"
 
-# Stalled reason when the VM is over its passthrough device maximum (DESIGN.md §3.2.6).
-TOO_MANY_DEVICES = "TooManyDevices"
+# Stalled reason when the VM is over its passthrough device maximum.
+TOO_MANY_DEVICES = "TooManyDevices"  # the maximum: QueryConfigOption, else the version table
 # Stalled=True: the VM's devices map more memory than its default MMIO window and it boots
 # with BIOS: 64-bit MMIO needs EFI, and changing firmware breaks the guest's boot.
 FIRMWARE_NOT_EFI = "FirmwareNotEFI"
 # Stalled=True: Dynamic DirectPath needs hardware version 17+ (upgradeHardwareVersion not set).
 HARDWARE_VERSION_TOO_OLD = "HardwareVersionTooOld"
 
-# Extensions: DESIGN.md §2.3 lists only the kind-specific reasons. These are on the wire too, so
-# they are spelled here as well; the planner, reconcilers, handlers and CLI import them from here.
+# Reasons besides the kind-specific ones above. They are on the wire too, so they are spelled
+# here as well; the planner, reconcilers, handlers and CLI import them from here.
 
 # Reasons of the kstatus conditions themselves, both kinds (the usual Kubernetes spellings).
 RECONCILED = "Reconciled"  # Ready=True: all of the spec is in effect
@@ -108,7 +109,7 @@ PROGRESSING = "Progressing"  # Reconciling=True: changes were just made or are u
 INVALID_SPEC = "InvalidSpec"  # Stalled=True: the spec can't be acted on
 AWAITING_RECONCILE = "AwaitingReconcile"  # Ready=Unknown before anything was observed
 
-# RebootRequired reasons (HostPassthroughPolicy; DESIGN.md §2.3 leaves them open).
+# RebootRequired reasons (HostPassthroughPolicy).
 PENDING_REBOOT = "PendingReboot"  # True, reboot.policy Manual: a human reboots
 ROLLING_REBOOT = "RollingReboot"  # True, reboot.policy Rolling: under way
 
@@ -122,7 +123,7 @@ AS_EXPECTED = "AsExpected"  # Degraded, RebootRequired, DevicesUnavailable, Feat
 # VCenterUnreachable stays the retryable case (an outage); these Stalled reasons say what to fix.
 # Stalled reasons of the vCenter connection, both kinds (an assignment uses its policy's vCenter).
 SECRET_NOT_FOUND = "SecretNotFound"  # the Secret named by the policy (or the default) is absent
-SECRET_INVALID = "SecretInvalid"  # a key is missing or malformed (DESIGN.md §4 keys)
+SECRET_INVALID = "SecretInvalid"  # a key is missing or malformed (docs/design.md#vcenter-access)
 INVALID_CREDENTIALS = "InvalidCredentials"  # vCenter refused the login (vim.fault.InvalidLogin)
 TLS_VERIFICATION_FAILED = "TLSVerificationFailed"  # certificate vs caBundle / thumbprint
 NOT_PERMITTED = "NotPermitted"  # vim.fault.NoPermission, or RBAC forbids reading the Secret

@@ -1,7 +1,8 @@
 """HostPassthroughPolicy (cluster-scoped, short name hpp): what ESXi hosts offer for passthrough.
 
-DESIGN.md §2.1. Spec fields are what a vSphere administrator sets in the vSphere Client under
-Host > Configure > Hardware > PCI Devices; status mirrors HostPciPassthruInfo per host.
+docs/design.md, "HostPassthroughPolicy". Spec fields are what a vSphere administrator sets in
+the vSphere Client under Host > Configure > Hardware > PCI Devices; status mirrors
+HostPciPassthruInfo per host.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """HostPassthroughPolicy settings: the vCenter, how changes apply, reboots, deletion, consumers.
 
-The knobs of DESIGN.md §2.1 besides host and device selection; each is a small model or enum
-with its default, so `spec` stays readable in `dpio.api.policy`.
+The knobs besides host and device selection (docs/design.md, "HostPassthroughPolicy"); each
+is a small model or enum with its default, so `spec` stays readable in `dpio.api.policy`.
 """
 
 from __future__ import annotations

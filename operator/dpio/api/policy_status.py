@@ -1,4 +1,5 @@
-"""HostPassthroughPolicy status: per host, per device, as vSphere reports it (DESIGN.md §2.1).
+"""HostPassthroughPolicy status: per host, per device, as vSphere reports it (docs/design.md,
+"HostPassthroughPolicy").
 
 Mirrors HostPciDevice + HostPciPassthruInfo per matched host, the rolling-reboot record that lets
 the reboot state machine survive operator restarts, and the counts `kubectl get hpp` shows.

@@ -1,5 +1,6 @@
 """`status.previous` of a VMDeviceAssignment: the VM settings as they were before the operator
-changed them, recorded BEFORE the change and put back on delete (docs/design.md, "Deletion").
+changed them, recorded BEFORE the change and put back on delete (docs/design.md,
+"VM side: deletion").
 
 A setting appears here only once the operator is about to change it; a value recorded is never
 overwritten by a later one (it would record the operator's own setting as the user's).

@@ -2,8 +2,9 @@
 operator's own planner (`dpio.planner.plan_policy`), shown for pull-request review.
 
 Pure: a `PolicyPlan` in, a `PolicyReport` (and its text or JSON) out. The report names vSphere's
-calls as the operator makes them: one `UpdatePassthruConfig` per host that changes (DESIGN.md
-§3.1.5), the rolling-reboot steps (§3.1.6), and what the policy refuses or conflicts with.
+calls as the operator makes them: one `UpdatePassthruConfig` per host that changes, the
+rolling-reboot steps, and what the policy refuses or conflicts with (docs/design.md,
+"Host side: passthrough rules" and the sections after it).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 inventory each one's vCenter reports, put together as the operator's reconciler does
 (`dpio.reconcile.policy.PolicyReconciler`), without writing anything anywhere.
 
-Competing policies (DESIGN.md §3.1.8: the older one wins) are the other policies in the files
-and, with `--cluster`, the ones already in the cluster. An object in a file replaces the live
-object of the same name; a new object counts as created now, in file order.
+Competing policies (the older one wins: docs/design.md, "Host side: policy conflicts") are the
+other policies in the files and, with `--cluster`, the ones already in the cluster. An object in
+a file replaces the live object of the same name; a new object counts as created now, in file
+order.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """`dpio plan` for a VMDeviceAssignment: the operator's `plan_assignment` result, for review.
 
 Pure: a `VMPlan` in, text or JSON out. The calls are named as the operator makes them
-(DESIGN.md §3.2): one `ReconfigVM_Task` carrying every device change, the cluster's DRS/HA
-overrides through `ReconfigureComputeResource_Task`, the power steps around them; and what
-holds the change back (power state, unavailable devices, feature conflicts, Forbidden, Stalled).
+(docs/design.md, "Reconcile: VMDeviceAssignment"): one `ReconfigVM_Task` carrying every device
+change, the cluster's DRS/HA overrides through `ReconfigureComputeResource_Task`, the power steps
+around them; and what holds the change back (power state, unavailable devices, feature
+conflicts, Forbidden, Stalled).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def cluster_text(change: ReconfigureCluster) -> str:
 def _conflict_note(conflict: FeatureConflict, blocking: set[str]) -> str:
     if conflict.feature in blocking:
         return " (blocks the change)"
-    # conflictPolicy Resolve turns these off in the same change (DESIGN.md §3.2.7).
+    # Resolve turns these off in the same change (docs/design.md, "VM side: feature conflicts").
     return " (resolved by the change)" if conflict.resolvable else ""
 
 

@@ -3,8 +3,9 @@
 
 The referenced policy is the one in the files (with the status its own plan projects: the
 devices it is about to enable count as enabled) or, with `--cluster`, the live one. Claims of
-other assignments (the oldest wins, DESIGN.md §3.2.1) come from the other assignments in the
-files and, with `--cluster`, the live ones; a new one counts as created now, in file order.
+other assignments (the oldest wins: docs/design.md, "VM side: devices and claims") come from the
+other assignments in the files and, with `--cluster`, the live ones; a new one counts as created
+now, in file order.
 """
 
 from __future__ import annotations

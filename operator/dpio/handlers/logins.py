@@ -33,10 +33,10 @@ from dpio.vsphere.session import SessionCache, VCenterClient
 #: every backoff step would lock the account for everyone. A changed Secret is tried at once.
 REFUSED_LOGIN_RETRY_SECONDS = 600.0
 #: A Secret that led to a working login is used again for this long without a GET: one read per
-#: reconcile was most of the operator's API-server traffic while converging (docs/benchmarks.md,
-#: finding 2). Short, so a changed Secret (new password, another vCenter) is picked up within
-#: seconds; below STALLED_RECHECK_SECONDS, and a Secret that failed is never reused, so a Stalled
-#: object's re-check always reads the Secret afresh.
+#: reconcile would be most of the operator's API-server traffic while converging (measured in
+#: docs/benchmarks.md, finding 2). Short, so a changed Secret (new password, another vCenter) is
+#: picked up within seconds; below STALLED_RECHECK_SECONDS, and a Secret that failed is never
+#: reused, so a Stalled object's re-check always reads the Secret afresh.
 SECRET_REUSE_SECONDS = 10.0
 
 

@@ -6,8 +6,9 @@ a VM of unknown host changed. Reconciling every policy then costs a pass each (a
 policies, a minute of CPU for nothing). Instead one whole read is taken after the report and
 each policy compared with what it last planned on (`PolicyReconciler.differs`): only those whose
 hosts differ are queued, as an informer's relist hands on only the objects that changed. If the
-read fails, every policy is queued, as before. Policies of another vCenter find none of their
-hosts in this one's inventory and are queued too (a cost only with several vCenters).
+read fails, every policy is queued: missing a change would be worse than a pass too many.
+Policies of another vCenter find none of their hosts in this one's inventory and are queued too
+(a cost only with several vCenters).
 
 Reports that arrive while a resync runs make it run once more, not once each.
 """

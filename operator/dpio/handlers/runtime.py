@@ -66,7 +66,7 @@ class Runtime:
         vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret)
         holder: list[Controller] = []
 
-        def all_policies() -> Iterator[Body]:  # for policy conflicts (DESIGN.md §3.1.8)
+        def all_policies() -> Iterator[Body]:  # for policy conflicts (the older one wins)
             return holder[0].objects()
 
         objects = OwnStatusWrites(KubeObjects(kube), lambda: holder[0])
@@ -76,7 +76,8 @@ class Runtime:
             all_policies=all_policies,
             policies_version=lambda: holder[0].desired_changes,
         )
-        # Capped exponential backoff for vCenter outages (DESIGN.md §3.3): 1 s up to 5 min.
+        # Capped exponential backoff for vCenter outages: 1 s up to 5 min (docs/design.md,
+        # "Failures and retries").
         policies = Controller(
             "HostPassthroughPolicy", reconciler, workers=config.workers, backoff=Backoff(1, 300)
         )
@@ -84,8 +85,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
 
         # Watcher threads hand changes to the event loop; the queue dedups a burst into one run.
-        # Only policies whose hosts changed are queued, not all of them (docs/benchmarks.md #4);
-        # a report that names no hosts is resolved by one read (`resync`, finding 13).
+        # Only policies whose hosts changed are queued, not all of them; a report that names no
+        # hosts is resolved by one read (`resync`). Why: docs/benchmarks.md, findings 4 and 13.
         def changed_in(inventory: ObservedInventory | None) -> None:
             queued = policies.enqueue_where(
                 lambda key: inventory is None or reconciler.differs(key[1], inventory)
@@ -132,7 +133,7 @@ def _assignments(
     namespaces: dict[str, dict[str, str]] = {}
     holder: list[Controller] = []
 
-    def all_assignments() -> Iterator[Body]:  # for device claims (DESIGN.md §3.2.1)
+    def all_assignments() -> Iterator[Body]:  # for device claims (the oldest one wins)
         return holder[0].objects()
 
     reconciler = AssignmentReconciler(

@@ -1,7 +1,7 @@
 """The VM side of the adapters: `VMsPort` over `dpio.vsphere.vm_adapter.VMAdapter`, with
 vSphere's typed errors turned into `PortError`s here, once. vCenter's VM change notifications
-come from the host side's watch of the same vCenter (DESIGN.md §3.2.10: drift shows within
-seconds, no polling).
+come from the host side's watch of the same vCenter: drift shows within seconds, no polling
+(docs/design.md, "vCenter access").
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class VMCenters:
         adapter = self.adapters.get(client.server)
         if adapter is None or adapter.client is not client:  # first use, or new credentials
             adapter = self.adapters[client.server] = VMAdapter(client)
-        # Drift shows within seconds through WaitForUpdatesEx, not by polling (§3.2.10).
+        # Drift shows within seconds through WaitForUpdatesEx, not by polling (docs/design.md,
+        # "vCenter access").
         await self.watching(client)
         return VSphereVMs(adapter)

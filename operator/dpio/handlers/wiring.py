@@ -110,7 +110,8 @@ class VCenters:
             old = self.watchers.pop(client.server, None)
             if old is not None:
                 await asyncio.to_thread(old.stop)
-            # Drift shows within seconds through WaitForUpdatesEx, not by polling (§3.2.10).
+            # Drift shows within seconds through WaitForUpdatesEx, not by polling
+            # (docs/design.md, "vCenter access").
             # The initial set is delivered too: for a large inventory it can arrive after the
             # first reconciles' writes, which would otherwise never trigger a confirming read.
             self.watchers[client.server] = adapter.watch(

@@ -5,10 +5,10 @@ name) when known: kopf passes it in its records' `k8s_ref`; our own loggers pass
 `extra=` ("Enabled passthrough on host", host=..., the Kubernetes logging style). Other extras
 follow as fields of their own.
 
-Credentials never reach the output (DESIGN.md §4): extras whose key names a secret (password,
-token, ...) are replaced by `[REDACTED]`, and every string registered with `protect` (the vCenter
-password, registered when a session is created) is scrubbed from the finished line, whatever
-logger or message carried it.
+Credentials never reach the output (docs/design.md, "vCenter access"): extras whose key names
+a secret (password, token, ...) are replaced by `[REDACTED]`, and every string registered with
+`protect` (the vCenter password, registered when a session is created) is scrubbed from the
+finished line, whatever logger or message carried it.
 """
 
 from __future__ import annotations

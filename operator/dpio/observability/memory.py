@@ -1,4 +1,5 @@
-"""Keep the process's resident memory close to what it really uses (DESIGN.md §7: ≤ 200 MiB).
+"""Keep the process's resident memory close to what it really uses (target: ≤ 200 MiB RSS,
+docs/design.md, "Performance targets").
 
 CPython hands every block over 512 bytes (SOAP response bodies, parsed inventories, JSON of
 watch events) to the C allocator, and glibc's keeps what is freed. Two habits of glibc keep RSS

@@ -199,7 +199,7 @@ class _StateCollector(Collector):
 
 def condition_counts(bodies: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], int]:
     """(type, status, reason) -> number of objects; an object with no Ready yet counts as
-    Ready=Unknown (DESIGN.md §2.3: every object gets Ready on its first reconcile)."""
+    Ready=Unknown, as the status contract has it (docs/design.md#status-contract)."""
     counts: dict[tuple[str, str, str], int] = {}
     for body in bodies:
         found = _conditions(body)

@@ -1,9 +1,9 @@
 """The passthrough plan for one host: desired state of each device and the changes that get there.
 
-The rules of DESIGN.md §3.1 live in `dpio.planner.passthru`; this module runs them per host and
-turns the result into status rows. The output is a `HostPlan`: the `PassthruChange`s for ONE
-`UpdatePassthruConfig` call (empty when the host is already right, so no call is made), and one
-`DevicePlan` per device the policy has an opinion on.
+The rules (docs/design.md, "Host side: passthrough rules") live in `dpio.planner.passthru`;
+this module runs them per host and turns the result into status rows. The output is a
+`HostPlan`: the `PassthruChange`s for ONE `UpdatePassthruConfig` call (empty when the host is
+already right, so no call is made), and one `DevicePlan` per device the policy has an opinion on.
 """
 
 from __future__ import annotations

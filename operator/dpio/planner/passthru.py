@@ -1,4 +1,5 @@
-"""The passthrough rules for one host's devices (DESIGN.md §3.1), applied to a `Draft`.
+"""The passthrough rules for one host's devices, applied to a `Draft` (docs/design.md,
+"Host side: passthrough rules").
 
 `dpio.planner.hosts.plan_host` builds a `Draft` per host and runs these rules over it (wanted
 states, refusals, exclusive, dependent devices); `passthru_changes` then gives the

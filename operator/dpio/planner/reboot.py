@@ -130,8 +130,9 @@ def _advance_draining(
     elif not candidate.reboot_required:
         return  # rebooted by someone else meanwhile: nothing left to do
     elif machine.now - record.since > machine.spec_drain_timeout:
-        # Left running, as DESIGN.md §3.1.6 asks; the record stays so the host is not drained
-        # again and again: a human decides (enter maintenance mode or reboot by hand).
+        # Left running (docs/design.md, "Host side: rolling reboots"); the record stays so the
+        # host is not drained again and again: a human decides (enter maintenance mode or
+        # reboot by hand).
         machine.records[host.name] = record
         machine.timed_out.add(host.name)
         machine.problems.append(

@@ -1,5 +1,6 @@
 """A policy's spec compiled into what the host planner checks, and the other policies it shares
-hosts with (DESIGN.md §3.1.8: the older policy wins a device both want in opposite states)."""
+hosts with: the older policy wins a device both want in opposite states (docs/design.md,
+"Host side: policy conflicts")."""
 
 from __future__ import annotations
 

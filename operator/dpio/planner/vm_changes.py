@@ -1,10 +1,11 @@
 """The vSphere calls a VM plan makes, as data: one `ReconfigVM_Task` carrying every VM change,
 one `ReconfigureComputeResource_Task` for the cluster overrides, and `status.previous`.
 
-DESIGN.md §3.2.5: one ReconfigVM per change with every device change, `memoryReservationLockedToMax:
-true` (a passthrough VM needs its full memory reserved, else power-on fails "memory reservation
-(sched.mem.min) should be equal to memsize", BOSH vSphere CPI PR #372), unique negative temporary
-keys and `changeVersion`, so a concurrent edit in vCenter fails instead of being overwritten.
+docs/design.md, "VM side: device changes": one ReconfigVM per change with every device change,
+`memoryReservationLockedToMax: true` (a passthrough VM needs its full memory reserved, else
+power-on fails "memory reservation (sched.mem.min) should be equal to memsize", BOSH vSphere CPI
+PR #372), unique negative temporary keys and `changeVersion`, so a concurrent edit in vCenter
+fails instead of being overwritten.
 """
 
 from __future__ import annotations

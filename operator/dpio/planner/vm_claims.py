@@ -1,4 +1,5 @@
-"""Several VMDeviceAssignments naming ONE VM (DESIGN.md §3.2.1): who owns which of its devices.
+"""Several VMDeviceAssignments naming ONE VM: who owns which of its devices (docs/design.md,
+"VM side: devices and claims").
 
 A host device can be attached once, and a VM device belongs to one assignment: otherwise two
 assignments both report Ready for one GPU, and deleting either takes it from the other. As for

@@ -1,7 +1,8 @@
-"""VM features that DirectPath I/O rules out (DESIGN.md §3.2.7), and what `Resolve` changes.
+"""VM features that DirectPath I/O rules out, and what `Resolve` changes (docs/design.md,
+"VM side: feature conflicts").
 
 A VM with a passthrough device loses vMotion, snapshots, suspend, hot add, Fault Tolerance, HA
-and record/replay (vSphere Virtual Machine Administration, "Add a PCI Device"; DESIGN.md §1).
+and record/replay (vSphere Virtual Machine Administration, "Add a PCI Device").
 `conflictPolicy: Block` changes nothing while any conflict exists. `Resolve` turns off hot add and
 nested HV in the same ReconfigVM, and sets per-VM cluster overrides (DRS manual, HA restart
 priority disabled); Fault Tolerance and snapshots hold user data or protection, so they still
@@ -29,7 +30,7 @@ from dpio.planner.vm_observed import (
     ObservedVM,
 )
 
-# What a VM loses with a PCI passthrough device (DESIGN.md §1, §3.2.8); Gen2 keeps them all.
+# What a VM loses with a PCI passthrough device (status.unavailableFeatures); Gen2 keeps them.
 UNAVAILABLE_FEATURES = (
     "vMotion",
     "Snapshots",

@@ -1,4 +1,5 @@
-"""What happens to the VM when a VMDeviceAssignment is deleted (DESIGN.md §3.2.11).
+"""What happens to the VM when a VMDeviceAssignment is deleted (docs/design.md,
+"VM side: deletion").
 
 Only the pinned VM, and only while the namespace may still act on it. Remove the devices this
 assignment added itself (`status.devices[].added`; one it found attached stays), put back what

@@ -1,4 +1,5 @@
-"""VMDirectPath Gen2 (Cisco UCS VM-FEX) and vMotion compatibility (DESIGN.md §3.2.9).
+"""VMDirectPath Gen2 (Cisco UCS VM-FEX) and vMotion compatibility (docs/design.md,
+"VM side: DirectPath Gen2 and vMotion").
 
 Gen2 runs a vmxnet3 adapter with `uptCompatibilityEnabled` on a port group that allows it
 (`DVPortSetting.vmDirectPathGen2Allowed`) on a host with `HostCapability.vmDirectPathGen2Supported`;

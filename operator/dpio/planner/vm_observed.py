@@ -1,11 +1,12 @@
 """What the vSphere adapter reads for one VMDeviceAssignment, in vSphere's own words.
 
-DESIGN.md §7 allows at most 3 vCenter calls per converged VM: one PropertyCollector read of the VM,
-its host and cluster (config.hardware.device, config.*, runtime, snapshot, cluster configurationEx),
-one `EnvironmentBrowser.QueryConfigTarget(host)` and one `QueryConfigOption`. Everything else
-(other VMs' devices, other assignments, the policy's status) comes from caches the operator already
-keeps. Everything here is frozen; PCI addresses are lower case and PCI ids masked to 16 bits on
-construction, so the planner compares values without caring where they came from.
+A converged VM may cost at most 3 vCenter calls (docs/design.md, "vCenter access"): one
+PropertyCollector read of the VM, its host and cluster (config.hardware.device, config.*,
+runtime, snapshot, cluster configurationEx), one `EnvironmentBrowser.QueryConfigTarget(host)` and
+one `QueryConfigOption`. Everything else (other VMs' devices, other assignments, the policy's
+status) comes from caches the operator already keeps. Everything here is frozen; PCI addresses
+are lower case and PCI ids masked to 16 bits on construction, so the planner compares values
+without caring where they came from.
 """
 
 from __future__ import annotations

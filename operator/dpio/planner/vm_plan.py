@@ -1,4 +1,4 @@
-"""The plan for one VMDeviceAssignment: the rules of DESIGN.md §3.2 -> vSphere calls and outcomes.
+"""The plan for one VMDeviceAssignment: the VM-side rules of docs/design.md -> calls, outcomes.
 
 `plan_assignment` is the entry point. The reconciler applies a `VMPlan` in this order:
 1. write status if `previous` or `tracking` changed (recorded BEFORE any change);
@@ -75,7 +75,7 @@ from dpio.planner.vm_tenancy import (
     quota_exceeded,
 )
 
-# VMPlan and the status helpers moved to vm_result.py; importers keep using this module.
+# VMPlan and the status helpers live in vm_result.py; re-exported for importers of this module.
 __all__ = [
     "VMPlan",
     "added_names",
@@ -225,7 +225,8 @@ def _check(  # noqa: PLR0917 -- one device's checks, all positional inputs of _p
 
 
 def _too_many(observed: VMObservation, vm: ObservedVM, count: int) -> Problem | None:
-    """DESIGN.md §3.2.6: over the per-VM maximum is a spec problem, reported before the rest."""
+    """Over the per-VM maximum is a spec problem, reported before the rest (docs/design.md,
+    "VM side: device limit")."""
     limit = passthrough_limit(observed.max_passthrough_devices, vm.host_version)
     if count <= limit:
         return None

@@ -1,5 +1,6 @@
-"""Power handling around a device change (DESIGN.md §3.2.4): PCI devices are added or removed
-only while the VM is powered off (vSphere Virtual Machine Administration, "Add a PCI Device").
+"""Power handling around a device change (docs/design.md, "VM side: power"): PCI devices are
+added or removed only while the VM is powered off (vSphere Virtual Machine Administration,
+"Add a PCI Device").
 
 Nothing power-cycles silently: the plan says which power action to take, and the reconciler
 records what the operator did (`PowerTracking`) in status BEFORE doing it, so a crash between

@@ -67,7 +67,8 @@ def _row(rows: Sequence[DeviceStatus], address: str | None) -> DeviceStatus | No
 
 
 def in_policy(want: DesiredDevice, observed: VMObservation, vm: ObservedVM) -> bool:
-    """DESIGN.md §3.2.2-3: the policy's host and device selectors cover this device."""
+    """The policy offers this device: its host and device selectors cover it (docs/design.md,
+    "VM side: devices and claims")."""
     policy = observed.policy
     if policy is None or not host_selected(policy.spec, vm):
         return False
@@ -102,8 +103,9 @@ def in_policy(want: DesiredDevice, observed: VMObservation, vm: ObservedVM) -> b
 def static_unavailable(
     want: DesiredDevice, observed: VMObservation, vm: ObservedVM
 ) -> Problem | None:
-    """DESIGN.md §3.2.1: enabled AND active on the VM's host (ConfigTarget lists only active
-    devices, vSphere API reference), else say why from the policy's status row."""
+    """Enabled AND active on the VM's host (ConfigTarget lists only active devices, vSphere API
+    reference), else say why from the policy's status row (docs/design.md,
+    "VM side: devices and claims")."""
     address = want.address or ""
     if observed.config_target.pci(address) is not None:
         return None

@@ -1,8 +1,8 @@
 """VMDeviceAssignment status from a `VMPlan`: the VM, each device, conflicts, vMotion, conditions.
 
-Conditions are computed whole by `compute_conditions` (DESIGN.md §2.3; kstatus): every
-VMDeviceAssignment condition is always present, False with reason AsExpected when nothing is wrong,
-so `kubectl wait --for=condition=X=false` works as well as `=true`.
+Conditions are computed whole by `compute_conditions` (kstatus, docs/design.md#status-contract):
+every VMDeviceAssignment condition is always present, False with reason AsExpected when nothing
+is wrong, so `kubectl wait --for=condition=X=false` works as well as `=true`.
 """
 
 from __future__ import annotations

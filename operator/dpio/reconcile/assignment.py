@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 Body = Mapping[str, Any]
 #: While another assignment's claim on our device is not known yet, look again this soon.
 CLAIM_CHECK_SECONDS = 2.0
-#: A Secret or login a human must fix is looked at again this often (no Secret watch: the
-#: operator reads only the Secrets it is pointed at, DESIGN.md §4).
+#: A Secret or login a human must fix is looked at again this often: no Secret watch, as the
+#: operator reads only the Secrets it is pointed at (docs/design.md#credentials-and-permissions).
 STALLED_SECONDS = 30.0
 
 
@@ -136,7 +136,8 @@ class AssignmentReconciler:
     async def _delete(
         self, body: Body, assignment: VMDeviceAssignment, finalizers: list[str]
     ) -> Result:
-        """DESIGN.md §3.2.11: remove our devices, restore `previous`; power policy applies."""
+        """Remove our devices, restore `previous`; the power policy applies (docs/design.md,
+        "VM side: deletion")."""
         spec = assignment.spec
         if not _may_have_changed_vm(assignment.status):
             # Never allowed to act (e.g. Forbidden) or never got that far: nothing of ours is on

@@ -1,9 +1,9 @@
 """Making a VM plan's calls, in the plan's order, and telling `kubectl describe` about them.
 
-DESIGN.md §3.2.4-5 and vm_plan.py: cluster overrides (ReconfigureComputeResource_Task), then the
-power action that must come before the change, then UpgradeVM_Task (alone in its pass), then one
-ReconfigVM_Task, then the power action after it. The status recording what is about to happen
-has been written before this runs.
+vm_plan.py and docs/design.md, "Reconcile: VMDeviceAssignment": cluster overrides
+(ReconfigureComputeResource_Task), then the power action that must come before the change, then
+UpgradeVM_Task (alone in its pass), then one ReconfigVM_Task, then the power action after it.
+The status recording what is about to happen has been written before this runs.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """What a VMDeviceAssignment reconcile takes from the operator's caches rather than from vCenter:
 other assignments' claims, the referenced policy, and power tracking kept in status.
 
-DESIGN.md §7 allows at most 3 vCenter calls per converged VM, so everything here is read from the
-watch caches the controllers keep (no API server or vCenter call).
+A converged VM may cost at most 3 vCenter calls (docs/design.md, "vCenter access"), so
+everything here is read from the watch caches the controllers keep (no API server or vCenter
+call).
 """
 
 from __future__ import annotations

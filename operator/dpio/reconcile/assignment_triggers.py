@@ -4,8 +4,8 @@ An assignment depends on more than its own object: its VM in vCenter, the refere
 (spec: who may consume what; status: which devices are active), its namespace's labels
 (consumers.namespaceSelector) and other assignments' claims on the same devices. Each change
 re-enqueues only the assignments it concerns, so a fleet of 500 VMs does not reconcile 500
-times when one VM changes (DESIGN.md §7). Everything here reads raw watch bodies: no parsing
-on the watch path.
+times when one VM changes (docs/design.md#performance-targets). Everything here reads raw watch
+bodies: no parsing on the watch path.
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ DRAIN_CHECK_SECONDS = 15.0
 CONFIRM_SECONDS = 2.0
 #: A connection that needs a human (Secret missing or wrong, login refused) is looked at again
 #: this often: a timer, not a watch on Secrets, because the operator may read only the Secrets it
-#: is pointed at (DESIGN.md §4) and a cluster-wide Secret watch needs list/watch on all of them.
+#: is pointed at (docs/design.md#credentials-and-permissions) and a cluster-wide Secret watch
+#: needs list/watch on all of them.
 #: Re-reading one Secret costs one GET on the API server and no vCenter call (see
 #: handlers.logins: a refused login is not retried with the same password).
 STALLED_RECHECK_SECONDS = 30.0
@@ -158,7 +159,7 @@ class PolicyReconciler:
         now = self.clock()
         if err.retryable:
             status = vcenter_unreachable_status(previous, err.message, generation, now)
-            result = Result(failed=True)  # capped exponential backoff (DESIGN.md §3.3)
+            result = Result(failed=True)  # backoff: docs/design.md#failures-and-retries
         else:
             status = stalled_status(previous, Problem(err.reason, err.message), generation, now)
             result = Result(requeue_after=STALLED_RECHECK_SECONDS)

@@ -1,10 +1,11 @@
 """What each HostPassthroughPolicy last planned on: which vCenter changes concern it.
 
 A vCenter change report names hosts (or, when it can't, says "any host"). Reconciling every
-policy on every report made convergence O(N²) (docs/benchmarks.md, finding 4), so each policy's
-last plan is remembered here: `concerns` answers for a report that names hosts, `differs` for
-one that names none, by comparing a fresh inventory with what the policy last planned on (as an
-informer's relist hands on only the objects that changed; finding 13).
+policy on every report would make convergence O(N²) (measured in docs/benchmarks.md, finding 4),
+so each policy's last plan is remembered here: `concerns` answers for a report that names
+hosts, `differs` for one that names none, by comparing a fresh inventory with what the policy
+last planned on (as an informer's relist hands on only the objects that changed;
+docs/benchmarks.md, finding 13).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ class HostsPort(Protocol):
     def insecure(self) -> bool: ...
 
     async def read_inventory(self) -> ObservedInventory:
-        """Every host, in one PropertyCollector round trip (DESIGN.md §3.1.1)."""
+        """Every host, in one PropertyCollector round trip (docs/design.md#vcenter-access)."""
         ...
 
     async def update_passthru_config(self, update: UpdatePassthruConfig) -> None:
@@ -58,7 +58,8 @@ class VCenterPort(Protocol):
 
 
 class VMsPort(Protocol):
-    """The VM side of one vCenter (DESIGN.md §7: at most 3 calls to observe a converged VM)."""
+    """The VM side of one vCenter: at most 3 calls to observe a converged VM (docs/design.md,
+    "vCenter access")."""
 
     async def observe_vm(self, *, name: str = "", instance_uuid: str = "") -> VMObservation:
         """The VM, its host's ConfigTarget and ConfigOption; `vm` None if it does not exist.

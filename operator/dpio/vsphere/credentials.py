@@ -1,8 +1,9 @@
 """vCenter credentials from a Secret's data, and the TLS context that goes with them.
 
-Pure: the caller reads the Secret and passes its decoded `data` (DESIGN.md §4: keys `server`,
-`username`, `password`, and exactly one of `caBundle` (PEM) or `thumbprint`; `insecure: "true"`
-only by explicit choice). The password never shows in `repr`, errors or logs.
+Pure: the caller reads the Secret and passes its decoded `data`: keys `server`, `username`,
+`password`, and exactly one of `caBundle` (PEM) or `thumbprint`; `insecure: "true"` only by
+explicit choice (docs/design.md, "vCenter access"). The password never shows in `repr`, errors
+or logs.
 
 Trust, in order of preference:
 - `caBundle`: the server certificate must chain to it and match the host name (the default).

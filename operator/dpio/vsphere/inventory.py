@@ -1,4 +1,5 @@
-"""Read every host the host planner needs in ONE PropertyCollector call (DESIGN.md §3.1.1, §7).
+"""Read every host the host planner needs in ONE PropertyCollector call (docs/design.md,
+"vCenter access").
 
 One `RetrievePropertiesEx` over a ContainerView of the root folder reads, with narrow pathSets,
 all hosts, all clusters (their names) and all VMs (which PCI devices they hold). The view is

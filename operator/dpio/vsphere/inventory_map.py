@@ -5,8 +5,8 @@ local; only managed-object properties cost a round trip). Every property may be 
 disconnected host reports almost nothing, simulators leave gaps): missing means empty or None,
 never an exception.
 
-Which PCI functions ESXi itself uses (DESIGN.md §3.1.3; the vSphere Client warns before taking
-them away):
+Which PCI functions ESXi itself uses (the vSphere Client warns before taking them away;
+docs/design.md, "Host side: passthrough rules"):
 - a physical NIC that is an uplink of the switch carrying a vmkernel port. Resolved
   vnic -> switch -> uplink pnic keys -> pnic.pci: a vmknic on a standard switch names its port
   group (`HostVirtualNic.portgroup`), the port group names its vSwitch (`spec.vswitchName`), and

@@ -3,7 +3,7 @@
 Modelled on cluster-api-provider-vsphere's session cache: keyed by server + user + password hash,
 validated on use, logged out on shutdown. Every pyVmomi call is blocking, so `VCenterClient.run`
 executes it in a bounded thread pool (one thread per pooled HTTP connection) and kopf handlers
-`await` it without blocking the event loop (DESIGN.md §3.3).
+`await` it without blocking the event loop (docs/design.md, "Runtime").
 
 Validation costs a round trip, so it is done only when the session was idle long enough to have
 expired (`validate_after`); a call that meets `NotAuthenticated` anyway logs in once more and is

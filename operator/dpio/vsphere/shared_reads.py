@@ -1,10 +1,11 @@
 """Whole-inventory reads shared between reconciles (docs/benchmarks.md, finding 3).
 
-Every policy's reconcile used to read all hosts, clusters and VMs: O(policies x hosts) while
-converging. Here a read is reused for a policy while none of ITS hosts changed since the read
-started, and nothing changed that could change which hosts it selects (a host added, removed,
-renamed or moved, a cluster, a VM whose host isn't known). Changes come from the change watch
-(`Watcher`, over exactly the paths the read returns) and from this adapter's own writes.
+Without sharing, every policy's reconcile would read all hosts, clusters and VMs: O(policies x
+hosts) while converging. Here a read is reused for a policy while none of ITS hosts changed
+since the read started, and nothing changed that could change which hosts it selects (a host
+added, removed, renamed or moved, a cluster, a VM whose host isn't known). Changes come from the
+change watch (`Watcher`, over exactly the paths the read returns) and from this adapter's own
+writes.
 
 - A finished read is reused only while the watch is up, has been since before the read
   started, and the read is younger than MAX_INVENTORY_AGE_SECONDS.
@@ -42,8 +43,8 @@ from dpio.vsphere.inventory_map import with_hosts
 
 #: A whole read is not built on after this long (from its start) even when the watch reported
 #: nothing: a bound on staleness should a notification be lost, like an informer's resync. Not
-#: shorter: at 625 hosts a whole read takes 5-20 s under load, and with 30 s every other read was
-#: a whole one (docs/benchmarks.md, finding 12).
+#: shorter: at 625 hosts a whole read takes 5-20 s under load, and with 30 s every other read
+#: would be a whole one (measured in docs/benchmarks.md, finding 12).
 MAX_INVENTORY_AGE_SECONDS = 300.0
 
 

@@ -2,7 +2,7 @@
 
 Each blocking step runs through `VCenterClient.run` (bounded thread pool, fault translation, one
 transparent re-login on session expiry). Reads: vm_reader.py (at most 3 calls per converged VM,
-DESIGN.md §7); specs: vm_spec.py; execution: vm_ops.py.
+docs/design.md#vcenter-access); specs: vm_spec.py; execution: vm_ops.py.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
   reboot or a rebind, relabelled) asks again. Without the property (host not reachable) the
   answer is never cached.
 
-A converged VM then costs ONE call (DESIGN.md §7 allows 3).
+A converged VM then costs ONE call (docs/design.md, "vCenter access": at most 3).
 """
 
 from __future__ import annotations

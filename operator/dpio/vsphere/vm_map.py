@@ -37,7 +37,8 @@ PCI_PASSTHROUGH = "VirtualPCIPassthrough"
 # ClusterDasVmSettingsRestartPriority: an override that leaves the priority to the cluster.
 CLUSTER_RESTART_PRIORITY = "clusterRestartPriority"
 
-# The VM an assignment names: everything the VM planner reads, nothing more (DESIGN.md §7).
+# The VM an assignment names: everything the VM planner reads, nothing more (the call budget in
+# docs/design.md, "vCenter access").
 VM_PATHS: tuple[str, ...] = (
     "name",
     "config.instanceUuid",

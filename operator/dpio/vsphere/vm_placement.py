@@ -3,7 +3,7 @@
 Tenancy scopes VMs by the folders and resource pools vSphere administrators give each team
 (docs/design.md, "Tenancy"), spelled as `govc ls` prints them: "/DC1/vm/ml-team/prod",
 "/DC1/host/GPU-Cluster/Resources/ml-team". The names along both chains come in the VM read
-itself (one `RetrievePropertiesEx`, DESIGN budget unchanged): traversal specs climb `parent`
+itself (one `RetrievePropertiesEx`, no call more): traversal specs climb `parent`
 from the VM's folder and from its pool up to the root folder, reading `name` and `parent` of
 each object met. Names are as vCenter returns them; vCenter escapes "/" in an entity name as
 "%2f" (vSphere API reference, ManagedEntity.name), so a name never splits a path.

@@ -1,4 +1,5 @@
-"""Observe one VM in at most 3 vCenter calls; ONE once converged (DESIGN.md §7). Blocking.
+"""Observe one VM in at most 3 vCenter calls; ONE once converged (docs/design.md,
+"vCenter access"). Blocking.
 
 1. ONE `RetrievePropertiesEx` with two filter specs: the VM (narrow paths, plus its distributed
    port groups through `network`), and its host (plus `parent`, the cluster, and `vm`, the other

@@ -1,9 +1,10 @@
 """Pure builders: the planner's `ReconfigVM` / `ReconfigureCluster` -> pyVmomi specs (no calls).
 
-DESIGN.md §3.2.5: one `VirtualMachineConfigSpec` per change with every device change, removes
-before adds (vm-operator configspec_pci_devices.go), negative temporary keys for new devices
-(vSphere API reference, VirtualDevice.key), `memoryReservationLockedToMax` and `changeVersion`
-so that a concurrent edit fails with ConcurrentAccess instead of being overwritten.
+docs/design.md, "VM side: device changes": one `VirtualMachineConfigSpec` per change with every
+device change, removes before adds (vm-operator configspec_pci_devices.go), negative temporary
+keys for new devices (vSphere API reference, VirtualDevice.key), `memoryReservationLockedToMax`
+and `changeVersion` so that a concurrent edit fails with ConcurrentAccess instead of being
+overwritten.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 (VirtualMachinePciPassthroughInfo, ACTIVE passthrough devices only) and `dynamicPassthrough[]`
 (VirtualMachineDynamicPassthroughInfo, 7.0+). `QueryConfigOption(key, host)` carries the per-VM
 passthrough maximum on the PCI controller option (vSphere API reference,
-VirtualPCIControllerOption.numPCIPassthroughDevices; DESIGN.md §3.2.6).
+VirtualPCIControllerOption.numPCIPassthroughDevices; docs/design.md, "VM side: device limit").
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def config_target(target: Any) -> ConfigTarget:
 
 def passthrough_limit(option: Any) -> int | None:
     """`numPCIPassthroughDevices.max` of the PCI controller option; None when not reported
-    (the planner then falls back to the table of DESIGN.md §5)."""
+    (the planner then falls back to its version table, planner/vm_rules.py)."""
     hardware = getattr(option, "hardwareOptions", None)
     for device_option in _list(getattr(hardware, "virtualDeviceOption", None)):
         if isinstance(device_option, vim.vm.device.VirtualPCIControllerOption):

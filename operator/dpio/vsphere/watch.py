@@ -1,4 +1,5 @@
-"""Change notification from vCenter, instead of polling (DESIGN.md §3.2.10, §7: drift within 5 s).
+"""Change notification from vCenter, instead of polling: drift shows within seconds
+(docs/design.md, "vCenter access").
 
 A dedicated PropertyCollector (`CreatePropertyCollector`) holds one filter over a ContainerView of
 hosts and VMs, for exactly the properties the planners depend on. A thread long-polls it with
@@ -46,7 +47,8 @@ WATCH_PATHS: Mapping[type, tuple[str, ...]] = {
         "runtime.inMaintenanceMode",
     ),
     # config.changeVersion moves on every reconfigure (hot add, nested HV, reservation lock, FT
-    # settings: the feature conflicts of DESIGN.md §3.2.7); rootSnapshot on snapshots.
+    # settings: the feature conflicts, docs/design.md, "VM side: feature conflicts");
+    # rootSnapshot on snapshots.
     vim.VirtualMachine: (
         "name",
         "config.hardware.device",

@@ -12,7 +12,7 @@ import (
 
 // Per-VM HA and DRS overrides (vSphere API reference: ClusterDrsVmConfigSpec,
 // ClusterDasVmConfigSpec with dasSettings.restartPriority "disabled", applied through
-// ReconfigureComputeResource_Task; DESIGN §3.2.7, §5).
+// ReconfigureComputeResource_Task; docs/design.md, "VM side: feature conflicts").
 //
 // The upstream simulator already applies add/edit/remove of drsVmConfigSpec and
 // dasVmConfigSpec. What it lacks, added here:

@@ -52,7 +52,8 @@ func (v releaseVersion) atLeast(major, minor, update int) bool {
 }
 
 // pciPassthroughLimit is the maximum number of PCI passthrough devices per VM on a host of
-// version v. Source: vSphere configuration maximums; KB 309986 (DESIGN §5):
+// version v. Source: vSphere configuration maximums; KB 309986 (docs/design.md,
+// "VM side: device limit"):
 // 4.0: 2; 5.x: 6; 6.0–7.x: 16; 8.0: 32; 8.0U1: 64; 8.0U2 and later: 128.
 // A host whose version is unknown gets the current maximum.
 func pciPassthroughLimit(v releaseVersion) int32 {

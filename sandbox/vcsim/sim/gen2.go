@@ -13,7 +13,8 @@ import (
 // Source: vSphere API reference — HostCapability.vmDirectPathGen2Supported,
 // DVPortSetting.vmDirectPathGen2Allowed, VirtualEthernetCard.uptCompatibilityEnabled,
 // VirtualMachineDeviceRuntimeInfoVirtualEthernetCardRuntimeState (vmDirectPathGen2Active and
-// its inactive reasons); DESIGN §1, §3.2.9, §5. Deprecated in API 8.0.
+// its inactive reasons); docs/design.md, "VM side: DirectPath Gen2 and vMotion". Deprecated in
+// API 8.0.
 
 type (
 	gen2ReasonVm    = types.VirtualMachineDeviceRuntimeInfoVirtualEthernetCardRuntimeStateVmDirectPathGen2InactiveReasonVm
@@ -75,7 +76,7 @@ func gen2State(ctx *simulator.Context, vm *simulator.VirtualMachine, host *simul
 		vmReason(gen2FaultTolerance)
 	}
 	if hasPCIPassthrough(vm) {
-		// A DirectPath I/O device pins the VM to its host, so Gen2 can't be active (DESIGN §3.2.9).
+		// A DirectPath I/O device pins the VM to its host, so Gen2 can't be active.
 		vmReason(gen2MonitorBlocks)
 		if extended == "" {
 			extended = "the virtual machine has a PCI passthrough device"

@@ -18,8 +18,9 @@ type GenerateOptions struct {
 // Generate builds a large, regular inventory: every host has DevicesPerHost capable GPUs (none
 // enabled), one NIC carrying vmk0 and a boot HBA; VMs are powered off, without snapshots, hot
 // add, nested HV or FT. Clusters have HA on and DRS fully automated, as GPU clusters usually
-// do; DESIGN.md §3.2.7 counts both as feature conflicts for a VM with a passthrough device, so
-// a benchmark of the attach path alone turns them off in the file (bench/inventory.py does).
+// do; the operator counts both as feature conflicts for a VM with a passthrough device
+// (docs/design.md, "VM side: feature conflicts"), so a benchmark of the attach path alone turns
+// them off in the file (bench/inventory.py does).
 func Generate(o GenerateOptions) *Inventory {
 	if o.Clusters <= 0 {
 		o.Clusters = 1

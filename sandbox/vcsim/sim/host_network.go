@@ -9,7 +9,8 @@ import (
 // hostNetwork rebuilds config.network from the inventory's physical NICs and vmkernel NICs.
 // A vmkernel NIC sits on a port group of a standard vSwitch whose uplink is a physical NIC;
 // following vnic -> portgroup -> vswitch -> pnic -> pci is how a client learns that a PCI
-// function is in use by ESXi and must not be handed to a VM silently (DESIGN.md §1, §3.1.3).
+// function is in use by ESXi and must not be handed to a VM silently (docs/design.md,
+// "Host side: passthrough rules").
 // Without NICs in the inventory the upstream template network is kept.
 func hostNetwork(tmpl *types.HostNetworkInfo, spec *Host) *types.HostNetworkInfo {
 	n := *tmpl

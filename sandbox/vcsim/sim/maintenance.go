@@ -35,8 +35,8 @@ const drainPoll = 50 * time.Millisecond
 // timeout is less than or equal to zero, there is no timeout." While powered-on VMs remain the
 // host waits; in a DRS cluster DRS migrates fully automated VMs, and with evacuatePoweredOffVms
 // powered-off VMs must leave too (vSphere API reference, HostSystem.EnterMaintenanceMode_Task).
-// A VM with a PCI passthrough device can't be vMotioned (DESIGN.md §1): it stays until someone
-// powers it off. A host already in maintenance mode completes at once.
+// A VM with a PCI passthrough device can't be vMotioned (vSphere docs, VMDirectPath I/O): it
+// stays until someone powers it off. A host already in maintenance mode completes at once.
 func (h *maintenanceHost) EnterMaintenanceModeTask(ctx *simulator.Context, req *types.EnterMaintenanceMode_Task) soap.HasFault {
 	s, host := h.sim, h.HostSystem
 	ref := s.startTask(ctx, host, "EnterMaintenanceMode", func() (types.AnyType, types.BaseMethodFault) {
@@ -125,7 +125,7 @@ func (s *Simulator) drain(host *simulator.HostSystem, evacuatePoweredOff bool) i
 	return blocking
 }
 
-// hasPassthroughDevice: DirectPath I/O devices rule out vMotion (DESIGN.md §1).
+// hasPassthroughDevice: DirectPath I/O devices rule out vMotion (vSphere docs, VMDirectPath I/O).
 func hasPassthroughDevice(vm *simulator.VirtualMachine) bool {
 	if vm.Config == nil {
 		return false

@@ -35,7 +35,7 @@ func newPciPassthruSystem(h *simulator.HostSystem, spec *Host) *PciPassthruSyste
 		yd := spec.device(d.Id)
 		info := &types.HostPciPassthruInfo{Id: d.Id, DependentDevice: d.Id}
 		// Without an IOMMU (VT-d / AMD-Vi off in the BIOS) no device is passthrough capable:
-		// "Host does not support passthrough configuration" (DESIGN.md §1).
+		// "Host does not support passthrough configuration" (the vSphere Client's words).
 		info.PassthruCapable = capable
 		if yd != nil {
 			if yd.Capable != nil {

@@ -238,7 +238,7 @@ func (vm *passthroughVM) ShutdownGuest(ctx *simulator.Context, req *types.Shutdo
 }
 
 // SuspendVMTask refuses to suspend a VM with a PCI passthrough device: suspend and resume are
-// unavailable with DirectPath I/O (vSphere docs, VMDirectPath I/O; DESIGN §1).
+// unavailable with DirectPath I/O (vSphere docs, VMDirectPath I/O).
 func (vm *passthroughVM) SuspendVMTask(ctx *simulator.Context, req *types.SuspendVM_Task) soap.HasFault {
 	if hasPCIPassthrough(vm.VirtualMachine) {
 		f := &types.NotSupported{}

@@ -108,7 +108,7 @@ func (vm *passthroughVM) checkReconfig(ctx *simulator.Context, spec *types.Virtu
 		return nil
 	}
 
-	// vSphere docs, "Add a PCI Device to a Virtual Machine" / DESIGN §1: PCI passthrough
+	// vSphere docs, "Add a PCI Device to a Virtual Machine": PCI passthrough
 	// devices are added and removed only while the VM is powered off.
 	if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOff {
 		return &types.InvalidPowerState{
@@ -117,7 +117,7 @@ func (vm *passthroughVM) checkReconfig(ctx *simulator.Context, spec *types.Virtu
 		}
 	}
 
-	// vSphere configuration maximums; KB 309986 (DESIGN §5): passthrough devices per VM.
+	// vSphere configuration maximums; KB 309986: passthrough devices per VM.
 	if limit := pciPassthroughLimit(hostVersion(vmHost(ctx, vm.VirtualMachine))); int32(count) > limit {
 		f := &types.TooManyDevices{}
 		f.FaultMessage = []types.LocalizableMessage{{

@@ -8,7 +8,7 @@ import (
 )
 
 // Snapshots are unavailable for a VM with a PCI passthrough device (vSphere docs, VMDirectPath
-// I/O: "snapshots" among the features a DirectPath VM loses; DESIGN §1). vCenter fails the
+// I/O: "snapshots" among the features a DirectPath VM loses). vCenter fails the
 // snapshot task with SnapshotIncompatibleDeviceInVm naming the device.
 
 // snapshotFault returns the fault for a VM with a passthrough device, or nil.

@@ -167,7 +167,8 @@ func (e *vmEnv) fullReservation(vm *simulator.VirtualMachine) {
 	}
 }
 
-// staticDevice is the backing the operator builds from QueryConfigTarget (DESIGN §3.2.1).
+// staticDevice is the backing the operator builds from QueryConfigTarget (docs/design.md,
+// "VM side: devices and claims").
 func (e *vmEnv) staticDevice(id string) *types.VirtualPCIPassthrough {
 	pci := hostPciDevice(e.host, id)
 	return &types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{

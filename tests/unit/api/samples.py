@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-# DESIGN.md §2.1, with the status a reconcile would write.
+# A HostPassthroughPolicy with every spec field set (docs/api.md), and the status a reconcile
+# would write.
 POLICY: dict[str, Any] = yaml.safe_load(
     """
 apiVersion: dpio.io/v1alpha1
@@ -77,7 +78,8 @@ status:
 """
 )
 
-# DESIGN.md §2.2, with the status a reconcile would write.
+# A VMDeviceAssignment with every spec field set (docs/api.md), and the status a reconcile
+# would write.
 ASSIGNMENT: dict[str, Any] = yaml.safe_load(
     """
 apiVersion: dpio.io/v1alpha1

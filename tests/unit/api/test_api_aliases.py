@@ -1,4 +1,4 @@
-"""Python names are snake_case; the wire names are DESIGN.md's, including ID/UUID spellings."""
+"""Python names are snake_case; the wire names are docs/api.md's, including ID/UUID spellings."""
 
 from __future__ import annotations
 

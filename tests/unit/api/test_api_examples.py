@@ -1,4 +1,5 @@
-"""DESIGN.md's examples parse into the models, with the values and defaults a reconciler reads."""
+"""The full examples (samples.py) parse into the models, with the values and defaults a
+reconciler reads."""
 
 from __future__ import annotations
 

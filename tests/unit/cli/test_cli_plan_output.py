@@ -108,7 +108,7 @@ def test_plan_text_and_exit_code(
 
 
 def test_older_policy_in_the_same_files_wins(tmp_path: Path) -> None:
-    # Both are new: the first in the files counts as created first (DESIGN.md §3.1.8).
+    # Both are new: the first in the files counts as created first, and the older one wins.
     older = policy("older")
     newer = policy("newer", devices=[{"address": NIC}], exclusive=True)
     _, out, _ = run_plan(tmp_path, esx01(enabled=True, active=True), older, newer)

@@ -82,7 +82,7 @@ def run_plan(
         (vm(power_state="poweredOn"), {"powerPolicy": "PowerOff"}, 2,
          ["> PowerOff first", "then, with the VM powered off, the device change",
           "! PowerOffRequired"]),
-        # Resolve: hot add goes off in the same reconfigure (DESIGN.md §3.2.7).
+        # Resolve: hot add goes off in the same reconfigure, as docs/design.md says.
         (vm(cpu_hot_add_enabled=True), {"conflictPolicy": "Resolve"}, 2,
          ["~ cpuHotAddEnabled: false", "! conflict HotAdd: ", "(resolved by the change)"]),
         # The A100 maps 128 GB: the 64-bit MMIO window goes in the same reconfigure.
@@ -97,7 +97,7 @@ def run_plan(
          {"upgradeHardwareVersion": True,
           "devices": [{"name": "g", "dynamic": {"vendorID": "10de", "deviceID": "20b5"}}]},
          2, ["~ UpgradeVM_Task vmx-15 -> vmx-17 (not undone on delete)"]),
-        # Snapshots block the change (DESIGN.md §3.2.7).
+        # Snapshots block the change, even under Resolve.
         (vm(snapshot_count=2), {}, 0, ["! conflict Snapshots: VM has 2 snapshots "
                                        "(blocks the change)"]),
     ],

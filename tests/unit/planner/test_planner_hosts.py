@@ -1,4 +1,5 @@
-"""The per-host plan: device states, the rules of DESIGN.md §3.1, one call per host or none."""
+"""The per-host plan: device states, the rules of docs/design.md, "Host side: passthrough rules",
+one call per host or none."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Static and Dynamic DirectPath entries for the same host devices on one VM (DESIGN.md §3.2.1-2):
+"""Static and Dynamic DirectPath entries for the same host devices on one VM (docs/design.md,
+"VM side: devices and claims"):
 a dynamic device gets a host device only at power-on, so no entry may take the host device an
 entry before it needs: older assignments first, then the assignment's own entries in spec order.
 Each case plans BOTH assignments, each seeing the other as a claim, as the reconciler does."""

@@ -1,4 +1,4 @@
-"""The rules of DESIGN.md §3.2: consumers, policy coverage, availability, claims, the limit."""
+"""The VM-side rules of docs/design.md: consumers, policy coverage, availability, claims, limit."""
 
 from __future__ import annotations
 

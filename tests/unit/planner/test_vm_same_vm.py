@@ -1,5 +1,6 @@
-"""Two VMDeviceAssignments naming one VM (DESIGN.md §3.2.1): a device is attached once, the
-older assignment has it, the newer reports DevicesUnavailable / ClaimedByAssignment naming it."""
+"""Two VMDeviceAssignments naming one VM (docs/design.md, "VM side: devices and claims"): a
+device is attached once, the older assignment has it, the newer reports DevicesUnavailable /
+ClaimedByAssignment naming it."""
 
 from __future__ import annotations
 

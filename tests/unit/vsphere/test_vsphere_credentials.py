@@ -1,4 +1,5 @@
-"""Secret data -> Credentials: every rule of DESIGN.md §4, and the password never leaks."""
+"""Secret data -> Credentials: every rule of docs/design.md, "vCenter access", and the password
+never leaks."""
 
 from __future__ import annotations
 
