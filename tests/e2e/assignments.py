@@ -19,8 +19,11 @@ from dpio_sandbox.vcsim import Simulator
 TIMEOUT = 60.0  # seconds for an assignment to reach a condition
 A100_IDS = {"vendorID": "10de", "deviceID": "20b5"}  # device selectors by PCI vendor and device
 T4_IDS = {"vendorID": "10de", "deviceID": "1eb8"}
+# An A100 80GB maps 128 GB (its BARs): the simulator powers a VM with one on only with EFI and
+# the 64-bit MMIO settings, as vSphere does (docs/mmio.md), so every e2e VM given one is EFI.
 A100_YAML = ('vendorId: "10de", deviceId: "20b5", classId: "0302", name: "GA100 [A100 PCIe 80GB]", '
-             "vendorName: NVIDIA Corporation, enabled: true, active: true")  # fmt: skip
+             "vendorName: NVIDIA Corporation, enabled: true, active: true, "
+             "mmioSizeGB: 128")  # fmt: skip
 T4_YAML = ('vendorId: "10de", deviceId: "1eb8", classId: "0302", name: "TU104GL [Tesla T4]", '
            "vendorName: NVIDIA Corporation, enabled: true, active: true")  # fmt: skip
 

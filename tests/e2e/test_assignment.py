@@ -69,22 +69,25 @@ datacenters:
         pciDevices:
 {_devices(BUSES)}
     vms:
-      - {{name: off-vm, host: esx-a.lab.local, memoryMB: 8192}}
-      - {{name: wait-vm, host: esx-a.lab.local, powerState: poweredOn, memoryMB: 4096}}
-      - {{name: poweroff-vm, host: esx-a.lab.local, powerState: poweredOn, memoryMB: 4096}}
-      - {{name: race-vm-1, host: esx-a.lab.local, memoryMB: 2048}}
-      - {{name: race-vm-2, host: esx-a.lab.local, memoryMB: 2048}}
-      - {{name: race-vm-3, host: esx-a.lab.local, memoryMB: 2048}}
-      - {{name: race-vm-4, host: esx-a.lab.local, memoryMB: 2048}}
-      - {{name: snap-vm, host: esx-a.lab.local, memoryMB: 2048, snapshots: 2}}
-      - {{name: ft-vm, host: esx-a.lab.local, memoryMB: 2048, ft: primary}}
-      - {{name: hotadd-vm, host: esx-a.lab.local, memoryMB: 2048, cpuHotAdd: true,
+      - {{name: off-vm, host: esx-a.lab.local, firmware: efi, memoryMB: 8192}}
+      - {{name: wait-vm, host: esx-a.lab.local, powerState: poweredOn,
+          firmware: efi, memoryMB: 4096}}
+      - {{name: poweroff-vm, host: esx-a.lab.local, powerState: poweredOn,
+          firmware: efi, memoryMB: 4096}}
+      - {{name: race-vm-1, host: esx-a.lab.local, firmware: efi, memoryMB: 2048}}
+      - {{name: race-vm-2, host: esx-a.lab.local, firmware: efi, memoryMB: 2048}}
+      - {{name: race-vm-3, host: esx-a.lab.local, firmware: efi, memoryMB: 2048}}
+      - {{name: race-vm-4, host: esx-a.lab.local, firmware: efi, memoryMB: 2048}}
+      - {{name: snap-vm, host: esx-a.lab.local, firmware: efi, memoryMB: 2048, snapshots: 2}}
+      - {{name: ft-vm, host: esx-a.lab.local, firmware: efi, memoryMB: 2048, ft: primary}}
+      - {{name: hotadd-vm, host: esx-a.lab.local, firmware: efi, memoryMB: 2048, cpuHotAdd: true,
           memoryHotAdd: true}}
-      - {{name: nested-vm, host: esx-a.lab.local, memoryMB: 2048, nestedHV: true}}
-      - {{name: ha-vm, host: esx-ha-01.lab.local, memoryMB: 2048, cpuHotAdd: true}}
-      - {{name: shutdown-vm, host: esx-a.lab.local, powerState: poweredOn, memoryMB: 4096}}
-      - {{name: dynamic-vm, host: esx-a.lab.local, memoryMB: 4096}}
-      - {{name: gen2-vm, host: esx-a.lab.local, memoryMB: 4096,
+      - {{name: nested-vm, host: esx-a.lab.local, firmware: efi, memoryMB: 2048, nestedHV: true}}
+      - {{name: ha-vm, host: esx-ha-01.lab.local, firmware: efi, memoryMB: 2048, cpuHotAdd: true}}
+      - {{name: shutdown-vm, host: esx-a.lab.local, powerState: poweredOn,
+          firmware: efi, memoryMB: 4096}}
+      - {{name: dynamic-vm, host: esx-a.lab.local, firmware: efi, memoryMB: 4096}}
+      - {{name: gen2-vm, host: esx-a.lab.local, firmware: efi, memoryMB: 4096,
           nics: [{{type: vmxnet3, network: vmfex-gen2}}]}}
 """
 

@@ -32,7 +32,7 @@ HOST = "esx-d.lab.local"
 INVENTORY = one_host(
     HOST,
     pci={"0000:3b:00.0": A100_YAML, "0000:3c:00.0": A100_YAML},
-    vms={"resolve-vm": "memoryMB: 2048", "block-vm": "memoryMB: 2048"},
+    vms=dict.fromkeys(("resolve-vm", "block-vm"), "firmware: efi, memoryMB: 2048"),
 )
 SETTLE_SECONDS = 4.0  # > reconcile.assignment's confirming requeue (2 s)
 VISIBLE_WITHIN = 5.0  # drift visible in status within 5 s (docs/design.md#performance-targets)

@@ -42,7 +42,7 @@ HOST = "esx-s.lab.local"
 INVENTORY = one_host(
     HOST,
     pci={GPU: A100_YAML, "0000:5e:00.0": T4_YAML},
-    vms={"static-vm": "memoryMB: 4096", "dynamic-vm": "memoryMB: 4096"},
+    vms=dict.fromkeys(("static-vm", "dynamic-vm"), "firmware: efi, memoryMB: 4096"),
 )
 
 

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyVmomi import vim
+from tests.e2e.assignments import passthrough
 from tests.e2e.conftest import get
+from tests.sandbox.vsphere_helpers import connect, find
 
 from dpio_sandbox import demo, install, vcsim
 from dpio_sandbox.sandbox import Sandbox
@@ -127,7 +130,7 @@ def test_every_example_file_was_accepted_by_the_api_server(
     kinds = json.loads(install.kubectl(box, "get", "hpp,vmda", "-A", "-o", "json"))["items"]
 
     assert sorted(i["metadata"]["name"] for i in kinds) == [
-        "batch-a100", "compute-manual", "gpu-cluster", "trainer-t4", "vmfex-gen2",
+        "batch-a100", "bios-a100", "compute-manual", "gpu-cluster", "trainer-t4", "vmfex-gen2",
     ]  # fmt: skip
 
 
@@ -161,3 +164,22 @@ def test_every_example_assignment_is_ready_with_everything_attached(
     done, wanted = body["status"]["attached"].split("/")
     assert done == wanted != "0"
     assert body["status"]["vm"]["instanceUUID"]  # the VM is pinned on first sight
+
+
+def test_the_bios_example_is_refused_and_vcenter_left_alone(
+    ran: tuple[Sandbox, Simulator, int, str],
+) -> None:
+    box, sim, _, _ = ran
+    body = get(box, "vmda", "bios-a100", "ml-team")
+
+    assert condition(body, "Ready")[0] == "False", body.get("status")
+    stalled = condition(body, "Stalled")
+    assert stalled[:2] == ("True", "FirmwareNotEFI")
+    assert "EFI" in stalled[2]
+    assert body["status"]["vm"]["firmware"] == "bios"
+    assert body["status"]["attached"] == "0/1"
+    with connect(sim) as si:
+        vm = find(si, vim.VirtualMachine, "bios-gpu-01")
+        assert passthrough(vm) == []
+        assert not vm.config.memoryReservationLockedToMax
+        assert not [o for o in vm.config.extraConfig or () if o.key.startswith("pciPassthru")]

@@ -37,10 +37,11 @@ pytestmark = pytest.mark.sandbox
 NS, POLICY, SIM, HOST = "e2e-poweron", "e2e-poweron-gpus", "vcsim-poweron", "esx-p.lab.local"
 A100S = [f"0000:{bus}:00.0" for bus in ("3b", "3c", "3d", "3e", "3f", "40")]
 T4 = "0000:af:00.0"
-SPARE = "0000:41:00.0"  # an A100 outside the policy, for the simulator's own check
+SPARE = "0000:41:00.0"  # an A100 40GB outside the policy, for the simulator's own check
+SPARE_YAML = A100_YAML.replace('"20b5"', '"20f1"').replace("80GB", "40GB").replace(": 128", ": 64")
 USE_64BIT, SIZE = "pciPassthru.use64bitMMIO", "pciPassthru.64bitMMIOSizeGB"
 
-_devices = "".join(f'\n          - {{address: "{a}", {A100_YAML}, mmioSizeGB: 128}}' for a in A100S)
+_devices = "".join(f'\n          - {{address: "{a}", {A100_YAML}}}' for a in A100S)
 INVENTORY = f"""
 datacenters:
   - name: DC1
@@ -50,7 +51,7 @@ datacenters:
         deviceRebindWithoutReboot: true
         pciDevices:{_devices}
           - {{address: "{T4}", {T4_YAML}}}
-          - {{address: "{SPARE}", {A100_YAML}, mmioSizeGB: 128}}
+          - {{address: "{SPARE}", {SPARE_YAML}}}
     vms:
       - {{name: one-gpu, host: {HOST}, firmware: efi, memoryMB: 4096}}
       - {{name: two-gpus, host: {HOST}, firmware: efi, memoryMB: 4096}}
@@ -61,8 +62,11 @@ datacenters:
       - {{name: bios-gpu, host: {HOST}, firmware: bios, memoryMB: 4096}}
       - {{name: bios-small, host: {HOST}, firmware: bios, memoryMB: 4096}}
 """
-DEVICES: list[dict[str, Any]] = [{"address": a, "hardwareLabel": "a100"} for a in A100S] + [
-    {"address": T4}
+# The A100 80GBs by vendor:device id (a label needs one), the T4 by its address. The spare, an
+# A100 40GB, matches neither: no assignment can take it.
+DEVICES: list[dict[str, Any]] = [
+    {"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"},
+    {"address": T4},
 ]
 GPUS = hpp(POLICY, SIM, hosts=[HOST], devices=DEVICES, consumers=[NS])
 sim = simulator_fixture(SIM, INVENTORY, GPUS, namespaces=[NS])

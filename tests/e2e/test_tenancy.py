@@ -77,18 +77,21 @@ datacenters:
         version: "8.0.2"
         gen2: {{supported: true}}
     vms:
-      - {{name: red-01, host: {HOST}, folder: red, resourcePool: red, memoryMB: 4096}}
-      - {{name: red-02, host: {HOST}, folder: red/prod, memoryMB: 4096}}
-      - {{name: red-move, host: {HOST}, folder: red, memoryMB: 4096}}
-      - {{name: red-swap, host: {HOST}, folder: red, memoryMB: 4096}}
-      - {{name: red-spare, host: {HOST}, folder: red, memoryMB: 4096}}
-      - {{name: red-run, host: {HA_HOST}, folder: red, powerState: poweredOn, memoryMB: 4096}}
-      - {{name: red-far, host: esx-far.lab.local, folder: red, memoryMB: 4096,
+      - {{name: red-01, host: {HOST}, folder: red, resourcePool: red,
+          firmware: efi, memoryMB: 4096}}
+      - {{name: red-02, host: {HOST}, folder: red/prod, firmware: efi, memoryMB: 4096}}
+      - {{name: red-move, host: {HOST}, folder: red, firmware: efi, memoryMB: 4096}}
+      - {{name: red-swap, host: {HOST}, folder: red, firmware: efi, memoryMB: 4096}}
+      - {{name: red-spare, host: {HOST}, folder: red, firmware: efi, memoryMB: 4096}}
+      - {{name: red-run, host: {HA_HOST}, folder: red, powerState: poweredOn,
+          firmware: efi, memoryMB: 4096}}
+      - {{name: red-far, host: esx-far.lab.local, folder: red, firmware: efi, memoryMB: 4096,
           nics: [{{type: vmxnet3, network: vmfex-gen2}}]}}
-      - {{name: blue-01, host: {HOST}, folder: blue, resourcePool: blue, memoryMB: 4096}}
-      - {{name: blue-gpu, host: {HOST}, folder: blue, memoryMB: 4096,
+      - {{name: blue-01, host: {HOST}, folder: blue, resourcePool: blue,
+          firmware: efi, memoryMB: 4096}}
+      - {{name: blue-gpu, host: {HOST}, folder: blue, firmware: efi, memoryMB: 4096,
           memoryReservationLockedToMax: true, pciPassthrough: [{{address: "0000:40:00.0"}}]}}
-      - {{name: blue-net, host: {HOST}, folder: blue, memoryMB: 4096,
+      - {{name: blue-net, host: {HOST}, folder: blue, firmware: efi, memoryMB: 4096,
           nics: [{{type: vmxnet3, network: vmfex-gen2}}]}}
 """
 

@@ -42,7 +42,7 @@ VMS = 8
 NS, POLICY, HOST = "fault-vm", "fault-vm-gpus", "esx-vm-faults.lab.local"
 A100 = {"vendorId": "10de", "deviceId": "20b5", "classId": "0302", "enabled": True,
         "active": True, "name": "GA100 [A100 PCIe 80GB]",
-        "vendorName": "NVIDIA Corporation"}  # fmt: skip
+        "vendorName": "NVIDIA Corporation", "mmioSizeGB": 128}  # fmt: skip
 
 
 def _address(i: int) -> str:
@@ -52,7 +52,8 @@ def _address(i: int) -> str:
 def _inventory() -> str:
     host = {"name": HOST, "version": "8.0.2", "deviceRebindWithoutReboot": True,
             "pciDevices": [{"address": _address(i), **A100} for i in range(VMS)]}  # fmt: skip
-    vms = [{"name": f"fault-vm-{i}", "host": HOST, "memoryMB": 4096} for i in range(VMS)]
+    vms = [{"name": f"fault-vm-{i}", "host": HOST, "firmware": "efi", "memoryMB": 4096}
+           for i in range(VMS)]  # fmt: skip
     return yaml.safe_dump({"datacenters": [{"name": "DC-VM", "hosts": [host], "vms": vms}]})
 
 

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 
+	"github.com/vmware/govmomi/vim25/types"
 	"gopkg.in/yaml.v3"
 )
 
@@ -27,7 +28,7 @@ func Generate(o GenerateOptions) *Inventory {
 	}
 	versions := []string{"7.0.3", "8.0.2", "8.0.3"}
 	gpus := []PCIDevice{
-		{VendorID: "10de", DeviceID: "20b5", ClassID: "0302", Name: "GA100 [A100 PCIe 80GB]", VendorName: "NVIDIA Corporation"},
+		{VendorID: "10de", DeviceID: "20b5", ClassID: "0302", Name: "GA100 [A100 PCIe 80GB]", VendorName: "NVIDIA Corporation", MMIOSizeGB: 128},
 		{VendorID: "10de", DeviceID: "1eb8", ClassID: "0302", Name: "TU104GL [Tesla T4]", VendorName: "NVIDIA Corporation"},
 	}
 	dc := Datacenter{Name: "DC1"}
@@ -63,6 +64,8 @@ func Generate(o GenerateOptions) *Inventory {
 			Name:     fmt.Sprintf("vm-%05d", i+1),
 			Host:     names[i%len(names)],
 			MemoryMB: 4096,
+			// EFI, as GPU VMs are: an A100 (128 GB of BARs) powers on only with it.
+			Firmware: string(types.GuestOsDescriptorFirmwareTypeEfi),
 			NICs:     []VMNIC{{Type: "vmxnet3", Network: "VM Network"}},
 		}
 		if o.Folders > 0 {
