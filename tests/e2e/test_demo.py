@@ -172,7 +172,7 @@ def test_the_bios_example_is_refused_and_vcenter_left_alone(
     box, sim, _, _ = ran
     body = get(box, "vmda", "bios-a100", "ml-team")
 
-    assert condition(body, "Ready")[0] == "False", body.get("status")
+    assert condition(body, "Ready")[:2] == ("False", "FirmwareNotEFI"), body.get("status")
     stalled = condition(body, "Stalled")
     assert stalled[:2] == ("True", "FirmwareNotEFI")
     assert "EFI" in stalled[2]
@@ -183,3 +183,14 @@ def test_the_bios_example_is_refused_and_vcenter_left_alone(
         assert passthrough(vm) == []
         assert not vm.config.memoryReservationLockedToMax
         assert not [o for o in vm.config.extraConfig or () if o.key.startswith("pciPassthru")]
+
+
+def test_the_dynamic_a100_example_sized_the_vms_mmio_window(
+    ran: tuple[Sandbox, Simulator, int, str],
+) -> None:
+    _, sim, _, _ = ran
+    with connect(sim) as si:
+        vm = find(si, vim.VirtualMachine, "e1000-vm-01")
+        settings = {o.key: str(o.value) for o in vm.config.extraConfig or ()}
+    assert settings["pciPassthru.use64bitMMIO"] == "TRUE"
+    assert settings["pciPassthru.64bitMMIOSizeGB"] == "128"  # one A100 80GB
