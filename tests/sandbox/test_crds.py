@@ -147,7 +147,7 @@ def test_unknown_field_is_refused_under_strict_field_validation(api: client.ApiC
         }),
         ("VMDeviceAssignment", assignment_spec(), {
             "powerPolicy": "WaitForPowerOff", "restorePowerState": True,
-            "shutdownTimeout": "5m", "conflictPolicy": "Block",
+            "shutdownTimeout": "5m", "conflictPolicy": "Block", "upgradeHardwareVersion": False,
         }),
     ],
     ids=["hpp", "hpp-consumer", "vmda"],

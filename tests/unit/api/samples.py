@@ -100,6 +100,7 @@ spec:
   restorePowerState: true
   shutdownTimeout: 10m
   conflictPolicy: Block
+  upgradeHardwareVersion: false
 status:
   observedGeneration: 1
   conditions:
