@@ -16,7 +16,7 @@ import pytest
 from pyVmomi import vim
 from tests.sandbox.vsphere_helpers import connect, eventually, find
 
-from dpio.planner.hosts import PassthruChange
+from dpio.planner.host.host_plan import PassthruChange
 from dpio.planner.observed import ObservedHost, parse_version
 from dpio.vsphere import errors
 from dpio.vsphere.adapter import HostAdapter

@@ -42,7 +42,7 @@ from dpio.cli.vm_planning import (
     projected_policies,
 )
 from dpio.planner import ObservedInventory
-from dpio.planner.vm_observed import VMObservation
+from dpio.planner.vm.observed import VMObservation
 from dpio.vsphere.adapter import HostAdapter
 from dpio.vsphere.credentials import Credentials
 from dpio.vsphere.errors import VSphereError

@@ -25,7 +25,7 @@ from dpio.cli.plan import PolicyReport
 from dpio.cli.planning import Candidate
 from dpio.cli.vm_plan import AssignmentReport
 from dpio.planner import policy_status
-from dpio.planner.vm_observed import VMObservation
+from dpio.planner.vm.observed import VMObservation
 from dpio.reconcile import assignment_inputs as inputs
 
 #: Observes the VM of an assignment through the policy's vCenter -> (source, observation).

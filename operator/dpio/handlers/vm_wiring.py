@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from dpio.api.policy import VCenterRef
 from dpio.handlers.logins import Logins, port_error
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
-from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_power import PowerAction
+from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
+from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.power import PowerAction
 from dpio.vsphere.errors import VSphereError
 from dpio.vsphere.session import VCenterClient
 from dpio.vsphere.vm_adapter import VMAdapter

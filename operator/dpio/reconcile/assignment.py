@@ -21,10 +21,10 @@ from typing import Any
 from dpio.api.assignment import VMDeviceAssignment, VMDeviceAssignmentStatus
 from dpio.api.conditions import CLEANUP_SKIPPED, READY, RECONCILING, RECONFIGURE_FAILED
 from dpio.planner.conditions import Problem, compute_conditions, find, is_true, status_changed
-from dpio.planner.vm_deletion import plan_assignment_deletion
-from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_plan import VMPlan, pinned
-from dpio.planner.vm_status import assignment_status, assignment_wants
+from dpio.planner.vm.deletion import plan_assignment_deletion
+from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.plan import VMPlan, pinned
+from dpio.planner.vm.status import assignment_status, assignment_wants
 from dpio.reconcile import assignment_inputs as inputs
 from dpio.reconcile.assignment_apply import (
     Applier,

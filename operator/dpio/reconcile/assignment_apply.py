@@ -23,9 +23,9 @@ from dpio.api.conditions import (
     ConditionStatus,
 )
 from dpio.planner.conditions import find
-from dpio.planner.vm_changes import ReconfigVM
-from dpio.planner.vm_plan import VMPlan
-from dpio.planner.vm_power import PowerAction
+from dpio.planner.vm.changes import ReconfigVM
+from dpio.planner.vm.plan import VMPlan
+from dpio.planner.vm.power import PowerAction
 from dpio.reconcile.ports import ObjectsPort, VMsPort
 
 Body = Mapping[str, Any]

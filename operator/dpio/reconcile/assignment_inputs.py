@@ -28,10 +28,10 @@ from dpio.api.conditions import (
 from dpio.api.policy import HostPassthroughPolicy
 from dpio.planner.conditions import find, is_true
 from dpio.planner.observed import parse_pci_id
-from dpio.planner.vm_observed import AssignmentClaim, PolicyView, QuotaUse, VMObservation
-from dpio.planner.vm_plan import VMPlan, plan_assignment
-from dpio.planner.vm_power import PowerTracking
-from dpio.planner.vm_tenancy import consumer_problem
+from dpio.planner.vm.observed import AssignmentClaim, PolicyView, QuotaUse, VMObservation
+from dpio.planner.vm.plan import VMPlan, plan_assignment
+from dpio.planner.vm.power import PowerTracking
+from dpio.planner.vm.tenancy import consumer_problem
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Reasons of an assignment that waits for something another object holds (a device, a VM,

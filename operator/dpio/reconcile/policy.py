@@ -31,9 +31,9 @@ from dpio.planner import (
     vcenter_unreachable_status,
 )
 from dpio.planner.conditions import Problem
-from dpio.planner.events import transition_events
+from dpio.planner.host.events import transition_events
+from dpio.planner.host.status import stalled_status
 from dpio.planner.observed import ObservedInventory
-from dpio.planner.status import stalled_status
 from dpio.reconcile.policy_others import OtherPolicies
 from dpio.reconcile.policy_selections import Selections
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 from dpio.api.policy import HostPassthroughPolicySpec, VCenterRef
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
-from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_power import PowerAction
+from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
+from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.power import PowerAction
 
 
 class PortError(Exception):

@@ -7,9 +7,9 @@ docs/design.md#vcenter-access); specs: vm_spec.py; execution: vm_ops.py.
 
 from __future__ import annotations
 
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
-from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_power import PowerAction
+from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
+from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.power import PowerAction
 from dpio.vsphere import vm_ops
 from dpio.vsphere.session import VCenterClient
 from dpio.vsphere.vm_reader import VMReader

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Hashable
 from typing import Any
 
-from dpio.planner.vm_observed import ConfigTarget
+from dpio.planner.vm.observed import ConfigTarget
 from dpio.vsphere import vm_target
 from dpio.vsphere.properties import moref_id
 

@@ -13,8 +13,8 @@ from typing import Any
 from pyVmomi import vim
 
 from dpio.planner.observed import normalize_pci_address
-from dpio.planner.vm_mmio import MMIO_SIZE_GB, USE_64BIT_MMIO
-from dpio.planner.vm_observed import (
+from dpio.planner.vm.mmio import MMIO_SIZE_GB, USE_64BIT_MMIO
+from dpio.planner.vm.observed import (
     POWERED_OFF,
     Backing,
     DynamicBacking,
@@ -53,7 +53,7 @@ VM_PATHS: tuple[str, ...] = (
     "config.nestedHVEnabled",
     "config.ftInfo",
     "config.firmware",
-    "config.extraConfig",  # only pciPassthru.use64bitMMIO / 64bitMMIOSizeGB are kept (vm_mmio)
+    "config.extraConfig",  # only pciPassthru.use64bitMMIO / 64bitMMIOSizeGB are kept (vm.mmio)
     "snapshot",
     "runtime.powerState",
     "runtime.host",

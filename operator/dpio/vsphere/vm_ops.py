@@ -13,8 +13,8 @@ from typing import Any
 
 from pyVmomi import vim
 
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
-from dpio.planner.vm_power import PowerAction
+from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
+from dpio.planner.vm.power import PowerAction
 from dpio.vsphere import tasks, vm_spec
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.errors import TaskFailed, VSphereError, translate

@@ -24,7 +24,7 @@ from typing import Any
 
 from pyVmomi import vim
 
-from dpio.planner.vm_observed import ObservedVM, VMObservation
+from dpio.planner.vm.observed import ObservedVM, VMObservation
 from dpio.vsphere import properties, vm_map, vm_placement, vm_target
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.errors import ConcurrentModification, ObjectNotFound, translated

@@ -15,10 +15,10 @@ from typing import Any
 
 from pyVmomi import vim
 
-from dpio.planner.vm_changes import NicEdit, ReconfigureCluster, ReconfigVM
-from dpio.planner.vm_conflicts import DasOverrideChange, DrsOverrideChange
-from dpio.planner.vm_devices import DeviceAdd, DeviceRemove
-from dpio.planner.vm_observed import Backing, StaticBacking
+from dpio.planner.vm.changes import NicEdit, ReconfigureCluster, ReconfigVM
+from dpio.planner.vm.conflicts import DasOverrideChange, DrsOverrideChange
+from dpio.planner.vm.devices import DeviceAdd, DeviceRemove
+from dpio.planner.vm.observed import Backing, StaticBacking
 from dpio.vsphere.errors import InvalidRequest
 
 # pyVmomi data object constructors take untyped keyword arguments: used as Any on purpose.

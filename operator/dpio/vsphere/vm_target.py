@@ -13,7 +13,7 @@ from typing import Any
 
 from pyVmomi import vim
 
-from dpio.planner.vm_observed import ConfigTarget, ConfigTargetDynamic, ConfigTargetPci
+from dpio.planner.vm.observed import ConfigTarget, ConfigTargetDynamic, ConfigTargetPci
 
 
 def _list(value: Any) -> list[Any]:
@@ -60,7 +60,7 @@ def config_target(target: Any) -> ConfigTarget:
 
 def passthrough_limit(option: Any) -> int | None:
     """`numPCIPassthroughDevices.max` of the PCI controller option; None when not reported
-    (the planner then falls back to its version table, planner/vm_rules.py)."""
+    (the planner then falls back to its version table, planner/vm/rules.py)."""
     hardware = getattr(option, "hardwareOptions", None)
     for device_option in _list(getattr(hardware, "virtualDeviceOption", None)):
         if isinstance(device_option, vim.vm.device.VirtualPCIControllerOption):

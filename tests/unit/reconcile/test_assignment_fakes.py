@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from tests.unit.planner.test_vm_builders import NOW, NS, observe, policy, row
+from tests.unit.planner.vm.test_vm_builders import NOW, NS, observe, policy, row
 
 from dpio.api.policy import VCenterRef
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
-from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_power import PowerAction
+from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
+from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.power import PowerAction
 from dpio.reconcile.assignment import AssignmentReconciler
 from dpio.reconcile.policy import FINALIZER
 from dpio.reconcile.ports import PortError

@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.unit.planner.test_vm_builders import NOW, converged_vm, observe
+from tests.unit.planner.vm.test_vm_builders import NOW, converged_vm, observe
 from tests.unit.reconcile.test_assignment_fakes import World, body, condition
 
-from dpio.planner.vm_observed import AssignmentClaim
+from dpio.planner.vm.observed import AssignmentClaim
 from dpio.reconcile.assignment_inputs import claims
 
 GPU = "0000:3b:00.0"

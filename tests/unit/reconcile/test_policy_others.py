@@ -10,8 +10,8 @@ from tests.unit.planner.builders import GPU, NIC, NOW, X710, dev, host, info, sp
 
 from dpio.api.policy import HostSelector
 from dpio.planner import OtherPolicy, plan_policy
+from dpio.planner.host.rules import HostMatcher
 from dpio.planner.observed import ObservedInventory
-from dpio.planner.rules import HostMatcher
 from dpio.planner.selection import select_hosts
 from dpio.reconcile.controller import Controller
 from dpio.reconcile.policy_others import OtherPolicies

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 
-from dpio.planner.vm_observed import DynamicBacking, ObservedCluster, StaticBacking
+from dpio.planner.vm.observed import DynamicBacking, ObservedCluster, StaticBacking
 from dpio.vsphere.properties import ObjectProps
 from dpio.vsphere.vm_map import (
     CLUSTER,

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pyVmomi import SoapAdapter, vim
 
-from dpio.planner.vm_changes import NicEdit, ReconfigureCluster, ReconfigVM
-from dpio.planner.vm_conflicts import DasOverrideChange, DrsOverrideChange
-from dpio.planner.vm_devices import DeviceAdd, DeviceRemove
-from dpio.planner.vm_observed import DynamicBacking, StaticBacking
+from dpio.planner.vm.changes import NicEdit, ReconfigureCluster, ReconfigVM
+from dpio.planner.vm.conflicts import DasOverrideChange, DrsOverrideChange
+from dpio.planner.vm.devices import DeviceAdd, DeviceRemove
+from dpio.planner.vm.observed import DynamicBacking, StaticBacking
 from dpio.vsphere.errors import InvalidRequest
 from dpio.vsphere.vm_spec import cluster_spec, config_spec
 

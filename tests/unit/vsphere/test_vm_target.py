@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 
-from dpio.planner.vm_observed import ConfigTarget, ConfigTargetDynamic, ConfigTargetPci
+from dpio.planner.vm.observed import ConfigTarget, ConfigTargetDynamic, ConfigTargetPci
 from dpio.vsphere.vm_target import config_target, passthrough_limit
 
 V: Any = vim

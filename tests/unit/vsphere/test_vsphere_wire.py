@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pyVmomi import vim, vmodl
 
-from dpio.planner.hosts import PassthruChange
+from dpio.planner.host.host_plan import PassthruChange
 from dpio.vsphere.connect import pick_version, supported_versions
 from dpio.vsphere.hosts import passthru_configs
 from dpio.vsphere.watch import Change, changes_of, merged_paths
