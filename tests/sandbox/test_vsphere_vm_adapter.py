@@ -21,7 +21,7 @@ from dpio.planner.vm.power import PowerAction
 from dpio.vsphere import errors
 from dpio.vsphere.credentials import from_secret_data
 from dpio.vsphere.session import VCenterClient
-from dpio.vsphere.vm_adapter import VMAdapter
+from dpio.vsphere.vm.adapter import VMAdapter
 from dpio_sandbox import vcsim
 
 pytestmark = pytest.mark.sandbox

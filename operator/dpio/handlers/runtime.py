@@ -24,7 +24,7 @@ from dpio.reconcile.controller import Body, Controller
 from dpio.reconcile.own_writes import OwnStatusWrites
 from dpio.reconcile.policy import PolicyReconciler
 from dpio.reconcile.queue import Backoff
-from dpio.vsphere.adapter import HostAdapter
+from dpio.vsphere.host.adapter import HostAdapter
 from dpio.vsphere.session import SessionCache
 
 _log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The VM side of the adapters: `VMsPort` over `dpio.vsphere.vm_adapter.VMAdapter`, with
+"""The VM side of the adapters: `VMsPort` over `dpio.vsphere.vm.adapter.VMAdapter`, with
 vSphere's typed errors turned into `PortError`s here, once. vCenter's VM change notifications
 come from the host side's watch of the same vCenter: drift shows within seconds, no polling
 (docs/design.md, "vCenter access").
@@ -16,7 +16,7 @@ from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.power import PowerAction
 from dpio.vsphere.errors import VSphereError
 from dpio.vsphere.session import VCenterClient
-from dpio.vsphere.vm_adapter import VMAdapter
+from dpio.vsphere.vm.adapter import VMAdapter
 
 
 @dataclass

@@ -19,9 +19,9 @@ from dpio.planner import (
     UpdatePassthruConfig,
 )
 from dpio.reconcile.ports import PortError
-from dpio.vsphere.adapter import HostAdapter
 from dpio.vsphere.credentials import Credentials
 from dpio.vsphere.errors import VSphereError
+from dpio.vsphere.host.adapter import HostAdapter
 from dpio.vsphere.inventory_map import VM
 from dpio.vsphere.session import SessionCache, VCenterClient
 from dpio.vsphere.watch import Change, Watcher

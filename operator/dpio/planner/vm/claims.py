@@ -107,8 +107,9 @@ def _host_devices(same: _Identity, observed: VMObservation) -> frozenset[str]:
 
 
 def used_elsewhere(observed: VMObservation, vm: ObservedVM) -> frozenset[str]:
-    """Host devices other VMs hold (static backings, and dynamic ones while running: vm_map) or
-    other assignments claim for other VMs of the host: not free for a new dynamic device."""
+    """Host devices other VMs hold (static backings, and dynamic ones while running:
+    vsphere.vm.map) or other assignments claim for other VMs of the host: not free for a new
+    dynamic device."""
     claimed = (
         a for c in observed.claims if c.host == vm.host and not c.names_vm(vm) for a in c.device_ids
     )

@@ -17,13 +17,14 @@ from typing import Any
 
 from dpio.api.policy import HostSelector
 from dpio.planner.observed import ObservedInventory
-from dpio.vsphere import hosts, tasks
+from dpio.vsphere import tasks
 from dpio.vsphere.connect import Connection
-from dpio.vsphere.hosts import PassthruConfigChange
-from dpio.vsphere.inventory import INVENTORY_PATHS, InventoryReader
+from dpio.vsphere.host import ops
+from dpio.vsphere.host.ops import PassthruConfigChange
+from dpio.vsphere.host.reader import INVENTORY_PATHS, InventoryReader
+from dpio.vsphere.host.shared_reads import SharedReads
 from dpio.vsphere.inventory_map import HOST, VM, VM_PATHS
 from dpio.vsphere.session import VCenterClient
-from dpio.vsphere.shared_reads import SharedReads
 from dpio.vsphere.watch import WATCH_PATHS, Callback, Change, Watcher, merged_paths
 
 #: Changes of these paths may change which hosts a policy selects (by name, pattern, cluster).
@@ -98,34 +99,32 @@ class HostAdapter:
         """One UpdatePassthruConfig for all `changes`; nothing at all when there are none."""
         if changes:
             try:
-                await self.client.run(
-                    hosts.update_passthru_config, self.reader, host_moref, changes
-                )
+                await self.client.run(ops.update_passthru_config, self.reader, host_moref, changes)
             finally:
                 self.shared.changed([host_moref])
 
     async def refresh_passthru(self, host_moref: str) -> None:
         try:
-            await self.client.run(hosts.refresh_passthru, self.reader, host_moref)
+            await self.client.run(ops.refresh_passthru, self.reader, host_moref)
         finally:
             self.shared.changed([host_moref])
 
     async def enter_maintenance_mode(self, host_moref: str, timeout_seconds: int) -> str:
         """Starts the task; returns its moref for `wait_for_task`."""
         try:
-            return await self.client.run(hosts.enter_maintenance_mode, host_moref, timeout_seconds)
+            return await self.client.run(ops.enter_maintenance_mode, host_moref, timeout_seconds)
         finally:
             self.shared.changed([host_moref])
 
     async def reboot_host(self, host_moref: str) -> str:
         try:
-            return await self.client.run(hosts.reboot_host, host_moref)
+            return await self.client.run(ops.reboot_host, host_moref)
         finally:
             self.shared.changed([host_moref])
 
     async def exit_maintenance_mode(self, host_moref: str, timeout_seconds: int = 0) -> str:
         try:
-            return await self.client.run(hosts.exit_maintenance_mode, host_moref, timeout_seconds)
+            return await self.client.run(ops.exit_maintenance_mode, host_moref, timeout_seconds)
         finally:
             self.shared.changed([host_moref])
 

@@ -9,9 +9,9 @@ from pyVmomi import vim, vmodl
 
 from dpio.vsphere import errors
 from dpio.vsphere.properties import ObjectProps
-from dpio.vsphere.vm_lookup import AmbiguousVMName, VMIndex
-from dpio.vsphere.vm_ops import typed_task_error
-from dpio.vsphere.vm_reader import merged
+from dpio.vsphere.vm.lookup import AmbiguousVMName, VMIndex
+from dpio.vsphere.vm.ops import typed_task_error
+from dpio.vsphere.vm.reader import merged
 
 V: Any = vim
 PC: Any = vmodl.query.PropertyCollector

@@ -21,8 +21,8 @@ from collections.abc import Hashable
 from typing import Any
 
 from dpio.planner.vm.observed import ConfigTarget
-from dpio.vsphere import vm_target
 from dpio.vsphere.properties import moref_id
+from dpio.vsphere.vm import target as vm_target
 
 
 def passthru_fingerprint(infos: Any) -> Hashable | None:

@@ -14,7 +14,7 @@ from pyVmomi import vim
 
 from dpio.planner.observed import parse_version
 from dpio.vsphere.connect import Connection
-from dpio.vsphere.inventory import InventoryReader
+from dpio.vsphere.host.reader import InventoryReader
 from dpio.vsphere.properties import moref_id
 
 logger = logging.getLogger(__name__)

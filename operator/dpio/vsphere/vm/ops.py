@@ -15,11 +15,12 @@ from pyVmomi import vim
 
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm.power import PowerAction
-from dpio.vsphere import tasks, vm_spec
+from dpio.vsphere import tasks
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.errors import TaskFailed, VSphereError, translate
 from dpio.vsphere.properties import moref_id
-from dpio.vsphere.vm_reader import VMReader
+from dpio.vsphere.vm import spec as vm_spec
+from dpio.vsphere.vm.reader import VMReader
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dpio.planner.vm.conflicts import DasOverrideChange, DrsOverrideChange
 from dpio.planner.vm.devices import DeviceAdd, DeviceRemove
 from dpio.planner.vm.observed import DynamicBacking, StaticBacking
 from dpio.vsphere.errors import InvalidRequest
-from dpio.vsphere.vm_spec import cluster_spec, config_spec
+from dpio.vsphere.vm.spec import cluster_spec, config_spec
 
 V: Any = vim
 A100 = StaticBacking("0000:3b:00.0", "20b5", "sys-1", 0x10DE)

@@ -51,7 +51,7 @@ INVENTORY_PATHS: Mapping[type, Sequence[str]] = {
 
 
 class InventoryReader:
-    """Reads `ObservedInventory`; remembers each host's HostPciPassthruSystem for `hosts.py`."""
+    """Reads `ObservedInventory`; remembers each host's HostPciPassthruSystem for `ops.py`."""
 
     def __init__(self, *, page_size: int | None = None) -> None:
         self.page_size = page_size

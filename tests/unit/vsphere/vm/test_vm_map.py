@@ -11,7 +11,7 @@ from pyVmomi import vim
 
 from dpio.planner.vm.observed import DynamicBacking, ObservedCluster, StaticBacking
 from dpio.vsphere.properties import ObjectProps
-from dpio.vsphere.vm_map import (
+from dpio.vsphere.vm.map import (
     CLUSTER,
     HOST,
     PORTGROUP,

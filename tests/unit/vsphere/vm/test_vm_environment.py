@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 
-from dpio.vsphere.vm_environment import EnvironmentCache, passthru_fingerprint
+from dpio.vsphere.vm.environment import EnvironmentCache, passthru_fingerprint
 
 V: Any = vim
 

@@ -5,11 +5,11 @@
    port groups through `network`), and its host (plus `parent`, the cluster, and `vm`, the other
    VMs of the host, read only for `name` and `config.hardware.device`). A traversal follows a
    property of the object itself, not `runtime.host`, so the host comes from the lookup index
-   (vm_lookup.py); a VM that moved since is read once more, with its new host.
+   (lookup.py); a VM that moved since is read once more, with its new host.
 2. `EnvironmentBrowser.QueryConfigTarget(host)`: the devices the host offers right now; asked
-   again only when the host's passthrough state changed (vm_environment.py).
+   again only when the host's passthrough state changed (environment.py).
 3. `EnvironmentBrowser.QueryConfigOption(key, host)`: the per-VM passthrough maximum, cached per
-   host, ESXi version and hardware version (vm_environment.py).
+   host, ESXi version and hardware version (environment.py).
 
 The lookup read (all VMs' names, shared by every assignment) comes on top when a VM is not in
 the index yet.
@@ -25,12 +25,15 @@ from typing import Any
 from pyVmomi import vim
 
 from dpio.planner.vm.observed import ObservedVM, VMObservation
-from dpio.vsphere import properties, vm_map, vm_placement, vm_target
+from dpio.vsphere import properties
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.errors import ConcurrentModification, ObjectNotFound, translated
 from dpio.vsphere.properties import PC, ObjectProps, moref_id
-from dpio.vsphere.vm_environment import EnvironmentCache, passthru_fingerprint
-from dpio.vsphere.vm_lookup import VMLookup
+from dpio.vsphere.vm import map as vm_map
+from dpio.vsphere.vm import placement as vm_placement
+from dpio.vsphere.vm import target as vm_target
+from dpio.vsphere.vm.environment import EnvironmentCache, passthru_fingerprint
+from dpio.vsphere.vm.lookup import VMLookup
 
 
 def observe_filters(vm: Any, host: Any) -> list[Any]:

@@ -60,7 +60,7 @@ VM_PATHS: tuple[str, ...] = (
     "runtime.device",
     "environmentBrowser",
     "parent",  # its folder, and
-    "resourcePool",  # its pool: where tenancy scopes it (vm_placement)
+    "resourcePool",  # its pool: where tenancy scopes it (placement.py)
 )
 # The other VMs of its host: only which host PCI devices they hold.
 OTHER_VM_PATHS: tuple[str, ...] = ("name", "config.hardware.device")

@@ -14,8 +14,8 @@ from tests.unit.planner.builders import host
 
 from dpio.api.policy import HostSelector
 from dpio.planner.observed import ObservedInventory
-from dpio.vsphere.adapter import HostAdapter
-from dpio.vsphere.shared_reads import MAX_INVENTORY_AGE_SECONDS
+from dpio.vsphere.host.adapter import HostAdapter
+from dpio.vsphere.host.shared_reads import MAX_INVENTORY_AGE_SECONDS
 from dpio.vsphere.watch import Change
 
 

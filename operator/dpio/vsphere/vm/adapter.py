@@ -1,8 +1,8 @@
 """The async face of the adapter for the VM side: what the VMDeviceAssignment reconciler awaits.
 
 Each blocking step runs through `VCenterClient.run` (bounded thread pool, fault translation, one
-transparent re-login on session expiry). Reads: vm_reader.py (at most 3 calls per converged VM,
-docs/design.md#vcenter-access); specs: vm_spec.py; execution: vm_ops.py.
+transparent re-login on session expiry). Reads: reader.py (at most 3 calls per converged VM,
+docs/design.md#vcenter-access); specs: spec.py; execution: ops.py.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.power import PowerAction
-from dpio.vsphere import vm_ops
 from dpio.vsphere.session import VCenterClient
-from dpio.vsphere.vm_reader import VMReader
+from dpio.vsphere.vm import ops
+from dpio.vsphere.vm.reader import VMReader
 
 # A reconfigure or power task that runs longer than this is reported as TaskTimedOut (it may
 # still finish; the next reconcile sees the result).
@@ -47,23 +47,23 @@ class VMAdapter:
         """
         if change.empty:
             return
-        task = await self.client.run(vm_ops.start_reconfigure, self.reader, change)
-        await self.client.run(vm_ops.wait, task, self.task_timeout)
+        task = await self.client.run(ops.start_reconfigure, self.reader, change)
+        await self.client.run(ops.wait, task, self.task_timeout)
 
     async def reconfigure_cluster(self, change: ReconfigureCluster) -> None:
         """ReconfigureComputeResource_Task(modify=True) with this VM's DRS/HA overrides."""
         if change.drs is None and change.das is None:
             return
-        task = await self.client.run(vm_ops.start_reconfigure_cluster, change)
-        await self.client.run(vm_ops.wait, task, self.task_timeout)
+        task = await self.client.run(ops.start_reconfigure_cluster, change)
+        await self.client.run(ops.wait, task, self.task_timeout)
 
     async def upgrade(self, change: UpgradeVM) -> None:
         """UpgradeVM_Task, waited for; the VM must be powered off (InvalidPowerState if not)."""
-        task = await self.client.run(vm_ops.start_upgrade, change)
-        await self.client.run(vm_ops.wait, task, self.task_timeout)
+        task = await self.client.run(ops.start_upgrade, change)
+        await self.client.run(ops.wait, task, self.task_timeout)
 
     async def power(self, vm_moref: str, action: PowerAction) -> None:
         """ShutdownGuest (returns once VMware Tools accepted it), or PowerOff/PowerOn (waited)."""
-        task = await self.client.run(vm_ops.start_power, vm_moref, action)
+        task = await self.client.run(ops.start_power, vm_moref, action)
         if task:
-            await self.client.run(vm_ops.wait, task, self.task_timeout)
+            await self.client.run(ops.wait, task, self.task_timeout)

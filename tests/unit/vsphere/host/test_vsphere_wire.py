@@ -9,7 +9,7 @@ from pyVmomi import vim, vmodl
 
 from dpio.planner.host.host_plan import PassthruChange
 from dpio.vsphere.connect import pick_version, supported_versions
-from dpio.vsphere.hosts import passthru_configs
+from dpio.vsphere.host.ops import passthru_configs
 from dpio.vsphere.watch import Change, changes_of, merged_paths
 
 V: Any = vim

@@ -8,7 +8,7 @@ import pytest
 from pyVmomi import vim
 
 from dpio.planner.vm.observed import ConfigTarget, ConfigTargetDynamic, ConfigTargetPci
-from dpio.vsphere.vm_target import config_target, passthrough_limit
+from dpio.vsphere.vm.target import config_target, passthrough_limit
 
 V: Any = vim
 
