@@ -18,11 +18,11 @@ from dpio.handlers.vm_wiring import VMCenters
 from dpio.handlers.wiring import KubeObjects, VCenters
 from dpio.kube.client import KubeClient
 from dpio.planner.observed import ObservedInventory
-from dpio.reconcile.assignment import AssignmentReconciler
-from dpio.reconcile.assignment_triggers import AssignmentTriggers
+from dpio.reconcile.assignment.reconciler import AssignmentReconciler
+from dpio.reconcile.assignment.triggers import AssignmentTriggers
 from dpio.reconcile.controller import Body, Controller
 from dpio.reconcile.own_writes import OwnStatusWrites
-from dpio.reconcile.policy import PolicyReconciler
+from dpio.reconcile.policy.reconciler import PolicyReconciler
 from dpio.reconcile.queue import Backoff
 from dpio.vsphere.host.adapter import HostAdapter
 from dpio.vsphere.session import SessionCache

@@ -2,7 +2,7 @@
 operator's own past actions: which devices it added, which VM it pinned.
 
 vm_plan.py makes a `VMPlan`, vm_deletion.py the one for a delete; the reconciler applies it
-(reconcile/assignment_apply.py) and planner/vm/status.py turns it into status.
+(reconcile/assignment/apply.py) and planner/vm/status.py turns it into status.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dpio.reconcile.assignment_triggers import AssignmentTriggers
+from dpio.reconcile.assignment.triggers import AssignmentTriggers
 from dpio.reconcile.controller import Body, Key, key_of
 
 

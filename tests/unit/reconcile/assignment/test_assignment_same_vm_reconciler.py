@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from tests.unit.planner.vm.test_vm_builders import NOW, converged_vm, observe
-from tests.unit.reconcile.test_assignment_fakes import World, body, condition
+from tests.unit.reconcile.assignment.test_assignment_fakes import World, body, condition
 
 from dpio.planner.vm.observed import AssignmentClaim
-from dpio.reconcile.assignment_inputs import claims
+from dpio.reconcile.assignment.inputs import claims
 
 GPU = "0000:3b:00.0"
 UUID = "5003a1b2-0000-0000-0000-000000000042"

@@ -25,16 +25,16 @@ from dpio.planner.vm.deletion import plan_assignment_deletion
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.plan import VMPlan, pinned
 from dpio.planner.vm.status import assignment_status, assignment_wants
-from dpio.reconcile import assignment_inputs as inputs
-from dpio.reconcile.assignment_apply import (
+from dpio.reconcile.assignment import inputs
+from dpio.reconcile.assignment.apply import (
     Applier,
     merge_patch,
     transition_events,
 )
-from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER
+from dpio.reconcile.assignment.tenant_messages import tenant_problem
+from dpio.reconcile.constants import CONFIRM_SECONDS, FINALIZER
 from dpio.reconcile.ports import ObjectsPort, PortError, VCenterVMsPort, VMsPort
 from dpio.reconcile.queue import Result
-from dpio.reconcile.tenant_messages import tenant_problem
 
 log = logging.getLogger(__name__)
 

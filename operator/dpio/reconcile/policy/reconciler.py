@@ -34,17 +34,15 @@ from dpio.planner.conditions import Problem
 from dpio.planner.host.events import transition_events
 from dpio.planner.host.status import stalled_status
 from dpio.planner.observed import ObservedInventory
-from dpio.reconcile.policy_others import OtherPolicies
-from dpio.reconcile.policy_selections import Selections
+from dpio.reconcile.constants import CONFIRM_SECONDS, FINALIZER
+from dpio.reconcile.policy.others import OtherPolicies
+from dpio.reconcile.policy.selections import Selections
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
 from dpio.reconcile.queue import Result
 
 _log = logging.getLogger(__name__)
-FINALIZER = "dpio.io/finalizer"
 #: While a rolling reboot is draining a host, look again this often to enforce drainTimeout.
 DRAIN_CHECK_SECONDS = 15.0
-#: After changing vSphere, read again this soon to confirm the result.
-CONFIRM_SECONDS = 2.0
 #: A connection that needs a human (Secret missing or wrong, login refused) is looked at again
 #: this often: a timer, not a watch on Secrets, because the operator may read only the Secrets it
 #: is pointed at (docs/design.md#credentials-and-permissions) and a cluster-wide Secret watch

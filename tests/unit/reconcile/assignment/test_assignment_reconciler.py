@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from tests.unit.planner.vm.test_vm_builders import attached, consumer, converged_vm, observe, vm
-from tests.unit.reconcile.test_assignment_fakes import World, body, condition, with_vm
+from tests.unit.reconcile.assignment.test_assignment_fakes import World, body, condition, with_vm
 
 from dpio.planner.vm.observed import ObservedCluster, VMObservation
 from dpio.planner.vm.power import PowerAction
-from dpio.reconcile.assignment import CLAIM_CHECK_SECONDS, STALLED_SECONDS
-from dpio.reconcile.policy import CONFIRM_SECONDS, FINALIZER
+from dpio.reconcile.assignment.reconciler import CLAIM_CHECK_SECONDS, STALLED_SECONDS
+from dpio.reconcile.constants import CONFIRM_SECONDS, FINALIZER
 from dpio.reconcile.ports import PortError
 
 # A device this assignment added itself (only such a device is removed on delete).

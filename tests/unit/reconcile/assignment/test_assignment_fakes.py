@@ -18,8 +18,8 @@ from dpio.api.policy import VCenterRef
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.power import PowerAction
-from dpio.reconcile.assignment import AssignmentReconciler
-from dpio.reconcile.policy import FINALIZER
+from dpio.reconcile.assignment.reconciler import AssignmentReconciler
+from dpio.reconcile.constants import FINALIZER
 from dpio.reconcile.ports import PortError
 from dpio.reconcile.queue import Result
 

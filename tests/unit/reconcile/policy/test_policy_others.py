@@ -14,7 +14,7 @@ from dpio.planner.host.rules import HostMatcher
 from dpio.planner.observed import ObservedInventory
 from dpio.planner.selection import select_hosts
 from dpio.reconcile.controller import Controller
-from dpio.reconcile.policy_others import OtherPolicies
+from dpio.reconcile.policy.others import OtherPolicies
 from dpio.reconcile.queue import Result
 
 

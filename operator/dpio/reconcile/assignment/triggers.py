@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dpio.api.conditions import READY
-from dpio.reconcile.assignment_inputs import WAITING_REASONS
+from dpio.reconcile.assignment.inputs import WAITING_REASONS
 from dpio.reconcile.controller import Body, Controller, key_of
 
 DELETED = "DELETED"
