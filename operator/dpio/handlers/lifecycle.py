@@ -23,7 +23,7 @@ from typing import Any
 
 import kopf
 
-from dpio.handlers.runtime import Config, Runtime, api_client
+from dpio.app.runtime import Config, Runtime, api_client
 from dpio.kube.lease import KubeLeaseStore, LeaderElector, Timing
 from dpio.kube.reviews import KubeReviewer
 from dpio.observability import memory, metrics

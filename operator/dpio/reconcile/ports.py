@@ -1,6 +1,6 @@
 """What the reconcilers need from the outside world, as protocols.
 
-The adapters (`dpio.vsphere`, `dpio.kube`) are wired to these in `dpio.handlers`; reconcilers
+The adapters (`dpio.vsphere`, `dpio.kube`) are wired to these in `dpio.app`; reconcilers
 never import them (import-linter checks it), so they are tested against in-memory fakes of
 exactly this surface as well as end to end against the sandbox.
 """

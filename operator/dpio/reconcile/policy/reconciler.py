@@ -48,7 +48,7 @@ DRAIN_CHECK_SECONDS = 15.0
 #: is pointed at (docs/design.md#credentials-and-permissions) and a cluster-wide Secret watch
 #: needs list/watch on all of them.
 #: Re-reading one Secret costs one GET on the API server and no vCenter call (see
-#: handlers.logins: a refused login is not retried with the same password).
+#: app.logins: a refused login is not retried with the same password).
 STALLED_RECHECK_SECONDS = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

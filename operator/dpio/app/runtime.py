@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-# Importing the handler module registers it with kopf (main.py imports this module's users).
-from dpio.handlers import assignment as _assignment_handlers  # noqa: F401
-from dpio.handlers.resync import Resyncs
-from dpio.handlers.vm_wiring import VMCenters
-from dpio.handlers.wiring import KubeObjects, VCenters
+from dpio.app.resync import Resyncs
+from dpio.app.vm_wiring import VMCenters
+from dpio.app.wiring import KubeObjects, VCenters
 from dpio.kube.client import KubeClient
 from dpio.planner.observed import ObservedInventory
 from dpio.reconcile.assignment.reconciler import AssignmentReconciler

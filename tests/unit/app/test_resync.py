@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from dpio.handlers.resync import Resyncs
+from dpio.app.resync import Resyncs
 from dpio.planner.observed import ObservedInventory
 
 INVENTORY = ObservedInventory()

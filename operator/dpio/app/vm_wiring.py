@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from dpio.api.policy import VCenterRef
-from dpio.handlers.logins import Logins, port_error
+from dpio.app.logins import Logins, port_error
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.power import PowerAction

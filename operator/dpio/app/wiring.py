@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dpio.api.policy import HostPassthroughPolicySpec, HostSelector
-from dpio.handlers.logins import Logins, port_error
+from dpio.app.logins import Logins, port_error
 from dpio.kube.client import KubeClient, KubeError, ObjectRef
 from dpio.planner import (
     EnterMaintenanceMode,

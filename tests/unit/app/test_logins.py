@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dpio.handlers.logins import REFUSED_LOGIN_RETRY_SECONDS, Logins
+from dpio.app.logins import REFUSED_LOGIN_RETRY_SECONDS, Logins
 from dpio.kube.client import KubeError, NotFoundError
 from dpio.reconcile.ports import PortError
 from dpio.vsphere.errors import InvalidCredentials, TLSVerificationFailed, VCenterUnreachable

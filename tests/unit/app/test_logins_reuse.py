@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dpio.handlers.logins import SECRET_REUSE_SECONDS, Logins
+from dpio.app.logins import SECRET_REUSE_SECONDS, Logins
 from dpio.kube.client import NotFoundError
 from dpio.reconcile.ports import PortError
 from dpio.vsphere.errors import InvalidCredentials
