@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import apply, get, purge_dpio_objects, secret_for
 from tests.sandbox.vsphere_helpers import eventually
 
-from dpio.reconcile.policy import CONFIRM_SECONDS
+from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio_sandbox import install, procs
 from dpio_sandbox import operator as dpio_operator
 from dpio_sandbox.sandbox import Sandbox

@@ -16,11 +16,11 @@ import pytest
 from pyVmomi import vim
 from tests.sandbox.vsphere_helpers import connect, eventually, find
 
-from dpio.planner.hosts import PassthruChange
+from dpio.planner.host.host_plan import PassthruChange
 from dpio.planner.observed import ObservedHost, parse_version
 from dpio.vsphere import errors
-from dpio.vsphere.adapter import HostAdapter
 from dpio.vsphere.credentials import Credentials, from_secret_data
+from dpio.vsphere.host.adapter import HostAdapter
 from dpio.vsphere.session import VCenterClient
 from dpio.vsphere.watch import Change
 from dpio_sandbox import certs, vcsim

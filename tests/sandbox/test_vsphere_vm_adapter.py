@@ -13,15 +13,15 @@ import pytest
 from pyVmomi import vim
 from tests.sandbox.vsphere_helpers import connect, find, wait_task
 
-from dpio.planner.vm_changes import NicEdit, ReconfigureCluster, ReconfigVM
-from dpio.planner.vm_conflicts import DasOverrideChange, DrsOverrideChange
-from dpio.planner.vm_devices import DeviceAdd, DeviceRemove
-from dpio.planner.vm_observed import DynamicBacking, ObservedVM, StaticBacking, VMObservation
-from dpio.planner.vm_power import PowerAction
+from dpio.planner.vm.changes import NicEdit, ReconfigureCluster, ReconfigVM
+from dpio.planner.vm.conflicts import DasOverrideChange, DrsOverrideChange
+from dpio.planner.vm.devices import DeviceAdd, DeviceRemove
+from dpio.planner.vm.observed import DynamicBacking, ObservedVM, StaticBacking, VMObservation
+from dpio.planner.vm.power import PowerAction
 from dpio.vsphere import errors
 from dpio.vsphere.credentials import from_secret_data
 from dpio.vsphere.session import VCenterClient
-from dpio.vsphere.vm_adapter import VMAdapter
+from dpio.vsphere.vm.adapter import VMAdapter
 from dpio_sandbox import vcsim
 
 pytestmark = pytest.mark.sandbox

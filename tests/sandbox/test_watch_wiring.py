@@ -12,8 +12,8 @@ from pyVmomi import vim
 from tests.sandbox.vsphere_helpers import connect, eventually, find
 
 from dpio.api.policy import HostPassthroughPolicySpec
-from dpio.handlers.vm_wiring import VMCenters
-from dpio.handlers.wiring import VCenters
+from dpio.app.vm_wiring import VMCenters
+from dpio.app.wiring import VCenters
 from dpio.vsphere.credentials import from_secret_data
 from dpio.vsphere.session import SessionCache, VCenterClient
 from dpio_sandbox import vcsim

@@ -42,12 +42,12 @@ from dpio.cli.vm_planning import (
     projected_policies,
 )
 from dpio.planner import ObservedInventory
-from dpio.planner.vm_observed import VMObservation
-from dpio.vsphere.adapter import HostAdapter
+from dpio.planner.vm.observed import VMObservation
 from dpio.vsphere.credentials import Credentials
 from dpio.vsphere.errors import VSphereError
+from dpio.vsphere.host.adapter import HostAdapter
 from dpio.vsphere.session import VCenterClient
-from dpio.vsphere.vm_adapter import VMAdapter
+from dpio.vsphere.vm.adapter import VMAdapter
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 #: A CLI waits less than the operator does (60 s) before calling vCenter unreachable.

@@ -2,7 +2,7 @@
 own Secret, so `dpio inventory` works unchanged after `make sandbox` and inside a cluster.
 
 The variable names are the ones `.sandbox/env` exports (`dpio_sandbox.sandbox.Sandbox.env`) and
-the operator reads (`dpio.handlers.runtime.Config`). Whatever the source, the values go through
+the operator reads (`dpio.app.runtime.Config`). Whatever the source, the values go through
 `dpio.vsphere.credentials.from_secret_data`: one validation for the operator and the CLI, with the
 same messages (naming the key at fault, never a value).
 """
@@ -22,7 +22,7 @@ URL_ENV = "VSPHERE_URL"
 USER_ENV = "VSPHERE_USER"
 PASSWORD_ENV = "VSPHERE_PASSWORD"
 CA_FILE_ENV = "VSPHERE_CA_FILE"
-# dpio.handlers.runtime.Config: the operator's namespace and its default vCenter Secret.
+# dpio.app.runtime.Config: the operator's namespace and its default vCenter Secret.
 NAMESPACE_ENV = "DPIO_NAMESPACE"
 SECRET_ENV = "DPIO_VCENTER_SECRET"
 DEFAULT_NAMESPACE = "dpio-system"

@@ -14,8 +14,8 @@ from typing import Any
 
 from dpio.api.policy import DeviceState
 from dpio.cli.output import Format, dump, table
-from dpio.planner.dependents import dependent_groups
-from dpio.planner.hosts import device_state
+from dpio.planner.host.dependents import dependent_groups
+from dpio.planner.host.host_plan import device_state
 from dpio.planner.mmio import device_mmio
 from dpio.planner.observed import (
     HostPciDevice,

@@ -21,9 +21,9 @@ from dpio.api.conditions import (
 )
 from dpio.api.policy import DeviceState, RebootPolicy
 from dpio.planner import PolicyPlan, Problem, RebootAction, UpdatePassthruConfig
-from dpio.planner.hosts import HostPlan, PassthruChange
+from dpio.planner.host.host_plan import HostPlan, PassthruChange
+from dpio.planner.host.status import device_status
 from dpio.planner.observed import format_pci_id
-from dpio.planner.status import device_status
 
 #: Problems about one device the policy asked for: the planner left it alone.
 REFUSED = frozenset({DEVICE_IN_USE, DEVICE_NOT_CAPABLE, DEVICE_NOT_FOUND})

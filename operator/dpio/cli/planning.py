@@ -1,6 +1,6 @@
 """`dpio plan` inputs: the policies of the files, the other policies they compete with, and the
 inventory each one's vCenter reports, put together as the operator's reconciler does
-(`dpio.reconcile.policy.PolicyReconciler`), without writing anything anywhere.
+(`dpio.reconcile.policy.reconciler.PolicyReconciler`), without writing anything anywhere.
 
 Competing policies (the older one wins: docs/design.md, "Host side: policy conflicts") are the
 other policies in the files and, with `--cluster`, the ones already in the cluster. An object in

@@ -14,11 +14,11 @@ from typing import Any
 
 from dpio.planner.conditions import Problem
 from dpio.planner.observed import format_pci_id
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM
-from dpio.planner.vm_conflicts import FeatureConflict
-from dpio.planner.vm_devices import DeviceAdd
-from dpio.planner.vm_observed import DynamicBacking
-from dpio.planner.vm_plan import VMPlan
+from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM
+from dpio.planner.vm.conflicts import FeatureConflict
+from dpio.planner.vm.devices import DeviceAdd
+from dpio.planner.vm.observed import DynamicBacking
+from dpio.planner.vm.plan import VMPlan
 
 _SETTINGS = (
     ("memory_reservation_locked_to_max", "memoryReservationLockedToMax"),

@@ -1,5 +1,5 @@
 """`dpio plan` inputs for VMDeviceAssignments, put together as the operator's reconciler does
-(`dpio.reconcile.assignment`, with its own helpers from `dpio.reconcile.assignment_inputs`).
+(`dpio.reconcile.assignment`: the reconciler, with its own helpers from `inputs`).
 
 The referenced policy is the one in the files (with the status its own plan projects: the
 devices it is about to enable count as enabled) or, with `--cluster`, the live one. Claims of
@@ -25,8 +25,8 @@ from dpio.cli.plan import PolicyReport
 from dpio.cli.planning import Candidate
 from dpio.cli.vm_plan import AssignmentReport
 from dpio.planner import policy_status
-from dpio.planner.vm_observed import VMObservation
-from dpio.reconcile import assignment_inputs as inputs
+from dpio.planner.vm.observed import VMObservation
+from dpio.reconcile.assignment import inputs
 
 #: Observes the VM of an assignment through the policy's vCenter -> (source, observation).
 ObserveVM = Callable[[HostPassthroughPolicy, VMDeviceAssignment], tuple[str, VMObservation]]

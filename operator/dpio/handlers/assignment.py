@@ -10,12 +10,11 @@ controller's cache and work queue belong to the event loop (asyncio.Queue is not
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import kopf
 
-if TYPE_CHECKING:  # the runtime imports this module to register it (see runtime.py)
-    from dpio.handlers.runtime import Runtime
+from dpio.app.runtime import Runtime
 
 
 @kopf.on.event("dpio.io", "v1alpha1", "vmdeviceassignments")

@@ -23,7 +23,7 @@ from typing import Any
 
 import kopf
 
-from dpio.handlers.runtime import Config, Runtime, api_client
+from dpio.app.runtime import Config, Runtime, api_client
 from dpio.kube.lease import KubeLeaseStore, LeaderElector, Timing
 from dpio.kube.reviews import KubeReviewer
 from dpio.observability import memory, metrics
@@ -152,7 +152,7 @@ def _elector(election: LeaderElection, namespace: str) -> LeaderElector:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # The reconcilers manage their own finalizer (dpio.reconcile.policy.FINALIZER) and keep
+    # The reconcilers manage their own finalizer (dpio.reconcile.constants.FINALIZER) and keep
     # what they need in status. kopf's finalizer must stay a different name: kopf removes its
     # own finalizer from objects that have no deletion handlers, and we register none.
     memory.tune()

@@ -16,8 +16,8 @@ import os
 
 import kopf
 
-# Importing the handler modules registers them with kopf (runtime.py imports the assignment's).
-from dpio.handlers import lifecycle, policy  # noqa: F401
+# Importing the handler modules registers them with kopf.
+from dpio.handlers import assignment, lifecycle, policy  # noqa: F401
 from dpio.observability import logging as logs
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from dpio.handlers.runtime import Runtime
+from dpio.app.runtime import Runtime
 
 
 @kopf.on.event("dpio.io", "v1alpha1", "hostpassthroughpolicies")

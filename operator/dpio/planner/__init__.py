@@ -1,6 +1,11 @@
 """Pure planning: observed vSphere inventory + spec -> plan and status. No I/O, no clock.
 
-HostPassthroughPolicy: `plan_policy` -> `PolicyPlan` (apply `updates`, then `reboot_actions`),
+The shared core is here (conditions, the observed inventory, selection, MMIO sizes of known
+devices); `dpio.planner.host` plans a HostPassthroughPolicy, `dpio.planner.vm` a
+VMDeviceAssignment, and neither imports the other (import-linter checks it).
+
+HostPassthroughPolicy (re-exported here from `dpio.planner.host`):
+`plan_policy` -> `PolicyPlan` (apply `updates`, then `reboot_actions`),
 `policy_status` / `vcenter_unreachable_status` -> status, `status_changed` before writing,
 `plan_deletion` on delete. The adapter fills `ObservedInventory`.
 """
@@ -12,8 +17,17 @@ from dpio.planner.conditions import (
     conditions_changed,
     status_changed,
 )
-from dpio.planner.deletion import deletion_touches_hosts, plan_deletion
-from dpio.planner.hosts import PassthruChange
+from dpio.planner.host.deletion import deletion_touches_hosts, plan_deletion
+from dpio.planner.host.host_plan import PassthruChange
+from dpio.planner.host.plan import PolicyPlan, UpdatePassthruConfig, plan_policy
+from dpio.planner.host.reboot import (
+    EnterMaintenanceMode,
+    ExitMaintenanceMode,
+    RebootAction,
+    RebootHost,
+)
+from dpio.planner.host.rules import OtherPolicy
+from dpio.planner.host.status import policy_status, vcenter_unreachable_status
 from dpio.planner.observed import (
     HostPciDevice,
     HostPciPassthruInfo,
@@ -22,10 +36,6 @@ from dpio.planner.observed import (
     mask_pci_id,
     normalize_pci_address,
 )
-from dpio.planner.policy import PolicyPlan, UpdatePassthruConfig, plan_policy
-from dpio.planner.reboot import EnterMaintenanceMode, ExitMaintenanceMode, RebootAction, RebootHost
-from dpio.planner.rules import OtherPolicy
-from dpio.planner.status import policy_status, vcenter_unreachable_status
 
 __all__ = [
     "EnterMaintenanceMode",

@@ -1,7 +1,7 @@
 """How much memory well-known passthrough devices map: the default of a selector's `mmioSizeGB`.
 
 vSphere does not report a device's BAR sizes (`HostPciDevice` has no such field), yet they decide
-whether a VM powers on (vm_mmio.py). The figures below are the device's largest BAR (on a GPU the
+whether a VM powers on (vm/mmio.py). The figures below are the device's largest BAR (on a GPU the
 framebuffer aperture, BAR1) plus its small BARs, rounded up to whole GB, as the vendor documents
 them or `nvidia-smi -q` / `lspci -vv` print them on the card in its default (compute) mode. A card
 flashed to another BAR mode, or a device not listed, needs `mmioSizeGB` in the policy's selector,

@@ -2,7 +2,7 @@
 
 A device selector's `mmioSizeGB` wins; else the table of well-known devices (known_devices.py);
 else the size is unknown (None) and counts as small. The policy's status shows the value per
-device (`mmioSizeGB`, `mmioSizeSource`); the VM planner sums them (vm_mmio.py).
+device (`mmioSizeGB`, `mmioSizeSource`); the VM planner sums them (planner/vm/mmio.py).
 """
 
 from __future__ import annotations

@@ -1,1 +1,5 @@
-"""Observe -> plan -> apply -> status, per kind; reaches vSphere through a protocol."""
+"""Observe -> plan -> apply -> status, per kind; reaches vSphere through a protocol.
+
+The core (controller, work queue, ports, own writes, constants) is here; `policy` and
+`assignment` hold one reconciler per kind.
+"""

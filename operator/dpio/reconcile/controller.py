@@ -69,7 +69,7 @@ class Controller:
         self._reconcile = reconcile
         self._objects: dict[Key, Body] = {}
         #: Moves whenever an object is added or deleted or anything but its status changes: what
-        #: other objects' reconciles read of it can only have changed then (policy_others.py).
+        #: other objects' reconciles read of it can only have changed then (policy/others.py).
         self.desired_changes = 0
         # The status this operator last wrote per object: its own writes come back as watch
         # events and need no reconcile; a status anyone else wrote does (it is put right).

@@ -1,6 +1,6 @@
 """What the reconcilers need from the outside world, as protocols.
 
-The adapters (`dpio.vsphere`, `dpio.kube`) are wired to these in `dpio.handlers`; reconcilers
+The adapters (`dpio.vsphere`, `dpio.kube`) are wired to these in `dpio.app`; reconcilers
 never import them (import-linter checks it), so they are tested against in-memory fakes of
 exactly this surface as well as end to end against the sandbox.
 """
@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 from dpio.api.policy import HostPassthroughPolicySpec, VCenterRef
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
-from dpio.planner.vm_changes import ReconfigureCluster, ReconfigVM, UpgradeVM
-from dpio.planner.vm_observed import VMObservation
-from dpio.planner.vm_power import PowerAction
+from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
+from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.power import PowerAction
 
 
 class PortError(Exception):

@@ -296,7 +296,7 @@ BAD = [
 
 # What neither a CRD schema nor the models can check (CEL compiles no RE2): the API server admits
 # these and the models read them; the planner refuses them, so the policy ends Stalled with
-# InvalidSpec and this message (tests/unit/planner/test_planner_patterns.py).
+# InvalidSpec and this message (tests/unit/planner/host/test_planner_patterns.py).
 PLANNER_ONLY = [
     Bad("host-pattern-unbalanced", HPP, policy_spec(hosts={"namePattern": "esx-(gpu"}),
         "hosts.namePattern is not RE2 syntax: missing ): esx-(gpu"),

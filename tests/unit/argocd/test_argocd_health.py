@@ -15,7 +15,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 from tests.unit.planner import builders as hpp
-from tests.unit.planner import test_vm_builders as vmda
+from tests.unit.planner.vm import test_vm_builders as vmda
 
 from dpio.api.conditions import SECRET_NOT_FOUND
 from dpio.api.policy import (
@@ -26,11 +26,11 @@ from dpio.api.policy import (
     RebootPolicy,
 )
 from dpio.planner.conditions import Problem
+from dpio.planner.host.plan import plan_policy
+from dpio.planner.host.status import policy_status, stalled_status, vcenter_unreachable_status
 from dpio.planner.observed import ObservedHost, ObservedInventory
-from dpio.planner.policy import plan_policy
-from dpio.planner.status import policy_status, stalled_status, vcenter_unreachable_status
-from dpio.planner.vm_observed import ConfigTarget, PolicyView, VMObservation
-from dpio.planner.vm_status import assignment_status
+from dpio.planner.vm.observed import ConfigTarget, PolicyView, VMObservation
+from dpio.planner.vm.status import assignment_status
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = (ROOT / "deploy/argocd/health.lua").read_text()

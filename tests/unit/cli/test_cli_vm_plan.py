@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import yaml
 from tests.unit.planner.builders import dev, host, info
-from tests.unit.planner.test_vm_builders import GPU, NS, consumer, observe, vm
+from tests.unit.planner.vm.test_vm_builders import GPU, NS, consumer, observe, vm
 
 from dpio.cli import commands
 from dpio.cli.main import build_parser
 from dpio.planner.observed import ObservedInventory
-from dpio.planner.vm_observed import ObservedVM, VMObservation
+from dpio.planner.vm.observed import ObservedVM, VMObservation
 from dpio.vsphere.credentials import Credentials
 
 ENV = {"VSPHERE_URL": "https://vc.lab/sdk", "VSPHERE_USER": "u", "VSPHERE_PASSWORD": "p"}

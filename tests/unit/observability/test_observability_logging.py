@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dpio.handlers.wiring import VCenters
+from dpio.app.wiring import VCenters
 from dpio.observability import logging as logs
 from dpio.vsphere.errors import VSphereError
 from dpio.vsphere.session import SessionCache

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from dpio.api.policy import DeviceState, DeviceStatus
 from dpio.planner.observed import HostPciDevice, HostPciPassthruInfo, ObservedHost
-from dpio.planner.vm_observed import (
+from dpio.planner.vm.observed import (
     AssignmentClaim,
     ConfigTarget,
     ConfigTargetDynamic,

@@ -26,15 +26,15 @@ from tests.unit.property.strategies import (
 
 from dpio.api.assignment import VMDeviceAssignmentSpec, VMDeviceAssignmentStatus
 from dpio.api.policy import HostPassthroughPolicySpec
-from dpio.planner.vm_deletion import plan_assignment_deletion
-from dpio.planner.vm_observed import (
+from dpio.planner.vm.deletion import plan_assignment_deletion
+from dpio.planner.vm.observed import (
     ObservedVM,
     PolicyView,
     StaticBacking,
     VMObservation,
 )
-from dpio.planner.vm_plan import VMPlan, plan_assignment
-from dpio.planner.vm_status import assignment_status
+from dpio.planner.vm.plan import VMPlan, plan_assignment
+from dpio.planner.vm.status import assignment_status
 
 # ml-team's entry: its team folder and every action, so that the device, power and conflict
 # rules stay reachable; the drawn VMs sit in that folder, below it or elsewhere

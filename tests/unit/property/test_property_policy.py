@@ -15,11 +15,11 @@ from tests.unit.property.conditions_check import problems
 from tests.unit.property.strategies import NOW, PROFILE, observed_hosts, policy_specs
 
 from dpio.api.policy import HostPassthroughPolicySpec, HostPassthroughPolicyStatus
-from dpio.planner.deletion import plan_deletion
+from dpio.planner.host.deletion import plan_deletion
+from dpio.planner.host.plan import PolicyPlan, plan_policy
+from dpio.planner.host.rules import OtherPolicy
+from dpio.planner.host.status import policy_status
 from dpio.planner.observed import ObservedHost, ObservedInventory
-from dpio.planner.policy import PolicyPlan, plan_policy
-from dpio.planner.rules import OtherPolicy
-from dpio.planner.status import policy_status
 
 inventories = st.builds(
     lambda hosts, members: ObservedInventory(

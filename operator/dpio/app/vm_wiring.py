@@ -1,0 +1,85 @@
+"""The VM side of the adapters: `VMsPort` over `dpio.vsphere.vm.adapter.VMAdapter`, with
+vSphere's typed errors turned into `PortError`s here, once. vCenter's VM change notifications
+come from the host side's watch of the same vCenter: drift shows within seconds, no polling
+(docs/design.md, "vCenter access").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from dpio.api.policy import VCenterRef
+from dpio.app.logins import Logins, port_error
+from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
+from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.power import PowerAction
+from dpio.vsphere.errors import VSphereError
+from dpio.vsphere.session import VCenterClient
+from dpio.vsphere.vm.adapter import VMAdapter
+
+
+@dataclass
+class VSphereVMs:
+    """`VMsPort` over the adapter's `VMAdapter`: only the error translation is added here."""
+
+    adapter: VMAdapter
+
+    async def observe_vm(self, *, name: str = "", instance_uuid: str = "") -> VMObservation:
+        try:
+            return await self.adapter.observe_vm(name=name, instance_uuid=instance_uuid)
+        except VSphereError as err:
+            raise port_error(err) from err
+
+    async def reconfigure(self, change: ReconfigVM) -> None:
+        try:
+            await self.adapter.reconfigure(change)
+        except VSphereError as err:
+            raise port_error(err) from err
+
+    async def reconfigure_cluster(self, change: ReconfigureCluster) -> None:
+        try:
+            await self.adapter.reconfigure_cluster(change)
+        except VSphereError as err:
+            raise port_error(err) from err
+
+    async def upgrade(self, change: UpgradeVM) -> None:
+        try:
+            await self.adapter.upgrade(change)
+        except VSphereError as err:
+            raise port_error(err) from err
+
+    async def power(self, vm_moref: str, action: PowerAction) -> None:
+        try:
+            await self.adapter.power(vm_moref, action)
+        except VSphereError as err:
+            raise port_error(err) from err
+
+
+@dataclass
+class VMCenters:
+    """`VCenterVMsPort`: the Secret of the assignment's policy, else the operator's default.
+
+    Logins (and their refused-login memory) are shared with the host side through `Logins`,
+    sessions through its `SessionCache`, and the change watch too: `watching` starts the host
+    side's watcher of the vCenter (one per vCenter for both kinds), whose VM changes the host
+    side hands to the runtime (`VCenters.on_vm_change`).
+    """
+
+    logins: Logins
+    default_secret: str
+    #: Makes sure the vCenter of this client is watched (`VCenters.watching`).
+    watching: Callable[[VCenterClient], Awaitable[object]]
+    adapters: dict[str, VMAdapter] = field(default_factory=dict)
+
+    async def vms_for(self, vcenter: VCenterRef | None) -> VSphereVMs:
+        client = await self.logins.client(
+            vcenter.secret_ref.name if vcenter else self.default_secret
+        )
+        adapter = self.adapters.get(client.server)
+        if adapter is None or adapter.client is not client:  # first use, or new credentials
+            adapter = self.adapters[client.server] = VMAdapter(client)
+        # Drift shows within seconds through WaitForUpdatesEx, not by polling (docs/design.md,
+        # "vCenter access").
+        await self.watching(client)
+        return VSphereVMs(adapter)

@@ -1,0 +1,176 @@
+"""Adapters plugged into the reconcilers' ports: `dpio.vsphere` and `dpio.kube` behind
+`dpio.reconcile.ports`, with vSphere's typed errors turned into `PortError`s here, once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dpio.api.policy import HostPassthroughPolicySpec, HostSelector
+from dpio.app.logins import Logins, port_error
+from dpio.kube.client import KubeClient, KubeError, ObjectRef
+from dpio.planner import (
+    EnterMaintenanceMode,
+    ExitMaintenanceMode,
+    ObservedInventory,
+    RebootAction,
+    UpdatePassthruConfig,
+)
+from dpio.reconcile.ports import PortError
+from dpio.vsphere.credentials import Credentials
+from dpio.vsphere.errors import VSphereError
+from dpio.vsphere.host.adapter import HostAdapter
+from dpio.vsphere.inventory_map import VM
+from dpio.vsphere.session import SessionCache, VCenterClient
+from dpio.vsphere.watch import Change, Watcher
+
+POLICY = ("hostpassthroughpolicies", "HostPassthroughPolicy")
+ASSIGNMENT = ("vmdeviceassignments", "VMDeviceAssignment")
+
+
+@dataclass
+class VSphereHosts:
+    """`HostsPort` over the adapter's `HostAdapter`: only the error translation is added here."""
+
+    adapter: HostAdapter
+    #: The policy's `spec.hosts`: a shared read is fresh enough while these hosts are unchanged.
+    selector: HostSelector | None = None
+
+    @property
+    def insecure(self) -> bool:
+        return self.adapter.client.credentials.insecure
+
+    async def read_inventory(self) -> ObservedInventory:
+        try:
+            return await self.adapter.read_inventory(selector=self.selector)
+        except VSphereError as err:
+            raise port_error(err) from err
+
+    async def update_passthru_config(self, update: UpdatePassthruConfig) -> None:
+        try:
+            await self.adapter.update_passthru_config(update.moref, update.changes)
+        except VSphereError as err:
+            raise port_error(err) from err
+
+    async def start(self, action: RebootAction) -> None:
+        try:
+            if isinstance(action, EnterMaintenanceMode):
+                await self.adapter.enter_maintenance_mode(action.moref, action.timeout)
+            elif isinstance(action, ExitMaintenanceMode):
+                await self.adapter.exit_maintenance_mode(action.moref)
+            else:
+                await self.adapter.reboot_host(action.moref)
+        except VSphereError as err:
+            raise port_error(err) from err
+
+
+@dataclass
+class VCenters:
+    """`VCenterPort`: the Secret named by the policy, else the operator's default Secret.
+
+    Logging in is `Logins`' job (its errors say whether a human must act); this adds one
+    adapter and one change watcher per vCenter session.
+    """
+
+    kube: KubeClient
+    sessions: SessionCache
+    namespace: str
+    default_secret: str
+    #: Called (on a watcher thread) when vCenter reports a change to a host, VM or cluster,
+    #: with the vCenter's adapter and the morefs of the hosts whose planning it can affect
+    #: (None: possibly any host).
+    on_change: Callable[[HostAdapter, frozenset[str] | None], None] = lambda _a, _hosts: None
+    #: Called (on a watcher thread) with the morefs of VMs that changed, for the assignments:
+    #: the same watch serves both kinds (one WaitForUpdatesEx per vCenter, not one per kind).
+    on_vm_change: Callable[[frozenset[str]], None] = lambda _morefs: None
+    #: One adapter (and its inventory view and watcher) per vCenter session.
+    adapters: dict[str, HostAdapter] = field(default_factory=dict)
+    watchers: dict[str, Watcher] = field(default_factory=dict)
+    #: Secrets to logged-in sessions; share it with the VM side so both kinds remember the same
+    #: refused logins (`VMCenters(..., logins=vcenters.logins)`).
+    logins: Logins = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logins = Logins(self.kube, self.sessions, self.namespace)
+
+    async def hosts_for(self, spec: HostPassthroughPolicySpec) -> VSphereHosts:
+        secret = spec.vcenter.secret_ref.name if spec.vcenter else self.default_secret
+        client = await self.logins.client(secret)
+        return VSphereHosts(await self.watching(client), spec.hosts)
+
+    async def watching(self, client: VCenterClient) -> HostAdapter:
+        """The host adapter of `client`'s vCenter, its change watch started (or restarted)."""
+        adapter = self.adapters.get(client.server)
+        if adapter is None or adapter.client is not client:  # first use, or new credentials
+            adapter = self.adapters[client.server] = HostAdapter(client)
+        watcher = self.watchers.get(client.server)
+        if watcher is None or watcher.client is not client or not watcher.alive:
+            old = self.watchers.pop(client.server, None)
+            if old is not None:
+                await asyncio.to_thread(old.stop)
+            # Drift shows within seconds through WaitForUpdatesEx, not by polling
+            # (docs/design.md, "vCenter access").
+            # The initial set is delivered too: for a large inventory it can arrive after the
+            # first reconciles' writes, which would otherwise never trigger a confirming read.
+            self.watchers[client.server] = adapter.watch(
+                lambda changes: self._changed(adapter, changes), deliver_initial=True
+            )
+        return adapter
+
+    def _changed(self, adapter: HostAdapter, changes: Sequence[Change]) -> None:
+        self.on_change(adapter, adapter.changed_hosts(changes))
+        # The first full state lists every VM: not a change any assignment waits for.
+        vms = frozenset(c.moref for c in changes if c.kind == VM and not c.startup)
+        if vms:
+            self.on_vm_change(vms)
+
+    async def credentials(self, secret: str, where: str) -> Credentials:
+        """`Logins.credentials`, kept here for callers that hold only the `VCenters`."""
+        return await self.logins.credentials(secret, where)
+
+    def stop(self) -> None:
+        for watcher in self.watchers.values():
+            watcher.stop()
+        self.watchers.clear()
+
+
+@dataclass
+class KubeObjects:
+    """`ObjectsPort` over the Kubernetes adapter."""
+
+    kube: KubeClient
+
+    async def patch_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        rv = str(body["metadata"].get("resourceVersion", ""))
+        await self._guard(self.kube.patch_status(ref_of(body), status, rv))
+
+    async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
+        rv = str(body["metadata"].get("resourceVersion", ""))
+        await self._guard(self.kube.set_finalizers(ref_of(body), finalizers, rv))
+
+    async def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        ref = ref_of(body)
+        await self.kube.emit_event(
+            ref, type_=type_, reason=reason, message=message, namespace=ref.namespace or "default"
+        )
+
+    @staticmethod
+    async def _guard(call: Any) -> None:
+        try:
+            await call
+        except KubeError as err:
+            raise PortError("KubernetesAPIError", str(err), retryable=err.retryable) from err
+
+
+def ref_of(body: Mapping[str, Any]) -> ObjectRef:
+    meta = body["metadata"]
+    plural, kind = ASSIGNMENT if body.get("kind") == ASSIGNMENT[1] else POLICY
+    return ObjectRef(
+        plural=plural,
+        kind=kind,
+        name=meta["name"],
+        namespace=meta.get("namespace"),
+        uid=meta.get("uid", ""),
+    )

@@ -1,0 +1,1 @@
+"""VMDeviceAssignment: the reconciler, its inputs, its writes and what re-enqueues it."""

@@ -1,0 +1,1 @@
+"""HostPassthroughPolicy: the reconciler and what it keeps between reconciles."""

@@ -1,0 +1,259 @@
+"""HostPassthroughPolicy: observe -> plan -> apply -> status, for one object.
+
+Level-triggered and idempotent: every run reads all hosts once, plans against the spec, makes
+only the calls the plan holds (none when the hosts are right) and writes status only when it
+changed. The spec is never written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from dpio.api.policy import HostPassthroughPolicy, HostPassthroughPolicyStatus
+from dpio.planner import (
+    EnterMaintenanceMode,
+    ExitMaintenanceMode,
+    OtherPolicy,
+    RebootAction,
+    UpdatePassthruConfig,
+    deletion_touches_hosts,
+    plan_deletion,
+    plan_policy,
+    policy_status,
+    status_changed,
+    vcenter_unreachable_status,
+)
+from dpio.planner.conditions import Problem
+from dpio.planner.host.events import transition_events
+from dpio.planner.host.status import stalled_status
+from dpio.planner.observed import ObservedInventory
+from dpio.reconcile.constants import CONFIRM_SECONDS, FINALIZER
+from dpio.reconcile.policy.others import OtherPolicies
+from dpio.reconcile.policy.selections import Selections
+from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
+from dpio.reconcile.queue import Result
+
+_log = logging.getLogger(__name__)
+#: While a rolling reboot is draining a host, look again this often to enforce drainTimeout.
+DRAIN_CHECK_SECONDS = 15.0
+#: A connection that needs a human (Secret missing or wrong, login refused) is looked at again
+#: this often: a timer, not a watch on Secrets, because the operator may read only the Secrets it
+#: is pointed at (docs/design.md#credentials-and-permissions) and a cluster-wide Secret watch
+#: needs list/watch on all of them.
+#: Re-reading one Secret costs one GET on the API server and no vCenter call (see
+#: app.logins: a refused login is not retried with the same password).
+STALLED_RECHECK_SECONDS = 30.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PolicyReconciler:
+    vcenter: VCenterPort
+    objects: ObjectsPort
+    all_policies: Callable[[], Iterable[Mapping[str, Any]]]
+    #: The cache's `desired_changes`: while it stays, the other policies are the same (None:
+    #: walk `all_policies` on every reconcile).
+    policies_version: Callable[[], int] | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    #: Parsed once per generation, shared by all reconciles of this kind.
+    other_policies: OtherPolicies = field(default_factory=OtherPolicies)
+    #: What each policy last planned on: which vCenter changes concern it.
+    selections: Selections = field(default_factory=Selections)
+
+    def concerns(self, name: str, hosts: frozenset[str] | None) -> bool:
+        """Does a vCenter change of `hosts` (None: any host) call for reconciling `name`?"""
+        return self.selections.concerns(name, hosts)
+
+    def differs(self, name: str, inventory: ObservedInventory) -> bool:
+        """Would `name` plan on other hosts in `inventory` than it did (a report naming none)?"""
+        return self.selections.differs(name, inventory)
+
+    async def __call__(self, body: Mapping[str, Any]) -> Result:
+        try:
+            policy = HostPassthroughPolicy.model_validate(body)
+        except ValidationError as err:
+            # The CRD schema admits only valid objects; one that slipped past (an older CRD)
+            # is left alone rather than acted on half-understood.
+            name = body.get("metadata", {}).get("name", "")
+            _log.warning(
+                "Ignoring HostPassthroughPolicy that does not parse",
+                extra={"object": name, "errors": err.error_count()},
+            )
+            return Result()
+        if policy.metadata.deletion_timestamp is not None:
+            return await self._delete(body, policy)
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            # The change comes back as a watch event, which brings us back with a fresh body.
+            await self.objects.set_finalizers(body, [*finalizers, FINALIZER])
+            return Result()
+        return await self._reconcile(body, policy)
+
+    async def _reconcile(self, body: Mapping[str, Any], policy: HostPassthroughPolicy) -> Result:
+        now = self.clock()
+        generation = policy.metadata.generation or 0
+        previous = policy.status
+        try:
+            hosts = await self.vcenter.hosts_for(policy.spec)
+            inventory = await hosts.read_inventory()
+        except PortError as err:
+            return await self._unavailable(body, previous, err, generation)
+        plan = plan_policy(
+            name=policy.metadata.name,
+            creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
+            spec=policy.spec,
+            inventory=inventory,
+            now=now,
+            others=self._others(policy.metadata.name),
+            previous=previous,
+        )
+        self.selections.record(policy.metadata.name, policy.spec.hosts, plan)
+        try:
+            await self._update_passthru(body, hosts, plan.updates)
+        except PortError as err:
+            return await self._unavailable(body, previous, err, generation)
+        status = policy_status(
+            plan,
+            reboot_policy=policy.spec.reboot.policy,
+            previous=previous,
+            generation=generation,
+            now=now,
+            insecure=hosts.insecure,
+        )
+        # The rolling-reboot record goes to status BEFORE its task starts, with the object's
+        # resourceVersion as precondition: a run working from a stale read fails the write
+        # (409) and starts nothing, so a host is never put through a second reboot.
+        try:
+            await self._write(body, previous, status)
+        except PortError:
+            return Result(failed=True)
+        try:
+            await self._start(body, hosts, plan.reboot_actions)
+        except PortError:
+            return Result(failed=True)
+        # Every started step has its record in status (written above).
+        draining = any(h.rolling_reboot is not None for h in status.hosts)
+        if not plan.empty:
+            # Confirm what the calls did with one more read (status shows the projection
+            # until then); vCenter change notifications make this sooner when they arrive.
+            return Result(requeue_after=CONFIRM_SECONDS)
+        return Result(requeue_after=DRAIN_CHECK_SECONDS if draining else None)
+
+    async def _unavailable(
+        self,
+        body: Mapping[str, Any],
+        previous: HostPassthroughPolicyStatus,
+        err: PortError,
+        generation: int,
+    ) -> Result:
+        """vCenter could not be used: retry soon (outage) or slowly (a human must act)."""
+        now = self.clock()
+        if err.retryable:
+            status = vcenter_unreachable_status(previous, err.message, generation, now)
+            result = Result(failed=True)  # backoff: docs/design.md#failures-and-retries
+        else:
+            status = stalled_status(previous, Problem(err.reason, err.message), generation, now)
+            result = Result(requeue_after=STALLED_RECHECK_SECONDS)
+        try:
+            await self._write(body, previous, status)
+        except PortError:
+            return Result(failed=True)
+        return result
+
+    async def _update_passthru(
+        self, body: Mapping[str, Any], hosts: HostsPort, updates: Iterable[UpdatePassthruConfig]
+    ) -> None:
+        """One `UpdatePassthruConfig` per host, all hosts at once: the vCenter client's thread
+        pool (one thread per pooled connection) bounds how many are in flight, so 64 hosts take
+        64 / pool-size round trips instead of 64 (docs/benchmarks.md, finding 5). Each host that
+        changed gets its Event; the first failure, in host order, is raised after all ended."""
+        results = await asyncio.gather(
+            *(self._update_host(body, hosts, u) for u in updates), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _update_host(
+        self, body: Mapping[str, Any], hosts: HostsPort, update: UpdatePassthruConfig
+    ) -> None:
+        try:
+            await hosts.update_passthru_config(update)
+        except PortError as err:  # say which host refused, for the condition's message
+            message = f"{update.host}: UpdatePassthruConfig failed: {err.message}"
+            raise PortError(err.reason, message, retryable=err.retryable) from err
+        enabled = sorted(c.id for c in update.changes if c.passthru_enabled)
+        disabled = sorted(c.id for c in update.changes if not c.passthru_enabled)
+        parts = [f"enabled {', '.join(enabled)}" if enabled else "",
+                 f"disabled {', '.join(disabled)}" if disabled else ""]  # fmt: skip
+        message = f"Passthrough on {update.host}: {'; '.join(p for p in parts if p)}"
+        await self.objects.event(body, "Normal", "PassthroughUpdated", message)
+
+    async def _start(
+        self, body: Mapping[str, Any], hosts: HostsPort, actions: Iterable[RebootAction]
+    ) -> None:
+        for action in actions:
+            await hosts.start(action)
+            reason = {
+                EnterMaintenanceMode: "EnteringMaintenanceMode",
+                ExitMaintenanceMode: "ExitingMaintenanceMode",
+            }.get(type(action), "RebootingHost")
+            await self.objects.event(body, "Normal", reason, f"{reason} {action.host}")
+
+    async def _delete(self, body: Mapping[str, Any], policy: HostPassthroughPolicy) -> Result:
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return Result()
+        if deletion_touches_hosts(policy.spec):
+            try:
+                hosts = await self.vcenter.hosts_for(policy.spec)
+                inventory = await hosts.read_inventory()
+                updates = plan_deletion(
+                    name=policy.metadata.name,
+                    spec=policy.spec,
+                    inventory=inventory,
+                    others=self._others(policy.metadata.name),
+                )
+                await self._update_passthru(body, hosts, updates)
+            except PortError as err:
+                await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
+                return Result(failed=True)
+        await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+        self.selections.forget(policy.metadata.name)
+        return Result()
+
+    async def _write(
+        self,
+        body: Mapping[str, Any],
+        previous: HostPassthroughPolicyStatus,
+        status: HostPassthroughPolicyStatus,
+    ) -> None:
+        current = previous if body.get("status") else None
+        if not status_changed(current, status):
+            return  # steady state: no write at all
+        await self.objects.patch_status(
+            body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        await self._transition_events(body, previous, status)
+
+    async def _transition_events(
+        self,
+        body: Mapping[str, Any],
+        previous: HostPassthroughPolicyStatus,
+        status: HostPassthroughPolicyStatus,
+    ) -> None:
+        # One Event per flip, not per reconcile: `kubectl describe` tells the story.
+        for event in transition_events(previous, status):
+            await self.objects.event(body, event.type, event.reason, event.message)
+
+    def _others(self, name: str) -> list[OtherPolicy]:
+        if self.policies_version is None:
+            return self.other_policies.others(self.all_policies(), name)
+        return self.other_policies.others_at(self.policies_version(), self.all_policies, name)
