@@ -20,7 +20,7 @@ from tests.e2e.assignments import (
     vmda,
 )
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.vsphere_helpers import connect, eventually, find, wait_task
+from tests.integration.vsphere.helpers import connect, eventually, find, wait_task
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 from tests.e2e.conftest import apply, get, kubectl, secret_for
-from tests.sandbox.test_cli import dpio
-from tests.sandbox.vsphere_helpers import eventually
+from tests.integration.vsphere.helpers import eventually
+from tests.integration.vsphere.test_cli import dpio
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 from tests.e2e.conftest import apply, get, kubectl, secret_for
-from tests.sandbox.vsphere_helpers import connect, eventually, find
+from tests.integration.vsphere.helpers import connect, eventually, find
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import apply, get, purge_dpio_objects, secret_for
-from tests.sandbox.vsphere_helpers import eventually
+from tests.integration.vsphere.helpers import eventually
 
 from dpio.reconcile.policy import CONFIRM_SECONDS
 from dpio_sandbox import install, procs

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tests.faults.harness import counters, get_json, ready, reset_counters
-from tests.sandbox.vsphere_helpers import connect, host_properties
+from tests.integration.vsphere.helpers import connect, host_properties
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator

@@ -30,7 +30,7 @@ from tests.faults.harness import (
     summary,
 )
 from tests.faults.invariants import logins, not_ready, vsphere_violations, writes_when_idle
-from tests.sandbox.vsphere_helpers import connect, find
+from tests.integration.vsphere.helpers import connect, find
 
 from dpio_sandbox import certs, procs
 from dpio_sandbox.sandbox import Sandbox

@@ -30,7 +30,7 @@ from tests.faults.harness import (
     summary,
 )
 from tests.faults.invariants import writes_when_idle
-from tests.sandbox.vsphere_helpers import connect
+from tests.integration.vsphere.helpers import connect
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator

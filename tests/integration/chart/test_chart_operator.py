@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import yaml
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.test_chart import CHART, NAMESPACE, by_kind, container, render
-from tests.sandbox.test_chart_rbac import install_default
-from tests.sandbox.vsphere_helpers import eventually
+from tests.integration.chart.test_chart import CHART, NAMESPACE, by_kind, container, render
+from tests.integration.chart.test_chart_rbac import install_default
+from tests.integration.vsphere.helpers import eventually
 
 from dpio_sandbox import procs, vcsim
 from dpio_sandbox.sandbox import Sandbox

@@ -3,7 +3,7 @@
 The rendered manifests are really applied (server-side apply, not a dry run) in a namespace that
 enforces Pod Security "restricted", and the ServiceAccount is denied what the operator doesn't
 need (SubjectAccessReviews, what `kubectl auth can-i --as=...` sends, over a table). That the
-RBAC is enough, by running the operator under it, is tests/sandbox/test_chart_operator.py.
+RBAC is enough, by running the operator under it, is tests/integration/chart/test_chart_operator.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.test_chart import NAMESPACE, by_kind, render, require_fresh_crd_copy
+from tests.integration.chart.test_chart import NAMESPACE, by_kind, render, require_fresh_crd_copy
 
 from dpio_sandbox.sandbox import Sandbox
 

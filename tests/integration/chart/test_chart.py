@@ -3,7 +3,7 @@ the values schema, Pod Security "restricted", and the CRD copy kept equal to crd
 
 helm is built from Go modules (sandbox/helm, dpio_sandbox.helm), hence the `sandbox` marker: the
 first run costs a Go build. What the API server says of the rendered objects, and whether the
-operator can work under the chart's RBAC, is tests/sandbox/test_chart_rbac.py.
+operator can work under the chart's RBAC, is tests/integration/chart/test_chart_rbac.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dpio_sandbox import helm
 
 pytestmark = pytest.mark.sandbox
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "dpio-operator"
 NAMESPACE = "dpio-chart"
 

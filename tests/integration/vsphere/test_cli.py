@@ -22,7 +22,7 @@ from dpio_sandbox.vcsim import DEFAULT_INVENTORY, Simulator
 
 pytestmark = pytest.mark.sandbox
 GPU = "0000:3b:00.0"
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def dpio(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
