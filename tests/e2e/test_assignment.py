@@ -23,12 +23,12 @@ from tests.e2e.assignments import (
     passthrough,
     simulator_fixture,
     until,
-    vmda,
     writes,
 )
 from tests.e2e.conftest import apply, get, kubectl
 from tests.integration.vsphere.helpers import connect, eventually, find, wait_task
 
+from dpio_sandbox.manifests import assignment, pci_device
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -97,8 +97,8 @@ def _address(bus: str) -> str:
 
 
 def _vmda(name: str, vm: str, bus: str | None, namespace: str = NS, **spec: Any) -> dict[str, Any]:
-    devices = [{"name": "gpu0", "pci": {"address": _address(bus)}}] if bus else []
-    return vmda(name, namespace, POLICY, vm, devices, **spec)
+    devices = [pci_device(_address(bus))] if bus else []
+    return assignment(name, namespace, POLICY, vm, devices, **spec)
 
 
 GPUS = hpp(

@@ -20,7 +20,7 @@ from tests.e2e.conftest import apply, get, purge_dpio_objects, secret_for
 from tests.integration.vsphere.helpers import eventually
 
 from dpio.reconcile.policy import CONFIRM_SECONDS
-from dpio_sandbox import install, procs
+from dpio_sandbox import install, manifests, procs
 from dpio_sandbox import operator as dpio_operator
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
@@ -69,16 +69,10 @@ def metrics_operator(
 
 
 def _policy(name: str, secret: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "dpio.io/v1alpha1",
-        "kind": "HostPassthroughPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "vcenter": {"secretRef": {"name": secret}},
-            "hosts": {"clusters": ["GPU-Cluster"]},
-            "devices": [{"vendorID": "10de", "deviceID": "20b5"}],
-        },
-    }
+    devices = [{"vendorID": "10de", "deviceID": "20b5"}]
+    return manifests.policy(
+        name, secret=secret, hosts={"clusters": ["GPU-Cluster"]}, devices=devices
+    )
 
 
 def _converged(box: Sandbox, name: str) -> Callable[[], dict[str, Any] | None]:

@@ -24,6 +24,7 @@ from tests.faults.harness import (
     counters,
     eventually,
     get_json,
+    hpp,
     kubectl,
     ready,
     reset_counters,
@@ -32,6 +33,7 @@ from tests.faults.harness import (
 from tests.faults.invariants import writes_when_idle
 from tests.integration.vsphere.helpers import connect
 
+from dpio_sandbox import manifests
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -58,21 +60,15 @@ def _inventory() -> str:
 
 
 def _vmda(i: int) -> dict[str, Any]:
-    return {"apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
-            "metadata": {"name": f"vm-{i}", "namespace": NS},
-            "spec": {"policyRef": {"name": POLICY}, "vm": {"name": f"fault-vm-{i}"},
-                     "devices": [{"name": "gpu0", "pci": {"address": _address(i)}}]}}  # fmt: skip
+    devices = [manifests.pci_device(_address(i))]
+    return manifests.assignment(f"vm-{i}", NS, POLICY, f"fault-vm-{i}", devices)
 
 
 def _policy() -> dict[str, Any]:
     # NS may use every VM of the datacenter (its root VM folder), with the default power and
     # conflict policies (WaitForPowerOff, Block): the VMs are powered off and conflict-free.
-    consumer = {"namespaces": [NS], "vms": {"folders": ["/DC-VM/vm"]}}
-    return {"apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
-            "metadata": {"name": POLICY},
-            "spec": {"hosts": {"names": [HOST]},
-                     "devices": [{"vendorID": "10de", "deviceID": "20b5"}],
-                     "consumers": [consumer]}}  # fmt: skip
+    consumer = manifests.consumer([NS], folders=["/DC-VM/vm"])
+    return hpp(POLICY, [HOST], consumers=[consumer])
 
 
 def _vm_state(sim: Simulator) -> dict[str, tuple[list[str], bool]]:

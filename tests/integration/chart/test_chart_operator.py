@@ -27,7 +27,7 @@ from tests.integration.chart.test_chart import CHART, NAMESPACE, by_kind, contai
 from tests.integration.chart.test_chart_rbac import install_default
 from tests.integration.vsphere.helpers import eventually
 
-from dpio_sandbox import procs, vcsim
+from dpio_sandbox import manifests, procs, vcsim
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -113,14 +113,9 @@ def _secret(box: Sandbox, name: str, sim: Simulator) -> None:
 
 
 def _policy(name: str, secret: str | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "hosts": {"names": ["esx-gpu-03.lab.local"]},  # rebinds without reboot: Ready at once
-        "devices": [{"address": "0000:3b:00.0"}],
-    }
-    if secret:
-        spec["vcenter"] = {"secretRef": {"name": secret}}
-    return {"apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
-            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+    # esx-gpu-03 rebinds without a reboot: Ready at once
+    devices = [{"address": "0000:3b:00.0"}]
+    return manifests.policy(name, hosts=["esx-gpu-03.lab.local"], devices=devices, secret=secret)
 
 
 def _ready(box: Sandbox, name: str) -> Callable[[], dict[str, Any] | None]:
@@ -188,16 +183,12 @@ def test_operator_under_the_chart_account_reports_on_assignments(
     (Forbidden=True), its finalizer released on delete: the namespaced half of the RBAC."""
     _secret(sandbox, "vcenter", sim)
     policy = _policy("chart-gpus", None)
-    policy["spec"]["consumers"] = [{"namespaces": ["chart-ml"], "vms": {"folders": ["/DC1/vm"]}}]
+    policy["spec"]["consumers"] = [manifests.consumer(["chart-ml"])]
     apply(sandbox, policy)
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": "chart-outsider"}})  # fmt: skip
-    apply(sandbox, {
-        "apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
-        "metadata": {"name": "gpu", "namespace": "chart-outsider"},
-        "spec": {"policyRef": {"name": "chart-gpus"}, "vm": {"name": "e1000-vm-01"},
-                 "devices": [{"name": "gpu0", "pci": {"address": "0000:3b:00.0"}}]},
-    })  # fmt: skip
+    apply(sandbox, manifests.assignment("gpu", "chart-outsider", "chart-gpus", "e1000-vm-01",
+                                        [manifests.pci_device("0000:3b:00.0")]))  # fmt: skip
     kubectl(sandbox, "wait", "--for=condition=Forbidden", "vmda/gpu", "-n", "chart-outsider",
             "--timeout=60s")  # fmt: skip
     kubectl(sandbox, "delete", "vmda", "gpu", "-n", "chart-outsider", "--timeout=30s")
