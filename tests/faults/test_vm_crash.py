@@ -18,6 +18,7 @@ import pytest
 import yaml
 from pyVmomi import vim, vmodl
 from tests.conftest import SimulatorFactory
+from tests.faults.conftest import address
 from tests.faults.harness import (
     OperatorProcess,
     apply,
@@ -47,20 +48,16 @@ A100 = {"vendorId": "10de", "deviceId": "20b5", "classId": "0302", "enabled": Tr
         "vendorName": "NVIDIA Corporation", "mmioSizeGB": 128}  # fmt: skip
 
 
-def _address(i: int) -> str:
-    return f"0000:{0x3B + i:02x}:00.0"
-
-
 def _inventory() -> str:
     host = {"name": HOST, "version": "8.0.2", "deviceRebindWithoutReboot": True,
-            "pciDevices": [{"address": _address(i), **A100} for i in range(VMS)]}  # fmt: skip
+            "pciDevices": [{"address": address(i), **A100} for i in range(VMS)]}  # fmt: skip
     vms = [{"name": f"fault-vm-{i}", "host": HOST, "firmware": "efi", "memoryMB": 4096}
            for i in range(VMS)]  # fmt: skip
     return yaml.safe_dump({"datacenters": [{"name": "DC-VM", "hosts": [host], "vms": vms}]})
 
 
 def _vmda(i: int) -> dict[str, Any]:
-    devices = [manifests.pci_device(_address(i))]
+    devices = [manifests.pci_device(address(i))]
     return manifests.assignment(f"vm-{i}", NS, POLICY, f"fault-vm-{i}", devices)
 
 
@@ -144,8 +141,8 @@ def test_sigkill_while_attaching_and_removing_devices(
     violations = []
     for i in range(VMS):
         ids, locked = attached[f"fault-vm-{i}"]
-        if ids != [_address(i)]:
-            violations.append(f"fault-vm-{i} has {ids}, want exactly [{_address(i)}]")
+        if ids != [address(i)]:
+            violations.append(f"fault-vm-{i} has {ids}, want exactly [{address(i)}]")
         if not locked:
             violations.append(f"fault-vm-{i} has a passthrough device without full reservation")
     for item in statuses:
@@ -170,7 +167,7 @@ def test_sigkill_while_attaching_and_removing_devices(
                    for name, state in before.items() if after.get(name) != state]  # fmt: skip
     summary(
         "sigkill-vm-assignments", seed=SEED + 2, faults=kills + 1, vms=VMS,
-        converged=sum(1 for i in range(VMS) if attached[f"fault-vm-{i}"][0] == [_address(i)]),
+        converged=sum(1 for i in range(VMS) if attached[f"fault-vm-{i}"][0] == [address(i)]),
         restored=sum(1 for n, s in before.items() if after.get(n) == s),
         violations=len(violations),
     )  # fmt: skip
