@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.conftest import apply, get, kubectl
-from tests.integration.chart.test_chart import CHART, require_fresh_crd_copy
+from tests.integration.chart.helpers import CHART, require_fresh_crd_copy
 
 from dpio_sandbox import helm, manifests
 from dpio_sandbox.sandbox import Sandbox

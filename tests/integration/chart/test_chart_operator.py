@@ -10,12 +10,8 @@ With `peering.enabled` it keeps its entry in kopf's ClusterKopfPeering.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,67 +19,21 @@ from typing import Any
 import pytest
 import yaml
 from tests.e2e.conftest import apply, get, kubectl
-from tests.integration.chart.test_chart import CHART, NAMESPACE, by_kind, container, render
-from tests.integration.chart.test_chart_rbac import install_default
+from tests.integration.chart.helpers import (
+    CHART,
+    NAMESPACE,
+    container,
+    install_default,
+    render,
+    run_operator,
+)
 from tests.integration.vsphere.helpers import eventually
 
-from dpio_sandbox import manifests, procs, vcsim
+from dpio_sandbox import manifests, vcsim
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
 pytestmark = pytest.mark.sandbox
-
-
-def token_kubeconfig(box: Sandbox, account: dict[str, Any], path: Path) -> Path:
-    """A kubeconfig whose only credential is a token of ``account`` (no client certificate)."""
-    namespace = account["metadata"]["namespace"]
-    token = kubectl(box, "create", "token", account["metadata"]["name"],
-                    "-n", namespace, "--duration=1h").strip()  # fmt: skip
-    admin = json.loads(box.kubeconfig.read_text())
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "chart",
-        "clusters": admin["clusters"],
-        "users": [{"name": "chart", "user": {"token": token}}],
-        "contexts": [{"name": "chart", "context": {
-            "cluster": admin["clusters"][0]["name"], "user": "chart", "namespace": namespace}}],
-    }  # fmt: skip
-    path.write_text(json.dumps(config))
-    return path
-
-
-@contextlib.contextmanager
-def run_operator(
-    box: Sandbox,
-    objects: list[dict[str, Any]],
-    state: Path,
-    env_overrides: dict[str, str] | None = None,
-) -> Iterator[Path]:
-    """`python -m dpio.handlers.main` with the Deployment's args and env, as its ServiceAccount;
-    yields the log file. Only the ports change (free loopback ones), and `env_overrides` (e.g.
-    paths the Deployment mounts)."""
-    (account,) = by_kind(objects, "ServiceAccount")
-    kubeconfig = token_kubeconfig(box, account, state / "kubeconfig")
-    operator = container(objects)
-    port = procs.free_port()
-    args = [arg.replace("0.0.0.0:8080", f"127.0.0.1:{port}") for arg in operator["args"]]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "DPIO_"))}
-    env.update({e["name"]: e["value"] for e in operator["env"]}, KUBECONFIG=str(kubeconfig))
-    if env["DPIO_METRICS_PORT"] != "0":
-        env["DPIO_METRICS_PORT"] = str(procs.free_port())
-    env.update(env_overrides or {})
-    log = procs.log_file(state, "operator")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dpio.handlers.main", *args],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        procs.wait_for_url(state, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
-        yield log
-    finally:
-        procs.terminate(proc)
-        print(log.read_text()[-4000:])
 
 
 @pytest.fixture(scope="module")

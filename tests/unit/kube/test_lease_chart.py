@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.e2e.conftest import apply, kubectl
-from tests.integration.chart.test_chart_operator import run_operator
+from tests.integration.chart.helpers import run_operator
 from tests.integration.vsphere.helpers import eventually
 
 from dpio_sandbox import helm, install
