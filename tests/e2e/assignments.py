@@ -28,6 +28,13 @@ A100_YAML = ('vendorId: "10de", deviceId: "20b5", classId: "0302", name: "GA100 
 T4_YAML = ('vendorId: "10de", deviceId: "1eb8", classId: "0302", name: "TU104GL [Tesla T4]", '
            "vendorName: NVIDIA Corporation, enabled: true, active: true")  # fmt: skip
 
+
+def a100s_yaml(buses: Sequence[str]) -> str:
+    """Inventory lines (YAML) of one A100 (A100_YAML) per PCI bus of `buses`, at 0000:<bus>:00.0,
+    indented for a host's `pciDevices` inside a cluster."""
+    return "\n".join(f'              - {{address: "0000:{b}:00.0", {A100_YAML}}}' for b in buses)
+
+
 Want = tuple[str, str] | Callable[[tuple[str, str]], bool]
 
 # Every SOAP method that changes vCenter, as the simulator's call counters name them.

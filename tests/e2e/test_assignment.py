@@ -15,9 +15,9 @@ import pytest
 from pyVmomi import vim, vmodl
 from tests.e2e.assignments import (
     A100_IDS,
-    A100_YAML,
     ALL_POWER_POLICIES,
     TIMEOUT,
+    a100s_yaml,
     condition,
     hpp,
     passthrough,
@@ -38,10 +38,6 @@ NS, OUTSIDER, POLICY, SIM = "e2e-vmda", "e2e-outsider", "e2e-vmda-gpus", "vcsim-
 BUSES = ("3b", "3c", "3d", "3e", "3f", "40", "41", "42", "43", "44", "45", "46")
 
 
-def _devices(buses: tuple[str, ...]) -> str:
-    return "\n".join(f'              - {{address: "0000:{b}:00.0", {A100_YAML}}}' for b in buses)
-
-
 INVENTORY = f"""
 datacenters:
   - name: DC1
@@ -58,7 +54,7 @@ datacenters:
             version: "8.0.2"
             deviceRebindWithoutReboot: true
             pciDevices:
-{_devices(("3b",))}
+{a100s_yaml(("3b",))}
     hosts:
       - name: esx-a.lab.local
         version: "8.0.2"
@@ -67,7 +63,7 @@ datacenters:
         systemModel: UCSC-C240-M5SX
         gen2: {{supported: true}}
         pciDevices:
-{_devices(BUSES)}
+{a100s_yaml(BUSES)}
     vms:
       - {{name: off-vm, host: esx-a.lab.local, firmware: efi, memoryMB: 8192}}
       - {{name: wait-vm, host: esx-a.lab.local, powerState: poweredOn,

@@ -17,8 +17,8 @@ import pytest
 from pyVmomi import vim
 from tests.e2e.assignments import (
     A100_IDS,
-    A100_YAML,
     TIMEOUT,
+    a100s_yaml,
     backings_of,
     condition,
     condition_message,
@@ -40,10 +40,6 @@ POLICY, SIM, HOST = "e2e-tenancy", "vcsim-tenancy", "esx-t1.lab.local"
 HA_HOST = "esx-ha.lab.local"
 
 
-def _gpus(buses: tuple[str, ...]) -> str:
-    return "\n".join(f'              - {{address: "0000:{b}:00.0", {A100_YAML}}}' for b in buses)
-
-
 INVENTORY = f"""
 datacenters:
   - name: DC1
@@ -61,7 +57,7 @@ datacenters:
             deviceRebindWithoutReboot: true
             gen2: {{supported: true}}
             pciDevices:
-{_gpus(("3b", "3c", "3d", "3e", "3f", "40"))}
+{a100s_yaml(("3b", "3c", "3d", "3e", "3f", "40"))}
       # HA restarts and DRS moves VMs here: what conflictPolicy Resolve overrides per VM.
       - name: HA
         ha: {{enabled: true, restartPriority: medium}}
@@ -71,7 +67,7 @@ datacenters:
             version: "8.0.2"
             deviceRebindWithoutReboot: true
             pciDevices:
-{_gpus(("3b",))}
+{a100s_yaml(("3b",))}
     hosts:
       - name: esx-far.lab.local
         version: "8.0.2"
