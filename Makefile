@@ -60,7 +60,7 @@ test: lint test-go ## Everything CI runs (builds the sandbox binaries on first u
 
 .PHONY: chart-lint
 chart-lint: venv ## helm lint --strict, template and schema tests of charts/dpio-operator; hadolint on the Dockerfile
-	$(VENV)/bin/pytest tests/sandbox/test_chart.py tests/unit/test_dockerfile.py
+	$(VENV)/bin/pytest tests/integration/chart/test_chart.py tests/unit/test_dockerfile.py
 
 .PHONY: test-faults
 test-faults: venv ## The fault-injection suite (SIGKILLs, vCenter outages, API server restarts), 3 runs

@@ -1,4 +1,5 @@
-"""The objects a benchmark applies, written as a user would write them (docs/api.md)."""
+"""The objects a benchmark applies, written as a user would write them (docs/api.md), with the
+builders the tests use (dpio_sandbox.manifests)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.inventory import device_address
+from dpio_sandbox import manifests
 
-API_VERSION = "dpio.io/v1alpha1"
 NAMESPACE = "bench"
-#: The generated datacenter's root VM folder (`dpio-vcsim generate` without --folders puts
-#: every VM there): the consumers' scope covers every benchmark VM.
-EVERY_VM = "/DC1/vm"
 Body = dict[str, Any]
 
 
@@ -28,13 +26,12 @@ def policy(
         hosts["names"] = list(host_names)
     if name_pattern:
         hosts["namePattern"] = name_pattern
-    spec: Body = {"hosts": hosts, "devices": [{"address": a} for a in addresses]}
-    if consumers:
-        # The benchmark's VMs are powered off and conflict-free: the default power and
-        # conflict policies (WaitForPowerOff, Block) are all their assignments use.
-        spec["consumers"] = [{"namespaces": list(consumers), "vms": {"folders": [EVERY_VM]}}]
-    return {"apiVersion": API_VERSION, "kind": "HostPassthroughPolicy",
-            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+    # The benchmark's VMs are powered off and conflict-free: the default power and conflict
+    # policies (WaitForPowerOff, Block) are all their assignments use. `dpio-vcsim generate`
+    # without --folders puts every VM in the root VM folder, manifests.EVERY_VM.
+    entries = [manifests.consumer(consumers)] if consumers else []
+    devices = [{"address": a} for a in addresses]
+    return manifests.policy(name, hosts=hosts, devices=devices, consumers=entries)
 
 
 def fleet_policy(name: str, devices: int, consumers: Sequence[str] = ()) -> Body:
@@ -59,9 +56,5 @@ def per_device_policies(hosts: Sequence[str], devices_per_host: int, count: int)
 
 def assignment(name: str, vm: str, address: str, policy_name: str) -> Body:
     """One static PCI device for a powered-off VM (nothing to power-cycle)."""
-    return {
-        "apiVersion": API_VERSION, "kind": "VMDeviceAssignment",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"policyRef": {"name": policy_name}, "vm": {"name": vm},
-                 "devices": [{"name": "gpu0", "pci": {"address": address}}]},
-    }  # fmt: skip
+    devices = [manifests.pci_device(address)]
+    return manifests.assignment(name, NAMESPACE, policy_name, vm, devices)

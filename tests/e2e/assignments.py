@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 from tests.e2e.conftest import apply, get, kubectl, secret_for
-from tests.sandbox.vsphere_helpers import connect, eventually, find
+from tests.integration.vsphere.helpers import connect, eventually, find
 
-from dpio_sandbox import vcsim
+from dpio_sandbox import manifests, vcsim
+from dpio_sandbox.manifests import EVERY_VM
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -26,6 +27,13 @@ A100_YAML = ('vendorId: "10de", deviceId: "20b5", classId: "0302", name: "GA100 
              "mmioSizeGB: 128")  # fmt: skip
 T4_YAML = ('vendorId: "10de", deviceId: "1eb8", classId: "0302", name: "TU104GL [Tesla T4]", '
            "vendorName: NVIDIA Corporation, enabled: true, active: true")  # fmt: skip
+
+
+def a100s_yaml(buses: Sequence[str]) -> str:
+    """Inventory lines (YAML) of one A100 (A100_YAML) per PCI bus of `buses`, at 0000:<bus>:00.0,
+    indented for a host's `pciDevices` inside a cluster."""
+    return "\n".join(f'              - {{address: "0000:{b}:00.0", {A100_YAML}}}' for b in buses)
+
 
 Want = tuple[str, str] | Callable[[tuple[str, str]], bool]
 
@@ -43,9 +51,6 @@ WRITES = frozenset(
 )
 
 
-# The root VM folder of the simulator's datacenter: a VM whose inventory entry names no folder
-# is there, so a consumer entry scoped to it covers every VM of a module's inventory.
-EVERY_VM = "/DC1/vm"
 ALL_POWER_POLICIES = ("WaitForPowerOff", "ShutdownGuest", "PowerOff")
 
 
@@ -64,36 +69,13 @@ def hpp(
     with one consumer entry: the namespaces `consumers` may use the VMs in `folders` (every VM
     unless told otherwise) with the power and conflict policies given (the API's defaults
     unless told otherwise: a module allows what its assignments use, no more)."""
-    return {
-        "apiVersion": "dpio.io/v1alpha1",
-        "kind": "HostPassthroughPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "vcenter": {"secretRef": {"name": secret}},
-            "hosts": {"names": hosts},
-            "devices": [dict(d) for d in devices],
-            "consumers": [
-                {
-                    "namespaces": consumers,
-                    "vms": {"folders": list(folders)},
-                    "powerPolicies": list(power_policies),
-                    "conflictPolicies": list(conflict_policies),
-                }
-            ],
-        },
-    }
-
-
-def vmda(
-    name: str, namespace: str, policy: str, vm: str, devices: list[dict[str, Any]], **spec: Any
-) -> dict[str, Any]:
-    """A VMDeviceAssignment of `devices` to `vm` under `policy`; `spec` adds fields."""
-    return {
-        "apiVersion": "dpio.io/v1alpha1",
-        "kind": "VMDeviceAssignment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"policyRef": {"name": policy}, "vm": {"name": vm}, "devices": devices, **spec},
-    }
+    entry = manifests.consumer(
+        consumers,
+        folders=folders,
+        power_policies=power_policies,
+        conflict_policies=conflict_policies,
+    )
+    return manifests.policy(name, secret=secret, hosts=hosts, devices=devices, consumers=[entry])
 
 
 def one_host(host: str, pci: dict[str, str], vms: dict[str, str]) -> str:

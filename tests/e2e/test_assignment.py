@@ -15,20 +15,20 @@ import pytest
 from pyVmomi import vim, vmodl
 from tests.e2e.assignments import (
     A100_IDS,
-    A100_YAML,
     ALL_POWER_POLICIES,
     TIMEOUT,
+    a100s_yaml,
     condition,
     hpp,
     passthrough,
     simulator_fixture,
     until,
-    vmda,
     writes,
 )
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.vsphere_helpers import connect, eventually, find, wait_task
+from tests.integration.vsphere.helpers import connect, eventually, find, wait_task
 
+from dpio_sandbox.manifests import assignment, pci_device
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -36,10 +36,6 @@ pytestmark = pytest.mark.sandbox
 
 NS, OUTSIDER, POLICY, SIM = "e2e-vmda", "e2e-outsider", "e2e-vmda-gpus", "vcsim-vmda"
 BUSES = ("3b", "3c", "3d", "3e", "3f", "40", "41", "42", "43", "44", "45", "46")
-
-
-def _devices(buses: tuple[str, ...]) -> str:
-    return "\n".join(f'              - {{address: "0000:{b}:00.0", {A100_YAML}}}' for b in buses)
 
 
 INVENTORY = f"""
@@ -58,7 +54,7 @@ datacenters:
             version: "8.0.2"
             deviceRebindWithoutReboot: true
             pciDevices:
-{_devices(("3b",))}
+{a100s_yaml(("3b",))}
     hosts:
       - name: esx-a.lab.local
         version: "8.0.2"
@@ -67,7 +63,7 @@ datacenters:
         systemModel: UCSC-C240-M5SX
         gen2: {{supported: true}}
         pciDevices:
-{_devices(BUSES)}
+{a100s_yaml(BUSES)}
     vms:
       - {{name: off-vm, host: esx-a.lab.local, firmware: efi, memoryMB: 8192}}
       - {{name: wait-vm, host: esx-a.lab.local, powerState: poweredOn,
@@ -97,8 +93,8 @@ def _address(bus: str) -> str:
 
 
 def _vmda(name: str, vm: str, bus: str | None, namespace: str = NS, **spec: Any) -> dict[str, Any]:
-    devices = [{"name": "gpu0", "pci": {"address": _address(bus)}}] if bus else []
-    return vmda(name, namespace, POLICY, vm, devices, **spec)
+    devices = [pci_device(_address(bus))] if bus else []
+    return assignment(name, namespace, POLICY, vm, devices, **spec)
 
 
 GPUS = hpp(

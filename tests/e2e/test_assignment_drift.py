@@ -17,11 +17,11 @@ from tests.e2e.assignments import (
     hpp,
     one_host,
     simulator_fixture,
-    vmda,
 )
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.vsphere_helpers import connect, eventually, find, wait_task
+from tests.integration.vsphere.helpers import connect, eventually, find, wait_task
 
+from dpio_sandbox.manifests import assignment, pci_device
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -50,8 +50,8 @@ sim = simulator_fixture(SIM, INVENTORY, GPUS, namespaces=[NS])
 
 
 def _assign(box: Sandbox, name: str, vm: str, bus: str, conflict_policy: str) -> None:
-    devices = [{"name": "gpu0", "pci": {"address": f"0000:{bus}:00.0"}}]
-    apply(box, vmda(name, NS, POLICY, vm, devices, conflictPolicy=conflict_policy))
+    devices = [pci_device(f"0000:{bus}:00.0")]
+    apply(box, assignment(name, NS, POLICY, vm, devices, conflictPolicy=conflict_policy))
     kubectl(box, "wait", "--for=condition=Ready", f"vmda/{name}", "-n", NS, "--timeout=60s")
     # Past the reconciler's confirming read after its change: from here on only a vCenter
     # change notification can make the operator look at the VM again (there is no polling).

@@ -25,10 +25,10 @@ from tests.e2e.assignments import (
     one_host,
     simulator_fixture,
     until,
-    vmda,
 )
 from tests.e2e.conftest import apply, get, kubectl
 
+from dpio_sandbox.manifests import assignment
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -42,7 +42,7 @@ INVENTORY = one_host(HOST, pci={T4: T4_YAML}, vms={VM: "memoryMB: 4096"})
 
 
 def _vmda(name: str, device: dict[str, Any]) -> dict[str, Any]:
-    return vmda(name, NS, POLICY, VM, [{"name": "gpu0", **device}], powerPolicy="PowerOff")
+    return assignment(name, NS, POLICY, VM, [{"name": "gpu0", **device}], powerPolicy="PowerOff")
 
 
 GPUS = hpp(POLICY, SIM, hosts=[HOST], devices=[T4_IDS], consumers=[NS], power_policies=["PowerOff"])

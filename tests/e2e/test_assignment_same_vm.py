@@ -26,10 +26,10 @@ from tests.e2e.assignments import (
     passthrough_of,
     simulator_fixture,
     until,
-    vmda,
 )
 from tests.e2e.conftest import apply, get, kubectl
 
+from dpio_sandbox.manifests import assignment
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -47,7 +47,7 @@ INVENTORY = one_host(
 
 
 def _vmda(name: str, vm: str, device: dict[str, Any]) -> dict[str, Any]:
-    return vmda(name, NS, POLICY, vm, [{"name": "gpu0", **device}], powerPolicy="PowerOff")
+    return assignment(name, NS, POLICY, vm, [{"name": "gpu0", **device}], powerPolicy="PowerOff")
 
 
 GPUS = hpp(

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import yaml
 from tests.e2e.conftest import apply, get, kubectl, secret_for
-from tests.sandbox.test_cli import dpio
-from tests.sandbox.vsphere_helpers import eventually
+from tests.integration.vsphere.helpers import eventually
+from tests.integration.vsphere.test_cli import dpio
 
+from dpio_sandbox import manifests
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -22,32 +23,22 @@ pytestmark = pytest.mark.sandbox
 NAME, SECRET, NAMESPACE = "e2e-cli-plan", "vcsim-cli-plan", "e2e-cli"
 HOSTS = ["esx-gpu-01.lab.local", "esx-gpu-02.lab.local", "esx-gpu-03.lab.local",
          "esx-standalone-01.lab.local"]  # fmt: skip
-POLICY = {
-    "apiVersion": "dpio.io/v1alpha1",
-    "kind": "HostPassthroughPolicy",
-    "metadata": {"name": NAME},
-    "spec": {
-        "vcenter": {"secretRef": {"name": SECRET}},
-        "hosts": {"names": HOSTS},
-        "devices": [
-            {"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"},  # A100s
-            {"namePattern": "Quadro RTX 6000"},  # with its audio function (dependentDevice)
-            {"address": "0000:18:00.0"},  # esx-gpu-01's vmk0 NIC: refused
-        ],
-        # standalone-vm-01 is in the root VM folder, powered off: the defaults are enough.
-        "consumers": [{"namespaces": [NAMESPACE], "vms": {"folders": ["/DC1/vm"]}}],
-    },
-}
-ASSIGNMENT = {
-    "apiVersion": "dpio.io/v1alpha1",
-    "kind": "VMDeviceAssignment",
-    "metadata": {"name": "e2e-cli-vm", "namespace": NAMESPACE},
-    "spec": {
-        "policyRef": {"name": NAME},
-        "vm": {"name": "standalone-vm-01"},  # powered off, on esx-standalone-01 (no cluster)
-        "devices": [{"name": "gpu0", "pci": {"address": "0000:3b:00.0"}}],
-    },
-}
+POLICY = manifests.policy(
+    NAME,
+    secret=SECRET,
+    hosts=HOSTS,
+    devices=[
+        {"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"},  # A100s
+        {"namePattern": "Quadro RTX 6000"},  # with its audio function (dependentDevice)
+        {"address": "0000:18:00.0"},  # esx-gpu-01's vmk0 NIC: refused
+    ],
+    # standalone-vm-01 is in the root VM folder, powered off: the defaults are enough.
+    consumers=[manifests.consumer([NAMESPACE])],
+)
+# standalone-vm-01: powered off, on esx-standalone-01 (no cluster)
+ASSIGNMENT = manifests.assignment(
+    "e2e-cli-vm", NAMESPACE, NAME, "standalone-vm-01", [manifests.pci_device("0000:3b:00.0")]
+)
 
 
 def converged(

@@ -15,7 +15,7 @@ import pytest
 from pyVmomi import vim
 from tests.e2e.assignments import passthrough
 from tests.e2e.conftest import get
-from tests.sandbox.vsphere_helpers import connect, find
+from tests.integration.vsphere.helpers import connect, find
 
 from dpio_sandbox import demo, install, vcsim
 from dpio_sandbox.sandbox import Sandbox

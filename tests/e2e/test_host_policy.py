@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 from tests.e2e.conftest import apply, get, kubectl, secret_for
-from tests.sandbox.vsphere_helpers import connect, eventually, find
+from tests.integration.vsphere.helpers import connect, eventually, find
 
+from dpio_sandbox import manifests
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -19,24 +20,20 @@ pytestmark = pytest.mark.sandbox
 
 
 def _policy(name: str, secret: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "dpio.io/v1alpha1",
-        "kind": "HostPassthroughPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "vcenter": {"secretRef": {"name": secret}},
-            "hosts": {
-                "clusters": ["GPU-Cluster"],
-                "names": ["esx-legacy-01.lab.local", "esx-noiommu-01.lab.local"],
-            },
-            "devices": [
-                {"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"},
-                {"namePattern": "Tesla T4"},
-                {"address": "0000:18:00.0"},
-                {"address": "0000:99:00.0"},
-            ],
+    return manifests.policy(
+        name,
+        secret=secret,
+        hosts={
+            "clusters": ["GPU-Cluster"],
+            "names": ["esx-legacy-01.lab.local", "esx-noiommu-01.lab.local"],
         },
-    }
+        devices=[
+            {"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"},
+            {"namePattern": "Tesla T4"},
+            {"address": "0000:18:00.0"},
+            {"address": "0000:99:00.0"},
+        ],
+    )
 
 
 def _states(body: dict[str, Any]) -> dict[tuple[str, str], str]:
@@ -128,17 +125,13 @@ def test_rolling_reboot_makes_the_policy_ready_and_kubectl_wait_returns(
 ) -> None:
     sim = vcsim_factory(reboot_delay="300ms")
     secret_for(operator, sim, "vcsim-e2e-2")
-    policy = {
-        "apiVersion": "dpio.io/v1alpha1",
-        "kind": "HostPassthroughPolicy",
-        "metadata": {"name": "e2e-rolling"},
-        "spec": {
-            "vcenter": {"secretRef": {"name": "vcsim-e2e-2"}},
-            "hosts": {"names": ["esx-legacy-01.lab.local"]},  # ESXi 6.7: enabling needs a reboot
-            "devices": [{"namePattern": "Tesla T4"}],
-            "reboot": {"policy": "Rolling", "maxUnavailable": 1, "drainTimeout": "2m"},
-        },
-    }
+    policy = manifests.policy(
+        "e2e-rolling",
+        secret="vcsim-e2e-2",
+        hosts=["esx-legacy-01.lab.local"],  # ESXi 6.7: enabling needs a reboot
+        devices=[{"namePattern": "Tesla T4"}],
+        reboot={"policy": "Rolling", "maxUnavailable": 1, "drainTimeout": "2m"},
+    )
     apply(operator, policy)
     kubectl(operator, "wait", "--for=condition=Ready", "hpp/e2e-rolling", "--timeout=90s")
 
@@ -171,16 +164,8 @@ def test_a_redos_pattern_settles_and_a_backreference_stalls_with_invalid_spec(
     secret_for(operator, sim, "vcsim-e2e-3")
 
     def policy(name: str, host: str, patterns: list[str]) -> dict[str, Any]:
-        return {
-            "apiVersion": "dpio.io/v1alpha1",
-            "kind": "HostPassthroughPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "vcenter": {"secretRef": {"name": "vcsim-e2e-3"}},
-                "hosts": {"names": [host]},
-                "devices": [{"namePattern": p} for p in patterns],
-            },
-        }
+        devices = [{"namePattern": p} for p in patterns]
+        return manifests.policy(name, secret="vcsim-e2e-3", hosts=[host], devices=devices)
 
     # esx-gpu-01's X710s are "Ethernet Controller X710 for 10GbE SFP+": 38 word characters and
     # spaces, then "+". Python's re would try every split of those words before failing, and

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 from tests.e2e.conftest import apply, get, kubectl, secret_for
-from tests.sandbox.vsphere_helpers import connect, eventually, find
+from tests.integration.vsphere.helpers import connect, eventually, find
 
-from dpio_sandbox import install
+from dpio_sandbox import install, manifests
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -23,17 +23,9 @@ T4 = "0000:af:00.0"
 
 
 def policy(name: str, secret: str, hosts: list[str], address: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "dpio.io/v1alpha1",
-        "kind": "HostPassthroughPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "vcenter": {"secretRef": {"name": secret}},
-            "hosts": {"names": hosts},
-            "devices": [{"address": address}],
-            **spec,
-        },
-    }
+    """The device at `address` on `hosts`; `spec` adds fields, or replaces the devices."""
+    spec.setdefault("devices", [{"address": address}])
+    return manifests.policy(name, secret=secret, hosts=hosts, **spec)
 
 
 def condition(body: dict[str, Any], type_: str) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import apply, get, purge_dpio_objects, secret_for
-from tests.sandbox.vsphere_helpers import eventually
+from tests.integration.vsphere.helpers import eventually
 
 from dpio.reconcile.constants import CONFIRM_SECONDS
-from dpio_sandbox import install, procs
+from dpio_sandbox import install, manifests, procs
 from dpio_sandbox import operator as dpio_operator
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
@@ -69,16 +69,10 @@ def metrics_operator(
 
 
 def _policy(name: str, secret: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "dpio.io/v1alpha1",
-        "kind": "HostPassthroughPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "vcenter": {"secretRef": {"name": secret}},
-            "hosts": {"clusters": ["GPU-Cluster"]},
-            "devices": [{"vendorID": "10de", "deviceID": "20b5"}],
-        },
-    }
+    devices = [{"vendorID": "10de", "deviceID": "20b5"}]
+    return manifests.policy(
+        name, secret=secret, hosts={"clusters": ["GPU-Cluster"]}, devices=devices
+    )
 
 
 def _converged(box: Sandbox, name: str) -> Callable[[], dict[str, Any] | None]:

@@ -23,12 +23,12 @@ from tests.e2e.assignments import (
     passthrough,
     simulator_fixture,
     until,
-    vmda,
     writes,
 )
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.vsphere_helpers import connect, find, wait_task
+from tests.integration.vsphere.helpers import connect, find, wait_task
 
+from dpio_sandbox.manifests import assignment, pci_device
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -99,7 +99,7 @@ def _extra(vm: Any) -> dict[str, str]:
 
 def test_every_vm_reported_ready_powers_on(operator: Sandbox, sim: Simulator) -> None:
     for name, (vm, devices, spec) in READY.items():
-        apply(operator, vmda(name, NS, POLICY, vm, devices, **spec))
+        apply(operator, assignment(name, NS, POLICY, vm, devices, **spec))
     for name in READY:
         until(operator, NS, name, "Ready", ("True", "Reconciled"), timeout=2 * TIMEOUT)
 
@@ -155,9 +155,9 @@ def test_a_bios_vm_and_an_old_hardware_version_are_refused_with_no_write(
     sim.admin("POST", "/counters/reset")
     apply(
         operator,
-        vmda("bios", NS, POLICY, "bios-gpu", [{"name": "gpu0", "pci": {"address": A100S[4]}}]),
+        assignment("bios", NS, POLICY, "bios-gpu", [pci_device(A100S[4])]),
     )
-    apply(operator, vmda("old", NS, POLICY, "old-hw-refused", [{"name": "gpu0", **DYNAMIC}]))
+    apply(operator, assignment("old", NS, POLICY, "old-hw-refused", [{"name": "gpu0", **DYNAMIC}]))
     bios = until(operator, NS, "bios", "Stalled", ("True", "FirmwareNotEFI"))
     old = until(operator, NS, "old", "Stalled", ("True", "HardwareVersionTooOld"))
     assert condition(bios, "Ready")[0] == "False"

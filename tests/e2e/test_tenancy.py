@@ -17,19 +17,19 @@ import pytest
 from pyVmomi import vim
 from tests.e2e.assignments import (
     A100_IDS,
-    A100_YAML,
     TIMEOUT,
+    a100s_yaml,
     backings_of,
     condition,
     condition_message,
     simulator_fixture,
     until,
-    vmda,
     writes,
 )
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.vsphere_helpers import connect, eventually, find, wait_task
+from tests.integration.vsphere.helpers import connect, eventually, find, wait_task
 
+from dpio_sandbox.manifests import assignment, consumer, pci_device, policy
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -38,10 +38,6 @@ pytestmark = pytest.mark.sandbox
 RED, BLUE, OUTSIDER = "e2e-red", "e2e-blue", "e2e-outsider"
 POLICY, SIM, HOST = "e2e-tenancy", "vcsim-tenancy", "esx-t1.lab.local"
 HA_HOST = "esx-ha.lab.local"
-
-
-def _gpus(buses: tuple[str, ...]) -> str:
-    return "\n".join(f'              - {{address: "0000:{b}:00.0", {A100_YAML}}}' for b in buses)
 
 
 INVENTORY = f"""
@@ -61,7 +57,7 @@ datacenters:
             deviceRebindWithoutReboot: true
             gen2: {{supported: true}}
             pciDevices:
-{_gpus(("3b", "3c", "3d", "3e", "3f", "40"))}
+{a100s_yaml(("3b", "3c", "3d", "3e", "3f", "40"))}
       # HA restarts and DRS moves VMs here: what conflictPolicy Resolve overrides per VM.
       - name: HA
         ha: {{enabled: true, restartPriority: medium}}
@@ -71,7 +67,7 @@ datacenters:
             version: "8.0.2"
             deviceRebindWithoutReboot: true
             pciDevices:
-{_gpus(("3b",))}
+{a100s_yaml(("3b",))}
     hosts:
       - name: esx-far.lab.local
         version: "8.0.2"
@@ -95,31 +91,27 @@ datacenters:
           nics: [{{type: vmxnet3, network: vmfex-gen2}}]}}
 """
 
-POLICY_BODY: dict[str, Any] = {
-    "apiVersion": "dpio.io/v1alpha1",
-    "kind": "HostPassthroughPolicy",
-    "metadata": {"name": POLICY},
-    "spec": {
-        "vcenter": {"secretRef": {"name": SIM}},
-        "hosts": {"names": [HOST, HA_HOST]},
-        "devices": [A100_IDS],
-        "consumers": [
-            {
-                "namespaces": [RED],
-                "vms": {"folders": ["/DC1/vm/red"]},
-                "powerPolicies": ["WaitForPowerOff", "PowerOff"],
-                "conflictPolicies": ["Block", "Resolve"],
-                "maxDevices": 4,
-            },
-            {"namespaces": [BLUE], "vms": {"resourcePools": ["/DC1/host/GPU/Resources/blue"]}},
-        ],
-    },
-}
+POLICY_BODY = policy(
+    POLICY,
+    secret=SIM,
+    hosts=[HOST, HA_HOST],
+    devices=[A100_IDS],
+    consumers=[
+        consumer(
+            [RED],
+            folders=["/DC1/vm/red"],
+            power_policies=["WaitForPowerOff", "PowerOff"],
+            conflict_policies=["Block", "Resolve"],
+            maxDevices=4,
+        ),
+        {"namespaces": [BLUE], "vms": {"resourcePools": ["/DC1/host/GPU/Resources/blue"]}},
+    ],
+)
 sim = simulator_fixture(SIM, INVENTORY, POLICY_BODY, namespaces=(RED, BLUE, OUTSIDER))
 
 
 def _gpu(bus: str, name: str = "gpu0") -> dict[str, Any]:
-    return {"name": name, "pci": {"address": f"0000:{bus}:00.0"}}
+    return pci_device(f"0000:{bus}:00.0", name)
 
 
 def _forbidden(box: Sandbox, namespace: str, name: str, reason: str) -> dict[str, Any]:
@@ -141,8 +133,8 @@ def _foreign(body: dict[str, Any], sim: Simulator, own: tuple[str, ...] = ()) ->
 
 
 def test_each_team_attaches_devices_to_its_own_vms(operator: Sandbox, sim: Simulator) -> None:
-    apply(operator, vmda("red-gpu", RED, POLICY, "red-01", [_gpu("3b")]))
-    apply(operator, vmda("blue-gpu", BLUE, POLICY, "blue-01", [_gpu("3c")]))
+    apply(operator, assignment("red-gpu", RED, POLICY, "red-01", [_gpu("3b")]))
+    apply(operator, assignment("blue-gpu", BLUE, POLICY, "blue-01", [_gpu("3c")]))
     red = until(operator, RED, "red-gpu", "Ready", ("True", "Reconciled"))
     blue = until(operator, BLUE, "blue-gpu", "Ready", ("True", "Reconciled"))
     assert backings_of(sim, "red-01") == ["0000:3b:00.0"]
@@ -177,7 +169,7 @@ def test_every_attempt_outside_the_grant_is_refused_with_no_vcenter_write(
 ) -> None:
     sim.admin("POST", "/counters/reset")
     for namespace, name, vm, devices, extra, _ in ATTACKS:
-        apply(operator, vmda(name, namespace, POLICY, vm, devices, **extra))
+        apply(operator, assignment(name, namespace, POLICY, vm, devices, **extra))
     bodies = {
         name: _forbidden(operator, namespace, name, reason)
         for namespace, name, _, _, _, reason in ATTACKS
@@ -200,13 +192,13 @@ def test_the_quota_is_shared_oldest_first(operator: Sandbox, sim: Simulator) -> 
     """red may hold 4 devices; red-gpu holds 1, so 4 more do not fit but 3 would."""
     sim.admin("POST", "/counters/reset")
     four = [_gpu(b, f"gpu{i}") for i, b in enumerate(("3d", "3e", "3f", "40"))]
-    apply(operator, vmda("too-many", RED, POLICY, "red-02", four))
+    apply(operator, assignment("too-many", RED, POLICY, "red-02", four))
     body = until(operator, RED, "too-many", "DevicesUnavailable", ("True", "QuotaExceeded"))
     assert condition(body, "Stalled")[0] == "True"
     assert writes(sim) == {}
     assert backings_of(sim, "red-02") == []
     # Over its quota it claims nothing: a newer assignment that fits gets the device.
-    apply(operator, vmda("fits", RED, POLICY, "red-02", [_gpu("3d")]))
+    apply(operator, assignment("fits", RED, POLICY, "red-02", [_gpu("3d")]))
     until(operator, RED, "fits", "Ready", ("True", "Reconciled"))
     kubectl(operator, "delete", "vmda", "fits", "too-many", "-n", RED, "--wait=true",
             "--timeout=60s")  # fmt: skip
@@ -228,7 +220,7 @@ def test_resolve_waits_with_the_cluster_until_the_vm_is_off(
 ) -> None:
     """A running VM under WaitForPowerOff: HA/DRS overrides are not applied while it waits."""
     sim.admin("POST", "/counters/reset")
-    apply(operator, vmda("red-resolve", RED, POLICY, "red-run", [_gpu("3b")],
+    apply(operator, assignment("red-resolve", RED, POLICY, "red-run", [_gpu("3b")],
                          conflictPolicy="Resolve"))  # fmt: skip
     until(operator, RED, "red-resolve", "PowerOffRequired", ("True", "VMPoweredOn"))
     assert writes(sim) == {}
@@ -238,7 +230,7 @@ def test_resolve_waits_with_the_cluster_until_the_vm_is_off(
 def test_a_vm_that_takes_the_name_of_the_pinned_one_is_left_alone(
     operator: Sandbox, sim: Simulator
 ) -> None:
-    apply(operator, vmda("red-pinned", RED, POLICY, "red-swap", [_gpu("3e")]))
+    apply(operator, assignment("red-pinned", RED, POLICY, "red-swap", [_gpu("3e")]))
     until(operator, RED, "red-pinned", "Ready", ("True", "Reconciled"))
     sim.admin("POST", "/counters/reset")
     with connect(sim) as si:
@@ -256,7 +248,7 @@ def test_a_vm_that_takes_the_name_of_the_pinned_one_is_left_alone(
 def test_a_vm_moved_out_of_scope_after_attach_is_left_alone(
     operator: Sandbox, sim: Simulator
 ) -> None:
-    apply(operator, vmda("red-moving", RED, POLICY, "red-move", [_gpu("3f")]))
+    apply(operator, assignment("red-moving", RED, POLICY, "red-move", [_gpu("3f")]))
     until(operator, RED, "red-moving", "Ready", ("True", "Reconciled"))
     sim.admin("POST", "/counters/reset")
     with connect(sim) as si:

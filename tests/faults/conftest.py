@@ -8,7 +8,7 @@ DPIO_FAULT_HOSTS (default 24), DPIO_FAULT_DEVICES (4 per host), DPIO_FAULT_OUTAG
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,17 @@ def host_name(i: int) -> str:
     return f"esx-fault-{i:03d}.lab.local"
 
 
+def address(d: int) -> str:
+    """The PCI address of a host's `d`-th A100 in `inventory`: 0000:3b:00.0, 0000:3c:00.0, ..."""
+    return f"0000:{0x3B + d:02x}:00.0"
+
+
+def every_device(hosts: Iterable[int], devices: int = DEVICES) -> dict[str, set[str]]:
+    """Host name -> the PCI ids of its `devices` A100s, for the hosts numbered `hosts`: what a
+    policy for A100s on them must leave enabled and active (`invariants.vsphere_violations`)."""
+    return {host_name(i): {address(d) for d in range(devices)} for i in hosts}
+
+
 def inventory(hosts: int = HOSTS, devices: int = DEVICES, *, rebind: bool = True) -> str:
     """One DRS cluster of ESXi 8.0.2 hosts, each with `devices` A100s, none enabled yet.
 
@@ -40,9 +51,7 @@ def inventory(hosts: int = HOSTS, devices: int = DEVICES, *, rebind: bool = True
             "name": host_name(i),
             "version": "8.0.2",
             "deviceRebindWithoutReboot": rebind,
-            "pciDevices": [
-                {"address": f"0000:{0x3B + d:02x}:00.0", **a100} for d in range(devices)
-            ],
+            "pciDevices": [{"address": address(d), **a100} for d in range(devices)],
         }
         for i in range(hosts)
     ]

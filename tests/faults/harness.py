@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dpio_sandbox import install, procs
+from dpio_sandbox import install, manifests, procs
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
 T = TypeVar("T")
-GROUP = "dpio.io"
+A100 = {"vendorID": "10de", "deviceID": "20b5"}  # the device selector of the fault suite's GPUs
 
 
 @dataclass
@@ -119,11 +119,10 @@ def vcenter_secret(box: Sandbox, sim: Simulator, name: str, **overrides: str) ->
 
 
 def hpp(name: str, hosts: list[str] | dict[str, Any], **spec: Any) -> dict[str, Any]:
-    """A policy for A100s (10de:20b5) on `hosts` (names, or a whole HostSelector)."""
-    selector = {"names": hosts} if isinstance(hosts, list) else hosts
-    body = {"hosts": selector, "devices": [{"vendorID": "10de", "deviceID": "20b5"}]}
-    return {"apiVersion": f"{GROUP}/v1alpha1", "kind": "HostPassthroughPolicy",
-            "metadata": {"name": name}, "spec": {**body, **spec}}  # fmt: skip
+    """A policy for A100s (10de:20b5) on `hosts` (names, or a whole HostSelector), on the
+    operator's default vCenter Secret; `spec` adds fields, or replaces the devices."""
+    spec.setdefault("devices", [A100])
+    return manifests.policy(name, hosts=hosts, **spec)
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:

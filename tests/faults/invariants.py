@@ -9,11 +9,18 @@ write at all once converged.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from tests.faults.harness import counters, get_json, ready, reset_counters
-from tests.sandbox.vsphere_helpers import connect, host_properties
+from tests.faults.harness import (
+    OperatorProcess,
+    counters,
+    eventually,
+    get_json,
+    ready,
+    reset_counters,
+)
+from tests.integration.vsphere.helpers import connect, host_properties
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
@@ -41,6 +48,15 @@ def not_ready(box: Sandbox, policies: Iterable[str]) -> list[str]:
     return found
 
 
+def wait_ready(
+    box: Sandbox, policies: Sequence[str], *, timeout: float, what: str = "", every: float = 0.5
+) -> None:
+    """Until every one of `policies` is Ready=True for its generation; at the deadline, fail
+    naming `what` (by default the policies)."""
+    what = what or " and ".join(f"hpp/{name}" for name in policies) + " Ready"
+    eventually(lambda: not not_ready(box, policies), timeout=timeout, what=what, every=every)
+
+
 def vsphere_violations(sim: Simulator, expected: dict[str, set[str]]) -> list[str]:
     """`expected`: host name -> PCI ids that must be enabled and active there."""
     with connect(sim) as si:
@@ -65,3 +81,22 @@ def writes_when_idle(sim: Simulator, seconds: float) -> dict[str, int]:
 
 def logins(sim: Simulator) -> int:
     return counters(sim).get("Login", 0)
+
+
+def converged_violations(sim: Simulator, expected: dict[str, set[str]]) -> list[str]:
+    """`vsphere_violations`, then any write in 10 s of steady state (there must be none)."""
+    found = vsphere_violations(sim, expected)
+    idle = writes_when_idle(sim, 10)
+    return found + [f"{n} {m} call(s) once converged" for m, n in idle.items()]
+
+
+def after_faults(
+    sim: Simulator, expected: dict[str, set[str]], operator: OperatorProcess, sessions: int
+) -> list[str]:
+    """`converged_violations`, and one session per operator process: `sessions`, the Logins
+    read before the test's own pyVmomi reads, from 1 (a process killed before its first call
+    never logged in) to one per run."""
+    found = converged_violations(sim, expected)
+    if not 1 <= sessions <= operator.runs:
+        found.append(f"{sessions} logins for {operator.runs} operator processes")
+    return found

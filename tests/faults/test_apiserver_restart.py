@@ -17,20 +17,19 @@ from pathlib import Path
 import pytest
 from pyVmomi import vim
 from tests.conftest import SimulatorFactory
-from tests.faults.conftest import CLUSTER, DEVICES, host_name, inventory
+from tests.faults.conftest import CLUSTER, DEVICES, every_device, host_name, inventory
 from tests.faults.harness import (
     OperatorProcess,
     apply,
     counters,
-    eventually,
     get_json,
     hpp,
     kubectl,
     reset_counters,
     summary,
 )
-from tests.faults.invariants import logins, not_ready, vsphere_violations, writes_when_idle
-from tests.sandbox.vsphere_helpers import connect, find
+from tests.faults.invariants import converged_violations, logins, wait_ready
+from tests.integration.vsphere.helpers import connect, find
 
 from dpio_sandbox import certs, procs
 from dpio_sandbox.sandbox import Sandbox
@@ -74,8 +73,7 @@ def test_apiserver_restart_operator_recovers(
     operator = fault_operator(sim)
     operator.start()
     apply(sandbox, hpp("before-restart", {"names": [host_name(0), host_name(1)]}))
-    eventually(lambda: not not_ready(sandbox, ["before-restart"]), timeout=120,
-               what="hpp/before-restart Ready")  # fmt: skip
+    wait_ready(sandbox, ["before-restart"], timeout=120)
     reset_counters(sim)
 
     def drift() -> None:  # someone disables a device by hand while Kubernetes is away
@@ -88,14 +86,10 @@ def test_apiserver_restart_operator_recovers(
     _restart_apiserver(sandbox, drift)
     alive = operator.alive
     apply(sandbox, hpp("after-restart", {"clusters": [CLUSTER]}))
-    eventually(lambda: not not_ready(sandbox, ["before-restart", "after-restart"]),
-               timeout=180, what="both policies Ready after the restart")  # fmt: skip
+    wait_ready(sandbox, ["before-restart", "after-restart"], timeout=180,
+               what="both policies Ready after the restart")  # fmt: skip
     seen = {"logins": logins(sim) - 1, "updates": counters(sim).get("UpdatePassthruConfig", 0)}
-    expected = {host_name(i): {f"0000:{0x3B + d:02x}:00.0" for d in range(DEVICES)}
-                for i in range(hosts)}  # fmt: skip
-    violations = vsphere_violations(sim, expected)
-    idle = writes_when_idle(sim, 10)
-    violations += [f"{n} {m} call(s) once converged" for m, n in idle.items()]
+    violations = converged_violations(sim, every_device(range(hosts)))
     if not alive:
         violations.append("the operator exited while the API server was down")
     if seen["logins"] > 0:
@@ -120,8 +114,7 @@ def test_status_written_by_someone_else_is_corrected_without_vcenter_writes(
     operator = fault_operator(sim)
     operator.start()
     apply(sandbox, hpp("tampered", {"clusters": [CLUSTER]}))
-    eventually(lambda: not not_ready(sandbox, ["tampered"]), timeout=120,
-               what="hpp/tampered Ready")  # fmt: skip
+    wait_ready(sandbox, ["tampered"], timeout=120)
     reset_counters(sim)
     ready = {"type": "Ready", "status": "False", "reason": "Tampered", "message": "not true",
              "lastTransitionTime": "2020-01-01T00:00:00Z"}  # fmt: skip
@@ -133,7 +126,7 @@ def test_status_written_by_someone_else_is_corrected_without_vcenter_writes(
         kubectl(sandbox, "patch", "hpp", "tampered", "--subresource=status", "--type=merge",
                 "-p", lie)  # fmt: skip
         tampering += 1
-    eventually(lambda: not not_ready(sandbox, ["tampered"]), timeout=30,
+    wait_ready(sandbox, ["tampered"], timeout=30,
                what="hpp/tampered Ready again after the tampering")  # fmt: skip
     status = get_json(sandbox, "hpp", "tampered")["status"]
     writes = {m: n for m, n in counters(sim).items()

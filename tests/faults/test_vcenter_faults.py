@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 from tests.conftest import SimulatorFactory
-from tests.faults.conftest import CLUSTER, DEVICES, HOSTS, OUTAGE_SECONDS, host_name, inventory
+from tests.faults.conftest import (
+    CLUSTER,
+    DEVICES,
+    HOSTS,
+    OUTAGE_SECONDS,
+    every_device,
+    host_name,
+    inventory,
+)
 from tests.faults.harness import (
     OperatorProcess,
     apply,
@@ -25,19 +33,13 @@ from tests.faults.harness import (
     reset_counters,
     summary,
 )
-from tests.faults.invariants import logins, not_ready, vsphere_violations, writes_when_idle
-from tests.sandbox.vsphere_helpers import connect, find
+from tests.faults.invariants import after_faults, logins, wait_ready
+from tests.integration.vsphere.helpers import connect, find
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.sandbox]
-
-ADDRESSES = {f"0000:{0x3B + d:02x}:00.0" for d in range(DEVICES)}
-
-
-def _expected(hosts: int) -> dict[str, set[str]]:
-    return {host_name(i): set(ADDRESSES) for i in range(hosts)}
 
 
 def _healthy(operator: OperatorProcess) -> bool:
@@ -48,23 +50,9 @@ def _healthy(operator: OperatorProcess) -> bool:
         return False
 
 
-def _converged(box: Sandbox, name: str, timeout: float) -> None:
-    eventually(lambda: not not_ready(box, [name]), timeout=timeout, what=f"hpp/{name} Ready")
-
-
 def _ready_if(box: Sandbox, name: str, reason: str) -> dict[str, object] | None:
     ready = condition(get_json(box, "hpp", name), "Ready")
     return ready if ready.get("reason") == reason else None
-
-
-def _after(sim: Simulator, hosts: int, operator: OperatorProcess, **seen: int) -> list[str]:
-    """The shared invariants; `seen` are counters read before our own pyVmomi reads."""
-    violations = vsphere_violations(sim, _expected(hosts))
-    idle = writes_when_idle(sim, 10)
-    violations += [f"{n} {m} call(s) once converged" for m, n in idle.items()]
-    if not 1 <= seen["logins"] <= operator.runs:
-        violations.append(f"{seen['logins']} logins for {operator.runs} operator processes")
-    return violations
 
 
 def test_vcenter_outage_during_a_large_convergence(
@@ -94,9 +82,9 @@ def test_vcenter_outage_during_a_large_convergence(
     finally:
         sim.admin("POST", "/outage", {"down": False})
     sim.admin("PUT", "/latency", {"ms": 0})
-    _converged(sandbox, "outage", timeout=180)
+    wait_ready(sandbox, ["outage"], timeout=180)
     seen = {"logins": logins(sim), "updates": counters(sim).get("UpdatePassthruConfig", 0)}
-    violations = _after(sim, HOSTS, operator, **seen)
+    violations = after_faults(sim, every_device(range(HOSTS)), operator, seen["logins"])
     if not (alive_during and alive_after):
         violations.append("liveness probe failed during the outage")
     active = get_json(sandbox, "hpp", "outage")["status"]["summary"]["active"]
@@ -124,9 +112,9 @@ def test_convergence_under_latency(
     reset_counters(sim)
     operator.start()
     apply(sandbox, hpp("latency", {"clusters": [CLUSTER]}))
-    _converged(sandbox, "latency", timeout=240)
+    wait_ready(sandbox, ["latency"], timeout=240)
     seen = {"logins": logins(sim), "updates": counters(sim).get("UpdatePassthruConfig", 0)}
-    violations = _after(sim, hosts, operator, **seen)
+    violations = after_faults(sim, every_device(range(hosts)), operator, seen["logins"])
     sim.admin("PUT", "/latency", {"ms": 0})
     if seen["updates"] != hosts:
         violations.append(f"{seen['updates']} UpdatePassthruConfig for {hosts} hosts")
@@ -149,7 +137,7 @@ def test_session_expiry_then_drift_is_corrected_with_one_new_login(
     operator = fault_operator(sim)
     operator.start()
     apply(sandbox, hpp("expiry", {"clusters": [CLUSTER]}))
-    _converged(sandbox, "expiry", timeout=120)
+    wait_ready(sandbox, ["expiry"], timeout=120)
     reset_counters(sim)
     sim.admin("POST", "/sessions/expire")
     with connect(sim) as si:  # our own session: one Login of ours in the counters
@@ -162,10 +150,10 @@ def test_session_expiry_then_drift_is_corrected_with_one_new_login(
         return counters(sim).get("UpdatePassthruConfig", 0) >= 2  # ours, then the operator's
 
     eventually(put_back, timeout=60, what="the operator re-enables the device")
-    _converged(sandbox, "expiry", timeout=60)
+    wait_ready(sandbox, ["expiry"], timeout=60)
     operator_logins = logins(sim) - 1
     seen = {"logins": operator_logins}
-    violations = _after(sim, hosts, operator, **seen)
+    violations = after_faults(sim, every_device(range(hosts)), operator, seen["logins"])
     if operator_logins != 1:
         violations.append(f"{operator_logins} operator logins after one expiry (want 1)")
     summary(
@@ -193,10 +181,10 @@ def test_failed_calls_are_retried_until_converged(
     sim.admin("POST", "/faults", {"method": "RetrievePropertiesEx", "fault": "SystemError",
                                   "count": 1, "message": "vpxd restarting"})  # fmt: skip
     apply(sandbox, hpp("task-failures", {"clusters": [CLUSTER]}))
-    _converged(sandbox, "task-failures", timeout=180)
+    wait_ready(sandbox, ["task-failures"], timeout=180)
     pending: Any = sim.admin("GET", "/faults")
     seen = {"logins": logins(sim), "updates": counters(sim).get("UpdatePassthruConfig", 0)}
-    violations = _after(sim, hosts, operator, **seen)
+    violations = after_faults(sim, every_device(range(hosts)), operator, seen["logins"])
     if pending["pending"]:
         violations.append(f"faults never met: {pending['pending']}")
     if seen["updates"] != hosts + failures:

@@ -18,20 +18,23 @@ import pytest
 import yaml
 from pyVmomi import vim, vmodl
 from tests.conftest import SimulatorFactory
+from tests.faults.conftest import address
 from tests.faults.harness import (
     OperatorProcess,
     apply,
     counters,
     eventually,
     get_json,
+    hpp,
     kubectl,
     ready,
     reset_counters,
     summary,
 )
 from tests.faults.invariants import writes_when_idle
-from tests.sandbox.vsphere_helpers import connect
+from tests.integration.vsphere.helpers import connect
 
+from dpio_sandbox import manifests
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -45,34 +48,24 @@ A100 = {"vendorId": "10de", "deviceId": "20b5", "classId": "0302", "enabled": Tr
         "vendorName": "NVIDIA Corporation", "mmioSizeGB": 128}  # fmt: skip
 
 
-def _address(i: int) -> str:
-    return f"0000:{0x3B + i:02x}:00.0"
-
-
 def _inventory() -> str:
     host = {"name": HOST, "version": "8.0.2", "deviceRebindWithoutReboot": True,
-            "pciDevices": [{"address": _address(i), **A100} for i in range(VMS)]}  # fmt: skip
+            "pciDevices": [{"address": address(i), **A100} for i in range(VMS)]}  # fmt: skip
     vms = [{"name": f"fault-vm-{i}", "host": HOST, "firmware": "efi", "memoryMB": 4096}
            for i in range(VMS)]  # fmt: skip
     return yaml.safe_dump({"datacenters": [{"name": "DC-VM", "hosts": [host], "vms": vms}]})
 
 
 def _vmda(i: int) -> dict[str, Any]:
-    return {"apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
-            "metadata": {"name": f"vm-{i}", "namespace": NS},
-            "spec": {"policyRef": {"name": POLICY}, "vm": {"name": f"fault-vm-{i}"},
-                     "devices": [{"name": "gpu0", "pci": {"address": _address(i)}}]}}  # fmt: skip
+    devices = [manifests.pci_device(address(i))]
+    return manifests.assignment(f"vm-{i}", NS, POLICY, f"fault-vm-{i}", devices)
 
 
 def _policy() -> dict[str, Any]:
     # NS may use every VM of the datacenter (its root VM folder), with the default power and
     # conflict policies (WaitForPowerOff, Block): the VMs are powered off and conflict-free.
-    consumer = {"namespaces": [NS], "vms": {"folders": ["/DC-VM/vm"]}}
-    return {"apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
-            "metadata": {"name": POLICY},
-            "spec": {"hosts": {"names": [HOST]},
-                     "devices": [{"vendorID": "10de", "deviceID": "20b5"}],
-                     "consumers": [consumer]}}  # fmt: skip
+    consumer = manifests.consumer([NS], folders=["/DC-VM/vm"])
+    return hpp(POLICY, [HOST], consumers=[consumer])
 
 
 def _vm_state(sim: Simulator) -> dict[str, tuple[list[str], bool]]:
@@ -148,8 +141,8 @@ def test_sigkill_while_attaching_and_removing_devices(
     violations = []
     for i in range(VMS):
         ids, locked = attached[f"fault-vm-{i}"]
-        if ids != [_address(i)]:
-            violations.append(f"fault-vm-{i} has {ids}, want exactly [{_address(i)}]")
+        if ids != [address(i)]:
+            violations.append(f"fault-vm-{i} has {ids}, want exactly [{address(i)}]")
         if not locked:
             violations.append(f"fault-vm-{i} has a passthrough device without full reservation")
     for item in statuses:
@@ -174,7 +167,7 @@ def test_sigkill_while_attaching_and_removing_devices(
                    for name, state in before.items() if after.get(name) != state]  # fmt: skip
     summary(
         "sigkill-vm-assignments", seed=SEED + 2, faults=kills + 1, vms=VMS,
-        converged=sum(1 for i in range(VMS) if attached[f"fault-vm-{i}"][0] == [_address(i)]),
+        converged=sum(1 for i in range(VMS) if attached[f"fault-vm-{i}"][0] == [address(i)]),
         restored=sum(1 for n, s in before.items() if after.get(n) == s),
         violations=len(violations),
     )  # fmt: skip

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 from tests.e2e.conftest import apply, kubectl
-from tests.sandbox.test_chart_operator import run_operator
-from tests.sandbox.vsphere_helpers import eventually
+from tests.integration.chart.helpers import run_operator
+from tests.integration.vsphere.helpers import eventually
 
 from dpio_sandbox import helm, install
 from dpio_sandbox.sandbox import Sandbox

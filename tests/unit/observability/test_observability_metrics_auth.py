@@ -1,7 +1,7 @@
 """The pure parts of the metrics endpoint's authentication: the Authorization header, a token's
 expiry, the cache of allowed tokens (on a clock of the test's own: nothing here waits), and the
 answers the filter gives before any review is needed. Against the real API server (TokenReview,
-SubjectAccessReview, RBAC): tests/sandbox/test_metrics_auth.py."""
+SubjectAccessReview, RBAC): tests/integration/kube/test_metrics_auth.py."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim, vmodl
-from tests.sandbox.vsphere_helpers import (
+from tests.integration.vsphere.helpers import (
     connect,
     eventually,
     find,

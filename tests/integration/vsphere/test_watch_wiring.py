@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim
-from tests.sandbox.vsphere_helpers import connect, eventually, find
+from tests.integration.vsphere.helpers import connect, eventually, find
 
 from dpio.api.policy import HostPassthroughPolicySpec
 from dpio.app.vm_wiring import VMCenters

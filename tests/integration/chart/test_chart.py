@@ -3,56 +3,30 @@ the values schema, Pod Security "restricted", and the CRD copy kept equal to crd
 
 helm is built from Go modules (sandbox/helm, dpio_sandbox.helm), hence the `sandbox` marker: the
 first run costs a Go build. What the API server says of the rendered objects, and whether the
-operator can work under the chart's RBAC, is tests/sandbox/test_chart_rbac.py.
+operator can work under the chart's RBAC, is tests/integration/chart/test_chart_rbac.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.integration.chart.helpers import (
+    CHART,
+    NAMESPACE,
+    REPO,
+    by_kind,
+    container,
+    env_of,
+    render,
+)
 
 from dpio_sandbox import helm
 
 pytestmark = pytest.mark.sandbox
-
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "dpio-operator"
-NAMESPACE = "dpio-chart"
-
-
-def render(*sets: str, namespace: str = NAMESPACE, release: str = "dpio") -> list[dict[str, Any]]:
-    """The chart's objects as `helm template` renders them with ``--set`` each of ``sets``."""
-    args = [arg for value in sets for arg in ("--set", value)]
-    out = helm.run("template", release, str(CHART), "--namespace", namespace, *args).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
-
-
-def require_fresh_crd_copy() -> None:
-    """Fail before applying a stale copy: it would take the shared API server's CRDs back to an
-    old schema under the tests that follow. Refresh: cp crds/*.yaml charts/dpio-operator/files/crds/
-    """
-    for path in sorted((REPO / "crds").glob("*.yaml")):
-        if (CHART / "files" / "crds" / path.name).read_text() != path.read_text():
-            pytest.fail(f"charts/dpio-operator/files/crds/{path.name} differs from crds/")
-
-
-def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [obj for obj in objects if obj["kind"] == kind]
-
-
-def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    (deployment,) = by_kind(objects, "Deployment")
-    (operator,) = deployment["spec"]["template"]["spec"]["containers"]
-    return dict(operator)
-
-
-def env_of(objects: list[dict[str, Any]]) -> dict[str, str]:
-    return {e["name"]: e.get("value", "") for e in container(objects)["env"]}
 
 
 def rules(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

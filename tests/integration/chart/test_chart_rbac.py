@@ -3,31 +3,23 @@
 The rendered manifests are really applied (server-side apply, not a dry run) in a namespace that
 enforces Pod Security "restricted", and the ServiceAccount is denied what the operator doesn't
 need (SubjectAccessReviews, what `kubectl auth can-i --as=...` sends, over a table). That the
-RBAC is enough, by running the operator under it, is tests/sandbox/test_chart_operator.py.
+RBAC is enough, by running the operator under it, is tests/integration/chart/test_chart_operator.py.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import pytest
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.test_chart import NAMESPACE, by_kind, render, require_fresh_crd_copy
+from tests.integration.chart.helpers import NAMESPACE, by_kind, install_default, kubectl_run, render
 
 from dpio_sandbox.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
 
 ACCOUNT = f"system:serviceaccount:{NAMESPACE}:dpio-dpio-operator"
-
-
-def _kubectl(box: Sandbox, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(box.kubectl), f"--kubeconfig={box.kubeconfig}", *args],
-        input=stdin, capture_output=True, text=True, check=False,
-    )  # fmt: skip
 
 
 def can_i(box: Sandbox, account: str, verb: str, resource: str, namespace: str | None) -> bool:
@@ -51,24 +43,6 @@ def can_i(box: Sandbox, account: str, verb: str, resource: str, namespace: str |
     }  # fmt: skip
     out = kubectl(box, "create", "-o", "json", "-f", "-", stdin=json.dumps(review))
     return bool(json.loads(out)["status"].get("allowed", False))
-
-
-def install_default(box: Sandbox) -> list[dict[str, Any]]:
-    """The default rendering, applied into a namespace where PodSecurity enforces "restricted"
-    (server-side apply: idempotent, so every module that needs the chart may call it)."""
-    objects = render()
-    require_fresh_crd_copy()
-    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
-    namespace = {"apiVersion": "v1", "kind": "Namespace",
-                 "metadata": {"name": NAMESPACE, "labels": labels}}  # fmt: skip
-    apply(box, namespace)
-    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
-    proc = _kubectl(box, "apply", "--server-side", "--force-conflicts",
-                    "--field-manager=helm-test", "-f", "-", stdin=manifest)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    # The API server's PodSecurity admission judges the Deployment's pod template on apply.
-    assert "would violate PodSecurity" not in proc.stderr
-    return objects
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +97,7 @@ def test_a_second_release_with_every_option_is_accepted(sandbox: Sandbox) -> Non
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": namespace, "labels": labels}})  # fmt: skip
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
-    proc = _kubectl(sandbox, "apply", "--server-side", "-f", "-", stdin=manifest)
+    proc = kubectl_run(sandbox, "apply", "--server-side", "-f", "-", stdin=manifest)
     assert proc.returncode == 0, proc.stderr
     assert "would violate PodSecurity" not in proc.stderr
     for obj in objects:
@@ -154,7 +128,7 @@ def test_plain_metrics_get_no_review_permissions(sandbox: Sandbox) -> None:
                      namespace=namespace, release="plain")  # fmt: skip
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
-    proc = _kubectl(sandbox, "apply", "--server-side", "-f", "-", stdin=manifest)
+    proc = kubectl_run(sandbox, "apply", "--server-side", "-f", "-", stdin=manifest)
     assert proc.returncode == 0, proc.stderr
     account = f"system:serviceaccount:{namespace}:plain-dpio-operator"
     assert can_i(sandbox, account, "get", "secrets:vcenter", namespace)  # applied and bound

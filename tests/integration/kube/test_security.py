@@ -36,7 +36,7 @@ from tests.faults.harness import (
 from dpio.vsphere.credentials import CredentialsError, from_secret_data
 from dpio.vsphere.errors import TLSVerificationFailed
 from dpio.vsphere.session import VCenterClient
-from dpio_sandbox import certs, install, vcsim
+from dpio_sandbox import certs, install, manifests, vcsim
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
@@ -273,12 +273,8 @@ def test_a_tenant_may_manage_her_assignments(sandbox: Sandbox, tenant: str) -> N
 
 
 def _assignment(**extra: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
-        "metadata": {"name": "sneaky", "namespace": TEAM},
-        "spec": {"policyRef": {"name": "gpu-hosts"}, "vm": {"name": "ml-trainer-01"},
-                 "devices": [{"name": "gpu0", "pci": {"address": "0000:3b:00.0"}}], **extra},
-    }  # fmt: skip
+    devices = [manifests.pci_device("0000:3b:00.0")]
+    return manifests.assignment("sneaky", TEAM, "gpu-hosts", "ml-trainer-01", devices, **extra)
 
 
 @pytest.mark.parametrize(

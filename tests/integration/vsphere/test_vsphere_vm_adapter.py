@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim
-from tests.sandbox.vsphere_helpers import connect, find, wait_task
+from tests.integration.vsphere.helpers import connect, find, wait_task
 
 from dpio.planner.vm.changes import NicEdit, ReconfigureCluster, ReconfigVM
 from dpio.planner.vm.conflicts import DasOverrideChange, DrsOverrideChange

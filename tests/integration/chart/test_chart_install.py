@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.test_chart import CHART, require_fresh_crd_copy
+from tests.integration.chart.helpers import CHART, require_fresh_crd_copy
 
-from dpio_sandbox import helm
+from dpio_sandbox import helm, manifests
 from dpio_sandbox.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
@@ -44,10 +44,8 @@ def test_install_adopts_the_crds_upgrades_them_and_uninstall_keeps_them(
     require_fresh_crd_copy()
     kubectl(sandbox, "apply", "--server-side", "--force-conflicts",
             "-f", str(CHART.parents[1] / "crds"))  # fmt: skip
-    apply(sandbox, {"apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
-                    "metadata": {"name": "helm-survivor"},
-                    "spec": {"hosts": {"names": ["esx-gpu-03.lab.local"]},
-                             "devices": [{"address": "0000:3b:00.0"}]}})  # fmt: skip
+    apply(sandbox, manifests.policy("helm-survivor", hosts=["esx-gpu-03.lab.local"],
+                                    devices=[{"address": "0000:3b:00.0"}]))  # fmt: skip
     refused = helm.run("install", RELEASE, str(CHART), "-n", NAMESPACE, check=False, env=helm_env)
     assert refused.returncode != 0  # Helm does not silently take over objects it didn't make
     assert "invalid ownership metadata" in refused.stderr

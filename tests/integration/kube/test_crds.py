@@ -35,7 +35,7 @@ from dpio_sandbox.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
+CRDS = Path(__file__).resolve().parents[3] / "crds"
 GROUP, VERSION = "dpio.io", "v1alpha1"
 NAMESPACE = "crd-test"
 

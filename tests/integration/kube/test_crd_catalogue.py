@@ -1,12 +1,12 @@
 """A catalogue of malformed manifests, each applied with `kubectl apply` to the real API server
 with the CRDs from crds/, each refused with the message a user sees (issues #3 and #4, "Bad input").
 
-tests/sandbox/test_crds.py holds the table shared with the pydantic models
+tests/integration/kube/test_crds.py holds the table shared with the pydantic models
 (tests/unit/api/samples.py); this catalogue adds what a user types by hand, as whole files one
 can `kubectl apply -f` to see the message: `# expect:` near the top of each file is the text the
 refusal must contain.
-tests/sandbox/catalogue/gaps/ holds what the schema still lets through; each is a strict xfail, so
-closing a gap fails here until its file moves up into the catalogue.
+tests/integration/kube/catalogue/gaps/ holds what the schema still lets through; each is a strict
+xfail, so closing a gap fails here until its file moves up into the catalogue.
 """
 
 from __future__ import annotations

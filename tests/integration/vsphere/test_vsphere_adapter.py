@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 from pyVmomi import vim
-from tests.sandbox.vsphere_helpers import connect, eventually, find
+from tests.integration.vsphere.helpers import connect, eventually, find
 
 from dpio.planner.host.host_plan import PassthruChange
 from dpio.planner.observed import ObservedHost, parse_version

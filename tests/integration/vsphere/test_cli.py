@@ -16,13 +16,13 @@ import pytest
 import yaml
 from tests.e2e.conftest import apply, kubectl
 
-from dpio_sandbox import install, vcsim
+from dpio_sandbox import install, manifests, vcsim
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import DEFAULT_INVENTORY, Simulator
 
 pytestmark = pytest.mark.sandbox
 GPU = "0000:3b:00.0"
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def dpio(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -169,14 +169,10 @@ def test_status_shows_policies_and_assignments(
     sandbox: Sandbox, objects: Callable[[dict[str, Any]], None]
 ) -> None:
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cli-ml"}})
-    objects({"apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
-             "metadata": {"name": "cli-status"},
-             "spec": {"hosts": {"names": ["esx-gpu-03.lab.local"]},
-                      "devices": [{"address": GPU}]}})  # fmt: skip
-    objects({"apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
-             "metadata": {"name": "cli-vmda", "namespace": "cli-ml"},
-             "spec": {"policyRef": {"name": "cli-status"}, "vm": {"name": "ml-trainer-01"},
-                      "devices": [{"name": "gpu0", "pci": {"address": GPU}}]}})  # fmt: skip
+    objects(manifests.policy("cli-status", hosts=["esx-gpu-03.lab.local"],
+                             devices=[{"address": GPU}]))  # fmt: skip
+    objects(manifests.assignment("cli-vmda", "cli-ml", "cli-status", "ml-trainer-01",
+                                 [manifests.pci_device(GPU)]))  # fmt: skip
     ready = {"type": "Ready", "status": "False", "reason": "RebootRequired", "message": "m",
              "lastTransitionTime": "2025-01-01T00:00:00Z"}  # fmt: skip
     kubectl(sandbox, "patch", "hpp", "cli-status", "--subresource=status", "--type=merge", "-p",

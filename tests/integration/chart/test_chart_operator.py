@@ -10,12 +10,8 @@ With `peering.enabled` it keeps its entry in kopf's ClusterKopfPeering.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,67 +19,21 @@ from typing import Any
 import pytest
 import yaml
 from tests.e2e.conftest import apply, get, kubectl
-from tests.sandbox.test_chart import CHART, NAMESPACE, by_kind, container, render
-from tests.sandbox.test_chart_rbac import install_default
-from tests.sandbox.vsphere_helpers import eventually
+from tests.integration.chart.helpers import (
+    CHART,
+    NAMESPACE,
+    container,
+    install_default,
+    render,
+    run_operator,
+)
+from tests.integration.vsphere.helpers import eventually
 
-from dpio_sandbox import procs, vcsim
+from dpio_sandbox import manifests, vcsim
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
 pytestmark = pytest.mark.sandbox
-
-
-def token_kubeconfig(box: Sandbox, account: dict[str, Any], path: Path) -> Path:
-    """A kubeconfig whose only credential is a token of ``account`` (no client certificate)."""
-    namespace = account["metadata"]["namespace"]
-    token = kubectl(box, "create", "token", account["metadata"]["name"],
-                    "-n", namespace, "--duration=1h").strip()  # fmt: skip
-    admin = json.loads(box.kubeconfig.read_text())
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "chart",
-        "clusters": admin["clusters"],
-        "users": [{"name": "chart", "user": {"token": token}}],
-        "contexts": [{"name": "chart", "context": {
-            "cluster": admin["clusters"][0]["name"], "user": "chart", "namespace": namespace}}],
-    }  # fmt: skip
-    path.write_text(json.dumps(config))
-    return path
-
-
-@contextlib.contextmanager
-def run_operator(
-    box: Sandbox,
-    objects: list[dict[str, Any]],
-    state: Path,
-    env_overrides: dict[str, str] | None = None,
-) -> Iterator[Path]:
-    """`python -m dpio.handlers.main` with the Deployment's args and env, as its ServiceAccount;
-    yields the log file. Only the ports change (free loopback ones), and `env_overrides` (e.g.
-    paths the Deployment mounts)."""
-    (account,) = by_kind(objects, "ServiceAccount")
-    kubeconfig = token_kubeconfig(box, account, state / "kubeconfig")
-    operator = container(objects)
-    port = procs.free_port()
-    args = [arg.replace("0.0.0.0:8080", f"127.0.0.1:{port}") for arg in operator["args"]]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "DPIO_"))}
-    env.update({e["name"]: e["value"] for e in operator["env"]}, KUBECONFIG=str(kubeconfig))
-    if env["DPIO_METRICS_PORT"] != "0":
-        env["DPIO_METRICS_PORT"] = str(procs.free_port())
-    env.update(env_overrides or {})
-    log = procs.log_file(state, "operator")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dpio.handlers.main", *args],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        procs.wait_for_url(state, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
-        yield log
-    finally:
-        procs.terminate(proc)
-        print(log.read_text()[-4000:])
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +63,9 @@ def _secret(box: Sandbox, name: str, sim: Simulator) -> None:
 
 
 def _policy(name: str, secret: str | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "hosts": {"names": ["esx-gpu-03.lab.local"]},  # rebinds without reboot: Ready at once
-        "devices": [{"address": "0000:3b:00.0"}],
-    }
-    if secret:
-        spec["vcenter"] = {"secretRef": {"name": secret}}
-    return {"apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
-            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+    # esx-gpu-03 rebinds without a reboot: Ready at once
+    devices = [{"address": "0000:3b:00.0"}]
+    return manifests.policy(name, hosts=["esx-gpu-03.lab.local"], devices=devices, secret=secret)
 
 
 def _ready(box: Sandbox, name: str) -> Callable[[], dict[str, Any] | None]:
@@ -188,16 +133,12 @@ def test_operator_under_the_chart_account_reports_on_assignments(
     (Forbidden=True), its finalizer released on delete: the namespaced half of the RBAC."""
     _secret(sandbox, "vcenter", sim)
     policy = _policy("chart-gpus", None)
-    policy["spec"]["consumers"] = [{"namespaces": ["chart-ml"], "vms": {"folders": ["/DC1/vm"]}}]
+    policy["spec"]["consumers"] = [manifests.consumer(["chart-ml"])]
     apply(sandbox, policy)
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": "chart-outsider"}})  # fmt: skip
-    apply(sandbox, {
-        "apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
-        "metadata": {"name": "gpu", "namespace": "chart-outsider"},
-        "spec": {"policyRef": {"name": "chart-gpus"}, "vm": {"name": "e1000-vm-01"},
-                 "devices": [{"name": "gpu0", "pci": {"address": "0000:3b:00.0"}}]},
-    })  # fmt: skip
+    apply(sandbox, manifests.assignment("gpu", "chart-outsider", "chart-gpus", "e1000-vm-01",
+                                        [manifests.pci_device("0000:3b:00.0")]))  # fmt: skip
     kubectl(sandbox, "wait", "--for=condition=Forbidden", "vmda/gpu", "-n", "chart-outsider",
             "--timeout=60s")  # fmt: skip
     kubectl(sandbox, "delete", "vmda", "gpu", "-n", "chart-outsider", "--timeout=30s")

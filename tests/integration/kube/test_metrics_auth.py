@@ -24,10 +24,15 @@ import pytest
 from kubernetes import config as k8s_config
 from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import apply, kubectl, purge_dpio_objects
-from tests.sandbox.test_chart import by_kind, env_of, render
-from tests.sandbox.test_chart_operator import run_operator, token_kubeconfig
-from tests.sandbox.test_chart_rbac import install_default
-from tests.sandbox.vsphere_helpers import eventually
+from tests.integration.chart.helpers import (
+    by_kind,
+    env_of,
+    install_default,
+    render,
+    run_operator,
+    token_kubeconfig,
+)
+from tests.integration.vsphere.helpers import eventually
 
 from dpio.kube.reviews import KubeReviewer
 from dpio.observability import metrics
