@@ -39,6 +39,11 @@ func dispatch(ctx *simulator.Context, method *simulator.Method) (mo.Reference, t
 			return nil, fault
 		}
 	}
+	if method.Name == "Fetch" {
+		if f := fetchHandler(ctx, method); f != nil {
+			return f, nil
+		}
+	}
 	obj, fault := resolve(ctx, method)
 	if ctx.Session != nil {
 		routeSession(ctx, method.This, obj)
