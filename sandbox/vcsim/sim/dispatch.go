@@ -108,6 +108,7 @@ func routeSession(ctx *simulator.Context, ref types.ManagedObjectReference, obj 
 // Call it once on the model's registry (simulator.Model.Map or ctx.Map in tests).
 func Install(r *simulator.Registry) {
 	r.Handler = dispatch
+	r.AddHandler(newVMStates{})
 }
 
 // OverrideOf registers `wrap` for `methods` on objects of type T (e.g. *simulator.HostSystem):

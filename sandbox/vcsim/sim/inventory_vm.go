@@ -22,7 +22,6 @@ func (b *builder) vm(spec *VM, at placement) error {
 	if err != nil {
 		return err
 	}
-	runtimeStates(b.sim.Map.Get(ref).(*simulator.VirtualMachine))
 	vm := object.NewVirtualMachine(b.client, ref)
 	for i := 0; i < spec.Snapshots; i++ {
 		if _, err := b.waitRef(vm.CreateSnapshot(b.ctx, fmt.Sprintf("snapshot-%d", i+1), "", false, false)); err != nil {
@@ -178,18 +177,6 @@ func (b *builder) passthroughDevice(host *simulator.HostSystem, d VMPCIDevice, k
 		CustomLabel: d.Label,
 	}
 	return dev
-}
-
-// runtimeStates gives a new VM the runtime enum values vSphere reports for a VM without FT or
-// record/replay: faultToleranceState "notConfigured", recordReplayState "inactive"
-// (VirtualMachineFaultToleranceState, VirtualMachineRecordReplayState). Upstream leaves both
-// empty, which pyVmomi can't read as those enums, so reading a VM's whole runtime or summary
-// failed (e.g. vm.runtime.powerState). Runs at load time, before anyone connects.
-func runtimeStates(vm *simulator.VirtualMachine) {
-	for _, rt := range []*types.VirtualMachineRuntimeInfo{&vm.Runtime, &vm.Summary.Runtime} {
-		rt.FaultToleranceState = types.VirtualMachineFaultToleranceStateNotConfigured
-		rt.RecordReplayState = types.VirtualMachineRecordReplayStateInactive
-	}
 }
 
 // faultTolerance sets config.ftInfo, which no simulator API creates (FT needs two hosts).
