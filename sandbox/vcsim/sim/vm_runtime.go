@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/vmware/govmomi/simulator"
-	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -26,26 +25,6 @@ func runtimeStates(vm *simulator.VirtualMachine) {
 		}
 	}
 }
-
-// newVMStates is a registry handler (Registry.AddHandler): every VM put in the registry, by
-// CreateVM_Task, CloneVM_Task, RegisterVM_Task or the inventory, gets runtimeStates before any
-// client can read it. The VM is being created under its creator's lock, so the fields are set
-// directly.
-type newVMStates struct{}
-
-var newVMStatesRef = types.ManagedObjectReference{Type: "DpioNewVMStates", Value: "dpio-new-vm-states"}
-
-func (newVMStates) Reference() types.ManagedObjectReference { return newVMStatesRef }
-
-func (newVMStates) PutObject(_ *simulator.Context, obj mo.Reference) {
-	if vm, ok := obj.(*simulator.VirtualMachine); ok {
-		runtimeStates(vm)
-	}
-}
-
-func (newVMStates) UpdateObject(*simulator.Context, mo.Reference, []types.PropertyChange) {}
-
-func (newVMStates) RemoveObject(*simulator.Context, types.ManagedObjectReference) {}
 
 // syncRuntime makes summary.runtime the same as runtime, as vCenter reports them
 // (VirtualMachineSummary.runtime is the VM's VirtualMachineRuntimeInfo), and notifies what
