@@ -22,6 +22,9 @@ func (b *builder) vm(spec *VM, at placement) error {
 	if err != nil {
 		return err
 	}
+	simVM := b.sim.Map.Get(ref).(*simulator.VirtualMachine)
+	bg := b.sim.newBG()
+	b.sim.Map.WithLock(bg, simVM, func() { settlePassthroughDevices(bg, simVM) })
 	vm := object.NewVirtualMachine(b.client, ref)
 	for i := 0; i < spec.Snapshots; i++ {
 		if _, err := b.waitRef(vm.CreateSnapshot(b.ctx, fmt.Sprintf("snapshot-%d", i+1), "", false, false)); err != nil {
@@ -88,7 +91,7 @@ func (b *builder) vmConfigSpec(host *simulator.HostSystem, spec *VM) (types.Virt
 		devices = append(devices, nic)
 	}
 	for i, d := range spec.PCIPassthrough {
-		devices = append(devices, b.passthroughDevice(host, d, int32(-200-i)))
+		devices = append(devices, b.passthroughDevice(host, d, i))
 	}
 	change, err := devices.ConfigSpec(types.VirtualDeviceConfigSpecOperationAdd)
 	if err != nil {
@@ -149,11 +152,18 @@ func (b *builder) nic(host *simulator.HostSystem, n VMNIC) (types.BaseVirtualDev
 	return card, nil
 }
 
-// passthroughDevice is an existing DirectPath device. The static backing carries the device id
-// as lower-case hex: a decimal string makes power-on fail (govmomi #2248/#2249).
-func (b *builder) passthroughDevice(host *simulator.HostSystem, d VMPCIDevice, key int32) types.BaseVirtualDevice {
-	dev := &types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{Key: key}}
+// passthroughDevice is the VM's n-th existing DirectPath device, keyed and labelled as vCenter
+// does (key 13000+n, "PCI device n"; upstream would make it key 202, "pcipassthrough-202"); the
+// PCI controller slot is given after CreateVM (settlePassthroughDevices). The static backing
+// carries the device id as lower-case hex: a decimal string makes power-on fail (govmomi
+// #2248/#2249).
+func (b *builder) passthroughDevice(host *simulator.HostSystem, d VMPCIDevice, n int) types.BaseVirtualDevice {
+	dev := &types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{
+		Key:        int32(pciPassthroughKeyBase + n),
+		DeviceInfo: &types.Description{Label: fmt.Sprintf("PCI device %d", n), Summary: "Dynamic DirectPath I/O"},
+	}}
 	if d.Address != "" {
+		dev.DeviceInfo.GetDescription().Summary = d.Address
 		var hd types.HostPciDevice
 		for _, p := range host.Hardware.PciDevice {
 			if p.Id == d.Address {
