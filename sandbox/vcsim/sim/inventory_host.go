@@ -53,6 +53,8 @@ func (s *Simulator) configureHost(h *simulator.HostSystem, spec *Host) {
 		setDeviceMMIO(s.Map, h.Self, d.Address, d.MMIOSizeGB)
 	}
 
+	s.hostManagers(h)
+
 	h.Runtime.InMaintenanceMode = spec.InMaintenanceMode
 	if spec.ConnectionState != "" {
 		h.Runtime.ConnectionState = types.HostSystemConnectionState(spec.ConnectionState)
