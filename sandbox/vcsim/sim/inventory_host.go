@@ -54,6 +54,7 @@ func (s *Simulator) configureHost(h *simulator.HostSystem, spec *Host) {
 	}
 
 	s.hostManagers(h)
+	s.shareHostTruth(h)
 	completeOptionDefs(h.Config.OptionDef)
 
 	h.Runtime.InMaintenanceMode = spec.InMaintenanceMode
