@@ -14,8 +14,12 @@ import (
 // summary.runtime. Upstream's NewVirtualMachine (virtual_machine.go) leaves both empty, which
 // pyVmomi can't read as those enums, so reading a VM's whole runtime or summary failed (e.g.
 // vm.runtime.powerState), and so did a PropertyCollector batch holding such a VM. Values already
-// set (an FT VM's state) are kept.
+// set (an FT VM's state) are kept. The VM's guestHeartbeatStatus (ManagedEntityStatus, required)
+// is "gray" as in summary.quickStats (no VMware Tools heartbeat), where upstream leaves it empty.
 func runtimeStates(vm *simulator.VirtualMachine) {
+	if vm.GuestHeartbeatStatus == "" {
+		vm.GuestHeartbeatStatus = types.ManagedEntityStatusGray
+	}
 	for _, rt := range []*types.VirtualMachineRuntimeInfo{&vm.Runtime, &vm.Summary.Runtime} {
 		if rt.FaultToleranceState == "" {
 			rt.FaultToleranceState = types.VirtualMachineFaultToleranceStateNotConfigured

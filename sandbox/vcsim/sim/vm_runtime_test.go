@@ -2,15 +2,15 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vmware/govmomi/object"
-	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/view"
-	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -19,54 +19,67 @@ import (
 // pyVmomi could not read: empty while required (no omitempty), or not one of the enum's values.
 func checkEnums(t *testing.T, path string, v reflect.Value) {
 	t.Helper()
-	checkEnumsDepth(t, path, v, true, 0)
+	for _, p := range badEnums(path, v) {
+		t.Errorf("%s", p)
+	}
 }
 
-func checkEnumsDepth(t *testing.T, path string, v reflect.Value, required bool, depth int) {
-	t.Helper()
-	if depth > 12 {
-		return
-	}
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		if !v.IsNil() {
-			checkEnumsDepth(t, path, v.Elem(), required, depth+1)
-		}
-	case reflect.Slice:
-		for i := 0; i < v.Len(); i++ {
-			checkEnumsDepth(t, path+"[]", v.Index(i), true, depth+1)
-		}
-	case reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			f := v.Type().Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			tag := strings.Split(f.Tag.Get("xml"), ",")
-			name := tag[0]
-			if f.Anonymous {
-				name = path
-			} else {
-				name = path + "." + name
-			}
-			checkEnumsDepth(t, name, v.Field(i), !slices.Contains(tag[1:], "omitempty"), depth+1)
-		}
-	case reflect.String:
-		m := v.MethodByName("Strings")
-		if !m.IsValid() || v.Type() == reflect.TypeOf("") {
-			return
-		}
-		s := v.String()
-		if s == "" {
-			if required {
-				t.Errorf("%s: required %s is empty", path, v.Type().Name())
-			}
-			return
-		}
-		if !slices.Contains(m.Call(nil)[0].Interface().([]string), s) {
-			t.Errorf("%s: %q is not a %s", path, s, v.Type().Name())
+// badEnums lists the unreadable enum values under v, once each, by field path.
+func badEnums(path string, v reflect.Value) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
 		}
 	}
+	var walk func(path string, v reflect.Value, required bool, depth int)
+	walk = func(path string, v reflect.Value, required bool, depth int) {
+		if depth > 16 {
+			return
+		}
+		switch v.Kind() {
+		case reflect.Pointer, reflect.Interface:
+			if !v.IsNil() {
+				walk(path, v.Elem(), required, depth+1)
+			}
+		case reflect.Slice:
+			for i := 0; i < v.Len(); i++ {
+				walk(path+"[]", v.Index(i), true, depth+1)
+			}
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				f := v.Type().Field(i)
+				if !f.IsExported() {
+					continue
+				}
+				tag := strings.Split(f.Tag.Get("xml"), ",")
+				name := path + "." + f.Name
+				if f.Anonymous {
+					name = path
+				}
+				walk(name, v.Field(i), !slices.Contains(tag[1:], "omitempty"), depth+1)
+			}
+		case reflect.String:
+			m := v.MethodByName("Strings")
+			if !m.IsValid() || v.Type() == reflect.TypeOf("") {
+				return
+			}
+			s := v.String()
+			if s == "" {
+				if required {
+					add(fmt.Sprintf("%s: required %s is empty", path, v.Type().Name()))
+				}
+				return
+			}
+			if !slices.Contains(m.Call(nil)[0].Interface().([]string), s) {
+				add(fmt.Sprintf("%s: %q is not a %s", path, s, v.Type().Name()))
+			}
+		}
+	}
+	walk(path, v, true, 0)
+	return out
 }
 
 // Every VM's runtime and summary read whole (as pyVmomi's vm.runtime / vm.summary and a
@@ -135,7 +148,42 @@ func TestVMRuntimeSummaryWhole(t *testing.T) {
 	}
 }
 
-var (
-	_ = simulator.Fault
-	_ vim25.Client
-)
+// Every managed object the inventory has, read whole (all properties, as pyVmomi does for an
+// object's attributes), carries only enum values pyVmomi can read.
+func TestWholeObjectsReadable(t *testing.T) {
+	s := newTestSim(t)
+	c := connect(t, s).Client
+	pc := property.DefaultCollector(c)
+	kinds := []string{"Datacenter", "Folder", "ClusterComputeResource", "ComputeResource", "ResourcePool",
+		"HostSystem", "VirtualMachine", "Datastore", "Network", "DistributedVirtualSwitch", "DistributedVirtualPortgroup",
+		"HostNetworkSystem", "HostStorageSystem", "HostVirtualNicManager", "HostDatastoreSystem", "HostFirewallSystem",
+		"HostPciPassthruSystem", "HostServiceSystem", "HostDateTimeSystem", "HostAutoStartManager", "HostVsanSystem"}
+	for _, kind := range kinds {
+		var refs []types.ManagedObjectReference
+		for _, o := range s.Map.All(kind) {
+			refs = append(refs, o.Reference())
+		}
+		if len(refs) == 0 {
+			continue
+		}
+		var content []types.ObjectContent
+		if err := pc.Retrieve(context.Background(), refs, nil, &content); err != nil {
+			t.Errorf("%s: %v", kind, err)
+			continue
+		}
+		seen := map[string]bool{}
+		for _, oc := range content {
+			obj, err := mo.ObjectContentToType(oc)
+			if err != nil {
+				t.Errorf("%s: %v", oc.Obj, err)
+				continue
+			}
+			for _, p := range badEnums(kind, reflect.ValueOf(obj)) {
+				if !seen[p] {
+					seen[p] = true
+					t.Errorf("%s (e.g. %s)", p, oc.Obj)
+				}
+			}
+		}
+	}
+}
