@@ -58,6 +58,16 @@ func noteCaller(ctx *simulator.Context, ref types.ManagedObjectReference) {
 	}
 }
 
+// dropCallers forgets a closed simulator's callers.
+func dropCallers(reg *simulator.Registry) {
+	callers.Range(func(k, _ any) bool {
+		if k.(callerKey).reg == reg {
+			callers.Delete(k)
+		}
+		return true
+	})
+}
+
 // taskIdentity sets what vCenter reports about who and what a task is for: info.entityName is
 // the entity's name and info.reason.userName the user of the session that started it
 // (TaskInfo, TaskReasonUser). Upstream's CreateTask (task.go) puts the entity's moref value
