@@ -1,9 +1,13 @@
 package sim
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -82,4 +86,72 @@ func freeUnit(devices []types.BaseVirtualDevice, controller int32) int32 {
 		u++
 	}
 	return u
+}
+
+// creatingFolder places the passthrough devices of a VM made by CreateVM_Task as vCenter does:
+// upstream (folder.go createVM → virtual_machine.go configureDevice) keys a new device from 200
+// and labels it "pcipassthrough-<key>". Devices with a temporary key (≤ 0) get keys from 13000
+// and "PCI device n" before the upstream creates the VM, and settlePassthroughDevices runs once
+// it exists.
+type creatingFolder struct {
+	*simulator.Folder
+}
+
+func init() {
+	OverrideOf(func(_ *simulator.Context, f *simulator.Folder) mo.Reference {
+		return &creatingFolder{f}
+	}, "CreateVM_Task")
+}
+
+func (f *creatingFolder) CreateVMTask(ctx *simulator.Context, req *types.CreateVM_Task) soap.HasFault {
+	keyNewPassthrough(&req.Config)
+	res := f.Folder.CreateVMTask(ctx, req)
+	body, ok := res.(*methods.CreateVM_TaskBody)
+	if !ok || body.Res == nil || waitTask(ctx, body.Res.Returnval) != nil {
+		return res
+	}
+	task, ok := ctx.Map.Get(body.Res.Returnval).(*simulator.Task)
+	if !ok {
+		return res
+	}
+	var ref types.ManagedObjectReference
+	ctx.Map.WithLock(ctx, task, func() { ref, _ = task.Info.Result.(types.ManagedObjectReference) })
+	if vm, ok := ctx.Map.Get(ref).(*simulator.VirtualMachine); ok {
+		ctx.Map.WithLock(ctx, vm, func() { settlePassthroughDevices(ctx, vm) })
+	}
+	return res
+}
+
+// keyNewPassthrough gives the passthrough devices of a create spec that carry a temporary key
+// the key and label vCenter gives them.
+func keyNewPassthrough(spec *types.VirtualMachineConfigSpec) {
+	used := map[int32]bool{}
+	for _, change := range spec.DeviceChange {
+		if d := change.GetVirtualDeviceConfigSpec().Device; d != nil {
+			used[d.GetVirtualDevice().Key] = true
+		}
+	}
+	n := 0
+	for _, change := range spec.DeviceChange {
+		pt, ok := change.GetVirtualDeviceConfigSpec().Device.(*types.VirtualPCIPassthrough)
+		if !ok {
+			continue
+		}
+		if pt.Key <= 0 {
+			key := int32(pciPassthroughKeyBase)
+			for used[key] {
+				key++
+			}
+			used[key] = true
+			pt.Key = key
+			if pt.DeviceInfo == nil {
+				summary := "Dynamic DirectPath I/O"
+				if b, ok := pt.Backing.(*types.VirtualPCIPassthroughDeviceBackingInfo); ok {
+					summary = b.Id
+				}
+				pt.DeviceInfo = &types.Description{Label: fmt.Sprintf("PCI device %d", n), Summary: summary}
+			}
+		}
+		n++
+	}
 }

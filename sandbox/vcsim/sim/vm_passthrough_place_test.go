@@ -74,6 +74,32 @@ func TestPassthroughDevicePlacement(t *testing.T) {
 		t.Fatalf("no passthrough device in the inventory (%d)", count)
 	}
 
+	// A VM created with passthrough devices (temporary keys) by a client.
+	ref := s.vmByName("ml-trainer-01")
+	hostSim := s.Map.Get(*ref.Runtime.Host).(*simHost)
+	pci := hostSim.Hardware.PciDevice[0]
+	static := &types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{Key: -1, Backing: &types.VirtualPCIPassthroughDeviceBackingInfo{
+		Id: pci.Id, DeviceId: pciIDHex(pci.DeviceId), SystemId: hostSim.Hardware.SystemInfo.Uuid, VendorId: pci.VendorId,
+	}}}
+	spec := addDevices(static, dynamicDevice(0x10de, 0x20b5, "a100"))
+	spec.Name, spec.GuestId = "created-with-devices", "otherGuest64"
+	spec.Files = &types.VirtualMachineFileInfo{VmPathName: "[" + datastoreName + "]"}
+	task, err := object.NewFolder(c, *ref.Parent).CreateVM(ctx, spec, object.NewResourcePool(c, *ref.ResourcePool), object.NewHostSystem(c, hostSim.Self))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := task.WaitForResult(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created mo.VirtualMachine
+	if err := object.NewVirtualMachine(c, info.Result.(types.ManagedObjectReference)).Properties(ctx, info.Result.(types.ManagedObjectReference), []string{"config.hardware.device"}, &created); err != nil {
+		t.Fatal(err)
+	}
+	if n := checkPassthroughPlacement(t, "created", created.Config.Hardware.Device, hostSim.Hardware.PciDevice); n != 2 {
+		t.Errorf("created VM has %d passthrough devices, want 2", n)
+	}
+
 	withVMEnv(t, func(e *vmEnv) {
 		vm := e.vms[0]
 		e.attach(vm, e.staticDevice("0000:3b:00.0"), dynamicDevice(0x10de, 0x20b5, "a100"))
