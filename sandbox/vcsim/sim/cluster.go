@@ -67,6 +67,7 @@ func (c *passthroughCluster) ReconfigureComputeResourceTask(ctx *simulator.Conte
 		cfg.DasVmConfig, cfg.DrsVmConfig = prevDas, prevDrs
 		return res
 	}
+	completeClusterConfig(cfg)
 	ctx.Update(c.ClusterComputeResource, []types.PropertyChange{
 		{Name: "configurationEx", Op: types.PropertyChangeOpAssign, Val: cfg},
 	})

@@ -168,13 +168,19 @@ func (b *passthroughEnvBrowser) QueryConfigOption(ctx *simulator.Context, req *t
 //     VirtualMachineConfigOptionDescriptor"), not always the simulator's own "vmx-13";
 //   - `hardwareOptions.resourceConfigOption` shares options carry a `defaultLevel` of
 //     SharesLevel "normal" (the ESXi default for CPU and memory shares) and the ESXi share
-//     range; the upstream leaves the enum empty, which strict clients (pyVmomi) reject.
+//     range; the upstream leaves the enum empty, which strict clients (pyVmomi) reject;
+//   - every guest OS descriptor carries what vCenter reports (recommendedDiskController,
+//     firmware, ethernet cards, supportLevel, ...; guestDescriptor): upstream's have only id
+//     and family.
 func wellFormed(opt *types.VirtualMachineConfigOption, key string) *types.VirtualMachineConfigOption {
 	if opt == nil {
 		return nil
 	}
 	if key != "" {
 		opt.Version = key
+	}
+	for i := range opt.GuestOSDescriptor {
+		guestDescriptor(&opt.GuestOSDescriptor[i])
 	}
 	shares := types.SharesOption{
 		SharesOption: types.IntOption{Min: 0, Max: 1000000, DefaultValue: 1000},

@@ -39,6 +39,14 @@ func dispatch(ctx *simulator.Context, method *simulator.Method) (mo.Reference, t
 			return nil, fault
 		}
 	}
+	if ctx.Session != nil {
+		noteCaller(ctx, method.This)
+	}
+	if method.Name == "Fetch" {
+		if f := fetchHandler(ctx, method); f != nil {
+			return f, nil
+		}
+	}
 	obj, fault := resolve(ctx, method)
 	if ctx.Session != nil {
 		routeSession(ctx, method.This, obj)
@@ -103,6 +111,7 @@ func routeSession(ctx *simulator.Context, ref types.ManagedObjectReference, obj 
 // Call it once on the model's registry (simulator.Model.Map or ctx.Map in tests).
 func Install(r *simulator.Registry) {
 	r.Handler = dispatch
+	r.AddHandler(registryHooks{})
 }
 
 // OverrideOf registers `wrap` for `methods` on objects of type T (e.g. *simulator.HostSystem):

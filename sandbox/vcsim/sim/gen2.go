@@ -132,14 +132,16 @@ func fullMemoryReservation(vm *simulator.VirtualMachine) bool {
 	return a != nil && a.Reservation != nil && *a.Reservation >= int64(vm.Config.Hardware.MemoryMB)
 }
 
-// refreshGen2 recomputes runtime.device and notifies watchers when it changed. It is called
-// after power on/off, suspend and reconfigure; the caller holds the VM's lock.
+// refreshGen2 recomputes runtime.device and notifies watchers when it changed, then brings
+// summary.runtime in line with runtime (syncRuntime). It is called after power on/off, suspend,
+// reconfigure, a host reboot's power-off and a maintenance-mode migration; the caller holds
+// the VM's lock.
 func refreshGen2(ctx *simulator.Context, vm *simulator.VirtualMachine) {
 	next := gen2Runtime(ctx, vm)
-	if reflect.DeepEqual(next, vm.Runtime.Device) {
-		return
+	if !reflect.DeepEqual(next, vm.Runtime.Device) {
+		ctx.Update(vm, []types.PropertyChange{
+			{Name: "runtime.device", Op: types.PropertyChangeOpAssign, Val: next},
+		})
 	}
-	ctx.Update(vm, []types.PropertyChange{
-		{Name: "runtime.device", Op: types.PropertyChangeOpAssign, Val: next},
-	})
+	syncRuntime(ctx, vm)
 }

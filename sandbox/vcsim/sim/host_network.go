@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+	"net"
+	"strings"
 
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -62,9 +64,15 @@ func hostNetwork(tmpl *types.HostNetworkInfo, spec *Host) *types.HostNetworkInfo
 		vnic.Device = v.Device
 		vnic.Key = "key-vim.host.VirtualNic-" + v.Device
 		vnic.Portgroup = pgName
+		vnic.Spec.Portgroup = pgName
+		vnic.Spec.Mac = fmt.Sprintf("00:50:56:6%x:%02x:%02x", len(n.Vnic)&0xf, hashByte(spec.Name), len(spec.NICs)+len(n.Vnic))
+		vnic.Port = fmt.Sprintf("key-vim.host.PortGroup.Port-%d", 33554436+len(n.Vnic))
 		ip := *vnicTmpl.Spec.Ip
 		ip.Dhcp = v.IP == ""
 		ip.IpAddress = orDefault(v.IP, "127.0.0.1")
+		if v.IP != "" {
+			ip.SubnetMask = "255.255.255.0"
+		}
 		vnic.Spec.Ip = &ip
 		n.Vnic = append(n.Vnic, vnic)
 	}
@@ -80,9 +88,104 @@ func hostNetwork(tmpl *types.HostNetworkInfo, spec *Host) *types.HostNetworkInfo
 		for _, p := range vs.pnics {
 			sw.Pnic = append(sw.Pnic, "key-vim.host.PhysicalNic-"+p)
 		}
+		sw.Spec = vswitchSpec(vswitchTmpl.Spec, vs.pnics)
 		n.Vswitch = append(n.Vswitch, sw)
 	}
+
+	// DNS and the default route as the host's own: its name, and the gateway of the first
+	// vmkernel NIC's /24 (the template says localhost and 127.0.0.1).
+	if d, ok := tmpl.DnsConfig.(*types.HostDnsConfig); ok {
+		dns := *d
+		host, domain, _ := strings.Cut(spec.Name, ".")
+		dns.HostName, dns.DomainName = host, orDefault(domain, dns.DomainName)
+		dns.SearchDomain = []string{dns.DomainName}
+		if len(n.Vnic) > 0 {
+			dns.VirtualNicDevice = n.Vnic[0].Device
+		}
+		n.DnsConfig = &dns
+	}
+	if r, ok := tmpl.IpRouteConfig.(*types.HostIpRouteConfig); ok {
+		route := *r
+		for _, v := range spec.VMKernelNICs {
+			if ip := net.ParseIP(v.IP).To4(); ip != nil {
+				route.DefaultGateway = fmt.Sprintf("%d.%d.%d.1", ip[0], ip[1], ip[2])
+				route.GatewayDevice = v.Device
+				break
+			}
+		}
+		n.IpRouteConfig = &route
+	}
 	return &n
+}
+
+// vswitchSpec is a standard vSwitch's spec with its own uplinks: the bond bridge and the
+// teaming's active NICs name them (the template's name vmnic0 on every switch, and its pointers
+// are shared by every host), MTU 1500. A switch without uplinks has no bridge.
+func vswitchSpec(tmpl types.HostVirtualSwitchSpec, pnics []string) types.HostVirtualSwitchSpec {
+	spec := tmpl
+	spec.Mtu = 1500
+	spec.Bridge = nil
+	if b, ok := tmpl.Bridge.(*types.HostVirtualSwitchBondBridge); ok && len(pnics) > 0 {
+		bridge := *b
+		bridge.NicDevice = append([]string(nil), pnics...)
+		spec.Bridge = &bridge
+	}
+	if tmpl.Policy != nil {
+		policy := *tmpl.Policy
+		if tmpl.Policy.NicTeaming != nil {
+			teaming := *tmpl.Policy.NicTeaming
+			teaming.NicOrder = &types.HostNicOrderPolicy{ActiveNic: append([]string(nil), pnics...)}
+			policy.NicTeaming = &teaming
+		}
+		spec.Policy = &policy
+	}
+	return spec
+}
+
+// networkConfig is HostNetworkSystem.networkConfig for a network: the configuration that
+// produces it (HostNetworkConfig), as ESXi reports it.
+func networkConfig(n *types.HostNetworkInfo) *types.HostNetworkConfig {
+	c := &types.HostNetworkConfig{DnsConfig: n.DnsConfig, IpRouteConfig: n.IpRouteConfig, IpV6Enabled: n.IpV6Enabled}
+	for i := range n.Vswitch {
+		spec := n.Vswitch[i].Spec
+		c.Vswitch = append(c.Vswitch, types.HostVirtualSwitchConfig{Name: n.Vswitch[i].Name, Spec: &spec})
+	}
+	for i := range n.Portgroup {
+		spec := n.Portgroup[i].Spec
+		c.Portgroup = append(c.Portgroup, types.HostPortGroupConfig{Spec: &spec})
+	}
+	for _, p := range n.Pnic {
+		c.Pnic = append(c.Pnic, types.PhysicalNicConfig{Device: p.Device, Spec: p.Spec})
+	}
+	for i := range n.Vnic {
+		spec := n.Vnic[i].Spec
+		c.Vnic = append(c.Vnic, types.HostVirtualNicConfig{Device: n.Vnic[i].Device, Portgroup: n.Vnic[i].Portgroup, Spec: &spec})
+	}
+	return c
+}
+
+// virtualNicManagerInfo is HostVirtualNicManager.info (and host config.virtualNicManagerInfo)
+// for a network: per NIC type of the template, every vmkernel NIC of the host as a candidate
+// (key "<type>.<vnic key>"), management selected on the vmkernel NICs of the "Management
+// Network" port group (vmk0 if none is), the other types on none. Upstream shares one template
+// list, with vmk0 at 127.0.0.1, across all hosts.
+func virtualNicManagerInfo(tmpl []types.VirtualNicManagerNetConfig, n *types.HostNetworkInfo) types.HostVirtualNicManagerInfo {
+	var info types.HostVirtualNicManagerInfo
+	for _, t := range tmpl {
+		c := types.VirtualNicManagerNetConfig{NicType: t.NicType, MultiSelectAllowed: t.MultiSelectAllowed}
+		for _, v := range n.Vnic {
+			v.Key = t.NicType + "." + v.Key
+			c.CandidateVnic = append(c.CandidateVnic, v)
+			if t.NicType == string(types.HostVirtualNicManagerNicTypeManagement) && v.Portgroup == "Management Network" {
+				c.SelectedVnic = append(c.SelectedVnic, v.Key)
+			}
+		}
+		if t.NicType == string(types.HostVirtualNicManagerNicTypeManagement) && len(c.SelectedVnic) == 0 && len(c.CandidateVnic) > 0 {
+			c.SelectedVnic = []string{c.CandidateVnic[0].Key}
+		}
+		info.NetConfig = append(info.NetConfig, c)
+	}
+	return info
 }
 
 func portgroup(tmpl types.HostPortGroup, name, vswitch string) types.HostPortGroup {

@@ -45,6 +45,7 @@ func (s *Simulator) configureCluster(c *simulator.ClusterComputeResource, spec *
 			})
 		}
 	}
+	completeClusterConfig(cfg)
 }
 
 func (s *Simulator) vmByName(name string) *simulator.VirtualMachine {

@@ -53,6 +53,10 @@ func (s *Simulator) configureHost(h *simulator.HostSystem, spec *Host) {
 		setDeviceMMIO(s.Map, h.Self, d.Address, d.MMIOSizeGB)
 	}
 
+	s.hostManagers(h)
+	s.shareHostTruth(h)
+	completeOptionDefs(h.Config.OptionDef)
+
 	h.Runtime.InMaintenanceMode = spec.InMaintenanceMode
 	if spec.ConnectionState != "" {
 		h.Runtime.ConnectionState = types.HostSystemConnectionState(spec.ConnectionState)

@@ -124,7 +124,17 @@ func (b *builder) datacenter(root *object.Folder, spec *Datacenter) error {
 
 func (b *builder) dvs(folder *object.Folder, spec DVS) (*object.DistributedVirtualSwitch, error) {
 	var create types.DVSCreateSpec
-	create.ConfigSpec = &types.VMwareDVSConfigSpec{DVSConfigSpec: types.DVSConfigSpec{Name: spec.Name}}
+	// A new switch as the vSphere Client makes it: 4 uplinks and the default port policies
+	// (upstream stores the spec as given, so without them uplinkPortPolicy and
+	// defaultPortConfig would be unset).
+	create.ConfigSpec = &types.VMwareDVSConfigSpec{
+		DVSConfigSpec: types.DVSConfigSpec{
+			Name:              spec.Name,
+			UplinkPortPolicy:  &types.DVSNameArrayUplinkPortPolicy{UplinkPortName: dvsUplinkNames()},
+			DefaultPortConfig: defaultPortSetting(),
+		},
+		MaxMtu: 1500,
+	}
 	ref, err := b.waitRef(folder.CreateDVS(b.ctx, create))
 	if err != nil {
 		return nil, err
@@ -132,16 +142,15 @@ func (b *builder) dvs(folder *object.Folder, spec DVS) (*object.DistributedVirtu
 	dvs := object.NewDistributedVirtualSwitch(b.client, ref)
 	for _, pg := range spec.Portgroups {
 		allowed := pg.VMDirectPathGen2Allowed
-		// DVPortSetting.vmDirectPathGen2Allowed gates Gen2 per port group (vSphere API reference).
+		// DVPortSetting.vmDirectPathGen2Allowed gates Gen2 per port group (vSphere API reference);
+		// the rest of the port config is the switch's default (VLAN, security, teaming).
+		setting := defaultPortSetting()
+		setting.VmDirectPathGen2Allowed = &types.BoolPolicy{Value: &allowed}
 		pgSpec := types.DVPortgroupConfigSpec{
-			Name:     pg.Name,
-			Type:     string(types.DistributedVirtualPortgroupPortgroupTypeEarlyBinding),
-			NumPorts: 128,
-			DefaultPortConfig: &types.VMwareDVSPortSetting{
-				DVPortSetting: types.DVPortSetting{
-					VmDirectPathGen2Allowed: &types.BoolPolicy{Value: &allowed},
-				},
-			},
+			Name:              pg.Name,
+			Type:              string(types.DistributedVirtualPortgroupPortgroupTypeEarlyBinding),
+			NumPorts:          128,
+			DefaultPortConfig: setting,
 		}
 		task, err := dvs.AddPortgroup(b.ctx, []types.DVPortgroupConfigSpec{pgSpec})
 		if err != nil {
@@ -149,6 +158,14 @@ func (b *builder) dvs(folder *object.Folder, spec DVS) (*object.DistributedVirtu
 		}
 		if err := task.Wait(b.ctx); err != nil {
 			return nil, fmt.Errorf("port group %q: %w", pg.Name, err)
+		}
+	}
+	// Load time, nobody connected: complete every port group's policies in place.
+	for _, pg := range b.sim.Map.Get(ref).(*simulator.DistributedVirtualSwitch).Portgroup {
+		if p, ok := b.sim.Map.Get(pg).(*simulator.DistributedVirtualPortgroup); ok {
+			if ps, ok := p.Config.DefaultPortConfig.(*types.VMwareDVSPortSetting); ok {
+				completePortSetting(ps)
+			}
 		}
 	}
 	return dvs, nil

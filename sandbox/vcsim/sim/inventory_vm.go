@@ -22,7 +22,9 @@ func (b *builder) vm(spec *VM, at placement) error {
 	if err != nil {
 		return err
 	}
-	runtimeStates(b.sim.Map.Get(ref).(*simulator.VirtualMachine))
+	simVM := b.sim.Map.Get(ref).(*simulator.VirtualMachine)
+	bg := b.sim.newBG()
+	b.sim.Map.WithLock(bg, simVM, func() { settlePassthroughDevices(bg, simVM) })
 	vm := object.NewVirtualMachine(b.client, ref)
 	for i := 0; i < spec.Snapshots; i++ {
 		if _, err := b.waitRef(vm.CreateSnapshot(b.ctx, fmt.Sprintf("snapshot-%d", i+1), "", false, false)); err != nil {
@@ -89,7 +91,7 @@ func (b *builder) vmConfigSpec(host *simulator.HostSystem, spec *VM) (types.Virt
 		devices = append(devices, nic)
 	}
 	for i, d := range spec.PCIPassthrough {
-		devices = append(devices, b.passthroughDevice(host, d, int32(-200-i)))
+		devices = append(devices, b.passthroughDevice(host, d, i))
 	}
 	change, err := devices.ConfigSpec(types.VirtualDeviceConfigSpecOperationAdd)
 	if err != nil {
@@ -150,11 +152,18 @@ func (b *builder) nic(host *simulator.HostSystem, n VMNIC) (types.BaseVirtualDev
 	return card, nil
 }
 
-// passthroughDevice is an existing DirectPath device. The static backing carries the device id
-// as lower-case hex: a decimal string makes power-on fail (govmomi #2248/#2249).
-func (b *builder) passthroughDevice(host *simulator.HostSystem, d VMPCIDevice, key int32) types.BaseVirtualDevice {
-	dev := &types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{Key: key}}
+// passthroughDevice is the VM's n-th existing DirectPath device, keyed and labelled as vCenter
+// does (key 13000+n, "PCI device n"; upstream would make it key 202, "pcipassthrough-202"); the
+// PCI controller slot is given after CreateVM (settlePassthroughDevices). The static backing
+// carries the device id as lower-case hex: a decimal string makes power-on fail (govmomi
+// #2248/#2249).
+func (b *builder) passthroughDevice(host *simulator.HostSystem, d VMPCIDevice, n int) types.BaseVirtualDevice {
+	dev := &types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{
+		Key:        int32(pciPassthroughKeyBase + n),
+		DeviceInfo: &types.Description{Label: fmt.Sprintf("PCI device %d", n), Summary: "Dynamic DirectPath I/O"},
+	}}
 	if d.Address != "" {
+		dev.DeviceInfo.GetDescription().Summary = d.Address
 		var hd types.HostPciDevice
 		for _, p := range host.Hardware.PciDevice {
 			if p.Id == d.Address {
@@ -178,18 +187,6 @@ func (b *builder) passthroughDevice(host *simulator.HostSystem, d VMPCIDevice, k
 		CustomLabel: d.Label,
 	}
 	return dev
-}
-
-// runtimeStates gives a new VM the runtime enum values vSphere reports for a VM without FT or
-// record/replay: faultToleranceState "notConfigured", recordReplayState "inactive"
-// (VirtualMachineFaultToleranceState, VirtualMachineRecordReplayState). Upstream leaves both
-// empty, which pyVmomi can't read as those enums, so reading a VM's whole runtime or summary
-// failed (e.g. vm.runtime.powerState). Runs at load time, before anyone connects.
-func runtimeStates(vm *simulator.VirtualMachine) {
-	for _, rt := range []*types.VirtualMachineRuntimeInfo{&vm.Runtime, &vm.Summary.Runtime} {
-		rt.FaultToleranceState = types.VirtualMachineFaultToleranceStateNotConfigured
-		rt.RecordReplayState = types.VirtualMachineRecordReplayStateInactive
-	}
 }
 
 // faultTolerance sets config.ftInfo, which no simulator API creates (FT needs two hosts).

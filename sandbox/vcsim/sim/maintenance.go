@@ -39,8 +39,10 @@ const drainPoll = 50 * time.Millisecond
 // stays until someone powers it off. A host already in maintenance mode completes at once.
 func (h *maintenanceHost) EnterMaintenanceModeTask(ctx *simulator.Context, req *types.EnterMaintenanceMode_Task) soap.HasFault {
 	s, host := h.sim, h.HostSystem
+	user := userName(ctx)
 	ref := s.startTask(ctx, host, "EnterMaintenanceMode", func() (types.AnyType, types.BaseMethodFault) {
 		deadline := time.Time{}
+		entering := false
 		if req.Timeout > 0 {
 			deadline = time.Now().Add(time.Duration(req.Timeout) * time.Second)
 		}
@@ -54,9 +56,16 @@ func (h *maintenanceHost) EnterMaintenanceModeTask(ctx *simulator.Context, req *
 			if state != types.HostSystemConnectionStateConnected {
 				return nil, invalidState(fmt.Sprintf("Host %s is not connected", host.Name))
 			}
-			blocking := s.drain(host, req.EvacuatePoweredOffVms != nil && *req.EvacuatePoweredOffVms)
+			if !entering {
+				// vCenter's events: "Host X in DC is entering maintenance mode", each DRS
+				// migration, then "Host X in DC has entered maintenance mode".
+				entering = true
+				s.postEvent(user, &types.EnteringMaintenanceModeEvent{HostEvent: s.hostEvent(host)})
+			}
+			blocking := s.drain(host, req.EvacuatePoweredOffVms != nil && *req.EvacuatePoweredOffVms, user)
 			if blocking == 0 {
 				s.setMaintenance(host, true)
+				s.postEvent(user, &types.EnteredMaintenanceModeEvent{HostEvent: s.hostEvent(host)})
 				return nil, nil
 			}
 			if !deadline.IsZero() && time.Now().After(deadline) {
@@ -74,13 +83,19 @@ func (h *maintenanceHost) EnterMaintenanceModeTask(ctx *simulator.Context, req *
 // ExitMaintenanceModeTask leaves maintenance mode (with a property notification).
 func (h *maintenanceHost) ExitMaintenanceModeTask(ctx *simulator.Context, _ *types.ExitMaintenanceMode_Task) soap.HasFault {
 	s, host := h.sim, h.HostSystem
+	user := userName(ctx)
 	ref := s.startTask(ctx, host, "ExitMaintenanceMode", func() (types.AnyType, types.BaseMethodFault) {
 		var state types.HostSystemConnectionState
 		s.withHost(host, func() { state = host.Runtime.ConnectionState })
 		if state != types.HostSystemConnectionStateConnected {
 			return nil, invalidState(fmt.Sprintf("Host %s is not connected", host.Name))
 		}
+		var was bool
+		s.withHost(host, func() { was = host.Runtime.InMaintenanceMode })
 		s.setMaintenance(host, false)
+		if was {
+			s.postEvent(user, &types.ExitMaintenanceModeEvent{HostEvent: s.hostEvent(host)})
+		}
 		return nil, nil
 	})
 	return &methods.ExitMaintenanceMode_TaskBody{Res: &types.ExitMaintenanceMode_TaskResponse{Returnval: ref}}
@@ -96,7 +111,7 @@ func (s *Simulator) setMaintenance(host *simulator.HostSystem, on bool) {
 }
 
 // drain migrates what DRS would migrate and returns how many VMs still block maintenance mode.
-func (s *Simulator) drain(host *simulator.HostSystem, evacuatePoweredOff bool) int {
+func (s *Simulator) drain(host *simulator.HostSystem, evacuatePoweredOff bool, user string) int {
 	var vms []types.ManagedObjectReference
 	s.withHost(host, func() { vms = append(vms, host.Vm...) })
 	cluster, _ := s.Map.Get(*host.Parent).(*simulator.ClusterComputeResource)
@@ -116,7 +131,7 @@ func (s *Simulator) drain(host *simulator.HostSystem, evacuatePoweredOff bool) i
 		}
 		if cluster != nil && s.drsFullyAutomated(cluster, ref) && !passthrough {
 			if target := s.migrationTarget(cluster, host); target != nil {
-				s.migrate(vm, host, target)
+				s.migrate(vm, host, target, user)
 				continue
 			}
 		}
@@ -162,9 +177,11 @@ func (s *Simulator) migrationTarget(cluster *simulator.ClusterComputeResource, f
 	return best
 }
 
-// migrate moves a VM between hosts as a vMotion would: runtime.host and both hosts' vm lists,
-// each with a property notification. Locks are taken one at a time.
-func (s *Simulator) migrate(vm *simulator.VirtualMachine, from, to *simulator.HostSystem) {
+// migrate moves a VM between hosts as a DRS vMotion would: runtime.host and both hosts' vm
+// lists, each with a property notification; the VM's Gen2 runtime state is recomputed for the
+// new host (vmDirectPathGen2Active goes false on a host without Gen2 support) and a
+// DrsVmMigratedEvent is posted. Locks are taken one at a time.
+func (s *Simulator) migrate(vm *simulator.VirtualMachine, from, to *simulator.HostSystem, user string) {
 	s.withHost(from, func() {
 		list := append([]types.ManagedObjectReference(nil), from.Vm...)
 		simulator.RemoveReference(&list, vm.Self)
@@ -175,10 +192,20 @@ func (s *Simulator) migrate(vm *simulator.VirtualMachine, from, to *simulator.Ho
 		s.newBG().Update(to, []types.PropertyChange{{Name: "vm", Val: list}})
 	})
 	ref := to.Self
-	s.Map.WithLock(s.newBG(), vm, func() {
-		s.newBG().Update(vm, []types.PropertyChange{
+	bg := s.newBG()
+	s.Map.WithLock(bg, vm, func() {
+		bg.Update(vm, []types.PropertyChange{
 			{Name: "runtime.host", Val: &ref},
 			{Name: "summary.runtime.host", Val: &ref},
 		})
+		refreshGen2(bg, vm)
 	})
+	ev := &types.DrsVmMigratedEvent{VmMigratedEvent: types.VmMigratedEvent{
+		VmEvent:    s.vmEvent(vm, to),
+		SourceHost: types.HostEventArgument{EntityEventArgument: types.EntityEventArgument{Name: from.Name}, Host: from.Self},
+	}}
+	if dc := ev.Datacenter; dc != nil {
+		ev.SourceDatacenter = dc
+	}
+	s.postEvent(user, ev)
 }

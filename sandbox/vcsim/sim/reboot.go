@@ -79,6 +79,7 @@ func (s *Simulator) beginReboot(host *simulator.HostSystem) {
 						{Name: "runtime.powerState", Val: types.VirtualMachinePowerStatePoweredOff},
 						{Name: "summary.runtime.powerState", Val: types.VirtualMachinePowerStatePoweredOff},
 					})
+					refreshGen2(s.newBG(), vm)
 				}
 			})
 		}

@@ -118,6 +118,7 @@ func (s *Simulator) Close() {
 	delete(instances, s.Map)
 	instancesMu.Unlock()
 	dropDeviceMMIO(s.Map)
+	dropCallers(s.Map)
 	s.Model.Remove()
 	if s.dataDir != "" {
 		_ = os.RemoveAll(s.dataDir)

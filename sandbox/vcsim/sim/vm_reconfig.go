@@ -16,7 +16,8 @@ import (
 //   - changeVersion is honoured (ConcurrentAccess on a stale one);
 //   - a PCI passthrough device is added, edited or removed only on a powered-off VM;
 //   - the per-VM passthrough device limit of the host's version;
-//   - passthrough devices get keys from 13000 up, as vSphere numbers them;
+//   - passthrough devices get keys from 13000 up, as vSphere numbers them, and a slot on the
+//     PCI controller (settlePassthroughDevices);
 //   - memoryReservationLockedToMax pins the reservation to memoryMB, and a partial
 //     memoryAllocation is merged instead of replacing the whole allocation;
 //   - property notifications for the config fields the upstream one changes silently;
@@ -42,6 +43,7 @@ func (vm *passthroughVM) ReconfigVMTask(ctx *simulator.Context, req *types.Recon
 	}
 	if waitTask(ctx, body.Res.Returnval) == nil {
 		vm.notifyConfig(ctx, &req.Spec)
+		settlePassthroughDevices(ctx, vm.VirtualMachine)
 		refreshGen2(ctx, vm.VirtualMachine)
 	}
 	return res
