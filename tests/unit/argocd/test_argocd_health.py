@@ -39,15 +39,33 @@ KINDS = ("HostPassthroughPolicy", "VMDeviceAssignment")
 GENERATION = 3
 
 
-def health(obj: dict[str, Any]) -> tuple[str, str]:
-    """Run the script as Argo CD does: `obj` global, result table {status, message}."""
+# What Argo CD accepts as a health status (gitops-engine `health.HealthStatusCode`).
+VALID = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
+
+
+def health(obj: dict[str, Any], script: str = SCRIPT) -> tuple[str, str]:
+    """Run the script as Argo CD v3 does with `useOpenLibs` off, the argocd-cm default.
+
+    argo-cd `util/lua` opens only package, base, table and a safe os, so `string.*`, `math.*` and
+    method calls on strings (`s:lower()`) fail there: they fail here too, the string metatable
+    included. Argo CD turns a status it does not know into Unknown and a nil message into "", and
+    gitops-engine answers for an object being deleted without running the script at all.
+    """
+    if obj.get("metadata", {}).get("deletionTimestamp"):
+        finalizers = ", ".join(obj["metadata"].get("finalizers", []))
+        return "Progressing", f"Pending deletion; blocked by finalizers: {finalizers}"
     lua = lua51.LuaRuntime(register_eval=False, register_builtins=False)
+    lua.execute('debug.setmetatable("", nil)')  # no string library: no string methods either
     env = lua.globals()
-    for unsafe in ("io", "os", "debug", "package", "require", "dofile", "loadfile"):
-        env[unsafe] = None  # Argo CD opens base, table, string and math only
+    for closed in ("io", "debug", "string", "math", "coroutine", "dofile", "loadfile"):
+        env[closed] = None
+    env.os = lua.table_from({"time": env.os.time, "date": env.os.date, "clock": env.os.clock})
     env.obj = lua.table_from(obj, recursive=True)
-    result = lua.execute(SCRIPT)
-    return str(result["status"]), str(result["message"])
+    result = lua.execute(script)
+    status, message = result["status"], result["message"]
+    if status not in VALID:
+        return "Unknown", f"invalid health status {status!r}"
+    return str(status), "" if message is None else str(message)
 
 
 def wire(kind: str, status: BaseModel | None, generation: int = GENERATION) -> dict[str, Any]:
@@ -235,3 +253,33 @@ def test_every_sample_generation_is_checked() -> None:
     """A sample one generation ahead of its status must not pass as Healthy."""
     obj = wire("HostPassthroughPolicy", CONVERGED, generation=GENERATION + 1)
     assert health(obj)[0] == "Progressing"
+
+
+# The harness is as strict as Argo CD, or the tests above prove less than they say.
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'return {status = string.format("%s", "Healthy")}',
+        'local s = "Healthy"; return {status = s:lower()}',
+        "return {status = tostring(math.floor(1))}",
+        "io.write('x'); return {status = 'Healthy'}",
+    ],
+    ids=["string.format", "string-method", "math", "io"],
+)
+def test_libraries_argo_cd_does_not_open_fail_here_too(line: str) -> None:
+    with pytest.raises(lua51.LuaError):
+        health(wire("VMDeviceAssignment", None), script=line)
+
+
+def test_what_argo_cd_opens_works_here() -> None:
+    script = 'local t = {}; table.insert(t, "Heal" .. "thy"); os.time()\n'
+    script += 'return {status = t[1], message = "ok"}'
+    assert health(wire("VMDeviceAssignment", None), script=script) == ("Healthy", "ok")
+
+
+def test_an_invalid_status_is_unknown_and_a_nil_message_empty_as_in_argo_cd() -> None:
+    obj = wire("VMDeviceAssignment", None)
+    assert health(obj, script='return {status = "Fine"}')[0] == "Unknown"
+    assert health(obj, script='return {status = "Healthy"}') == ("Healthy", "")
