@@ -28,13 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(".bench"))
     parser.add_argument("--latency-ms", type=int, default=50, help="injected per SOAP request")
     parser.add_argument(
-        "--timeout", type=float, default=None,
+        "--timeout",
+        type=float,
+        default=None,
         help="seconds a convergence may take (default: 120 with --quick, else 900)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--profile", action="store_true",
+        "--profile",
+        action="store_true",
         help="run the operator under cProfile; top functions in <out>/profile-<scenario>-*.txt",
-    )  # fmt: skip
+    )
     parser.add_argument("--objects", type=int, help="object count for steady; scale runs only it")
     args = parser.parse_args(argv)
     ctx = Context(

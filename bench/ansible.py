@@ -40,10 +40,16 @@ def venv() -> Path:
     print(f"   installing Ansible into {root} (pinned in {REQUIREMENTS.name})", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
     subprocess.run(
-        [str(root / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-         "-r", str(REQUIREMENTS)],
+        [
+            str(root / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            str(REQUIREMENTS),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     marker.write_text(want)
     return root
 
@@ -51,23 +57,31 @@ def venv() -> Path:
 def playbook(sim: Simulator, hosts: Sequence[str], addresses: Sequence[str]) -> str:
     """One task, looped over the hosts: what the module's documentation shows per ESXi host."""
     url = urlparse(sim.sdk_url)
-    play = [{
-        "name": "Enable DirectPath I/O on the GPU hosts",
-        "hosts": "localhost", "connection": "local", "gather_facts": False,
-        "vars": {"esxi_hosts": list(hosts)},
-        "tasks": [{
-            "name": "Enable PCI device passthrough",
-            "community.vmware.vmware_host_passthrough": {
-                "hostname": url.hostname, "port": url.port,
-                "username": sim.username, "password": sim.password,
-                "validate_certs": False,
-                "esxi_hostname": "{{ item }}",
-                "devices": [{"device": a} for a in addresses],
-                "state": "present",
-            },
-            "loop": "{{ esxi_hosts }}",
-        }],
-    }]  # fmt: skip
+    play = [
+        {
+            "name": "Enable DirectPath I/O on the GPU hosts",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": {"esxi_hosts": list(hosts)},
+            "tasks": [
+                {
+                    "name": "Enable PCI device passthrough",
+                    "community.vmware.vmware_host_passthrough": {
+                        "hostname": url.hostname,
+                        "port": url.port,
+                        "username": sim.username,
+                        "password": sim.password,
+                        "validate_certs": False,
+                        "esxi_hostname": "{{ item }}",
+                        "devices": [{"device": a} for a in addresses],
+                        "state": "present",
+                    },
+                    "loop": "{{ esxi_hosts }}",
+                }
+            ],
+        }
+    ]
     # JSON is YAML: ansible-playbook reads it as is.
     return json.dumps(play, indent=2)
 
@@ -95,7 +109,11 @@ def run(root: Path, work: Path, text: str) -> PlaybookRun:
     with log.open("w") as out:
         proc = subprocess.run(
             [str(root / "bin" / "ansible-playbook"), "-i", "localhost,", str(book)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=work, check=False,
-        )  # fmt: skip
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=work,
+            check=False,
+        )
     return PlaybookRun(time.monotonic() - started, proc.returncode, log)

@@ -33,11 +33,18 @@ class Shape:
 def write(shape: Shape, path: Path) -> Path:
     """Generate the inventory of ``shape`` into ``path`` (JSON, which the YAML loader reads)."""
     out = subprocess.run(
-        [str(vcsim.binary()), "generate", f"--hosts={shape.hosts}",
-         f"--devices-per-host={shape.devices_per_host}", f"--vms={shape.vms}",
-         f"--clusters={shape.clusters}"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            str(vcsim.binary()),
+            "generate",
+            f"--hosts={shape.hosts}",
+            f"--devices-per-host={shape.devices_per_host}",
+            f"--vms={shape.vms}",
+            f"--clusters={shape.clusters}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     inventory: dict[str, Any] = yaml.load(out.stdout, Loader=yaml.CSafeLoader)
     if shape.rebind_all:
         for host in hosts(inventory):

@@ -85,8 +85,10 @@ class Kube:
         """`apiserver_request_total` summed by (verb, resource, subresource), all clients."""
         out = subprocess.run(
             [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", "get", "--raw", "/metrics"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return parse_request_totals(out.stdout)
 
 
@@ -98,8 +100,11 @@ def parse_request_totals(metrics: str) -> Counter[RequestKey]:
         match = _METRIC.match(line)
         if match:
             labels = dict(_LABEL.findall(match["labels"]))
-            key = (labels.get("verb", ""), labels.get("resource", ""),
-                   labels.get("subresource", ""))  # fmt: skip
+            key = (
+                labels.get("verb", ""),
+                labels.get("resource", ""),
+                labels.get("subresource", ""),
+            )
             totals[key] += int(float(match["value"]))
     return totals
 

@@ -113,8 +113,11 @@ class Stage:
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, *argv],
-                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         operator = Operator(proc, log, profile)
         try:
             procs.wait_for_url(

@@ -33,8 +33,10 @@ class Sample:
 
 def run(ctx: Context) -> Result:
     hosts, samples = ctx.size(2, 4), ctx.size(6, 20)
-    result = Result("drift", params={"hosts": hosts, "samples": samples,
-                                     "latency_ms": ctx.latency_ms, "poll_s": POLL})  # fmt: skip
+    result = Result(
+        "drift",
+        params={"hosts": hosts, "samples": samples, "latency_ms": ctx.latency_ms, "poll_s": POLL},
+    )
     path = inventory.write(inventory.Shape(hosts, 8), ctx.out / "inventories" / "drift.json")
     with stage.stage(ctx.state_dir("drift"), profile=ctx.profile) as st:
         sim = st.simulator("vcsim", path, latency_ms=ctx.latency_ms)

@@ -36,9 +36,15 @@ class Side:
 
 def run(ctx: Context) -> Result:
     hosts = ctx.size(8, 64)
-    result = Result("hosts", params={
-        "hosts": hosts, "devices_per_host": DEVICES_PER_HOST,
-        "enabled_per_host": ENABLED_PER_HOST, "latency_ms": ctx.latency_ms})  # fmt: skip
+    result = Result(
+        "hosts",
+        params={
+            "hosts": hosts,
+            "devices_per_host": DEVICES_PER_HOST,
+            "enabled_per_host": ENABLED_PER_HOST,
+            "latency_ms": ctx.latency_ms,
+        },
+    )
     path = inventory.write(
         inventory.Shape(hosts, DEVICES_PER_HOST), ctx.out / "inventories" / "hosts.json"
     )
@@ -65,8 +71,10 @@ def _operator_side(ctx: Context, st: stage.Stage, path: Path, result: Result) ->
         after = vcenter.counters(sim)
         stat = operator.stat()
     if settled.seconds is None:
-        result.notes.append(f"operator did not settle within {ctx.timeout:.0f}s; "
-                            f"log {operator.log}:\n{stage.tail(operator.log)}")  # fmt: skip
+        result.notes.append(
+            f"operator did not settle within {ctx.timeout:.0f}s; "
+            f"log {operator.log}:\n{stage.tail(operator.log)}"
+        )
     return Side(
         seconds=settled.seconds,
         calls=calls,
@@ -92,8 +100,10 @@ def _ansible_side(ctx: Context, st: stage.Stage, path: Path, hosts: int, result:
     calls = vcenter.counters(sim)
     updates = calls.get("UpdatePassthruConfig", 0)
     if run.returncode != 0 or updates != hosts:
-        result.notes.append(f"ansible-playbook rc={run.returncode}, UpdatePassthruConfig={updates}"
-                            f" (want {hosts}); log {run.log}:\n{stage.tail(run.log)}")  # fmt: skip
+        result.notes.append(
+            f"ansible-playbook rc={run.returncode}, UpdatePassthruConfig={updates}"
+            f" (want {hosts}); log {run.log}:\n{stage.tail(run.log)}"
+        )
         return Side(seconds=None, calls=calls)
     return Side(seconds=run.seconds, calls=calls)
 
@@ -113,22 +123,29 @@ def _compare(result: Result, op: Side, ans: Side, hosts: int) -> None:
     summary.add("ideal SOAP calls", ideal_calls, None, None)
     result.tables.append(summary)
     methods = Table("SOAP calls by method", ["method", "operator", "ansible"])
-    for method in sorted(set(op.calls) | set(ans.calls),
-                         key=lambda m: (-op.calls.get(m, 0) - ans.calls.get(m, 0), m)):  # fmt: skip
+    for method in sorted(
+        set(op.calls) | set(ans.calls), key=lambda m: (-op.calls.get(m, 0) - ans.calls.get(m, 0), m)
+    ):
         methods.add(method, op.calls.get(method, 0), ans.calls.get(method, 0))
     result.tables.append(methods)
     result.figures = {
-        "operator_seconds": op.seconds, "ansible_seconds": ans.seconds,
-        "operator_calls": op_total, "ansible_calls": ans_total,
+        "operator_seconds": op.seconds,
+        "ansible_seconds": ans.seconds,
+        "operator_calls": op_total,
+        "ansible_calls": ans_total,
         "wall_time_ratio": ratio(ans.seconds, op.seconds),
         "soap_calls_ratio": ratio(ans_total, op_total),
-        "operator_ready": op.ready, "ideal_seconds": ideal, "ideal_calls": ideal_calls,
+        "operator_ready": op.ready,
+        "ideal_seconds": ideal,
+        "ideal_calls": ideal_calls,
         "operator_vs_ideal": ratio(op.seconds, ideal),
         "operator_calls_after_converged": op.late,
-        "operator_cpu_seconds": op.cpu_seconds, "operator_peak_rss_mib": op.peak_rss_mib,
-        "operator_calls_by_method": op.calls, "ansible_calls_by_method": ans.calls,
+        "operator_cpu_seconds": op.cpu_seconds,
+        "operator_peak_rss_mib": op.peak_rss_mib,
+        "operator_calls_by_method": op.calls,
+        "ansible_calls_by_method": ans.calls,
         "targets": {"wall_time_ratio": ">= 5", "soap_calls_ratio": ">= 10"},
-    }  # fmt: skip
+    }
     if op.late:
         result.notes.append(f"operator calls in the idle window after convergence: {op.late}")
     if op.ready is False:

@@ -13,12 +13,31 @@ def run(ctx: Context) -> Result:
     sizes: tuple[int, ...] = (10, 40, 100) if ctx.quick else (100, 1000, 5000)
     if ctx.objects:
         sizes = (ctx.objects,)
-    result = Result("scale", params={"sizes": list(sizes), "kind": "HostPassthroughPolicy",
-                                     "latency_ms": ctx.latency_ms})  # fmt: skip
-    table = Table("Convergence by size", [
-        "objects", "hosts", "create (s)", "converged (s)", "settled", "Ready",
-        "vCenter calls", "calls/object", "RetrievePropertiesEx", "k8s writes/object",
-        "operator CPU (s)", "peak RSS (MiB)"])  # fmt: skip
+    result = Result(
+        "scale",
+        params={
+            "sizes": list(sizes),
+            "kind": "HostPassthroughPolicy",
+            "latency_ms": ctx.latency_ms,
+        },
+    )
+    table = Table(
+        "Convergence by size",
+        [
+            "objects",
+            "hosts",
+            "create (s)",
+            "converged (s)",
+            "settled",
+            "Ready",
+            "vCenter calls",
+            "calls/object",
+            "RetrievePropertiesEx",
+            "k8s writes/object",
+            "operator CPU (s)",
+            "peak RSS (MiB)",
+        ],
+    )
     runs = []
     for size in sizes:
         with stage.stage(ctx.state_dir(f"scale-{size}"), profile=ctx.profile) as st:
@@ -26,14 +45,26 @@ def run(ctx: Context) -> Result:
             with stage.running(f.operator):
                 conv = fleet.converge(ctx, f)
         writes = kube.writes(conv.k8s_requests)
-        table.add(size, conv.hosts, conv.create_seconds, conv.seconds, conv.settled, conv.ready,
-                  vcenter.total(conv.calls), conv.calls_per_object,
-                  conv.calls.get("RetrievePropertiesEx", 0), writes / size,
-                  conv.cpu_seconds, conv.peak_rss_mib)  # fmt: skip
+        table.add(
+            size,
+            conv.hosts,
+            conv.create_seconds,
+            conv.seconds,
+            conv.settled,
+            conv.ready,
+            vcenter.total(conv.calls),
+            conv.calls_per_object,
+            conv.calls.get("RetrievePropertiesEx", 0),
+            writes / size,
+            conv.cpu_seconds,
+            conv.peak_rss_mib,
+        )
         runs.append(_figures(conv, writes))
         if conv.seconds is None:
-            result.notes.append(f"{size} objects: only {conv.settled} settled within "
-                                f"{ctx.timeout:.0f}s; larger sizes skipped")  # fmt: skip
+            result.notes.append(
+                f"{size} objects: only {conv.settled} settled within "
+                f"{ctx.timeout:.0f}s; larger sizes skipped"
+            )
             break
     result.tables.append(table)
     result.figures["runs"] = runs

@@ -11,8 +11,13 @@ from bench import fleet, kube, stage, vcenter
 from bench.context import Context
 from bench.report import Result, Table
 
-WRITE_METHODS = ("UpdatePassthruConfig", "ReconfigVM_Task", "RebootHost_Task",
-                 "EnterMaintenanceMode_Task", "ExitMaintenanceMode_Task")  # fmt: skip
+WRITE_METHODS = (
+    "UpdatePassthruConfig",
+    "ReconfigVM_Task",
+    "RebootHost_Task",
+    "EnterMaintenanceMode_Task",
+    "ExitMaintenanceMode_Task",
+)
 
 
 def run(ctx: Context) -> Result:
@@ -27,8 +32,10 @@ def run(ctx: Context) -> Result:
             result.figures["converge_calls"] = conv.calls
             result.tables.append(fleet.table(conv))
             if conv.seconds is None:
-                result.notes.append(f"only {conv.settled}/{objects} settled within "
-                                    f"{ctx.timeout:.0f}s; measuring the window anyway")  # fmt: skip
+                result.notes.append(
+                    f"only {conv.settled}/{objects} settled within "
+                    f"{ctx.timeout:.0f}s; measuring the window anyway"
+                )
             time.sleep(5)  # let the last status writes land before the window opens
             _window(f, window, result)
     return result
@@ -86,11 +93,18 @@ def _window(f: fleet.Fleet, window: int, result: Result) -> None:
     for label, n in kube.by_verb_resource(requests):
         k8s_table.add(label, n)
     result.tables.append(k8s_table)
-    result.figures.update({
-        "vcenter_calls": calls, "vcenter_writes": vc_writes, "objects_changed": changed,
-        "k8s_writes": k8s_writes, "k8s_events": events, "secret_gets": secret_gets,
-        "operator_cpu_seconds": cpu_after.cpu_since(cpu_before),
-        "operator_rss_mib": cpu_after.rss_mib, "operator_peak_rss_mib": cpu_after.peak_rss_mib,
-        "k8s_requests": dict(kube.by_verb_resource(requests)),
-        "targets": {"vcenter_writes": 0, "k8s_writes": 0, "operator_rss_mib": "<= 200"},
-    })  # fmt: skip
+    result.figures.update(
+        {
+            "vcenter_calls": calls,
+            "vcenter_writes": vc_writes,
+            "objects_changed": changed,
+            "k8s_writes": k8s_writes,
+            "k8s_events": events,
+            "secret_gets": secret_gets,
+            "operator_cpu_seconds": cpu_after.cpu_since(cpu_before),
+            "operator_rss_mib": cpu_after.rss_mib,
+            "operator_peak_rss_mib": cpu_after.peak_rss_mib,
+            "k8s_requests": dict(kube.by_verb_resource(requests)),
+            "targets": {"vcenter_writes": 0, "k8s_writes": 0, "operator_rss_mib": "<= 200"},
+        }
+    )

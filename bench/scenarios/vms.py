@@ -43,8 +43,9 @@ def run(ctx: Context) -> Result:
         with stage.running(st.start_operator("vcsim")) as operator:
             body = manifests.fleet_policy(POLICY, DEVICES_PER_HOST, [manifests.NAMESPACE])
             k.create(body)
-            policy = kube.wait_all(k, kube.HPP, 1, kube.ready, since=time.monotonic(),
-                                   timeout=ctx.timeout)  # fmt: skip
+            policy = kube.wait_all(
+                k, kube.HPP, 1, kube.ready, since=time.monotonic(), timeout=ctx.timeout
+            )
             if policy.seconds is None:
                 return _unavailable(result, f"policy not Ready ({operator.log})")
             _assign(ctx, k, sim, hosts=hosts, vms=vms, result=result)
@@ -58,15 +59,22 @@ def _assign(
     names = inventory.vm_names(vms)
     # Generate places VM i on host i % hosts; give each VM its own GPU on that host.
     bodies = [
-        manifests.assignment(name, name, inventory.device_address((i // hosts) % DEVICES_PER_HOST),
-                             POLICY)
+        manifests.assignment(
+            name, name, inventory.device_address((i // hosts) % DEVICES_PER_HOST), POLICY
+        )
         for i, name in enumerate(names)
-    ]  # fmt: skip
+    ]
     vcenter.reset(sim)
     started = time.monotonic()
     k.create_many(bodies)
-    first = kube.wait_all(k, kube.VMDA, 1, lambda b: bool(b.get("status")), since=started,
-                          timeout=FIRST_STATUS_TIMEOUT)  # fmt: skip
+    first = kube.wait_all(
+        k,
+        kube.VMDA,
+        1,
+        lambda b: bool(b.get("status")),
+        since=started,
+        timeout=FIRST_STATUS_TIMEOUT,
+    )
     if first.seconds is None:
         _unavailable(result, "the operator wrote no VMDeviceAssignment status")
         return
@@ -86,11 +94,17 @@ def _assign(
     for method, n in sorted(calls.items(), key=lambda kv: -kv[1]):
         methods.add(method, n, n / vms)
     result.tables.append(methods)
-    result.figures.update({
-        "seconds": wait.seconds, "ready": wait.done, "calls": calls, "calls_per_vm": total / vms,
-        "ideal_seconds": ideal, "vs_ideal": ratio(wait.seconds, ideal),
-        "targets": {"calls_per_vm": f"<= {MINIMAL_CALLS_PER_VM}"},
-    })  # fmt: skip
+    result.figures.update(
+        {
+            "seconds": wait.seconds,
+            "ready": wait.done,
+            "calls": calls,
+            "calls_per_vm": total / vms,
+            "ideal_seconds": ideal,
+            "vs_ideal": ratio(wait.seconds, ideal),
+            "targets": {"calls_per_vm": f"<= {MINIMAL_CALLS_PER_VM}"},
+        }
+    )
     if wait.seconds is None:
         result.notes.append(f"only {wait.done}/{vms} Ready within {ctx.timeout:.0f}s")
         result.tables.append(_not_ready(wait.last))

@@ -13,28 +13,34 @@ from bench.report import Table, percentile, ratio
 
 
 def _sample(verb: str, resource: str, subresource: str, code: str, value: str) -> str:
-    labels = (f'code="{code}",component="apiserver",dry_run="",group="dpio.io",'
-              f'resource="{resource}",scope="resource",subresource="{subresource}",'
-              f'verb="{verb}",version="v1alpha1"')  # fmt: skip
+    labels = (
+        f'code="{code}",component="apiserver",dry_run="",group="dpio.io",'
+        f'resource="{resource}",scope="resource",subresource="{subresource}",'
+        f'verb="{verb}",version="v1alpha1"'
+    )
     return f"apiserver_request_total{{{labels}}} {value}"
 
 
-METRICS = "\n".join([
-    "# HELP apiserver_request_total [STABLE] Counter of apiserver requests",
-    "# TYPE apiserver_request_total counter",
-    _sample("PATCH", "hostpassthroughpolicies", "status", "200", "7"),
-    _sample("PATCH", "hostpassthroughpolicies", "status", "409", "2"),
-    _sample("GET", "secrets", "", "200", "1.2e+01"),
-    'apiserver_request_duration_seconds_count{resource="secrets",verb="GET"} 99',
-])  # fmt: skip
+METRICS = "\n".join(
+    [
+        "# HELP apiserver_request_total [STABLE] Counter of apiserver requests",
+        "# TYPE apiserver_request_total counter",
+        _sample("PATCH", "hostpassthroughpolicies", "status", "200", "7"),
+        _sample("PATCH", "hostpassthroughpolicies", "status", "409", "2"),
+        _sample("GET", "secrets", "", "200", "1.2e+01"),
+        'apiserver_request_duration_seconds_count{resource="secrets",verb="GET"} 99',
+    ]
+)
 
 
 def test_request_totals_sum_response_codes_and_skip_other_metrics() -> None:
     totals = kube.parse_request_totals(METRICS)
-    assert totals == Counter({
-        ("PATCH", "hostpassthroughpolicies", "status"): 9,
-        ("GET", "secrets", ""): 12,
-    })  # fmt: skip
+    assert totals == Counter(
+        {
+            ("PATCH", "hostpassthroughpolicies", "status"): 9,
+            ("GET", "secrets", ""): 12,
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -56,8 +62,11 @@ def _body(generation: int, observed: int | None, reconciling: str | None, ready:
     conditions = [{"type": "Ready", "status": ready}]
     if reconciling is not None:
         conditions.append({"type": "Reconciling", "status": reconciling})
-    status = {"conditions": conditions} if observed is None else {
-        "observedGeneration": observed, "conditions": conditions}  # fmt: skip
+    status = (
+        {"conditions": conditions}
+        if observed is None
+        else {"observedGeneration": observed, "conditions": conditions}
+    )
     return {"metadata": {"generation": generation}, "status": status}
 
 

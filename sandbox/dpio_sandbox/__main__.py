@@ -21,9 +21,11 @@ def main(argv: list[str] | None = None) -> int:
         "--once", action="store_true", help="demo: exit once every object is settled (for CI)"
     )
     parser.add_argument(
-        "--watch-seconds", type=float, default=300.0,
+        "--watch-seconds",
+        type=float,
+        default=300.0,
         help="demo: how long to print status changes (with --once: how long to wait at most)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir
     if args.command == "down":

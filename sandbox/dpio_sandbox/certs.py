@@ -75,9 +75,13 @@ def issue_client_cert(
     if _exists(pair):
         return pair
     return _issue(
-        ca, pair, common_name, organizations=organizations,
-        usage=ExtendedKeyUsageOID.CLIENT_AUTH, sans=[],
-    )  # fmt: skip
+        ca,
+        pair,
+        common_name,
+        organizations=organizations,
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        sans=[],
+    )
 
 
 def ensure_service_account_key(directory: Path) -> KeyPair:
@@ -147,10 +151,16 @@ def _builder(
 
 def _usage(*, cert_sign: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=not cert_sign,
-        data_encipherment=False, key_agreement=False, key_cert_sign=cert_sign,
-        crl_sign=cert_sign, encipher_only=False, decipher_only=False,
-    )  # fmt: skip
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=not cert_sign,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _pair(directory: Path, name: str) -> KeyPair:

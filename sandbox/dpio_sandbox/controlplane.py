@@ -52,8 +52,14 @@ def binaries() -> tuple[Path, Path]:
     major, minor = k8s.lstrip("v").split(".")[:2]
     # What hack/lib/version.sh stamps, so `kubectl version` reports the release on both sides.
     # The release commit is not recorded by the module proxy, so gitCommit stays empty.
-    stamp = {"gitVersion": k8s, "gitMajor": major, "gitMinor": minor, "gitCommit": "",
-             "gitTreeState": "clean", "buildDate": released}  # fmt: skip
+    stamp = {
+        "gitVersion": k8s,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": released,
+    }
     ldflags = " ".join(
         f"-X k8s.io/{pkg}.{var}={value}"
         for pkg in ("client-go/pkg/version", "component-base/version")
@@ -61,9 +67,12 @@ def binaries() -> tuple[Path, Path]:
     )
     commands = ("kube-apiserver", "kube-controller-manager", "kubectl")
     k8s_bin = build_go(
-        "kubernetes", CONTROLPLANE_MODULE, {c: f"k8s.io/kubernetes/cmd/{c}" for c in commands},
-        f"-s -w {ldflags}", k8s,
-    )  # fmt: skip
+        "kubernetes",
+        CONTROLPLANE_MODULE,
+        {c: f"k8s.io/kubernetes/cmd/{c}" for c in commands},
+        f"-s -w {ldflags}",
+        k8s,
+    )
     etcd, _ = module_release(ETCD_MODULE, "go.etcd.io/etcd/server/v3")
     etcd_bin = build_go("etcd", ETCD_MODULE, {"etcd": "go.etcd.io/etcd/server/v3"}, "-s -w", etcd)
     return k8s_bin, etcd_bin
@@ -119,33 +128,65 @@ def _start_etcd(state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: Ports)
     url = f"https://127.0.0.1:{ports['etcd']}"
     # Single member: the peer URL is never dialled, but must not collide with another etcd.
     peer = f"http://127.0.0.1:{ports['etcd-peer']}"
-    return _launch(state_dir, "etcd", ca, f"{url}/health", [
-        str(bin_dir / "etcd"), "--name=sandbox", f"--data-dir={state_dir / 'etcd'}",
-        f"--listen-client-urls={url}", f"--advertise-client-urls={url}",
-        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=sandbox={peer}", f"--cert-file={tls.cert}", f"--key-file={tls.key}",
-        "--unsafe-no-fsync", "--log-level=warn",  # a throwaway sandbox: speed over durability
-    ])  # fmt: skip
+    return _launch(
+        state_dir,
+        "etcd",
+        ca,
+        f"{url}/health",
+        [
+            str(bin_dir / "etcd"),
+            "--name=sandbox",
+            f"--data-dir={state_dir / 'etcd'}",
+            f"--listen-client-urls={url}",
+            f"--advertise-client-urls={url}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=sandbox={peer}",
+            f"--cert-file={tls.cert}",
+            f"--key-file={tls.key}",
+            "--unsafe-no-fsync",
+            "--log-level=warn",  # a throwaway sandbox: speed over durability
+        ],
+    )
 
 
 def _start_apiserver(state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: Ports) -> int:
     pki = state_dir / "pki"
     sa = certs.ensure_service_account_key(pki)
     tls = certs.issue_serving_cert(
-        ca, "kube-apiserver", pki, ips=["10.0.0.1"],  # first IP of _SERVICE_CIDR
+        ca,
+        "kube-apiserver",
+        pki,
+        ips=["10.0.0.1"],  # first IP of _SERVICE_CIDR
         dns_names=["kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-    )  # fmt: skip
+    )
     port = ports["kube-apiserver"]
-    return _launch(state_dir, "kube-apiserver", ca, f"https://127.0.0.1:{port}/readyz", [
-        str(bin_dir / "kube-apiserver"), f"--etcd-servers=https://127.0.0.1:{ports['etcd']}",
-        f"--etcd-cafile={ca.cert}", f"--secure-port={port}", "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1", f"--cert-dir={pki}",
-        f"--tls-cert-file={tls.cert}", f"--tls-private-key-file={tls.key}",
-        f"--client-ca-file={ca.cert}", "--authorization-mode=RBAC",
-        f"--service-account-issuer={_ISSUER}", f"--api-audiences={_ISSUER}",
-        f"--service-account-key-file={sa.cert}", f"--service-account-signing-key-file={sa.key}",
-        f"--service-cluster-ip-range={_SERVICE_CIDR}", "--profiling=false",
-    ], timeout=120)  # fmt: skip
+    return _launch(
+        state_dir,
+        "kube-apiserver",
+        ca,
+        f"https://127.0.0.1:{port}/readyz",
+        [
+            str(bin_dir / "kube-apiserver"),
+            f"--etcd-servers=https://127.0.0.1:{ports['etcd']}",
+            f"--etcd-cafile={ca.cert}",
+            f"--secure-port={port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--cert-dir={pki}",
+            f"--tls-cert-file={tls.cert}",
+            f"--tls-private-key-file={tls.key}",
+            f"--client-ca-file={ca.cert}",
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer={_ISSUER}",
+            f"--api-audiences={_ISSUER}",
+            f"--service-account-key-file={sa.cert}",
+            f"--service-account-signing-key-file={sa.key}",
+            f"--service-cluster-ip-range={_SERVICE_CIDR}",
+            "--profiling=false",
+        ],
+        timeout=120,
+    )
 
 
 def _start_controller_manager(
@@ -159,18 +200,32 @@ def _start_controller_manager(
     config = _write_kubeconfig(state_dir / "kcm.kubeconfig", server, ca.cert, client)
     tls = certs.issue_serving_cert(ca, "kube-controller-manager", pki)
     port = ports["kube-controller-manager"]
-    return _launch(state_dir, "kube-controller-manager", ca, f"https://127.0.0.1:{port}/healthz", [
-        str(bin_dir / "kube-controller-manager"), f"--kubeconfig={config}",
-        f"--authentication-kubeconfig={config}", f"--authorization-kubeconfig={config}",
-        # No front proxy (requestheader CA) in the sandbox: don't look for one, nor log its absence.
-        "--authentication-skip-lookup=true",
-        f"--controllers={','.join(_CONTROLLERS)}", "--leader-elect=false",
-        # Each controller acts as its own ServiceAccount, with the bootstrap RBAC role made for it.
-        "--use-service-account-credentials=true",
-        f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={ca.cert}",
-        f"--secure-port={port}", "--bind-address=127.0.0.1",
-        f"--tls-cert-file={tls.cert}", f"--tls-private-key-file={tls.key}",
-    ])  # fmt: skip
+    return _launch(
+        state_dir,
+        "kube-controller-manager",
+        ca,
+        f"https://127.0.0.1:{port}/healthz",
+        [
+            str(bin_dir / "kube-controller-manager"),
+            f"--kubeconfig={config}",
+            f"--authentication-kubeconfig={config}",
+            f"--authorization-kubeconfig={config}",
+            # No front proxy (requestheader CA) in the sandbox: don't look for one,
+            # nor log its absence.
+            "--authentication-skip-lookup=true",
+            f"--controllers={','.join(_CONTROLLERS)}",
+            "--leader-elect=false",
+            # Each controller acts as its own ServiceAccount, with the bootstrap RBAC role
+            # made for it.
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={ca.cert}",
+            f"--secure-port={port}",
+            "--bind-address=127.0.0.1",
+            f"--tls-cert-file={tls.cert}",
+            f"--tls-private-key-file={tls.key}",
+        ],
+    )
 
 
 def _launch(
@@ -194,13 +249,26 @@ def _write_kubeconfig(path: Path, server: str, ca_file: Path, user: certs.KeyPai
         return base64.b64encode(file.read_bytes()).decode()
 
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "sandbox",
-        "clusters": [{"name": "sandbox", "cluster": {
-            "server": server, "certificate-authority-data": b64(ca_file)}}],
-        "users": [{"name": "sandbox", "user": {
-            "client-certificate-data": b64(user.cert), "client-key-data": b64(user.key)}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "sandbox",
+        "clusters": [
+            {
+                "name": "sandbox",
+                "cluster": {"server": server, "certificate-authority-data": b64(ca_file)},
+            }
+        ],
+        "users": [
+            {
+                "name": "sandbox",
+                "user": {
+                    "client-certificate-data": b64(user.cert),
+                    "client-key-data": b64(user.key),
+                },
+            }
+        ],
         "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox"}}],
-    }  # fmt: skip
+    }
     # JSON is YAML, so kubectl and the Python client read it without a YAML writer here.
     path.write_text(json.dumps(config, indent=2))
     path.chmod(0o600)
@@ -225,9 +293,13 @@ def _healthy(plane: ControlPlane) -> bool:
         return False
     try:
         procs.wait_for_url(
-            plane.state_dir, "kube-apiserver", plane.pids["kube-apiserver"],
-            f"{plane.server}/readyz", timeout=5, context=_https(plane.ca_file),
-        )  # fmt: skip
+            plane.state_dir,
+            "kube-apiserver",
+            plane.pids["kube-apiserver"],
+            f"{plane.server}/readyz",
+            timeout=5,
+            context=_https(plane.ca_file),
+        )
     except procs.ProcessError:
         return False
     return True

@@ -44,8 +44,11 @@ def run(
     when ``check`` and it fails."""
     proc = subprocess.run(
         [str(binary()), *args],
-        capture_output=True, text=True, check=False, env=None if env is None else dict(env),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        env=None if env is None else dict(env),
+    )
     if check and proc.returncode != 0:
         raise HelmError(f"helm {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
     return proc

@@ -18,9 +18,13 @@ def install(box: Sandbox, namespace: str = NAMESPACE, secret: str = SECRET) -> N
     with the simulator's URL, credentials and CA (keys as in docs/design.md, "vCenter access")."""
     kubectl(box, "apply", "--server-side", "-f", str(REPO_ROOT / "crds"))
     kubectl(
-        box, "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/hostpassthroughpolicies.dpio.io", "crd/vmdeviceassignments.dpio.io",
-    )  # fmt: skip
+        box,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/hostpassthroughpolicies.dpio.io",
+        "crd/vmdeviceassignments.dpio.io",
+    )
     manifest = {
         "apiVersion": "v1",
         "kind": "List",
@@ -45,8 +49,11 @@ def install(box: Sandbox, namespace: str = NAMESPACE, secret: str = SECRET) -> N
 def kubectl(box: Sandbox, *args: str, stdin: str | None = None) -> str:
     out = subprocess.run(
         [str(box.kubectl), f"--kubeconfig={box.kubeconfig}", *args],
-        input=stdin, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
     return out.stdout

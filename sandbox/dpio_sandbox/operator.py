@@ -28,8 +28,13 @@ def running(
         "DPIO_VCENTER_SECRET": install.SECRET,
         **(env or {}),
     }
-    argv = [sys.executable, "-m", "dpio.handlers.main", "--standalone",
-            f"--liveness=http://127.0.0.1:{port}/healthz"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "dpio.handlers.main",
+        "--standalone",
+        f"--liveness=http://127.0.0.1:{port}/healthz",
+    ]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         proc = subprocess.Popen(argv, env=full_env, stdout=out, stderr=subprocess.STDOUT)

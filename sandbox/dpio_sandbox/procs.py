@@ -47,9 +47,14 @@ def start(
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env=None if env is None else dict(env), start_new_session=True, cwd=state_dir,
-        )  # fmt: skip
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=None if env is None else dict(env),
+            start_new_session=True,
+            cwd=state_dir,
+        )
     _children[proc.pid] = proc
     # The start time makes the pidfile safe against pid reuse after a reboot or crash.
     _pidfile(state_dir, name).write_text(f"{proc.pid} {_start_time(proc.pid)}\n")

@@ -78,9 +78,13 @@ def start(
     (state_dir / name).mkdir(parents=True, exist_ok=True)
     pid = procs.start(name, argv, state_dir)
     procs.wait_until(
-        state_dir, name, pid, timeout=60, what=str(ready),
+        state_dir,
+        name,
+        pid,
+        timeout=60,
+        what=str(ready),
         ready=lambda: ready.exists() and bool(ready.read_text()),
-    )  # fmt: skip
+    )
     info = json.loads(ready.read_text())
     sim = Simulator(
         name=name,

@@ -44,8 +44,13 @@ def inventory(hosts: int = HOSTS, devices: int = DEVICES, *, rebind: bool = True
     """One DRS cluster of ESXi 8.0.2 hosts, each with `devices` A100s, none enabled yet.
 
     `rebind`: `deviceRebindWithoutReboot` (active at once); False: every change needs a reboot."""
-    a100 = {"vendorId": "10de", "deviceId": "20b5", "classId": "0302",
-            "name": "GA100 [A100 PCIe 80GB]", "vendorName": "NVIDIA Corporation"}  # fmt: skip
+    a100 = {
+        "vendorId": "10de",
+        "deviceId": "20b5",
+        "classId": "0302",
+        "name": "GA100 [A100 PCIe 80GB]",
+        "vendorName": "NVIDIA Corporation",
+    }
     members = [
         {
             "name": host_name(i),
@@ -107,8 +112,9 @@ def _strip_finalizers(box: Sandbox) -> None:
     for line in listing.splitlines():
         kind, name, *namespace = line.split()
         where = ["-n", namespace[0]] if namespace else []
-        kubectl(box, "patch", kind, name, *where, "--type=merge",
-                "-p", '{"metadata":{"finalizers":[]}}')  # fmt: skip
+        kubectl(
+            box, "patch", kind, name, *where, "--type=merge", "-p", '{"metadata":{"finalizers":[]}}'
+        )
     kubectl(box, "delete", "vmda,hpp", "--all", "--all-namespaces", "--wait=false")
 
 

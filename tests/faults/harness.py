@@ -52,8 +52,13 @@ class OperatorProcess:
             "DPIO_METRICS_PORT": "0",  # several operators share this machine: no fixed port
             **self.extra_env,
         }
-        argv = [sys.executable, "-m", "dpio.handlers.main", "--standalone",
-                f"--liveness=http://127.0.0.1:{self.port}/healthz"]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "dpio.handlers.main",
+            "--standalone",
+            f"--liveness=http://127.0.0.1:{self.port}/healthz",
+        ]
         if self.verbose:
             argv.append("--verbose")
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -111,11 +116,22 @@ def get_json(box: Sandbox, *args: str) -> Any:
 
 def vcenter_secret(box: Sandbox, sim: Simulator, name: str, **overrides: str) -> None:
     """A Secret in the operator's namespace for `sim` (keys: docs/design.md, "vCenter access")."""
-    data = {"server": sim.sdk_url, "username": sim.username, "password": sim.password,
-            "caBundle": Path(sim.ca_file).read_text(), **overrides}  # fmt: skip
-    apply(box, {"apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": name, "namespace": install.NAMESPACE},
-                "stringData": data})  # fmt: skip
+    data = {
+        "server": sim.sdk_url,
+        "username": sim.username,
+        "password": sim.password,
+        "caBundle": Path(sim.ca_file).read_text(),
+        **overrides,
+    }
+    apply(
+        box,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": install.NAMESPACE},
+            "stringData": data,
+        },
+    )
 
 
 def hpp(name: str, hosts: list[str] | dict[str, Any], **spec: Any) -> dict[str, Any]:

@@ -61,8 +61,11 @@ def vsphere_violations(sim: Simulator, expected: dict[str, set[str]]) -> list[st
     """`expected`: host name -> PCI ids that must be enabled and active there."""
     with connect(sim) as si:
         hosts = host_properties(si, ["runtime.inMaintenanceMode", "config.pciPassthruInfo"])
-    found = [f"{name} left in maintenance mode"
-             for name, p in hosts.items() if p.get("runtime.inMaintenanceMode")]  # fmt: skip
+    found = [
+        f"{name} left in maintenance mode"
+        for name, p in hosts.items()
+        if p.get("runtime.inMaintenanceMode")
+    ]
     for name, ids in expected.items():
         infos = {i.id: i for i in hosts.get(name, {}).get("config.pciPassthruInfo", [])}
         for pci in sorted(ids):

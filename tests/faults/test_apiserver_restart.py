@@ -59,8 +59,14 @@ def _restart_apiserver(box: Sandbox, while_down: Callable[[], None]) -> None:
         context = ssl.create_default_context(
             cafile=str(certs.ensure_ca(box.state_dir / "pki").cert)
         )
-        procs.wait_for_url(box.state_dir, APISERVER, new, f"https://127.0.0.1:{port}/readyz",
-                           timeout=120, context=context)  # fmt: skip
+        procs.wait_for_url(
+            box.state_dir,
+            APISERVER,
+            new,
+            f"https://127.0.0.1:{port}/readyz",
+            timeout=120,
+            context=context,
+        )
 
 
 def test_apiserver_restart_operator_recovers(
@@ -86,8 +92,12 @@ def test_apiserver_restart_operator_recovers(
     _restart_apiserver(sandbox, drift)
     alive = operator.alive
     apply(sandbox, hpp("after-restart", {"clusters": [CLUSTER]}))
-    wait_ready(sandbox, ["before-restart", "after-restart"], timeout=180,
-               what="both policies Ready after the restart")  # fmt: skip
+    wait_ready(
+        sandbox,
+        ["before-restart", "after-restart"],
+        timeout=180,
+        what="both policies Ready after the restart",
+    )
     seen = {"logins": logins(sim) - 1, "updates": counters(sim).get("UpdatePassthruConfig", 0)}
     violations = converged_violations(sim, every_device(range(hosts)))
     if not alive:
@@ -95,9 +105,13 @@ def test_apiserver_restart_operator_recovers(
     if seen["logins"] > 0:
         violations.append(f"{seen['logins']} new vCenter logins for a Kubernetes outage")
     summary(
-        "apiserver-restart", faults=1, down_s=DOWN_SECONDS, policies_converged=2,
-        update_calls=seen["updates"], violations=len(violations),
-    )  # fmt: skip
+        "apiserver-restart",
+        faults=1,
+        down_s=DOWN_SECONDS,
+        policies_converged=2,
+        update_calls=seen["updates"],
+        violations=len(violations),
+    )
     assert violations == []
 
 
@@ -116,26 +130,39 @@ def test_status_written_by_someone_else_is_corrected_without_vcenter_writes(
     apply(sandbox, hpp("tampered", {"clusters": [CLUSTER]}))
     wait_ready(sandbox, ["tampered"], timeout=120)
     reset_counters(sim)
-    ready = {"type": "Ready", "status": "False", "reason": "Tampered", "message": "not true",
-             "lastTransitionTime": "2020-01-01T00:00:00Z"}  # fmt: skip
+    ready = {
+        "type": "Ready",
+        "status": "False",
+        "reason": "Tampered",
+        "message": "not true",
+        "lastTransitionTime": "2020-01-01T00:00:00Z",
+    }
     nothing = {"hosts": 0, "devices": 0, "active": 0, "pendingReboot": 0}
     lie = json.dumps({"status": {"summary": nothing, "conditions": [ready]}})
     tampering = 0
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        kubectl(sandbox, "patch", "hpp", "tampered", "--subresource=status", "--type=merge",
-                "-p", lie)  # fmt: skip
+        kubectl(
+            sandbox, "patch", "hpp", "tampered", "--subresource=status", "--type=merge", "-p", lie
+        )
         tampering += 1
-    wait_ready(sandbox, ["tampered"], timeout=30,
-               what="hpp/tampered Ready again after the tampering")  # fmt: skip
+    wait_ready(
+        sandbox, ["tampered"], timeout=30, what="hpp/tampered Ready again after the tampering"
+    )
     status = get_json(sandbox, "hpp", "tampered")["status"]
-    writes = {m: n for m, n in counters(sim).items()
-              if m in ("UpdatePassthruConfig", "RebootHost_Task") and n}  # fmt: skip
+    writes = {
+        m: n
+        for m, n in counters(sim).items()
+        if m in ("UpdatePassthruConfig", "RebootHost_Task") and n
+    }
     violations = [f"{n} {m} call(s) caused by a status write" for m, n in writes.items()]
     if status["summary"]["active"] != hosts * DEVICES:
         violations.append(f"summary not restored: {status['summary']}")
     summary(
-        "status-tampering", faults=tampering, policies_converged=1,
-        active=f"{status['summary']['active']}/{hosts * DEVICES}", violations=len(violations),
-    )  # fmt: skip
+        "status-tampering",
+        faults=tampering,
+        policies_converged=1,
+        active=f"{status['summary']['active']}/{hosts * DEVICES}",
+        violations=len(violations),
+    )
     assert violations == []

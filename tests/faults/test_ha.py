@@ -64,8 +64,11 @@ def replicas(sandbox: Sandbox, tmp_path: Path) -> Iterator[Replicas]:
         kubectl(sandbox, "delete", "lease", "-n", install.NAMESPACE, lease, "--ignore-not-found")
         env = {"DPIO_LEASE": lease, "DPIO_LOG_FORMAT": "json"}
         for name in ("a", "b"):
-            made.append(OperatorProcess(sandbox, tmp_path / name, secret="vcenter-ha",
-                                        verbose=True, extra_env=env))  # fmt: skip
+            made.append(
+                OperatorProcess(
+                    sandbox, tmp_path / name, secret="vcenter-ha", verbose=True, extra_env=env
+                )
+            )
         return made[-2], made[-1]
 
     try:
@@ -79,8 +82,9 @@ def replicas(sandbox: Sandbox, tmp_path: Path) -> Iterator[Replicas]:
 
 
 def _lease_holder(box: Sandbox, lease: str) -> str:
-    out = kubectl(box, "get", "lease", "-n", install.NAMESPACE, lease, "-o", "json",
-                  "--ignore-not-found")  # fmt: skip
+    out = kubectl(
+        box, "get", "lease", "-n", install.NAMESPACE, lease, "-o", "json", "--ignore-not-found"
+    )
     return str(json.loads(out)["spec"].get("holderIdentity") or "") if out.strip() else ""
 
 
@@ -158,11 +162,16 @@ def test_the_follower_takes_over_and_nothing_is_done_twice(
     if logins != 1:
         violations.append(f"{logins} logins by two replicas under one leader, not 1")
     summary(
-        f"ha-takeover-{death}", faults=1, takeover_s=f"{takeover:.1f}",
-        budget_s=f"{BUDGET[death]:.0f}", converged_updates=converged,
-        updates_after=after.get("UpdatePassthruConfig", 0), logins_before=logins,
-        follower_reconciles_before=follower_reconciles, violations=len(violations),
-    )  # fmt: skip
+        f"ha-takeover-{death}",
+        faults=1,
+        takeover_s=f"{takeover:.1f}",
+        budget_s=f"{BUDGET[death]:.0f}",
+        converged_updates=converged,
+        updates_after=after.get("UpdatePassthruConfig", 0),
+        logins_before=logins,
+        follower_reconciles_before=follower_reconciles,
+        violations=len(violations),
+    )
     assert violations == []
     assert takeover <= BUDGET[death]
     ready_status = get_json(sandbox, "hpp", "ha-a")["status"]["summary"]

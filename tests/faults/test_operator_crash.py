@@ -89,10 +89,16 @@ def test_sigkill_during_a_large_convergence(
     violations = after_faults(sim, every_device(range(HOSTS)), operator, sessions)
     status = get_json(sandbox, "hpp", "crash-large")["status"]["summary"]
     summary(
-        "sigkill-large-convergence", seed=SEED, faults=kills, hosts=HOSTS,
-        devices_active=f"{status['active']}/{HOSTS * DEVICES}", update_calls=updates,
-        logins=sessions, processes=operator.runs, violations=len(violations),
-    )  # fmt: skip
+        "sigkill-large-convergence",
+        seed=SEED,
+        faults=kills,
+        hosts=HOSTS,
+        devices_active=f"{status['active']}/{HOSTS * DEVICES}",
+        update_calls=updates,
+        logins=sessions,
+        processes=operator.runs,
+        violations=len(violations),
+    )
     assert violations == []
     assert status["active"] == HOSTS * DEVICES
     # A write interrupted by the kill may be repeated once, never more.
@@ -113,8 +119,14 @@ def test_sigkill_mid_rolling_reboot(
     rng = random.Random(SEED + 1)
     sim = vcsim_factory(inventory=inventory(REBOOT_HOSTS, 2, rebind=False), reboot_delay="1s")
     operator = fault_operator(sim)
-    apply(sandbox, hpp("crash-rolling", {"clusters": [CLUSTER]},
-                       reboot={"policy": "Rolling", "maxUnavailable": 1}))  # fmt: skip
+    apply(
+        sandbox,
+        hpp(
+            "crash-rolling",
+            {"clusters": [CLUSTER]},
+            reboot={"policy": "Rolling", "maxUnavailable": 1},
+        ),
+    )
     reset_counters(sim)
     cuts = sorted(
         ((rng.randrange(REBOOT_HOSTS) + 1, rng.choice(PHASES)) for _ in range(3)),
@@ -142,8 +154,14 @@ def test_sigkill_mid_rolling_reboot(
     if reboots > REBOOT_HOSTS:
         violations.append(f"{reboots} reboots for {REBOOT_HOSTS} hosts: a host rebooted twice")
     summary(
-        "sigkill-rolling-reboot", seed=SEED + 1, faults=kills,
-        cuts="/".join(f"{p.split('_')[0]}#{c}" for c, p in cuts), hosts=REBOOT_HOSTS,
-        reboots=reboots, logins=sessions, processes=operator.runs, violations=len(violations),
-    )  # fmt: skip
+        "sigkill-rolling-reboot",
+        seed=SEED + 1,
+        faults=kills,
+        cuts="/".join(f"{p.split('_')[0]}#{c}" for c, p in cuts),
+        hosts=REBOOT_HOSTS,
+        reboots=reboots,
+        logins=sessions,
+        processes=operator.runs,
+        violations=len(violations),
+    )
     assert violations == []

@@ -68,14 +68,17 @@ def test_vcenter_outage_during_a_large_convergence(
     apply(sandbox, hpp("outage", {"clusters": [CLUSTER]}))
     eventually(
         lambda: counters(sim).get("UpdatePassthruConfig", 0) >= HOSTS // 3,
-        timeout=120, what="a third of the hosts updated", every=0.05,
-    )  # fmt: skip
+        timeout=120,
+        what="a third of the hosts updated",
+        every=0.05,
+    )
     sim.admin("POST", "/outage", {"down": True})
     try:
         ready = eventually(
             lambda: _ready_if(sandbox, "outage", "VCenterUnreachable"),
-            timeout=OUTAGE_SECONDS, what="Ready=False VCenterUnreachable during the outage",
-        )  # fmt: skip
+            timeout=OUTAGE_SECONDS,
+            what="Ready=False VCenterUnreachable during the outage",
+        )
         alive_during = _healthy(operator)
         time.sleep(OUTAGE_SECONDS)  # the outage lasts, whatever the operator does
         alive_after = _healthy(operator) and operator.alive
@@ -89,10 +92,15 @@ def test_vcenter_outage_during_a_large_convergence(
         violations.append("liveness probe failed during the outage")
     active = get_json(sandbox, "hpp", "outage")["status"]["summary"]["active"]
     summary(
-        "vcenter-outage", faults=1, outage_s=int(OUTAGE_SECONDS), hosts=HOSTS,
-        devices_active=f"{active}/{HOSTS * DEVICES}", update_calls=seen["updates"],
-        logins=seen["logins"], violations=len(violations),
-    )  # fmt: skip
+        "vcenter-outage",
+        faults=1,
+        outage_s=int(OUTAGE_SECONDS),
+        hosts=HOSTS,
+        devices_active=f"{active}/{HOSTS * DEVICES}",
+        update_calls=seen["updates"],
+        logins=seen["logins"],
+        violations=len(violations),
+    )
     assert ready["status"] == "False"
     assert violations == []
     assert seen["updates"] <= HOSTS + 1  # a call cut by the outage may be repeated once
@@ -119,9 +127,14 @@ def test_convergence_under_latency(
     if seen["updates"] != hosts:
         violations.append(f"{seen['updates']} UpdatePassthruConfig for {hosts} hosts")
     summary(
-        "vcenter-latency", faults=1, latency_ms=latency_ms, hosts=hosts,
-        update_calls=seen["updates"], logins=seen["logins"], violations=len(violations),
-    )  # fmt: skip
+        "vcenter-latency",
+        faults=1,
+        latency_ms=latency_ms,
+        hosts=hosts,
+        update_calls=seen["updates"],
+        logins=seen["logins"],
+        violations=len(violations),
+    )
     assert violations == []
 
 
@@ -157,9 +170,12 @@ def test_session_expiry_then_drift_is_corrected_with_one_new_login(
     if operator_logins != 1:
         violations.append(f"{operator_logins} operator logins after one expiry (want 1)")
     summary(
-        "vcenter-session-expiry", faults=1, hosts=hosts, relogins=operator_logins,
+        "vcenter-session-expiry",
+        faults=1,
+        hosts=hosts,
+        relogins=operator_logins,
         violations=len(violations),
-    )  # fmt: skip
+    )
     assert violations == []
 
 
@@ -176,10 +192,26 @@ def test_failed_calls_are_retried_until_converged(
     operator = fault_operator(sim)
     operator.start()
     reset_counters(sim)
-    sim.admin("POST", "/faults", {"method": "UpdatePassthruConfig", "fault": "HostConfigFault",
-                                  "count": failures, "message": "vmkernel busy"})  # fmt: skip
-    sim.admin("POST", "/faults", {"method": "RetrievePropertiesEx", "fault": "SystemError",
-                                  "count": 1, "message": "vpxd restarting"})  # fmt: skip
+    sim.admin(
+        "POST",
+        "/faults",
+        {
+            "method": "UpdatePassthruConfig",
+            "fault": "HostConfigFault",
+            "count": failures,
+            "message": "vmkernel busy",
+        },
+    )
+    sim.admin(
+        "POST",
+        "/faults",
+        {
+            "method": "RetrievePropertiesEx",
+            "fault": "SystemError",
+            "count": 1,
+            "message": "vpxd restarting",
+        },
+    )
     apply(sandbox, hpp("task-failures", {"clusters": [CLUSTER]}))
     wait_ready(sandbox, ["task-failures"], timeout=180)
     pending: Any = sim.admin("GET", "/faults")
@@ -188,10 +220,14 @@ def test_failed_calls_are_retried_until_converged(
     if pending["pending"]:
         violations.append(f"faults never met: {pending['pending']}")
     if seen["updates"] != hosts + failures:
-        violations.append(f"{seen['updates']} UpdatePassthruConfig for {hosts} hosts "
-                          f"and {failures} refusals")  # fmt: skip
+        violations.append(
+            f"{seen['updates']} UpdatePassthruConfig for {hosts} hosts and {failures} refusals"
+        )
     summary(
-        "vcenter-call-failures", faults=failures + 1, hosts=hosts, update_calls=seen["updates"],
+        "vcenter-call-failures",
+        faults=failures + 1,
+        hosts=hosts,
+        update_calls=seen["updates"],
         violations=len(violations),
-    )  # fmt: skip
+    )
     assert violations == []

@@ -43,16 +43,29 @@ pytestmark = [pytest.mark.faults, pytest.mark.sandbox]
 SEED = int(os.environ.get("DPIO_FAULT_SEED", str(time.time_ns() % 100_000)))
 VMS = 8
 NS, POLICY, HOST = "fault-vm", "fault-vm-gpus", "esx-vm-faults.lab.local"
-A100 = {"vendorId": "10de", "deviceId": "20b5", "classId": "0302", "enabled": True,
-        "active": True, "name": "GA100 [A100 PCIe 80GB]",
-        "vendorName": "NVIDIA Corporation", "mmioSizeGB": 128}  # fmt: skip
+A100 = {
+    "vendorId": "10de",
+    "deviceId": "20b5",
+    "classId": "0302",
+    "enabled": True,
+    "active": True,
+    "name": "GA100 [A100 PCIe 80GB]",
+    "vendorName": "NVIDIA Corporation",
+    "mmioSizeGB": 128,
+}
 
 
 def _inventory() -> str:
-    host = {"name": HOST, "version": "8.0.2", "deviceRebindWithoutReboot": True,
-            "pciDevices": [{"address": address(i), **A100} for i in range(VMS)]}  # fmt: skip
-    vms = [{"name": f"fault-vm-{i}", "host": HOST, "firmware": "efi", "memoryMB": 4096}
-           for i in range(VMS)]  # fmt: skip
+    host = {
+        "name": HOST,
+        "version": "8.0.2",
+        "deviceRebindWithoutReboot": True,
+        "pciDevices": [{"address": address(i), **A100} for i in range(VMS)],
+    }
+    vms = [
+        {"name": f"fault-vm-{i}", "host": HOST, "firmware": "efi", "memoryMB": 4096}
+        for i in range(VMS)
+    ]
     return yaml.safe_dump({"datacenters": [{"name": "DC-VM", "hosts": [host], "vms": vms}]})
 
 
@@ -77,18 +90,38 @@ def _vm_state(sim: Simulator) -> dict[str, tuple[list[str], bool]]:
             content.rootFolder, [vim.VirtualMachine], True
         )
         spec = pc.FilterSpec(
-            objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[pc.TraversalSpec(
-                name="v", path="view", skip=False, type=vim.view.ContainerView)])],
-            propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=[
-                "name", "config.hardware.device", "config.memoryReservationLockedToMax"])],
-        )  # fmt: skip
+            objectSet=[
+                pc.ObjectSpec(
+                    obj=view,
+                    skip=True,
+                    selectSet=[
+                        pc.TraversalSpec(
+                            name="v", path="view", skip=False, type=vim.view.ContainerView
+                        )
+                    ],
+                )
+            ],
+            propSet=[
+                pc.PropertySpec(
+                    type=vim.VirtualMachine,
+                    pathSet=[
+                        "name",
+                        "config.hardware.device",
+                        "config.memoryReservationLockedToMax",
+                    ],
+                )
+            ],
+        )
         objects = content.propertyCollector.RetrieveContents([spec])
         view.Destroy()
     state = {}
     for obj in objects:
         props = {p.name: p.val for p in obj.propSet}
-        ids = [d.backing.id for d in props.get("config.hardware.device", [])
-               if isinstance(d, vim.vm.device.VirtualPCIPassthrough)]  # fmt: skip
+        ids = [
+            d.backing.id
+            for d in props.get("config.hardware.device", [])
+            if isinstance(d, vim.vm.device.VirtualPCIPassthrough)
+        ]
         state[props["name"]] = (ids, bool(props.get("config.memoryReservationLockedToMax")))
     return state
 
@@ -101,8 +134,12 @@ def _kill_after_reconfigures(
     for point in points:
         if not operator.alive:
             operator.start()
-        eventually(lambda p=point: counters(sim).get("ReconfigVM_Task", 0) >= p,  # type: ignore[misc]
-                   timeout=120, what=f"{point} ReconfigVM_Task calls", every=0.02)  # fmt: skip
+        eventually(
+            lambda p=point: counters(sim).get("ReconfigVM_Task", 0) >= p,  # type: ignore[misc]
+            timeout=120,
+            what=f"{point} ReconfigVM_Task calls",
+            every=0.02,
+        )
         time.sleep(rng.uniform(0, 0.3))
         operator.kill()
     return len(points)
@@ -127,8 +164,15 @@ def test_sigkill_while_attaching_and_removing_devices(
     sim.admin("PUT", "/latency", {"ms": 50})
     reset_counters(sim)
     # Someone else edits a VM at the wrong moment: one reconfigure meets ConcurrentAccess.
-    sim.admin("POST", "/faults", {"method": "ReconfigVM_Task", "fault": "ConcurrentAccess",
-                                  "message": "config changed (changeVersion)"})  # fmt: skip
+    sim.admin(
+        "POST",
+        "/faults",
+        {
+            "method": "ReconfigVM_Task",
+            "fault": "ConcurrentAccess",
+            "message": "config changed (changeVersion)",
+        },
+    )
     for i in range(VMS):
         apply(sandbox, _vmda(i))
     kills = _kill_after_reconfigures(operator, sim, rng, sorted(rng.sample(range(VMS), 3)))
@@ -159,16 +203,25 @@ def test_sigkill_while_attaching_and_removing_devices(
     kubectl(sandbox, "delete", "vmda", "--all", "-n", NS, "--wait=false")
     kills += _kill_after_reconfigures(operator, sim, rng, [rng.randrange(1, VMS)])
     operator.start()
-    eventually(lambda: not get_json(sandbox, "vmda", "-n", NS)["items"], timeout=240,
-               what="every vmda deleted (finalizers released)")  # fmt: skip
+    eventually(
+        lambda: not get_json(sandbox, "vmda", "-n", NS)["items"],
+        timeout=240,
+        what="every vmda deleted (finalizers released)",
+    )
     sim.admin("PUT", "/latency", {"ms": 0})
     after = _vm_state(sim)
-    violations += [f"{name} not restored: {after.get(name)} != {state}"
-                   for name, state in before.items() if after.get(name) != state]  # fmt: skip
+    violations += [
+        f"{name} not restored: {after.get(name)} != {state}"
+        for name, state in before.items()
+        if after.get(name) != state
+    ]
     summary(
-        "sigkill-vm-assignments", seed=SEED + 2, faults=kills + 1, vms=VMS,
+        "sigkill-vm-assignments",
+        seed=SEED + 2,
+        faults=kills + 1,
+        vms=VMS,
         converged=sum(1 for i in range(VMS) if attached[f"fault-vm-{i}"][0] == [address(i)]),
         restored=sum(1 for n, s in before.items() if after.get(n) == s),
         violations=len(violations),
-    )  # fmt: skip
+    )
     assert violations == []

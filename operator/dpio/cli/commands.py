@@ -195,10 +195,17 @@ def _plan_assignments(
         return source, ctx.observe_vm(credentials, vm.name or "", vm.instance_uuid or "")
 
     return [
-        plan_one(c, policies=policies, all_bodies=bodies, namespace_labels=labels,
-                 observe=observe, now=now, changing_hosts=changing)
+        plan_one(
+            c,
+            policies=policies,
+            all_bodies=bodies,
+            namespace_labels=labels,
+            observe=observe,
+            now=now,
+            changing_hosts=changing,
+        )
         for c in mine
-    ]  # fmt: skip
+    ]
 
 
 def status(args: argparse.Namespace, ctx: Context) -> int:

@@ -26,9 +26,19 @@ from dpio.planner.observed import (
 )
 
 HEADERS = (
-    "host", "address", "id", "name", "capable", "enabled", "active", "state",
-    "label", "mmio GB", "in use by", "dependent",
-)  # fmt: skip
+    "host",
+    "address",
+    "id",
+    "name",
+    "capable",
+    "enabled",
+    "active",
+    "state",
+    "label",
+    "mmio GB",
+    "in use by",
+    "dependent",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +148,20 @@ def selected(inventory: ObservedInventory, names: Sequence[str]) -> list[Observe
 
 def table_row(r: DeviceRow) -> tuple[object, ...]:
     ids = f"{r.vendor_id}:{r.device_id}"
-    return (r.host, r.address, ids, r.name, r.capable, r.enabled, r.active, r.state,
-            r.hardware_label, "" if r.mmio_size_gb is None else r.mmio_size_gb, r.used_by,
-            r.dependent_devices)  # fmt: skip
+    return (
+        r.host,
+        r.address,
+        ids,
+        r.name,
+        r.capable,
+        r.enabled,
+        r.active,
+        r.state,
+        r.hardware_label,
+        "" if r.mmio_size_gb is None else r.mmio_size_gb,
+        r.used_by,
+        r.dependent_devices,
+    )
 
 
 def render(inventory: ObservedInventory, fmt: Format, names: Sequence[str] = ()) -> str:

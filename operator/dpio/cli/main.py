@@ -69,13 +69,18 @@ def build_parser() -> Parser:
         "devices and conflicts. For pull-request review.",
     )
     plan.add_argument(
-        "-f", "--filename", action="append", required=True, metavar="FILE",
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="FILE",
         help="manifest file or directory, - for stdin (repeatable)",
-    )  # fmt: skip
+    )
     plan.add_argument(
-        "--cluster", action="store_true",
+        "--cluster",
+        action="store_true",
         help="also read the policies already in the cluster (conflicts, rolling reboots)",
-    )  # fmt: skip
+    )
     _output(plan, ["text", "json"], "text")
     add_vcenter_flags(plan)
     add_kube_flags(plan)

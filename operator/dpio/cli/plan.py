@@ -28,8 +28,9 @@ from dpio.planner.observed import format_pci_id
 #: Problems about one device the policy asked for: the planner left it alone.
 REFUSED = frozenset({DEVICE_IN_USE, DEVICE_NOT_CAPABLE, DEVICE_NOT_FOUND})
 # Their rows repeat the problem's message; other rows' messages are notes (kept, relabelled...).
-_REFUSED_STATES = frozenset({DeviceState.IN_USE_BY_HOST, DeviceState.NOT_CAPABLE,
-                             DeviceState.NOT_FOUND})  # fmt: skip
+_REFUSED_STATES = frozenset(
+    {DeviceState.IN_USE_BY_HOST, DeviceState.NOT_CAPABLE, DeviceState.NOT_FOUND}
+)
 
 
 @dataclass(frozen=True, slots=True)

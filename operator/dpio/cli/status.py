@@ -28,9 +28,15 @@ from dpio.cli.output import EMPTY, Format, dump, table
 HEADERS = ("kind", "namespace", "name", "ready", "reason", "summary", "attention")
 #: Conditions that are news when True (kstatus abnormal-true, and the kinds' own warnings).
 ATTENTION = (
-    STALLED, RECONCILING, DEGRADED, REBOOT_REQUIRED, POWER_OFF_REQUIRED, FEATURE_CONFLICT,
-    DEVICES_UNAVAILABLE, FORBIDDEN,
-)  # fmt: skip
+    STALLED,
+    RECONCILING,
+    DEGRADED,
+    REBOOT_REQUIRED,
+    POWER_OFF_REQUIRED,
+    FEATURE_CONFLICT,
+    DEVICES_UNAVAILABLE,
+    FORBIDDEN,
+)
 SHORT = {"HostPassthroughPolicy": "hpp", "VMDeviceAssignment": "vmda"}
 
 
@@ -67,8 +73,12 @@ def _conditions(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 def policy_summary(status: Mapping[str, Any]) -> str:
     counts = status.get("summary") or {}
-    keys = (("hosts", "hosts"), ("devices", "devices"), ("active", "active"),
-            ("pendingReboot", "pending reboot"))  # fmt: skip
+    keys = (
+        ("hosts", "hosts"),
+        ("devices", "devices"),
+        ("active", "active"),
+        ("pendingReboot", "pending reboot"),
+    )
     return ", ".join(f"{counts.get(k, 0)} {label}" for k, label in keys)
 
 
@@ -127,8 +137,7 @@ def rows(bodies: Sequence[Mapping[str, Any]]) -> list[Row]:
 
 def table_row(r: Row) -> tuple[object, ...]:
     ready = f"{r.ready} (stale)" if r.ready and r.stale else r.ready or EMPTY
-    return (SHORT.get(r.kind, r.kind), r.namespace, r.name, ready, r.reason, r.summary,
-            r.attention)  # fmt: skip
+    return (SHORT.get(r.kind, r.kind), r.namespace, r.name, ready, r.reason, r.summary, r.attention)
 
 
 def render(bodies: Sequence[Mapping[str, Any]], fmt: Format) -> str:

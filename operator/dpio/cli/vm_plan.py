@@ -57,12 +57,19 @@ def backing_text(add: DeviceAdd) -> str:
 def reconfigure_lines(change: ReconfigVM) -> list[str]:
     lines = [f"      - remove key {r.key} ({r.label})" for r in change.removes]
     lines += [f"      + add {a.name}: {backing_text(a)}" for a in change.adds]
-    lines += [f"      ~ {wire}: {str(getattr(change, attr)).lower()}"
-              for attr, wire in _SETTINGS if getattr(change, attr) is not None]  # fmt: skip
-    lines += [f"      ~ {e.label}: uptCompatibilityEnabled true (DirectPath Gen2)"
-              for e in change.nic_edits]  # fmt: skip
-    lines += [f"      ~ extraConfig {key} = {value!r}" + (" (removed)" if not value else "")
-              for key, value in change.extra_config]  # fmt: skip
+    lines += [
+        f"      ~ {wire}: {str(getattr(change, attr)).lower()}"
+        for attr, wire in _SETTINGS
+        if getattr(change, attr) is not None
+    ]
+    lines += [
+        f"      ~ {e.label}: uptCompatibilityEnabled true (DirectPath Gen2)"
+        for e in change.nic_edits
+    ]
+    lines += [
+        f"      ~ extraConfig {key} = {value!r}" + (" (removed)" if not value else "")
+        for key, value in change.extra_config
+    ]
     return lines
 
 
@@ -72,8 +79,9 @@ def cluster_text(change: ReconfigureCluster) -> str:
         drs = change.drs
         parts.append(f"DRS override {drs.operation} (enabled={drs.enabled}, {drs.behavior})")
     if change.das is not None:
-        parts.append(f"HA override {change.das.operation} (restartPriority "
-                     f"{change.das.restart_priority})")  # fmt: skip
+        parts.append(
+            f"HA override {change.das.operation} (restartPriority {change.das.restart_priority})"
+        )
     return "; ".join(parts)
 
 
@@ -88,8 +96,11 @@ def render_text(report: AssignmentReport) -> str:
     plan = report.plan
     lines = [f"VMDeviceAssignment/{report.namespace}/{report.name} (vCenter from {report.vcenter})"]
     lines += [f"  note: {n}" for n in report.notes]
-    for label, problem in (("Forbidden", plan.forbidden), ("Stalled", plan.stalled),
-                           ("not ready", plan.not_ready)):  # fmt: skip
+    for label, problem in (
+        ("Forbidden", plan.forbidden),
+        ("Stalled", plan.stalled),
+        ("not ready", plan.not_ready),
+    ):
         if problem is not None:
             lines.append(f"  ! {label} {problem.reason}: {problem.message}")
     vm = plan.vm
@@ -102,8 +113,10 @@ def render_text(report: AssignmentReport) -> str:
             lines.append("      then, with the VM powered off, the device change")
     if plan.upgrade is not None:
         up = plan.upgrade
-        lines.append(f"  ~ UpgradeVM_Task {up.previous or '?'} -> {up.version} (not undone on "
-                     "delete); the device change follows in the next pass")  # fmt: skip
+        lines.append(
+            f"  ~ UpgradeVM_Task {up.previous or '?'} -> {up.version} (not undone on "
+            "delete); the device change follows in the next pass"
+        )
     if plan.reconfigure is not None:
         lines.append(f"  ~ ReconfigVM_Task ({plan.reconfigure.moref})")
         lines += reconfigure_lines(plan.reconfigure)
@@ -113,11 +126,15 @@ def render_text(report: AssignmentReport) -> str:
         lines.append(f"  > {plan.power_after} afterwards")
     if plan.change_pending:
         lines.append(f"  ! PowerOffRequired: {plan.power_message or 'the VM is powered on'}")
-    lines += [f"  ! unavailable {c.name} {c.problem.reason}: {c.problem.message}"
-              for c in plan.unavailable]  # fmt: skip
+    lines += [
+        f"  ! unavailable {c.name} {c.problem.reason}: {c.problem.message}"
+        for c in plan.unavailable
+    ]
     blocking = {c.feature for c in plan.blocked_by}
-    lines += [f"  ! conflict {c.feature}: {c.message}{_conflict_note(c, blocking)}"
-              for c in plan.conflicts]  # fmt: skip
+    lines += [
+        f"  ! conflict {c.feature}: {c.message}{_conflict_note(c, blocking)}"
+        for c in plan.conflicts
+    ]
     if vm is not None and plan.empty:
         lines.append("  = no change")
     return "\n".join(lines) + "\n"

@@ -114,8 +114,10 @@ def plan_one(
     policy = policies.get(spec.policy_ref.name)
     notes: tuple[str, ...] = ()
     if policy is None:
-        notes = (f"policy {spec.policy_ref.name} is neither in the files nor (with --cluster) "
-                 "in the cluster",)  # fmt: skip
+        notes = (
+            f"policy {spec.policy_ref.name} is neither in the files nor (with --cluster) "
+            "in the cluster",
+        )
     labels = namespace_labels(namespace)
     observed, allowed = inputs.before_vcenter(policy, assignment, namespace, labels)
     source = "-"

@@ -59,8 +59,11 @@ def kubectl_run(box: Sandbox, *args: str, stdin: str = "") -> subprocess.Complet
     """kubectl as the sandbox's admin, its exit status and stderr left to the caller."""
     return subprocess.run(
         [str(box.kubectl), f"--kubeconfig={box.kubeconfig}", *args],
-        input=stdin, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def install_default(box: Sandbox) -> list[dict[str, Any]]:
@@ -69,12 +72,23 @@ def install_default(box: Sandbox) -> list[dict[str, Any]]:
     objects = render()
     require_fresh_crd_copy()
     labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
-    namespace = {"apiVersion": "v1", "kind": "Namespace",
-                 "metadata": {"name": NAMESPACE, "labels": labels}}  # fmt: skip
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": NAMESPACE, "labels": labels},
+    }
     apply(box, namespace)
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
-    proc = kubectl_run(box, "apply", "--server-side", "--force-conflicts",
-                    "--field-manager=helm-test", "-f", "-", stdin=manifest)  # fmt: skip
+    proc = kubectl_run(
+        box,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=helm-test",
+        "-f",
+        "-",
+        stdin=manifest,
+    )
     assert proc.returncode == 0, proc.stderr
     # The API server's PodSecurity admission judges the Deployment's pod template on apply.
     assert "would violate PodSecurity" not in proc.stderr
@@ -84,16 +98,27 @@ def install_default(box: Sandbox) -> list[dict[str, Any]]:
 def token_kubeconfig(box: Sandbox, account: dict[str, Any], path: Path) -> Path:
     """A kubeconfig whose only credential is a token of ``account`` (no client certificate)."""
     namespace = account["metadata"]["namespace"]
-    token = kubectl(box, "create", "token", account["metadata"]["name"],
-                    "-n", namespace, "--duration=1h").strip()  # fmt: skip
+    token = kubectl(
+        box, "create", "token", account["metadata"]["name"], "-n", namespace, "--duration=1h"
+    ).strip()
     admin = json.loads(box.kubeconfig.read_text())
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "chart",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "chart",
         "clusters": admin["clusters"],
         "users": [{"name": "chart", "user": {"token": token}}],
-        "contexts": [{"name": "chart", "context": {
-            "cluster": admin["clusters"][0]["name"], "user": "chart", "namespace": namespace}}],
-    }  # fmt: skip
+        "contexts": [
+            {
+                "name": "chart",
+                "context": {
+                    "cluster": admin["clusters"][0]["name"],
+                    "user": "chart",
+                    "namespace": namespace,
+                },
+            }
+        ],
+    }
     path.write_text(json.dumps(config))
     return path
 
@@ -123,8 +148,10 @@ def run_operator(
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dpio.handlers.main", *args],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         procs.wait_for_url(state, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz")
         yield log

@@ -69,10 +69,19 @@ def test_helm_lint_strict_passes(sets: tuple[str, ...]) -> None:
 def test_defaults_render_the_operator_with_its_namespace_secret_and_standalone() -> None:
     objects = render()
     kinds = sorted(obj["kind"] for obj in objects)
-    assert kinds == sorted([
-        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-        "Deployment", "CustomResourceDefinition", "CustomResourceDefinition", "NetworkPolicy",
-    ])  # fmt: skip
+    assert kinds == sorted(
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Deployment",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "NetworkPolicy",
+        ]
+    )
     operator = container(objects)
     assert operator["image"] == "dpio-operator:0.1.0"  # appVersion
     assert operator["args"] == ["--liveness=http://0.0.0.0:8080/healthz", "--standalone"]
@@ -100,9 +109,12 @@ def test_defaults_render_the_operator_with_its_namespace_secret_and_standalone()
 
 REVIEWS = [
     {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
-    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
-     "verbs": ["create"]},
-]  # fmt: skip
+    {
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["subjectaccessreviews"],
+        "verbs": ["create"],
+    },
+]
 PLAIN_METRICS = "metrics.enabled=true,metrics.secure=false"
 SECURE_METRICS = "metrics.enabled=true,metrics.tls.secretName=dpio-metrics-tls"
 
@@ -117,61 +129,117 @@ def _no_reviews(objects: list[dict[str, Any]]) -> bool:
 # (--set values, what must then hold of the rendered objects)
 OPTIONS = [
     ("", _no_reviews),  # metrics off: no reviews, no role for scrapers
-    (PLAIN_METRICS,
-     lambda o: env_of(o)["DPIO_METRICS_PORT"] == "9090"
-     and env_of(o)["DPIO_METRICS_SECURE"] == "false"
-     and "DPIO_METRICS_CERT_FILE" not in env_of(o)
-     and by_kind(o, "Service")[0]["spec"]["ports"][0]["port"] == 9090
-     and "appProtocol" not in by_kind(o, "Service")[0]["spec"]["ports"][0]
-     and _no_reviews(o)
-     and not by_kind(o, "ServiceMonitor")),
-    (f"{PLAIN_METRICS},metrics.serviceMonitor.enabled=true",
-     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"]
-     == [{"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}]),
-    (f"{SECURE_METRICS},metrics.serviceMonitor.enabled=true",
-     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0] == {
-         "port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s",
-         "scheme": "https",
-         "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
-         "tlsConfig": {"serverName": f"dpio-dpio-operator-metrics.{NAMESPACE}.svc",
-                       "ca": {"secret": {"name": "dpio-metrics-tls", "key": "ca.crt"}}},
-     }),
-    (f"{SECURE_METRICS},metrics.serviceMonitor.enabled=true,"
-     "metrics.serviceMonitor.tlsConfig.insecureSkipVerify=true",
-     lambda o: by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0]["tlsConfig"]
-     == {"insecureSkipVerify": True}),
-    (f"{SECURE_METRICS},rbac.create=false",
-     lambda o: not by_kind(o, "ClusterRole")
-     and env_of(o)["DPIO_METRICS_SECURE"] == "true"),
-    ("peering.enabled=true",
-     lambda o: "--standalone" not in container(o)["args"]
-     and {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
-          "verbs": ["list", "watch", "patch"]} in rules(o, "ClusterRole")),
-    ("operator.logLevel=debug,operator.logFormat=text",
-     lambda o: env_of(o)["DPIO_LOG_LEVEL"] == "DEBUG" and env_of(o)["DPIO_LOG_FORMAT"] == "text"),
-    ("operator.healthPort=8081",
-     lambda o: container(o)["args"][0] == "--liveness=http://0.0.0.0:8081/healthz"
-     and container(o)["ports"][0]["containerPort"] == 8081),
-    ("vcenter.secretName=vc-prod,vcenter.extraSecretNames={vc-lab,vc-prod}",
-     lambda o: rules(o, "Role")[0]["resourceNames"] == ["vc-prod", "vc-lab"]
-     and env_of(o)["DPIO_VCENTER_SECRET"] == "vc-prod"),
+    (
+        PLAIN_METRICS,
+        lambda o: (
+            env_of(o)["DPIO_METRICS_PORT"] == "9090"
+            and env_of(o)["DPIO_METRICS_SECURE"] == "false"
+            and "DPIO_METRICS_CERT_FILE" not in env_of(o)
+            and by_kind(o, "Service")[0]["spec"]["ports"][0]["port"] == 9090
+            and "appProtocol" not in by_kind(o, "Service")[0]["spec"]["ports"][0]
+            and _no_reviews(o)
+            and not by_kind(o, "ServiceMonitor")
+        ),
+    ),
+    (
+        f"{PLAIN_METRICS},metrics.serviceMonitor.enabled=true",
+        lambda o: (
+            by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"]
+            == [{"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}]
+        ),
+    ),
+    (
+        f"{SECURE_METRICS},metrics.serviceMonitor.enabled=true",
+        lambda o: (
+            by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0]
+            == {
+                "port": "metrics",
+                "path": "/metrics",
+                "interval": "30s",
+                "scrapeTimeout": "10s",
+                "scheme": "https",
+                "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                "tlsConfig": {
+                    "serverName": f"dpio-dpio-operator-metrics.{NAMESPACE}.svc",
+                    "ca": {"secret": {"name": "dpio-metrics-tls", "key": "ca.crt"}},
+                },
+            }
+        ),
+    ),
+    (
+        f"{SECURE_METRICS},metrics.serviceMonitor.enabled=true,"
+        "metrics.serviceMonitor.tlsConfig.insecureSkipVerify=true",
+        lambda o: (
+            by_kind(o, "ServiceMonitor")[0]["spec"]["endpoints"][0]["tlsConfig"]
+            == {"insecureSkipVerify": True}
+        ),
+    ),
+    (
+        f"{SECURE_METRICS},rbac.create=false",
+        lambda o: not by_kind(o, "ClusterRole") and env_of(o)["DPIO_METRICS_SECURE"] == "true",
+    ),
+    (
+        "peering.enabled=true",
+        lambda o: (
+            "--standalone" not in container(o)["args"]
+            and {
+                "apiGroups": ["kopf.dev"],
+                "resources": ["clusterkopfpeerings"],
+                "verbs": ["list", "watch", "patch"],
+            }
+            in rules(o, "ClusterRole")
+        ),
+    ),
+    (
+        "operator.logLevel=debug,operator.logFormat=text",
+        lambda o: env_of(o)["DPIO_LOG_LEVEL"] == "DEBUG" and env_of(o)["DPIO_LOG_FORMAT"] == "text",
+    ),
+    (
+        "operator.healthPort=8081",
+        lambda o: (
+            container(o)["args"][0] == "--liveness=http://0.0.0.0:8081/healthz"
+            and container(o)["ports"][0]["containerPort"] == 8081
+        ),
+    ),
+    (
+        "vcenter.secretName=vc-prod,vcenter.extraSecretNames={vc-lab,vc-prod}",
+        lambda o: (
+            rules(o, "Role")[0]["resourceNames"] == ["vc-prod", "vc-lab"]
+            and env_of(o)["DPIO_VCENTER_SECRET"] == "vc-prod"
+        ),
+    ),
     ("crds.install=false", lambda o: not by_kind(o, "CustomResourceDefinition")),
-    ("crds.keep=false",
-     lambda o: all("annotations" not in c["metadata"]
-                   for c in by_kind(o, "CustomResourceDefinition"))),
-    ("rbac.create=false",
-     lambda o: not {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
-     & {x["kind"] for x in o}),
-    ("serviceAccount.create=false,serviceAccount.name=existing",
-     lambda o: not by_kind(o, "ServiceAccount")
-     and by_kind(o, "Deployment")[0]["spec"]["template"]["spec"]["serviceAccountName"]
-     == "existing"
-     and by_kind(o, "ClusterRoleBinding")[0]["subjects"][0]["name"] == "existing"),
-    ("image.digest=sha256:" + "ab" * 32,
-     lambda o: container(o)["image"] == "dpio-operator@sha256:" + "ab" * 32),
-    ("image.repository=registry.example/dpio,image.tag=0.1.1",
-     lambda o: container(o)["image"] == "registry.example/dpio:0.1.1"),
-]  # fmt: skip
+    (
+        "crds.keep=false",
+        lambda o: all(
+            "annotations" not in c["metadata"] for c in by_kind(o, "CustomResourceDefinition")
+        ),
+    ),
+    (
+        "rbac.create=false",
+        lambda o: (
+            not {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+            & {x["kind"] for x in o}
+        ),
+    ),
+    (
+        "serviceAccount.create=false,serviceAccount.name=existing",
+        lambda o: (
+            not by_kind(o, "ServiceAccount")
+            and by_kind(o, "Deployment")[0]["spec"]["template"]["spec"]["serviceAccountName"]
+            == "existing"
+            and by_kind(o, "ClusterRoleBinding")[0]["subjects"][0]["name"] == "existing"
+        ),
+    ),
+    (
+        "image.digest=sha256:" + "ab" * 32,
+        lambda o: container(o)["image"] == "dpio-operator@sha256:" + "ab" * 32,
+    ),
+    (
+        "image.repository=registry.example/dpio,image.tag=0.1.1",
+        lambda o: container(o)["image"] == "registry.example/dpio:0.1.1",
+    ),
+]
 
 
 @pytest.mark.parametrize(("sets", "holds"), OPTIONS, ids=[s or "defaults" for s, _ in OPTIONS])
@@ -220,10 +288,14 @@ def _tcp(*ports: int) -> list[dict[str, Any]]:
 
 
 DNS_RULE = {
-    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
     "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-}  # fmt: skip
+}
 
 
 def test_network_policy_by_default_allows_dns_the_api_server_and_probes_only() -> None:
@@ -237,45 +309,81 @@ def test_network_policy_by_default_allows_dns_the_api_server_and_probes_only() -
 
 
 def test_network_policy_with_addresses_metrics_and_selectors() -> None:
-    spec = network_policy(render(
-        SECURE_METRICS, "metrics.port=9443", "operator.healthPort=8081",
-        "networkPolicy.apiServer.cidrs={192.0.2.10/32,2001:db8::10/128}",
-        "networkPolicy.apiServer.ports={6443}",
-        "networkPolicy.vcenter[0].cidr=198.51.100.7/32",
-        "networkPolicy.vcenter[1].cidr=203.0.113.0/28",
-        "networkPolicy.vcenter[1].ports={443,8443}",
-        "networkPolicy.dns.namespaceSelector.matchLabels.name=dns",
-        "networkPolicy.dns.podSelector.matchLabels.app=coredns",
-        "networkPolicy.metrics.namespaceSelector.matchLabels.team=observability",
-        "networkPolicy.metrics.podSelector.matchLabels.app\\.kubernetes\\.io/name=prometheus",
-    ))  # fmt: skip
+    spec = network_policy(
+        render(
+            SECURE_METRICS,
+            "metrics.port=9443",
+            "operator.healthPort=8081",
+            "networkPolicy.apiServer.cidrs={192.0.2.10/32,2001:db8::10/128}",
+            "networkPolicy.apiServer.ports={6443}",
+            "networkPolicy.vcenter[0].cidr=198.51.100.7/32",
+            "networkPolicy.vcenter[1].cidr=203.0.113.0/28",
+            "networkPolicy.vcenter[1].ports={443,8443}",
+            "networkPolicy.dns.namespaceSelector.matchLabels.name=dns",
+            "networkPolicy.dns.podSelector.matchLabels.app=coredns",
+            "networkPolicy.metrics.namespaceSelector.matchLabels.team=observability",
+            "networkPolicy.metrics.podSelector.matchLabels.app\\.kubernetes\\.io/name=prometheus",
+        )
+    )
     assert spec["ingress"] == [
         {"ports": _tcp(8081)},
-        {"from": [{"namespaceSelector": {"matchLabels": {
-                       "kubernetes.io/metadata.name": "monitoring", "team": "observability"}},
-                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
-         "ports": _tcp(9443)},
-    ]  # fmt: skip
+        {
+            "from": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {
+                            "kubernetes.io/metadata.name": "monitoring",
+                            "team": "observability",
+                        }
+                    },
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+                }
+            ],
+            "ports": _tcp(9443),
+        },
+    ]
     assert spec["egress"] == [
-        {"to": [{"namespaceSelector": {"matchLabels": {
-                     "kubernetes.io/metadata.name": "kube-system", "name": "dns"}},
-                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns", "app": "coredns"}}}],
-         "ports": DNS_RULE["ports"]},
-        {"ports": _tcp(6443),
-         "to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}, {"ipBlock": {"cidr": "2001:db8::10/128"}}]},
+        {
+            "to": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "kube-system", "name": "dns"}
+                    },
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns", "app": "coredns"}},
+                }
+            ],
+            "ports": DNS_RULE["ports"],
+        },
+        {
+            "ports": _tcp(6443),
+            "to": [
+                {"ipBlock": {"cidr": "192.0.2.10/32"}},
+                {"ipBlock": {"cidr": "2001:db8::10/128"}},
+            ],
+        },
         {"to": [{"ipBlock": {"cidr": "198.51.100.7/32"}}], "ports": _tcp(443)},  # 443 by default
         {"to": [{"ipBlock": {"cidr": "203.0.113.0/28"}}], "ports": _tcp(443, 8443)},
-    ]  # fmt: skip
+    ]
 
 
 def test_network_policy_takes_extra_rules_as_they_are() -> None:
     proxy = {"to": [{"ipBlock": {"cidr": "192.0.2.80/32"}}], "ports": _tcp(3128)}
-    nodelocal = {"to": [{"ipBlock": {"cidr": "169.254.20.10/32"}}],
-                 "ports": [{"port": 53, "protocol": "UDP"}]}  # fmt: skip
+    nodelocal = {
+        "to": [{"ipBlock": {"cidr": "169.254.20.10/32"}}],
+        "ports": [{"port": 53, "protocol": "UDP"}],
+    }
     scraper = {"from": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "ports": _tcp(9090)}
-    args = ["template", "dpio", str(CHART), "--namespace", NAMESPACE,
-            "--set-json", f"networkPolicy.extraEgress={json.dumps([proxy, nodelocal])}",
-            "--set-json", f"networkPolicy.extraIngress={json.dumps([scraper])}"]  # fmt: skip
+    args = [
+        "template",
+        "dpio",
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--set-json",
+        f"networkPolicy.extraEgress={json.dumps([proxy, nodelocal])}",
+        "--set-json",
+        f"networkPolicy.extraIngress={json.dumps([scraper])}",
+    ]
     objects = [doc for doc in yaml.safe_load_all(helm.run(*args).stdout) if doc]
     spec = network_policy(objects)
     assert spec["egress"][-2:] == [proxy, nodelocal]
@@ -307,19 +415,27 @@ REJECTED = [
     ("networkPolicy.vcenter[0].cidr=10.0.0.300/32", "/networkPolicy/vcenter/0/cidr"),
     ("networkPolicy.vcenter[0].cidr=10.0.0.10/33", "/networkPolicy/vcenter/0/cidr"),
     ("networkPolicy.vcenter[0].ports={443}", "missing property 'cidr'"),
-    ("networkPolicy.vcenter[0].cidr=10.0.0.10/32,networkPolicy.vcenter[0].ports={0}",
-     "/networkPolicy/vcenter/0/ports/0"),
-    ("networkPolicy.vcenter[0].cidr=10.0.0.10/32,networkPolicy.vcenter[0].host=vc",
-     "additional properties 'host' not allowed"),
+    (
+        "networkPolicy.vcenter[0].cidr=10.0.0.10/32,networkPolicy.vcenter[0].ports={0}",
+        "/networkPolicy/vcenter/0/ports/0",
+    ),
+    (
+        "networkPolicy.vcenter[0].cidr=10.0.0.10/32,networkPolicy.vcenter[0].host=vc",
+        "additional properties 'host' not allowed",
+    ),
     ("networkPolicy.apiServer.cidrs={10.0.0.1}", "/networkPolicy/apiServer/cidrs/0"),
     ("networkPolicy.apiServer.ports={70000}", "/networkPolicy/apiServer/ports/0"),
-    ("networkPolicy.dns.podSelector.matchLabel.app=dns",
-     "additional properties 'matchLabel' not allowed"),
-    ("networkPolicy.metrics.namespaceSelector.matchExpressions[0].key=team,"
-     "networkPolicy.metrics.namespaceSelector.matchExpressions[0].operator=Is",
-     "/networkPolicy/metrics/namespaceSelector/matchExpressions/0/operator"),
+    (
+        "networkPolicy.dns.podSelector.matchLabel.app=dns",
+        "additional properties 'matchLabel' not allowed",
+    ),
+    (
+        "networkPolicy.metrics.namespaceSelector.matchExpressions[0].key=team,"
+        "networkPolicy.metrics.namespaceSelector.matchExpressions[0].operator=Is",
+        "/networkPolicy/metrics/namespaceSelector/matchExpressions/0/operator",
+    ),
     ("networkPolicy.egress=[]", "additional properties 'egress' not allowed"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("sets", "message"), REJECTED, ids=[s for s, _ in REJECTED])
@@ -374,8 +490,12 @@ def _leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
     for key, value in values.items():
         path = f"{prefix}{key}"
         # `resources` and label selectors are one value each (their keys are the user's own).
-        nested = (isinstance(value, dict) and value and key != "resources"
-                  and not key.endswith("Selector"))  # fmt: skip
+        nested = (
+            isinstance(value, dict)
+            and value
+            and key != "resources"
+            and not key.endswith("Selector")
+        )
         paths += _leaves(value, f"{path}.") if nested else [path]
     return paths
 

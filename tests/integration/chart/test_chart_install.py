@@ -42,10 +42,15 @@ def test_install_adopts_the_crds_upgrades_them_and_uninstall_keeps_them(
     sandbox: Sandbox, helm_env: dict[str, str]
 ) -> None:
     require_fresh_crd_copy()
-    kubectl(sandbox, "apply", "--server-side", "--force-conflicts",
-            "-f", str(CHART.parents[1] / "crds"))  # fmt: skip
-    apply(sandbox, manifests.policy("helm-survivor", hosts=["esx-gpu-03.lab.local"],
-                                    devices=[{"address": "0000:3b:00.0"}]))  # fmt: skip
+    kubectl(
+        sandbox, "apply", "--server-side", "--force-conflicts", "-f", str(CHART.parents[1] / "crds")
+    )
+    apply(
+        sandbox,
+        manifests.policy(
+            "helm-survivor", hosts=["esx-gpu-03.lab.local"], devices=[{"address": "0000:3b:00.0"}]
+        ),
+    )
     refused = helm.run("install", RELEASE, str(CHART), "-n", NAMESPACE, check=False, env=helm_env)
     assert refused.returncode != 0  # Helm does not silently take over objects it didn't make
     assert "invalid ownership metadata" in refused.stderr
@@ -67,10 +72,19 @@ def test_install_adopts_the_crds_upgrades_them_and_uninstall_keeps_them(
     assert crd["metadata"]["labels"]["helm.sh/chart"] == "dpio-operator-0.1.0"
 
     upgraded = helm.run(
-        "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--set", "operator.workers=8",
-        "--set-json", 'networkPolicy.vcenter=[{"cidr": "198.51.100.7/32"}]',
-        "--set", "networkPolicy.apiServer.cidrs={192.0.2.10/32}", env=helm_env,
-    )  # fmt: skip
+        "upgrade",
+        RELEASE,
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--set",
+        "operator.workers=8",
+        "--set-json",
+        'networkPolicy.vcenter=[{"cidr": "198.51.100.7/32"}]',
+        "--set",
+        "networkPolicy.apiServer.cidrs={192.0.2.10/32}",
+        env=helm_env,
+    )
     assert "the vCenters at 198.51.100.7/32" in upgraded.stdout
     assert "is empty" not in upgraded.stdout
     policy = get(sandbox, "networkpolicy", f"{RELEASE}-dpio-operator", NAMESPACE)

@@ -55,11 +55,20 @@ def operator_as_chart(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
 
 
 def _secret(box: Sandbox, name: str, sim: Simulator) -> None:
-    apply(box, {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE},
-        "stringData": {"server": sim.sdk_url, "username": sim.username,
-                       "password": sim.password, "caBundle": Path(sim.ca_file).read_text()},
-    })  # fmt: skip
+    apply(
+        box,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "stringData": {
+                "server": sim.sdk_url,
+                "username": sim.username,
+                "password": sim.password,
+                "caBundle": Path(sim.ca_file).read_text(),
+            },
+        },
+    )
 
 
 def _policy(name: str, secret: str | None) -> dict[str, Any]:
@@ -86,8 +95,11 @@ def test_operator_under_the_chart_account_makes_a_policy_ready(
     apply(sandbox, _policy("chart-denied", "not-listed"))
 
     kubectl(sandbox, "wait", "--for=condition=Ready", "hpp/chart-ready", "--timeout=60s")
-    states = [d["state"] for h in get(sandbox, "hpp", "chart-ready")["status"]["hosts"]
-              for d in h["devices"]]  # fmt: skip
+    states = [
+        d["state"]
+        for h in get(sandbox, "hpp", "chart-ready")["status"]["hosts"]
+        for d in h["devices"]
+    ]
     assert states == ["Active"]
     denied = eventually(_ready(sandbox, "chart-denied"))
     assert denied["status"] == "False"
@@ -135,12 +147,28 @@ def test_operator_under_the_chart_account_reports_on_assignments(
     policy = _policy("chart-gpus", None)
     policy["spec"]["consumers"] = [manifests.consumer(["chart-ml"])]
     apply(sandbox, policy)
-    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace",
-                    "metadata": {"name": "chart-outsider"}})  # fmt: skip
-    apply(sandbox, manifests.assignment("gpu", "chart-outsider", "chart-gpus", "e1000-vm-01",
-                                        [manifests.pci_device("0000:3b:00.0")]))  # fmt: skip
-    kubectl(sandbox, "wait", "--for=condition=Forbidden", "vmda/gpu", "-n", "chart-outsider",
-            "--timeout=60s")  # fmt: skip
+    apply(
+        sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "chart-outsider"}}
+    )
+    apply(
+        sandbox,
+        manifests.assignment(
+            "gpu",
+            "chart-outsider",
+            "chart-gpus",
+            "e1000-vm-01",
+            [manifests.pci_device("0000:3b:00.0")],
+        ),
+    )
+    kubectl(
+        sandbox,
+        "wait",
+        "--for=condition=Forbidden",
+        "vmda/gpu",
+        "-n",
+        "chart-outsider",
+        "--timeout=60s",
+    )
     kubectl(sandbox, "delete", "vmda", "gpu", "-n", "chart-outsider", "--timeout=30s")
     kubectl(sandbox, "delete", "hpp", "chart-gpus", "--timeout=30s")
     _assert_never_refused(operator_as_chart, allowed="not-listed")
@@ -158,15 +186,21 @@ def test_with_peering_the_operator_keeps_its_entry_in_the_peering_object(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     namespace = "dpio-chart-peer"
-    objects = render("peering.enabled=true", "crds.install=false",
-                     namespace=namespace, release="peer")  # fmt: skip
+    objects = render(
+        "peering.enabled=true", "crds.install=false", namespace=namespace, release="peer"
+    )
     assert "--standalone" not in container(objects)["args"]
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     apply(sandbox, {"apiVersion": "v1", "kind": "List", "items": objects})
     crd, peering = _readme_peering()
     apply(sandbox, crd)
-    kubectl(sandbox, "wait", "--for=condition=Established", "--timeout=30s",
-            "crd/clusterkopfpeerings.kopf.dev")  # fmt: skip
+    kubectl(
+        sandbox,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/clusterkopfpeerings.kopf.dev",
+    )
     eventually(lambda: _applied(sandbox, peering))
     try:
         with run_operator(sandbox, objects, tmp_path) as log:

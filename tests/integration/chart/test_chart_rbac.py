@@ -31,16 +31,25 @@ def can_i(box: Sandbox, account: str, verb: str, resource: str, namespace: str |
     plural, _, group = rest.partition(".")
     _, _, sa_namespace, _ = account.split(":")
     review = {
-        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
         "spec": {
             "user": account,
-            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{sa_namespace}",
-                       "system:authenticated"],
-            "resourceAttributes": {"verb": verb, "group": group, "resource": plural,
-                                   "subresource": subresource, "name": name,
-                                   "namespace": namespace or ""},
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{sa_namespace}",
+                "system:authenticated",
+            ],
+            "resourceAttributes": {
+                "verb": verb,
+                "group": group,
+                "resource": plural,
+                "subresource": subresource,
+                "name": name,
+                "namespace": namespace or "",
+            },
         },
-    }  # fmt: skip
+    }
     out = kubectl(box, "create", "-o", "json", "-f", "-", stdin=json.dumps(review))
     return bool(json.loads(out)["status"].get("allowed", False))
 
@@ -64,14 +73,28 @@ def test_every_rendered_object_is_stored_by_the_api_server(
 
 # A stand-in for the Prometheus Operator's CRD, so the ServiceMonitor is really stored.
 SERVICE_MONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-             "names": {"kind": "ServiceMonitor", "plural": "servicemonitors"},
-             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-                 "openAPIV3Schema": {"type": "object",
-                                     "x-kubernetes-preserve-unknown-fields": True}}}]},
-}  # fmt: skip
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
 
 
 def test_a_second_release_with_every_option_is_accepted(sandbox: Sandbox) -> None:
@@ -80,22 +103,37 @@ def test_a_second_release_with_every_option_is_accepted(sandbox: Sandbox) -> Non
     release (`crds.install=false`: only one release may own them)."""
     namespace = "dpio-chart-opts"
     objects = render(
-        "metrics.enabled=true", "metrics.tls.secretName=opts-metrics-tls",
-        "metrics.serviceMonitor.enabled=true", "peering.enabled=true",
-        "vcenter.extraSecretNames={vc-lab,vc-prod}", "crds.install=false",
+        "metrics.enabled=true",
+        "metrics.tls.secretName=opts-metrics-tls",
+        "metrics.serviceMonitor.enabled=true",
+        "peering.enabled=true",
+        "vcenter.extraSecretNames={vc-lab,vc-prod}",
+        "crds.install=false",
         "networkPolicy.apiServer.cidrs={192.0.2.10/32,2001:db8::10/128}",
         "networkPolicy.vcenter[0].cidr=198.51.100.7/32",
         "networkPolicy.metrics.podSelector.matchLabels.app=prometheus",
-        namespace=namespace, release="opts",
-    )  # fmt: skip
+        namespace=namespace,
+        release="opts",
+    )
     assert {"NetworkPolicy", "ServiceMonitor", "Service"} <= {obj["kind"] for obj in objects}
     apply(sandbox, SERVICE_MONITOR_CRD)
-    kubectl(sandbox, "wait", "--for=condition=Established", "--timeout=30s",
-            "crd/servicemonitors.monitoring.coreos.com")  # fmt: skip
+    kubectl(
+        sandbox,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/servicemonitors.monitoring.coreos.com",
+    )
     # Pod Security "restricted" judges this pod template too (the metrics Secret's volume).
     labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
-    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace",
-                    "metadata": {"name": namespace, "labels": labels}})  # fmt: skip
+    apply(
+        sandbox,
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": labels},
+        },
+    )
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     proc = kubectl_run(sandbox, "apply", "--server-side", "-f", "-", stdin=manifest)
     assert proc.returncode == 0, proc.stderr
@@ -124,8 +162,13 @@ def test_a_second_release_with_every_option_is_accepted(sandbox: Sandbox) -> Non
 def test_plain_metrics_get_no_review_permissions(sandbox: Sandbox) -> None:
     """`metrics.secure=false`: plain HTTP, no reviews asked, so no right to ask for them."""
     namespace = "dpio-chart-plain"
-    objects = render("metrics.enabled=true", "metrics.secure=false", "crds.install=false",
-                     namespace=namespace, release="plain")  # fmt: skip
+    objects = render(
+        "metrics.enabled=true",
+        "metrics.secure=false",
+        "crds.install=false",
+        namespace=namespace,
+        release="plain",
+    )
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     proc = kubectl_run(sandbox, "apply", "--server-side", "-f", "-", stdin=manifest)
@@ -134,8 +177,9 @@ def test_plain_metrics_get_no_review_permissions(sandbox: Sandbox) -> None:
     assert can_i(sandbox, account, "get", "secrets:vcenter", namespace)  # applied and bound
     assert not can_i(sandbox, account, "create", "tokenreviews.authentication.k8s.io", None)
     assert not can_i(sandbox, account, "create", "subjectaccessreviews.authorization.k8s.io", None)
-    assert not [r for r in by_kind(objects, "ClusterRole") if "metrics-reader" in
-                r["metadata"]["name"]]  # fmt: skip
+    assert not [
+        r for r in by_kind(objects, "ClusterRole") if "metrics-reader" in r["metadata"]["name"]
+    ]
 
 
 def may_get_metrics(box: Sandbox, account: str) -> bool:
@@ -143,12 +187,18 @@ def may_get_metrics(box: Sandbox, account: str) -> bool:
     metrics filter sends it."""
     _, _, sa_namespace, _ = account.split(":")
     review = {
-        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-        "spec": {"user": account,
-                 "groups": ["system:serviceaccounts", f"system:serviceaccounts:{sa_namespace}",
-                            "system:authenticated"],
-                 "nonResourceAttributes": {"verb": "get", "path": "/metrics"}},
-    }  # fmt: skip
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": account,
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{sa_namespace}",
+                "system:authenticated",
+            ],
+            "nonResourceAttributes": {"verb": "get", "path": "/metrics"},
+        },
+    }
     out = kubectl(box, "create", "-o", "json", "-f", "-", stdin=json.dumps(review))
     return bool(json.loads(out)["status"].get("allowed", False))
 

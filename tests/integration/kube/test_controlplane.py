@@ -115,9 +115,15 @@ def test_service_account_token_is_authenticated_and_bound_by_rbac(
         plane, "-n", "rbac", "create", "role", "secret-reader", "--verb=list", "--resource=secrets"
     )
     kubectl(
-        plane, "-n", "rbac", "create", "rolebinding", "reader", "--role=secret-reader",
+        plane,
+        "-n",
+        "rbac",
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=secret-reader",
         "--serviceaccount=rbac:reader",
-    )  # fmt: skip
+    )
 
     # The RBAC authorizer reads bindings from an informer: allow a moment to propagate.
     eventually(

@@ -97,10 +97,12 @@ def test_malformed_manifest_is_refused_with_its_message(box: Sandbox, path: Path
 
 @pytest.mark.parametrize(
     "path",
-    [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=p.read_text().splitlines()[0]))
-     for p in GAPS],
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=p.read_text().splitlines()[0]))
+        for p in GAPS
+    ],
     ids=lambda p: p.stem,
-)  # fmt: skip
+)
 def test_known_gap_is_still_admitted(box: Sandbox, path: Path) -> None:
     done = _apply(box, path.read_text())
 

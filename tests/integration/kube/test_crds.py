@@ -132,26 +132,50 @@ def test_unknown_field_is_refused_under_strict_field_validation(api: client.ApiC
 @pytest.mark.parametrize(
     ("kind", "spec", "defaults"),
     [
-        (HPP, policy_spec(), {
-            "exclusive": False, "applyNow": "Auto", "allowDevicesInUse": False,
-            "deletionPolicy": "Retain",
-            "reboot": {"policy": "Manual", "maxUnavailable": 1, "drainTimeout": "30m"},
-        }),
+        (
+            HPP,
+            policy_spec(),
+            {
+                "exclusive": False,
+                "applyNow": "Auto",
+                "allowDevicesInUse": False,
+                "deletionPolicy": "Retain",
+                "reboot": {"policy": "Manual", "maxUnavailable": 1, "drainTimeout": "30m"},
+            },
+        ),
         # A consumer entry that says no more than who and which VMs allows the least.
-        (HPP, policy_spec(consumers=[consumer()]), {
-            "exclusive": False, "applyNow": "Auto", "allowDevicesInUse": False,
-            "deletionPolicy": "Retain",
-            "reboot": {"policy": "Manual", "maxUnavailable": 1, "drainTimeout": "30m"},
-            "consumers": [{**consumer(), "powerPolicies": ["WaitForPowerOff"],
-                           "conflictPolicies": ["Block"]}],
-        }),
-        ("VMDeviceAssignment", assignment_spec(), {
-            "powerPolicy": "WaitForPowerOff", "restorePowerState": True,
-            "shutdownTimeout": "5m", "conflictPolicy": "Block", "upgradeHardwareVersion": False,
-        }),
+        (
+            HPP,
+            policy_spec(consumers=[consumer()]),
+            {
+                "exclusive": False,
+                "applyNow": "Auto",
+                "allowDevicesInUse": False,
+                "deletionPolicy": "Retain",
+                "reboot": {"policy": "Manual", "maxUnavailable": 1, "drainTimeout": "30m"},
+                "consumers": [
+                    {
+                        **consumer(),
+                        "powerPolicies": ["WaitForPowerOff"],
+                        "conflictPolicies": ["Block"],
+                    }
+                ],
+            },
+        ),
+        (
+            "VMDeviceAssignment",
+            assignment_spec(),
+            {
+                "powerPolicy": "WaitForPowerOff",
+                "restorePowerState": True,
+                "shutdownTimeout": "5m",
+                "conflictPolicy": "Block",
+                "upgradeHardwareVersion": False,
+            },
+        ),
     ],
     ids=["hpp", "hpp-consumer", "vmda"],
-)  # fmt: skip
+)
 def test_api_server_fills_in_design_defaults(
     api: client.ApiClient, kind: str, spec: dict[str, Any], defaults: dict[str, Any]
 ) -> None:
@@ -172,10 +196,14 @@ def examples(api: client.ApiClient) -> Iterator[dict[str, dict[str, Any]]]:
             GROUP, VERSION, PLURALS[HPP], policy["metadata"]["name"], {"status": POLICY["status"]}
         ),
         "vmda": objects.patch_namespaced_custom_object_status(
-            GROUP, VERSION, NAMESPACE, PLURALS["VMDeviceAssignment"], "trainer-gpu",
+            GROUP,
+            VERSION,
+            NAMESPACE,
+            PLURALS["VMDeviceAssignment"],
+            "trainer-gpu",
             {"status": ASSIGNMENT["status"]},
         ),
-    }  # fmt: skip
+    }
     try:
         yield stored
     finally:
@@ -222,16 +250,27 @@ def _kubectl(sandbox: Sandbox, *args: str) -> str:
 @pytest.mark.parametrize(
     ("args", "header", "row"),
     [
-        (["get", "hpp", "crd-test-gpu-hosts"],
-         ["NAME", "HOSTS", "DEVICES", "ACTIVE", "PENDING REBOOT", "READY", "REASON", "AGE"],
-         ["crd-test-gpu-hosts", "2", "4", "2", "1", "False", "PendingHostReboot"]),
-        (["-n", NAMESPACE, "get", "vmda", "trainer-gpu"],
-         ["NAME", "VM", "HOST", "DEVICES", "POWER", "READY", "REASON", "AGE"],
-         ["trainer-gpu", "ml-trainer-01", "esx01.lab.local", "1/3", "poweredOff", "False",
-          "FeatureConflict"]),
+        (
+            ["get", "hpp", "crd-test-gpu-hosts"],
+            ["NAME", "HOSTS", "DEVICES", "ACTIVE", "PENDING REBOOT", "READY", "REASON", "AGE"],
+            ["crd-test-gpu-hosts", "2", "4", "2", "1", "False", "PendingHostReboot"],
+        ),
+        (
+            ["-n", NAMESPACE, "get", "vmda", "trainer-gpu"],
+            ["NAME", "VM", "HOST", "DEVICES", "POWER", "READY", "REASON", "AGE"],
+            [
+                "trainer-gpu",
+                "ml-trainer-01",
+                "esx01.lab.local",
+                "1/3",
+                "poweredOff",
+                "False",
+                "FeatureConflict",
+            ],
+        ),
     ],
     ids=["hpp", "vmda"],
-)  # fmt: skip
+)
 def test_kubectl_get_alone_tells_the_state(
     sandbox: Sandbox,
     examples: dict[str, dict[str, Any]],
@@ -258,9 +297,12 @@ def test_assignments_are_selectable_by_policy(
     api: client.ApiClient, examples: dict[str, dict[str, Any]], policy: str, found: list[str]
 ) -> None:
     listed = client.CustomObjectsApi(api).list_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURALS["VMDeviceAssignment"],
+        GROUP,
+        VERSION,
+        NAMESPACE,
+        PLURALS["VMDeviceAssignment"],
         field_selector=f"spec.policyRef.name={policy}",
-    )  # fmt: skip
+    )
 
     assert [item["metadata"]["name"] for item in listed["items"]] == found
 

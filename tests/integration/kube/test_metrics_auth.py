@@ -57,14 +57,21 @@ class Release:
     state: Path
 
     def token(self, account: str) -> str:
-        return kubectl(self.box, "create", "token", account, "-n", NAMESPACE,
-                       "--duration=1h").strip()  # fmt: skip
+        return kubectl(
+            self.box, "create", "token", account, "-n", NAMESPACE, "--duration=1h"
+        ).strip()
 
     def service_account(self, name: str, *, reader: bool) -> str:
         """A ServiceAccount of the release namespace, bound to the scrapers' role if ``reader``;
         returns a token of it."""
-        apply(self.box, {"apiVersion": "v1", "kind": "ServiceAccount",
-                         "metadata": {"name": name, "namespace": NAMESPACE}})  # fmt: skip
+        apply(
+            self.box,
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+            },
+        )
         if reader:
             bind_reader(self.box, name)
         return self.token(name)
@@ -72,21 +79,33 @@ class Release:
 
 def bind_reader(box: Sandbox, account: str) -> None:
     """What the chart README tells users to do for their Prometheus."""
-    apply(box, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": f"{FULLNAME}-metrics-reader-{account}"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": f"{FULLNAME}-metrics-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
-    })  # fmt: skip
+    apply(
+        box,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"{FULLNAME}-metrics-reader-{account}"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": f"{FULLNAME}-metrics-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
+        },
+    )
 
 
 @pytest.fixture(scope="module")
 def release(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Release:
     """The chart with secure metrics, applied to the sandbox API server (RBAC and all)."""
     install_default(sandbox)  # the CRDs, which this release leaves to the first one
-    objects = render("metrics.enabled=true", f"metrics.tls.secretName={RELEASE}-metrics-tls",
-                     "crds.install=false", namespace=NAMESPACE, release=RELEASE)  # fmt: skip
+    objects = render(
+        "metrics.enabled=true",
+        f"metrics.tls.secretName={RELEASE}-metrics-tls",
+        "crds.install=false",
+        namespace=NAMESPACE,
+        release=RELEASE,
+    )
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     apply(sandbox, {"apiVersion": "v1", "kind": "List", "items": objects})
     state = tmp_path_factory.mktemp("metrics-auth")
@@ -107,8 +126,9 @@ def scrape(port: int, ca: certs.KeyPair, token: str | None = None) -> Reply:
     context = ssl.create_default_context(cafile=str(ca.cert))
     conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=15, context=context)
     try:
-        conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"} if token
-                     else {})  # fmt: skip
+        conn.request(
+            "GET", "/metrics", headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
         response = conn.getresponse()
         return Reply(response.status, dict(response.getheaders()), response.read().decode())
     finally:
@@ -123,8 +143,11 @@ def operator_port(release: Release) -> Iterator[int]:
     assert env["DPIO_METRICS_SECURE"] == "true"
     assert env["DPIO_METRICS_CERT_FILE"] == "/etc/dpio/metrics-tls/tls.crt"
     port = procs.free_port()
-    overrides = {"DPIO_METRICS_PORT": str(port), "DPIO_METRICS_CERT_FILE": release.tls.cert,
-                 "DPIO_METRICS_KEY_FILE": release.tls.key}  # fmt: skip
+    overrides = {
+        "DPIO_METRICS_PORT": str(port),
+        "DPIO_METRICS_CERT_FILE": release.tls.cert,
+        "DPIO_METRICS_KEY_FILE": release.tls.key,
+    }
     # The operator watches every dpio object of the shared API server: none may be left over.
     purge_dpio_objects(release.box)
     state = release.state / "operator"
@@ -223,8 +246,9 @@ def served(release: Release) -> Iterator[tuple[int, CountingReviewer]]:
     """/metrics in this process, reviewed under the chart's operator account."""
     (account,) = by_kind(release.objects, "ServiceAccount")
     reviewer = CountingReviewer(_reviewer_as(release, account, "operator"))
-    server = metrics.serve(procs.free_port(), "127.0.0.1", tls=release.tls,
-                           auth=AuthFilter(reviewer))  # fmt: skip
+    server = metrics.serve(
+        procs.free_port(), "127.0.0.1", tls=release.tls, auth=AuthFilter(reviewer)
+    )
     assert server is not None
     try:
         yield server.port, reviewer
@@ -265,8 +289,9 @@ def test_without_the_review_permissions_every_scrape_is_500(
     default_objects = install_default(sandbox)
     (account,) = by_kind(default_objects, "ServiceAccount")
     reviewer = _reviewer_as(release, account, "default-operator")
-    server = metrics.serve(procs.free_port(), "127.0.0.1", tls=release.tls,
-                           auth=AuthFilter(reviewer))  # fmt: skip
+    server = metrics.serve(
+        procs.free_port(), "127.0.0.1", tls=release.tls, auth=AuthFilter(reviewer)
+    )
     assert server is not None
     try:
         token = release.service_account("scraper", reader=True)

@@ -141,15 +141,20 @@ def leaky_world(
     vcenter_secret(sandbox, sim, "sec-good")
     vcenter_secret(sandbox, sim, "sec-wrong", password=wrong)
     # JSON logs carry every `extra=` field, so they would show more than text logs do.
-    operator = OperatorProcess(sandbox, state, secret="sec-good", verbose=True,
-                               extra_env={"DPIO_LOG_FORMAT": "json"})  # fmt: skip
+    operator = OperatorProcess(
+        sandbox, state, secret="sec-good", verbose=True, extra_env={"DPIO_LOG_FORMAT": "json"}
+    )
     operator.start()
     nothing = {"devices": [{"address": "0000:ff:1f.7"}]}
     policies = {
         "sec-good": hpp("sec-good", ["esx-gpu-01.lab.local"], **nothing),
-        "sec-wrong": hpp("sec-wrong", ["esx-gpu-01.lab.local"], **nothing,
-                         vcenter={"secretRef": {"name": "sec-wrong"}}),
-    }  # fmt: skip
+        "sec-wrong": hpp(
+            "sec-wrong",
+            ["esx-gpu-01.lab.local"],
+            **nothing,
+            vcenter={"secretRef": {"name": "sec-wrong"}},
+        ),
+    }
     try:
         for manifest in policies.values():
             apply(sandbox, manifest)
@@ -221,19 +226,35 @@ def tenant(sandbox: Sandbox) -> str:
     """`alice` may do anything with VMDeviceAssignments in her namespace, and nothing else."""
     install.install(sandbox)
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": TEAM}})
-    apply(sandbox, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "vmda-editor", "namespace": TEAM},
-        "rules": [{"apiGroups": ["dpio.io"], "resources": ["vmdeviceassignments"],
-                   "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}],
-    })  # fmt: skip
-    apply(sandbox, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "alice-vmda", "namespace": TEAM},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                    "name": "vmda-editor"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
-    })  # fmt: skip
+    apply(
+        sandbox,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "vmda-editor", "namespace": TEAM},
+            "rules": [
+                {
+                    "apiGroups": ["dpio.io"],
+                    "resources": ["vmdeviceassignments"],
+                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+                }
+            ],
+        },
+    )
+    apply(
+        sandbox,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "alice-vmda", "namespace": TEAM},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "vmda-editor",
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
+        },
+    )
     return TEAM
 
 
@@ -298,9 +319,16 @@ def test_an_assignment_cannot_name_a_vcenter_or_secret(
     assert f'unknown field "spec.{field}"' in strict
 
     loose_ok, loose = _as_alice(
-        sandbox, "create", "--dry-run=server", "--validate=false", "-o", "json", "-f", "-",
+        sandbox,
+        "create",
+        "--dry-run=server",
+        "--validate=false",
+        "-o",
+        "json",
+        "-f",
+        "-",
         stdin=manifest,
-    )  # fmt: skip
+    )
     assert loose_ok, loose
     stored = json.loads(loose)
     assert field not in stored["spec"]
@@ -310,8 +338,14 @@ def test_an_assignment_cannot_name_a_vcenter_or_secret(
 def test_a_tenant_cannot_write_an_assignments_status(sandbox: Sandbox, tenant: str) -> None:
     """Status is the operator's word (Ready, devices attached): the Role doesn't reach it."""
     allowed, output = _as_alice(
-        sandbox, "auth", "can-i", "patch", "vmdeviceassignments", "--subresource=status",
-        "-n", tenant,
-    )  # fmt: skip
+        sandbox,
+        "auth",
+        "can-i",
+        "patch",
+        "vmdeviceassignments",
+        "--subresource=status",
+        "-n",
+        tenant,
+    )
 
     assert output.strip() == "no" or not allowed

@@ -51,19 +51,37 @@ def sandbox_env(tmp_path: Path) -> dict[str, str]:
         # .sandbox/env alone: the simulator, trusted through its CA file.
         ((), {}, None, "$VSPHERE_URL", "127.0.0.1:9443", []),
         # Flags beat the environment; the password comes from the variable --password-env names.
-        (("--server", "vc2.lab", "--user", "u", "--password-env", "PW", "--insecure"),
-         {"PW": "x"}, None, "flags", "vc2.lab:443", []),
-        (("--vcenter-secret", "ops/vc-prod"), {}, None, "Secret ops/vc-prod", "vc.lab:8443",
-         ["ops/vc-prod"]),
+        (
+            ("--server", "vc2.lab", "--user", "u", "--password-env", "PW", "--insecure"),
+            {"PW": "x"},
+            None,
+            "flags",
+            "vc2.lab:443",
+            [],
+        ),
+        (
+            ("--vcenter-secret", "ops/vc-prod"),
+            {},
+            None,
+            "Secret ops/vc-prod",
+            "vc.lab:8443",
+            ["ops/vc-prod"],
+        ),
         # A bare name is in the operator's namespace, like a policy's secretRef.
-        (("--vcenter-secret", "vc-prod"), {"DPIO_NAMESPACE": "ops"}, None, "Secret ops/vc-prod",
-         "vc.lab:8443", ["ops/vc-prod"]),
+        (
+            ("--vcenter-secret", "vc-prod"),
+            {"DPIO_NAMESPACE": "ops"},
+            None,
+            "Secret ops/vc-prod",
+            "vc.lab:8443",
+            ["ops/vc-prod"],
+        ),
         # The policy names its vCenter: that Secret, not the environment's simulator.
         ((), {}, "vc-gpu", "Secret dpio-system/vc-gpu", "vc.lab:8443", ["dpio-system/vc-gpu"]),
         # ...unless the command line names a server explicitly.
         (("--server", "vc3.lab", "--insecure"), {}, "vc-gpu", "flags", "vc3.lab:443", []),
     ],
-)  # fmt: skip
+)
 def test_resolve_order(
     sandbox_env: dict[str, str],
     argv: tuple[str, ...],
@@ -112,18 +130,34 @@ def test_without_url_the_operators_secret_is_used(env: dict[str, str], default_s
         (("--vcenter-secret", "a/b", "--server", "vc"), {}, SECRET_DATA, "not both"),
         (("--vcenter-secret", "a/b/c"), {}, SECRET_DATA, "NAMESPACE/NAME"),
         # The Secret's own problems name the Secret and the key, never a value.
-        (("--vcenter-secret", "ops/vc"), {}, {"server": "vc", "username": "u"},
-         "Secret ops/vc: Secret key 'password' is missing"),
-        (("--server", "vc.lab", "--ca-file", "/nonexistent/ca.pem"), {"VSPHERE_PASSWORD": "p"},
-         SECRET_DATA, "--ca-file /nonexistent/ca.pem"),
+        (
+            ("--vcenter-secret", "ops/vc"),
+            {},
+            {"server": "vc", "username": "u"},
+            "Secret ops/vc: Secret key 'password' is missing",
+        ),
+        (
+            ("--server", "vc.lab", "--ca-file", "/nonexistent/ca.pem"),
+            {"VSPHERE_PASSWORD": "p"},
+            SECRET_DATA,
+            "--ca-file /nonexistent/ca.pem",
+        ),
         # No trust chosen for a server given on the command line: refused, as in a Secret.
-        (("--server", "vc.lab", "--user", "u"), {"VSPHERE_PASSWORD": "p"}, SECRET_DATA,
-         "--ca-file"),
+        (
+            ("--server", "vc.lab", "--user", "u"),
+            {"VSPHERE_PASSWORD": "p"},
+            SECRET_DATA,
+            "--ca-file",
+        ),
         # Messages about flags name the flag, not a Secret key.
-        (("--server", "vc.lab", "--insecure"), {"VSPHERE_PASSWORD": "p"}, SECRET_DATA,
-         "flags: --user .* is missing"),
+        (
+            ("--server", "vc.lab", "--insecure"),
+            {"VSPHERE_PASSWORD": "p"},
+            SECRET_DATA,
+            "flags: --user .* is missing",
+        ),
     ],
-)  # fmt: skip
+)
 def test_resolve_errors(
     argv: tuple[str, ...], env: dict[str, str], data: dict[str, str], message: str
 ) -> None:

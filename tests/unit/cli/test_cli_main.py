@@ -41,12 +41,16 @@ def test_usage_errors_exit_1_not_2(argv: list[str], capsys: pytest.CaptureFixtur
     ("argv", "message"),
     [
         (["plan", "-f", "/nonexistent.yaml"], "dpio plan: /nonexistent.yaml: no such file"),
-        (["inventory", "--server", "vc.lab", "--insecure"],
-         "dpio inventory: set the vCenter password"),
-        (["status", "--kubeconfig", "/nonexistent/kubeconfig"],
-         "dpio status: no Kubernetes configuration"),
+        (
+            ["inventory", "--server", "vc.lab", "--insecure"],
+            "dpio inventory: set the vCenter password",
+        ),
+        (
+            ["status", "--kubeconfig", "/nonexistent/kubeconfig"],
+            "dpio status: no Kubernetes configuration",
+        ),
     ],
-)  # fmt: skip
+)
 def test_errors_are_one_line_and_exit_1(argv: list[str], message: str) -> None:
     code, out, err = call(*argv)
 

@@ -17,17 +17,27 @@ VMDA = "apiVersion: dpio.io/v1alpha1\nkind: VMDeviceAssignment\nmetadata: {name:
     ("files", "expected"),
     [
         ({"a.yaml": POLICY % "one"}, ["HostPassthroughPolicy/one"]),
-        ({"a.yaml": POLICY % "one" + "---\n" + VMDA % "two"},
-         ["HostPassthroughPolicy/one", "VMDeviceAssignment/two"]),
+        (
+            {"a.yaml": POLICY % "one" + "---\n" + VMDA % "two"},
+            ["HostPassthroughPolicy/one", "VMDeviceAssignment/two"],
+        ),
         # A directory: its manifests in name order; other files ignored.
-        ({"b.yml": POLICY % "b", "a.json": '{"apiVersion": "dpio.io/v1alpha1", '
-          '"kind": "HostPassthroughPolicy", "metadata": {"name": "a"}}', "README.md": "# x"},
-         ["HostPassthroughPolicy/a", "HostPassthroughPolicy/b"]),
+        (
+            {
+                "b.yml": POLICY % "b",
+                "a.json": '{"apiVersion": "dpio.io/v1alpha1", '
+                '"kind": "HostPassthroughPolicy", "metadata": {"name": "a"}}',
+                "README.md": "# x",
+            },
+            ["HostPassthroughPolicy/a", "HostPassthroughPolicy/b"],
+        ),
         # kind: List and empty documents.
-        ({"l.yaml": "---\nkind: List\nitems:\n- " + (POLICY % "x").replace("\n", "\n  ")},
-         ["HostPassthroughPolicy/x"]),
+        (
+            {"l.yaml": "---\nkind: List\nitems:\n- " + (POLICY % "x").replace("\n", "\n  ")},
+            ["HostPassthroughPolicy/x"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_load(tmp_path: Path, files: dict[str, str], expected: list[str]) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text)

@@ -45,8 +45,12 @@ def esx01(**gpu: bool) -> ObservedInventory:
 
 def policy(name: str, **spec: Any) -> dict[str, Any]:
     body = {"hosts": {"names": ["esx01"]}, "devices": [{"address": GPU}], **spec}
-    return {"apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
-            "metadata": {"name": name}, "spec": body}  # fmt: skip
+    return {
+        "apiVersion": "dpio.io/v1alpha1",
+        "kind": "HostPassthroughPolicy",
+        "metadata": {"name": name},
+        "spec": body,
+    }
 
 
 class FakeVCenter(commands.Context):
@@ -79,24 +83,50 @@ def run_plan(
         # Already right: no call, exit 0.
         ({"enabled": True, "active": True}, {}, 0, ["= esx01: no change"]),
         # Enable; the dependent audio function goes with it; rebind without reboot (applyNow).
-        ({}, {}, 2, ["~ esx01: UpdatePassthruConfig (host-esx01)",
-                     f"+ enable   {GPU}  10de:20b5 GA100 [A100]  applyNow",
-                     f"+ enable   {GPU_AUDIO}  10de:20b5 GA100 [A100]  applyNow"]),
+        (
+            {},
+            {},
+            2,
+            [
+                "~ esx01: UpdatePassthruConfig (host-esx01)",
+                f"+ enable   {GPU}  10de:20b5 GA100 [A100]  applyNow",
+                f"+ enable   {GPU_AUDIO}  10de:20b5 GA100 [A100]  applyNow",
+            ],
+        ),
         # applyNow: Never leaves the change pending a reboot, which the plan says.
-        ({}, {"applyNow": "Never"}, 2, [f"+ enable   {GPU}  10de:20b5 GA100 [A100]",
-                                        "reboot required; reboot.policy Manual"]),
+        (
+            {},
+            {"applyNow": "Never"},
+            2,
+            [f"+ enable   {GPU}  10de:20b5 GA100 [A100]", "reboot required; reboot.policy Manual"],
+        ),
         # A label on an enabled device is a relabel, not an enable.
-        ({"enabled": True, "active": True}, {"devices": [A100_LABELLED]},
-         2, [f"~ relabel  {GPU}  10de:20b5 GA100 [A100]  hardwareLabel=a applyNow"]),
+        (
+            {"enabled": True, "active": True},
+            {"devices": [A100_LABELLED]},
+            2,
+            [f"~ relabel  {GPU}  10de:20b5 GA100 [A100]  hardwareLabel=a applyNow"],
+        ),
         # ESXi's own NIC is refused: no change, exit 0, and the reason is shown.
-        ({"enabled": True, "active": True}, {"devices": [{"address": NIC}]}, 0,
-         ["= esx01: no change",
-          f"! refused DeviceInUse: esx01 {NIC}: Used by ESXi (vmnic0 carries vmkernel port vmk0)"]),
+        (
+            {"enabled": True, "active": True},
+            {"devices": [{"address": NIC}]},
+            0,
+            [
+                "= esx01: no change",
+                f"! refused DeviceInUse: esx01 {NIC}: "
+                "Used by ESXi (vmnic0 carries vmkernel port vmk0)",
+            ],
+        ),
         # Rolling: the first rolling-reboot step is part of the plan.
-        ({"enabled": True, "active": False}, {"reboot": {"policy": "Rolling"}}, 2,
-         ["reboot required; reboot.policy Rolling", "> EnterMaintenanceMode esx01"]),
+        (
+            {"enabled": True, "active": False},
+            {"reboot": {"policy": "Rolling"}},
+            2,
+            ["reboot required; reboot.policy Rolling", "> EnterMaintenanceMode esx01"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_plan_text_and_exit_code(
     tmp_path: Path, gpu: dict[str, bool], spec: dict[str, Any], code: int, lines: list[str]
 ) -> None:
@@ -132,8 +162,9 @@ def test_json_output(tmp_path: Path) -> None:
     assert (code, data["changed"]) == (2, True)
     changes = host_plan["updatePassthruConfig"]
     assert [(c["address"], c["action"], c["applyNow"]) for c in changes] == [
-        (GPU, "enable", True), (GPU_AUDIO, "enable", True),
-    ]  # fmt: skip
+        (GPU, "enable", True),
+        (GPU_AUDIO, "enable", True),
+    ]
     assert [d["state"] for d in host_plan["devices"]] == ["Active"]  # projected: applyNow
 
 

@@ -12,30 +12,42 @@ from dpio.cli.status import all_ready, render, row, rows
 
 
 def cond(type_: str, status: str, reason: str, message: str = "") -> dict[str, str]:
-    return {"type": type_, "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": "2025-01-01T00:00:00Z"}  # fmt: skip
+    return {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2025-01-01T00:00:00Z",
+    }
 
 
 def policy(
     name: str, *conditions: dict[str, str], generation: int = 1, **status: Any
 ) -> dict[str, Any]:
     return {
-        "apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
+        "apiVersion": "dpio.io/v1alpha1",
+        "kind": "HostPassthroughPolicy",
         "metadata": {"name": name, "generation": generation},
         "spec": {"hosts": {"names": ["esx01"]}},
         "status": {"observedGeneration": 1, "conditions": list(conditions), **status},
-    }  # fmt: skip
+    }
 
 
 def assignment(ns: str, name: str, *conditions: dict[str, str], **status: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
+        "apiVersion": "dpio.io/v1alpha1",
+        "kind": "VMDeviceAssignment",
         "metadata": {"name": name, "namespace": ns, "generation": 1},
-        "spec": {"policyRef": {"name": "gpu"}, "vm": {"name": "ml-01"},
-                 "devices": [{"name": "gpu0", "pci": {"address": "0000:3b:00.0"}},
-                             {"name": "gpu1", "pci": {"address": "0000:af:00.0"}}]},
+        "spec": {
+            "policyRef": {"name": "gpu"},
+            "vm": {"name": "ml-01"},
+            "devices": [
+                {"name": "gpu0", "pci": {"address": "0000:3b:00.0"}},
+                {"name": "gpu1", "pci": {"address": "0000:af:00.0"}},
+            ],
+        },
         "status": {"observedGeneration": 1, "conditions": list(conditions), **status},
-    }  # fmt: skip
+    }
 
 
 READY = cond("Ready", "True", "Ready")
@@ -46,18 +58,33 @@ SUMMARY = {"hosts": 2, "devices": 4, "active": 3, "pendingReboot": 1}
     ("body", "ready", "reason", "attention"),
     [
         (policy("gpu", READY), "True", "Ready", ()),
-        (policy("gpu", cond("Ready", "False", "RebootRequired"),
+        (
+            policy(
+                "gpu",
+                cond("Ready", "False", "RebootRequired"),
                 cond("RebootRequired", "True", "PendingReboot"),
-                cond("Degraded", "False", "AsExpected")),
-         "False", "RebootRequired", ("RebootRequired=PendingReboot",)),
-        (assignment("ml", "a", cond("Ready", "False", "PowerOffRequired"),
-                    cond("PowerOffRequired", "True", "VMPoweredOn"),
-                    cond("Stalled", "True", "TooManyDevices")),
-         "False", "PowerOffRequired", ("Stalled=TooManyDevices", "PowerOffRequired=VMPoweredOn")),
+                cond("Degraded", "False", "AsExpected"),
+            ),
+            "False",
+            "RebootRequired",
+            ("RebootRequired=PendingReboot",),
+        ),
+        (
+            assignment(
+                "ml",
+                "a",
+                cond("Ready", "False", "PowerOffRequired"),
+                cond("PowerOffRequired", "True", "VMPoweredOn"),
+                cond("Stalled", "True", "TooManyDevices"),
+            ),
+            "False",
+            "PowerOffRequired",
+            ("Stalled=TooManyDevices", "PowerOffRequired=VMPoweredOn"),
+        ),
         # Never reconciled: no Ready yet.
         ({**policy("new"), "status": {}}, "", "", ()),
     ],
-)  # fmt: skip
+)
 def test_row_ready_reason_and_what_needs_attention(
     body: dict[str, Any], ready: str, reason: str, attention: tuple[str, ...]
 ) -> None:
@@ -70,13 +97,20 @@ def test_row_ready_reason_and_what_needs_attention(
     ("body", "summary"),
     [
         (policy("gpu", READY, summary=SUMMARY), "2 hosts, 4 devices, 3 active, 1 pending reboot"),
-        (assignment("ml", "a", READY, vm={"host": "esx01", "powerState": "poweredOff"},
-                    devices=[{"name": "gpu0", "attached": True}]),
-         "vm ml-01, on esx01, poweredOff, 1/2 attached"),
+        (
+            assignment(
+                "ml",
+                "a",
+                READY,
+                vm={"host": "esx01", "powerState": "poweredOff"},
+                devices=[{"name": "gpu0", "attached": True}],
+            ),
+            "vm ml-01, on esx01, poweredOff, 1/2 attached",
+        ),
         # The operator's own attached/desired column wins when it is there.
         (assignment("ml", "a", READY, attached="2/2"), "vm ml-01, 2/2 attached"),
     ],
-)  # fmt: skip
+)
 def test_summary(body: dict[str, Any], summary: str) -> None:
     assert row(body).summary == summary
 
@@ -93,8 +127,10 @@ def test_policies_first_then_assignments_by_namespace() -> None:
     bodies = [assignment("b", "x", READY), policy("z", READY), assignment("a", "y", READY)]
 
     assert [(r.kind[:3], r.namespace, r.name) for r in rows(bodies)] == [
-        ("Hos", "", "z"), ("VMD", "a", "y"), ("VMD", "b", "x"),
-    ]  # fmt: skip
+        ("Hos", "", "z"),
+        ("VMD", "a", "y"),
+        ("VMD", "b", "x"),
+    ]
     assert all_ready(bodies)
 
 
@@ -109,8 +145,11 @@ def test_table_uses_short_names_and_json_has_messages() -> None:
 
 
 def test_lenient_with_odd_bodies() -> None:
-    odd = {"kind": "VMDeviceAssignment", "metadata": {"name": "x", "namespace": "n"},
-           "status": {"conditions": ["not a mapping"]}}  # fmt: skip
+    odd = {
+        "kind": "VMDeviceAssignment",
+        "metadata": {"name": "x", "namespace": "n"},
+        "status": {"conditions": ["not a mapping"]},
+    }
 
     assert row(odd).summary == "vm ?, 0/0 attached"
 

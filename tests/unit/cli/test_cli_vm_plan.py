@@ -25,19 +25,30 @@ INVENTORY = ObservedInventory(
     hosts=(host("esx01", (dev(GPU),), (info(GPU, enabled=True, active=True, label="a100"),)),)
 )
 POLICY = {
-    "apiVersion": "dpio.io/v1alpha1", "kind": "HostPassthroughPolicy",
+    "apiVersion": "dpio.io/v1alpha1",
+    "kind": "HostPassthroughPolicy",
     "metadata": {"name": "gpu-hosts"},
-    "spec": {"hosts": {"names": ["esx01"]},
-             "devices": [{"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"}],
-             "consumers": [consumer()]},
-}  # fmt: skip
+    "spec": {
+        "hosts": {"names": ["esx01"]},
+        "devices": [{"vendorID": "10de", "deviceID": "20b5", "hardwareLabel": "a100"}],
+        "consumers": [consumer()],
+    },
+}
 
 
 def vmda(name: str = "trainer", namespace: str = NS, **spec: Any) -> dict[str, Any]:
-    body = {"policyRef": {"name": "gpu-hosts"}, "vm": {"name": "ml-trainer-01"},
-            "devices": [{"name": "gpu0", "pci": {"address": GPU}}], **spec}  # fmt: skip
-    return {"apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
-            "metadata": {"name": name, "namespace": namespace}, "spec": body}  # fmt: skip
+    body = {
+        "policyRef": {"name": "gpu-hosts"},
+        "vm": {"name": "ml-trainer-01"},
+        "devices": [{"name": "gpu0", "pci": {"address": GPU}}],
+        **spec,
+    }
+    return {
+        "apiVersion": "dpio.io/v1alpha1",
+        "kind": "VMDeviceAssignment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
 
 
 class FakeVCenter(commands.Context):
@@ -69,39 +80,87 @@ def run_plan(
     ("the_vm", "spec", "code", "lines"),
     [
         # Powered off: one ReconfigVM_Task with the device and the full memory reservation.
-        (vm(), {}, 2, ["~ ReconfigVM_Task (vm-42)",
-                       f"+ add gpu0: PCI {GPU} (deviceId 20b5)",
-                       "~ memoryReservationLockedToMax: true"]),
+        (
+            vm(),
+            {},
+            2,
+            [
+                "~ ReconfigVM_Task (vm-42)",
+                f"+ add gpu0: PCI {GPU} (deviceId 20b5)",
+                "~ memoryReservationLockedToMax: true",
+            ],
+        ),
         # Dynamic DirectPath: allowedDevice and customLabel.
-        (vm(), {"devices": [{"name": "g", "dynamic": {"vendorID": "10de", "deviceID": "20b5",
-                                                       "label": "a100"}}]},
-         2, ["+ add g: Dynamic DirectPath 10de:20b5 label a100"]),
+        (
+            vm(),
+            {
+                "devices": [
+                    {
+                        "name": "g",
+                        "dynamic": {"vendorID": "10de", "deviceID": "20b5", "label": "a100"},
+                    }
+                ]
+            },
+            2,
+            ["+ add g: Dynamic DirectPath 10de:20b5 label a100"],
+        ),
         # Powered on, WaitForPowerOff: nothing now, but the VM changes once powered off.
         (vm(power_state="poweredOn"), {}, 2, ["! PowerOffRequired"]),
         # PowerOff: the power steps around the reconfigure.
-        (vm(power_state="poweredOn"), {"powerPolicy": "PowerOff"}, 2,
-         ["> PowerOff first", "then, with the VM powered off, the device change",
-          "! PowerOffRequired"]),
+        (
+            vm(power_state="poweredOn"),
+            {"powerPolicy": "PowerOff"},
+            2,
+            [
+                "> PowerOff first",
+                "then, with the VM powered off, the device change",
+                "! PowerOffRequired",
+            ],
+        ),
         # Resolve: hot add goes off in the same reconfigure, as docs/design.md says.
-        (vm(cpu_hot_add_enabled=True), {"conflictPolicy": "Resolve"}, 2,
-         ["~ cpuHotAddEnabled: false", "! conflict HotAdd: ", "(resolved by the change)"]),
+        (
+            vm(cpu_hot_add_enabled=True),
+            {"conflictPolicy": "Resolve"},
+            2,
+            ["~ cpuHotAddEnabled: false", "! conflict HotAdd: ", "(resolved by the change)"],
+        ),
         # The A100 maps 128 GB: the 64-bit MMIO window goes in the same reconfigure.
-        (vm(), {}, 2, ["firmware efi, vmx-19, devices map 128 GB (needs EFI and 64-bit MMIO)",
-                       "~ extraConfig pciPassthru.use64bitMMIO = 'TRUE'",
-                       "~ extraConfig pciPassthru.64bitMMIOSizeGB = '128'"]),
+        (
+            vm(),
+            {},
+            2,
+            [
+                "firmware efi, vmx-19, devices map 128 GB (needs EFI and 64-bit MMIO)",
+                "~ extraConfig pciPassthru.use64bitMMIO = 'TRUE'",
+                "~ extraConfig pciPassthru.64bitMMIOSizeGB = '128'",
+            ],
+        ),
         # A BIOS VM is refused, nothing planned.
-        (vm(firmware="bios"), {}, 1, ["! Stalled FirmwareNotEFI: VM ml-trainer-01 boots with "
-                                      "bios firmware", "= no change"]),
+        (
+            vm(firmware="bios"),
+            {},
+            1,
+            ["! Stalled FirmwareNotEFI: VM ml-trainer-01 boots with bios firmware", "= no change"],
+        ),
         # Dynamic DirectPath on vmx-15, opted in: the upgrade, alone.
-        (vm(hardware_version="vmx-15"),
-         {"upgradeHardwareVersion": True,
-          "devices": [{"name": "g", "dynamic": {"vendorID": "10de", "deviceID": "20b5"}}]},
-         2, ["~ UpgradeVM_Task vmx-15 -> vmx-17 (not undone on delete)"]),
+        (
+            vm(hardware_version="vmx-15"),
+            {
+                "upgradeHardwareVersion": True,
+                "devices": [{"name": "g", "dynamic": {"vendorID": "10de", "deviceID": "20b5"}}],
+            },
+            2,
+            ["~ UpgradeVM_Task vmx-15 -> vmx-17 (not undone on delete)"],
+        ),
         # Snapshots block the change, even under Resolve.
-        (vm(snapshot_count=2), {}, 0, ["! conflict Snapshots: VM has 2 snapshots "
-                                       "(blocks the change)"]),
+        (
+            vm(snapshot_count=2),
+            {},
+            0,
+            ["! conflict Snapshots: VM has 2 snapshots (blocks the change)"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_vm_plan_text_and_exit_code(
     tmp_path: Path, the_vm: ObservedVM, spec: dict[str, Any], code: int, lines: list[str]
 ) -> None:

@@ -40,20 +40,40 @@ def operator_env(objects: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def lease_rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [rule for obj in objects if obj["kind"] == "Role"
-            for rule in obj["rules"] if "coordination.k8s.io" in rule["apiGroups"]]  # fmt: skip
+    return [
+        rule
+        for obj in objects
+        if obj["kind"] == "Role"
+        for rule in obj["rules"]
+        if "coordination.k8s.io" in rule["apiGroups"]
+    ]
 
 
 @pytest.mark.parametrize(
     ("sets", "lease", "duration", "replicas", "strategy"),
     [
         ((), None, None, 1, "Recreate"),
-        (("leaderElection.enabled=true", "replicaCount=2"),
-         "dpio-dpio-operator-leader", "15", 2, "RollingUpdate"),
-        (("leaderElection.enabled=true", "replicaCount=3", "leaderElection.leaseName=ha",
-          "leaderElection.leaseDurationSeconds=30"), "ha", "30", 3, "RollingUpdate"),
+        (
+            ("leaderElection.enabled=true", "replicaCount=2"),
+            "dpio-dpio-operator-leader",
+            "15",
+            2,
+            "RollingUpdate",
+        ),
+        (
+            (
+                "leaderElection.enabled=true",
+                "replicaCount=3",
+                "leaderElection.leaseName=ha",
+                "leaderElection.leaseDurationSeconds=30",
+            ),
+            "ha",
+            "30",
+            3,
+            "RollingUpdate",
+        ),
     ],
-)  # fmt: skip
+)
 def test_leader_election_renders_the_lease_settings_and_a_rolling_update(
     sets: tuple[str, ...], lease: str | None, duration: str | None, replicas: int, strategy: str
 ) -> None:
@@ -67,8 +87,12 @@ def test_leader_election_renders_the_lease_settings_and_a_rolling_update(
         assert rules == []
         return
     # get/update only the one Lease; create can't be limited by name.
-    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-            "resourceNames": [lease], "verbs": ["get", "update"]} in rules  # fmt: skip
+    assert {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": [lease],
+        "verbs": ["get", "update"],
+    } in rules
     assert all(rule.get("resourceNames") or rule["verbs"] == ["create"] for rule in rules)
 
 
@@ -92,8 +116,7 @@ HA_NAMESPACE = "dpio-ha-chart"
 
 
 def _lease(box: Sandbox, name: str) -> dict[str, Any]:
-    out = kubectl(box, "get", "lease", name, "-n", HA_NAMESPACE, "-o", "json",
-                  "--ignore-not-found")  # fmt: skip
+    out = kubectl(box, "get", "lease", name, "-n", HA_NAMESPACE, "-o", "json", "--ignore-not-found")
     return dict(json.loads(out)["spec"]) if out.strip() else {}
 
 
@@ -101,16 +124,29 @@ def test_under_the_charts_rbac_the_operator_takes_renews_and_releases_its_lease(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     install.install(sandbox)  # the CRDs, which this rendering leaves out
-    objects = render("leaderElection.enabled=true", "replicaCount=2", "crds.install=false",
-                     namespace=HA_NAMESPACE, release="ha")  # fmt: skip
+    objects = render(
+        "leaderElection.enabled=true",
+        "replicaCount=2",
+        "crds.install=false",
+        namespace=HA_NAMESPACE,
+        release="ha",
+    )
     apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": HA_NAMESPACE}})
-    kubectl(sandbox, "apply", "--server-side", "-f", "-",
-            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))  # fmt: skip
+    kubectl(
+        sandbox,
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
     name = "ha-dpio-operator-leader"  # a release of its own: the other chart tests' stay as is
     try:
         with run_operator(sandbox, objects, tmp_path) as log:
-            first = eventually(lambda: _lease(sandbox, name).get("holderIdentity") and
-                               _lease(sandbox, name), timeout=30)  # fmt: skip
+            first = eventually(
+                lambda: _lease(sandbox, name).get("holderIdentity") and _lease(sandbox, name),
+                timeout=30,
+            )
             renewed = eventually(
                 lambda: _lease(sandbox, name).get("renewTime") != first["renewTime"], timeout=15
             )
@@ -122,5 +158,10 @@ def test_under_the_charts_rbac_the_operator_takes_renews_and_releases_its_lease(
         assert "Forbidden" not in text
     finally:
         kubectl(sandbox, "delete", "namespace", HA_NAMESPACE, "--wait=false")
-        kubectl(sandbox, "delete", "clusterrole,clusterrolebinding", "ha-dpio-operator",
-                "--ignore-not-found")  # fmt: skip
+        kubectl(
+            sandbox,
+            "delete",
+            "clusterrole,clusterrolebinding",
+            "ha-dpio-operator",
+            "--ignore-not-found",
+        )

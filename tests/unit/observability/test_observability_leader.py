@@ -43,11 +43,14 @@ class ScriptedElector:
     [
         ((), [("following", 0.0)], []),
         (("lead",), [("following", 0.0), ("lead", 1.0)], ["start at 1.0"]),
-        (("lead", "lose"), [("following", 0.0), ("lead", 1.0), ("lose", 0.0)],
-         ["start at 1.0", "stop at 0.0", "exit"]),
+        (
+            ("lead", "lose"),
+            [("following", 0.0), ("lead", 1.0), ("lose", 0.0)],
+            ["start at 1.0", "stop at 0.0", "exit"],
+        ),
     ],
     ids=["never-leads", "leads", "leads-then-loses"],
-)  # fmt: skip
+)
 def test_leader_gauge_follows_the_lease(
     script: tuple[str, ...], expected: list[tuple[str, float]], queues: list[str]
 ) -> None:

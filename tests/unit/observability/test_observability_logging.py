@@ -44,28 +44,41 @@ def _record(msg: str = "Enabled passthrough on host", **extra: Any) -> logging.L
     return logger.makeRecord(logger.name, logging.INFO, __file__, 1, msg, (), None, extra=extra)
 
 
-KOPF_REF = {"apiVersion": "dpio.io/v1alpha1", "kind": "VMDeviceAssignment",
-            "name": "trainer-gpu", "uid": "u-1", "namespace": "ml-team"}  # fmt: skip
+KOPF_REF = {
+    "apiVersion": "dpio.io/v1alpha1",
+    "kind": "VMDeviceAssignment",
+    "name": "trainer-gpu",
+    "uid": "u-1",
+    "namespace": "ml-team",
+}
 
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
         pytest.param({}, {}, id="no-identity"),
-        pytest.param({"k8s_ref": KOPF_REF, "k8s_skip": False},
-                     {"kind": "VMDeviceAssignment", "namespace": "ml-team", "name": "trainer-gpu"},
-                     id="kopf-object-logger"),
-        pytest.param(logs.object_ref({"kind": "HostPassthroughPolicy",
-                                      "metadata": {"name": "gpu-hosts"}}),
-                     {"kind": "HostPassthroughPolicy", "name": "gpu-hosts"},
-                     id="our-extras-cluster-scoped"),
-        pytest.param({"host": "host-12", "devices": ["0000:3b:00.0"]},
-                     {"host": "host-12", "devices": ["0000:3b:00.0"]}, id="plain-extras"),
-        pytest.param({"password": PASSWORD, "vcToken": "abc", "username": "admin"},
-                     {"password": "[REDACTED]", "vcToken": "[REDACTED]", "username": "admin"},
-                     id="sensitive-keys"),
+        pytest.param(
+            {"k8s_ref": KOPF_REF, "k8s_skip": False},
+            {"kind": "VMDeviceAssignment", "namespace": "ml-team", "name": "trainer-gpu"},
+            id="kopf-object-logger",
+        ),
+        pytest.param(
+            logs.object_ref({"kind": "HostPassthroughPolicy", "metadata": {"name": "gpu-hosts"}}),
+            {"kind": "HostPassthroughPolicy", "name": "gpu-hosts"},
+            id="our-extras-cluster-scoped",
+        ),
+        pytest.param(
+            {"host": "host-12", "devices": ["0000:3b:00.0"]},
+            {"host": "host-12", "devices": ["0000:3b:00.0"]},
+            id="plain-extras",
+        ),
+        pytest.param(
+            {"password": PASSWORD, "vcToken": "abc", "username": "admin"},
+            {"password": "[REDACTED]", "vcToken": "[REDACTED]", "username": "admin"},
+            id="sensitive-keys",
+        ),
     ],
-)  # fmt: skip
+)
 def test_json_line_shape(extra: dict[str, Any], expected: dict[str, Any]) -> None:
     line = logs.JsonFormatter().format(_record(**extra))
     assert "\n" not in line
@@ -118,11 +131,16 @@ def test_protected_values_are_scrubbed_from_message_and_fields(fmt: str) -> None
     [
         ({}, False, logs.TextFormatter, logging.INFO, logging.WARNING),
         ({"DPIO_LOG_FORMAT": "json"}, False, logs.JsonFormatter, logging.INFO, logging.WARNING),
-        ({"DPIO_LOG_FORMAT": "JSON", "DPIO_LOG_LEVEL": "warning"}, False, logs.JsonFormatter,
-         logging.WARNING, logging.WARNING),
+        (
+            {"DPIO_LOG_FORMAT": "JSON", "DPIO_LOG_LEVEL": "warning"},
+            False,
+            logs.JsonFormatter,
+            logging.WARNING,
+            logging.WARNING,
+        ),
         ({"DPIO_LOG_LEVEL": "ERROR"}, True, logs.TextFormatter, logging.DEBUG, logging.DEBUG),
     ],
-)  # fmt: skip
+)
 def test_configure_from_environment(
     root: logging.Logger,
     env: dict[str, str],
@@ -151,8 +169,12 @@ def test_configure_rejects_unknown_values(root: logging.Logger, env: dict[str, s
 class FakeKube:
     async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
         logging.getLogger("dpio.kube.client").debug("Read Secret", extra={"object": name})
-        return {"server": "127.0.0.1:9", "username": "admin", "password": PASSWORD,
-                "insecure": "true"}  # fmt: skip
+        return {
+            "server": "127.0.0.1:9",
+            "username": "admin",
+            "password": PASSWORD,
+            "insecure": "true",
+        }
 
 
 def test_secret_never_logged_at_debug_on_the_credentials_path(root: logging.Logger) -> None:

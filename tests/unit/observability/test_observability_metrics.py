@@ -203,8 +203,10 @@ def test_scrape_reports_objects_conditions_queue_and_policy_devices(
     ready_false = {"kind": kind, "type": "Ready", "status": "False", "reason": "RebootRequired"}
     assert _value("dpio_object_conditions", **ready_false) == 1
     assert _value("dpio_policy_hosts", policy="gpu") == 2
-    assert [_value("dpio_policy_devices", policy="gpu", state=s) for s in
-            ("matched", "active", "pendingReboot")] == [4, 3, 1]  # fmt: skip
+    assert [
+        _value("dpio_policy_devices", policy="gpu", state=s)
+        for s in ("matched", "active", "pendingReboot")
+    ] == [4, 3, 1]
     # A deleted object leaves no series behind: state is read at scrape time.
     bodies.clear()
     assert _value("dpio_objects", kind=kind) == 0

@@ -53,8 +53,10 @@ def _jwt(claims: Any) -> str:
 @pytest.mark.parametrize(
     ("token", "expiry"),
     [
-        (_jwt({"exp": 1_900_000_000, "sub": "system:serviceaccount:monitoring:prometheus"}),
-         1_900_000_000.0),
+        (
+            _jwt({"exp": 1_900_000_000, "sub": "system:serviceaccount:monitoring:prometheus"}),
+            1_900_000_000.0,
+        ),
         (_jwt({"exp": 1_900_000_000.5}), 1_900_000_000.5),
         (_jwt({"sub": "no expiry"}), None),
         (_jwt({"exp": "tomorrow"}), None),
@@ -65,7 +67,7 @@ def _jwt(claims: Any) -> str:
         ("opaque-static-token", None),
         ("", None),
     ],
-)  # fmt: skip
+)
 def test_token_expiry(token: str, expiry: float | None) -> None:
     assert token_expiry(token) == expiry
 

@@ -35,13 +35,24 @@ def test_metrics_port_rejects(raw: str) -> None:
     [
         ({}, None),
         ({"DPIO_METRICS_SECURE": "false", "DPIO_METRICS_CERT_FILE": "/c"}, None),
-        ({"DPIO_METRICS_SECURE": "true", "DPIO_METRICS_CERT_FILE": "/etc/tls/tls.crt",
-          "DPIO_METRICS_KEY_FILE": "/etc/tls/tls.key"},
-         CertFiles("/etc/tls/tls.crt", "/etc/tls/tls.key")),
-        ({"DPIO_METRICS_SECURE": " True ", "DPIO_METRICS_CERT_FILE": "c",
-          "DPIO_METRICS_KEY_FILE": "k"}, CertFiles("c", "k")),
+        (
+            {
+                "DPIO_METRICS_SECURE": "true",
+                "DPIO_METRICS_CERT_FILE": "/etc/tls/tls.crt",
+                "DPIO_METRICS_KEY_FILE": "/etc/tls/tls.key",
+            },
+            CertFiles("/etc/tls/tls.crt", "/etc/tls/tls.key"),
+        ),
+        (
+            {
+                "DPIO_METRICS_SECURE": " True ",
+                "DPIO_METRICS_CERT_FILE": "c",
+                "DPIO_METRICS_KEY_FILE": "k",
+            },
+            CertFiles("c", "k"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_metrics_settings(env: dict[str, str], tls: CertFiles | None) -> None:
     assert lifecycle.MetricsSettings.from_env(env) == lifecycle.MetricsSettings(9090, tls)
 
