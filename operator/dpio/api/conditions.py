@@ -128,6 +128,23 @@ INVALID_CREDENTIALS = "InvalidCredentials"  # vCenter refused the login (vim.fau
 TLS_VERIFICATION_FAILED = "TLSVerificationFailed"  # certificate vs caBundle / thumbprint
 NOT_PERMITTED = "NotPermitted"  # vim.fault.NoPermission, or RBAC forbids reading the Secret
 
+# Reasons of a vCenter call that failed, both kinds: vSphere's fault, as the adapter names it.
+# A retryable one keeps the object Reconciling (backoff); the others make it Stalled.
+VSPHERE_ERROR = "VSphereError"  # a fault the adapter has no closer name for
+NOT_AUTHENTICATED = "NotAuthenticated"  # retryable: the session is not logged in
+SESSION_EXPIRED = "SessionExpired"  # retryable: vCenter dropped the session; one re-login fixes it
+OBJECT_NOT_FOUND = "ObjectNotFound"  # vmodl.fault.ManagedObjectNotFound / vim.fault.NotFound
+INVALID_POWER_STATE = "InvalidPowerState"  # retryable: wrong power state for the call
+INVALID_STATE = "InvalidState"  # retryable: the object is busy or in a passing state
+CONCURRENT_MODIFICATION = "ConcurrentModification"  # retryable: changeVersion did not match
+HOST_CONFIG_FAULT = "HostConfigFault"  # the host refused the change (UpdatePassthruConfig)
+INVALID_REQUEST = "InvalidRequest"  # InvalidArgument / NotSupported: the call itself is wrong
+TASK_FAILED = "TaskFailed"  # a task ended in error; retryable as the task's own fault
+TASK_TIMED_OUT = "TaskTimedOut"  # retryable: still queued or running when we stopped waiting
+
+# Reason of a Kubernetes API call that failed (a status or finalizer write), both kinds.
+KUBERNETES_API_ERROR = "KubernetesAPIError"
+
 # metav1.Condition's own limits, so a condition the API server would refuse fails here first.
 CONDITION_TYPE_PATTERN = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"

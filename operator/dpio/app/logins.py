@@ -20,6 +20,7 @@ from dpio.api.conditions import (
     SECRET_NOT_FOUND,
     VCENTER_UNREACHABLE,
 )
+from dpio.app.faults import port_error
 from dpio.kube.client import KubeClient, KubeError
 from dpio.reconcile.ports import PortError
 from dpio.vsphere.connect import Connection
@@ -38,12 +39,6 @@ REFUSED_LOGIN_RETRY_SECONDS = 600.0
 #: picked up within seconds; below STALLED_RECHECK_SECONDS, and a Secret that failed is never
 #: reused, so a Stalled object's re-check always reads the Secret afresh.
 SECRET_REUSE_SECONDS = 10.0
-
-
-def port_error(err: VSphereError, where: str = "") -> PortError:
-    """A vSphere error as a `PortError`; one a human must fix names the Secret it came through."""
-    message = f"{where}: {err}" if where and not err.retryable else str(err)
-    return PortError(type(err).__name__, message, retryable=err.retryable)
 
 
 def _logged_in(conn: Connection) -> None:

@@ -1,7 +1,7 @@
 """The VM side of the adapters: `VMsPort` over `dpio.vsphere.vm.adapter.VMAdapter`, with
-vSphere's typed errors turned into `PortError`s here, once. vCenter's VM change notifications
-come from the host side's watch of the same vCenter: drift shows within seconds, no polling
-(docs/design.md, "vCenter access").
+vSphere's typed errors turned into `PortError`s by `dpio.app.faults`. vCenter's VM change
+notifications come from the host side's watch of the same vCenter: drift shows within seconds,
+no polling (docs/design.md, "vCenter access").
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from dpio.api.policy import VCenterRef
-from dpio.app.logins import Logins, port_error
+from dpio.app.faults import translate_faults
+from dpio.app.logins import Logins
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.power import PowerAction
-from dpio.vsphere.errors import VSphereError
 from dpio.vsphere.session import VCenterClient
 from dpio.vsphere.vm.adapter import VMAdapter
 
@@ -25,35 +25,25 @@ class VSphereVMs:
 
     adapter: VMAdapter
 
+    @translate_faults
     async def observe_vm(self, *, name: str = "", instance_uuid: str = "") -> VMObservation:
-        try:
-            return await self.adapter.observe_vm(name=name, instance_uuid=instance_uuid)
-        except VSphereError as err:
-            raise port_error(err) from err
+        return await self.adapter.observe_vm(name=name, instance_uuid=instance_uuid)
 
+    @translate_faults
     async def reconfigure(self, change: ReconfigVM) -> None:
-        try:
-            await self.adapter.reconfigure(change)
-        except VSphereError as err:
-            raise port_error(err) from err
+        await self.adapter.reconfigure(change)
 
+    @translate_faults
     async def reconfigure_cluster(self, change: ReconfigureCluster) -> None:
-        try:
-            await self.adapter.reconfigure_cluster(change)
-        except VSphereError as err:
-            raise port_error(err) from err
+        await self.adapter.reconfigure_cluster(change)
 
+    @translate_faults
     async def upgrade(self, change: UpgradeVM) -> None:
-        try:
-            await self.adapter.upgrade(change)
-        except VSphereError as err:
-            raise port_error(err) from err
+        await self.adapter.upgrade(change)
 
+    @translate_faults
     async def power(self, vm_moref: str, action: PowerAction) -> None:
-        try:
-            await self.adapter.power(vm_moref, action)
-        except VSphereError as err:
-            raise port_error(err) from err
+        await self.adapter.power(vm_moref, action)
 
 
 @dataclass

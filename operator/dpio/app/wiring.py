@@ -1,5 +1,6 @@
 """Adapters plugged into the reconcilers' ports: `dpio.vsphere` and `dpio.kube` behind
-`dpio.reconcile.ports`, with vSphere's typed errors turned into `PortError`s here, once."""
+`dpio.reconcile.ports`, with vSphere's typed errors turned into `PortError`s by
+`dpio.app.faults`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dpio.api.conditions import KUBERNETES_API_ERROR
 from dpio.api.policy import HostPassthroughPolicySpec, HostSelector
-from dpio.app.logins import Logins, port_error
+from dpio.app.faults import translate_faults
+from dpio.app.logins import Logins
 from dpio.kube.client import KubeClient, KubeError, ObjectRef
 from dpio.planner import (
     EnterMaintenanceMode,
@@ -20,7 +23,6 @@ from dpio.planner import (
 )
 from dpio.reconcile.ports import PortError
 from dpio.vsphere.credentials import Credentials
-from dpio.vsphere.errors import VSphereError
 from dpio.vsphere.host.adapter import HostAdapter
 from dpio.vsphere.inventory_map import VM
 from dpio.vsphere.session import SessionCache, VCenterClient
@@ -42,28 +44,22 @@ class VSphereHosts:
     def insecure(self) -> bool:
         return self.adapter.client.credentials.insecure
 
+    @translate_faults
     async def read_inventory(self) -> ObservedInventory:
-        try:
-            return await self.adapter.read_inventory(selector=self.selector)
-        except VSphereError as err:
-            raise port_error(err) from err
+        return await self.adapter.read_inventory(selector=self.selector)
 
+    @translate_faults
     async def update_passthru_config(self, update: UpdatePassthruConfig) -> None:
-        try:
-            await self.adapter.update_passthru_config(update.moref, update.changes)
-        except VSphereError as err:
-            raise port_error(err) from err
+        await self.adapter.update_passthru_config(update.moref, update.changes)
 
+    @translate_faults
     async def start(self, action: RebootAction) -> None:
-        try:
-            if isinstance(action, EnterMaintenanceMode):
-                await self.adapter.enter_maintenance_mode(action.moref, action.timeout)
-            elif isinstance(action, ExitMaintenanceMode):
-                await self.adapter.exit_maintenance_mode(action.moref)
-            else:
-                await self.adapter.reboot_host(action.moref)
-        except VSphereError as err:
-            raise port_error(err) from err
+        if isinstance(action, EnterMaintenanceMode):
+            await self.adapter.enter_maintenance_mode(action.moref, action.timeout)
+        elif isinstance(action, ExitMaintenanceMode):
+            await self.adapter.exit_maintenance_mode(action.moref)
+        else:
+            await self.adapter.reboot_host(action.moref)
 
 
 @dataclass
@@ -161,7 +157,7 @@ class KubeObjects:
         try:
             await call
         except KubeError as err:
-            raise PortError("KubernetesAPIError", str(err), retryable=err.retryable) from err
+            raise PortError(KUBERNETES_API_ERROR, str(err), retryable=err.retryable) from err
 
 
 def ref_of(body: Mapping[str, Any]) -> ObjectRef:
