@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kubernetes import client as k8s
@@ -15,17 +13,16 @@ from dpio.app.resync import Resyncs
 from dpio.app.vm_wiring import VMCenters
 from dpio.app.wiring import KubeObjects, VCenters
 from dpio.kube.client import KubeClient
-from dpio.planner.observed import ObservedInventory
 from dpio.reconcile.assignment.reconciler import AssignmentReconciler
 from dpio.reconcile.assignment.triggers import AssignmentTriggers
-from dpio.reconcile.controller import Body, Controller
-from dpio.reconcile.own_writes import OwnStatusWrites
+from dpio.reconcile.cache import ObjectCache
+from dpio.reconcile.controller import Controller
+from dpio.reconcile.own_writes import ExpectedStatuses, OwnStatusWrites
 from dpio.reconcile.policy.reconciler import PolicyReconciler
+from dpio.reconcile.policy.triggers import PolicyTriggers
 from dpio.reconcile.queue import Backoff
 from dpio.vsphere.host.adapter import HostAdapter
 from dpio.vsphere.session import SessionCache
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,63 +51,45 @@ class Runtime:
     vcenters: VCenters
     assignments: Controller
     vms: VMCenters
-    #: Which assignments to look at again when what they depend on changes.
-    triggers: AssignmentTriggers
+    #: Which policies and which assignments to look at again when what they depend on changes.
+    policy_triggers: PolicyTriggers
+    assignment_triggers: AssignmentTriggers
 
     @classmethod
     def build(cls, config: Config) -> Runtime:
         kube = KubeClient(api_client())
         sessions = SessionCache()
         vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret)
-        holder: list[Controller] = []
-
-        def all_policies() -> Iterator[Body]:  # for policy conflicts (the older one wins)
-            return holder[0].objects()
-
-        objects = OwnStatusWrites(KubeObjects(kube), lambda: holder[0])
-        reconciler = PolicyReconciler(
-            vcenter=vcenters,
-            objects=objects,
-            all_policies=all_policies,
-            policies_version=lambda: holder[0].desired_changes,
-        )
-        # Capped exponential backoff for vCenter outages: 1 s up to 5 min (docs/design.md,
-        # "Failures and retries").
-        policies = Controller(
-            "HostPassthroughPolicy", reconciler, workers=config.workers, backoff=Backoff(1, 300)
-        )
-        holder.append(policies)
+        policies, policy_triggers = _policies(config, kube, vcenters)
         loop = asyncio.get_running_loop()
-
         # Watcher threads hand changes to the event loop; the queue dedups a burst into one run.
-        # Only policies whose hosts changed are queued, not all of them; a report that names no
-        # hosts is resolved by one read (`resync`). Why: docs/benchmarks.md, findings 4 and 13.
-        def changed_in(inventory: ObservedInventory | None) -> None:
-            queued = policies.enqueue_where(
-                lambda key: inventory is None or reconciler.differs(key[1], inventory)
-            )
-            _log.info("vCenter reported changes of unnamed hosts: policies queued",
-                      extra={"queued": queued, "policies": len(policies)})  # fmt: skip
-
-        resyncs = Resyncs(changed_in)
+        resyncs = Resyncs(policy_triggers.inventory_read)
 
         def on_change(adapter: HostAdapter, hosts: frozenset[str] | None) -> None:
             if hosts is None:
                 loop.call_soon_threadsafe(resyncs.request, adapter, adapter.read_inventory)
                 return
-            loop.call_soon_threadsafe(
-                policies.enqueue_where, lambda key: reconciler.concerns(key[1], hosts)
-            )
+            loop.call_soon_threadsafe(policy_triggers.hosts_changed, hosts)
 
         vcenters.on_change = on_change
         vms = VMCenters(vcenters.logins, config.vcenter_secret, watching=vcenters.watching)
-        assignments, triggers = _assignments(config, kube, vms, policies)
+        assignments, assignment_triggers = _assignments(config, kube, vms, policies.cache)
 
         def on_vm_change(morefs: frozenset[str]) -> None:  # on the watcher's thread
-            loop.call_soon_threadsafe(triggers.vms_changed, morefs)
+            loop.call_soon_threadsafe(assignment_triggers.vms_changed, morefs)
 
         vcenters.on_vm_change = on_vm_change
-        return cls(config, kube, sessions, policies, vcenters, assignments, vms, triggers)
+        return cls(
+            config,
+            kube,
+            sessions,
+            policies,
+            vcenters,
+            assignments,
+            vms,
+            policy_triggers,
+            assignment_triggers,
+        )
 
     def start(self) -> None:
         self.policies.start()
@@ -124,27 +103,53 @@ class Runtime:
         self.kube.close()
 
 
+def _policies(
+    config: Config, kube: KubeClient, vcenters: VCenters
+) -> tuple[Controller, PolicyTriggers]:
+    """The HostPassthroughPolicy controller; its reconciler reads every policy from the cache
+    (policy conflicts: the older one wins)."""
+    cache, own_writes = ObjectCache(), ExpectedStatuses()
+    reconciler = PolicyReconciler(
+        vcenter=vcenters,
+        objects=OwnStatusWrites(KubeObjects(kube), own_writes),
+        all_policies=cache.objects,
+        policies_version=lambda: cache.desired_changes,
+    )
+    # Capped exponential backoff for vCenter outages: 1 s up to 5 min (docs/design.md,
+    # "Failures and retries").
+    policies = Controller(
+        "HostPassthroughPolicy",
+        reconciler,
+        cache=cache,
+        own_writes=own_writes,
+        workers=config.workers,
+        backoff=Backoff(1, 300),
+    )
+    return policies, PolicyTriggers(policies, reconciler.selections)
+
+
 def _assignments(
-    config: Config, kube: KubeClient, vms: VMCenters, policies: Controller
+    config: Config, kube: KubeClient, vms: VMCenters, policies: ObjectCache
 ) -> tuple[Controller, AssignmentTriggers]:
-    """The VMDeviceAssignment controller; it reads policies and namespaces from the caches."""
+    """The VMDeviceAssignment controller; it reads policies and namespaces from the caches, and
+    every assignment from its own (device claims: the oldest one wins)."""
     namespaces: dict[str, dict[str, str]] = {}
-    holder: list[Controller] = []
-
-    def all_assignments() -> Iterator[Body]:  # for device claims (the oldest one wins)
-        return holder[0].objects()
-
+    cache, own_writes = ObjectCache(), ExpectedStatuses()
     reconciler = AssignmentReconciler(
         vcenter=vms,
-        objects=OwnStatusWrites(KubeObjects(kube), lambda: holder[0]),
+        objects=OwnStatusWrites(KubeObjects(kube), own_writes),
         policy=lambda name: policies.get(("", name)),
-        all_assignments=all_assignments,
+        all_assignments=cache.objects,
         namespace_labels=namespaces.get,
     )
     assignments = Controller(
-        "VMDeviceAssignment", reconciler, workers=config.workers, backoff=Backoff(1, 300)
+        "VMDeviceAssignment",
+        reconciler,
+        cache=cache,
+        own_writes=own_writes,
+        workers=config.workers,
+        backoff=Backoff(1, 300),
     )
-    holder.append(assignments)
     return assignments, AssignmentTriggers(assignments, namespaces)
 
 

@@ -20,16 +20,16 @@ from dpio.app.runtime import Runtime
 @kopf.on.event("dpio.io", "v1alpha1", "vmdeviceassignments")
 async def assignment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    runtime.triggers.assignment_event(str(event.get("type") or "ADDED"), event["object"])
+    runtime.assignment_triggers.assignment_event(str(event.get("type") or "ADDED"), event["object"])
 
 
 @kopf.on.event("dpio.io", "v1alpha1", "hostpassthroughpolicies", id="assignments-of-policy")
 async def policy_event_for_assignments(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    runtime.triggers.policy_event(str(event.get("type") or "ADDED"), event["object"])
+    runtime.assignment_triggers.policy_event(str(event.get("type") or "ADDED"), event["object"])
 
 
 @kopf.on.event("", "v1", "namespaces")
 async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    runtime.triggers.namespace_event(str(event.get("type") or "ADDED"), event["object"])
+    runtime.assignment_triggers.namespace_event(str(event.get("type") or "ADDED"), event["object"])

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from dpio.observability import metrics
-from dpio.reconcile.controller import Body, Controller
+from dpio.reconcile.cache import Body
+from dpio.reconcile.controller import Controller
 from dpio.reconcile.queue import Backoff, Result
 
 _kinds = itertools.count()

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from dpio.reconcile.controller import Body, Controller
+from dpio.reconcile.cache import Body
+from dpio.reconcile.controller import Controller
 from dpio.reconcile.queue import Result
 
 
@@ -72,11 +73,11 @@ def test_a_status_only_change_is_reconciled_only_when_someone_else_wrote_it(
         controller.observe("ADDED", _body("a"))
         await asyncio.sleep(0.05)
         if written_by_us is not None:
-            controller.expect_status(("", "a"), written_by_us)
+            controller.own_writes.expect(("", "a"), written_by_us)
         controller.observe("MODIFIED", _body("a", status=arrives, rv="2"))
         await asyncio.sleep(0.05)
         await controller.stop()
-        assert controller.get(("", "a")) == _body("a", status=arrives, rv="2")
+        assert controller.cache.get(("", "a")) == _body("a", status=arrives, rv="2")
         return seen
 
     assert len(asyncio.run(main())) == reconciles
@@ -107,18 +108,3 @@ def test_enqueue_where_queues_only_the_objects_picked() -> None:
         return seen
 
     assert sorted(asyncio.run(main())) == ["a", "c"]
-
-
-def test_the_cache_keeps_no_managed_fields_and_is_a_copy() -> None:
-    controller = Controller("Test", lambda body: asyncio.sleep(0, Result()))
-    body = _body("a")
-    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
-
-    controller.observe("ADDED", body)
-    body["spec"]["generation"] = 99  # the watch's dict changes later: the cache must not
-
-    cached = controller.get(("", "a"))
-    assert cached is not None
-    assert "managedFields" not in cached["metadata"]
-    assert cached["spec"] == {"generation": 1}
-    assert cached["metadata"]["resourceVersion"] == "1"

@@ -17,7 +17,8 @@ from typing import Any
 
 from dpio.api.conditions import READY
 from dpio.reconcile.assignment.inputs import WAITING_REASONS
-from dpio.reconcile.controller import Body, Controller, key_of
+from dpio.reconcile.cache import Body, key_of
+from dpio.reconcile.controller import Controller
 
 DELETED = "DELETED"
 
@@ -76,7 +77,7 @@ class AssignmentTriggers:
     def assignment_event(self, event_type: str, body: Body) -> None:
         """Feed the controller; when the object's claims moved, waiting assignments look again."""
         key = key_of(body)
-        before = self.assignments.get(key)
+        before = self.assignments.cache.get(key)
         self.assignments.observe(event_type, body)
         gone = event_type == DELETED and before is not None
         if gone or (before is not None and claim(before) != claim(body)):
@@ -107,6 +108,6 @@ class AssignmentTriggers:
         self._enqueue(lambda b: vm_moref(b) in morefs or waiting(b))
 
     def _enqueue(self, wanted: Callable[[Body], bool]) -> None:
-        for body in self.assignments.objects():
+        for body in self.assignments.cache.objects():
             if wanted(body):
                 self.assignments.enqueue(key_of(body))

@@ -9,27 +9,23 @@ from typing import Any
 import pytest
 
 from dpio.reconcile.assignment.triggers import AssignmentTriggers
-from dpio.reconcile.controller import Body, Key, key_of
+from dpio.reconcile.cache import Body, Key, ObjectCache, key_of
 
 
 class FakeController:
-    """The part of `Controller` the triggers use; records what was enqueued."""
+    """The part of `Controller` the triggers use, over a real cache; records what was enqueued."""
 
     def __init__(self, bodies: list[dict[str, Any]]) -> None:
-        self.bodies = {key_of(b): b for b in bodies}
+        self.cache = ObjectCache()
+        for body in bodies:
+            self.cache.put(body)
         self.enqueued: list[Key] = []
-
-    def get(self, key: Key) -> Body | None:
-        return self.bodies.get(key)
 
     def observe(self, event_type: str, body: Body) -> None:
         if event_type == "DELETED":
-            self.bodies.pop(key_of(body), None)
+            self.cache.delete(key_of(body))
         else:
-            self.bodies[key_of(body)] = dict(body)
-
-    def objects(self) -> Any:
-        return iter(list(self.bodies.values()))
+            self.cache.put(body)
 
     def enqueue(self, key: Key) -> None:
         self.enqueued.append(key)
@@ -124,7 +120,7 @@ def test_a_new_assignment_wakes_nobody_else() -> None:
     trig, controller = triggers(*FLEET)
     trig.assignment_event("ADDED", vmda("new", moref="vm-9", host="esx01"))
     assert names(controller) == set()
-    assert ("ml", "new") in controller.bodies
+    assert ("ml", "new") in controller.cache
 
 
 def _policy(state: str = "Active", attached_to: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -13,9 +13,8 @@ from dpio.planner import OtherPolicy, plan_policy
 from dpio.planner.host.rules import HostMatcher
 from dpio.planner.observed import ObservedInventory
 from dpio.planner.selection import select_hosts
-from dpio.reconcile.controller import Controller
+from dpio.reconcile.cache import ObjectCache, key_of
 from dpio.reconcile.policy.others import OtherPolicies
-from dpio.reconcile.queue import Result
 
 
 def body(name: str, generation: int | None = 1, rv: str = "1", **meta: Any) -> dict[str, Any]:
@@ -125,12 +124,9 @@ def test_a_compiled_other_policy_plans_exactly_like_a_plain_one(compiled: bool) 
 
 
 def test_the_other_policies_are_walked_again_only_when_the_cache_says_one_changed() -> None:
-    async def reconcile(body: Any) -> Result:
-        return Result()
-
-    cache = Controller("HostPassthroughPolicy", reconcile)
+    cache = ObjectCache()
     for name in ("a", "b", "c"):
-        cache.observe("ADDED", body(name))
+        cache.put(body(name))
     others = OtherPolicies()
 
     def names(me: str) -> list[str]:
@@ -139,9 +135,9 @@ def test_the_other_policies_are_walked_again_only_when_the_cache_says_one_change
     assert names("a") == ["b", "c"]
     assert names("b") == ["a", "c"]
     status_only = {**body("c", rv="2"), "status": {"observedGeneration": 1}}
-    cache.observe("MODIFIED", status_only)  # a status write: nobody's rules changed
+    cache.put(status_only)  # a status write: nobody's rules changed
     assert names("c") == ["a", "b"]
     assert others.walks == 1
-    cache.observe("DELETED", body("b"))
+    cache.delete(key_of(body("b")))
     assert names("a") == ["c"]
     assert others.walks == 2

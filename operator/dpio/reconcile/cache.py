@@ -1,0 +1,89 @@
+"""The latest object of one kind per key, as the watch delivered it: what reconciles read.
+
+Separate from the controller (queue, metrics, own writes) so that whoever only reads, such as a
+reconciler that needs every policy for the conflict rule, gets the cache itself and nothing that
+drives the queue; and so it exists before the reconciler that the controller is built around.
+Everything here belongs to the event loop: no locks, callers are not threads.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Body = Mapping[str, Any]
+#: (namespace or "", name) — the policy is cluster-scoped, so its namespace is "".
+Key = tuple[str, str]
+
+_SKIP = frozenset({"metadata", "spec", "status"})
+
+
+def key_of(body: Body) -> Key:
+    meta = body.get("metadata", {})
+    return (str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+
+def _desired(body: Body) -> tuple[Any, ...]:
+    """What a reconcile depends on: all but status, resourceVersion and managedFields."""
+    meta = {
+        k: v for k, v in body.get("metadata", {}).items()
+        if k not in ("resourceVersion", "managedFields")
+    }  # fmt: skip
+    return (meta, body.get("spec"), {k: v for k, v in body.items() if k not in _SKIP})
+
+
+def _cached(body: Body) -> dict[str, Any]:
+    """A copy to keep, without `metadata.managedFields`: no reconcile reads it, and at 1,000
+    objects it is a good part of what the cache holds (docs/benchmarks.md, memory)."""
+    meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
+    return copy.deepcopy({**body, "metadata": meta})
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What `ObjectCache.put` replaced, and whether anything but the status changed."""
+
+    previous: Body | None
+    desired_changed: bool
+
+
+class ObjectCache:
+    """Latest objects of one kind by `Key`."""
+
+    def __init__(self) -> None:
+        self._objects: dict[Key, Body] = {}
+        #: Moves whenever an object is added or deleted or anything but its status changes: what
+        #: other objects' reconciles read of it can only have changed then (policy/others.py).
+        self.desired_changes = 0
+
+    def put(self, body: Body) -> Stored:
+        key = key_of(body)
+        previous = self._objects.get(key)
+        self._objects[key] = _cached(body)
+        changed = previous is None or _desired(previous) != _desired(body)
+        if changed:
+            self.desired_changes += 1
+        return Stored(previous, changed)
+
+    def delete(self, key: Key) -> None:
+        self._objects.pop(key, None)
+        self.desired_changes += 1
+
+    def get(self, key: Key) -> Body | None:
+        return self._objects.get(key)
+
+    def keys_snapshot(self) -> list[Key]:
+        """A snapshot: the cache may change while the caller walks it."""
+        return list(self._objects)
+
+    def objects(self) -> Iterator[Body]:
+        """A snapshot of every cached object (for cross-object rules such as policy conflicts)."""
+        return iter(list(self._objects.values()))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._objects
+
+    def __len__(self) -> int:
+        return len(self._objects)

@@ -1,0 +1,47 @@
+"""The object cache: a copy of the latest object, without managedFields, and a count that moves
+only when something other than the status changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dpio.reconcile.cache import ObjectCache
+
+
+def _body(name: str, generation: int = 1, status: Any = None, rv: str = "1") -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "metadata": {"name": name, "generation": generation, "resourceVersion": rv},
+        "spec": {"generation": generation},
+    }
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+def test_the_cache_keeps_no_managed_fields_and_is_a_copy() -> None:
+    cache = ObjectCache()
+    body = _body("a")
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+
+    cache.put(body)
+    body["spec"]["generation"] = 99  # the watch's dict changes later: the cache must not
+
+    cached = cache.get(("", "a"))
+    assert cached is not None
+    assert "managedFields" not in cached["metadata"]
+    assert cached["spec"] == {"generation": 1}
+    assert cached["metadata"]["resourceVersion"] == "1"
+
+
+def test_desired_changes_moves_on_add_spec_change_and_delete_not_on_status() -> None:
+    cache = ObjectCache()
+    first = cache.put(_body("a"))
+    assert (first.previous, first.desired_changed, cache.desired_changes) == (None, True, 1)
+
+    status_only = cache.put(_body("a", status={"ready": True}, rv="2"))
+    assert status_only.previous == _body("a")
+    assert (status_only.desired_changed, cache.desired_changes) == (False, 1)
+
+    assert cache.put(_body("a", generation=2, rv="3")).desired_changed
+    cache.delete(("", "a"))
+    assert (cache.desired_changes, len(cache), ("", "a") in cache) == (3, 0, False)
