@@ -4,9 +4,9 @@ A report names no hosts when the watch came back after a gap (changes may have g
 vCenter sends its full state again), a host was added, removed or renamed, a cluster changed, or
 a VM of unknown host changed. Reconciling every policy then costs a pass each (at 1,000
 policies, a minute of CPU for nothing). Instead one whole read is taken after the report and
-each policy compared with what it last planned on (`PolicyReconciler.differs`): only those whose
-hosts differ are queued, as an informer's relist hands on only the objects that changed. If the
-read fails, every policy is queued: missing a change would be worse than a pass too many.
+each policy compared with what it last planned on (`PolicyTriggers.inventory_read`): only those
+whose hosts differ are queued, as an informer's relist hands on only the objects that changed.
+If the read fails, every policy is queued: missing a change would be worse than a pass too many.
 Policies of another vCenter find none of their hosts in this one's inventory and are queued too
 (a cost only with several vCenters).
 
