@@ -33,7 +33,6 @@ from dpio.planner import (
 from dpio.planner.conditions import Problem
 from dpio.planner.host.events import transition_events
 from dpio.planner.host.status import stalled_status
-from dpio.planner.observed import ObservedInventory
 from dpio.reconcile.constants import CONFIRM_SECONDS, FINALIZER
 from dpio.reconcile.policy.others import OtherPolicies
 from dpio.reconcile.policy.selections import Selections
@@ -64,16 +63,8 @@ class PolicyReconciler:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     #: Parsed once per generation, shared by all reconciles of this kind.
     other_policies: OtherPolicies = field(default_factory=OtherPolicies)
-    #: What each policy last planned on: which vCenter changes concern it.
+    #: What each policy last planned on: which vCenter changes concern it (`PolicyTriggers`).
     selections: Selections = field(default_factory=Selections)
-
-    def concerns(self, name: str, hosts: frozenset[str] | None) -> bool:
-        """Does a vCenter change of `hosts` (None: any host) call for reconciling `name`?"""
-        return self.selections.concerns(name, hosts)
-
-    def differs(self, name: str, inventory: ObservedInventory) -> bool:
-        """Would `name` plan on other hosts in `inventory` than it did (a report naming none)?"""
-        return self.selections.differs(name, inventory)
 
     async def __call__(self, body: Mapping[str, Any]) -> Result:
         try:

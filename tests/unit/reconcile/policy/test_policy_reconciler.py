@@ -243,7 +243,7 @@ def test_a_vcenter_change_concerns_the_policies_that_selected_its_hosts(
     reconciler = PolicyReconciler(FakeVCenter(hosts), FakeObjects(), lambda: [], clock=lambda: NOW)
     asyncio.run(reconciler(body(None)))  # plans esx01 (moref host-esx01)
 
-    got = {name: reconciler.concerns(name, changed) for name in concerned}
+    got = {name: reconciler.selections.concerns(name, changed) for name in concerned}
 
     assert got == concerned
 
@@ -276,10 +276,10 @@ def test_a_report_naming_no_hosts_queues_the_policies_whose_hosts_differ(
     reconciler = PolicyReconciler(
         FakeVCenter(FakeHosts(PLANNED_ON)), FakeObjects(), lambda: [], clock=lambda: NOW
     )
-    assert reconciler.differs("gpu", PLANNED_ON)  # never planned: look
+    assert reconciler.selections.differs("gpu", PLANNED_ON)  # never planned: look
     asyncio.run(reconciler(body(None)))  # plans esx01 only
 
-    assert reconciler.differs("gpu", inventory) is differs
+    assert reconciler.selections.differs("gpu", inventory) is differs
 
 
 @pytest.mark.parametrize(
