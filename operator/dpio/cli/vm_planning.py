@@ -124,7 +124,7 @@ def plan_one(
     if policy is not None and allowed:
         source, seen = observe(policy, assignment)
         observed, _ = inputs.completed(
-            seen, policy, namespace_labels, all_bodies, (namespace, meta.name)
+            seen, policy, namespace_labels, all_bodies, inputs.ObjectKey(namespace, meta.name)
         )
     plan = inputs.plan(assignment, namespace, observed, now)
     host = plan.vm.host if plan.vm is not None else ""

@@ -52,7 +52,7 @@ from dpio.planner.vm.mmio import (
     power_on_problem,
     settings_change,
 )
-from dpio.planner.vm.observed import Backing, ObservedVM, VMObservation
+from dpio.planner.vm.observed import Age, Backing, ObservedVM, VMObservation
 from dpio.planner.vm.power import (
     PowerTracking,
     after_change,
@@ -124,7 +124,7 @@ def plan_assignment(
     swapped = pin_problem(pinned(previous), observed, vm)
     if swapped is not None:
         return replace(base, stalled=swapped)
-    me = (creation_timestamp, namespace, name)
+    me = Age(creation_timestamp, namespace, name)
     over = quota_exceeded(grant, observed, me, len(desired), spec.policy_ref.name)
     return _plan_vm(
         replace(base, vm=vm),
@@ -145,7 +145,7 @@ def _plan_vm(
     spec: VMDeviceAssignmentSpec,
     observed: VMObservation,
     vm: ObservedVM,
-    me: tuple[datetime, str, str],
+    me: Age,
     now: datetime,
     previous: VMDeviceAssignmentStatus | None,
     grant: Grant,
@@ -212,7 +212,7 @@ def _check(  # noqa: PLR0917 -- one device's checks, all positional inputs of _p
     desired: tuple[DesiredDevice, ...],
     observed: VMObservation,
     vm: ObservedVM,
-    me: tuple[datetime, str, str],
+    me: Age,
     over_quota: Problem | None,
 ) -> DeviceCheck | None:
     if over_quota is not None:  # someone must raise maxDevices or free devices

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -43,6 +43,13 @@ WAITING_REASONS = frozenset(
 Labels = Mapping[str, str] | None
 
 Body = Mapping[str, Any]
+
+
+class ObjectKey(NamedTuple):
+    """A VMDeviceAssignment's identity in the caches (equal to a plain (namespace, name))."""
+
+    namespace: str
+    name: str
 
 
 def parse_assignment(body: Body) -> VMDeviceAssignment | None:
@@ -92,7 +99,7 @@ def completed(
     policy: HostPassthroughPolicy,
     labels: Callable[[str], Labels],
     others: Iterable[Body],
-    me: tuple[str, str],
+    me: ObjectKey,
 ) -> tuple[VMObservation, bool]:
     """What the adapter observed, completed from the caches (claims, the policy's rows for the
     VM's host, namespace labels, the quota use of the policy's other assignments); and whether
@@ -100,7 +107,7 @@ def completed(
     host = seen.vm.host if seen.vm is not None else ""
     others = list(others)
     found, unknown = claims(others, me, host)
-    mine = labels(me[0])
+    mine = labels(me.namespace)
     observed = replace(
         seen,
         claims=found,
@@ -113,7 +120,7 @@ def completed(
 
 
 def quota_uses(
-    others: Iterable[Body], me: tuple[str, str], policy: str, labels: Callable[[str], Labels]
+    others: Iterable[Body], me: ObjectKey, policy: str, labels: Callable[[str], Labels]
 ) -> tuple[QuotaUse, ...]:
     """The other assignments of `policy` that count against a consumer entry's maxDevices:
     all but those being deleted (their devices go) and those refused (they hold nothing)."""
@@ -154,7 +161,7 @@ def plan(
 
 
 def claims(
-    others: Iterable[Body], me: tuple[str, str], my_host: str
+    others: Iterable[Body], me: ObjectKey, my_host: str
 ) -> tuple[tuple[AssignmentClaim, ...], bool]:
     """Static devices other assignments ask for, and whether any claim's host is still unknown.
 

@@ -129,7 +129,11 @@ class AssignmentReconciler:
             name=spec.vm.name or "", instance_uuid=spec.vm.instance_uuid or ""
         )
         observed, unknown = inputs.completed(
-            seen, policy, self.namespace_labels, self.all_assignments(), (namespace, meta.name)
+            seen,
+            policy,
+            self.namespace_labels,
+            self.all_assignments(),
+            inputs.ObjectKey(namespace, meta.name),
         )
         return vms, observed, unknown
 
@@ -172,7 +176,11 @@ class AssignmentReconciler:
             await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {told.message}")
             return Result(failed=True)
         observed, _ = inputs.completed(
-            seen, policy, self.namespace_labels, self.all_assignments(), (namespace, meta.name)
+            seen,
+            policy,
+            self.namespace_labels,
+            self.all_assignments(),
+            inputs.ObjectKey(namespace, meta.name),
         )
         plan = plan_assignment_deletion(
             namespace=namespace,
