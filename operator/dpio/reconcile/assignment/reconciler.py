@@ -25,6 +25,7 @@ from dpio.planner.vm.deletion import plan_assignment_deletion
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.plan import VMPlan, pinned
 from dpio.planner.vm.status import assignment_status, assignment_wants
+from dpio.reconcile import finalizers
 from dpio.reconcile.assignment import inputs
 from dpio.reconcile.assignment.apply import (
     Applier,
@@ -32,7 +33,8 @@ from dpio.reconcile.assignment.apply import (
     transition_events,
 )
 from dpio.reconcile.assignment.tenant_messages import tenant_problem
-from dpio.reconcile.constants import CONFIRM_SECONDS, FINALIZER
+from dpio.reconcile.constants import CONFIRM_SECONDS
+from dpio.reconcile.finalizers import Stage
 from dpio.reconcile.ports import ObjectsPort, PortError, VCenterVMsPort, VMsPort
 from dpio.reconcile.queue import Result
 
@@ -62,16 +64,14 @@ class AssignmentReconciler:
         if assignment is None:
             # The CRD schema admits only valid objects; one that slipped past is left alone.
             return Result()
-        finalizers = list(body["metadata"].get("finalizers") or [])
-        if assignment.metadata.deletion_timestamp is not None:
-            if FINALIZER not in finalizers:
+        deleting = assignment.metadata.deletion_timestamp is not None
+        match await finalizers.stage(self.objects, body, deleting=deleting):
+            case Stage.CLEAN_UP:
+                return await self._delete(body, assignment)
+            case Stage.RECONCILE:
+                return await self._reconcile(body, assignment)
+            case Stage.DONE:
                 return Result()
-            return await self._delete(body, assignment, finalizers)
-        if FINALIZER not in finalizers:
-            # The change comes back as a watch event, which brings us back with a fresh body.
-            await self.objects.set_finalizers(body, [*finalizers, FINALIZER])
-            return Result()
-        return await self._reconcile(body, assignment)
 
     async def _reconcile(self, body: Body, assignment: VMDeviceAssignment) -> Result:
         now, namespace = self.clock(), assignment.metadata.namespace or ""
@@ -137,9 +137,7 @@ class AssignmentReconciler:
         )
         return vms, observed, unknown
 
-    async def _delete(
-        self, body: Body, assignment: VMDeviceAssignment, finalizers: list[str]
-    ) -> Result:
+    async def _delete(self, body: Body, assignment: VMDeviceAssignment) -> Result:
         """Remove our devices, restore `previous`; the power policy applies (docs/design.md,
         "VM side: deletion")."""
         spec = assignment.spec
@@ -147,7 +145,7 @@ class AssignmentReconciler:
             # Never allowed to act (e.g. Forbidden) or never got that far: nothing of ours is on
             # the VM. Matching devices by spec identity here would let anyone who can create
             # and delete an assignment strip (and power off) a VM that is not theirs.
-            await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+            await finalizers.release(self.objects, body)
             return Result()
         meta, namespace = assignment.metadata, assignment.metadata.namespace or ""
         policy = inputs.parse_policy(self.policy(spec.policy_ref.name))
@@ -156,7 +154,6 @@ class AssignmentReconciler:
             # act on the VM: refuse (never the operator's default vCenter), release, say so.
             await self._released(
                 body,
-                finalizers,
                 f"HostPassthroughPolicy {spec.policy_ref.name} no longer exists: the VM is left "
                 "as it is (its devices and memory reservation stay; a vSphere administrator "
                 "removes them, or recreate the policy before deleting assignments)",
@@ -191,10 +188,10 @@ class AssignmentReconciler:
             tracking=inputs.tracking(assignment.status),
         )
         if plan.release and plan.not_ready is not None:
-            await self._released(body, finalizers, plan.not_ready.message)
+            await self._released(body, plan.not_ready.message)
             return Result()
         if plan.release:
-            await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+            await finalizers.release(self.objects, body)
             return Result()
         status = assignment.status
         conditions = compute_conditions(
@@ -218,10 +215,10 @@ class AssignmentReconciler:
             return Result(requeue_after=_soonest(plan, None))
         return Result(requeue_after=_soonest(plan, CONFIRM_SECONDS))
 
-    async def _released(self, body: Body, finalizers: list[str], why: str) -> None:
+    async def _released(self, body: Body, why: str) -> None:
         """Deletion without touching the VM: an Event says why, then the finalizer goes."""
         await self.objects.event(body, "Warning", CLEANUP_SKIPPED, why)
-        await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+        await finalizers.release(self.objects, body)
 
     async def _tell_admins(self, assignment: VMDeviceAssignment, err: PortError) -> None:
         """The details a tenant may not see (Secret, server, account) go to the policy's
