@@ -127,9 +127,9 @@ def plan_one(
             seen, policy, namespace_labels, all_bodies, inputs.ObjectKey(namespace, meta.name)
         )
     plan = inputs.plan(assignment, namespace, observed, now)
-    host = plan.vm.host if plan.vm is not None else ""
+    host = plan.outcome.vm.host if plan.outcome.vm is not None else ""
     changing_hosts = changing_hosts or {}
-    if plan.unavailable and host in changing_hosts:
+    if plan.outcome.unavailable and host in changing_hosts:
         # ConfigTarget lists only devices active now: the policy's changes come first.
         notes += (
             f"HostPassthroughPolicy {changing_hosts[host]} changes {host} first; devices it "

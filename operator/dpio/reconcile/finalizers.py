@@ -1,8 +1,8 @@
 """The operator's finalizer, the same on both kinds, and where a reconcile stands with it.
 
 A reconciler holds its object with this finalizer before it changes anything in vSphere, so a
-delete waits until the reconciler has undone its changes (docs/design.md, "Host side:
-deletion" and "VM side: deletion"). kopf's
+delete waits until the reconciler has undone its changes (docs/design.md,
+"Host side: deletion" and "VM side: deletion"). kopf's
 own finalizer has another name: kopf removes it from kinds without deletion handlers.
 """
 

@@ -47,28 +47,28 @@ class Applier:
     body: Body
 
     async def apply(self, plan: VMPlan) -> None:
-        vm = plan.vm
+        vm = plan.outcome.vm
         name = vm.name if vm is not None else "?"
-        if plan.cluster is not None:
-            await self.vms.reconfigure_cluster(plan.cluster)
+        if plan.calls.cluster is not None:
+            await self.vms.reconfigure_cluster(plan.calls.cluster)
             await self._event("ClusterOverridesSet", f"Set DRS/HA overrides of VM {name}")
-        if plan.power_before is not None and vm is not None:
-            await self.vms.power(vm.moref, plan.power_before)
-            await self._event(_POWER_REASONS[plan.power_before], plan.power_message)
-        if plan.upgrade is not None:
-            up = plan.upgrade
+        if plan.calls.power_before is not None and vm is not None:
+            await self.vms.power(vm.moref, plan.calls.power_before)
+            await self._event(_POWER_REASONS[plan.calls.power_before], plan.outcome.power_message)
+        if plan.calls.upgrade is not None:
+            up = plan.calls.upgrade
             await self.vms.upgrade(up)
             message = (
                 f"Upgraded VM {name} from {up.previous or 'an unknown version'} to {up.version} "
                 "for Dynamic DirectPath (upgradeHardwareVersion); not undone on delete"
             )
             await self._event("HardwareUpgraded", message)
-        if plan.reconfigure is not None:
-            await self.vms.reconfigure(plan.reconfigure)
-            await self._event("Reconfigured", _describe(name, plan.reconfigure))
-        if plan.power_after is not None and vm is not None:
-            await self.vms.power(vm.moref, plan.power_after)
-            await self._event(_POWER_REASONS[plan.power_after], f"VM {name} powered back on")
+        if plan.calls.reconfigure is not None:
+            await self.vms.reconfigure(plan.calls.reconfigure)
+            await self._event("Reconfigured", _describe(name, plan.calls.reconfigure))
+        if plan.calls.power_after is not None and vm is not None:
+            await self.vms.power(vm.moref, plan.calls.power_after)
+            await self._event(_POWER_REASONS[plan.calls.power_after], f"VM {name} powered back on")
 
     async def _event(self, reason: str, message: str) -> None:
         await self.objects.event(self.body, "Normal", reason, message)

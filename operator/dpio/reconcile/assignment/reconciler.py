@@ -23,7 +23,7 @@ from dpio.api.conditions import CLEANUP_SKIPPED, READY, RECONCILING, RECONFIGURE
 from dpio.planner.conditions import Problem, compute_conditions, find, is_true, status_changed
 from dpio.planner.vm.deletion import plan_assignment_deletion
 from dpio.planner.vm.observed import VMObservation
-from dpio.planner.vm.plan import VMPlan, pinned
+from dpio.planner.vm.plan import VMCalls, VMOutcome, VMPlan, pinned
 from dpio.planner.vm.status import assignment_status, assignment_wants
 from dpio.reconcile import finalizers
 from dpio.reconcile.assignment import inputs
@@ -91,7 +91,7 @@ class AssignmentReconciler:
                 await self._failed(body, assignment, plan, err)
                 return Result(failed=True)
             return Result(requeue_after=_soonest(plan, CONFIRM_SECONDS))
-        if unknown_claims and (plan.unavailable or plan.forbidden):
+        if unknown_claims and (plan.outcome.unavailable or plan.outcome.forbidden):
             return Result(requeue_after=_soonest(plan, CLAIM_CHECK_SECONDS))
         return Result(requeue_after=_soonest(plan, None))
 
@@ -102,9 +102,10 @@ class AssignmentReconciler:
         must fix, such as a missing Secret or a refused login (Stalled; looked at again on a
         slow timer). Devices and power tracking stay as last recorded."""
         status = assignment.status
-        kept = VMPlan(tracking=inputs.tracking(status), previous=status.previous)
+        kept = VMOutcome(tracking=inputs.tracking(status), previous=status.previous)
         told = tenant_problem(err, assignment.spec.policy_ref.name)
-        plan = replace(kept, not_ready=told) if err.retryable else replace(kept, stalled=told)
+        outcome = replace(kept, not_ready=told) if err.retryable else replace(kept, stalled=told)
+        plan = VMPlan(outcome=outcome)
         await self._tell_admins(assignment, err)
         with contextlib.suppress(PortError):  # the next run reports it again
             await self._report(body, assignment, plan, None)
@@ -187,10 +188,10 @@ class AssignmentReconciler:
             previous=assignment.status,
             tracking=inputs.tracking(assignment.status),
         )
-        if plan.release and plan.not_ready is not None:
-            await self._released(body, plan.not_ready.message)
+        if plan.outcome.release and plan.outcome.not_ready is not None:
+            await self._released(body, plan.outcome.not_ready.message)
             return Result()
-        if plan.release:
+        if plan.outcome.release:
             await finalizers.release(self.objects, body)
             return Result()
         status = assignment.status
@@ -201,7 +202,10 @@ class AssignmentReconciler:
             self.clock(),
         )
         cleanup = status.model_copy(
-            update={"conditions": list(conditions), "power": inputs.power_status(plan.tracking)}
+            update={
+                "conditions": list(conditions),
+                "power": inputs.power_status(plan.outcome.tracking),
+            }
         )
         try:
             await self._write(body, status, cleanup)
@@ -240,7 +244,7 @@ class AssignmentReconciler:
         self, body: Body, assignment: VMDeviceAssignment, plan: VMPlan, problem: Problem | None
     ) -> None:
         if problem is not None:
-            plan = replace(plan, not_ready=problem)
+            plan = replace(plan, outcome=replace(plan.outcome, not_ready=problem))
         previous = assignment.status
         status = assignment_status(
             plan,
@@ -249,7 +253,7 @@ class AssignmentReconciler:
             now=self.clock(),
             adapters=[n.adapter for n in assignment.spec.network_direct_path],
         )
-        status = status.model_copy(update={"power": inputs.power_status(plan.tracking)})
+        status = status.model_copy(update={"power": inputs.power_status(plan.outcome.tracking)})
         await self._write(body, previous, status)
 
     async def _failed(
@@ -264,7 +268,7 @@ class AssignmentReconciler:
         # The status written before the calls moved resourceVersion on; this write carries no
         # precondition (it changes no vCenter state and repeats the tracking just written).
         unguarded = {**body, "metadata": {**body["metadata"], "resourceVersion": ""}}
-        done = replace(plan, reconfigure=None, cluster=None, power_before=None, power_after=None)
+        done = replace(plan, calls=VMCalls(upgrade=plan.calls.upgrade))
         with contextlib.suppress(PortError):  # the retry reports it again
             await self._report(unguarded, assignment, done, problem)
 
@@ -293,6 +297,6 @@ def _may_have_changed_vm(status: VMDeviceAssignmentStatus) -> bool:
 
 def _soonest(plan: VMPlan, seconds: float | None) -> float | None:
     wanted = [s for s in (seconds,) if s is not None]
-    if plan.requeue_after is not None:
-        wanted.append(plan.requeue_after.total_seconds())
+    if plan.outcome.requeue_after is not None:
+        wanted.append(plan.outcome.requeue_after.total_seconds())
     return min(wanted) if wanted else None
