@@ -26,6 +26,7 @@ from dpio.cli.planning import Candidate
 from dpio.cli.vm_plan import AssignmentReport
 from dpio.planner import policy_status
 from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.plan import plan_for
 from dpio.reconcile.assignment import inputs
 
 #: Observes the VM of an assignment through the policy's vCenter -> (source, observation).
@@ -126,7 +127,7 @@ def plan_one(
         observed, _ = inputs.completed(
             seen, policy, namespace_labels, all_bodies, inputs.ObjectKey(namespace, meta.name)
         )
-    plan = inputs.plan(assignment, namespace, observed, now)
+    plan = plan_for(assignment, namespace, observed, now)
     host = plan.outcome.vm.host if plan.outcome.vm is not None else ""
     changing_hosts = changing_hosts or {}
     if plan.outcome.unavailable and host in changing_hosts:

@@ -12,11 +12,12 @@ feature conflict blocks, the VM is left as it is (one power cycle per change, no
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from dpio.api.assignment import (
     ConflictPolicy,
     DeviceKind,
+    VMDeviceAssignment,
     VMDeviceAssignmentSpec,
     VMDeviceAssignmentStatus,
 )
@@ -57,6 +58,7 @@ from dpio.planner.vm.power import (
     PowerTracking,
     after_change,
     before_change,
+    tracking_in,
 )
 from dpio.planner.vm.result import (
     VMCalls,
@@ -86,11 +88,41 @@ __all__ = [
     "managed_keys",
     "pinned",
     "plan_assignment",
+    "plan_for",
+    "plan_unobserved",
     "waiting_for_power_off",
 ]
 
 # After UpgradeVM_Task, look again soon: the device change waits for that pass.
 UPGRADE_REQUEUE = timedelta(seconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def plan_for(
+    assignment: VMDeviceAssignment, namespace: str, observed: VMObservation, now: datetime
+) -> VMPlan:
+    """`plan_assignment` with the assignment's identity, spec and what its status keeps."""
+    meta = assignment.metadata
+    return plan_assignment(
+        namespace=namespace,
+        name=meta.name,
+        creation_timestamp=meta.creation_timestamp or _EPOCH,
+        spec=assignment.spec,
+        observed=observed,
+        now=now,
+        previous=assignment.status,
+        tracking=tracking_in(assignment.status),
+    )
+
+
+def plan_unobserved(status: VMDeviceAssignmentStatus, problem: Problem, *, stalled: bool) -> VMPlan:
+    """No call, nothing new of the VM: `problem` says why vCenter could not be asked (an
+    outage, or `stalled`: something a human must fix). Devices and power tracking stay as
+    last recorded."""
+    kept = VMOutcome(tracking=tracking_in(status), previous=status.previous)
+    return VMPlan(
+        outcome=replace(kept, stalled=problem) if stalled else replace(kept, not_ready=problem)
+    )
 
 
 def plan_assignment(

@@ -14,6 +14,7 @@ from dpio.api.assignment import (
     DeviceAssignmentStatus,
     DeviceKind,
     PowerState,
+    VMDeviceAssignment,
     VMDeviceAssignmentStatus,
     VMStatus,
 )
@@ -34,6 +35,7 @@ from dpio.planner.vm.conflicts import UNAVAILABLE_FEATURES
 from dpio.planner.vm.devices import DesiredDevice
 from dpio.planner.vm.observed import DynamicBacking, ObservedVM, StaticBacking
 from dpio.planner.vm.plan import VMPlan
+from dpio.planner.vm.power import power_status
 
 _MAX_LISTED = 5
 
@@ -185,4 +187,35 @@ def assignment_status(
         feature_conflicts=[c.status() for c in plan.outcome.conflicts],
         vmotion=plan.outcome.vmotion,
         previous=plan.outcome.previous,
+    )
+
+
+def intended_status(
+    plan: VMPlan, assignment: VMDeviceAssignment, now: datetime
+) -> VMDeviceAssignmentStatus:
+    """The status a reconcile writes before its calls: the plan's outcome, the calls under way
+    (Reconciling) and the power tracking they rely on."""
+    status = assignment_status(
+        plan,
+        previous=assignment.status,
+        generation=assignment.metadata.generation or 0,
+        now=now,
+        adapters=[n.adapter for n in assignment.spec.network_direct_path],
+    )
+    return status.model_copy(update={"power": power_status(plan.outcome.tracking)})
+
+
+def cleanup_status(
+    plan: VMPlan, assignment: VMDeviceAssignment, now: datetime
+) -> VMDeviceAssignmentStatus:
+    """The status a deletion writes before its calls: only conditions and power tracking
+    change; devices and `previous` stay as they were until the object is gone."""
+    status = assignment.status
+    generation = assignment.metadata.generation or 0
+    conditions = compute_conditions(status.conditions, assignment_wants(plan), generation, now)
+    return status.model_copy(
+        update={
+            "conditions": list(conditions),
+            "power": power_status(plan.outcome.tracking),
+        }
     )

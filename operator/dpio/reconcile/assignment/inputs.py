@@ -1,5 +1,5 @@
-"""What a VMDeviceAssignment reconcile takes from the operator's caches rather than from vCenter:
-other assignments' claims, the referenced policy, and power tracking kept in status.
+"""What a VMDeviceAssignment reconcile reads from the operator's caches rather than from vCenter:
+other assignments' claims, the referenced policy and the namespace labels (used by observe.py).
 
 A converged VM may cost at most 3 vCenter calls (docs/design.md, "vCenter access"), so
 everything here is read from the watch caches the controllers keep (no API server or vCenter
@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from dpio.api.assignment import PowerStatus, VMDeviceAssignment, VMDeviceAssignmentStatus
+from dpio.api.assignment import VMDeviceAssignment
 from dpio.api.conditions import (
     CLAIMED_BY_ASSIGNMENT,
     DEVICES_UNAVAILABLE,
@@ -29,8 +29,6 @@ from dpio.api.policy import HostPassthroughPolicy
 from dpio.planner.conditions import find, is_true
 from dpio.planner.observed import parse_pci_id
 from dpio.planner.vm.observed import AssignmentClaim, PolicyView, QuotaUse, VMObservation
-from dpio.planner.vm.plan import VMPlan, plan_assignment
-from dpio.planner.vm.power import PowerTracking
 from dpio.planner.vm.tenancy import consumer_problem
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -143,23 +141,6 @@ def quota_uses(
     return tuple(found)
 
 
-def plan(
-    assignment: VMDeviceAssignment, namespace: str, observed: VMObservation, now: datetime
-) -> VMPlan:
-    """`plan_assignment` with the assignment's identity, spec and what its status keeps."""
-    meta = assignment.metadata
-    return plan_assignment(
-        namespace=namespace,
-        name=meta.name,
-        creation_timestamp=meta.creation_timestamp or EPOCH,
-        spec=assignment.spec,
-        observed=observed,
-        now=now,
-        previous=assignment.status,
-        tracking=tracking(assignment.status),
-    )
-
-
 def claims(
     others: Iterable[Body], me: ObjectKey, my_host: str
 ) -> tuple[tuple[AssignmentClaim, ...], bool]:
@@ -227,22 +208,3 @@ def _dynamic(assignment: VMDeviceAssignment) -> tuple[tuple[int, int, str], ...]
         if vendor is not None and device_id is not None:
             found.append((vendor, device_id, dyn.label or ""))
     return tuple(found)
-
-
-def tracking(status: VMDeviceAssignmentStatus) -> PowerTracking:
-    power = status.power
-    if power is None:
-        return PowerTracking()
-    return PowerTracking(
-        powered_off_by_operator=power.powered_off_by_operator,
-        shutdown_requested_at=power.shutdown_requested_at,
-    )
-
-
-def power_status(tracking: PowerTracking) -> PowerStatus | None:
-    if tracking == PowerTracking():
-        return None  # nothing promised: keep status small
-    return PowerStatus(
-        powered_off_by_operator=tracking.powered_off_by_operator,
-        shutdown_requested_at=tracking.shutdown_requested_at,
-    )
