@@ -161,7 +161,7 @@ def plan(args: argparse.Namespace, ctx: Context) -> int:
         changed_vms = sum(1 for r in vm_reports if r.changed)
         if vm_reports:
             ctx.out.write(f"      {changed_vms} of {len(vm_reports)} VM(s) to change.\n")
-    if any(r.plan.stalled for r in reports) or any(r.plan.stalled for r in vm_reports):
+    if any(r.plan.stalled for r in reports) or any(r.plan.outcome.stalled for r in vm_reports):
         return EXIT_ERROR
     changed = any(r.changed for r in reports) or any(r.changed for r in vm_reports)
     return EXIT_CHANGES if changed else EXIT_OK

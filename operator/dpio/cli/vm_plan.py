@@ -40,7 +40,7 @@ class AssignmentReport:
     def changed(self) -> bool:
         """The operator would call vSphere (reconfigure, cluster overrides or power), or will as
         soon as the VM is powered off (PowerOffRequired): either way the VM changes."""
-        return not self.plan.empty or self.plan.change_pending
+        return not self.plan.empty or self.plan.outcome.change_pending
 
 
 def backing_text(add: DeviceAdd) -> str:
@@ -97,43 +97,45 @@ def render_text(report: AssignmentReport) -> str:
     lines = [f"VMDeviceAssignment/{report.namespace}/{report.name} (vCenter from {report.vcenter})"]
     lines += [f"  note: {n}" for n in report.notes]
     for label, problem in (
-        ("Forbidden", plan.forbidden),
-        ("Stalled", plan.stalled),
-        ("not ready", plan.not_ready),
+        ("Forbidden", plan.outcome.forbidden),
+        ("Stalled", plan.outcome.stalled),
+        ("not ready", plan.outcome.not_ready),
     ):
         if problem is not None:
             lines.append(f"  ! {label} {problem.reason}: {problem.message}")
-    vm = plan.vm
+    vm = plan.outcome.vm
     if vm is not None:
         lines.append(f"  VM {vm.name} ({vm.moref}) on {vm.host}, {vm.power_state}")
         lines.append(f"    {_vm_line(plan)}")
-    if plan.power_before is not None:
-        lines.append(f"  > {plan.power_before} first")
-        if plan.reconfigure is None:  # the planner reconfigures once vCenter reports it off
+    if plan.calls.power_before is not None:
+        lines.append(f"  > {plan.calls.power_before} first")
+        if plan.calls.reconfigure is None:  # the planner reconfigures once vCenter reports it off
             lines.append("      then, with the VM powered off, the device change")
-    if plan.upgrade is not None:
-        up = plan.upgrade
+    if plan.calls.upgrade is not None:
+        up = plan.calls.upgrade
         lines.append(
             f"  ~ UpgradeVM_Task {up.previous or '?'} -> {up.version} (not undone on "
             "delete); the device change follows in the next pass"
         )
-    if plan.reconfigure is not None:
-        lines.append(f"  ~ ReconfigVM_Task ({plan.reconfigure.moref})")
-        lines += reconfigure_lines(plan.reconfigure)
-    if plan.cluster is not None:
-        lines.append(f"  ~ ReconfigureComputeResource_Task: {cluster_text(plan.cluster)}")
-    if plan.power_after is not None:
-        lines.append(f"  > {plan.power_after} afterwards")
-    if plan.change_pending:
-        lines.append(f"  ! PowerOffRequired: {plan.power_message or 'the VM is powered on'}")
+    if plan.calls.reconfigure is not None:
+        lines.append(f"  ~ ReconfigVM_Task ({plan.calls.reconfigure.moref})")
+        lines += reconfigure_lines(plan.calls.reconfigure)
+    if plan.calls.cluster is not None:
+        lines.append(f"  ~ ReconfigureComputeResource_Task: {cluster_text(plan.calls.cluster)}")
+    if plan.calls.power_after is not None:
+        lines.append(f"  > {plan.calls.power_after} afterwards")
+    if plan.outcome.change_pending:
+        lines.append(
+            f"  ! PowerOffRequired: {plan.outcome.power_message or 'the VM is powered on'}"
+        )
     lines += [
         f"  ! unavailable {c.name} {c.problem.reason}: {c.problem.message}"
-        for c in plan.unavailable
+        for c in plan.outcome.unavailable
     ]
-    blocking = {c.feature for c in plan.blocked_by}
+    blocking = {c.feature for c in plan.outcome.blocked_by}
     lines += [
         f"  ! conflict {c.feature}: {c.message}{_conflict_note(c, blocking)}"
-        for c in plan.conflicts
+        for c in plan.outcome.conflicts
     ]
     if vm is not None and plan.empty:
         lines.append("  = no change")
@@ -142,9 +144,9 @@ def render_text(report: AssignmentReport) -> str:
 
 def _vm_line(plan: VMPlan) -> str:
     """Firmware, hardware version and what its devices map: why power-on works or not."""
-    vm = plan.vm
+    vm = plan.outcome.vm
     assert vm is not None
-    mmio = plan.mmio
+    mmio = plan.outcome.mmio
     needs = (
         f", devices map {mmio.total_gb} GB"
         + (" (needs EFI and 64-bit MMIO)" if mmio.needs_64bit else "")
@@ -163,7 +165,7 @@ def _problem(p: Problem | None) -> dict[str, str] | None:
 
 
 def _vm_dict(plan: VMPlan) -> dict[str, Any] | None:
-    vm = plan.vm
+    vm = plan.outcome.vm
     if vm is None:
         return None
     return {
@@ -191,7 +193,7 @@ def _reconfigure_dict(change: ReconfigVM | None) -> dict[str, Any] | None:
 
 def to_dict(report: AssignmentReport) -> dict[str, Any]:
     plan = report.plan
-    blocking = {c.feature for c in plan.blocked_by}
+    blocking = {c.feature for c in plan.outcome.blocked_by}
     return {
         "kind": "VMDeviceAssignment",
         "namespace": report.namespace,
@@ -199,25 +201,25 @@ def to_dict(report: AssignmentReport) -> dict[str, Any]:
         "vcenter": report.vcenter,
         "changed": report.changed,
         "vm": _vm_dict(plan),
-        "upgradeVM": {"from": plan.upgrade.previous, "to": plan.upgrade.version}
-        if plan.upgrade
+        "upgradeVM": {"from": plan.calls.upgrade.previous, "to": plan.calls.upgrade.version}
+        if plan.calls.upgrade
         else None,
-        "mmioSizeGB": plan.mmio.total_gb if plan.mmio is not None else None,
-        "reconfigVM": _reconfigure_dict(plan.reconfigure),
-        "reconfigureCluster": cluster_text(plan.cluster) if plan.cluster else None,
-        "powerBefore": str(plan.power_before) if plan.power_before else None,
-        "powerAfter": str(plan.power_after) if plan.power_after else None,
-        "powerOffRequired": plan.change_pending,
-        "forbidden": _problem(plan.forbidden),
-        "stalled": _problem(plan.stalled),
-        "notReady": _problem(plan.not_ready),
+        "mmioSizeGB": plan.outcome.mmio.total_gb if plan.outcome.mmio is not None else None,
+        "reconfigVM": _reconfigure_dict(plan.calls.reconfigure),
+        "reconfigureCluster": cluster_text(plan.calls.cluster) if plan.calls.cluster else None,
+        "powerBefore": str(plan.calls.power_before) if plan.calls.power_before else None,
+        "powerAfter": str(plan.calls.power_after) if plan.calls.power_after else None,
+        "powerOffRequired": plan.outcome.change_pending,
+        "forbidden": _problem(plan.outcome.forbidden),
+        "stalled": _problem(plan.outcome.stalled),
+        "notReady": _problem(plan.outcome.not_ready),
         "unavailable": [
             {"name": c.name, "reason": c.problem.reason, "message": c.problem.message}
-            for c in plan.unavailable
+            for c in plan.outcome.unavailable
         ],
         "featureConflicts": [
             {"feature": c.feature, "message": c.message, "blocks": c.feature in blocking}
-            for c in plan.conflicts
+            for c in plan.outcome.conflicts
         ],
         "notes": list(report.notes),
     }

@@ -26,6 +26,7 @@ from dpio.cli.planning import Candidate
 from dpio.cli.vm_plan import AssignmentReport
 from dpio.planner import policy_status
 from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.plan import plan_for
 from dpio.reconcile.assignment import inputs
 
 #: Observes the VM of an assignment through the policy's vCenter -> (source, observation).
@@ -124,12 +125,12 @@ def plan_one(
     if policy is not None and allowed:
         source, seen = observe(policy, assignment)
         observed, _ = inputs.completed(
-            seen, policy, namespace_labels, all_bodies, (namespace, meta.name)
+            seen, policy, namespace_labels, all_bodies, inputs.ObjectKey(namespace, meta.name)
         )
-    plan = inputs.plan(assignment, namespace, observed, now)
-    host = plan.vm.host if plan.vm is not None else ""
+    plan = plan_for(assignment, namespace, observed, now)
+    host = plan.outcome.vm.host if plan.outcome.vm is not None else ""
     changing_hosts = changing_hosts or {}
-    if plan.unavailable and host in changing_hosts:
+    if plan.outcome.unavailable and host in changing_hosts:
         # ConfigTarget lists only devices active now: the policy's changes come first.
         notes += (
             f"HostPassthroughPolicy {changing_hosts[host]} changes {host} first; devices it "

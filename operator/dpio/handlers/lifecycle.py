@@ -152,7 +152,7 @@ def _elector(election: LeaderElection, namespace: str) -> LeaderElector:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # The reconcilers manage their own finalizer (dpio.reconcile.constants.FINALIZER) and keep
+    # The reconcilers manage their own finalizer (dpio.reconcile.finalizers.FINALIZER) and keep
     # what they need in status. kopf's finalizer must stay a different name: kopf removes its
     # own finalizer from objects that have no deletion handlers, and we register none.
     memory.tune()

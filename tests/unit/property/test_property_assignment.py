@@ -133,7 +133,7 @@ def _static_ids(vm: ObservedVM, without: set[int]) -> list[str]:
 
 
 def _no_device_twice(plan: VMPlan, vm: ObservedVM) -> None:
-    change = plan.reconfigure
+    change = plan.calls.reconfigure
     if change is None:
         return
     keys = [a.key for a in change.adds]
@@ -147,7 +147,7 @@ def _no_device_twice(plan: VMPlan, vm: ObservedVM) -> None:
 
 def _full_reservation(plan: VMPlan, vm: ObservedVM) -> None:
     """Without `memoryReservationLockedToMax` power-on fails (BOSH vSphere CPI PR #372)."""
-    change = plan.reconfigure
+    change = plan.calls.reconfigure
     if change is None or not change.adds:
         return
     locked = change.memory_reservation_locked_to_max
@@ -190,12 +190,14 @@ def test_deletion_is_total_and_removes_only_what_it_added(
         namespace="ml-team", spec=spec, observed=observed, now=NOW, previous=previous
     )
     if observed.vm is None:
-        assert plan.release, "a VM deleted in vCenter just releases the finalizer"
+        assert plan.outcome.release, "a VM deleted in vCenter just releases the finalizer"
         return
-    if plan.release and plan.not_ready is not None:  # refused (scope, policy): hands off
+    if (
+        plan.outcome.release and plan.outcome.not_ready is not None
+    ):  # refused (scope, policy): hands off
         assert plan.empty, "a refused deletion changes nothing"
         return
-    change = plan.reconfigure
+    change = plan.calls.reconfigure
     if change is not None:
         assert not change.adds, "deletion never adds a device"
         present = {d.key for d in observed.vm.pci_devices}

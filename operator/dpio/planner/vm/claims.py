@@ -24,16 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from dpio.api.assignment import DeviceKind
 from dpio.api.conditions import CLAIMED_BY_ASSIGNMENT, IN_USE_BY_VM, NOT_FOUND
 from dpio.planner.conditions import Problem
 from dpio.planner.observed import normalize_pci_address
 from dpio.planner.vm.devices import DesiredDevice, match_devices
-from dpio.planner.vm.observed import AssignmentClaim, ObservedPciDevice, ObservedVM, VMObservation
-
-Age = tuple[datetime, str, str]
+from dpio.planner.vm.observed import (
+    Age,
+    AssignmentClaim,
+    ObservedPciDevice,
+    ObservedVM,
+    VMObservation,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +176,7 @@ def dynamic_claimed(
             return None
         what = _what(f"{want.name}:", same, vm.host, len(devices))
         if takers:
-            return _claimed(what, takers, me[1])
+            return _claimed(what, takers, me.namespace)
         if mine:
             return Problem(NOT_FOUND, f"{what}, taken by this assignment's earlier devices")
         # Attaching it anyway would power-cycle the VM into a power-on vSphere refuses.
@@ -190,6 +193,6 @@ def dynamic_claimed(
         prefix = f"{want.name}: {want.address} is needed for Dynamic DirectPath"
         what = _what(prefix, same, vm.host, len(devices))
         if needs := [c for c in older if same in c.dynamic]:
-            return _claimed(what, needs, me[1])
+            return _claimed(what, needs, me.namespace)
         return Problem(NOT_FOUND, f"{what}, taken by this assignment's earlier devices")
     return None

@@ -27,6 +27,8 @@ from dpio.planner.vm.devices import DeviceDiff, desired_devices, removal
 from dpio.planner.vm.mmio import need
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.plan import (
+    VMCalls,
+    VMOutcome,
     VMPlan,
     added_names,
     managed_keys,
@@ -57,14 +59,14 @@ def plan_assignment_deletion(
     vm = observed.vm
     if vm is None:
         gone = Problem(VM_NOT_FOUND, "The VM no longer exists in vCenter; nothing to clean up")
-        return VMPlan(tracking=PowerTracking(), release=True, not_ready=gone)
+        return VMPlan(outcome=VMOutcome(tracking=PowerTracking(), release=True, not_ready=gone))
     refused = consumer_problem(observed, spec.policy_ref.name, namespace)
     grant = refused or authorize(observed, spec, namespace, vm)
     if isinstance(grant, Problem):
-        return VMPlan(release=True, not_ready=grant)
+        return VMPlan(outcome=VMOutcome(release=True, not_ready=grant))
     swapped = pin_problem(pinned(previous), observed, vm)
     if swapped is not None:
-        return VMPlan(release=True, not_ready=swapped)
+        return VMPlan(outcome=VMOutcome(release=True, not_ready=swapped))
     kept = previous.previous if previous is not None else None
     try:
         desired = desired_devices(spec.devices)
@@ -93,19 +95,22 @@ def plan_assignment_deletion(
         nested_hv_enabled=restored.get("nested_hv_enabled"),
         extra_config=mmio,
     )
-    plan = VMPlan(
+    cluster = restore_cluster(vm, kept)
+    outcome = VMOutcome(
         vm=vm,
         desired=desired,
         diff=DeviceDiff(removes=removes),
-        cluster=restore_cluster(vm, kept),
         tracking=tracking,
         previous=kept,
         added=ours,
     )
     if change.empty:
         after = after_change(vm, spec.restore_power_state, tracking)
-        release = plan.cluster is None and after.action is None
-        return replace(plan, power_after=after.action, tracking=after.tracking, release=release)
+        release = cluster is None and after.action is None
+        return VMPlan(
+            VMCalls(cluster=cluster, power_after=after.action),
+            replace(outcome, tracking=after.tracking, release=release),
+        )
     if change.needs_power_off:
         step = before_change(
             vm,
@@ -116,6 +121,6 @@ def plan_assignment_deletion(
             power_off_allowed=grant.power_off_allowed,
         )
         if step.waiting:
-            return waiting_for_power_off(replace(plan, cluster=None), step)
+            return waiting_for_power_off(outcome, step)
     after = after_change(vm, spec.restore_power_state, tracking)
-    return replace(plan, reconfigure=change, power_after=after.action)
+    return VMPlan(VMCalls(cluster=cluster, reconfigure=change, power_after=after.action), outcome)

@@ -15,9 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import NamedTuple
 
 from dpio.api.policy import DeviceStatus, HostPassthroughPolicySpec
 from dpio.planner.observed import mask_pci_id, normalize_pci_address, parse_version
+
+
+class Age(NamedTuple):
+    """Who came first among assignments: compared as a tuple, older first, ties broken by
+    namespace/name so every reconciler picks the same winner whatever order they run in."""
+
+    creation_timestamp: datetime
+    namespace: str
+    name: str
+
 
 # VirtualMachinePowerState (vSphere API reference).
 POWERED_ON = "poweredOn"
@@ -240,9 +251,8 @@ class AssignmentClaim:
         return self.name if self.namespace == namespace else "in another namespace"
 
     @property
-    def age(self) -> tuple[datetime, str, str]:
-        """Older first; ties broken by namespace/name so every reconciler picks the same winner."""
-        return (self.creation_timestamp, self.namespace, self.name)
+    def age(self) -> Age:
+        return Age(self.creation_timestamp, self.namespace, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,8 +267,8 @@ class QuotaUse:
     namespace_labels: Mapping[str, str] | None = None
 
     @property
-    def age(self) -> tuple[datetime, str, str]:
-        return (self.creation_timestamp, self.namespace, self.name)
+    def age(self) -> Age:
+        return Age(self.creation_timestamp, self.namespace, self.name)
 
 
 @dataclass(frozen=True, slots=True)

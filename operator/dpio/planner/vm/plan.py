@@ -1,10 +1,10 @@
 """The plan for one VMDeviceAssignment: the VM-side rules of docs/design.md -> calls, outcomes.
 
 `plan_assignment` is the entry point. The reconciler applies a `VMPlan` in this order:
-1. write status if `previous` or `tracking` changed (recorded BEFORE any change);
-2. `cluster` (ReconfigureComputeResource_Task), 3. `power_before`, 4. `upgrade` (UpgradeVM_Task,
-alone in its pass), 5. `reconfigure` (ReconfigVM_Task), 6. `power_after`. `plan.empty` means
-no vSphere call at all.
+1. write status if `outcome.previous` or `outcome.tracking` changed (recorded BEFORE any
+change); then `calls`: 2. `cluster` (ReconfigureComputeResource_Task), 3. `power_before`,
+4. `upgrade` (UpgradeVM_Task, alone in its pass), 5. `reconfigure` (ReconfigVM_Task),
+6. `power_after`. `plan.empty` means no vSphere call at all.
 A device change never goes out half: while any device is unavailable, a rule is broken or a
 feature conflict blocks, the VM is left as it is (one power cycle per change, not one per device).
 """
@@ -12,11 +12,12 @@ feature conflict blocks, the VM is left as it is (one power cycle per change, no
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from dpio.api.assignment import (
     ConflictPolicy,
     DeviceKind,
+    VMDeviceAssignment,
     VMDeviceAssignmentSpec,
     VMDeviceAssignmentStatus,
 )
@@ -52,13 +53,16 @@ from dpio.planner.vm.mmio import (
     power_on_problem,
     settings_change,
 )
-from dpio.planner.vm.observed import Backing, ObservedVM, VMObservation
+from dpio.planner.vm.observed import Age, Backing, ObservedVM, VMObservation
 from dpio.planner.vm.power import (
     PowerTracking,
     after_change,
     before_change,
+    tracking_in,
 )
 from dpio.planner.vm.result import (
+    VMCalls,
+    VMOutcome,
     VMPlan,
     added_names,
     managed_keys,
@@ -77,16 +81,48 @@ from dpio.planner.vm.tenancy import (
 
 # VMPlan and the status helpers live in result.py; re-exported for importers of this module.
 __all__ = [
+    "VMCalls",
+    "VMOutcome",
     "VMPlan",
     "added_names",
     "managed_keys",
     "pinned",
     "plan_assignment",
+    "plan_for",
+    "plan_unobserved",
     "waiting_for_power_off",
 ]
 
 # After UpgradeVM_Task, look again soon: the device change waits for that pass.
 UPGRADE_REQUEUE = timedelta(seconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def plan_for(
+    assignment: VMDeviceAssignment, namespace: str, observed: VMObservation, now: datetime
+) -> VMPlan:
+    """`plan_assignment` with the assignment's identity, spec and what its status keeps."""
+    meta = assignment.metadata
+    return plan_assignment(
+        namespace=namespace,
+        name=meta.name,
+        creation_timestamp=meta.creation_timestamp or _EPOCH,
+        spec=assignment.spec,
+        observed=observed,
+        now=now,
+        previous=assignment.status,
+        tracking=tracking_in(assignment.status),
+    )
+
+
+def plan_unobserved(status: VMDeviceAssignmentStatus, problem: Problem, *, stalled: bool) -> VMPlan:
+    """No call, nothing new of the VM: `problem` says why vCenter could not be asked (an
+    outage, or `stalled`: something a human must fix). Devices and power tracking stay as
+    last recorded."""
+    kept = VMOutcome(tracking=tracking_in(status), previous=status.previous)
+    return VMPlan(
+        outcome=replace(kept, stalled=problem) if stalled else replace(kept, not_ready=problem)
+    )
 
 
 def plan_assignment(
@@ -102,29 +138,29 @@ def plan_assignment(
 ) -> VMPlan:
     tracking = tracking or PowerTracking()
     kept = previous.previous if previous is not None else None
-    base = VMPlan(
+    base = VMOutcome(
         tracking=tracking, previous=kept, vcenter=observed.vcenter_uuid, added=added_names(previous)
     )
     try:
         desired = desired_devices(spec.devices)
     except InvalidSpecError as err:
-        return replace(base, stalled=Problem(INVALID_SPEC, str(err)))
+        return VMPlan(outcome=replace(base, stalled=Problem(INVALID_SPEC, str(err))))
     base = replace(base, desired=desired)
     # Nothing of the VM goes into a refusal's plan: status must not describe a VM the namespace
     # may not use (vm None keeps what status last said of its own VM).
     refused = consumer_problem(observed, spec.policy_ref.name, namespace)
     if refused is not None:
-        return replace(base, forbidden=refused)
+        return VMPlan(outcome=replace(base, forbidden=refused))
     vm = observed.vm
     if vm is None:
-        return replace(base, forbidden=out_of_scope(spec, namespace))
+        return VMPlan(outcome=replace(base, forbidden=out_of_scope(spec, namespace)))
     grant = authorize(observed, spec, namespace, vm)
     if isinstance(grant, Problem):
-        return replace(base, forbidden=grant)
+        return VMPlan(outcome=replace(base, forbidden=grant))
     swapped = pin_problem(pinned(previous), observed, vm)
     if swapped is not None:
-        return replace(base, stalled=swapped)
-    me = (creation_timestamp, namespace, name)
+        return VMPlan(outcome=replace(base, stalled=swapped))
+    me = Age(creation_timestamp, namespace, name)
     over = quota_exceeded(grant, observed, me, len(desired), spec.policy_ref.name)
     return _plan_vm(
         replace(base, vm=vm),
@@ -140,12 +176,12 @@ def plan_assignment(
 
 
 def _plan_vm(
-    base: VMPlan,
+    base: VMOutcome,
     *,
     spec: VMDeviceAssignmentSpec,
     observed: VMObservation,
     vm: ObservedVM,
-    me: tuple[datetime, str, str],
+    me: Age,
     now: datetime,
     previous: VMDeviceAssignmentStatus | None,
     grant: Grant,
@@ -190,7 +226,7 @@ def _plan_vm(
         vmotion=vmotion,
     )
     if stalled is not None or held or checks:
-        return outcome
+        return VMPlan(outcome=outcome)
     backings: dict[str, Backing] = {}
     for want in desired:
         if want.name not in matched:
@@ -212,7 +248,7 @@ def _check(  # noqa: PLR0917 -- one device's checks, all positional inputs of _p
     desired: tuple[DesiredDevice, ...],
     observed: VMObservation,
     vm: ObservedVM,
-    me: tuple[datetime, str, str],
+    me: Age,
     over_quota: Problem | None,
 ) -> DeviceCheck | None:
     if over_quota is not None:  # someone must raise maxDevices or free devices
@@ -275,7 +311,7 @@ def _cluster(spec: VMDeviceAssignmentSpec, vm: ObservedVM) -> ReconfigureCluster
 
 
 def _changes(  # noqa: PLR0917 -- the tail of _plan_vm, split off for length
-    outcome: VMPlan,
+    outcome: VMOutcome,
     spec: VMDeviceAssignmentSpec,
     vm: ObservedVM,
     diff: DeviceDiff,
@@ -310,28 +346,31 @@ def _changes(  # noqa: PLR0917 -- the tail of _plan_vm, split off for length
         found.append(cluster_settings(vm.cluster, cluster))
     after = after_change(vm, spec.restore_power_state, outcome.tracking)
     adds = frozenset(a.name for a in change.adds) if change is not None else frozenset()
-    return replace(
-        outcome,
-        diff=diff,
-        cluster=cluster,
-        previous=merge_previous(outcome.previous, *found),
-        reconfigure=change,
-        power_after=after.action,
-        # With a change under way the tracking stays until the VM is seen running again.
-        tracking=after.tracking if change is None else outcome.tracking,
-        power_message=after.message,
-        added=outcome.added | adds,
+    calls = VMCalls(cluster=cluster, reconfigure=change, power_after=after.action)
+    return VMPlan(
+        calls,
+        replace(
+            outcome,
+            diff=diff,
+            previous=merge_previous(outcome.previous, *found),
+            # With a change under way the tracking stays until the VM is seen running again.
+            tracking=after.tracking if change is None else outcome.tracking,
+            power_message=after.message,
+            added=outcome.added | adds,
+        ),
     )
 
 
-def _upgrade(outcome: VMPlan, vm: ObservedVM) -> VMPlan:
+def _upgrade(outcome: VMOutcome, vm: ObservedVM) -> VMPlan:
     """The VM is off: upgrade its hardware version first, alone. UpgradeVM_Task moves
     changeVersion, so a ReconfigVM planned against the old one would fail; the devices go in on
     the next pass (soon: requeue), the VM still off and the power tracking kept."""
     recorded = PreviousSettings(hardware_version=vm.hardware_version or None)
-    return replace(
-        outcome,
-        upgrade=UpgradeVM(vm.moref, DYNAMIC_UPGRADE_TARGET, vm.hardware_version),
-        previous=merge_previous(outcome.previous, recorded),
-        requeue_after=UPGRADE_REQUEUE,
+    return VMPlan(
+        VMCalls(upgrade=UpgradeVM(vm.moref, DYNAMIC_UPGRADE_TARGET, vm.hardware_version)),
+        replace(
+            outcome,
+            previous=merge_previous(outcome.previous, recorded),
+            requeue_after=UPGRADE_REQUEUE,
+        ),
     )

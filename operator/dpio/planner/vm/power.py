@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from dpio.api.assignment import PowerPolicy
+from dpio.api.assignment import PowerPolicy, PowerStatus, VMDeviceAssignmentStatus
 from dpio.planner.vm.observed import POWERED_OFF, SUSPENDED, ObservedVM
 
 # How long a guest gets to shut down before a hard power-off (ShutdownGuest), unless the spec
@@ -114,3 +114,23 @@ def after_change(vm: ObservedVM, restore: bool, tracking: PowerTracking) -> Powe
         # Tracking stays until the VM is seen running: a crash before PowerOn repeats it.
         return PowerStep(PowerAction.POWER_ON, False, tracking, f"Powering VM {vm.name} back on")
     return PowerStep(None, False, PowerTracking())
+
+
+def tracking_in(status: VMDeviceAssignmentStatus) -> PowerTracking:
+    """The power tracking status keeps between reconciles (what the operator powered off)."""
+    power = status.power
+    if power is None:
+        return PowerTracking()
+    return PowerTracking(
+        powered_off_by_operator=power.powered_off_by_operator,
+        shutdown_requested_at=power.shutdown_requested_at,
+    )
+
+
+def power_status(tracking: PowerTracking) -> PowerStatus | None:
+    if tracking == PowerTracking():
+        return None  # nothing promised: keep status small
+    return PowerStatus(
+        powered_off_by_operator=tracking.powered_off_by_operator,
+        shutdown_requested_at=tracking.shutdown_requested_at,
+    )

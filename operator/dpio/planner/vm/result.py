@@ -1,8 +1,10 @@
-"""The outcome of planning one VMDeviceAssignment (`VMPlan`), and what status says about the
-operator's own past actions: which devices it added, which VM it pinned.
+"""The result of planning one VMDeviceAssignment, `VMPlan`: the calls to make (`VMCalls`) and
+the outcome to report (`VMOutcome`); and what status says about the operator's own past
+actions: which devices it added, which VM it pinned.
 
-vm_plan.py makes a `VMPlan`, vm_deletion.py the one for a delete; the reconciler applies it
-(reconcile/assignment/apply.py) and planner/vm/status.py turns it into status.
+planner/vm/plan.py makes a `VMPlan`, planner/vm/deletion.py the one for a delete; the
+reconciler makes the calls (reconcile/assignment/apply.py) and planner/vm/status.py turns the
+plan into status.
 """
 
 from __future__ import annotations
@@ -23,17 +25,37 @@ from dpio.planner.vm.rules import DeviceCheck
 
 
 @dataclass(frozen=True, slots=True)
-class VMPlan:
-    """Calls to make and outcomes to report for one assignment."""
+class VMCalls:
+    """The vSphere calls to make, each None when not needed; the reconciler makes them in
+    field order (reconcile/assignment/apply.py)."""
+
+    cluster: ReconfigureCluster | None = None
+    power_before: PowerAction | None = None
+    upgrade: UpgradeVM | None = None  # UpgradeVM_Task, alone in its pass (vm.mmio)
+    reconfigure: ReconfigVM | None = None
+    power_after: PowerAction | None = None
+
+    @property
+    def empty(self) -> bool:
+        """No vSphere call to make."""
+        return (
+            self.upgrade is None
+            and self.reconfigure is None
+            and self.cluster is None
+            and self.power_before is None
+            and self.power_after is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VMOutcome:
+    """What the plan found, for status, conditions and Events; and what status must record
+    before the calls are made (`previous`, `tracking`)."""
 
     vm: ObservedVM | None = None
     desired: tuple[DesiredDevice, ...] = ()
     diff: DeviceDiff = field(default_factory=DeviceDiff)
-    reconfigure: ReconfigVM | None = None
-    cluster: ReconfigureCluster | None = None
-    power_before: PowerAction | None = None
-    power_after: PowerAction | None = None
-    power_message: str = ""
+    power_message: str = ""  # why the power calls are made, or why the VM must be off
     change_pending: bool = False  # a change waits for power-off (PowerOffRequired)
     tracking: PowerTracking = field(default_factory=PowerTracking)
     previous: PreviousSettings | None = None
@@ -48,31 +70,32 @@ class VMPlan:
     release: bool = False  # deletion only: the finalizer can go
     vcenter: str = ""  # the observed vCenter's instance UUID, pinned in status.vm
     added: frozenset[str] = frozenset()  # spec device names the operator added (or adds now)
-    upgrade: UpgradeVM | None = None  # UpgradeVM_Task, alone in its pass (vm.mmio)
     mmio: MmioNeed | None = None  # what the VM's devices map together, once known
+
+
+@dataclass(frozen=True, slots=True)
+class VMPlan:
+    """The plan for one assignment: the calls to make and the outcome to report."""
+
+    calls: VMCalls = field(default_factory=VMCalls)
+    outcome: VMOutcome = field(default_factory=VMOutcome)
 
     @property
     def empty(self) -> bool:
         """No vSphere call to make."""
-        return (
-            self.upgrade is None
-            and self.reconfigure is None
-            and self.cluster is None
-            and self.power_before is None
-            and self.power_after is None
-        )
+        return self.calls.empty
 
 
-def waiting_for_power_off(plan: VMPlan, step: PowerStep) -> VMPlan:
-    """`plan` held back until the VM is off: only `step`'s power action (if any) goes out."""
-    return replace(
-        plan,
-        power_before=step.action,
+def waiting_for_power_off(outcome: VMOutcome, step: PowerStep) -> VMPlan:
+    """`outcome` held back until the VM is off: only `step`'s power action (if any) goes out."""
+    held = replace(
+        outcome,
         change_pending=True,
         tracking=step.tracking,
         power_message=step.message,
         requeue_after=step.requeue_after,
     )
+    return VMPlan(VMCalls(power_before=step.action), held)
 
 
 def managed_keys(previous: VMDeviceAssignmentStatus | None) -> frozenset[int]:

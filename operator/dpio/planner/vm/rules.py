@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from dpio.api.conditions import (
     CLAIMED_BY_ASSIGNMENT,
@@ -24,7 +23,7 @@ from dpio.planner.conditions import Problem
 from dpio.planner.observed import HostPciDevice, parse_version
 from dpio.planner.selection import InvalidSpecError, compile_device_selectors
 from dpio.planner.vm.devices import DesiredDevice
-from dpio.planner.vm.observed import AssignmentClaim, ObservedVM, VMObservation
+from dpio.planner.vm.observed import Age, AssignmentClaim, ObservedVM, VMObservation
 from dpio.planner.vm.tenancy import host_selected
 
 # Passthrough devices per VM by ESXi version, newest first (vSphere configuration maximums;
@@ -143,7 +142,7 @@ def claimed(
     want: DesiredDevice,
     observed: VMObservation,
     vm: ObservedVM,
-    me: tuple[datetime, str, str],
+    me: Age,
 ) -> Problem | None:
     """InUseByVM (another VM's backing uses it) or ClaimedByAssignment (an OLDER assignment asks
     for it; oldest creationTimestamp, then namespace/name, wins whatever the input order), on
@@ -164,7 +163,7 @@ def claimed(
         return Problem(
             CLAIMED_BY_ASSIGNMENT,
             f"{want.name}: {address} is claimed by an older VMDeviceAssignment "
-            f"({rivals[0].shown_to(me[1])})",
+            f"({rivals[0].shown_to(me.namespace)})",
         )
     return None
 
@@ -173,7 +172,7 @@ def check_device(
     want: DesiredDevice,
     observed: VMObservation,
     vm: ObservedVM,
-    me: tuple[datetime, str, str],
+    me: Age,
 ) -> DeviceCheck | None:
     """The first rule a device not yet attached breaks, or None if it can be attached now."""
     if not in_policy(want, observed, vm):

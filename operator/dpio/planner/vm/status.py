@@ -14,6 +14,7 @@ from dpio.api.assignment import (
     DeviceAssignmentStatus,
     DeviceKind,
     PowerState,
+    VMDeviceAssignment,
     VMDeviceAssignmentStatus,
     VMStatus,
 )
@@ -34,6 +35,7 @@ from dpio.planner.vm.conflicts import UNAVAILABLE_FEATURES
 from dpio.planner.vm.devices import DesiredDevice
 from dpio.planner.vm.observed import DynamicBacking, ObservedVM, StaticBacking
 from dpio.planner.vm.plan import VMPlan
+from dpio.planner.vm.power import power_status
 
 _MAX_LISTED = 5
 
@@ -46,28 +48,33 @@ def _listing(items: Sequence[str]) -> str:
 
 def _problem(plan: VMPlan) -> Problem | None:
     """Why the spec is not in effect, most actionable first (stalled is handled separately)."""
-    if plan.not_ready is not None:
-        return plan.not_ready
-    if plan.unavailable:
-        first = plan.unavailable[0].problem
-        return Problem(first.reason, _listing([c.problem.message for c in plan.unavailable]))
-    if plan.blocked_by:
-        return Problem(plan.blocked_by[0].feature, _listing([c.message for c in plan.blocked_by]))
-    if plan.change_pending:
-        return Problem(VM_POWERED_ON, plan.power_message)
+    if plan.outcome.not_ready is not None:
+        return plan.outcome.not_ready
+    if plan.outcome.unavailable:
+        first = plan.outcome.unavailable[0].problem
+        return Problem(
+            first.reason, _listing([c.problem.message for c in plan.outcome.unavailable])
+        )
+    if plan.outcome.blocked_by:
+        return Problem(
+            plan.outcome.blocked_by[0].feature,
+            _listing([c.message for c in plan.outcome.blocked_by]),
+        )
+    if plan.outcome.change_pending:
+        return Problem(VM_POWERED_ON, plan.outcome.power_message)
     return None
 
 
 def _progress(plan: VMPlan) -> str | None:
     parts = []
-    if plan.cluster is not None:
+    if plan.calls.cluster is not None:
         parts.append("Setting the VM's DRS/HA overrides")
-    if plan.power_before is not None or plan.power_after is not None:
-        parts.append(plan.power_message)
-    if plan.upgrade is not None:
-        parts.append(f"Upgrading the VM's hardware version to {plan.upgrade.version}")
-    if plan.reconfigure is not None:
-        r = plan.reconfigure
+    if plan.calls.power_before is not None or plan.calls.power_after is not None:
+        parts.append(plan.outcome.power_message)
+    if plan.calls.upgrade is not None:
+        parts.append(f"Upgrading the VM's hardware version to {plan.calls.upgrade.version}")
+    if plan.calls.reconfigure is not None:
+        r = plan.calls.reconfigure
         parts.append(
             f"Reconfiguring the VM: {len(r.adds)} device(s) to add, {len(r.removes)} to remove"
         )
@@ -75,30 +82,32 @@ def _progress(plan: VMPlan) -> str | None:
 
 
 def assignment_wants(plan: VMPlan) -> tuple[Want, ...]:
-    stalled = plan.forbidden or plan.stalled
+    stalled = plan.outcome.forbidden or plan.outcome.stalled
     kstatus = kstatus_wants(stalled=stalled, progressing=_progress(plan), not_ready=_problem(plan))
     wants = [*kstatus]
-    if plan.forbidden is not None:
-        wants.append(Want.true(FORBIDDEN, plan.forbidden.reason, plan.forbidden.message))
+    if plan.outcome.forbidden is not None:
+        wants.append(
+            Want.true(FORBIDDEN, plan.outcome.forbidden.reason, plan.outcome.forbidden.message)
+        )
     else:
         wants.append(Want.false(FORBIDDEN, ALLOWED, "The namespace may use the policy"))
-    if plan.unavailable:
-        first = plan.unavailable[0].problem
-        messages = [c.problem.message for c in plan.unavailable]
+    if plan.outcome.unavailable:
+        first = plan.outcome.unavailable[0].problem
+        messages = [c.problem.message for c in plan.outcome.unavailable]
         wants.append(Want.true(DEVICES_UNAVAILABLE, first.reason, _listing(messages)))
     else:
         wants.append(Want.false(DEVICES_UNAVAILABLE, AS_EXPECTED))
-    if plan.conflicts:
-        first_c = plan.conflicts[0]
-        messages = [c.message for c in plan.conflicts]
+    if plan.outcome.conflicts:
+        first_c = plan.outcome.conflicts[0]
+        messages = [c.message for c in plan.outcome.conflicts]
         wants.append(Want.true(FEATURE_CONFLICT, first_c.feature, _listing(messages)))
     else:
         wants.append(Want.false(FEATURE_CONFLICT, AS_EXPECTED))
-    if plan.change_pending and plan.vm is not None and plan.vm.powered_on:
-        wants.append(Want.true(POWER_OFF_REQUIRED, VM_POWERED_ON, plan.power_message))
+    if plan.outcome.change_pending and plan.outcome.vm is not None and plan.outcome.vm.powered_on:
+        wants.append(Want.true(POWER_OFF_REQUIRED, VM_POWERED_ON, plan.outcome.power_message))
     else:
         wants.append(Want.false(POWER_OFF_REQUIRED, AS_EXPECTED))
-    vmotion = plan.vmotion
+    vmotion = plan.outcome.vmotion
     if vmotion is not None:
         status = ConditionStatus.TRUE if vmotion.compatible else ConditionStatus.FALSE
         reason = vmotion.reason or NO_NETWORK_DIRECT_PATH
@@ -113,25 +122,27 @@ def _vm_status(plan: VMPlan, vm: ObservedVM, before: VMStatus | None) -> VMStatu
     return VMStatus(
         moref=vm.moref,
         instance_uuid=pin.instance_uuid if pin else vm.instance_uuid or None,
-        vcenter=(pin.vcenter if pin else None) or plan.vcenter or None,
+        vcenter=(pin.vcenter if pin else None) or plan.outcome.vcenter or None,
         host=vm.host,
         power_state=states.get(vm.power_state),
         hardware_version=vm.hardware_version or None,
         firmware=vm.firmware or None,
-        mmio_size_gb=plan.mmio.total_gb if plan.mmio is not None else None,
+        mmio_size_gb=plan.outcome.mmio.total_gb if plan.outcome.mmio is not None else None,
     )
 
 
 def _device_row(plan: VMPlan, want: DesiredDevice) -> DeviceAssignmentStatus:
-    vm = plan.vm
-    found = (plan.diff.matched or {}).get(want.name)
-    problem = next((c.problem.message for c in plan.unavailable if c.name == want.name), None)
+    vm = plan.outcome.vm
+    found = (plan.outcome.diff.matched or {}).get(want.name)
+    problem = next(
+        (c.problem.message for c in plan.outcome.unavailable if c.name == want.name), None
+    )
     address = want.address
     if found is not None and isinstance(found.backing, DynamicBacking):
         address = found.assigned_id
     elif found is not None and isinstance(found.backing, StaticBacking):
         address = found.backing.id
-    if found is None and problem is None and plan.change_pending:
+    if found is None and problem is None and plan.outcome.change_pending:
         problem = "Waiting for the VM to be powered off"
     return DeviceAssignmentStatus(
         name=want.name,
@@ -140,7 +151,7 @@ def _device_row(plan: VMPlan, want: DesiredDevice) -> DeviceAssignmentStatus:
         host=vm.host if vm is not None and want.kind is DeviceKind.PCI else None,
         attached=found is not None,
         key=found.key if found is not None else None,
-        added=want.name in plan.added,
+        added=want.name in plan.outcome.added,
         message=problem,
     )
 
@@ -156,12 +167,12 @@ def assignment_status(
     """The status to write. `adapters`: the spec's networkDirectPath adapters, for `attached`."""
     before = previous or VMDeviceAssignmentStatus()
     conditions = compute_conditions(before.conditions, assignment_wants(plan), generation, now)
-    vm = plan.vm
+    vm = plan.outcome.vm
     if vm is None:  # nothing observed: keep what we knew about devices, say why in conditions
         return before.model_copy(
             update={"observed_generation": generation, "conditions": list(conditions)}
         )
-    devices = [_device_row(plan, d) for d in plan.desired]
+    devices = [_device_row(plan, d) for d in plan.outcome.desired]
     gen2_on = sum(
         1 for a in adapters if (n := vm.nic(a)) is not None and n.upt_compatibility_enabled
     )
@@ -173,7 +184,38 @@ def assignment_status(
         attached=f"{attached}/{len(devices) + len(adapters)}",
         devices=devices,
         unavailable_features=list(UNAVAILABLE_FEATURES) if vm.pci_devices else [],
-        feature_conflicts=[c.status() for c in plan.conflicts],
-        vmotion=plan.vmotion,
-        previous=plan.previous,
+        feature_conflicts=[c.status() for c in plan.outcome.conflicts],
+        vmotion=plan.outcome.vmotion,
+        previous=plan.outcome.previous,
+    )
+
+
+def intended_status(
+    plan: VMPlan, assignment: VMDeviceAssignment, now: datetime
+) -> VMDeviceAssignmentStatus:
+    """The status a reconcile writes before its calls: the plan's outcome, the calls under way
+    (Reconciling) and the power tracking they rely on."""
+    status = assignment_status(
+        plan,
+        previous=assignment.status,
+        generation=assignment.metadata.generation or 0,
+        now=now,
+        adapters=[n.adapter for n in assignment.spec.network_direct_path],
+    )
+    return status.model_copy(update={"power": power_status(plan.outcome.tracking)})
+
+
+def cleanup_status(
+    plan: VMPlan, assignment: VMDeviceAssignment, now: datetime
+) -> VMDeviceAssignmentStatus:
+    """The status a deletion writes before its calls: only conditions and power tracking
+    change; devices and `previous` stay as they were until the object is gone."""
+    status = assignment.status
+    generation = assignment.metadata.generation or 0
+    conditions = compute_conditions(status.conditions, assignment_wants(plan), generation, now)
+    return status.model_copy(
+        update={
+            "conditions": list(conditions),
+            "power": power_status(plan.outcome.tracking),
+        }
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from dpio.api.assignment import PowerPolicy, VMDeviceAssignmentSpec
 from dpio.api.common import LabelSelector, LabelSelectorOperator
@@ -34,9 +33,7 @@ from dpio.api.policy import Consumer, HostPassthroughPolicySpec, VMScope
 from dpio.planner.conditions import Problem
 from dpio.planner.observed import ObservedHost, ObservedInventory
 from dpio.planner.selection import InvalidSpecError, select_hosts
-from dpio.planner.vm.observed import ObservedVM, QuotaUse, VMObservation
-
-Age = tuple[datetime, str, str]
+from dpio.planner.vm.observed import Age, ObservedVM, QuotaUse, VMObservation
 
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
@@ -199,7 +196,8 @@ def quota_exceeded(
     limit = grant.consumer.max_devices
     if limit is None:
         return None
-    mine = QuotaUse(me[1], me[2], me[0], devices, observed.namespace_labels)
+    labels = observed.namespace_labels
+    mine = QuotaUse(me.namespace, me.name, me.creation_timestamp, devices, labels)
     users = [
         u for u in observed.quota_uses if serves(grant.consumer, u.namespace, u.namespace_labels)
     ]
@@ -211,7 +209,7 @@ def quota_exceeded(
             return Problem(
                 QUOTA_EXCEEDED,
                 f"{devices} device(s) would exceed the quota of {limit} that "
-                f"HostPassthroughPolicy {policy_name} gives namespace {me[1]} (maxDevices; "
+                f"HostPassthroughPolicy {policy_name} gives namespace {me.namespace} (maxDevices; "
                 f"{used} already held by older assignments)",
             )
     return None

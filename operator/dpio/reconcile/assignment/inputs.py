@@ -1,5 +1,5 @@
-"""What a VMDeviceAssignment reconcile takes from the operator's caches rather than from vCenter:
-other assignments' claims, the referenced policy, and power tracking kept in status.
+"""What a VMDeviceAssignment reconcile reads from the operator's caches rather than from vCenter:
+other assignments' claims, the referenced policy and the namespace labels (used by observe.py).
 
 A converged VM may cost at most 3 vCenter calls (docs/design.md, "vCenter access"), so
 everything here is read from the watch caches the controllers keep (no API server or vCenter
@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from dpio.api.assignment import PowerStatus, VMDeviceAssignment, VMDeviceAssignmentStatus
+from dpio.api.assignment import VMDeviceAssignment
 from dpio.api.conditions import (
     CLAIMED_BY_ASSIGNMENT,
     DEVICES_UNAVAILABLE,
@@ -29,8 +29,6 @@ from dpio.api.policy import HostPassthroughPolicy
 from dpio.planner.conditions import find, is_true
 from dpio.planner.observed import parse_pci_id
 from dpio.planner.vm.observed import AssignmentClaim, PolicyView, QuotaUse, VMObservation
-from dpio.planner.vm.plan import VMPlan, plan_assignment
-from dpio.planner.vm.power import PowerTracking
 from dpio.planner.vm.tenancy import consumer_problem
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -43,6 +41,13 @@ WAITING_REASONS = frozenset(
 Labels = Mapping[str, str] | None
 
 Body = Mapping[str, Any]
+
+
+class ObjectKey(NamedTuple):
+    """A VMDeviceAssignment's identity in the caches (equal to a plain (namespace, name))."""
+
+    namespace: str
+    name: str
 
 
 def parse_assignment(body: Body) -> VMDeviceAssignment | None:
@@ -92,7 +97,7 @@ def completed(
     policy: HostPassthroughPolicy,
     labels: Callable[[str], Labels],
     others: Iterable[Body],
-    me: tuple[str, str],
+    me: ObjectKey,
 ) -> tuple[VMObservation, bool]:
     """What the adapter observed, completed from the caches (claims, the policy's rows for the
     VM's host, namespace labels, the quota use of the policy's other assignments); and whether
@@ -100,7 +105,7 @@ def completed(
     host = seen.vm.host if seen.vm is not None else ""
     others = list(others)
     found, unknown = claims(others, me, host)
-    mine = labels(me[0])
+    mine = labels(me.namespace)
     observed = replace(
         seen,
         claims=found,
@@ -113,7 +118,7 @@ def completed(
 
 
 def quota_uses(
-    others: Iterable[Body], me: tuple[str, str], policy: str, labels: Callable[[str], Labels]
+    others: Iterable[Body], me: ObjectKey, policy: str, labels: Callable[[str], Labels]
 ) -> tuple[QuotaUse, ...]:
     """The other assignments of `policy` that count against a consumer entry's maxDevices:
     all but those being deleted (their devices go) and those refused (they hold nothing)."""
@@ -136,25 +141,8 @@ def quota_uses(
     return tuple(found)
 
 
-def plan(
-    assignment: VMDeviceAssignment, namespace: str, observed: VMObservation, now: datetime
-) -> VMPlan:
-    """`plan_assignment` with the assignment's identity, spec and what its status keeps."""
-    meta = assignment.metadata
-    return plan_assignment(
-        namespace=namespace,
-        name=meta.name,
-        creation_timestamp=meta.creation_timestamp or EPOCH,
-        spec=assignment.spec,
-        observed=observed,
-        now=now,
-        previous=assignment.status,
-        tracking=tracking(assignment.status),
-    )
-
-
 def claims(
-    others: Iterable[Body], me: tuple[str, str], my_host: str
+    others: Iterable[Body], me: ObjectKey, my_host: str
 ) -> tuple[tuple[AssignmentClaim, ...], bool]:
     """Static devices other assignments ask for, and whether any claim's host is still unknown.
 
@@ -220,22 +208,3 @@ def _dynamic(assignment: VMDeviceAssignment) -> tuple[tuple[int, int, str], ...]
         if vendor is not None and device_id is not None:
             found.append((vendor, device_id, dyn.label or ""))
     return tuple(found)
-
-
-def tracking(status: VMDeviceAssignmentStatus) -> PowerTracking:
-    power = status.power
-    if power is None:
-        return PowerTracking()
-    return PowerTracking(
-        powered_off_by_operator=power.powered_off_by_operator,
-        shutdown_requested_at=power.shutdown_requested_at,
-    )
-
-
-def power_status(tracking: PowerTracking) -> PowerStatus | None:
-    if tracking == PowerTracking():
-        return None  # nothing promised: keep status small
-    return PowerStatus(
-        powered_off_by_operator=tracking.powered_off_by_operator,
-        shutdown_requested_at=tracking.shutdown_requested_at,
-    )

@@ -33,7 +33,9 @@ from dpio.planner import (
 from dpio.planner.conditions import Problem
 from dpio.planner.host.events import transition_events
 from dpio.planner.host.status import stalled_status
-from dpio.reconcile.constants import CONFIRM_SECONDS, FINALIZER
+from dpio.reconcile import finalizers
+from dpio.reconcile.constants import CONFIRM_SECONDS
+from dpio.reconcile.finalizers import Stage
 from dpio.reconcile.policy.others import OtherPolicies
 from dpio.reconcile.policy.selections import Selections
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
@@ -78,14 +80,14 @@ class PolicyReconciler:
                 extra={"object": name, "errors": err.error_count()},
             )
             return Result()
-        if policy.metadata.deletion_timestamp is not None:
-            return await self._delete(body, policy)
-        finalizers = list(body["metadata"].get("finalizers") or [])
-        if FINALIZER not in finalizers:
-            # The change comes back as a watch event, which brings us back with a fresh body.
-            await self.objects.set_finalizers(body, [*finalizers, FINALIZER])
-            return Result()
-        return await self._reconcile(body, policy)
+        deleting = policy.metadata.deletion_timestamp is not None
+        match await finalizers.stage(self.objects, body, deleting=deleting):
+            case Stage.CLEAN_UP:
+                return await self._delete(body, policy)
+            case Stage.RECONCILE:
+                return await self._reconcile(body, policy)
+            case Stage.DONE:
+                return Result()
 
     async def _reconcile(self, body: Mapping[str, Any], policy: HostPassthroughPolicy) -> Result:
         now = self.clock()
@@ -199,9 +201,6 @@ class PolicyReconciler:
             await self.objects.event(body, "Normal", reason, f"{reason} {action.host}")
 
     async def _delete(self, body: Mapping[str, Any], policy: HostPassthroughPolicy) -> Result:
-        finalizers = list(body["metadata"].get("finalizers") or [])
-        if FINALIZER not in finalizers:
-            return Result()
         if deletion_touches_hosts(policy.spec):
             try:
                 hosts = await self.vcenter.hosts_for(policy.spec)
@@ -216,7 +215,7 @@ class PolicyReconciler:
             except PortError as err:
                 await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
                 return Result(failed=True)
-        await self.objects.set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+        await finalizers.release(self.objects, body)
         self.selections.forget(policy.metadata.name)
         return Result()
 

@@ -112,11 +112,11 @@ def plan_both(
 
 
 def reasons(result: VMPlan) -> list[tuple[str, str]]:
-    return [(c.name, c.problem.reason) for c in result.unavailable]
+    return [(c.name, c.problem.reason) for c in result.outcome.unavailable]
 
 
 def adds(result: VMPlan) -> list[str]:
-    return [a.name for a in result.reconfigure.adds] if result.reconfigure else []
+    return [a.name for a in result.calls.reconfigure.adds] if result.calls.reconfigure else []
 
 
 CLAIMED = CLAIMED_BY_ASSIGNMENT
@@ -148,7 +148,7 @@ def test_the_older_assignment_keeps_the_host_device_its_dynamic_or_static_entry_
     assert reasons(first) == []
     assert adds(first) == [d["name"] for d in older]  # all of the older one's entries go on
     assert reasons(second) == newer_reasons
-    assert "(older)" in second.unavailable[0].problem.message
+    assert "(older)" in second.outcome.unavailable[0].problem.message
     assert second.empty  # nothing of the newer one's goes on the VM
 
 
@@ -212,4 +212,7 @@ def test_one_assignment_mixing_static_and_dynamic_entries_fits_the_host(
     assert reasons(result) == expected
     assert adds(result) == ([] if expected else ["gpu0", "gpu1"])
     if expected:
-        assert "taken by this assignment's earlier devices" in result.unavailable[0].problem.message
+        assert (
+            "taken by this assignment's earlier devices"
+            in result.outcome.unavailable[0].problem.message
+        )

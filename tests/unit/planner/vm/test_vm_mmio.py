@@ -86,11 +86,11 @@ def test_what_the_default_mmio_window_holds(
 
 def test_an_a100_gets_the_64bit_mmio_window_in_the_same_reconfigure() -> None:
     result = plan(observe())
-    assert result.reconfigure is not None
-    assert [a.name for a in result.reconfigure.adds] == ["gpu0"]
-    assert result.reconfigure.extra_config == ON_64BIT
-    assert result.previous is not None
-    assert result.previous.mmio == PreviousMmio()  # both keys were absent
+    assert result.calls.reconfigure is not None
+    assert [a.name for a in result.calls.reconfigure.adds] == ["gpu0"]
+    assert result.calls.reconfigure.extra_config == ON_64BIT
+    assert result.outcome.previous is not None
+    assert result.outcome.previous.mmio == PreviousMmio()  # both keys were absent
     status = assignment_status(result, previous=None, generation=1, now=NOW)
     assert status.vm is not None
     assert (status.vm.mmio_size_gb, status.vm.firmware) == (128, "efi")
@@ -98,17 +98,20 @@ def test_an_a100_gets_the_64bit_mmio_window_in_the_same_reconfigure() -> None:
 
 def test_two_a100s_need_a_256_gb_window() -> None:
     result = plan(observe(**on_host((GPU, A100_DEVICE), (GPU2, A100_DEVICE))), gpus(GPU, GPU2))
-    assert result.reconfigure is not None
-    assert dict(result.reconfigure.extra_config) == {USE_64BIT_MMIO: "TRUE", MMIO_SIZE_GB: "256"}
+    assert result.calls.reconfigure is not None
+    assert dict(result.calls.reconfigure.extra_config) == {
+        USE_64BIT_MMIO: "TRUE",
+        MMIO_SIZE_GB: "256",
+    }
 
 
 def test_a_small_device_changes_no_mmio_setting_even_on_a_bios_vm() -> None:
     result = plan(observe(vm(firmware="bios"), **on_host((GPU, T4))))
-    assert result.stalled is None
-    assert result.reconfigure is not None
-    assert result.reconfigure.extra_config == ()
-    assert result.previous is not None
-    assert result.previous.mmio is None
+    assert result.outcome.stalled is None
+    assert result.calls.reconfigure is not None
+    assert result.calls.reconfigure.extra_config == ()
+    assert result.outcome.previous is not None
+    assert result.outcome.previous.mmio is None
 
 
 @pytest.mark.parametrize(
@@ -126,16 +129,16 @@ def test_existing_mmio_settings_are_kept_when_they_suffice(
     use64: str | None, size: str, change: tuple[tuple[str, str], ...]
 ) -> None:
     result = plan(observe(vm(use64bit_mmio=use64, mmio_size_gb=size)))
-    assert result.reconfigure is not None
-    assert result.reconfigure.extra_config == change
+    assert result.calls.reconfigure is not None
+    assert result.calls.reconfigure.extra_config == change
 
 
 def test_a_bios_vm_is_refused_and_left_untouched() -> None:
     result = plan(observe(vm(firmware="bios")))
-    assert result.stalled is not None
-    assert result.stalled.reason == FIRMWARE_NOT_EFI
-    assert "128 GB" in result.stalled.message
-    assert "EFI" in result.stalled.message
+    assert result.outcome.stalled is not None
+    assert result.outcome.stalled.reason == FIRMWARE_NOT_EFI
+    assert "128 GB" in result.outcome.stalled.message
+    assert "EFI" in result.outcome.stalled.message
     assert result.empty  # no reconfigure, no power action, no reservation lock
     status = assignment_status(result, previous=None, generation=1, now=NOW)
     stalled = next(c for c in status.conditions if c.type == "Stalled")
@@ -147,23 +150,23 @@ def test_a_bios_vm_that_runs_with_its_devices_already_is_not_stalled() -> None:
     # vSphere powered it on: whatever the table says, its devices fit. No false alarm.
     running = vm(firmware="bios", power_state=POWERED_ON, pci_devices=(attached(),))
     result = plan(observe(running))
-    assert result.stalled is None
+    assert result.outcome.stalled is None
 
 
 def test_a_bios_vm_with_the_device_already_attached_but_off_is_stalled() -> None:
     # It could not power on: Ready would be a lie.
     stopped = vm(firmware="bios", pci_devices=(attached(),), memory_reservation_locked_to_max=True)
     result = plan(observe(stopped))
-    assert result.stalled is not None
-    assert result.stalled.reason == FIRMWARE_NOT_EFI
+    assert result.outcome.stalled is not None
+    assert result.outcome.stalled.reason == FIRMWARE_NOT_EFI
 
 
 def test_a_powered_off_vm_with_its_devices_gets_the_missing_window() -> None:
     stopped = vm(pci_devices=(attached(),), memory_reservation_locked_to_max=True)
     result = plan(observe(stopped))
-    assert result.reconfigure is not None
-    assert (result.reconfigure.adds, result.reconfigure.extra_config) == ((), ON_64BIT)
-    assert result.power_before is None  # it is off: no power cycle
+    assert result.calls.reconfigure is not None
+    assert (result.calls.reconfigure.adds, result.calls.reconfigure.extra_config) == ((), ON_64BIT)
+    assert result.calls.power_before is None  # it is off: no power cycle
 
 
 def test_a_running_vm_that_already_has_its_devices_is_not_power_cycled_for_mmio() -> None:
@@ -176,23 +179,26 @@ def test_a_running_vm_that_already_has_its_devices_is_not_power_cycled_for_mmio(
 
 def test_the_selector_states_what_the_table_does_not_know() -> None:
     unknown = on_host((GPU, RTX6000))
-    assert plan(observe(**unknown)).reconfigure.extra_config == ()  # type: ignore[union-attr]
+    assert plan(observe(**unknown)).calls.reconfigure.extra_config == ()  # type: ignore[union-attr]
     stated = on_host(
         (GPU, RTX6000), selectors=[{"vendorID": "10de", "deviceID": "1e30", "mmioSizeGB": 32}]
     )
     result = plan(observe(**stated))
-    assert result.reconfigure is not None
-    assert dict(result.reconfigure.extra_config) == {USE_64BIT_MMIO: "TRUE", MMIO_SIZE_GB: "32"}
+    assert result.calls.reconfigure is not None
+    assert dict(result.calls.reconfigure.extra_config) == {
+        USE_64BIT_MMIO: "TRUE",
+        MMIO_SIZE_GB: "32",
+    }
     bios = plan(observe(vm(firmware="bios"), **stated))
-    assert bios.stalled is not None
-    assert bios.stalled.reason == FIRMWARE_NOT_EFI
+    assert bios.outcome.stalled is not None
+    assert bios.outcome.stalled.reason == FIRMWARE_NOT_EFI
 
 
 def test_the_selector_wins_over_the_table() -> None:
     small = on_host((GPU, A100_DEVICE), selectors=[{"address": GPU, "mmioSizeGB": 8}])
     result = plan(observe(**small))
-    assert result.reconfigure is not None
-    assert result.reconfigure.extra_config == ()
+    assert result.calls.reconfigure is not None
+    assert result.calls.reconfigure.extra_config == ()
 
 
 def test_devices_already_on_the_vm_count_too() -> None:
@@ -202,10 +208,10 @@ def test_devices_already_on_the_vm_count_too() -> None:
     )
     the_vm = vm(pci_devices=(other,), use64bit_mmio="TRUE", mmio_size_gb="128")
     result = plan(observe(the_vm, **on_host((GPU, A100_DEVICE), (GPU2, A100_DEVICE))))
-    assert result.reconfigure is not None
-    assert dict(result.reconfigure.extra_config)[MMIO_SIZE_GB] == "256"
-    assert result.previous is not None
-    assert result.previous.mmio == PreviousMmio(use64bit_mmio="TRUE", size_gb="128")
+    assert result.calls.reconfigure is not None
+    assert dict(result.calls.reconfigure.extra_config)[MMIO_SIZE_GB] == "256"
+    assert result.outcome.previous is not None
+    assert result.outcome.previous.mmio == PreviousMmio(use64bit_mmio="TRUE", size_gb="128")
 
 
 DYNAMIC = [{"name": "gpu0", "dynamic": {"vendorID": "10de", "deviceID": "20b5", "label": "a100"}}]
@@ -213,64 +219,64 @@ DYNAMIC = [{"name": "gpu0", "dynamic": {"vendorID": "10de", "deviceID": "20b5", 
 
 def test_a_dynamic_device_counts_by_its_ids() -> None:
     result = plan(observe(), assignment(devices=DYNAMIC))
-    assert result.reconfigure is not None
-    assert isinstance(result.reconfigure.adds[0].backing, DynamicBacking)
-    assert result.reconfigure.extra_config == ON_64BIT
+    assert result.calls.reconfigure is not None
+    assert isinstance(result.calls.reconfigure.adds[0].backing, DynamicBacking)
+    assert result.calls.reconfigure.extra_config == ON_64BIT
 
 
 @pytest.mark.parametrize("version", ["vmx-14", "vmx-16", ""])
 def test_dynamic_directpath_below_vmx17_is_refused(version: str) -> None:
     result = plan(observe(vm(hardware_version=version)), assignment(devices=DYNAMIC))
-    assert result.stalled is not None
-    assert result.stalled.reason == HARDWARE_VERSION_TOO_OLD
-    assert "upgradeHardwareVersion" in result.stalled.message
+    assert result.outcome.stalled is not None
+    assert result.outcome.stalled.reason == HARDWARE_VERSION_TOO_OLD
+    assert "upgradeHardwareVersion" in result.outcome.stalled.message
     assert result.empty
 
 
 def test_a_static_device_needs_no_hardware_upgrade() -> None:
     result = plan(observe(vm(hardware_version="vmx-14")))
-    assert result.stalled is None
-    assert result.upgrade is None
+    assert result.outcome.stalled is None
+    assert result.calls.upgrade is None
 
 
 def test_opted_in_the_vm_is_upgraded_alone_while_off_then_reconfigured() -> None:
     spec = assignment(devices=DYNAMIC, upgradeHardwareVersion=True)
     first = plan(observe(vm(hardware_version="vmx-15")), spec)
-    assert first.upgrade is not None
-    assert (first.upgrade.version, first.upgrade.previous) == ("vmx-17", "vmx-15")
-    assert first.reconfigure is None
-    assert first.power_after is None
-    assert first.previous == PreviousSettings(hardware_version="vmx-15")
-    assert first.requeue_after is not None
-    status = VMDeviceAssignmentStatus(previous=first.previous)
+    assert first.calls.upgrade is not None
+    assert (first.calls.upgrade.version, first.calls.upgrade.previous) == ("vmx-17", "vmx-15")
+    assert first.calls.reconfigure is None
+    assert first.calls.power_after is None
+    assert first.outcome.previous == PreviousSettings(hardware_version="vmx-15")
+    assert first.outcome.requeue_after is not None
+    status = VMDeviceAssignmentStatus(previous=first.outcome.previous)
     second = plan(observe(vm(hardware_version="vmx-17")), spec, previous=status)
-    assert second.upgrade is None
-    assert second.reconfigure is not None
-    assert len(second.reconfigure.adds) == 1
-    assert second.previous is not None
-    assert second.previous.hardware_version == "vmx-15"
+    assert second.calls.upgrade is None
+    assert second.calls.reconfigure is not None
+    assert len(second.calls.reconfigure.adds) == 1
+    assert second.outcome.previous is not None
+    assert second.outcome.previous.hardware_version == "vmx-15"
 
 
 def test_opted_in_a_running_vm_is_not_upgraded_before_it_is_off() -> None:
     spec = assignment(devices=DYNAMIC, upgradeHardwareVersion=True)
     running = plan(observe(vm(hardware_version="vmx-15", power_state=POWERED_ON)), spec)
-    assert running.upgrade is None
-    assert running.change_pending
+    assert running.calls.upgrade is None
+    assert running.outcome.change_pending
     forced = plan(
         observe(vm(hardware_version="vmx-15", power_state=POWERED_ON)),
         assignment(devices=DYNAMIC, upgradeHardwareVersion=True, powerPolicy="PowerOff"),
     )
-    assert forced.upgrade is None
-    assert forced.power_before is PowerAction.POWER_OFF
+    assert forced.calls.upgrade is None
+    assert forced.calls.power_before is PowerAction.POWER_OFF
 
 
 def test_after_the_upgrade_the_vm_powered_off_by_the_operator_comes_back() -> None:
     spec = assignment(devices=DYNAMIC, upgradeHardwareVersion=True, powerPolicy="PowerOff")
     tracking = PowerTracking(powered_off_by_operator=True)
     upgraded = plan(observe(vm(hardware_version="vmx-15")), spec, tracking=tracking)
-    assert upgraded.upgrade is not None
-    assert upgraded.power_after is None
-    assert upgraded.tracking == tracking  # the promise to power it back on is kept
+    assert upgraded.calls.upgrade is not None
+    assert upgraded.calls.power_after is None
+    assert upgraded.outcome.tracking == tracking  # the promise to power it back on is kept
 
 
 def deletion(the_vm: Any, previous: dict[str, Any], **observed: Any) -> Any:
@@ -296,19 +302,22 @@ def test_delete_puts_the_mmio_settings_back_when_no_device_is_left() -> None:
     )
     previous = {"devices": [OURS], "previous": {"memoryReservationLockedToMax": False, "mmio": {}}}
     result = deletion(the_vm, previous)
-    assert result.reconfigure is not None
-    assert [r.key for r in result.reconfigure.removes] == [13000]
+    assert result.calls.reconfigure is not None
+    assert [r.key for r in result.calls.reconfigure.removes] == [13000]
     # "" removes a key that was absent before (ConfigSpec.extraConfig)
-    assert result.reconfigure.extra_config == ((USE_64BIT_MMIO, ""), (MMIO_SIZE_GB, ""))
-    assert result.reconfigure.memory_reservation_locked_to_max is False
+    assert result.calls.reconfigure.extra_config == ((USE_64BIT_MMIO, ""), (MMIO_SIZE_GB, ""))
+    assert result.calls.reconfigure.memory_reservation_locked_to_max is False
 
 
 def test_delete_restores_recorded_values() -> None:
     the_vm = vm(pci_devices=(attached(),), use64bit_mmio="TRUE", mmio_size_gb="128")
     recorded = {"mmio": {"use64bitMMIO": "FALSE", "sizeGB": "64"}}
     result = deletion(the_vm, {"devices": [OURS], "previous": recorded})
-    assert result.reconfigure is not None
-    assert result.reconfigure.extra_config == ((USE_64BIT_MMIO, "FALSE"), (MMIO_SIZE_GB, "64"))
+    assert result.calls.reconfigure is not None
+    assert result.calls.reconfigure.extra_config == (
+        (USE_64BIT_MMIO, "FALSE"),
+        (MMIO_SIZE_GB, "64"),
+    )
 
 
 def test_delete_keeps_what_the_devices_left_on_the_vm_need() -> None:
@@ -323,10 +332,10 @@ def test_delete_keeps_what_the_devices_left_on_the_vm_need() -> None:
     )
     previous = {"devices": [OURS], "previous": {"memoryReservationLockedToMax": False, "mmio": {}}}
     result = deletion(the_vm, previous, **on_host((GPU, A100_DEVICE), (GPU2, A100_DEVICE)))
-    assert result.reconfigure is not None
-    assert [r.key for r in result.reconfigure.removes] == [13000]
-    assert result.reconfigure.extra_config == ()  # the other A100 still needs its window
-    assert result.reconfigure.memory_reservation_locked_to_max is None  # and the lock
+    assert result.calls.reconfigure is not None
+    assert [r.key for r in result.calls.reconfigure.removes] == [13000]
+    assert result.calls.reconfigure.extra_config == ()  # the other A100 still needs its window
+    assert result.calls.reconfigure.memory_reservation_locked_to_max is None  # and the lock
 
 
 def test_the_hardware_version_is_not_restored_on_delete() -> None:
@@ -338,18 +347,18 @@ def test_the_hardware_version_is_not_restored_on_delete() -> None:
     )
     recorded = {"hardwareVersion": "vmx-15", "mmio": {}}
     result = deletion(the_vm, {"devices": [OURS], "previous": recorded})
-    assert result.upgrade is None
-    assert result.reconfigure is not None
-    assert result.reconfigure.removes
+    assert result.calls.upgrade is None
+    assert result.calls.reconfigure is not None
+    assert result.calls.reconfigure.removes
 
 
 def test_a_bios_vm_is_refused_even_while_its_gpu_is_busy_elsewhere() -> None:
     # Waiting for the GPU would end in a VM that can't power on: say so now.
     busy = observe(vm(firmware="bios"), attached_to_vms={GPU: ("other-vm",)})
     result = plan(busy)
-    assert result.stalled is not None
-    assert result.stalled.reason == FIRMWARE_NOT_EFI
-    assert [c.name for c in result.unavailable] == ["gpu0"]
+    assert result.outcome.stalled is not None
+    assert result.outcome.stalled.reason == FIRMWARE_NOT_EFI
+    assert [c.name for c in result.outcome.unavailable] == ["gpu0"]
     assert result.empty
 
 
@@ -361,5 +370,5 @@ def test_a_static_device_not_active_yet_is_sized_from_the_policy_status() -> Non
         policy=PolicyView("gpu-hosts", policy(), (row(GPU, state=DeviceState.PENDING_REBOOT),)),
     )
     result = plan(pending)
-    assert result.stalled is not None
-    assert result.stalled.reason == FIRMWARE_NOT_EFI
+    assert result.outcome.stalled is not None
+    assert result.outcome.stalled.reason == FIRMWARE_NOT_EFI

@@ -48,7 +48,7 @@ HA_DRS = ObservedCluster("gpu", "domain-c1", ha_enabled=True, drs_enabled=True)
 
 def test_first_attach_is_one_reconfigure_with_lock_and_change_version() -> None:
     result = plan(observe())
-    change = result.reconfigure
+    change = result.calls.reconfigure
     assert change is not None
     assert change.change_version == "cv-1"
     assert change.memory_reservation_locked_to_max is True
@@ -61,7 +61,7 @@ def test_first_attach_is_one_reconfigure_with_lock_and_change_version() -> None:
         ("pciPassthru.use64bitMMIO", "TRUE"),
         ("pciPassthru.64bitMMIOSizeGB", "128"),
     )
-    assert result.previous == PreviousSettings(
+    assert result.outcome.previous == PreviousSettings(
         memory_reservation_locked_to_max=False, mmio=PreviousMmio()
     )
 
@@ -69,7 +69,7 @@ def test_first_attach_is_one_reconfigure_with_lock_and_change_version() -> None:
 def test_converged_vm_gives_an_empty_plan() -> None:
     result = plan(observe(converged_vm()))
     assert result.empty
-    assert result.reconfigure is None
+    assert result.calls.reconfigure is None
 
 
 def test_drift_device_removed_by_hand_is_put_back() -> None:
@@ -77,8 +77,8 @@ def test_drift_device_removed_by_hand_is_put_back() -> None:
         {"devices": [{"name": "gpu0", "kind": "pci", "attached": True, "key": 13000}]}
     )
     result = plan(observe(vm(memory_reservation_locked_to_max=True)), previous=status)
-    assert result.reconfigure is not None
-    assert [a.name for a in result.reconfigure.adds] == ["gpu0"]
+    assert result.calls.reconfigure is not None
+    assert [a.name for a in result.calls.reconfigure.adds] == ["gpu0"]
 
 
 def test_removes_go_with_adds_in_one_reconfigure() -> None:
@@ -91,7 +91,7 @@ def test_removes_go_with_adds_in_one_reconfigure() -> None:
     )
     old = attached(13009, "0000:99:00.0")
     result = plan(observe(converged_vm(pci_devices=(old,))), previous=status)
-    change = result.reconfigure
+    change = result.calls.reconfigure
     assert change is not None
     assert [r.key for r in change.removes] == [13009]
     assert [a.name for a in change.adds] == ["gpu0"]
@@ -148,25 +148,25 @@ def test_feature_conflicts_block_or_resolve(
     vm_off: dict[str, bool],
 ) -> None:
     result = plan(observe(vm(**fields)), assignment(conflictPolicy=policy))
-    assert [c.feature for c in result.conflicts] == features
-    assert [c.feature for c in result.blocked_by] == blocked
+    assert [c.feature for c in result.outcome.conflicts] == features
+    assert [c.feature for c in result.outcome.blocked_by] == blocked
     if blocked:
         assert result.empty
         return
-    change = result.reconfigure
+    change = result.calls.reconfigure
     assert change is not None
     for name, value in vm_off.items():
         assert getattr(change, name) is value
-        assert getattr(result.previous, name) is True  # recorded before the change
+        assert getattr(result.outcome.previous, name) is True  # recorded before the change
     if "cluster" in fields and features:
-        assert result.cluster is not None
-        assert result.cluster.drs is not None
-        assert result.cluster.drs.behavior == "manual"
-        assert result.cluster.das is not None
-        assert result.cluster.das.restart_priority == "disabled"
-        assert result.previous is not None
-        assert result.previous.drs_override == DrsVmOverride(existed=False)
-        assert result.previous.das_override == DasVmOverride(existed=False)
+        assert result.calls.cluster is not None
+        assert result.calls.cluster.drs is not None
+        assert result.calls.cluster.drs.behavior == "manual"
+        assert result.calls.cluster.das is not None
+        assert result.calls.cluster.das.restart_priority == "disabled"
+        assert result.outcome.previous is not None
+        assert result.outcome.previous.drs_override == DrsVmOverride(existed=False)
+        assert result.outcome.previous.das_override == DasVmOverride(existed=False)
 
 
 @pytest.mark.parametrize(
@@ -223,11 +223,11 @@ def test_power_policies(
         tracking=tracking,
         now=now,
     )
-    assert result.power_before is before
-    assert result.change_pending is pending
-    assert (result.reconfigure is not None) is reconfigure
+    assert result.calls.power_before is before
+    assert result.outcome.change_pending is pending
+    assert (result.calls.reconfigure is not None) is reconfigure
     if before is not None:
-        assert result.tracking.powered_off_by_operator  # recorded before acting
+        assert result.outcome.tracking.powered_off_by_operator  # recorded before acting
 
 
 @pytest.mark.parametrize(
@@ -251,23 +251,23 @@ def test_restore_power_state(
     kept: bool,
 ) -> None:
     result = plan(observe(the_vm), assignment(restorePowerState=restore), tracking=tracking)
-    assert result.power_after is after
-    assert result.tracking.powered_off_by_operator is kept
+    assert result.calls.power_after is after
+    assert result.outcome.tracking.powered_off_by_operator is kept
 
 
 def test_previous_is_recorded_once_and_never_overwritten() -> None:
     first = plan(observe(vm(cpu_hot_add_enabled=True)), assignment(conflictPolicy="Resolve"))
-    assert first.previous == PreviousSettings(
+    assert first.outcome.previous == PreviousSettings(
         memory_reservation_locked_to_max=False, cpu_hot_add_enabled=True, mmio=PreviousMmio()
     )
-    status = VMDeviceAssignmentStatus(previous=first.previous)
+    status = VMDeviceAssignmentStatus(previous=first.outcome.previous)
     # Later the VM reads as changed by the operator; the user's values stay recorded.
     again = plan(
         observe(vm(memory_reservation_locked_to_max=True, nested_hv_enabled=True)),
         assignment(conflictPolicy="Resolve"),
         previous=status,
     )
-    assert again.previous == PreviousSettings(
+    assert again.outcome.previous == PreviousSettings(
         memory_reservation_locked_to_max=False,
         cpu_hot_add_enabled=True,
         nested_hv_enabled=True,
@@ -302,9 +302,12 @@ def test_vmotion_compatibility(
 ) -> None:
     spec = assignment(devices=devices, networkDirectPath=[{"adapter": "Network adapter 1"}])
     result = plan(observe(vm(nics=(nic,)), gen2_supported=gen2), spec)
-    assert result.vmotion is not None
-    assert (result.vmotion.reason, result.vmotion.compatible) == (reason, compatible)
-    assert "deprecated" in (result.vmotion.message or "")  # host 8.0.2
+    assert result.outcome.vmotion is not None
+    assert (result.outcome.vmotion.reason, result.outcome.vmotion.compatible) == (
+        reason,
+        compatible,
+    )
+    assert "deprecated" in (result.outcome.vmotion.message or "")  # host 8.0.2
 
 
 def test_gen2_plans_upt_and_reservation() -> None:
@@ -312,11 +315,11 @@ def test_gen2_plans_upt_and_reservation() -> None:
     result = plan(
         observe(vm(nics=(vmxnet3(),), power_state="poweredOn"), gen2_supported=True), spec
     )
-    change = result.reconfigure
+    change = result.calls.reconfigure
     assert change is not None
     assert [e.key for e in change.nic_edits] == [4000]
     assert change.memory_reservation_locked_to_max is True
-    assert result.conflicts == ()  # Gen2 keeps the features passthrough rules out
+    assert result.outcome.conflicts == ()  # Gen2 keeps the features passthrough rules out
 
 
 @pytest.mark.parametrize(
@@ -325,8 +328,8 @@ def test_gen2_plans_upt_and_reservation() -> None:
 def test_gen2_adapter_must_be_an_existing_vmxnet3(nics: tuple[Any, ...]) -> None:
     spec = assignment(devices=[], networkDirectPath=[{"adapter": "Network adapter 1"}])
     result = plan(observe(vm(nics=nics)), spec)
-    assert result.stalled is not None
-    assert result.stalled.reason == INVALID_NETWORK_ADAPTER
+    assert result.outcome.stalled is not None
+    assert result.outcome.stalled.reason == INVALID_NETWORK_ADAPTER
     assert result.empty
 
 
@@ -351,7 +354,7 @@ def _deleting(
 
 def test_deletion_of_a_vm_gone_releases_at_once() -> None:
     result = _deleting(None)
-    assert result.release
+    assert result.outcome.release
     assert result.empty
 
 
@@ -366,17 +369,20 @@ def test_deletion_removes_devices_and_restores_previous() -> None:
         "gpu", "c1", True, True, vm_drs_behavior="manual", vm_das_restart_priority="disabled"
     )
     result = _deleting(converged_vm(cluster=cluster), previous)
-    change = result.reconfigure
+    change = result.calls.reconfigure
     assert change is not None
     assert [r.key for r in change.removes] == [13000]
     assert change.memory_reservation_locked_to_max is False
     assert change.cpu_hot_add_enabled is True
-    assert result.cluster is not None
-    assert result.cluster.drs is not None
-    assert result.cluster.drs.operation == "remove"
-    assert result.cluster.das is not None
-    assert (result.cluster.das.operation, result.cluster.das.restart_priority) == ("edit", "high")
-    assert not result.release
+    assert result.calls.cluster is not None
+    assert result.calls.cluster.drs is not None
+    assert result.calls.cluster.drs.operation == "remove"
+    assert result.calls.cluster.das is not None
+    assert (result.calls.cluster.das.operation, result.calls.cluster.das.restart_priority) == (
+        "edit",
+        "high",
+    )
+    assert not result.outcome.release
 
 
 @pytest.mark.parametrize(
@@ -391,15 +397,15 @@ def test_deletion_follows_the_power_policy(
     power: str, policy: str, before: PowerAction | None, reconfigure: bool
 ) -> None:
     result = _deleting(converged_vm(power_state=power), powerPolicy=policy)
-    assert result.power_before is before
-    assert (result.reconfigure is not None) is reconfigure
-    assert not result.release
+    assert result.calls.power_before is before
+    assert (result.calls.reconfigure is not None) is reconfigure
+    assert not result.outcome.release
 
 
 def test_deletion_when_already_clean_releases() -> None:
     result = _deleting(vm(), PreviousSettings(memory_reservation_locked_to_max=False))
     assert result.empty
-    assert result.release
+    assert result.outcome.release
 
 
 _pci = st.builds(
@@ -449,8 +455,8 @@ def test_planner_never_raises_on_odd_vms(
     )
     observed = observe(the_vm, gen2_supported=gen2, max_passthrough_devices=limit)
     result = plan(observed, spec)
-    if result.reconfigure is not None:
-        keys = [a.key for a in result.reconfigure.adds]
+    if result.calls.reconfigure is not None:
+        keys = [a.key for a in result.calls.reconfigure.adds]
         assert all(k < 0 for k in keys)
         assert len(set(keys)) == len(keys)
     _deleting(the_vm, powerPolicy=power)

@@ -40,8 +40,8 @@ NO_TARGET = ConfigTarget()
 
 def test_missing_policy_is_forbidden_and_changes_nothing() -> None:
     result = plan(observe(policy=None))
-    assert result.forbidden is not None
-    assert result.forbidden.reason == POLICY_NOT_FOUND
+    assert result.outcome.forbidden is not None
+    assert result.outcome.forbidden.reason == POLICY_NOT_FOUND
     assert result.empty
 
 
@@ -84,12 +84,12 @@ def test_static_device_rules(
     extra = {"config_target": target} if target is not None else {}
     the_vm = vm(cluster=ObservedCluster("gpu", "domain-c1"))
     result = plan(observe(the_vm, policy=view, **extra))
-    reasons = [c.problem.reason for c in result.unavailable]
+    reasons = [c.problem.reason for c in result.outcome.unavailable]
     assert reasons == ([reason] if reason else [])
     if reason is not None:
-        assert result.reconfigure is None
+        assert result.calls.reconfigure is None
     if reason == NOT_IN_POLICY:
-        assert result.stalled is not None
+        assert result.outcome.stalled is not None
 
 
 @pytest.mark.parametrize(
@@ -108,12 +108,12 @@ def test_a_policy_whose_pattern_re2_refuses_offers_nothing_and_takes_nothing_bac
     view = PolicyView("gpu-hosts", policy(**policy_fields), (row(),))
 
     wanted = plan(observe(vm(), policy=view))
-    assert (wanted.forbidden.reason if wanted.forbidden else None) == forbidden
-    assert [c.problem.reason for c in wanted.unavailable] == unavailable
-    assert wanted.reconfigure is None  # the GPU is not attached
+    assert (wanted.outcome.forbidden.reason if wanted.outcome.forbidden else None) == forbidden
+    assert [c.problem.reason for c in wanted.outcome.unavailable] == unavailable
+    assert wanted.calls.reconfigure is None  # the GPU is not attached
 
     holding = plan(observe(converged_vm(), policy=view))
-    assert holding.reconfigure is None  # the GPU it has stays
+    assert holding.calls.reconfigure is None  # the GPU it has stays
 
 
 def test_dynamic_device_needs_label_offered() -> None:
@@ -121,22 +121,22 @@ def test_dynamic_device_needs_label_offered() -> None:
         devices=[{"name": "g", "dynamic": {"vendorID": "10de", "deviceID": "20b5", "label": "t4"}}]
     )
     result = plan(observe(), spec)
-    assert [c.problem.reason for c in result.unavailable] == [NOT_IN_POLICY]
+    assert [c.problem.reason for c in result.outcome.unavailable] == [NOT_IN_POLICY]
     ok = assignment(
         devices=[
             {"name": "g", "dynamic": {"vendorID": "10de", "deviceID": "20b5", "label": "a100"}}
         ]
     )
     result = plan(observe(), ok)
-    assert result.unavailable == ()
-    assert result.reconfigure is not None
-    assert result.reconfigure.adds[0].backing.allowed_devices == ((0x10DE, 0x20B5),)  # type: ignore[union-attr]
+    assert result.outcome.unavailable == ()
+    assert result.calls.reconfigure is not None
+    assert result.calls.reconfigure.adds[0].backing.allowed_devices == ((0x10DE, 0x20B5),)  # type: ignore[union-attr]
 
 
 def test_device_attached_to_another_vm_is_in_use() -> None:
     result = plan(observe(attached_to_vms={GPU.upper(): ("other-vm",)}))
-    assert [c.problem.reason for c in result.unavailable] == [IN_USE_BY_VM]
-    assert result.reconfigure is None
+    assert [c.problem.reason for c in result.outcome.unavailable] == [IN_USE_BY_VM]
+    assert result.calls.reconfigure is None
 
 
 def _claim(name: str, days_ago: int, namespace: str = NS) -> AssignmentClaim:
@@ -161,9 +161,9 @@ def test_claimed_by_older_assignment_is_deterministic(
     ordered = tuple(reversed(claims)) if reverse else claims
     result = plan(observe(claims=ordered))
     if winner is None:
-        assert result.unavailable == ()
+        assert result.outcome.unavailable == ()
         return
-    (check,) = result.unavailable
+    (check,) = result.outcome.unavailable
     assert check.problem.reason == CLAIMED_BY_ASSIGNMENT
     assert winner in check.problem.message
     assert "aa/" not in check.problem.message
@@ -174,7 +174,7 @@ def test_attached_device_is_not_rechecked() -> None:
     result = plan(
         observe(converged_vm(), attached_to_vms={GPU: ("other-vm",)}, claims=(_claim("o", 9),))
     )
-    assert result.unavailable == ()
+    assert result.outcome.unavailable == ()
     assert result.empty
 
 
@@ -204,6 +204,6 @@ def test_too_many_devices_stalls() -> None:
         pci_devices=(attached(13000, "0000:01:00.0"), attached(13001, "0000:02:00.0")),
     )
     result = plan(observe(the_vm))
-    assert result.stalled is not None
-    assert result.stalled.reason == TOO_MANY_DEVICES
+    assert result.outcome.stalled is not None
+    assert result.outcome.stalled.reason == TOO_MANY_DEVICES
     assert result.empty

@@ -69,7 +69,7 @@ def a100_host(*addresses: str) -> dict[str, Any]:
 
 
 def _reasons(result: Any) -> list[str]:
-    return [c.problem.reason for c in result.unavailable]
+    return [c.problem.reason for c in result.outcome.unavailable]
 
 
 @pytest.mark.parametrize(
@@ -105,10 +105,10 @@ def test_static_device_on_one_vm_goes_to_the_older(
         if devices:
             assert ready.status is S.TRUE
         else:
-            assert result.reconfigure is not None
+            assert result.calls.reconfigure is not None
         return
     assert _reasons(result) == [CLAIMED_BY_ASSIGNMENT]
-    assert winner in result.unavailable[0].problem.message
+    assert winner in result.outcome.unavailable[0].problem.message
     assert (ready.status, ready.reason) == (S.FALSE, CLAIMED_BY_ASSIGNMENT)
     unavailable = next(c for c in status.conditions if c.type == DEVICES_UNAVAILABLE)
     assert unavailable.status is S.TRUE
@@ -145,9 +145,9 @@ def test_dynamic_devices_on_one_vm_fit_the_host(
     result = plan(observe(the_vm, claims=claims, **host), assignment(devices=DYNAMIC))
     assert _reasons(result) == reasons
     if reasons:
-        assert "(rival-5d)" in result.unavailable[0].problem.message
-    assert len(result.reconfigure.adds if result.reconfigure else ()) == adds
-    assert (result.reconfigure.removes if result.reconfigure else ()) == ()
+        assert "(rival-5d)" in result.outcome.unavailable[0].problem.message
+    assert len(result.calls.reconfigure.adds if result.calls.reconfigure else ()) == adds
+    assert (result.calls.reconfigure.removes if result.calls.reconfigure else ()) == ()
 
 
 @pytest.mark.parametrize(("addresses", "reasons"), [((GPU,), [NOT_FOUND]), ((GPU, GPU2), [])])
@@ -157,7 +157,7 @@ def test_one_assignment_asks_no_more_dynamic_devices_than_the_host_has(
     spec = assignment(devices=[*DYNAMIC, {**DYNAMIC[0], "name": "gpu1"}])
     result = plan(observe(vm(), **a100_host(*addresses)), spec)
     assert _reasons(result) == reasons
-    assert [c.name for c in result.unavailable] == (["gpu1"] if reasons else [])
+    assert [c.name for c in result.outcome.unavailable] == (["gpu1"] if reasons else [])
 
 
 @pytest.mark.parametrize(
@@ -186,4 +186,6 @@ def test_deletion_leaves_devices_another_assignment_on_the_vm_asks_for(
         now=NOW,
         previous=status,
     )
-    assert [r.key for r in (result.reconfigure.removes if result.reconfigure else ())] == removed
+    assert [
+        r.key for r in (result.calls.reconfigure.removes if result.calls.reconfigure else ())
+    ] == removed

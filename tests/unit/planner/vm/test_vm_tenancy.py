@@ -68,7 +68,7 @@ def view(*consumers: dict[str, Any], **fields: Any) -> PolicyView:
 
 
 def reason(result: Any) -> str | None:
-    return result.forbidden.reason if result.forbidden else None
+    return result.outcome.forbidden.reason if result.outcome.forbidden else None
 
 
 @pytest.mark.parametrize(
@@ -146,15 +146,15 @@ def test_the_vm_must_be_in_the_entrys_folders_or_pools(
     observed = observe(vm(folder=folder, resource_pool=pool), policy=view(consumer(vms=scope)))
     result = plan(observed)
     assert reason(result) == (None if allowed else VM_OUT_OF_SCOPE)
-    assert (result.reconfigure is not None) is allowed
+    assert (result.calls.reconfigure is not None) is allowed
 
 
 def test_out_of_scope_and_not_found_read_the_same_and_show_nothing_of_the_vm() -> None:
     elsewhere = plan(observe(vm(folder="/DC1/vm/other-team", power_state="poweredOn")))
     missing = plan(VMObservation(vm=None, policy=observe().policy))
-    assert elsewhere.forbidden == missing.forbidden
-    assert elsewhere.forbidden is not None
-    assert elsewhere.forbidden.reason == VM_OUT_OF_SCOPE
+    assert elsewhere.outcome.forbidden == missing.outcome.forbidden
+    assert elsewhere.outcome.forbidden is not None
+    assert elsewhere.outcome.forbidden.reason == VM_OUT_OF_SCOPE
     assert elsewhere.empty
     status = assignment_status(elsewhere, previous=None, generation=1, now=NOW)
     text = status.model_dump_json()
@@ -210,7 +210,7 @@ def test_a_network_only_assignment_needs_scope_and_a_selected_host() -> None:
     assert off_host.empty
     on_host = plan(observe(vm(nics=nic)), spec)
     assert reason(on_host) is None
-    assert on_host.reconfigure is not None
+    assert on_host.calls.reconfigure is not None
 
 
 def test_a_device_found_attached_is_adopted_but_never_removed() -> None:
@@ -227,14 +227,14 @@ def test_a_device_found_attached_is_adopted_but_never_removed() -> None:
         now=NOW,
         previous=status,
     )
-    assert gone.reconfigure is None
-    assert gone.power_before is None
-    assert gone.release
+    assert gone.calls.reconfigure is None
+    assert gone.calls.power_before is None
+    assert gone.outcome.release
 
 
 def test_a_device_the_operator_adds_is_recorded_as_added() -> None:
     result = plan(observe())
-    assert result.reconfigure is not None
+    assert result.calls.reconfigure is not None
     status = assignment_status(result, previous=None, generation=1, now=NOW)
     assert [d.added for d in status.devices] == [True]
 
@@ -251,25 +251,25 @@ def test_a_dynamic_device_no_free_host_device_can_back_is_not_attached() -> None
     )
     running = vm(power_state="poweredOn")
     taken = plan(observe(running, config_target=target, attached_to_vms={GPU: ("x",)}), spec)
-    assert [c.problem.reason for c in taken.unavailable] == [IN_USE_BY_VM]
-    assert "x" not in taken.unavailable[0].problem.message.split()
+    assert [c.problem.reason for c in taken.outcome.unavailable] == [IN_USE_BY_VM]
+    assert "x" not in taken.outcome.unavailable[0].problem.message.split()
     assert taken.empty
     free = plan(observe(running, config_target=target), spec)
-    assert free.power_before is PowerAction.POWER_OFF
+    assert free.calls.power_before is PowerAction.POWER_OFF
 
 
 def test_resolve_changes_the_cluster_only_in_the_step_that_adds_the_devices() -> None:
     cluster = ObservedCluster("gpu", "domain-c1", ha_enabled=True, drs_enabled=True)
     spec = assignment(conflictPolicy="Resolve")  # WaitForPowerOff by default
     waiting = plan(observe(vm(power_state="poweredOn", cluster=cluster)), spec)
-    assert waiting.change_pending
-    assert waiting.cluster is None
+    assert waiting.outcome.change_pending
+    assert waiting.calls.cluster is None
     assert waiting.empty
-    assert waiting.previous is not None
-    assert waiting.previous.das_override is None
+    assert waiting.outcome.previous is not None
+    assert waiting.outcome.previous.das_override is None
     ready = plan(observe(vm(cluster=cluster)), spec)
-    assert ready.cluster is not None
-    assert ready.reconfigure is not None
+    assert ready.calls.cluster is not None
+    assert ready.calls.reconfigure is not None
 
 
 def _pinned(uuid: str = UUID, vcenter: str = VCENTER) -> VMDeviceAssignmentStatus:
@@ -284,7 +284,7 @@ def test_the_first_observation_pins_the_vm_and_later_ones_keep_it() -> None:
     assert status.vm is not None
     assert (status.vm.instance_uuid, status.vm.vcenter) == (UUID, VCENTER)
     again = plan(observe(vm(instance_uuid=UUID), vcenter_uuid=VCENTER), previous=status)
-    assert again.stalled is None
+    assert again.outcome.stalled is None
     later = assignment_status(again, previous=status, generation=1, now=NOW)
     assert later.vm is not None
     assert later.vm.instance_uuid == UUID
@@ -303,13 +303,13 @@ def test_another_vm_or_vcenter_than_the_pinned_one_is_left_alone(
 ) -> None:
     observed = observe(vm(instance_uuid=uuid), vcenter_uuid=vcenter)
     result = plan(observed, previous=_pinned())
-    assert (result.stalled.reason if result.stalled else None) == expected
+    assert (result.outcome.stalled.reason if result.outcome.stalled else None) == expected
     assert result.empty is (expected is not None)
     deleting = plan_assignment_deletion(
         namespace=NS, spec=assignment(), observed=observed, now=NOW, previous=_pinned()
     )
     if expected is not None:
-        assert deleting.release
+        assert deleting.outcome.release
         assert deleting.empty
 
 
@@ -335,18 +335,18 @@ def test_quota_is_shared_oldest_first(
 ) -> None:
     entry = consumer(maxDevices=limit) if uses is not None else consumer()
     result = plan(observe(policy=view(entry), quota_uses=uses or ()))
-    reasons = [c.problem.reason for c in result.unavailable]
+    reasons = [c.problem.reason for c in result.outcome.unavailable]
     assert reasons == ([QUOTA_EXCEEDED] if over else [])
-    assert (result.reconfigure is None) is over
+    assert (result.calls.reconfigure is None) is over
     if over:
-        assert result.stalled is not None
+        assert result.outcome.stalled is not None
 
 
 def test_quota_counts_every_namespace_of_a_selector_entry() -> None:
     entry = consumer(namespaces=[], namespaceSelector={"matchLabels": {"t": "ml"}}, maxDevices=1)
     sibling = QuotaUse("ml-two", "x", NOW - timedelta(days=5), 1, {"t": "ml"})
     result = plan(observe(policy=view(entry), namespace_labels={"t": "ml"}, quota_uses=(sibling,)))
-    assert [c.problem.reason for c in result.unavailable] == [QUOTA_EXCEEDED]
+    assert [c.problem.reason for c in result.outcome.unavailable] == [QUOTA_EXCEEDED]
 
 
 @pytest.mark.parametrize(
@@ -368,10 +368,10 @@ def test_a_guest_that_does_not_shut_down_is_powered_off_only_where_allowed(
         spec,
         tracking=tracking,
     )
-    assert result.power_before is action
-    assert result.reconfigure is None
+    assert result.calls.power_before is action
+    assert result.calls.reconfigure is None
     if action is None and waited > timedelta(minutes=29):
-        assert "does not allow PowerOff" in result.power_message
+        assert "does not allow PowerOff" in result.outcome.power_message
 
 
 @pytest.mark.parametrize(
@@ -392,18 +392,18 @@ def test_deletion_touches_nothing_the_namespace_may_no_longer_act_on(
         now=NOW,
         previous=status,
     )
-    assert result.release
+    assert result.outcome.release
     assert result.empty
-    assert result.not_ready is not None
+    assert result.outcome.not_ready is not None
 
 
 def test_deletion_of_a_missing_vm_releases_and_says_so() -> None:
     result = plan_assignment_deletion(
         namespace=NS, spec=assignment(), observed=VMObservation(vm=None), now=NOW
     )
-    assert result.release
-    assert result.not_ready is not None
-    assert result.not_ready.reason == VM_NOT_FOUND
+    assert result.outcome.release
+    assert result.outcome.not_ready is not None
+    assert result.outcome.not_ready.reason == VM_NOT_FOUND
 
 
 def test_claims_of_other_tenants_are_not_named() -> None:
@@ -411,5 +411,5 @@ def test_claims_of_other_tenants_are_not_named() -> None:
     result = plan(
         observe(config_target=ConfigTarget((other,)), attached_to_vms={GPU: ("secret-vm",)})
     )
-    (check,) = result.unavailable
+    (check,) = result.outcome.unavailable
     assert "secret-vm" not in check.problem.message

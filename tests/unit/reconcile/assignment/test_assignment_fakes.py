@@ -19,7 +19,7 @@ from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.power import PowerAction
 from dpio.reconcile.assignment.reconciler import AssignmentReconciler
-from dpio.reconcile.constants import FINALIZER
+from dpio.reconcile.finalizers import FINALIZER
 from dpio.reconcile.ports import PortError
 from dpio.reconcile.queue import Result
 

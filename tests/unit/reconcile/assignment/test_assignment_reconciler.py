@@ -11,8 +11,10 @@ from tests.unit.reconcile.assignment.test_assignment_fakes import World, body, c
 
 from dpio.planner.vm.observed import ObservedCluster, VMObservation
 from dpio.planner.vm.power import PowerAction
-from dpio.reconcile.assignment.reconciler import CLAIM_CHECK_SECONDS, STALLED_SECONDS
-from dpio.reconcile.constants import CONFIRM_SECONDS, FINALIZER
+from dpio.reconcile.assignment.reconciler import STALLED_SECONDS
+from dpio.reconcile.assignment.report import CLAIM_CHECK_SECONDS
+from dpio.reconcile.constants import CONFIRM_SECONDS
+from dpio.reconcile.finalizers import FINALIZER
 from dpio.reconcile.ports import PortError
 
 # A device this assignment added itself (only such a device is removed on delete).

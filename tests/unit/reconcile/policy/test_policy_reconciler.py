@@ -13,7 +13,7 @@ from tests.unit.planner.builders import GPU, NOW, gpu_host
 
 from dpio.api.policy import HostPassthroughPolicySpec
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
-from dpio.reconcile.constants import FINALIZER
+from dpio.reconcile.finalizers import FINALIZER
 from dpio.reconcile.policy.reconciler import STALLED_RECHECK_SECONDS, PolicyReconciler
 from dpio.reconcile.ports import PortError
 from dpio.reconcile.queue import Result
