@@ -1,8 +1,9 @@
 """What happens to host configuration when a HostPassthroughPolicy is deleted (`deletionPolicy`).
 
 Retain: nothing. Disable: disable passthrough on the devices this policy selects, except devices
-attached to a VM (taking them would break the VM at its next power-on) and devices another policy
-still selects. Dependent devices go with them (HostPciPassthruInfo.dependentDevice).
+attached to a VM (taking them would break the VM at its next power-on), devices powered-off VMs'
+Dynamic DirectPath devices need (`dpio.planner.host.in_use`) and devices another policy still
+selects. Dependent devices go with them (HostPciPassthruInfo.dependentDevice).
 "Enabled by this policy" is read as "selected by its spec": vSphere does not record who enabled a
 device, so a device that was enabled before the policy existed is disabled too.
 """
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from dpio.api.policy import DeletionPolicy, HostPassthroughPolicySpec
 from dpio.planner.host.dependents import dependent_groups
 from dpio.planner.host.host_plan import PassthruChange
+from dpio.planner.host.in_use import dynamic_keep
 from dpio.planner.host.plan import UpdatePassthruConfig
 from dpio.planner.host.rules import OtherPolicy, PolicyRules, Rivals
 from dpio.planner.observed import ObservedHost, ObservedInventory
@@ -68,4 +70,7 @@ def _disable(host: ObservedHost, rules: PolicyRules, rivals: Rivals) -> tuple[Pa
         )
         if not keep:
             off.update(m for m in group if m in info and info[m].passthru_enabled)
+    enabled = {i for i, state in info.items() if state.passthru_enabled}
+    for pci_id in dynamic_keep(host, enabled - off, off):
+        off -= groups.get(pci_id, frozenset({pci_id}))
     return tuple(PassthruChange(i, False, apply_now) for i in sorted(off))

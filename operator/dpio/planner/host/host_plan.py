@@ -20,6 +20,7 @@ from dpio.planner.host.passthru import (
     PassthruChange,
     apply_exclusive,
     expand_groups,
+    keep_for_dynamic,
     passthru_changes,
     project_changes,
     want,
@@ -84,6 +85,7 @@ def plan_host(host: ObservedHost, rules: PolicyRules, rivals: Rivals) -> HostPla
         listed += apply_exclusive(draft, set(listed))
     groups = dependent_groups(info.values())
     expand_groups(draft, groups)
+    keep_for_dynamic(draft, groups)
     changes = passthru_changes(
         draft, rules.apply_now_auto and host.device_rebind_without_reboot_supported
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from dpio.api.conditions import DEVICE_IN_USE, DEVICE_NOT_CAPABLE, POLICY_CONFLICT
 from dpio.api.policy import DeviceState
 from dpio.planner.conditions import Problem
+from dpio.planner.host.in_use import dynamic_keep, keep_message
 from dpio.planner.host.rules import PolicyRules, Rivals
 from dpio.planner.observed import HostPciDevice, HostPciPassthruInfo, ObservedHost
 
@@ -46,6 +47,7 @@ class Draft:
     refused: dict[str, tuple[DeviceState, str]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)  # id -> VM whose dynamic device needs it
 
 
 def want(draft: Draft, pci_id: str, enabled: bool, label: str | None) -> None:
@@ -127,7 +129,21 @@ def _enable_group(draft: Draft, pci_id: str, members: frozenset[str]) -> None:
 
 
 def _any_attached(draft: Draft, members: frozenset[str]) -> bool:
-    return any(draft.host.attached_to_vms.get(m) for m in members)
+    return any(draft.host.attached_to_vms.get(m) or m in draft.kept for m in members)
+
+
+def keep_for_dynamic(draft: Draft, groups: Mapping[str, frozenset[str]]) -> None:
+    """Devices about to be disabled that powered-off VMs' Dynamic DirectPath devices need stay
+    enabled, with their dependent devices (`dpio.planner.host.in_use`)."""
+    enabled = {i for i, info in draft.info.items() if info.passthru_enabled}
+    leaving = {i for i, on in draft.wanted.items() if not on and i in enabled}
+    staying = {i for i, on in draft.wanted.items() if on} | (enabled - set(draft.wanted))
+    for pci_id, vm in dynamic_keep(draft.host, staying, leaving).items():
+        for member in groups.get(pci_id, frozenset({pci_id})):
+            if draft.wanted.get(member) is False:
+                draft.wanted.pop(member)
+                draft.kept[member] = vm
+                draft.notes[member] = keep_message(vm)
 
 
 def passthru_changes(draft: Draft, apply_now: bool) -> tuple[PassthruChange, ...]:
