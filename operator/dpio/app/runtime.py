@@ -63,9 +63,13 @@ class Runtime:
         sessions = SessionCache()
         vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret)
         holder: list[Controller] = []
+        assignment_holder: list[Controller] = []
 
         def all_policies() -> Iterator[Body]:  # for policy conflicts (the older one wins)
             return holder[0].objects()
+
+        def all_assignments() -> Iterator[Body]:  # devices not to disable from under them
+            return iter(assignment_holder[0].objects()) if assignment_holder else iter(())
 
         objects = OwnStatusWrites(KubeObjects(kube), lambda: holder[0])
         reconciler = PolicyReconciler(
@@ -73,6 +77,7 @@ class Runtime:
             objects=objects,
             all_policies=all_policies,
             policies_version=lambda: holder[0].desired_changes,
+            all_assignments=all_assignments,
         )
         # Capped exponential backoff for vCenter outages: 1 s up to 5 min (docs/design.md,
         # "Failures and retries").
@@ -105,6 +110,7 @@ class Runtime:
         vcenters.on_change = on_change
         vms = VMCenters(vcenters.logins, config.vcenter_secret, watching=vcenters.watching)
         assignments, triggers = _assignments(config, kube, vms, policies)
+        assignment_holder.append(assignments)
 
         def on_vm_change(morefs: frozenset[str]) -> None:  # on the watcher's thread
             loop.call_soon_threadsafe(triggers.vms_changed, morefs)

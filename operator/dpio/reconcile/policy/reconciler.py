@@ -35,6 +35,7 @@ from dpio.planner.host.events import transition_events
 from dpio.planner.host.status import stalled_status
 from dpio.planner.observed import ObservedInventory
 from dpio.reconcile.constants import CONFIRM_SECONDS, FINALIZER
+from dpio.reconcile.policy.claims import pending_claims
 from dpio.reconcile.policy.others import OtherPolicies
 from dpio.reconcile.policy.selections import Selections
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
@@ -66,6 +67,8 @@ class PolicyReconciler:
     other_policies: OtherPolicies = field(default_factory=OtherPolicies)
     #: What each policy last planned on: which vCenter changes concern it.
     selections: Selections = field(default_factory=Selections)
+    #: The cached VMDeviceAssignments: devices they claim are never disabled from under them.
+    all_assignments: Callable[[], Iterable[Mapping[str, Any]]] = lambda: ()
 
     def concerns(self, name: str, hosts: frozenset[str] | None) -> bool:
         """Does a vCenter change of `hosts` (None: any host) call for reconciling `name`?"""
@@ -113,6 +116,7 @@ class PolicyReconciler:
             now=now,
             others=self._others(policy.metadata.name),
             previous=previous,
+            claims=pending_claims(self.all_assignments()),
         )
         self.selections.record(policy.metadata.name, policy.spec.hosts, plan)
         try:
@@ -220,6 +224,7 @@ class PolicyReconciler:
                     spec=policy.spec,
                     inventory=inventory,
                     others=self._others(policy.metadata.name),
+                    claims=pending_claims(self.all_assignments()),
                 )
                 await self._update_passthru(body, hosts, updates)
             except PortError as err:

@@ -11,6 +11,7 @@ from tests.unit.planner.builders import spec as make_spec
 
 from dpio.planner.host.deletion import plan_deletion
 from dpio.planner.host.host_plan import plan_host
+from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.rules import PolicyRules, Rivals
 from dpio.planner.observed import DynamicPassthrough, ObservedHost, ObservedInventory, ObservedVM
 
@@ -125,3 +126,50 @@ def test_a_powered_off_vm_with_a_static_device_already_keeps_it() -> None:
     )
     assert exclusive_off(observed) == []
     assert deletion_off(observed) == []
+
+
+# Assignments still converging: they claim a device their VM does not have yet.
+STATIC_CLAIM = DeviceClaim("ml/train", "esx01", address="0000:3B:00.0")
+DYNAMIC_CLAIM = DeviceClaim("ml/infer", "esx01", dynamic=dynamic("a100"))
+OTHER_HOST_CLAIM = DeviceClaim("ml/elsewhere", "esx02", address=GPU)
+
+
+def exclusive_plan(observed: ObservedHost, claims: tuple[DeviceClaim, ...]) -> Any:
+    rules = PolicyRules.from_spec(make_spec(devices=[{"address": GPU3}], exclusive=True))
+    inventory = ObservedInventory(hosts=(observed,))
+    return plan_host(observed, rules, Rivals.build("p", NOW, (), inventory), claims)
+
+
+def deletion_with(observed: ObservedHost, claims: tuple[DeviceClaim, ...]) -> list[str]:
+    selected = make_spec(
+        devices=[{"vendorID": "10de", "deviceID": "20b5"}], deletionPolicy="Disable"
+    )
+    inventory = ObservedInventory(hosts=(observed,))
+    updates = plan_deletion(name="p", spec=selected, inventory=inventory, claims=claims)
+    return [c.id for u in updates for c in u.changes if not c.passthru_enabled]
+
+
+@pytest.mark.parametrize(
+    ("claims", "off"),
+    [
+        pytest.param((), [GPU, GPU2], id="no-claim"),
+        pytest.param((STATIC_CLAIM,), [GPU2], id="static-claim-keeps-its-device"),
+        pytest.param((DYNAMIC_CLAIM,), [GPU2], id="dynamic-claim-keeps-one-match"),
+        pytest.param((STATIC_CLAIM, DYNAMIC_CLAIM), [], id="both"),
+        pytest.param((OTHER_HOST_CLAIM,), [GPU, GPU2], id="a-claim-on-another-host"),
+    ],
+)
+def test_devices_claimed_by_converging_assignments_are_kept(
+    claims: tuple[DeviceClaim, ...], off: list[str]
+) -> None:
+    observed = a100s()
+    plan = exclusive_plan(observed, claims)
+    assert [c.id for c in plan.changes if not c.passthru_enabled] == off
+    assert deletion_with(observed, claims) == off
+
+
+def test_a_claimed_device_says_which_assignment_holds_it() -> None:
+    plan = exclusive_plan(a100s(), (STATIC_CLAIM, DYNAMIC_CLAIM))
+    notes = {row.id: row.message for row in plan.devices}
+    assert "VMDeviceAssignment ml/train claims it and has not attached it yet" in notes[GPU]
+    assert "VMDeviceAssignment ml/infer has a Dynamic DirectPath device" in notes[GPU2]
