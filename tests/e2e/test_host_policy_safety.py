@@ -4,7 +4,8 @@ through `kubectl apply`, the running operator and the simulator.
 - A host someone else put in maintenance mode is neither rebooted nor taken out of it.
 - A drain that powered-on VMs would block is not started; the VMs are named (`DrainBlocked`).
 - `exclusive: true` and `deletionPolicy: Disable` leave enabled the devices a powered-off VM's
-  Dynamic DirectPath device needs: the VM still powers on afterwards.
+  Dynamic DirectPath device needs (the VM still powers on afterwards) and the devices an
+  assignment still waits to attach.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim
+from tests.e2e.assignments import EVERY_VM
 from tests.e2e.conftest import apply, get, kubectl, secret_for
 from tests.e2e.test_host_policy_lifecycle import condition, when
 from tests.integration.vsphere.helpers import connect, eventually, find, wait_task
@@ -208,3 +210,47 @@ def test_exclusive_and_deletion_keep_what_a_powered_off_dynamic_directpath_vm_ne
     kubectl(operator, "delete", "hpp", "e2e-disable", "--timeout=30s")
     assert sorted(enabled(sim).values()) == [False, True]
     power_cycle(sim, "dyn-off-01")
+
+
+def test_deletion_leaves_a_device_an_assignment_still_waits_to_attach(
+    operator: Sandbox, vcsim_factory: Callable[..., Simulator]
+) -> None:
+    # web-01 runs on esx-gpu-01 in GPU-Cluster, where HA and DRS conflict with passthrough: with
+    # conflictPolicy Block the assignment waits (FeatureConflict), so the T4 is claimed but not
+    # attached when the policy (deletionPolicy: Disable) goes.
+    sim = vcsim_factory()
+    secret_for(operator, sim, "vcsim-claims")
+    gpu01, t4 = "esx-gpu-01.lab.local", "0000:af:00.0"
+    apply(operator, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "claims"}})
+    entry = manifests.consumer(["claims"], folders=[EVERY_VM])
+    apply(
+        operator,
+        manifests.policy(
+            "e2e-claims",
+            secret="vcsim-claims",
+            hosts=[gpu01],
+            devices=[{"address": t4}],
+            deletionPolicy="Disable",
+            consumers=[entry],
+        ),
+    )
+    kubectl(operator, "wait", "--for=condition=Ready", "hpp/e2e-claims", "--timeout=60s")
+    apply(
+        operator,
+        manifests.assignment("web", "claims", "e2e-claims", "web-01", [manifests.pci_device(t4)]),
+    )
+
+    def observed() -> dict[str, Any] | None:  # pinned on its host, the T4 not attached
+        status = get(operator, "vmda", "web", "claims").get("status", {})
+        return status if status.get("vm", {}).get("host") == gpu01 else None
+
+    status = eventually(observed, timeout=60)
+    assert not any(d.get("attached") for d in status.get("devices", []))
+
+    kubectl(operator, "delete", "hpp", "e2e-claims", "--timeout=30s")
+
+    with connect(sim) as si:
+        infos = find(si, vim.HostSystem, gpu01).config.pciPassthruInfo
+        assert next(i for i in infos if i.id == t4).passthruEnabled is True
+    assert counts(sim).get("ReconfigVM_Task", 0) == 0  # the VM never got it: still converging
+    kubectl(operator, "delete", "vmda", "-n", "claims", "web", "--timeout=30s")
