@@ -1,11 +1,11 @@
 """Which powered-on VMs `EnterMaintenanceMode_Task` could not evacuate from a host.
 
-Maintenance mode is reached only once no powered-on VM is left on the host; vCenter moves VMs
-off by itself only through DRS, and only the VMs DRS may migrate without asking (vSphere
-Resource Management, "Using DRS Clusters to Manage Resources": "Placing a host in maintenance
-mode ... DRS migrates ... virtual machines ... if fully automated"). A drain that must wait for
-one of these VMs can only end in `drainTimeout`, so the rolling reboot does not start it and
-names the VMs instead (docs/design.md, "Host side: rolling reboots").
+Maintenance mode is reached only once no powered-on VM is left on the host. vCenter moves VMs
+off by itself only through DRS, and only those for which DRS is fully automated; for the others
+it makes recommendations a human must apply (vSphere Resource Management, "Placing a Host in
+Maintenance Mode" and "DRS Automation Level"). A drain that must wait for one of these VMs can
+only end in `drainTimeout`, so the rolling reboot does not start it and names the VMs instead
+(docs/design.md, "Host side: rolling reboots").
 """
 
 from __future__ import annotations
