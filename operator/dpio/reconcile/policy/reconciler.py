@@ -32,6 +32,7 @@ from dpio.planner import (
 )
 from dpio.planner.conditions import Problem
 from dpio.planner.host.events import transition_events
+from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.status import stalled_status
 from dpio.planner.observed import ObservedInventory
 from dpio.reconcile.constants import CONFIRM_SECONDS, FINALIZER
@@ -116,7 +117,7 @@ class PolicyReconciler:
             now=now,
             others=self._others(policy.metadata.name),
             previous=previous,
-            claims=pending_claims(self.all_assignments()),
+            claims=self._claims(policy.spec.exclusive),
         )
         self.selections.record(policy.metadata.name, policy.spec.hosts, plan)
         try:
@@ -224,7 +225,7 @@ class PolicyReconciler:
                     spec=policy.spec,
                     inventory=inventory,
                     others=self._others(policy.metadata.name),
-                    claims=pending_claims(self.all_assignments()),
+                    claims=self._claims(True),
                 )
                 await self._update_passthru(body, hosts, updates)
             except PortError as err:
@@ -257,6 +258,11 @@ class PolicyReconciler:
         # One Event per flip, not per reconcile: `kubectl describe` tells the story.
         for event in transition_events(previous, status):
             await self.objects.event(body, event.type, event.reason, event.message)
+
+    def _claims(self, disables: bool) -> tuple[DeviceClaim, ...]:
+        """Devices assignments still converge to: read only for a plan that may disable devices
+        (exclusive, deletion), since it walks every cached assignment."""
+        return pending_claims(self.all_assignments()) if disables else ()
 
     def _others(self, name: str) -> list[OtherPolicy]:
         if self.policies_version is None:
