@@ -97,15 +97,34 @@ def kubectl_failure(box: Sandbox, *args: str) -> str:
     raise AssertionError(f"kubectl {' '.join(args)} succeeded")
 
 
+# A cluster of one host, DRS fully automated: web-01 is a VM DRS may move, but there is no
+# other host to move it to, so maintenance mode is never reached (a drain the operator can't
+# foresee failing: DrainBlocked covers only VMs DRS may not move).
+LONE_HOST_INVENTORY = """
+datacenters:
+  - name: DC1
+    clusters:
+      - name: Lone-Cluster
+        drs: {enabled: true, automationLevel: fullyAutomated}
+        hosts:
+          - name: esx-lone-01.lab.local
+            version: "8.0.2"
+            deviceRebindWithoutReboot: true
+            pciDevices:
+              - {address: "0000:af:00.0", vendorId: "10de", deviceId: "1eb8", classId: "0302",
+                 name: "TU104GL [Tesla T4]", vendorName: NVIDIA Corporation}
+    vms:
+      - {name: web-01, host: esx-lone-01.lab.local, powerState: poweredOn, memoryMB: 2048}
+"""
+
+
 def test_a_host_that_cannot_drain_in_time_is_left_running_and_degraded(
     operator: Sandbox, vcsim_factory: Callable[..., Simulator]
 ) -> None:
-    # esx-gpu-01 runs ml-inference-01, powered on with the A100 attached: DRS can't migrate a VM
-    # with a passthrough device (sandbox/vcsim/README.md, EnterMaintenanceMode_Task), so the
-    # host never empties. applyNow: Never makes enabling the T4 wait for a reboot.
-    sim = vcsim_factory()
+    # applyNow: Never makes enabling the T4 wait for a reboot.
+    sim = vcsim_factory(LONE_HOST_INVENTORY)
     secret_for(operator, sim, "vcsim-drain")
-    host = "esx-gpu-01.lab.local"
+    host = "esx-lone-01.lab.local"
     reboot = {"policy": "Rolling", "maxUnavailable": 1, "drainTimeout": "3s"}
     apply(operator, policy("e2e-drain", "vcsim-drain", [host], T4, applyNow="Never", reboot=reboot))
 
@@ -118,6 +137,8 @@ def test_a_host_that_cannot_drain_in_time_is_left_running_and_degraded(
     assert condition(body, "RebootRequired")["status"] == "True"
     (status,) = body["status"]["hosts"]
     assert status["rollingReboot"]["phase"] == "Draining"  # kept: not drained again and again
+    # Its task is over: a maintenance mode entered from now on is someone else's.
+    assert status["rollingReboot"]["enteredByOperator"] is False
     assert status["devices"][0]["state"] == "PendingReboot"
     counts: Any = sim.admin("GET", "/counters")
     assert counts["counts"].get("RebootHost_Task", 0) == 0

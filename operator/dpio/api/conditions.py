@@ -40,6 +40,8 @@ DEVICE_NOT_FOUND = "DeviceNotFound"
 HOST_UNREACHABLE = "HostUnreachable"
 VCENTER_UNREACHABLE = "VCenterUnreachable"
 DRAIN_TIMEOUT = "DrainTimeout"
+DRAIN_BLOCKED = "DrainBlocked"  # powered-on VMs maintenance mode can't evacuate: not drained
+MAINTENANCE_MODE_BY_OTHERS = "MaintenanceModeByOthers"  # not the operator's: it waits
 POLICY_CONFLICT = "PolicyConflict"
 
 # PowerOffRequired reason.

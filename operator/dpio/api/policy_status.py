@@ -80,7 +80,10 @@ class RollingRebootStatus(StatusModel):
     phase: RebootPhase = Field(description="Draining, Rebooting or Exiting maintenance mode.")
     since: Timestamp = Field(description="When the phase began.")
     entered_by_operator: bool = Field(
-        False, description="The operator put the host in maintenance mode (and takes it out)."
+        False,
+        description="The operator put the host in maintenance mode (and takes it out); false "
+        "once its drain timed out: a maintenance mode entered later is someone else's, and the "
+        "operator neither reboots the host nor takes it out.",
     )
 
 

@@ -60,7 +60,9 @@ class Runtime:
         kube = KubeClient(api_client())
         sessions = SessionCache()
         vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret)
-        policies, policy_triggers = _policies(config, kube, vcenters)
+        # The policy side reads the assignments' cache too: devices they claim stay enabled.
+        assignment_cache = ObjectCache()
+        policies, policy_triggers = _policies(config, kube, vcenters, assignment_cache)
         loop = asyncio.get_running_loop()
         # Watcher threads hand changes to the event loop; the queue dedups a burst into one run.
         resyncs = Resyncs(policy_triggers.inventory_read)
@@ -73,7 +75,9 @@ class Runtime:
 
         vcenters.on_change = on_change
         vms = VMCenters(vcenters.logins, config.vcenter_secret, watching=vcenters.watching)
-        assignments, assignment_triggers = _assignments(config, kube, vms, policies.cache)
+        assignments, assignment_triggers = _assignments(
+            config, kube, vms, policies.cache, assignment_cache
+        )
 
         def on_vm_change(morefs: frozenset[str]) -> None:  # on the watcher's thread
             loop.call_soon_threadsafe(assignment_triggers.vms_changed, morefs)
@@ -104,16 +108,18 @@ class Runtime:
 
 
 def _policies(
-    config: Config, kube: KubeClient, vcenters: VCenters
+    config: Config, kube: KubeClient, vcenters: VCenters, assignments: ObjectCache
 ) -> tuple[Controller, PolicyTriggers]:
     """The HostPassthroughPolicy controller; its reconciler reads every policy from the cache
-    (policy conflicts: the older one wins)."""
+    (policy conflicts: the older one wins) and every assignment from theirs (devices not to
+    disable from under them)."""
     cache, own_writes = ObjectCache(), ExpectedStatuses()
     reconciler = PolicyReconciler(
         vcenter=vcenters,
         objects=OwnStatusWrites(KubeObjects(kube), own_writes),
         all_policies=cache.objects,
         policies_version=lambda: cache.desired_changes,
+        all_assignments=assignments.objects,
     )
     # Capped exponential backoff for vCenter outages: 1 s up to 5 min (docs/design.md,
     # "Failures and retries").
@@ -129,12 +135,12 @@ def _policies(
 
 
 def _assignments(
-    config: Config, kube: KubeClient, vms: VMCenters, policies: ObjectCache
+    config: Config, kube: KubeClient, vms: VMCenters, policies: ObjectCache, cache: ObjectCache
 ) -> tuple[Controller, AssignmentTriggers]:
     """The VMDeviceAssignment controller; it reads policies and namespaces from the caches, and
     every assignment from its own (device claims: the oldest one wins)."""
     namespaces: dict[str, dict[str, str]] = {}
-    cache, own_writes = ObjectCache(), ExpectedStatuses()
+    own_writes = ExpectedStatuses()
     reconciler = AssignmentReconciler(
         vcenter=vms,
         objects=OwnStatusWrites(KubeObjects(kube), own_writes),

@@ -100,6 +100,59 @@ class HostPciPassthruInfo:
         object.__setattr__(self, "dependent_device", normalize_pci_address(self.dependent_device))
 
 
+# VirtualMachine.runtime.powerState (vSphere API reference, VirtualMachinePowerState).
+POWERED_ON = "poweredOn"
+# DrsBehavior (vSphere API reference): the only one under which DRS migrates a VM by itself,
+# and so the only one under which EnterMaintenanceMode evacuates it.
+FULLY_AUTOMATED = "fullyAutomated"
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicPassthrough:
+    """One `VirtualPCIPassthroughDynamicBackingInfo` of a VM (vSphere 7.0, Dynamic DirectPath).
+
+    `allowed` holds the (vendor, device) ids of `allowedDevice[]`; `label` is `customLabel`;
+    `assigned_id` is `assignedId`, the host device vSphere picked, set only while the VM runs
+    (vSphere API reference).
+    """
+
+    allowed: tuple[tuple[int, int], ...]
+    label: str = ""
+    assigned_id: str = ""
+
+    def __post_init__(self) -> None:
+        allowed = tuple((mask_pci_id(v), mask_pci_id(d)) for v, d in self.allowed)
+        object.__setattr__(self, "allowed", allowed)
+        object.__setattr__(self, "assigned_id", normalize_pci_address(self.assigned_id))
+
+    def can_use(self, device: HostPciDevice, info: HostPciPassthruInfo) -> bool:
+        """Whether vSphere could back this device with `device` at power-on."""
+        if (device.vendor_id, device.device_id) not in self.allowed:
+            return False
+        return not self.label or self.label == info.hardware_label
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedVM:
+    """A VM registered on a host, with what decides whether maintenance mode can evacuate it.
+
+    `drs_behavior` is the DRS automation level in effect for the VM: its cluster override
+    (`ClusterDrsVmConfigInfo`), else the cluster's `defaultVmBehavior`; "disabled" when DRS is
+    off for it; None when the host is in no cluster (no DRS at all).
+    """
+
+    name: str
+    power_state: str = ""
+    passthrough: bool = False  # has a VirtualPCIPassthrough device (static or dynamic)
+    fault_tolerance: bool = False  # runtime.faultToleranceState is not notConfigured
+    drs_behavior: str | None = None
+    dynamic: tuple[DynamicPassthrough, ...] = ()
+
+    @property
+    def powered_on(self) -> bool:
+        return self.power_state == POWERED_ON
+
+
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -114,7 +167,7 @@ class ObservedHost:
 
     `in_use_by_host` maps a PCI id to why ESXi itself needs it (a physical NIC that carries a
     vmkernel port, a storage HBA); `attached_to_vms` maps a PCI id to the VMs whose
-    `VirtualPCIPassthrough` devices are backed by it.
+    `VirtualPCIPassthrough` devices are backed by it; `vms` are the VMs registered on it.
     """
 
     moref: str
@@ -131,6 +184,7 @@ class ObservedHost:
     pci_passthru_info: tuple[HostPciPassthruInfo, ...] = ()
     in_use_by_host: Mapping[str, str] = field(default_factory=dict)
     attached_to_vms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    vms: tuple[ObservedVM, ...] = ()  # registered on the host (VirtualMachine.runtime.host)
 
     def __post_init__(self) -> None:
         in_use = {normalize_pci_address(k): v for k, v in self.in_use_by_host.items()}

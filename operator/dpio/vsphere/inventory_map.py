@@ -22,14 +22,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from dpio.planner.observed import (
     CONNECTED,
+    DynamicPassthrough,
     HostPciDevice,
     HostPciPassthruInfo,
     ObservedHost,
     ObservedInventory,
+    ObservedVM,
     normalize_pci_address,
 )
 from dpio.vsphere.properties import ObjectProps, moref_id, moref_kind
@@ -57,8 +60,14 @@ HOST_PATHS: tuple[str, ...] = (
     "config.storageDevice.hostBusAdapter",
     "configManager.pciPassthruSystem",
 )
-VM_PATHS: tuple[str, ...] = ("name", "runtime.host", "config.hardware.device")
-CLUSTER_PATHS: tuple[str, ...] = ("name",)
+VM_PATHS: tuple[str, ...] = (
+    "name",
+    "runtime.host",
+    "runtime.powerState",
+    "runtime.faultToleranceState",
+    "config.hardware.device",
+)
+CLUSTER_PATHS: tuple[str, ...] = ("name", "configurationEx")
 
 
 def _list(value: Any) -> list[Any]:
@@ -161,6 +170,91 @@ def passthrough_backing_ids(devices: Iterable[Any]) -> list[str]:
     return ids
 
 
+def dynamic_backings(devices: Iterable[Any]) -> tuple[DynamicPassthrough, ...]:
+    """A VM's `VirtualPCIPassthroughDynamicBackingInfo`s (vSphere API reference)."""
+    found = []
+    for device in devices:
+        backing = getattr(device, "backing", None)
+        if moref_kind(device) != "VirtualPCIPassthrough" or not hasattr(backing, "allowedDevice"):
+            continue
+        allowed = tuple(
+            (int(getattr(a, "vendorId", 0) or 0), int(getattr(a, "deviceId", 0) or 0))
+            for a in _list(getattr(backing, "allowedDevice", None))
+        )
+        found.append(
+            DynamicPassthrough(
+                allowed=allowed,
+                label=_str(getattr(backing, "customLabel", "")),
+                assigned_id=_str(getattr(backing, "assignedId", "")),
+            )
+        )
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterDrs:
+    """`ClusterConfigInfoEx.drsConfig` and its `drsVmConfig` overrides, per VM moref."""
+
+    enabled: bool = False
+    default_behavior: str = ""
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def behavior(self, vm_moref: str) -> str:
+        """The automation level in effect for the VM; "disabled" when DRS leaves it alone."""
+        if not self.enabled:
+            return "disabled"
+        return self.overrides.get(vm_moref, self.default_behavior)
+
+
+def cluster_drs(objects: Iterable[ObjectProps]) -> dict[str, ClusterDrs]:
+    """Cluster moref -> DRS settings. vSphere API reference: ClusterDrsVmConfigInfo.enabled unset
+    means true; overrides count only while drsConfig.enableVmBehaviorOverrides (unset: true)."""
+    result = {}
+    for obj in objects:
+        if obj.kind != CLUSTER:
+            continue
+        config = obj.get("configurationEx")
+        drs = getattr(config, "drsConfig", None)
+        overrides: dict[str, str] = {}
+        if getattr(drs, "enableVmBehaviorOverrides", True) is not False:
+            for entry in _list(getattr(config, "drsVmConfig", None)):
+                enabled = getattr(entry, "enabled", None) is not False
+                behavior = _str(getattr(entry, "behavior", "")) if enabled else "disabled"
+                overrides[moref_id(entry.key)] = behavior or "disabled"
+        result[obj.moref] = ClusterDrs(
+            enabled=bool(getattr(drs, "enabled", False)),
+            default_behavior=_str(getattr(drs, "defaultVmBehavior", "")) or "fullyAutomated",
+            overrides=overrides,
+        )
+    return result
+
+
+def observed_vm(vm: ObjectProps, drs: ClusterDrs | None) -> ObservedVM:
+    devices = _list(vm.get("config.hardware.device"))
+    ft = _str(vm.get("runtime.faultToleranceState", ""))
+    return ObservedVM(
+        name=_str(vm.get("name", vm.moref)),
+        power_state=_str(vm.get("runtime.powerState", "")),
+        passthrough=any(moref_kind(d) == "VirtualPCIPassthrough" for d in devices),
+        fault_tolerance=ft not in ("", "notConfigured"),
+        drs_behavior=None if drs is None else drs.behavior(vm.moref),
+        dynamic=dynamic_backings(devices),
+    )
+
+
+def vms_by_host(
+    objects: Iterable[ObjectProps], host_cluster: Mapping[str, str], drs: Mapping[str, ClusterDrs]
+) -> dict[str, list[ObservedVM]]:
+    """Host moref -> its VMs; `host_cluster` maps host moref -> cluster moref."""
+    result: dict[str, list[ObservedVM]] = defaultdict(list)
+    for vm in objects:
+        host = moref_id(vm.get("runtime.host"))
+        if vm.kind == VM and host:
+            cluster = host_cluster.get(host)
+            result[host].append(observed_vm(vm, drs.get(cluster) if cluster else None))
+    return result
+
+
 def attached_by_host(vms: Iterable[ObjectProps]) -> dict[str, dict[str, list[str]]]:
     """Host moref -> PCI id -> names of the VMs holding it, sorted."""
     result: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -174,7 +268,10 @@ def attached_by_host(vms: Iterable[ObjectProps]) -> dict[str, dict[str, list[str
 
 
 def observed_host(
-    host: ObjectProps, clusters: Mapping[str, str], attached: Mapping[str, Sequence[str]]
+    host: ObjectProps,
+    clusters: Mapping[str, str],
+    attached: Mapping[str, Sequence[str]],
+    vms: Sequence[ObservedVM] = (),
 ) -> ObservedHost:
     parent = host.get("parent")
     return ObservedHost(
@@ -196,6 +293,7 @@ def observed_host(
         ),
         in_use_by_host=in_use_by_host(host),
         attached_to_vms={pci: tuple(names) for pci, names in attached.items()},
+        vms=tuple(sorted(vms, key=lambda v: v.name)),
     )
 
 
@@ -205,14 +303,27 @@ def cluster_names(objects: Iterable[ObjectProps]) -> dict[str, str]:
 
 
 def observed_inventory(
-    objects: Sequence[ObjectProps], clusters: Mapping[str, str] | None = None
+    objects: Sequence[ObjectProps],
+    clusters: Mapping[str, str] | None = None,
+    drs: Mapping[str, ClusterDrs] | None = None,
 ) -> ObservedInventory:
-    """Every host of the read, ordered by name, with cluster membership and VM attachments.
+    """Every host of the read, ordered by name, with cluster membership, VMs and attachments.
 
-    `clusters` (moref -> name) when the read had no cluster objects (a read of some hosts)."""
+    `clusters` (moref -> name) and `drs` when the read had no cluster objects (some hosts)."""
     names = cluster_names(objects) if clusters is None else clusters
+    settings = cluster_drs(objects) if drs is None else drs
     attached = attached_by_host(o for o in objects if o.kind == VM)
-    hosts = [observed_host(o, names, attached.get(o.moref, {})) for o in objects if o.kind == HOST]
+    host_cluster = {
+        o.moref: moref_id(o.get("parent"))
+        for o in objects
+        if o.kind == HOST and moref_kind(o.get("parent")) == CLUSTER
+    }
+    vms = vms_by_host(objects, host_cluster, settings)
+    hosts = [
+        observed_host(o, names, attached.get(o.moref, {}), vms.get(o.moref, ()))
+        for o in objects
+        if o.kind == HOST
+    ]
     return inventory_of(hosts, names.values())
 
 

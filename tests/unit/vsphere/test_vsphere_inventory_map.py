@@ -234,3 +234,69 @@ def test_disconnected_host_with_nothing_but_a_name_does_not_crash() -> None:
     assert dict(down.in_use_by_host) == {}
     assert inventory.host("host-4.lab").cluster is None  # type: ignore[union-attr]
     assert passthru_systems([host]) == {}
+
+
+def _cluster(moref: str, drs: Any, *overrides: Any) -> ObjectProps:
+    config = V.cluster.ConfigInfoEx(drsConfig=drs, drsVmConfig=list(overrides))
+    return ObjectProps(kind=CLUSTER, moref=moref, props={"name": moref, "configurationEx": config})
+
+
+def _override(vm: str, behavior: str | None = None, enabled: bool | None = None) -> Any:
+    return V.cluster.DrsVmConfigInfo(key=V.VirtualMachine(vm), behavior=behavior, enabled=enabled)
+
+
+def _running(name: str, host: str, *devices: Any, **props: Any) -> ObjectProps:
+    vm = _vm(name, host, *devices)
+    vm.props.update({"runtime.powerState": "poweredOn", **props})
+    return vm
+
+
+def test_vms_carry_what_decides_whether_maintenance_mode_can_evacuate_them() -> None:
+    drs = V.cluster.DrsConfigInfo(enabled=True, defaultVmBehavior="fullyAutomated")
+    objects = [
+        _cluster(
+            "domain-c1", drs, _override("vm-manual", "manual"), _override("vm-off", enabled=False)
+        ),
+        _cluster("domain-c2", V.cluster.DrsConfigInfo(enabled=False)),
+        _host("host-1", parent=V.ClusterComputeResource("domain-c1")),
+        _host("host-2", parent=V.ClusterComputeResource("domain-c2")),
+        _host("host-3", parent=V.Folder("group-h4")),
+        _running("web", "host-1"),
+        _running("manual", "host-1"),
+        _running("off", "host-1"),
+        _running("ft", "host-1", **{"runtime.faultToleranceState": "running"}),
+        _running("gpu", "host-1", _static("0000:3b:00.0")),
+        _running("nodrs", "host-2"),
+        _running("alone", "host-3"),
+    ]
+    vms = {vm.name: vm for h in observed_inventory(objects).hosts for vm in h.vms}
+    assert {n: v.drs_behavior for n, v in vms.items()} == {
+        "web": "fullyAutomated", "manual": "manual", "off": "disabled", "ft": "fullyAutomated",
+        "gpu": "fullyAutomated", "nodrs": "disabled", "alone": None,
+    }  # fmt: skip
+    assert [n for n, v in vms.items() if v.fault_tolerance] == ["ft"]
+    assert [n for n, v in vms.items() if v.passthrough] == ["gpu"]
+    assert all(v.powered_on for v in vms.values())
+
+
+def test_a_powered_off_vm_keeps_its_dynamic_directpath_demand() -> None:
+    backing = V.vm.device.VirtualPCIPassthrough.DynamicBackingInfo(
+        allowedDevice=[
+            V.vm.device.VirtualPCIPassthrough.AllowedDevice(vendorId=0x10DE, deviceId=0x20B5)
+        ],
+        customLabel="a100",
+    )
+    device = V.vm.device.VirtualPCIPassthrough(key=13000, backing=backing)
+    vm = _vm("trainer", "host-1", device)
+    vm.props["runtime.powerState"] = "poweredOff"
+    (host,) = observed_inventory([_host("host-1"), vm]).hosts
+    assert host.attached_to_vms == {}  # no assignedId while off: nothing reads as attached
+    (observed,) = host.vms
+    assert observed.passthrough
+    assert not observed.powered_on
+    (dynamic,) = observed.dynamic
+    assert (dynamic.allowed, dynamic.label, dynamic.assigned_id) == (
+        ((0x10DE, 0x20B5),),
+        "a100",
+        "",
+    )

@@ -1,8 +1,10 @@
 """What happens to host configuration when a HostPassthroughPolicy is deleted (`deletionPolicy`).
 
 Retain: nothing. Disable: disable passthrough on the devices this policy selects, except devices
-attached to a VM (taking them would break the VM at its next power-on) and devices another policy
-still selects. Dependent devices go with them (HostPciPassthruInfo.dependentDevice).
+attached to a VM (taking them would break the VM at its next power-on), devices powered-off VMs'
+Dynamic DirectPath devices or assignments still converging need (`dpio.planner.host.in_use`) and
+devices another policy still selects. Dependent devices go with them
+(HostPciPassthruInfo.dependentDevice).
 "Enabled by this policy" is read as "selected by its spec": vSphere does not record who enabled a
 device, so a device that was enabled before the policy existed is disabled too.
 """
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from dpio.api.policy import DeletionPolicy, HostPassthroughPolicySpec
 from dpio.planner.host.dependents import dependent_groups
 from dpio.planner.host.host_plan import PassthruChange
+from dpio.planner.host.in_use import DeviceClaim, claimed_addresses, dynamic_keep
 from dpio.planner.host.plan import UpdatePassthruConfig
 from dpio.planner.host.rules import OtherPolicy, PolicyRules, Rivals
 from dpio.planner.observed import ObservedHost, ObservedInventory
@@ -35,6 +38,7 @@ def plan_deletion(
     spec: HostPassthroughPolicySpec,
     inventory: ObservedInventory,
     others: Sequence[OtherPolicy] = (),
+    claims: Sequence[DeviceClaim] = (),
 ) -> tuple[UpdatePassthruConfig, ...]:
     if not deletion_touches_hosts(spec):
         return ()
@@ -48,13 +52,15 @@ def plan_deletion(
     rivals = Rivals.build(name, datetime.max.replace(tzinfo=UTC), tuple(others), inventory)
     updates = []
     for host in hosts:
-        changes = _disable(host, rules, rivals)
+        changes = _disable(host, rules, rivals, tuple(c for c in claims if c.host == host.name))
         if changes and host.connected:
             updates.append(UpdatePassthruConfig(host.name, host.moref, changes))
     return tuple(updates)
 
 
-def _disable(host: ObservedHost, rules: PolicyRules, rivals: Rivals) -> tuple[PassthruChange, ...]:
+def _disable(
+    host: ObservedHost, rules: PolicyRules, rivals: Rivals, claims: Sequence[DeviceClaim]
+) -> tuple[PassthruChange, ...]:
     info = host.passthru_info()
     devices = host.pci_device()
     groups = dependent_groups(info.values())
@@ -68,4 +74,10 @@ def _disable(host: ObservedHost, rules: PolicyRules, rivals: Rivals) -> tuple[Pa
         )
         if not keep:
             off.update(m for m in group if m in info and info[m].passthru_enabled)
+    claimed = set(claimed_addresses(claims))
+    for pci_id in claimed:
+        off -= groups.get(pci_id, frozenset({pci_id}))
+    enabled = {i for i, state in info.items() if state.passthru_enabled}
+    for pci_id in dynamic_keep(host, enabled - off - claimed, off, claims):
+        off -= groups.get(pci_id, frozenset({pci_id}))
     return tuple(PassthruChange(i, False, apply_now) for i in sorted(off))

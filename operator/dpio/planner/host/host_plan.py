@@ -8,18 +8,20 @@ already right, so no call is made), and one `DevicePlan` per device the policy h
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dpio.api.conditions import DEVICE_NOT_FOUND, PASSTHROUGH_UNSUPPORTED
 from dpio.api.policy import DeviceState
 from dpio.planner.conditions import Problem
 from dpio.planner.host.dependents import dependent_groups
+from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.passthru import (
     Draft,
     PassthruChange,
     apply_exclusive,
     expand_groups,
+    keep_in_use,
     passthru_changes,
     project_changes,
     want,
@@ -70,20 +72,24 @@ def device_state(info: HostPciPassthruInfo) -> DeviceState:
     return DeviceState.PENDING_DISABLE_REBOOT if info.passthru_active else DeviceState.DISABLED
 
 
-def plan_host(host: ObservedHost, rules: PolicyRules, rivals: Rivals) -> HostPlan:
+def plan_host(
+    host: ObservedHost, rules: PolicyRules, rivals: Rivals, claims: Sequence[DeviceClaim] = ()
+) -> HostPlan:
     info = host.passthru_info()
     matches, absent = match_devices(rules.matchers, host)
     listed = [m.device.id for m in matches]
     not_found = tuple(_not_found(host, address) for address in absent)
     if not any(i.passthru_capable for i in info.values()):
         return _unsupported(host, listed, not_found)
-    draft = Draft(host, info, host.pci_device(), rules, rivals)
+    mine = tuple(c for c in claims if c.host == host.name)
+    draft = Draft(host, info, host.pci_device(), rules, rivals, claims=mine)
     for match in matches:
         want(draft, match.device.id, True, match.matcher.hardware_label)
     if rules.exclusive:
         listed += apply_exclusive(draft, set(listed))
     groups = dependent_groups(info.values())
     expand_groups(draft, groups)
+    keep_in_use(draft, groups)
     changes = passthru_changes(
         draft, rules.apply_now_auto and host.device_rebind_without_reboot_supported
     )

@@ -15,6 +15,13 @@ from dataclasses import dataclass, field, replace
 from dpio.api.conditions import DEVICE_IN_USE, DEVICE_NOT_CAPABLE, POLICY_CONFLICT
 from dpio.api.policy import DeviceState
 from dpio.planner.conditions import Problem
+from dpio.planner.host.in_use import (
+    DeviceClaim,
+    claim_message,
+    claimed_addresses,
+    dynamic_keep,
+    keep_message,
+)
 from dpio.planner.host.rules import PolicyRules, Rivals
 from dpio.planner.observed import HostPciDevice, HostPciPassthruInfo, ObservedHost
 
@@ -46,6 +53,8 @@ class Draft:
     refused: dict[str, tuple[DeviceState, str]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    claims: tuple[DeviceClaim, ...] = ()  # assignments' devices not attached yet, this host
+    kept: dict[str, str] = field(default_factory=dict)  # id -> who needs it (in_use)
 
 
 def want(draft: Draft, pci_id: str, enabled: bool, label: str | None) -> None:
@@ -94,6 +103,11 @@ def apply_exclusive(draft: Draft, selected: set[str]) -> list[str]:
         if vms:
             draft.notes[pci_id] = f"Attached to VM {', '.join(vms)}; exclusive leaves it enabled"
             continue
+        claimed = claimed_addresses(draft.claims).get(pci_id)
+        if claimed is not None:
+            draft.kept[pci_id] = claimed
+            draft.notes[pci_id] = claim_message(claimed)
+            continue
         want(draft, pci_id, False, None)
     return touched
 
@@ -127,7 +141,32 @@ def _enable_group(draft: Draft, pci_id: str, members: frozenset[str]) -> None:
 
 
 def _any_attached(draft: Draft, members: frozenset[str]) -> bool:
-    return any(draft.host.attached_to_vms.get(m) for m in members)
+    return any(draft.host.attached_to_vms.get(m) or m in draft.kept for m in members)
+
+
+def keep_in_use(draft: Draft, groups: Mapping[str, frozenset[str]]) -> None:
+    """Devices about to be disabled that a VM or an assignment may still need stay enabled,
+    with their dependent devices (`dpio.planner.host.in_use`): ones assignments claim, and
+    as many as not-running Dynamic DirectPath devices need."""
+    claimed = claimed_addresses(draft.claims)
+    for pci_id, assignment in claimed.items():
+        _keep(draft, groups, pci_id, assignment, claim_message(assignment))
+    enabled = {i for i, info in draft.info.items() if info.passthru_enabled}
+    leaving = {i for i, on in draft.wanted.items() if not on and i in enabled}
+    staying = {i for i, on in draft.wanted.items() if on} | (enabled - set(draft.wanted))
+    staying -= set(claimed)  # those serve their assignment, not a dynamic device
+    for pci_id, who in dynamic_keep(draft.host, staying, leaving, draft.claims).items():
+        _keep(draft, groups, pci_id, who, keep_message(who))
+
+
+def _keep(
+    draft: Draft, groups: Mapping[str, frozenset[str]], pci_id: str, who: str, message: str
+) -> None:
+    for member in groups.get(pci_id, frozenset({pci_id})):
+        if draft.wanted.get(member) is False:
+            draft.wanted.pop(member)
+            draft.kept[member] = who
+            draft.notes[member] = message
 
 
 def passthru_changes(draft: Draft, apply_now: bool) -> tuple[PassthruChange, ...]:

@@ -22,6 +22,7 @@ from dpio.api.policy import (
 )
 from dpio.planner.conditions import Problem
 from dpio.planner.host.host_plan import HostPlan, PassthruChange, plan_host
+from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.reboot import RebootAction, RebootCandidate, RebootPlan, plan_reboots
 from dpio.planner.host.rules import OtherPolicy, PolicyRules, Rivals
 from dpio.planner.observed import ObservedHost, ObservedInventory
@@ -75,6 +76,7 @@ def plan_policy(
     now: datetime,
     others: Sequence[OtherPolicy] = (),
     previous: HostPassthroughPolicyStatus | None = None,
+    claims: Sequence[DeviceClaim] = (),
 ) -> PolicyPlan:
     try:
         rules = PolicyRules.from_spec(spec)
@@ -84,7 +86,7 @@ def plan_policy(
         return PolicyPlan(stalled=Problem(INVALID_SPEC, str(err)))
     rivals = Rivals.build(name, creation_timestamp, tuple(others), inventory, selection.hosts)
     records = _previous_records(previous)
-    plans = tuple(plan_host(h, rules, rivals) for h in selection.hosts)
+    plans = tuple(plan_host(h, rules, rivals, claims) for h in selection.hosts)
     reboot = _plan_reboots(spec, drain_timeout, plans, records, now)
     plans = tuple(_reachable(p, reboot) for p in plans)
     updates = tuple(

@@ -19,9 +19,11 @@ from dpio.api.conditions import (
     DEVICE_IN_USE,
     DEVICE_NOT_CAPABLE,
     DEVICE_NOT_FOUND,
+    DRAIN_BLOCKED,
     DRAIN_TIMEOUT,
     HOST_UNREACHABLE,
     INSECURE_CONNECTION,
+    MAINTENANCE_MODE_BY_OTHERS,
     PASSTHROUGH_UNSUPPORTED,
     PENDING_REBOOT,
     POLICY_CONFLICT,
@@ -57,6 +59,8 @@ _DEGRADED_ORDER = (
     DEVICE_NOT_FOUND,
     POLICY_CONFLICT,
     DRAIN_TIMEOUT,
+    DRAIN_BLOCKED,
+    MAINTENANCE_MODE_BY_OTHERS,
     HOST_UNREACHABLE,
     VCENTER_UNREACHABLE,
 )
@@ -154,7 +158,10 @@ def device_status(row: DevicePlan) -> DeviceStatus:
 def host_status(plan: HostPlan, policy: PolicyPlan) -> HostStatus:
     name = plan.host.name
     message = plan.message
-    if name in policy.reboot.timed_out:
+    waiting = policy.reboot.waiting.get(name)
+    if waiting is not None:
+        message = f"Rolling reboot waits: {waiting}. {message}"
+    elif name in policy.reboot.timed_out:
         message = f"Could not enter maintenance mode within drainTimeout; left running. {message}"
     return HostStatus(
         name=name,

@@ -32,10 +32,12 @@ from dpio.planner import (
 )
 from dpio.planner.conditions import Problem
 from dpio.planner.host.events import transition_events
+from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.status import stalled_status
 from dpio.reconcile import finalizers
 from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio.reconcile.finalizers import Stage
+from dpio.reconcile.policy.claims import pending_claims
 from dpio.reconcile.policy.others import OtherPolicies
 from dpio.reconcile.policy.selections import Selections
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
@@ -67,6 +69,8 @@ class PolicyReconciler:
     other_policies: OtherPolicies = field(default_factory=OtherPolicies)
     #: What each policy last planned on: which vCenter changes concern it (`PolicyTriggers`).
     selections: Selections = field(default_factory=Selections)
+    #: The cached VMDeviceAssignments: devices they claim are never disabled from under them.
+    all_assignments: Callable[[], Iterable[Mapping[str, Any]]] = lambda: ()
 
     async def __call__(self, body: Mapping[str, Any]) -> Result:
         try:
@@ -106,6 +110,7 @@ class PolicyReconciler:
             now=now,
             others=self._others(policy.metadata.name),
             previous=previous,
+            claims=self._claims(policy.spec.exclusive),
         )
         self.selections.record(policy.metadata.name, policy.spec.hosts, plan)
         try:
@@ -210,6 +215,7 @@ class PolicyReconciler:
                     spec=policy.spec,
                     inventory=inventory,
                     others=self._others(policy.metadata.name),
+                    claims=self._claims(True),
                 )
                 await self._update_passthru(body, hosts, updates)
             except PortError as err:
@@ -242,6 +248,11 @@ class PolicyReconciler:
         # One Event per flip, not per reconcile: `kubectl describe` tells the story.
         for event in transition_events(previous, status):
             await self.objects.event(body, event.type, event.reason, event.message)
+
+    def _claims(self, disables: bool) -> tuple[DeviceClaim, ...]:
+        """Devices assignments still converge to: read only for a plan that may disable devices
+        (exclusive, deletion), since it walks every cached assignment."""
+        return pending_claims(self.all_assignments()) if disables else ()
 
     def _others(self, name: str) -> list[OtherPolicy]:
         if self.policies_version is None:

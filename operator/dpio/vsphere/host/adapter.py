@@ -83,7 +83,7 @@ class HostAdapter:
                     return None
                 morefs.add(change.moref)
             elif change.kind == VM and change.operation == "modify" and not change.paths & _VM:
-                continue  # e.g. power state or snapshots: for assignments, not host planning
+                continue  # e.g. snapshots: for assignments, not host planning
             elif change.kind == VM and change.operation != "enter":
                 host = self.reader.vm_host(change.moref)
                 if not host or "runtime.host" in change.paths:

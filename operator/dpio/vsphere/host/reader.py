@@ -35,6 +35,8 @@ from dpio.vsphere.inventory_map import (
     HOST_PATHS,
     VM,
     VM_PATHS,
+    ClusterDrs,
+    cluster_drs,
     cluster_names,
     observed_inventory,
     passthru_systems,
@@ -60,6 +62,7 @@ class InventoryReader:
         self._passthru_systems: dict[str, tuple[str, str]] = {}
         self._vm_hosts: dict[str, str] = {}  # VM moref -> its host's moref, from the last read
         self._clusters: dict[str, str] | None = None  # moref -> name, from the last full read
+        self._drs: dict[str, ClusterDrs] = {}  # cluster moref -> DRS settings, likewise
 
     def _container_view(self, conn: Connection) -> Any:
         with self._lock:
@@ -108,6 +111,7 @@ class InventoryReader:
             if include_vms:
                 self._vm_hosts = vm_hosts
             self._clusters = cluster_names(objects)
+            self._drs = cluster_drs(objects)
         inventory = observed_inventory(objects)
         if not names and not clusters:
             return inventory
@@ -121,6 +125,7 @@ class InventoryReader:
         """
         with self._lock:
             clusters = None if self._clusters is None else dict(self._clusters)
+            drs = dict(self._drs)
         if clusters is None:
             return None
         refs = [conn.ref(vim.HostSystem, m) for m in morefs]
@@ -144,7 +149,7 @@ class InventoryReader:
             wanted = set(morefs)
             self._vm_hosts = {vm: h for vm, h in self._vm_hosts.items() if h not in wanted}
             self._vm_hosts.update(vms)
-        return observed_inventory(objects, clusters)
+        return observed_inventory(objects, clusters, drs)
 
     def vm_host(self, vm_moref: str) -> str:
         """The moref of the host the VM ran on at the last read; empty if unknown."""

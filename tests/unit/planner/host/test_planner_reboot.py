@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from tests.unit.planner.builders import NOW, host
 
-from dpio.api.conditions import DRAIN_TIMEOUT
+from dpio.api.conditions import DRAIN_TIMEOUT, MAINTENANCE_MODE_BY_OTHERS
 from dpio.api.policy import RebootPhase, RebootPolicy, RebootSpec, RollingRebootStatus
 from dpio.planner.host.reboot import (
     EnterMaintenanceMode,
@@ -137,15 +137,47 @@ def test_phases(
     assert (got.phase if got else None) is phase
 
 
-def test_host_put_in_maintenance_by_someone_else_is_rebooted_but_not_taken_out() -> None:
+def test_a_host_someone_else_put_in_maintenance_mode_is_neither_rebooted_nor_taken_out() -> None:
     theirs = host("esx01", in_maintenance_mode=True)
-    first = step([(theirs, True)])
-    assert names(first.actions) == [("RebootHost", "esx01")]
-    assert first.records["esx01"].entered_by_operator is False
+    first = step([(theirs, True), (host("esx02"), True)])
+    assert first.actions == ()  # and esx02 waits too: esx01 already takes the one slot
+    assert first.records == {}  # no record: nothing marks their maintenance mode as ours
+    assert [p.reason for p in first.problems] == [MAINTENANCE_MODE_BY_OTHERS]
+    assert "entered by someone else" in first.waiting["esx01"]
+    assert first.in_progress == ()
+    # Restart-safe: the next run (any replica) decides the same from the same status.
+    again = step([(theirs, True)], dict(first.records))
+    assert again.actions == ()
+    assert again.records == {}
+    # Once its owner takes it out, the operator drains it itself.
+    out = step([(host("esx01"), True)], dict(again.records))
+    assert names(out.actions) == [("EnterMaintenanceMode", "esx01")]
+    assert out.records["esx01"].entered_by_operator
+
+
+def test_after_a_drain_timeout_a_maintenance_mode_entered_by_hand_is_not_the_operators() -> None:
+    timed_out = step([(host("esx01"), True)], {"esx01": record(RebootPhase.DRAINING, 31)})
+    assert timed_out.records["esx01"].entered_by_operator is False
+    by_hand = host("esx01", in_maintenance_mode=True)
+    result = step([(by_hand, True)], dict(timed_out.records))
+    assert result.actions == ()  # no RebootHost, and later no ExitMaintenanceMode either
+    assert [p.reason for p in result.problems] == [MAINTENANCE_MODE_BY_OTHERS]
+    assert result.in_progress == ()
+    # Rebooted by hand: the record goes, and the host stays in maintenance mode.
+    rebooted = step([(by_hand, False)], dict(result.records))
+    assert rebooted.actions == ()
+    assert rebooted.records == {}
+
+
+def test_a_record_that_the_operator_entered_maintenance_mode_survives_a_restart() -> None:
+    """The record is written before EnterMaintenanceMode starts; a new process reads it."""
+    ours = step([(host("esx01"), True)])
+    in_mm = host("esx01", in_maintenance_mode=True)
+    rebooting = step([(in_mm, True)], dict(ours.records))
+    assert names(rebooting.actions) == [("RebootHost", "esx01")]
     back = host("esx01", in_maintenance_mode=True, boot_time=NOW + timedelta(minutes=1))
-    second = step([(back, False)], dict(first.records))
-    assert second.actions == ()  # it stays where its owner put it
-    assert second.records == {}
+    exiting = step([(back, False)], dict(rebooting.records))
+    assert names(exiting.actions) == [("ExitMaintenanceMode", "esx01")]
 
 
 def test_drain_past_timeout_leaves_host_running_and_degraded() -> None:

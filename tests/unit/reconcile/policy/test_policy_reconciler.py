@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from tests.unit.planner.builders import GPU, NOW, gpu_host
+from tests.unit.planner.builders import GPU, NOW, dev, gpu_host, host, info
 
 from dpio.api.policy import HostPassthroughPolicySpec
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
@@ -358,3 +358,34 @@ def test_a_policy_with_a_pattern_re2_refuses_can_still_be_deleted() -> None:
 
     assert objects.finalizers == []  # the object goes away, not stuck behind its finalizer
     assert hosts.updates == []  # it never selected the A100, so it does not disable it
+
+
+@pytest.mark.parametrize(("claimed", "disabled"), [(False, ["0000:5e:00.0"]), (True, [])])
+def test_exclusive_leaves_a_device_a_converging_assignment_claims(
+    claimed: bool, disabled: list[str]
+) -> None:
+    other = "0000:5e:00.0"
+    observed = host(
+        "esx01",
+        (dev(GPU), dev(other)),
+        (info(GPU, enabled=True, active=True), info(other, enabled=True, active=True)),
+    )
+    hosts = FakeHosts(ObservedInventory(hosts=(observed,)))
+    waiting = {
+        "metadata": {"namespace": "ml", "name": "train"},
+        "spec": {"devices": [{"name": "gpu0", "pci": {"address": other}}]},
+        "status": {"vm": {"host": "esx01"}},  # e.g. waiting for the VM to power off
+    }
+    reconciler = PolicyReconciler(
+        FakeVCenter(hosts),
+        FakeObjects(),
+        lambda: [],
+        clock=lambda: NOW,
+        all_assignments=lambda: [waiting] if claimed else [],
+    )
+    exclusive = body(None)
+    exclusive["spec"]["exclusive"] = True
+
+    asyncio.run(reconciler(exclusive))
+
+    assert [c.id for u in hosts.updates for c in u.changes] == disabled
