@@ -221,7 +221,7 @@ def read_everything(si: Any, report: Report) -> dict[tuple[str, str], dict[str, 
                         if _key(ref) not in seen:
                             pending.setdefault(_key(ref), ref)
         for key in sorted(mos):
-            _read_attributes(mos[key], report)
+            _read_attributes(mos[key], seen[key], report)
         report.objects += len(seen)
         return seen
     finally:
@@ -266,6 +266,8 @@ def _collect(
             for problem in validate(raw, _PC.RetrieveResult, stub):
                 report.failures.append(f"{kind._wsdlName} RetrievePropertiesEx: {problem}")
             for obj in result.objects if result else []:
+                if type(obj.obj) is not kind:  # a view of a type holds its subtypes too
+                    continue
                 for missing in obj.missingSet:
                     report.failures.append(
                         f"{kind._wsdlName} {obj.obj._moId}.{missing.path}: {missing.fault}"
@@ -294,13 +296,26 @@ def _collect(
     return results
 
 
-def _read_attributes(mo: Any, report: Report) -> None:
-    """Each property by attribute access (pyVmomi 9 reads one property with ``Fetch``)."""
+#: Properties that change between two reads by themselves: a session's lastActiveTime moves
+#: with every call.
+VOLATILE = {"SessionManager.sessionList", "SessionManager.currentSession"}
+
+
+def _read_attributes(mo: Any, values: dict[str, Any], report: Report) -> None:
+    """Each property by attribute access (pyVmomi 9 reads one property with ``Fetch``): it
+    parses and equals the collector's value (unset there: None or an empty list here)."""
     for prop in properties(mo._stub, type(mo)):
         report.attribute_reads += 1
+        name = f"{mo._wsdlName} {mo._moId}.{prop.name}"
         try:
-            getattr(mo, prop.name)
+            value = getattr(mo, prop.name)
         except Exception as exc:
-            report.failures.append(
-                f"{mo._wsdlName} {mo._moId}.{prop.name} (attribute): {type(exc).__name__}: {exc}"
-            )
+            report.failures.append(f"{name} (attribute): {type(exc).__name__}: {exc}")
+            continue
+        if f"{mo._wsdlName}.{prop.name}" in VOLATILE:
+            continue
+        if prop.name in values:
+            if repr(value) != repr(values[prop.name]):
+                report.failures.append(f"{name}: attribute and collector values differ")
+        elif value not in (None, []):
+            report.failures.append(f"{name}: unset for the collector, {value!r} by attribute")
