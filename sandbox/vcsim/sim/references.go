@@ -53,6 +53,7 @@ func (s *Simulator) completeReferences() {
 		}
 	}
 	si := s.Map.Get(vim25.ServiceInstance).(*simulator.ServiceInstance)
+	s.completeCatalogs(si.Content)
 	if ref := si.Content.SnmpSystem; ref != nil {
 		if snmp, ok := s.Map.Get(*ref).(*mo.HostSnmpSystem); ok {
 			snmp.Limits = types.HostSnmpSystemAgentLimits{

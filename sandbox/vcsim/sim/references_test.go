@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
@@ -70,4 +71,35 @@ func refsOf(s *Simulator, kind string) []types.ManagedObjectReference {
 		refs = append(refs, e.Reference())
 	}
 	return refs
+}
+
+// The event and privilege catalogs list what vCenter's do: the event severities, every privilege
+// (those of the Admin role) and its groups.
+func TestCatalogsComplete(t *testing.T) {
+	s := newTestSim(t)
+	c := connect(t, s).Client
+	ctx := context.Background()
+	pc := property.DefaultCollector(c)
+	var em mo.EventManager
+	if err := pc.RetrieveOne(ctx, *c.ServiceContent.EventManager, []string{"description"}, &em); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, c := range em.Description.Category {
+		keys = append(keys, c.GetElementDescription().Key)
+	}
+	if len(keys) != len(types.EventEventSeverity("").Values()) {
+		t.Errorf("event categories %v", keys)
+	}
+	var am mo.AuthorizationManager
+	if err := pc.RetrieveOne(ctx, *c.ServiceContent.AuthorizationManager, []string{"description", "roleList"}, &am); err != nil {
+		t.Fatal(err)
+	}
+	admin := object.AuthorizationRoleList(am.RoleList).ByName("Admin")
+	if admin == nil || len(am.Description.Privilege) != len(admin.Privilege) {
+		t.Errorf("%d privileges described, Admin role %v", len(am.Description.Privilege), admin)
+	}
+	if len(am.Description.PrivilegeGroup) == 0 {
+		t.Error("no privilege groups described")
+	}
 }

@@ -48,9 +48,6 @@ EXCLUDED_FIELDS: dict[str, str] = {
             "action",
         )
     },
-    "AuthorizationDescription.privilege": _CATALOG,
-    "AuthorizationDescription.privilegeGroup": _CATALOG,
-    "EventDescription.category": _CATALOG,
     "PerformanceDescription.counterType": _CATALOG,
     "PerformanceDescription.statsType": _CATALOG,
     **{
