@@ -38,6 +38,7 @@ lint: venv ## ruff, mypy --strict, import-linter layer contracts, gofmt/go vet
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	@cd sandbox/vcsim && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	@cd sandbox/govc && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	cd sandbox/vcsim && go vet ./...
 
 .PHONY: fmt
@@ -45,6 +46,7 @@ fmt: venv ## Format Python and Go sources
 	$(VENV)/bin/ruff check --fix operator sandbox tests bench
 	$(VENV)/bin/ruff format operator sandbox tests bench
 	cd sandbox/vcsim && gofmt -w .
+	cd sandbox/govc && gofmt -w .
 
 .PHONY: test-unit
 test-unit: venv ## Pure unit tests only (no sandbox)

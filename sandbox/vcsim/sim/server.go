@@ -107,6 +107,7 @@ func New(inv *Inventory, opts Options) (*Simulator, error) {
 		return nil, fmt.Errorf("load inventory: %w", err)
 	}
 	// The counters are for clients: the inventory's own set-up calls don't count.
+	s.completeReferences()
 	s.Counters.Reset()
 	return s, nil
 }
