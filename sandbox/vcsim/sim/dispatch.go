@@ -47,6 +47,9 @@ func dispatch(ctx *simulator.Context, method *simulator.Method) (mo.Reference, t
 			return f, nil
 		}
 	}
+	if w := waitHandler(ctx, method); w != nil { // waitforupdates.go
+		return w, nil
+	}
 	obj, fault := resolve(ctx, method)
 	if ctx.Session != nil {
 		routeSession(ctx, method.This, obj)
