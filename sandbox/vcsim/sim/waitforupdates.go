@@ -61,9 +61,11 @@ const (
 	// wfuMaxObjectUpdates is the page size when the client sets none (upstream's and, in
 	// practice, vCenter's: "PropertyCollector policy may still limit the total count").
 	wfuMaxObjectUpdates = 100
-	// wfuLogSize is how many object updates a collector keeps for clients that ask again with
-	// an older version.
-	wfuLogSize = 20000
+	// wfuLogSize bounds the object updates a collector keeps; wfuKeepAcked is how many of those
+	// a client already confirmed (by asking with a later version) stay for a client that asks
+	// again with an older version (an answer lost on the wire).
+	wfuLogSize   = 20000
+	wfuKeepAcked = 1000
 	// wfuSettle lets the updates of one operation (a task's info, then the object) arrive
 	// together instead of in one answer each; upstream polls every 20 ms.
 	wfuSettle = 10 * time.Millisecond
@@ -511,6 +513,19 @@ func (st *wfuState) append(filter types.ManagedObjectReference, u types.ObjectUp
 	}
 }
 
+// acked drops what the client confirmed by asking with version `from`, but the last
+// wfuKeepAcked updates before it.
+func (st *wfuState) acked(from int64) {
+	i := 0
+	for i < len(st.log) && st.log[i].seq <= from {
+		i++
+	}
+	if n := i - wfuKeepAcked; n > 0 {
+		st.trimmed = st.log[n-1].seq
+		st.log = append([]wfuEntry(nil), st.log[n:]...)
+	}
+}
+
 // since returns the log's updates after version `from` of filters that still exist.
 func (st *wfuState) since(from int64) []wfuEntry {
 	var out []wfuEntry
@@ -600,6 +615,7 @@ func (st *wfuState) wait(ctx *simulator.Context, version string, opts *types.Wai
 		st.mu.Unlock()
 		return nil, new(types.InvalidCollectorVersion)
 	}
+	st.acked(from)
 	st.mu.Unlock()
 
 	for {

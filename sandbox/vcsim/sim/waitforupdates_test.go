@@ -493,3 +493,22 @@ func BenchmarkWaitForUpdates625(b *testing.B) {
 		}
 	}
 }
+
+func TestWaitForUpdatesLogKeepsRecentAcknowledged(t *testing.T) {
+	st := newWfuState(nil)
+	f := types.ManagedObjectReference{Type: "PropertyFilter", Value: "f"}
+	st.filters[f] = &wfuFilter{ref: f}
+	for i := 0; i < wfuKeepAcked+500; i++ {
+		st.append(f, types.ObjectUpdate{Kind: types.ObjectUpdateKindModify})
+	}
+	st.acked(st.seq - 10) // the client holds a version 10 updates old
+	if len(st.log) != wfuKeepAcked+10 {
+		t.Fatalf("log holds %d, want %d", len(st.log), wfuKeepAcked+10)
+	}
+	if got := len(st.since(st.seq - 20)); got != 20 {
+		t.Errorf("since an older version: %d updates, want 20", got)
+	}
+	if st.trimmed != st.log[0].seq-1 {
+		t.Errorf("trimmed %d, first kept %d", st.trimmed, st.log[0].seq)
+	}
+}
