@@ -71,6 +71,11 @@ const (
 	wfuSettle = 10 * time.Millisecond
 )
 
+// wfuMaxDirty bounds the changed objects a collector nobody waits on collects (a session that
+// ended without DestroyPropertyCollector keeps its collector's registry handler); past it the
+// next wait reads every object of every filter again.
+var wfuMaxDirty = 50000
+
 var waitRef = types.ManagedObjectReference{Type: "DpioWaitForUpdates", Value: "dpio-wait-for-updates"}
 
 // waiter answers the wait methods of one session's PropertyCollector.
@@ -117,6 +122,7 @@ type wfuState struct {
 	dirtyMu    sync.Mutex
 	dirty      map[types.ManagedObjectReference]*wfuDirty
 	dirtyOrder []types.ManagedObjectReference
+	overflow   bool // more than wfuMaxDirty: dirty was dropped, everything is re-read
 	wake       chan struct{}
 
 	// mu guards the rest; a step holds it while it reads objects.
@@ -194,6 +200,14 @@ func (h *wfuHandler) RemoveObject(_ *simulator.Context, ref types.ManagedObjectR
 
 func (st *wfuState) mark(ref types.ManagedObjectReference, structural bool, changes []types.PropertyChange) {
 	st.dirtyMu.Lock()
+	if !st.overflow && len(st.dirty) >= wfuMaxDirty {
+		st.overflow = true
+		st.dirty, st.dirtyOrder = map[types.ManagedObjectReference]*wfuDirty{}, nil
+	}
+	if st.overflow {
+		st.dirtyMu.Unlock()
+		return
+	}
 	d := st.dirty[ref]
 	if d == nil {
 		d = &wfuDirty{names: map[string]bool{}}
@@ -211,12 +225,12 @@ func (st *wfuState) mark(ref types.ManagedObjectReference, structural bool, chan
 	}
 }
 
-func (st *wfuState) takeDirty() ([]types.ManagedObjectReference, map[types.ManagedObjectReference]*wfuDirty) {
+func (st *wfuState) takeDirty() ([]types.ManagedObjectReference, map[types.ManagedObjectReference]*wfuDirty, bool) {
 	st.dirtyMu.Lock()
 	defer st.dirtyMu.Unlock()
-	order, dirty := st.dirtyOrder, st.dirty
-	st.dirtyOrder, st.dirty = nil, map[types.ManagedObjectReference]*wfuDirty{}
-	return order, dirty
+	order, dirty, overflow := st.dirtyOrder, st.dirty, st.overflow
+	st.dirtyOrder, st.dirty, st.overflow = nil, map[types.ManagedObjectReference]*wfuDirty{}, false
+	return order, dirty, overflow
 }
 
 // listen starts the registry events for this collector (once).
@@ -242,7 +256,7 @@ func (st *wfuState) close() {
 // the log. initial says whether a filter created since the last step reports its objects as
 // "enter" (not when an empty version is about to report everything anyway).
 func (st *wfuState) step(ctx *simulator.Context, initial bool) types.BaseMethodFault {
-	order, dirty := st.takeDirty()
+	order, dirty, overflow := st.takeDirty()
 	current := map[types.ManagedObjectReference]bool{}
 	for _, ref := range append([]types.ManagedObjectReference(nil), st.pc.Filter...) {
 		current[ref] = true
@@ -255,6 +269,12 @@ func (st *wfuState) step(ctx *simulator.Context, initial bool) types.BaseMethodF
 			f = newWfuFilter(ref, pf.Spec)
 			st.filters[ref] = f
 			if err := st.refresh(ctx, f, initial); err != nil {
+				return err
+			}
+			continue
+		}
+		if overflow {
+			if err := st.reread(ctx, f); err != nil {
 				return err
 			}
 			continue
@@ -391,6 +411,28 @@ func (st *wfuState) refresh(ctx *simulator.Context, f *wfuFilter, report bool) t
 		return nil
 	}
 	return st.enter(ctx, f, entered, func(u types.ObjectUpdate) { st.append(f.ref, u) })
+}
+
+// reread reports every object of the filter with its properties read again ("modify"; "enter"
+// and "leave" for objects that came or went): what is left after an overflow.
+func (st *wfuState) reread(ctx *simulator.Context, f *wfuFilter) types.BaseMethodFault {
+	before := f.members
+	if err := st.refresh(ctx, f, true); err != nil {
+		return err
+	}
+	var stayed []types.ManagedObjectReference
+	for ref := range f.members {
+		if before[ref] {
+			stayed = append(stayed, ref)
+		}
+	}
+	if len(stayed) == 0 {
+		return nil
+	}
+	return st.enter(ctx, f, stayed, func(u types.ObjectUpdate) {
+		u.Kind = types.ObjectUpdateKindModify
+		st.append(f.ref, u)
+	})
 }
 
 // enter reads the filter's properties of these objects and hands out each as an "enter".

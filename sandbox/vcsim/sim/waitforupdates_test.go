@@ -512,3 +512,26 @@ func TestWaitForUpdatesLogKeepsRecentAcknowledged(t *testing.T) {
 		t.Errorf("trimmed %d, first kept %d", st.trimmed, st.log[0].seq)
 	}
 }
+
+// A collector nobody waits on stops collecting changes past wfuMaxDirty; the next wait then
+// reports every object with its current values.
+func TestWaitForUpdatesOverflowRereadsEverything(t *testing.T) {
+	defer func(n int) { wfuMaxDirty = n }(wfuMaxDirty)
+	wfuMaxDirty = 2
+	s := newTestSim(t)
+	w := newWfuClient(t, connect(t, s))
+	w.viewFilter(watchHostPaths, watchVMPaths)
+	all, version := w.drain("", 0, 0)
+
+	vm := s.vmByName("web-01").Reference()
+	w.rename(vm, "after-overflow") // a task and the VM: more than 2 objects
+	updates, _ := w.drain(version, 0, 0)
+	if len(updates) != len(all) {
+		t.Fatalf("after overflow: %d updates, want every object (%d)", len(updates), len(all))
+	}
+	for _, u := range updatesOf(updates, vm) {
+		if u.Kind != types.ObjectUpdateKindModify || changeOf(u, "name").Val != "after-overflow" {
+			t.Errorf("vm after overflow: %s %s", u.Kind, names(u))
+		}
+	}
+}
