@@ -535,3 +535,20 @@ func TestWaitForUpdatesOverflowRereadsEverything(t *testing.T) {
 		}
 	}
 }
+
+// Injected faults (admin /faults) still come before the incremental WaitForUpdatesEx.
+func TestWaitForUpdatesInjectedFaultFirst(t *testing.T) {
+	s := newTestSim(t)
+	c := connect(t, s)
+	if err := s.InjectFault(InjectedFault{Method: "WaitForUpdatesEx", Fault: "SystemError", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	w := &wfuClient{t: t, c: c, ctx: context.Background(), pc: c.ServiceContent.PropertyCollector}
+	w.viewFilter(watchHostPaths, watchVMPaths)
+	if _, err := w.call("", types.NewInt32(0), 0); !isFault(err, "SystemError") {
+		t.Fatalf("first wait: %v, want the injected SystemError", err)
+	}
+	if updates, _ := w.drain("", 0, 0); len(updates) == 0 {
+		t.Fatal("no full state after the injected fault")
+	}
+}
