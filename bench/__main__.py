@@ -13,8 +13,9 @@ import time
 import traceback
 from pathlib import Path
 
+from bench import stage
 from bench.context import Context
-from bench.report import Result, render, save
+from bench.report import Result, Table, render, save
 
 SCENARIOS = ("hosts", "vms", "steady", "drift", "scale")
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(name: str, ctx: Context) -> Result:
     print(f">> scenario {name}{' (quick)' if ctx.quick else ''}", file=sys.stderr, flush=True)
     started = time.monotonic()
+    mark = len(stage.simulator_cpu)
     try:
         module = importlib.import_module(f"bench.scenarios.{name}")
         result: Result = module.run(ctx)
@@ -68,7 +70,35 @@ def _run(name: str, ctx: Context) -> Result:
         traceback.print_exc()
         result = Result(name, available=False, reason=f"error: {type(err).__name__}: {err}")
     result.figures.setdefault("scenario_seconds", round(time.monotonic() - started, 1))
+    add_simulator_cpu(result, stage.simulator_cpu[mark:])
     return result
+
+
+def add_simulator_cpu(result: Result, sims: list[stage.SimulatorCPU]) -> None:
+    """The simulators' own CPU next to the operator's figures: which side was slow."""
+    if not sims:
+        return
+    table = Table(
+        "simulator CPU (dpio-vcsim process, /proc/<pid>/stat)",
+        ["simulator", "load CPU s", "scenario CPU s", "peak RSS MiB"],
+    )
+    for s in sims:
+        table.add(
+            s.name, round(s.load_seconds, 2), _rounded(s.scenario_seconds), _rounded(s.peak_rss_mib)
+        )
+    result.tables.append(table)
+    result.figures["simulator_cpu"] = {
+        s.name: {
+            "load_cpu_seconds": round(s.load_seconds, 2),
+            "scenario_cpu_seconds": _rounded(s.scenario_seconds),
+            "peak_rss_mib": _rounded(s.peak_rss_mib),
+        }
+        for s in sims
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,21 @@ class Operator:
             print(f"   operator profile (event-loop thread): {summary}", file=sys.stderr)
 
 
+@dataclass(frozen=True)
+class SimulatorCPU:
+    """One `dpio-vcsim` process's own CPU (/proc/<pid>/stat), so a reader sees which side is
+    slow: loading its inventory (start until ready) and the rest of its life (the scenario)."""
+
+    name: str  # "<stage>/<simulator>", e.g. "hosts/vcsim-operator"
+    load_seconds: float
+    scenario_seconds: float | None  # None: the process was gone before it could be read
+    peak_rss_mib: float | None
+
+
+#: Every simulator a stage stopped, in order; `bench.__main__` reports each scenario's share.
+simulator_cpu: list[SimulatorCPU] = []
+
+
 @dataclass
 class Stage:
     """A running control plane and the simulators started on it."""
@@ -63,6 +78,8 @@ class Stage:
     plane: controlplane.ControlPlane
     sims: dict[str, vcsim.Simulator] = field(default_factory=dict)
     profile: bool = False
+    #: Each simulator's /proc figures when it became ready (before the scenario used it).
+    sim_start: dict[str, procstat.ProcStat] = field(default_factory=dict)
 
     def simulator(
         self, name: str, inventory: Path, *, latency_ms: int = 0, reboot_delay: str = "2s"
@@ -73,7 +90,24 @@ class Stage:
         print(f"   simulator {name} up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         sim.admin("PUT", "/latency", {"ms": latency_ms})
         self.sims[name] = sim
+        self.sim_start[name] = procstat.read(sim.pid)
         return sim
+
+    def record_simulator_cpu(self) -> None:
+        """Append each simulator's CPU since it became ready to `simulator_cpu` (before stop)."""
+        for name, sim in self.sims.items():
+            start = self.sim_start.get(name)
+            if start is None:
+                continue
+            label = f"{self.state_dir.name}/{name}"
+            try:
+                now = procstat.read(sim.pid)
+            except OSError:
+                simulator_cpu.append(SimulatorCPU(label, start.cpu_seconds, None, None))
+                continue
+            simulator_cpu.append(
+                SimulatorCPU(label, start.cpu_seconds, now.cpu_since(start), now.peak_rss_mib)
+            )
 
     def sandbox(self, sim_name: str) -> Sandbox:
         """The `Sandbox` view (kubeconfig + kubectl + one simulator) the sandbox helpers take."""
@@ -144,6 +178,7 @@ def stage(state_dir: Path, *, profile: bool = False) -> Iterator[Stage]:
     try:
         yield current
     finally:
+        current.record_simulator_cpu()
         for name in list(current.sims):
             vcsim.stop(state_dir, name)
         controlplane.stop(state_dir)

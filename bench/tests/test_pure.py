@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from bench import kube, manifests
+from bench.__main__ import add_simulator_cpu
 from bench.inventory import device_address, host_names
-from bench.report import Table, percentile, ratio
+from bench.report import Result, Table, percentile, ratio
+from bench.stage import SimulatorCPU
 
 
 def _sample(verb: str, resource: str, subresource: str, code: str, value: str) -> str:
@@ -121,3 +123,27 @@ def test_table_renders_missing_values_as_dash() -> None:
     table.add("x", None)
     table.add("y", 0.123456)
     assert table.render().splitlines()[-2:] == ["x  -    ", "y  0.123"]
+
+
+def test_simulator_cpu_table_and_figures() -> None:
+    result = Result("hosts")
+    add_simulator_cpu(
+        result,
+        [
+            SimulatorCPU("hosts/vcsim-operator", 1.234, 5.678, 80.0),
+            SimulatorCPU("hosts/vcsim-ansible", 1.0, None, None),
+        ],
+    )
+    assert result.tables[0].rows == [
+        ("hosts/vcsim-operator", 1.23, 5.68, 80.0),
+        ("hosts/vcsim-ansible", 1.0, None, None),
+    ]
+    assert result.figures["simulator_cpu"]["hosts/vcsim-operator"]["scenario_cpu_seconds"] == 5.68
+    assert "-" in result.tables[0].render()  # a gone process reads as "-", not 0
+
+
+def test_no_simulator_no_table() -> None:
+    result = Result("x")
+    add_simulator_cpu(result, [])
+    assert result.tables == []
+    assert "simulator_cpu" not in result.figures

@@ -48,6 +48,11 @@ func dispatch(ctx *simulator.Context, method *simulator.Method) (mo.Reference, t
 		}
 	}
 	obj, fault := resolve(ctx, method)
+	if obj == nil && fault == nil { // after resolve: injected faults (admin_faults.go) come first
+		if w := waitHandler(ctx, method); w != nil { // waitforupdates.go
+			return w, nil
+		}
+	}
 	if ctx.Session != nil {
 		routeSession(ctx, method.This, obj)
 	}
