@@ -39,12 +39,17 @@ lint: venv ## ruff, mypy --strict, import-linter layer contracts, gofmt/go vet
 	$(VENV)/bin/lint-imports
 	@cd sandbox/vcsim && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	cd sandbox/vcsim && go vet ./...
+	@cd sandbox/gitops && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	@# The same flags as the cached build (dpio_sandbox.build), so vet reuses its compiled packages;
+	@# argo-cd v3.6 needs Go 1.27, which GOTOOLCHAIN=auto fetches through the module proxy.
+	cd sandbox/gitops && CGO_ENABLED=0 GOTOOLCHAIN=$${GOTOOLCHAIN:-auto} go vet -trimpath ./...
 
 .PHONY: fmt
 fmt: venv ## Format Python and Go sources
 	$(VENV)/bin/ruff check --fix operator sandbox tests bench
 	$(VENV)/bin/ruff format operator sandbox tests bench
 	cd sandbox/vcsim && gofmt -w .
+	cd sandbox/gitops && gofmt -w .
 
 .PHONY: test-unit
 test-unit: venv ## Pure unit tests only (no sandbox)
