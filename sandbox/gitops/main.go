@@ -28,6 +28,7 @@ import (
 	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
 	"github.com/argoproj/argo-cd/v3/util/lua"
 	"github.com/argoproj/argo-cd/v3/util/settings"
+	log "github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -51,6 +52,8 @@ type result struct {
 func main() {
 	configMap := flag.String("argocd-cm", "", "argocd-cm ConfigMap (YAML or JSON) whose resource.customizations apply")
 	flag.Parse()
+	// The SettingsManager logs its informers at info level: only warnings and errors matter here.
+	log.SetLevel(log.WarnLevel)
 	if *configMap == "" {
 		fail(errors.New("-argocd-cm is required"))
 	}
