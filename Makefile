@@ -40,6 +40,10 @@ lint: venv ## ruff, mypy --strict, import-linter layer contracts, gofmt/go vet
 	@cd sandbox/vcsim && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	@cd sandbox/govc && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	cd sandbox/vcsim && go vet ./...
+	@cd sandbox/gitops && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	@# The same flags as the cached build (dpio_sandbox.build), so vet reuses its compiled packages;
+	@# argo-cd v3.6 needs Go 1.27, which GOTOOLCHAIN=auto fetches through the module proxy.
+	cd sandbox/gitops && CGO_ENABLED=0 GOTOOLCHAIN=$${GOTOOLCHAIN:-auto} go vet -trimpath ./...
 
 .PHONY: fmt
 fmt: venv ## Format Python and Go sources
@@ -47,6 +51,7 @@ fmt: venv ## Format Python and Go sources
 	$(VENV)/bin/ruff format operator sandbox tests bench
 	cd sandbox/vcsim && gofmt -w .
 	cd sandbox/govc && gofmt -w .
+	cd sandbox/gitops && gofmt -w .
 
 .PHONY: test-unit
 test-unit: venv ## Pure unit tests only (no sandbox)

@@ -27,9 +27,19 @@ class BuildError(RuntimeError):
 
 
 def build_go(
-    name: str, module_dir: Path, packages: Mapping[str, str], ldflags: str, version: str
+    name: str,
+    module_dir: Path,
+    packages: Mapping[str, str],
+    ldflags: str,
+    version: str,
+    *,
+    toolchain: str = "local",
 ) -> Path:
     """Build ``packages`` ({binary name: Go package}) of ``module_dir``; return the bin dir.
+
+    ``toolchain`` is the default GOTOOLCHAIN ("auto" for a module whose go.mod names a Go newer
+    than the machine's: the go command fetches that toolchain through the module proxy); a
+    GOTOOLCHAIN in the environment wins.
 
     The result is cached under ``<cache>/bin/<name>-<version>-<key>`` where the key hashes the
     module's sources, ldflags and the Go version; a cached dir is returned without running ``go``.
@@ -37,7 +47,7 @@ def build_go(
     """
     bin_root = cache_root() / "bin"
     bin_root.mkdir(parents=True, exist_ok=True)
-    key = cache_key(module_dir, ldflags, sorted(packages.items()))
+    key = cache_key(module_dir, ldflags, sorted(packages.items()), toolchain=toolchain)
     final = bin_root / f"{name}-{version}-{key}"
     if _complete(final, packages):
         return final
@@ -45,7 +55,7 @@ def build_go(
         if _complete(final, packages):  # another process built it while we waited
             return final
         label = f"{name} {version}"
-        env = _go_env()
+        env = _go_env(toolchain)
         total = _resolve(label, module_dir, list(packages.values()), env)
         with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=bin_root) as tmp:
             _go_build(
@@ -57,16 +67,17 @@ def build_go(
     return final
 
 
-def module_release(module_dir: Path, module: str) -> tuple[str, str]:
+def module_release(module_dir: Path, module: str, *, toolchain: str = "local") -> tuple[str, str]:
     """(version, release time) of a module required by ``module_dir``, as ``go`` resolves it."""
-    info = json.loads(_run_go(["list", "-m", "-json", module], module_dir, _go_env()))
+    env = _go_env(toolchain)
+    info = json.loads(_run_go(["list", "-m", "-json", module], module_dir, env))
     return str(info["Version"]), str(info.get("Time", ""))
 
 
-def cache_key(module_dir: Path, *extra: object) -> str:
+def cache_key(module_dir: Path, *extra: object, toolchain: str = "local") -> str:
     """Hash of the module's Go sources, go.mod/go.sum, YAML files, ``extra`` and the Go version."""
     digest = hashlib.sha256(repr(extra).encode())
-    digest.update(_run_go(["env", "GOVERSION"], module_dir, _go_env()).encode())
+    digest.update(_run_go(["env", "GOVERSION"], module_dir, _go_env(toolchain)).encode())
     for path in sorted(module_dir.rglob("*")):
         rel = path.relative_to(module_dir)
         if path.is_file() and path.suffix in _KEY_SUFFIXES and not _ignored(rel):
@@ -93,10 +104,14 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _go_env() -> dict[str, str]:
-    # Static binaries with the machine's toolchain, unless the caller allows another one
-    # (.ci/run sets GOTOOLCHAIN=auto so an old distribution Go can fetch the one go.mod names).
-    return {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "local")}
+def _go_env(toolchain: str = "local") -> dict[str, str]:
+    # Static binaries with the machine's toolchain, unless the caller or the module allows another
+    # one (.ci/run sets GOTOOLCHAIN=auto so an old distribution Go can fetch the one go.mod names).
+    return {
+        **os.environ,
+        "CGO_ENABLED": "0",
+        "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", toolchain),
+    }
 
 
 def _run_go(args: list[str], module_dir: Path, env: Mapping[str, str]) -> str:
