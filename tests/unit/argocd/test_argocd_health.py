@@ -22,7 +22,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 from tests.unit.planner import builders as hpp
-from tests.unit.planner.vm import test_vm_builders as vmda
+from tests.unit.planner.vm import builders as vmda
 
 from dpio.api.conditions import SECRET_NOT_FOUND
 from dpio.api.policy import (

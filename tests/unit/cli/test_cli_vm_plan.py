@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.unit.planner.builders import dev, host, info
-from tests.unit.planner.vm.test_vm_builders import GPU, NS, consumer, observe, vm
+from tests.unit.planner.vm.builders import GPU, NS, consumer, observe, vm
 
 from dpio.cli import commands
 from dpio.cli.main import build_parser

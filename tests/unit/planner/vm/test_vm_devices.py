@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.planner.vm.test_vm_builders import A100_VENDOR, GPU, GPU2, attached
+from tests.unit.planner.vm.builders import A100_VENDOR, GPU, GPU2, attached
 
 from dpio.api.assignment import AssignedDevice, DeviceKind
 from dpio.planner.selection import InvalidSpecError

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.unit.planner.vm.test_vm_builders import (
+from tests.unit.planner.vm.builders import (
     A100_DEVICE,
     A100_VENDOR,
     GPU,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.planner.vm.test_vm_builders import (
+from tests.unit.planner.vm.builders import (
     GPU,
     NOW,
     NS,

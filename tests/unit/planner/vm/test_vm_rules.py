@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.unit.planner.vm.test_vm_builders import (
+from tests.unit.planner.vm.builders import (
     GPU,
     NOW,
     NS,

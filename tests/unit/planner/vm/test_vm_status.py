@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.planner.vm.test_vm_builders import (
+from tests.unit.planner.vm.builders import (
     GPU,
     NOW,
     assignment,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.planner.vm.test_vm_builders import attached, consumer, converged_vm, observe, vm
-from tests.unit.reconcile.assignment.test_assignment_fakes import World, body, condition, with_vm
+from tests.unit.planner.vm.builders import attached, consumer, converged_vm, observe, vm
+from tests.unit.reconcile.assignment.fakes import World, body, condition, with_vm
 
 from dpio.planner.vm.observed import ObservedCluster, VMObservation
 from dpio.planner.vm.power import PowerAction

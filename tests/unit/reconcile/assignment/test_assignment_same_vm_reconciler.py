@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.unit.planner.vm.test_vm_builders import NOW, converged_vm, observe
-from tests.unit.reconcile.assignment.test_assignment_fakes import World, body, condition
+from tests.unit.planner.vm.builders import NOW, converged_vm, observe
+from tests.unit.reconcile.assignment.fakes import World, body, condition
 
 from dpio.planner.vm.observed import AssignmentClaim
 from dpio.reconcile.assignment.inputs import claims

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from tests.unit.planner.vm.test_vm_builders import NOW, NS, observe, policy, row
+from tests.unit.planner.vm.builders import NOW, NS, observe, policy, row
 
 from dpio.api.policy import VCenterRef
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
