@@ -73,10 +73,6 @@ class Controller:
         if key in self.cache:
             self.queue.add(key)
 
-    def enqueue_all(self) -> None:
-        for key in self.cache.keys_snapshot():
-            self.queue.add(key)
-
     def enqueue_where(self, wanted: Callable[[Key], bool]) -> int:
         """Queue the cached objects `wanted` picks (e.g. those a vCenter change concerns);
         how many it picked."""
