@@ -28,6 +28,9 @@ class Shape:
     #: `conflictPolicy: Block` stops there. The VM benchmark measures the attach path, not
     #: conflict handling.
     no_conflicts: bool = True
+    #: Every device already enabled and active for passthrough: the state a policy leaves, for a
+    #: peer (the govc loop) that only does the VM side of the job.
+    passthrough_ready: bool = False
 
 
 def write(shape: Shape, path: Path) -> Path:
@@ -49,6 +52,10 @@ def write(shape: Shape, path: Path) -> Path:
     if shape.rebind_all:
         for host in hosts(inventory):
             host["deviceRebindWithoutReboot"] = True
+    if shape.passthrough_ready:
+        for host in hosts(inventory):
+            for device in host.get("pciDevices") or []:
+                device["enabled"] = device["active"] = True
     if shape.no_conflicts:
         for cluster in clusters(inventory):
             cluster["ha"] = {"enabled": False}
@@ -56,6 +63,15 @@ def write(shape: Shape, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(inventory))
     return path
+
+
+#: The datacenter `Generate` makes (VMs sit in its root vm folder unless folders are asked for).
+DATACENTER = "DC1"
+
+
+def load(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
 
 
 def clusters(inventory: dict[str, Any]) -> list[dict[str, Any]]:
@@ -69,6 +85,10 @@ def hosts(inventory: dict[str, Any]) -> list[dict[str, Any]]:
             found += cluster.get("hosts") or []
         found += dc.get("hosts") or []
     return found
+
+
+def vms(inventory: dict[str, Any]) -> list[dict[str, Any]]:
+    return [vm for dc in inventory.get("datacenters", []) for vm in dc.get("vms") or []]
 
 
 def host_names(count: int) -> list[str]:

@@ -2,16 +2,22 @@
 until all are Ready, vCenter calls per VM, and the ideal (minimal calls x latency / concurrency).
 Target: at most 3 calls per converged VM (docs/design.md, "Performance targets").
 
+Beside it, the same job as an administrator would script it without the operator (a govc loop,
+bench/govc_loop.py) against an identical simulator whose devices are already enabled, in the
+same run: wall time and calls side by side (issue #17 wants >= 5x less of each).
+
 The VM controller is wired by `dpio.handlers.assignment`; without it the scenario says so
 instead of printing figures."""
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 from collections import Counter
+from typing import Any
 
-from bench import inventory, kube, manifests, stage, vcenter
+from bench import govc_loop, inventory, kube, manifests, stage, vcenter
 from bench.context import Context
 from bench.report import Result, Table, ratio
 from dpio_sandbox.vcsim import Simulator
@@ -50,7 +56,83 @@ def run(ctx: Context) -> Result:
                 return _unavailable(result, f"policy not Ready ({operator.log})")
             _assign(ctx, k, sim, hosts=hosts, vms=vms, result=result)
             result.figures["operator_peak_rss_mib"] = operator.stat().peak_rss_mib
+        _govc_side(ctx, st, hosts=hosts, vms=vms, result=result)
     return result
+
+
+def _govc_side(ctx: Context, st: stage.Stage, *, hosts: int, vms: int, result: Result) -> None:
+    """The govc loop on its own simulator; its figures go next to the operator's."""
+    missing = govc_loop.available()
+    if missing is not None:
+        result.notes.append(f"govc loop not run: {missing}")
+        return
+    shape = inventory.Shape(hosts, DEVICES_PER_HOST, vms=vms, passthrough_ready=True)
+    path = inventory.write(shape, ctx.out / "inventories" / "vms-govc.json")
+    jobs = _jobs(inventory.load(path), hosts)
+    sim = st.simulator("vcsim-govc", path, latency_ms=ctx.latency_ms)
+    vcenter.reset(sim)
+    print(f"   govc loop over {vms} VMs", file=sys.stderr)
+    run = govc_loop.run(sim, ctx.out / "govc", govc_loop.script(jobs))
+    calls = vcenter.counters(sim)
+    reconfigures = calls.get("ReconfigVM_Task", 0)
+    ok = run.returncode == 0 and reconfigures == 2 * vms
+    if not ok:
+        result.notes.append(
+            f"govc loop rc={run.returncode}, ReconfigVM_Task={reconfigures} (want {2 * vms});"
+            f" log {run.log}:\n{stage.tail(run.log)}"
+        )
+    _compare(result, calls, run.seconds if ok else None, vms)
+
+
+def _jobs(inv: dict[str, Any], hosts: int) -> list[govc_loop.Job]:
+    """VM i gets the GPU the operator side gives it (same address on the same host)."""
+    by_host = {h["name"]: h for h in inventory.hosts(inv)}
+    jobs = []
+    for i, vm in enumerate(inventory.vms(inv)):
+        address = inventory.device_address((i // hosts) % DEVICES_PER_HOST)
+        device = next(d for d in by_host[vm["host"]]["pciDevices"] if d["address"] == address)
+        jobs.append(
+            govc_loop.Job(
+                vm_path=f"/{inventory.DATACENTER}/vm/{vm['name']}",
+                address=address,
+                memory_mb=int(vm["memoryMB"]),
+                mmio_gb=int(device.get("mmioSizeGB") or 0),
+            )
+        )
+    return jobs
+
+
+def _compare(
+    result: Result, govc_calls: dict[str, int], govc_seconds: float | None, vms: int
+) -> None:
+    op_seconds = result.figures.get("seconds")
+    op_calls = result.figures.get("calls")
+    op_total = vcenter.total(op_calls) if isinstance(op_calls, dict) else None
+    govc_total = vcenter.total(govc_calls)
+    table = Table("Operator and govc loop", ["", "operator", "govc loop", "govc/operator"])
+    seconds = op_seconds if isinstance(op_seconds, float) else None
+    table.add("wall time (s)", seconds, govc_seconds, ratio(govc_seconds, seconds))
+    table.add("vCenter calls", op_total, govc_total, ratio(govc_total, op_total))
+    table.add(
+        "calls per VM",
+        op_total / vms if op_total is not None else None,
+        govc_total / vms,
+        None,
+    )
+    result.tables.append(table)
+    methods = Table("govc loop: vCenter calls by method", ["method", "calls", "per VM"])
+    for method, n in sorted(govc_calls.items(), key=lambda kv: -kv[1]):
+        methods.add(method, n, n / vms)
+    result.tables.append(methods)
+    result.figures.update(
+        {
+            "govc_seconds": govc_seconds,
+            "govc_calls": govc_calls,
+            "govc_calls_per_vm": govc_total / vms,
+            "wall_time_ratio_govc": ratio(govc_seconds, seconds),
+            "calls_ratio_govc": ratio(govc_total, op_total),
+        }
+    )
 
 
 def _assign(

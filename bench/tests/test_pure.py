@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench import kube, manifests
+from bench import govc_loop, kube, manifests
 from bench.__main__ import add_simulator_cpu
 from bench.inventory import device_address, host_names
 from bench.report import Result, Table, percentile, ratio
@@ -147,3 +147,24 @@ def test_no_simulator_no_table() -> None:
     add_simulator_cpu(result, [])
     assert result.tables == []
     assert "simulator_cpu" not in result.figures
+
+
+def test_the_govc_loop_runs_two_commands_per_vm_and_sets_mmio_only_for_large_bars() -> None:
+    jobs = [
+        govc_loop.Job("/DC1/vm/vm-00001", "0000:20:00.0", 4096, 128),
+        govc_loop.Job("/DC1/vm/vm 2", "0000:21:00.0", 2048, 0),
+    ]
+    lines = govc_loop.script(jobs).splitlines()
+    assert lines[:2] == ["#!/usr/bin/env bash", "set -euo pipefail"]
+    assert lines[2:] == [
+        "govc device.pci.add -vm /DC1/vm/vm-00001 0000:20:00.0",
+        "govc vm.change -vm /DC1/vm/vm-00001 -mem.reservation 4096"
+        " -e pciPassthru.use64bitMMIO=TRUE -e pciPassthru.64bitMMIOSizeGB=128",
+        "govc device.pci.add -vm '/DC1/vm/vm 2' 0000:21:00.0",
+        "govc vm.change -vm '/DC1/vm/vm 2' -mem.reservation 2048",
+    ]
+
+
+@pytest.mark.parametrize(("gb", "size"), [(1, 1), (17, 32), (32, 32), (33, 64), (128, 128)])
+def test_mmio_size_is_the_next_power_of_two(gb: int, size: int) -> None:
+    assert govc_loop.mmio_size(gb) == size
