@@ -27,6 +27,7 @@ class Operator:
     proc: subprocess.Popen[bytes]
     log: Path
     profile: Path | None = None  # cProfile output, summarized to <profile>.txt on stop
+    metrics_url: str = ""  # plain-HTTP /metrics of this process (DPIO_METRICS_PORT)
 
     @property
     def pid(self) -> int:
@@ -121,14 +122,14 @@ class Stage:
 
     def start_operator(self, sim_name: str, *, workers: int | None = None) -> Operator:
         box = self.sandbox(sim_name)
-        port = procs.free_port()
+        port, metrics_port = procs.free_port(), procs.free_port()
         env = {
             **os.environ,
             **box.env(),
             "DPIO_NAMESPACE": install.NAMESPACE,
             "DPIO_VCENTER_SECRET": install.SECRET,
             # A port of its own: the default (9090) may be held by another operator on the machine.
-            "DPIO_METRICS_PORT": str(procs.free_port()),
+            "DPIO_METRICS_PORT": str(metrics_port),
         }
         if workers is not None:
             env["DPIO_WORKERS"] = str(workers)
@@ -152,7 +153,7 @@ class Stage:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        operator = Operator(proc, log, profile)
+        operator = Operator(proc, log, profile, f"http://127.0.0.1:{metrics_port}/metrics")
         try:
             procs.wait_for_url(
                 self.state_dir, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz"

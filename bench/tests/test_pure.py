@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import govc_loop, kube, manifests
+from bench import govc_loop, kube, manifests, plot, restart
 from bench.__main__ import add_simulator_cpu
 from bench.inventory import device_address, host_names
 from bench.report import Result, Table, percentile, ratio
@@ -168,3 +169,63 @@ def test_the_govc_loop_runs_two_commands_per_vm_and_sets_mmio_only_for_large_bar
 @pytest.mark.parametrize(("gb", "size"), [(1, 1), (17, 32), (32, 32), (33, 64), (128, 128)])
 def test_mmio_size_is_the_next_power_of_two(gb: int, size: int) -> None:
     assert govc_loop.mmio_size(gb) == size
+
+
+def test_a_scale_curve_is_drawn_with_its_linear_reference(tmp_path: Path) -> None:
+    runs: list[dict[str, Any]] = [
+        {"objects": 10, "seconds": 2.0, "calls_per_object": 3.0, "peak_rss_mib": 90.0},
+        {"objects": 100, "seconds": 30.0, "calls_per_object": 2.5, "peak_rss_mib": 120.0},
+        {"objects": 1000, "seconds": None, "calls_per_object": 0.0, "peak_rss_mib": 0.0},
+    ]
+    path = plot.curve("policies", runs, tmp_path / "scale-policies.svg")
+    assert path == tmp_path / "scale-policies.svg"
+    svg = path.read_text()
+    assert svg.startswith("<?xml")
+    assert "<svg" in svg
+    assert "linear" in svg
+    assert "measured" in svg
+
+
+def test_no_finished_size_no_curve(tmp_path: Path) -> None:
+    runs: list[dict[str, Any]] = [
+        {"objects": 10, "seconds": None, "calls_per_object": 0.0, "peak_rss_mib": 0.0}
+    ]
+    assert plot.curve("policies", runs, tmp_path / "x.svg") is None
+    assert not (tmp_path / "x.svg").exists()
+
+
+OPERATOR_METRICS = """\
+# HELP dpio_objects Objects seen by the operator
+# TYPE dpio_objects gauge
+dpio_objects{kind="HostPassthroughPolicy"} 1.0
+dpio_objects{kind="VMDeviceAssignment"} 40.0
+# HELP dpio_queue_depth Keys waiting for or in a reconcile
+# TYPE dpio_queue_depth gauge
+dpio_queue_depth{kind="HostPassthroughPolicy"} 0.0
+dpio_queue_depth{kind="VMDeviceAssignment"} %(queued)s
+# HELP dpio_reconcile_total Reconciles run, by kind
+# TYPE dpio_reconcile_total counter
+dpio_reconcile_total{kind="HostPassthroughPolicy"} 3.0
+dpio_reconcile_total{kind="VMDeviceAssignment"} %(reconciles)s
+# HELP dpio_reconcile_created Reconciles run, by kind
+# TYPE dpio_reconcile_created gauge
+dpio_reconcile_created{kind="VMDeviceAssignment"} 1.7e9
+"""
+
+
+@pytest.mark.parametrize(
+    ("reconciles", "queued", "expected", "resumed"),
+    [
+        ("40.0", "0.0", 41, True),  # every object reconciled once, nothing queued
+        ("39.0", "0.0", 41, False),  # one assignment not reconciled yet
+        ("52.0", "2.0", 41, False),  # keys still queued
+        ("40.0", "0.0", 50, False),  # the cache does not hold every object yet
+    ],
+)
+def test_a_restarted_operator_has_resumed_when_each_object_ran_and_nothing_waits(
+    reconciles: str, queued: str, expected: int, resumed: bool
+) -> None:
+    progress = restart.progress(OPERATOR_METRICS % {"reconciles": reconciles, "queued": queued})
+    assert progress.objects == {"HostPassthroughPolicy": 1.0, "VMDeviceAssignment": 40.0}
+    assert progress.reconciles["VMDeviceAssignment"] == float(reconciles)
+    assert progress.resumed(expected) is resumed
