@@ -11,6 +11,9 @@
   reboot or a rebind, relabelled) asks again. Without the property (host not reachable) the
   answer is never cached.
 
+Concurrent reconciles that need the same answer share one call (single_flight.py): VMs on one
+host, reconciled together, cost one `QueryConfigTarget` and one `QueryConfigOption` per host.
+
 A converged VM then costs ONE call (docs/design.md, "vCenter access": at most 3).
 """
 
@@ -22,6 +25,7 @@ from typing import Any
 
 from dpio.planner.vm.observed import ConfigTarget
 from dpio.vsphere.properties import moref_id
+from dpio.vsphere.single_flight import SingleFlight
 from dpio.vsphere.vm import target as vm_target
 
 
@@ -48,17 +52,26 @@ class EnvironmentCache:
         self._lock = threading.Lock()
         self._limits: dict[tuple[str, str, str], int | None] = {}
         self._targets: dict[str, tuple[Hashable, ConfigTarget]] = {}
+        self._limit_calls: SingleFlight[int | None] = SingleFlight()
+        self._target_calls: SingleFlight[ConfigTarget] = SingleFlight()
 
     def passthrough_limit(self, browser: Any, host: Any, host_version: str, key: str) -> int | None:
         cache_key = (moref_id(host), host_version, key)
         with self._lock:
             if cache_key in self._limits:
                 return self._limits[cache_key]
-        option = browser.QueryConfigOption(key=key or None, host=host)
-        limit = vm_target.passthrough_limit(option)
-        with self._lock:
-            self._limits[cache_key] = limit
-        return limit
+
+        def ask() -> int | None:
+            with self._lock:  # a flight that ended between our look and ours answered it
+                if cache_key in self._limits:
+                    return self._limits[cache_key]
+            option = browser.QueryConfigOption(key=key or None, host=host)
+            limit = vm_target.passthrough_limit(option)
+            with self._lock:
+                self._limits[cache_key] = limit
+            return limit
+
+        return self._limit_calls.do(cache_key, ask)
 
     def config_target(self, browser: Any, host: Any, fingerprint: Hashable | None) -> ConfigTarget:
         host_moref = moref_id(host)
@@ -66,10 +79,15 @@ class EnvironmentCache:
             known = self._targets.get(host_moref)
         if fingerprint is not None and known is not None and known[0] == fingerprint:
             return known[1]
-        target = vm_target.config_target(browser.QueryConfigTarget(host=host))
-        with self._lock:
-            if fingerprint is None:
-                self._targets.pop(host_moref, None)
-            else:
-                self._targets[host_moref] = (fingerprint, target)
-        return target
+
+        def ask() -> ConfigTarget:
+            target = vm_target.config_target(browser.QueryConfigTarget(host=host))
+            with self._lock:
+                if fingerprint is None:
+                    self._targets.pop(host_moref, None)
+                else:
+                    self._targets[host_moref] = (fingerprint, target)
+            return target
+
+        # An unknown state (None) shares a call under way but is never cached.
+        return self._target_calls.do((host_moref, fingerprint), ask)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from pyVmomi import vim
 
+from dpio.vsphere.single_flight import SingleFlight
 from dpio.vsphere.vm.environment import EnvironmentCache, passthru_fingerprint
 
 V: Any = vim
@@ -92,3 +97,48 @@ def test_passthrough_limit_cached_per_host_and_versions() -> None:
         "option host-2 vmx-19",
         "option host-2 None",
     ]
+
+
+class SlowBrowser(Browser):
+    """Answers only after every other caller for the host waits for it (so calls overlap)."""
+
+    def __init__(self, cache: EnvironmentCache, per_host: int) -> None:
+        super().__init__()
+        self.cache, self.others = cache, per_host - 1
+
+    def _until_all_wait(self, flight: SingleFlight[Any], key: Hashable) -> None:
+        deadline = time.monotonic() + 30
+        while flight.waiters(key) < self.others and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def QueryConfigTarget(self, host: Any) -> Any:
+        key = (host._moId, passthru_fingerprint(BASE))
+        self._until_all_wait(self.cache._target_calls, key)
+        return super().QueryConfigTarget(host)
+
+    def QueryConfigOption(self, key: str | None, host: Any) -> Any:
+        self._until_all_wait(self.cache._limit_calls, (host._moId, "8.0.2", key))
+        return super().QueryConfigOption(key, host)
+
+
+def test_vms_of_one_host_reconciled_together_share_one_call_of_each() -> None:
+    hosts = ["host-1", "host-2"] * 8
+    cache = EnvironmentCache()
+    browser = SlowBrowser(cache, per_host=8)
+    fingerprint = passthru_fingerprint(BASE)
+    ready = threading.Barrier(len(hosts))
+
+    def observe(moref: str) -> tuple[int, int | None]:
+        host = V.HostSystem(moref)
+        ready.wait()
+        target = cache.config_target(browser, host, fingerprint)
+        return len(target.pci_passthrough), cache.passthrough_limit(
+            browser, host, "8.0.2", "vmx-19"
+        )
+
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        answers = list(pool.map(observe, hosts))
+    assert answers == [(1, None)] * len(hosts)
+    assert sorted(browser.calls) == [
+        "option host-1 vmx-19", "option host-2 vmx-19", "target host-1", "target host-2",
+    ]  # fmt: skip
