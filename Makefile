@@ -23,9 +23,13 @@ $(UV):
 	@echo ">> installing uv $(UV_VERSION) into $(dir $(UV))"
 	@$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CACHE)/tools/uv-$(UV_VERSION) uv==$(UV_VERSION)
 
+# --compile-bytecode, as the image does (UV_COMPILE_BYTECODE=1): without .pyc files every
+# operator start compiles pyVmomi's 1.4 MB type tables from source (1 s, and a peak RSS of 145
+# instead of 76 MiB at import; docs/benchmarks.md, "Memory"), and nothing writes them later
+# where PYTHONDONTWRITEBYTECODE is set.
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	@echo ">> syncing $(VENV) from uv.lock"
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
 .PHONY: venv
