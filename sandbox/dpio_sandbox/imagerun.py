@@ -108,7 +108,7 @@ def foreground(image: str) -> int:
     argv = run_argv(
         image,
         name="dpio-operator-image-run",
-        kubeconfig=box.kubeconfig,
+        kubeconfig=readable_copy(box.kubeconfig, box.state_dir / "image-run"),
         security=spec.security,
         args=spec.args,
         env=spec.env,
@@ -120,6 +120,18 @@ def foreground(image: str) -> int:
     except KeyboardInterrupt:
         podman.run("stop", "--time=30", "dpio-operator-image-run", check=False)
         return 0
+
+
+def readable_copy(kubeconfig: Path, directory: Path) -> Path:
+    """A copy of ``kubeconfig`` that the container's user (65532) can read: the sandbox writes
+    it 0600 for its owner. World-readable, in a directory only the owner may enter (the
+    container sees the file through its bind mount, not the directory)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    copy = directory / "kubeconfig"
+    copy.write_bytes(kubeconfig.read_bytes())
+    copy.chmod(0o644)
+    return copy
 
 
 def _wait_healthy(name: str, url: str, timeout: float) -> None:

@@ -108,3 +108,28 @@ def test_default_ulimits_stay_within_the_callers_hard_limits() -> None:
         hard = resource.getrlimit(which)[1]
         assert hard == resource.RLIM_INFINITY or limits[name] <= hard
     assert 'runtime = "runc"' in conf
+
+
+def test_without_podman_the_reason_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the image test's skip message says on a machine without the tools."""
+    monkeypatch.setattr(podman.shutil, "which", lambda tool: None)
+
+    reason = image.unavailable()
+
+    assert reason is not None
+    assert reason.startswith("podman, runc not installed")
+    assert "make image" in reason
+
+
+def test_the_kubeconfig_copy_is_readable_by_the_containers_user(tmp_path: Path) -> None:
+    from dpio_sandbox import imagerun  # noqa: PLC0415 - imports helm's module
+
+    original = tmp_path / "kubeconfig"
+    original.write_text("{}")
+    original.chmod(0o600)
+
+    copy = imagerun.readable_copy(original, tmp_path / "image-run")
+
+    assert copy.read_text() == "{}"
+    assert copy.stat().st_mode & 0o777 == 0o644
+    assert copy.parent.stat().st_mode & 0o777 == 0o700
