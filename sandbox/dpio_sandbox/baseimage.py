@@ -57,7 +57,7 @@ def resolve(image: str | None = None) -> str:
         return image
     _say(f">> pulling {image}")
     try:
-        podman.run("pull", "--quiet", _qualified(image), timeout=300)
+        podman.run("pull", "--quiet", _qualified(image), timeout=120)
         return image
     except (podman.PodmanError, subprocess.TimeoutExpired) as err:
         reason = str(err).splitlines()[-1][:200]

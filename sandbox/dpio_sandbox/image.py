@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 import tomllib
@@ -94,7 +95,13 @@ def build(image: str = IMAGE) -> Built:
     if reason is not None:
         raise ImageUnavailableError(reason)
     started = time.monotonic()
-    base = baseimage.resolve()
+    # What fails before the Dockerfile's first step is this machine's, not the Dockerfile's:
+    # no base image to be had, or no container that podman can start.
+    try:
+        base = baseimage.resolve()
+        podman.run("run", "--rm", "--network=none", "--entrypoint=true", base, timeout=300)
+    except (RuntimeError, subprocess.TimeoutExpired) as err:
+        raise ImageUnavailableError(str(err)) from err
     ca = ca_bundle()
     _say(f">> building {image} on {base}" + (f" (build steps trust {ca})" if ca else ""))
     log = cache_root() / "image" / "build.log"

@@ -133,3 +133,20 @@ def test_the_kubeconfig_copy_is_readable_by_the_containers_user(tmp_path: Path) 
     assert copy.read_text() == "{}"
     assert copy.stat().st_mode & 0o777 == 0o644
     assert copy.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_machine_that_cannot_start_a_container_is_unavailable_not_a_broken_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The image test skips on this error, with podman's own words; a failing Dockerfile step
+    (after a container could start) is a PodmanError, which fails it."""
+    monkeypatch.setattr(image, "unavailable", lambda: None)
+    monkeypatch.setattr(baseimage, "resolve", lambda: "localhost/base:1")
+
+    def refuse(*args: str, **_: object) -> str:
+        raise podman.PodmanError("podman run: runc create failed: error setting rlimits")
+
+    monkeypatch.setattr(podman, "run", refuse)
+
+    with pytest.raises(image.ImageUnavailableError, match="error setting rlimits"):
+        image.build()
