@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import apply, get, purge_dpio_objects
+from tests.e2e.conftest import apply, get, kubectl, purge_dpio_objects
 from tests.integration.chart.helpers import NAMESPACE, by_kind, install_default, token_kubeconfig
 
 from dpio_sandbox import demo, image, imagerun, podman, vcsim
@@ -82,6 +82,7 @@ def run(
         if log.exists():
             print(log.read_text()[-4000:])
         purge_dpio_objects(sandbox)  # no operator left to take the finalizers off
+        kubectl(sandbox, "delete", "secret", "vcenter", "-n", NAMESPACE, "--ignore-not-found")
         vcsim.stop(state, "vcsim-image")
 
 
