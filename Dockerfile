@@ -18,9 +18,11 @@ ARG PIP_CERT
 ARG PIP_INDEX_URL
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
-# Dependencies first, in their own layer: a source change does not re-resolve them.
-COPY pyproject.toml uv.lock README.md ./
+# Dependencies first, in their own layer: a source or README change does not re-install them
+# (README.md is the package's long description, needed only when the project itself is built).
+COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
+COPY README.md ./
 COPY operator ./operator
 RUN uv sync --frozen --no-dev --no-editable
 
