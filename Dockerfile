@@ -1,20 +1,28 @@
 # dpio-operator image. Multi-stage: dependencies are resolved from uv.lock in a builder stage;
 # the final stage holds only the interpreter, the virtualenv (dpio installed into it, not
 # editable) and runs non-root. No compiler, uv or pip cache reaches it.
-# Build: docker build -t dpio-operator:0.1.0 .   (no container engine runs where this project is
-# developed: the image is linted with hadolint and checked by tests/unit/test_dockerfile.py, not
-# built, in CI here; see charts/dpio-operator/README.md "Building the image").
+# Build: docker build -t dpio-operator:0.1.0 .   or `make image` (podman; sandbox/image/build.py,
+# which also builds a stand-in base where the default one cannot be pulled: docs/quickstart.md).
 # The base is pinned by tag to a patch release; pin it by digest too where your registry allows:
 #   docker build --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest> .
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
+# Where PyPI is reached through a TLS-intercepting proxy, `make image` mounts the machine's CA
+# bundle read-only for the RUN steps and names it here (and PIP_INDEX_URL for a pip mirror; uv
+# installs from the URLs in uv.lock). Build arguments of the builder stage only: neither the
+# bundle nor these settings reach a layer of the final image.
+ARG SSL_CERT_FILE
+ARG PIP_CERT
+ARG PIP_INDEX_URL
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
-# Dependencies first, in their own layer: a source change does not re-resolve them.
-COPY pyproject.toml uv.lock README.md ./
+# Dependencies first, in their own layer: a source or README change does not re-install them
+# (README.md is the package's long description, needed only when the project itself is built).
+COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
+COPY README.md ./
 COPY operator ./operator
 RUN uv sync --frozen --no-dev --no-editable
 

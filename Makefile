@@ -110,3 +110,12 @@ run: venv ## The operator in the foreground against the sandbox (CRDs and vCente
 	set -a; . .sandbox/env; set +a; \
 	  DPIO_NAMESPACE=dpio-system DPIO_VCENTER_SECRET=vcenter \
 	  $(PY) -m dpio.handlers.main --standalone --liveness http://127.0.0.1:8080/healthz
+
+.PHONY: image
+image: venv ## Build the operator image (localhost/dpio-operator:VERSION) with podman; installs podman from Debian first
+	sandbox/image/install-tools.sh
+	PYTHONPATH=sandbox $(PY) -m dpio_sandbox.image build
+
+.PHONY: image-run
+image-run: image ## The image against the sandbox (as `make run`), with the chart's security settings, until Ctrl-C
+	PYTHONPATH=sandbox $(PY) -m dpio_sandbox.image run

