@@ -19,6 +19,13 @@ READY = "Ready"
 RECONCILING = "Reconciling"  # kstatus: work in progress
 STALLED = "Stalled"  # kstatus: an error that needs a human
 
+# True while no vCenter write is made: spec.suspend is true (reason Suspended) or the operator
+# runs with --dry-run (reason DryRun). False, reason AsExpected, otherwise.
+SUSPENDED = "Suspended"
+DRY_RUN = "DryRun"
+# Event reason: a deletion that needs vCenter writes waits until they are allowed again.
+CLEANUP_SUSPENDED = "CleanupSuspended"
+
 # Condition types, HostPassthroughPolicy.
 REBOOT_REQUIRED = "RebootRequired"
 DEGRADED = "Degraded"

@@ -32,6 +32,8 @@ class Config:
     namespace: str = "dpio-system"
     vcenter_secret: str = "vcenter"
     workers: int = 4
+    #: Plan and report, never write to vCenter (docs/design.md#suspend-and-dry-run).
+    dry_run: bool = False
 
     @classmethod
     def from_env(cls) -> Config:
@@ -39,7 +41,20 @@ class Config:
             namespace=os.environ.get("DPIO_NAMESPACE", cls.namespace),
             vcenter_secret=os.environ.get("DPIO_VCENTER_SECRET", cls.vcenter_secret),
             workers=int(os.environ.get("DPIO_WORKERS", cls.workers)),
+            dry_run=dry_run_from_env(),
         )
+
+
+DRY_RUN_ENV = "DPIO_DRY_RUN"
+
+
+def dry_run_from_env() -> bool:
+    """`DPIO_DRY_RUN`: "true" or "false" (unset: false). Anything else is refused rather than
+    guessed: a typo must not turn writes on."""
+    value = os.environ.get(DRY_RUN_ENV, "false").strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f'{DRY_RUN_ENV} must be "true" or "false", not {value!r}')
+    return value == "true"
 
 
 @dataclass
@@ -120,6 +135,7 @@ def _policies(
         all_policies=cache.objects,
         policies_version=lambda: cache.desired_changes,
         all_assignments=assignments.objects,
+        dry_run=config.dry_run,
     )
     # Capped exponential backoff for vCenter outages: 1 s up to 5 min (docs/design.md,
     # "Failures and retries").
@@ -147,6 +163,7 @@ def _assignments(
         policy=lambda name: policies.get(("", name)),
         all_assignments=cache.objects,
         namespace_labels=namespaces.get,
+        dry_run=config.dry_run,
     )
     assignments = Controller(
         "VMDeviceAssignment",
