@@ -19,11 +19,13 @@ READY = "Ready"
 RECONCILING = "Reconciling"  # kstatus: work in progress
 STALLED = "Stalled"  # kstatus: an error that needs a human
 
-# True while no vCenter write is made: spec.suspend is true (reason Suspended) or the operator
-# runs with --dry-run (reason DryRun). False, reason AsExpected, otherwise.
-SUSPENDED = "Suspended"
+# Condition type, both kinds (True: no vCenter write is made; False: reason AsExpected).
+SUSPENDED = "Suspended"  # also its reason when spec.suspend is true
+
+# Suspended reason when the operator runs with --dry-run (DPIO_DRY_RUN=true).
 DRY_RUN = "DryRun"
-# Event reason: a deletion that needs vCenter writes waits until they are allowed again.
+
+# Event reason: a deletion that would write to vCenter waits while writes are suspended.
 CLEANUP_SUSPENDED = "CleanupSuspended"
 
 # Condition types, HostPassthroughPolicy.
