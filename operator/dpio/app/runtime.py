@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from dpio.app.dry_run import ReadOnlyVCenter, ReadOnlyVMCenters
 from dpio.app.resync import Resyncs
 from dpio.app.vm_wiring import VMCenters
 from dpio.app.wiring import KubeObjects, VCenters
@@ -130,7 +131,7 @@ def _policies(
     disable from under them)."""
     cache, own_writes = ObjectCache(), ExpectedStatuses()
     reconciler = PolicyReconciler(
-        vcenter=vcenters,
+        vcenter=ReadOnlyVCenter(vcenters) if config.dry_run else vcenters,
         objects=OwnStatusWrites(KubeObjects(kube), own_writes),
         all_policies=cache.objects,
         policies_version=lambda: cache.desired_changes,
@@ -158,7 +159,7 @@ def _assignments(
     namespaces: dict[str, dict[str, str]] = {}
     own_writes = ExpectedStatuses()
     reconciler = AssignmentReconciler(
-        vcenter=vms,
+        vcenter=ReadOnlyVMCenters(vms) if config.dry_run else vms,
         objects=OwnStatusWrites(KubeObjects(kube), own_writes),
         policy=lambda name: policies.get(("", name)),
         all_assignments=cache.objects,
