@@ -251,3 +251,65 @@ def test_dry_run_plans_and_reports_but_writes_nothing_then_a_real_run_converges(
         assert writes(sim) == {"UpdatePassthruConfig": 1, "ReconfigVM_Task": 1}
         kubectl(sandbox, "delete", "vmda", "d-vm", "-n", NS, f"--timeout={int(TIMEOUT)}s")
         kubectl(sandbox, "delete", "hpp", "d-hosts", f"--timeout={int(TIMEOUT)}s")
+
+
+ROLLING_HOST = "esx-r.lab.local"
+# ESXi 8.0.2 that can't rebind: the A100, enabled but not active, waits for a reboot.
+ROLLING_INVENTORY = f"""
+datacenters:
+  - name: DC1
+    hosts:
+      - name: {ROLLING_HOST}
+        version: "8.0.2"
+        deviceRebindWithoutReboot: false
+        pciDevices:
+          - {{address: "{OFF}", {A100_YAML.replace("active: true", "active: false")}}}
+"""
+
+
+def host_in_maintenance_mode(sim: Simulator) -> bool:
+    with connect(sim) as si:
+        return bool(find(si, vim.HostSystem, ROLLING_HOST).runtime.inMaintenanceMode)
+
+
+def test_suspend_mid_rolling_reboot_stops_before_the_next_step(
+    sandbox: Sandbox, vcsim_factory: Any, tmp_path: Path
+) -> None:
+    # The host stays down until /reboots/complete: the test, not a clock, decides when.
+    rolling = vcsim_factory(ROLLING_INVENTORY, reboot_delay="1h")
+    secret_for(sandbox, rolling, "vcsim-rolling")
+    body = hpp("r-hosts", "vcsim-rolling", [ROLLING_HOST], [{"address": OFF}], [NS])
+    body["spec"]["reboot"] = {"policy": "Rolling", "maxUnavailable": 1, "drainTimeout": "5m"}
+
+    def phase() -> str:
+        hosts = get(sandbox, "hpp", "r-hosts").get("status", {}).get("hosts", [])
+        record = hosts[0].get("rollingReboot") if hosts else None
+        return str(record["phase"]) if record else ""
+
+    with dpio_operator.running(sandbox, tmp_path / "operator.log"):
+        apply(sandbox, body)
+        eventually(lambda: phase() == "Rebooting", timeout=TIMEOUT)
+        patch_suspend(sandbox, "hpp", "r-hosts", True)
+        hpp_until(sandbox, "r-hosts", "Suspended", ("True", "Suspended"))
+        rolling.admin("POST", "/counters/reset")
+
+        rolling.admin("POST", "/reboots/complete")  # back, still in maintenance mode
+        held = eventually(
+            lambda: (
+                "take esx-r.lab.local out of maintenance mode"
+                in condition_message(get(sandbox, "hpp", "r-hosts"), "Suspended")
+            ),
+            timeout=TIMEOUT,
+        )
+        assert held
+        status = get(sandbox, "hpp", "r-hosts")["status"]
+        assert "spec.suspend" in status["hosts"][0]["message"]  # the host says why it waits
+        assert status["hosts"][0]["rollingReboot"]["phase"] == "Rebooting"  # not advanced
+        assert host_in_maintenance_mode(rolling)
+        assert writes(rolling) == {}
+
+        patch_suspend(sandbox, "hpp", "r-hosts", False)
+        hpp_until(sandbox, "r-hosts", "Ready", ("True", "Reconciled"))
+        assert not host_in_maintenance_mode(rolling)
+        assert writes(rolling) == {"ExitMaintenanceMode_Task": 1}
+        kubectl(sandbox, "delete", "hpp", "r-hosts", f"--timeout={int(TIMEOUT)}s")
