@@ -45,6 +45,7 @@ def rules(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
                 "peering.enabled=true",
                 "vcenter.extraSecretNames={vc-lab,vc-prod}",
                 "operator.logLevel=debug",
+                "dryRun=true",
                 "crds.keep=false",
                 "networkPolicy.apiServer.cidrs={192.0.2.10/32,2001:db8::10/128}",
                 "networkPolicy.vcenter[0].cidr=198.51.100.7/32",
