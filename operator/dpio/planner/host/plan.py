@@ -25,7 +25,12 @@ from dpio.planner.host.host_plan import HostPlan, PassthruChange, plan_host
 from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.reboot import RebootAction, RebootCandidate, RebootPlan, plan_reboots
 from dpio.planner.host.rules import OtherPolicy, PolicyRules, Rivals
-from dpio.planner.host.suspend import describe_action, describe_update, frozen_reboot
+from dpio.planner.host.suspend import (
+    describe_action,
+    describe_update,
+    frozen_reboot,
+    unfinished_reboots,
+)
 from dpio.planner.observed import ObservedHost, ObservedInventory
 from dpio.planner.selection import InvalidSpecError, select_hosts
 from dpio.planner.suspension import Held, Suspension, held_calls
@@ -106,6 +111,7 @@ def plan_policy(
     if suspension is not None:  # the rule: nothing is called, only described
         pending = [describe_update(u.host, u.changes) for u in updates]
         pending += [describe_action(a) for a in reboot.actions]
+        pending += unfinished_reboots(records, reboot.actions)
         return PolicyPlan(
             hosts=plans,
             missing_hosts=selection.missing_names,

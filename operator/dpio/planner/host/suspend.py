@@ -41,3 +41,16 @@ def frozen_reboot(records: Mapping[str, RollingRebootStatus], suspension: Suspen
     """The rolling reboot as status has it, no step started: every host in it waits."""
     why = f"{suspension.cause}; the next step waits until {suspension.resume}"
     return RebootPlan(records=dict(records), waiting=dict.fromkeys(records, why))
+
+
+def unfinished_reboots(
+    records: Mapping[str, RollingRebootStatus], actions: Iterable[RebootAction]
+) -> list[str]:
+    """Rolling reboots under way whose next step is not due yet (a host still rebooting): held
+    too, so Ready does not claim a host left in maintenance mode is done."""
+    named = {a.host for a in actions}
+    return [
+        f"continue the rolling reboot of {name} ({record.phase.value})"
+        for name, record in sorted(records.items())
+        if name not in named
+    ]

@@ -145,7 +145,8 @@ class PolicyReconciler:
         except PortError:
             return Result(failed=True)
         # Every started step has its record in status (written above).
-        draining = any(h.rolling_reboot is not None for h in status.hosts)
+        # Suspended, no step starts and no drainTimeout is enforced: no timer either.
+        draining = plan.held is None and any(h.rolling_reboot is not None for h in status.hosts)
         if not plan.empty:
             # Confirm what the calls did with one more read (status shows the projection
             # until then); vCenter change notifications make this sooner when they arrive.

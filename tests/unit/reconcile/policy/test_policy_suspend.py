@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -82,6 +83,27 @@ def test_a_suspended_rolling_policy_starts_no_reboot_step() -> None:
     assert "put esx01 in maintenance mode" in message(objects, "Suspended")
 
 
+def test_a_suspended_reboot_in_flight_starts_nothing_and_sets_no_drain_timer() -> None:
+    # esx01 is in maintenance mode on the operator's request, rebooted: next, exit it.
+    back = gpu_host(enabled=True, active=True, in_maintenance_mode=True, boot_time=NOW)
+    hosts = RecordingHosts(ObservedInventory(hosts=(back,)))
+    objects = FakeObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts), objects, lambda: [], clock=lambda: NOW)
+    since = (NOW - timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
+    record = {"phase": "Rebooting", "since": since, "enteredByOperator": True}
+    status = {"observedGeneration": 1, "hosts": [{"name": "esx01", "rollingReboot": record}]}
+
+    got = asyncio.run(reconciler(suspended(status, reboot={"policy": "Rolling"})))
+
+    assert (hosts.updates, hosts.started) == ([], [])
+    assert got == Result()  # the watch, not a timer, brings it back
+    assert "take esx01 out of maintenance mode" in message(objects, "Suspended")
+    assert objects.status is not None
+    (host,) = objects.status["hosts"]
+    assert host["rollingReboot"] == record
+    assert "spec.suspend is true" in host["message"]
+
+
 @pytest.mark.parametrize("dry_run", [False, True], ids=["spec-suspend", "dry-run"])
 def test_a_suspended_deletion_that_would_disable_devices_waits(dry_run: bool) -> None:
     hosts = RecordingHosts(ObservedInventory(hosts=(gpu_host(enabled=True, active=True),)))
@@ -119,3 +141,20 @@ def test_a_suspended_retain_policy_deletes_without_vcenter() -> None:
 
     assert objects.finalizers == []
     assert hosts.updates == []
+
+
+def test_a_suspended_reboot_still_under_way_is_not_ready() -> None:
+    # esx01 was sent into its reboot and is not back yet: no step is due, but it is not done.
+    down = gpu_host(enabled=True, in_maintenance_mode=True, connection_state="notResponding")
+    hosts = RecordingHosts(ObservedInventory(hosts=(down,)))
+    objects = FakeObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts), objects, lambda: [], clock=lambda: NOW)
+    since = (NOW - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    record = {"phase": "Rebooting", "since": since, "enteredByOperator": True}
+    status = {"observedGeneration": 1, "hosts": [{"name": "esx01", "rollingReboot": record}]}
+
+    asyncio.run(reconciler(suspended(status, reboot={"policy": "Rolling"})))
+
+    assert (hosts.updates, hosts.started) == ([], [])
+    assert conditions(objects)["Ready"] == ("False", "Suspended")
+    assert "continue the rolling reboot of esx01 (Rebooting)" in message(objects, "Suspended")
