@@ -189,7 +189,8 @@ class AssignmentReconciler:
         want = Want.true(SUSPENDED, held.suspension.reason, message)
         generation = assignment.metadata.generation or 0
         conditions = with_want(previous.conditions, want, generation, self.clock())
-        status = previous.model_copy(update={"conditions": list(conditions)})
+        update = {"conditions": list(conditions), "observed_generation": generation}
+        status = previous.model_copy(update=update)
         if not status_changed(previous, status):
             return Result()  # said already
         try:

@@ -68,6 +68,7 @@ def test_a_suspended_deletion_keeps_the_finalizer_and_says_why() -> None:
     assert "finalizers" not in world.calls()  # the object stays until the cleanup may run
     (written,) = world.statuses()
     assert condition(written, "Suspended") == ("True", "Suspended")
+    assert written["observedGeneration"] == 1  # the spec that says suspend was seen
     message = next(c["message"] for c in written["conditions"] if c["type"] == "Suspended")
     assert "Deletion waits" in message
     assert "reconfigure the VM (0 device(s) to add, 1 to remove)" in message

@@ -120,6 +120,8 @@ def test_a_suspended_deletion_that_would_disable_devices_waits(dry_run: bool) ->
     assert objects.finalizers is None  # kept: the cleanup waits
     assert hosts.updates == []
     assert "Deletion waits" in message(objects, "Suspended")
+    assert objects.status is not None
+    assert objects.status["observedGeneration"] == 1  # the spec that says suspend was seen
     assert ("Warning", "CleanupSuspended") in objects.events
 
     # Resumed (suspend false, or the operator without --dry-run): the cleanup runs.
