@@ -8,6 +8,7 @@
 -- "not ready" means:
 --   no status, or status.observedGeneration < metadata.generation -> Progressing
 --   Stalled=True                                                   -> Degraded (needs a human)
+--   Suspended=True (spec.suspend, or the operator's --dry-run)      -> Suspended
 --   Ready=True                                                     -> Healthy
 --   Reconciling=True                                               -> Progressing
 --   Ready=False, reason in WAITING_FOR_YOU                         -> Suspended
@@ -66,6 +67,13 @@ local function health(obj)
   local stalled = condition(conditions, "Stalled")
   if stalled ~= nil and stalled.status == "True" then
     return "Degraded", said(stalled, stalled.reason or "Stalled")
+  end
+  -- spec.suspend: true (reason Suspended) or an operator in dry-run mode (reason DryRun): no
+  -- vCenter write is made, as Flux's spec.suspend and Cluster API's paused; the message says
+  -- what would be done.
+  local suspended = condition(conditions, "Suspended")
+  if suspended ~= nil and suspended.status == "True" then
+    return "Suspended", said(suspended, suspended.reason or "Suspended")
   end
   local ready = condition(conditions, "Ready")
   if ready ~= nil and ready.status == "True" then

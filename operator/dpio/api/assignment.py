@@ -236,6 +236,13 @@ class VMDeviceAssignmentSpec(ApiModel):
         "Resolve: turn off hot add and nested HV, set DRS/HA overrides; still block on Fault "
         "Tolerance and snapshots.",
     )
+    suspend: bool = Field(
+        False,
+        description="Pause: true stops every vCenter write for this assignment (reconfigure, "
+        "power, hardware upgrade, DRS/HA overrides, deletion cleanup). Observation and status "
+        "go on; condition Suspended=True names what would be done, and a deletion waits for "
+        "false.",
+    )
 
 
 class PowerState(StrEnum):

@@ -19,6 +19,15 @@ READY = "Ready"
 RECONCILING = "Reconciling"  # kstatus: work in progress
 STALLED = "Stalled"  # kstatus: an error that needs a human
 
+# Condition type, both kinds (True: no vCenter write is made; False: reason AsExpected).
+SUSPENDED = "Suspended"  # also its reason when spec.suspend is true
+
+# Suspended reason when the operator runs with --dry-run (DPIO_DRY_RUN=true).
+DRY_RUN = "DryRun"
+
+# Event reason: a deletion that would write to vCenter waits while writes are suspended.
+CLEANUP_SUSPENDED = "CleanupSuspended"
+
 # Condition types, HostPassthroughPolicy.
 REBOOT_REQUIRED = "RebootRequired"
 DEGRADED = "Degraded"

@@ -222,6 +222,13 @@ class HostPassthroughPolicySpec(ApiModel):
         "and some actions. No entry: no VMDeviceAssignment may use this policy.",
         json_schema_extra={"x-kubernetes-list-type": "atomic"},
     )
+    suspend: bool = Field(
+        False,
+        description="Pause: true stops every vCenter write for this policy (passthrough "
+        "updates, maintenance mode, reboots, deletion cleanup); a rolling reboot stops before "
+        "its next step. Observation and status go on; condition Suspended=True names what "
+        "would be done, and a deletion that must disable devices waits for false.",
+    )
 
 
 class HostPassthroughPolicy(BaseModel):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from dpio.app.dry_run import ReadOnlyVCenter, ReadOnlyVMCenters
 from dpio.app.resync import Resyncs
 from dpio.app.vm_wiring import VMCenters
 from dpio.app.wiring import KubeObjects, VCenters
@@ -32,6 +33,8 @@ class Config:
     namespace: str = "dpio-system"
     vcenter_secret: str = "vcenter"
     workers: int = 4
+    #: Plan and report, never write to vCenter (docs/design.md#suspend-and-dry-run).
+    dry_run: bool = False
 
     @classmethod
     def from_env(cls) -> Config:
@@ -39,7 +42,20 @@ class Config:
             namespace=os.environ.get("DPIO_NAMESPACE", cls.namespace),
             vcenter_secret=os.environ.get("DPIO_VCENTER_SECRET", cls.vcenter_secret),
             workers=int(os.environ.get("DPIO_WORKERS", cls.workers)),
+            dry_run=dry_run_from_env(),
         )
+
+
+DRY_RUN_ENV = "DPIO_DRY_RUN"
+
+
+def dry_run_from_env() -> bool:
+    """`DPIO_DRY_RUN`: "true" or "false" (unset: false). Anything else is refused rather than
+    guessed: a typo must not turn writes on."""
+    value = os.environ.get(DRY_RUN_ENV, "false").strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f'{DRY_RUN_ENV} must be "true" or "false", not {value!r}')
+    return value == "true"
 
 
 @dataclass
@@ -115,11 +131,12 @@ def _policies(
     disable from under them)."""
     cache, own_writes = ObjectCache(), ExpectedStatuses()
     reconciler = PolicyReconciler(
-        vcenter=vcenters,
+        vcenter=ReadOnlyVCenter(vcenters) if config.dry_run else vcenters,
         objects=OwnStatusWrites(KubeObjects(kube), own_writes),
         all_policies=cache.objects,
         policies_version=lambda: cache.desired_changes,
         all_assignments=assignments.objects,
+        dry_run=config.dry_run,
     )
     # Capped exponential backoff for vCenter outages: 1 s up to 5 min (docs/design.md,
     # "Failures and retries").
@@ -142,11 +159,12 @@ def _assignments(
     namespaces: dict[str, dict[str, str]] = {}
     own_writes = ExpectedStatuses()
     reconciler = AssignmentReconciler(
-        vcenter=vms,
+        vcenter=ReadOnlyVMCenters(vms) if config.dry_run else vms,
         objects=OwnStatusWrites(KubeObjects(kube), own_writes),
         policy=lambda name: policies.get(("", name)),
         all_assignments=cache.objects,
         namespace_labels=namespaces.get,
+        dry_run=config.dry_run,
     )
     assignments = Controller(
         "VMDeviceAssignment",

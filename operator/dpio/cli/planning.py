@@ -21,6 +21,7 @@ from dpio.api.policy import HostPassthroughPolicy
 from dpio.cli.manifests import Manifest, ManifestError
 from dpio.cli.plan import PolicyReport
 from dpio.planner import ObservedInventory, OtherPolicy, plan_policy
+from dpio.planner.suspension import suspension_of
 
 #: Reads the inventory a policy's vCenter reports: (secretRef name or None) -> (source, inventory).
 InventoryFor = Callable[[str | None], tuple[str, ObservedInventory]]
@@ -108,6 +109,11 @@ def plan_all(
             now=now,
             others=others(everyone, policy.metadata.name),
             previous=policy.status,
+            # spec.suspend: the operator would make none of the calls; the note says which.
+            suspension=suspension_of(suspend=policy.spec.suspend, dry_run=False),
         )
-        reports.append(PolicyReport(policy.metadata.name, source, policy.spec.reboot.policy, plan))
+        notes = (plan.held.message,) if plan.held is not None else ()
+        reports.append(
+            PolicyReport(policy.metadata.name, source, policy.spec.reboot.policy, plan, notes)
+        )
     return reports

@@ -22,12 +22,14 @@ from dpio.api.conditions import (
     REBOOT_REQUIRED,
     RECONCILING,
     STALLED,
+    SUSPENDED,
 )
 from dpio.cli.output import EMPTY, Format, dump, table
 
 HEADERS = ("kind", "namespace", "name", "ready", "reason", "summary", "attention")
 #: Conditions that are news when True (kstatus abnormal-true, and the kinds' own warnings).
 ATTENTION = (
+    SUSPENDED,  # spec.suspend or the operator's dry-run: nothing is written to vCenter
     STALLED,
     RECONCILING,
     DEGRADED,
@@ -51,6 +53,7 @@ class Row:
     attention: tuple[str, ...]
     message: str
     stale: bool  # status.observedGeneration behind metadata.generation
+    suspended: str = ""  # the Suspended condition's reason when True (Suspended | DryRun)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,7 @@ class Row:
             "summary": self.summary,
             "attention": list(self.attention),
             "observedGenerationCurrent": not self.stale,
+            "suspended": self.suspended or None,
         }
 
 
@@ -125,7 +129,13 @@ def row(body: Mapping[str, Any]) -> Row:
         attention=attention,
         message=str(ready.get("message", "")),
         stale=generation is not None and observed != generation,
+        suspended=_suspended(conditions),
     )
+
+
+def _suspended(conditions: Mapping[str, Mapping[str, Any]]) -> str:
+    found = conditions.get(SUSPENDED, {})
+    return str(found.get("reason", "")) if found.get("status") == "True" else ""
 
 
 def rows(bodies: Sequence[Mapping[str, Any]]) -> list[Row]:

@@ -40,7 +40,8 @@ class AssignmentReport:
     def changed(self) -> bool:
         """The operator would call vSphere (reconfigure, cluster overrides or power), or will as
         soon as the VM is powered off (PowerOffRequired): either way the VM changes."""
-        return not self.plan.empty or self.plan.outcome.change_pending
+        held = self.plan.outcome.held is not None  # spec.suspend: nothing changes
+        return not self.plan.empty or (self.plan.outcome.change_pending and not held)
 
 
 def backing_text(add: DeviceAdd) -> str:

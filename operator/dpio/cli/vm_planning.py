@@ -25,8 +25,10 @@ from dpio.cli.plan import PolicyReport
 from dpio.cli.planning import Candidate
 from dpio.cli.vm_plan import AssignmentReport
 from dpio.planner import policy_status
+from dpio.planner.suspension import suspension_of
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.plan import plan_for
+from dpio.planner.vm.suspend import held_plan
 from dpio.reconcile.assignment import inputs
 
 #: Observes the VM of an assignment through the policy's vCenter -> (source, observation).
@@ -128,6 +130,11 @@ def plan_one(
             seen, policy, namespace_labels, all_bodies, inputs.ObjectKey(namespace, meta.name)
         )
     plan = plan_for(assignment, namespace, observed, now)
+    # spec.suspend: the operator would make none of the calls; the note says which.
+    suspension = suspension_of(suspend=spec.suspend, dry_run=False)
+    plan = held_plan(plan, suspension, assignment.status)
+    if plan.outcome.held is not None:
+        notes += (plan.outcome.held.message,)
     host = plan.outcome.vm.host if plan.outcome.vm is not None else ""
     changing_hosts = changing_hosts or {}
     if plan.outcome.unavailable and host in changing_hosts:

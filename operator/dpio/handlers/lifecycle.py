@@ -162,6 +162,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Threads of its own, so scrapes work even when the loop is busy.
     memo.metrics, memo.metrics_reviewer = serve_metrics(MetricsSettings.from_env())
     config = Config.from_env()
+    if config.dry_run:
+        _log.warning("Dry-run: observing and planning only, no vCenter write is made")
     runtime = Runtime.build(config)
     memo.runtime = runtime
     election = LeaderElection.from_env()

@@ -7,6 +7,8 @@ Kubernetes authentication and authorization of every scrape (docs/observability.
 Several replicas: `--lease NAME` / `DPIO_LEASE` (leader election on that coordination.k8s.io
 Lease in DPIO_NAMESPACE; only its holder reconciles), `--lease-duration` / `DPIO_LEASE_DURATION`
 (15 s): a follower takes over within that plus two retry periods (docs/high-availability.md).
+Dry-run: `--dry-run` / `DPIO_DRY_RUN=true` observes, plans and reports but never writes to
+vCenter (docs/design.md#suspend-and-dry-run).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import kopf
 
 # Importing the handler modules registers them with kopf.
+from dpio.app import runtime
 from dpio.handlers import assignment, lifecycle, policy  # noqa: F401
 from dpio.observability import logging as logs
 
@@ -30,16 +33,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--lease-duration", help=f"seconds (${lifecycle.LEASE_DURATION_ENV}, default 15)"
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help=f"plan and report, never write to vCenter (${runtime.DRY_RUN_ENV}=true)",
+    )
     args = parser.parse_args(argv)
     # The startup handler reads its settings from the environment; the flags only override it.
     if args.lease is not None:
         os.environ[lifecycle.LEASE_ENV] = args.lease
     if args.lease_duration is not None:
         os.environ[lifecycle.LEASE_DURATION_ENV] = args.lease_duration
+    if args.dry_run:
+        os.environ[runtime.DRY_RUN_ENV] = "true"
     try:
         logs.configure(verbose=args.verbose)
         lifecycle.MetricsSettings.from_env()  # a bad value stops us here, not in kopf's startup
         election = lifecycle.LeaderElection.from_env()
+        runtime.dry_run_from_env()
     except ValueError as err:
         parser.error(str(err))
     # With our Lease, kopf peering must stay off: a kopf-paused leader would reconcile from a

@@ -45,6 +45,7 @@ def rules(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
                 "peering.enabled=true",
                 "vcenter.extraSecretNames={vc-lab,vc-prod}",
                 "operator.logLevel=debug",
+                "dryRun=true",
                 "crds.keep=false",
                 "networkPolicy.apiServer.cidrs={192.0.2.10/32,2001:db8::10/128}",
                 "networkPolicy.vcenter[0].cidr=198.51.100.7/32",
@@ -209,6 +210,8 @@ OPTIONS = [
         ),
     ),
     ("crds.install=false", lambda o: not by_kind(o, "CustomResourceDefinition")),
+    ("dryRun=true", lambda o: env_of(o)["DPIO_DRY_RUN"] == "true"),
+    ("dryRun=false", lambda o: "DPIO_DRY_RUN" not in env_of(o)),  # the operator's default
     (
         "crds.keep=false",
         lambda o: all(
@@ -402,6 +405,7 @@ REJECTED = [
     ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
     ("image.digest=latest", "/image/digest"),
     ("operator.logLevel=trace", "/operator/logLevel"),
+    ("dryRun=maybe", "/dryRun"),
     ("operator.logFormat=xml", "/operator/logFormat"),
     ("metrics.serviceMonitor.enabled=true", "/metrics/enabled"),  # a monitor of nothing
     (f"{PLAIN_METRICS},metrics.port=8080", "metrics.port and operator.healthPort must differ"),

@@ -24,7 +24,8 @@ from pydantic import BaseModel
 from tests.unit.planner import builders as hpp
 from tests.unit.planner.vm import builders as vmda
 
-from dpio.api.conditions import SECRET_NOT_FOUND
+from dpio.api.assignment import VMDeviceAssignmentStatus
+from dpio.api.conditions import DRY_RUN, SECRET_NOT_FOUND, SUSPENDED
 from dpio.api.policy import (
     DeviceSelector,
     DeviceState,
@@ -36,8 +37,10 @@ from dpio.planner.conditions import Problem
 from dpio.planner.host.plan import plan_policy
 from dpio.planner.host.status import policy_status, stalled_status, vcenter_unreachable_status
 from dpio.planner.observed import ObservedHost, ObservedInventory
+from dpio.planner.suspension import Suspension
 from dpio.planner.vm.observed import ConfigTarget, PolicyView, VMObservation
 from dpio.planner.vm.status import assignment_status
+from dpio.planner.vm.suspend import held_plan
 from dpio_sandbox import gitops
 
 pytestmark = pytest.mark.sandbox
@@ -97,7 +100,10 @@ def wire(kind: str, status: BaseModel | None, generation: int = GENERATION) -> d
 
 
 def policy(
-    *hosts: ObservedHost, reboot: str = "Manual", chosen: HostPassthroughPolicySpec | None = None
+    *hosts: ObservedHost,
+    reboot: str = "Manual",
+    chosen: HostPassthroughPolicySpec | None = None,
+    suspension: Suspension | None = None,
 ) -> HostPassthroughPolicyStatus:
     fields = {"hosts": {"names": [h.name for h in hosts]}, "reboot": {"policy": reboot}}
     chosen = chosen or hpp.spec(**fields)
@@ -108,6 +114,7 @@ def policy(
         inventory=ObservedInventory(hosts=hosts),
         now=hpp.NOW,
         previous=None,
+        suspension=suspension,
     )
     return policy_status(
         plan,
@@ -146,6 +153,16 @@ POLICY_SAMPLES = [
     pytest.param(stalled_status(CONVERGED, Problem(SECRET_NOT_FOUND, "Secret dpio-system/vc "
                                                    "not found"), GENERATION, hpp.NOW),
                  "Degraded", "Secret dpio-system/vc not found", id="secret-missing"),
+    pytest.param(policy(hpp.gpu_host(), suspension=Suspension(SUSPENDED)), "Suspended",
+                 "Would: update passthrough on esx01", id="suspended-changes-pending"),
+    pytest.param(policy(hpp.gpu_host(enabled=True, active=True), suspension=Suspension(SUSPENDED)),
+                 "Suspended", "nothing is pending", id="suspended-converged"),
+    pytest.param(policy(hpp.gpu_host(), suspension=Suspension(DRY_RUN)), "Suspended",
+                 "dry-run", id="dry-run-changes-pending"),
+    pytest.param(stalled_status(policy(hpp.gpu_host(), suspension=Suspension(SUSPENDED)),
+                                Problem(SECRET_NOT_FOUND, "Secret dpio-system/vc not found"),
+                                GENERATION, hpp.NOW),
+                 "Degraded", "not found", id="suspended-but-stalled"),
 ]  # fmt: skip
 
 
@@ -169,9 +186,10 @@ def test_policy_health(
 
 def assignment(observed: VMObservation, **spec: Any) -> Any:
     chosen = vmda.assignment(**spec) if spec else None
-    return assignment_status(
-        vmda.plan(observed, chosen), previous=None, generation=GENERATION, now=vmda.NOW
-    )
+    plan = vmda.plan(observed, chosen)
+    if chosen is not None and chosen.suspend:
+        plan = held_plan(plan, Suspension(SUSPENDED), VMDeviceAssignmentStatus())
+    return assignment_status(plan, previous=None, generation=GENERATION, now=vmda.NOW)
 
 
 def pending_host_reboot() -> VMObservation:
@@ -204,6 +222,10 @@ ASSIGNMENT_SAMPLES = [
                  id="vm-not-found"),
     pytest.param(vmda.observe(vmda.vm(folder="/DC1/vm/web")), {}, "Degraded",
                  "ml-trainer-01 is not among the VMs", id="vm-out-of-scope"),
+    pytest.param(vmda.observe(), {"suspend": True}, "Suspended", "reconfigure the VM",
+                 id="suspended-changes-pending"),
+    pytest.param(vmda.observe(vmda.converged_vm()), {"suspend": True}, "Suspended",
+                 "nothing is pending", id="suspended-converged"),
 ]  # fmt: skip
 
 
@@ -303,6 +325,11 @@ KSTATUS = [
     ("HostPassthroughPolicy", "invalid-spec-stalled", "Failed", None),
     ("HostPassthroughPolicy", "vcenter-outage", "InProgress", None),  # retried with backoff
     ("HostPassthroughPolicy", "secret-missing", "Failed", None),
+    # Suspended: Ready=False while changes are held back, so not done; True when none are.
+    ("HostPassthroughPolicy", "suspended-changes-pending", "InProgress", None),
+    ("HostPassthroughPolicy", "suspended-converged", "Current", None),
+    ("HostPassthroughPolicy", "dry-run-changes-pending", "InProgress", None),
+    ("HostPassthroughPolicy", "suspended-but-stalled", "Failed", None),
     # VMDeviceAssignment
     ("VMDeviceAssignment", "converged", "Current", None),
     ("VMDeviceAssignment", "attaching", "InProgress", None),
@@ -314,6 +341,8 @@ KSTATUS = [
     ("VMDeviceAssignment", "in-use-by-vm", "Failed", ITEM_5),
     ("VMDeviceAssignment", "vm-not-found", "Failed", None),  # VMOutOfScope is Stalled already
     ("VMDeviceAssignment", "vm-out-of-scope", "Failed", None),
+    ("VMDeviceAssignment", "suspended-changes-pending", "InProgress", None),
+    ("VMDeviceAssignment", "suspended-converged", "Current", None),
     # Hand-written edge cases: kstatus' own rules, which differ from the Argo CD script's.
     ("edge", "no-status", "Current", None),  # no status is Current to kstatus: see item 5
     ("edge", "empty-status", "Current", None),  # no observedGeneration: generation not checked

@@ -194,3 +194,12 @@ def test_summary_counts_over_all_policies(tmp_path: Path) -> None:
         "1 host(s) needing a reboot, 0 rolling-reboot step(s), 0 refused, 0 conflict(s)."
     )
     assert summary([]).startswith("Plan: 0 UpdatePassthruConfig")
+
+
+def test_a_suspended_policy_plans_no_call_and_says_what_it_would_do(tmp_path: Path) -> None:
+    code, out, _ = run_plan(tmp_path, esx01(), policy("gpu", suspend=True))
+
+    assert code == 0  # the operator would call nothing
+    assert "= esx01: no change" in out
+    assert "note: spec.suspend is true" in out
+    assert f"update passthrough on esx01 (enable {GPU}, {GPU_AUDIO})" in out

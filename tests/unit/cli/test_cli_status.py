@@ -156,3 +156,32 @@ def test_lenient_with_odd_bodies() -> None:
 
 def test_nothing_found() -> None:
     assert render([], Format.TABLE).startswith("No HostPassthroughPolicy")
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (
+            policy(
+                "gpu",
+                cond("Ready", "False", "Suspended", "Would: update passthrough on esx01"),
+                cond("Suspended", "True", "Suspended", "Would: update passthrough on esx01"),
+            ),
+            "Suspended",
+        ),
+        (
+            assignment("ml", "a", READY, cond("Suspended", "True", "DryRun", "nothing is pending")),
+            "DryRun",
+        ),
+        (policy("gpu", READY, cond("Suspended", "False", "AsExpected")), ""),
+    ],
+)
+def test_a_suspended_object_says_so_in_table_and_json(body: dict[str, Any], reason: str) -> None:
+    found = row(body)
+    table = render([body], Format.TABLE)
+    data = json.loads(render([body], Format.JSON))["items"][0]
+
+    assert found.suspended == reason
+    assert data["suspended"] == (reason or None)
+    assert (f"Suspended={reason}" in found.attention) == bool(reason)
+    assert (f"Suspended={reason}" in table) == bool(reason)

@@ -87,6 +87,7 @@ def root() -> Iterator[None]:
         ("DPIO_LOG_LEVEL", "CHATTY"),
         ("DPIO_METRICS_PORT", "none"),
         ("DPIO_METRICS_SECURE", "true"),  # without its certificate files
+        ("DPIO_DRY_RUN", "yes"),  # a typo must not turn vCenter writes on
     ],
 )
 def test_main_stops_with_a_usage_error_before_kopf_starts(

@@ -20,8 +20,10 @@ from dpio.planner.host.host_plan import PassthruChange
 from dpio.planner.host.in_use import DeviceClaim, claimed_addresses, dynamic_keep
 from dpio.planner.host.plan import UpdatePassthruConfig
 from dpio.planner.host.rules import OtherPolicy, PolicyRules, Rivals
+from dpio.planner.host.suspend import describe_update
 from dpio.planner.observed import ObservedHost, ObservedInventory
 from dpio.planner.selection import InvalidSpecError, match_devices, select_hosts
+from dpio.planner.suspension import Held, Suspension, held_calls
 
 
 def deletion_touches_hosts(spec: HostPassthroughPolicySpec) -> bool:
@@ -30,6 +32,17 @@ def deletion_touches_hosts(spec: HostPassthroughPolicySpec) -> bool:
     Retain does not: its finalizer goes without a login, so a policy whose Secret or vCenter is
     gone can still be deleted."""
     return spec.deletion_policy is not DeletionPolicy.RETAIN
+
+
+def held_deletion(
+    suspension: Suspension | None, updates: Sequence[UpdatePassthruConfig]
+) -> Held | None:
+    """A deletion with cleanup to do while suspended (spec.suspend or dry-run) is held back
+    and its finalizer stays. With nothing to clean up (deletionPolicy Retain, nothing left
+    enabled) the object just goes: that needs no write."""
+    if suspension is None or not updates:
+        return None
+    return held_calls(suspension, [describe_update(u.host, u.changes) for u in updates])
 
 
 def plan_deletion(

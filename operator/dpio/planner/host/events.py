@@ -19,6 +19,7 @@ from dpio.api.conditions import (
     READY,
     REBOOT_REQUIRED,
     STALLED,
+    SUSPENDED,
     Condition,
     ConditionStatus,
 )
@@ -78,6 +79,14 @@ def _condition_events(
     insecure = find(current, INSECURE_CONNECTION)
     if insecure is not None and _newly_true(find(previous, INSECURE_CONNECTION), insecure):
         events.append(PolicyEvent(WARNING, insecure.reason, insecure.message))
+    suspended = find(current, SUSPENDED)
+    told_now = {e.reason for e in events}  # Ready may have said it already
+    if (
+        suspended is not None
+        and _newly_true(find(previous, SUSPENDED), suspended)
+        and suspended.reason not in told_now
+    ):
+        events.append(PolicyEvent(NORMAL, suspended.reason, suspended.message))
     # Stalled and Degraded often carry the reason Ready just told: one Event is enough.
     # Degraded: DrainTimeout, PolicyConflict, HostUnreachable, PassthroughUnsupported, ...
     for type_ in (STALLED, DEGRADED):

@@ -73,8 +73,15 @@ def device_state(info: HostPciPassthruInfo) -> DeviceState:
 
 
 def plan_host(
-    host: ObservedHost, rules: PolicyRules, rivals: Rivals, claims: Sequence[DeviceClaim] = ()
+    host: ObservedHost,
+    rules: PolicyRules,
+    rivals: Rivals,
+    claims: Sequence[DeviceClaim] = (),
+    *,
+    project: bool = True,
 ) -> HostPlan:
+    """`project`: status rows show the devices as they will be once `changes` are made; False
+    (suspended: nothing will be made) shows them as observed."""
     info = host.passthru_info()
     matches, absent = match_devices(rules.matchers, host)
     listed = [m.device.id for m in matches]
@@ -95,7 +102,7 @@ def plan_host(
     )
     if not host.connected:
         changes = ()  # vCenter can't reach the host: report what it last knew, change nothing
-    projected = project_changes(info, changes)
+    projected = project_changes(info, changes if project else ())
     rows = tuple(_row(draft, projected, groups, i) for i in sorted(set(listed))) + not_found
     problems = draft.problems + [Problem(DEVICE_NOT_FOUND, r.message) for r in not_found]
     return HostPlan(

@@ -25,8 +25,15 @@ from dpio.planner.host.host_plan import HostPlan, PassthruChange, plan_host
 from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.reboot import RebootAction, RebootCandidate, RebootPlan, plan_reboots
 from dpio.planner.host.rules import OtherPolicy, PolicyRules, Rivals
+from dpio.planner.host.suspend import (
+    describe_action,
+    describe_update,
+    frozen_reboot,
+    unfinished_reboots,
+)
 from dpio.planner.observed import ObservedHost, ObservedInventory
 from dpio.planner.selection import InvalidSpecError, select_hosts
+from dpio.planner.suspension import Held, Suspension, held_calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,7 @@ class PolicyPlan:
     reboot: RebootPlan = field(default_factory=lambda: RebootPlan(records={}))
     problems: tuple[Problem, ...] = ()  # Degraded, in host order
     stalled: Problem | None = None  # needs a human: the spec can't be acted on
+    held: Held | None = None  # suspended: the calls held back (updates and actions are empty)
 
     @property
     def empty(self) -> bool:
@@ -77,7 +85,10 @@ def plan_policy(
     others: Sequence[OtherPolicy] = (),
     previous: HostPassthroughPolicyStatus | None = None,
     claims: Sequence[DeviceClaim] = (),
+    suspension: Suspension | None = None,
 ) -> PolicyPlan:
+    """`suspension`: spec.suspend or the operator's dry-run; the plan then holds no call, its
+    `held` says what would be done, and its hosts show what is observed (planner/suspension.py)."""
     try:
         rules = PolicyRules.from_spec(spec)
         selection = select_hosts(spec.hosts, inventory)
@@ -86,7 +97,8 @@ def plan_policy(
         return PolicyPlan(stalled=Problem(INVALID_SPEC, str(err)))
     rivals = Rivals.build(name, creation_timestamp, tuple(others), inventory, selection.hosts)
     records = _previous_records(previous)
-    plans = tuple(plan_host(h, rules, rivals, claims) for h in selection.hosts)
+    project = suspension is None
+    plans = tuple(plan_host(h, rules, rivals, claims, project=project) for h in selection.hosts)
     reboot = _plan_reboots(spec, drain_timeout, plans, records, now)
     plans = tuple(_reachable(p, reboot) for p in plans)
     updates = tuple(
@@ -96,6 +108,17 @@ def plan_policy(
         Problem(HOST_UNREACHABLE, f"{n}: no such host in vCenter") for n in selection.missing_names
     )
     problems = [pr for p in plans for pr in p.problems] + list(missing) + list(reboot.problems)
+    if suspension is not None:  # the rule: nothing is called, only described
+        pending = [describe_update(u.host, u.changes) for u in updates]
+        pending += [describe_action(a) for a in reboot.actions]
+        pending += unfinished_reboots(records, reboot.actions)
+        return PolicyPlan(
+            hosts=plans,
+            missing_hosts=selection.missing_names,
+            reboot=frozen_reboot(records, suspension),
+            problems=tuple(problems),
+            held=held_calls(suspension, pending),
+        )
     return PolicyPlan(
         updates=updates,
         reboot_actions=reboot.actions,

@@ -29,6 +29,7 @@ from dpio.api.conditions import (
     POLICY_CONFLICT,
     REBOOT_REQUIRED,
     ROLLING_REBOOT,
+    SUSPENDED,
     TLS_VERIFICATION_DISABLED,
     VCENTER_UNREACHABLE,
     ConditionStatus,
@@ -50,6 +51,7 @@ from dpio.planner.conditions import (
 from dpio.planner.host.host_plan import DevicePlan, HostPlan
 from dpio.planner.host.plan import PolicyPlan
 from dpio.planner.observed import format_pci_id
+from dpio.planner.suspension import suspended_want
 
 # Which Degraded reason names the condition when several apply: what needs a human most first.
 _DEGRADED_ORDER = (
@@ -112,8 +114,10 @@ def policy_wants(plan: PolicyPlan, reboot_policy: RebootPolicy) -> tuple[Want, .
         reboot = Want.true(REBOOT_REQUIRED, reason, message)
     else:
         reboot = Want.false(REBOOT_REQUIRED, AS_EXPECTED, "Every passthrough change is active")
-    not_ready = None
-    if degraded.status is ConditionStatus.TRUE:
+    not_ready = plan.held.problem if plan.held is not None else None
+    if not_ready is not None:
+        pass  # suspended with changes pending: that is why the spec is not in effect
+    elif degraded.status is ConditionStatus.TRUE:
         not_ready = Problem(degraded.reason, degraded.message)
     elif hosts:
         not_ready = Problem(reboot.reason, reboot.message)
@@ -121,6 +125,7 @@ def policy_wants(plan: PolicyPlan, reboot_policy: RebootPolicy) -> tuple[Want, .
         *kstatus_wants(stalled=None, progressing=_progress(plan), not_ready=not_ready),
         reboot,
         degraded,
+        suspended_want(plan.held),
     )
 
 
@@ -242,7 +247,7 @@ def _connection_status(
     kept = [
         Want(c.type, c.status, c.reason, c.message)
         for c in before.conditions
-        if c.type == REBOOT_REQUIRED
+        if c.type in (REBOOT_REQUIRED, SUSPENDED)
     ]
     wants = (*kstatus, *kept, Want.true(DEGRADED, problem.reason, problem.message))
     conditions = compute_conditions(before.conditions, wants, generation, now)

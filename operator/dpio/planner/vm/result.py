@@ -15,6 +15,7 @@ from datetime import timedelta
 from dpio.api.assignment import VMDeviceAssignmentStatus, VMotionStatus
 from dpio.api.vm_settings import PreviousSettings
 from dpio.planner.conditions import Problem
+from dpio.planner.suspension import Held
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm.conflicts import FeatureConflict
 from dpio.planner.vm.devices import DesiredDevice, DeviceDiff
@@ -71,6 +72,7 @@ class VMOutcome:
     vcenter: str = ""  # the observed vCenter's instance UUID, pinned in status.vm
     added: frozenset[str] = frozenset()  # spec device names the operator added (or adds now)
     mmio: MmioNeed | None = None  # what the VM's devices map together, once known
+    held: Held | None = None  # suspended: the calls held back (planner/vm/suspend.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from dpio.api.conditions import (
     ConditionStatus,
 )
 from dpio.planner.conditions import Problem, Want, compute_conditions, kstatus_wants
+from dpio.planner.suspension import suspended_want
 from dpio.planner.vm.conflicts import UNAVAILABLE_FEATURES
 from dpio.planner.vm.devices import DesiredDevice
 from dpio.planner.vm.observed import DynamicBacking, ObservedVM, StaticBacking
@@ -48,6 +49,8 @@ def _listing(items: Sequence[str]) -> str:
 
 def _problem(plan: VMPlan) -> Problem | None:
     """Why the spec is not in effect, most actionable first (stalled is handled separately)."""
+    if plan.outcome.held is not None and plan.outcome.held.problem is not None:
+        return plan.outcome.held.problem  # suspended with calls pending
     if plan.outcome.not_ready is not None:
         return plan.outcome.not_ready
     if plan.outcome.unavailable:
@@ -107,6 +110,7 @@ def assignment_wants(plan: VMPlan) -> tuple[Want, ...]:
         wants.append(Want.true(POWER_OFF_REQUIRED, VM_POWERED_ON, plan.outcome.power_message))
     else:
         wants.append(Want.false(POWER_OFF_REQUIRED, AS_EXPECTED))
+    wants.append(suspended_want(plan.outcome.held))
     vmotion = plan.outcome.vmotion
     if vmotion is not None:
         status = ConditionStatus.TRUE if vmotion.compatible else ConditionStatus.FALSE

@@ -17,18 +17,22 @@ into an earlier one:
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from dpio.api.assignment import VMDeviceAssignment, VMDeviceAssignmentStatus
-from dpio.api.conditions import RECONCILING
-from dpio.planner.conditions import is_true
+from dpio.api.conditions import CLEANUP_SUSPENDED, RECONCILING, SUSPENDED
+from dpio.planner.conditions import Want, is_true, status_changed
+from dpio.planner.suspension import Held, Suspension, cleanup_waits, suspension_of, with_want
 from dpio.planner.vm.deletion import plan_assignment_deletion
 from dpio.planner.vm.plan import plan_for, plan_unobserved
 from dpio.planner.vm.power import tracking_in
+from dpio.planner.vm.result import VMPlan
 from dpio.planner.vm.status import cleanup_status, intended_status
+from dpio.planner.vm.suspend import held_plan
 from dpio.reconcile import finalizers
 from dpio.reconcile.assignment import inputs
 from dpio.reconcile.assignment.apply import apply
@@ -42,6 +46,7 @@ from dpio.reconcile.ports import ObjectsPort, PortError, VCenterVMsPort
 from dpio.reconcile.queue import Result
 
 Body = Mapping[str, Any]
+_log = logging.getLogger(__name__)
 #: A Secret or login a human must fix is looked at again this often: no Secret watch, as the
 #: operator reads only the Secrets it is pointed at (docs/design.md#credentials-and-permissions).
 STALLED_SECONDS = 30.0
@@ -57,6 +62,8 @@ class AssignmentReconciler:
     #: The labels of a namespace (for consumers.namespaceSelector); None if not read yet.
     namespace_labels: Callable[[str], Mapping[str, str] | None]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    #: Operator-wide dry-run (--dry-run): plan and report, never write to vCenter.
+    dry_run: bool = False
 
     async def __call__(self, body: Body) -> Result:
         assignment = inputs.parse_assignment(body)
@@ -87,6 +94,8 @@ class AssignmentReconciler:
         except PortError as err:
             return await self._unobserved(body, assignment, err, now)
         plan = plan_for(assignment, seen.namespace, seen.observed, now)
+        plan = held_plan(plan, self._suspension(assignment), assignment.status)
+        _log_held(assignment, plan)
         intent = Intent(assignment.status, intended_status(plan, assignment, now))
         try:
             await write_intent(self.objects, body, intent)
@@ -103,6 +112,7 @@ class AssignmentReconciler:
         slow timer). Devices and power tracking stay as last recorded."""
         told = tenant_problem(err, assignment.spec.policy_ref.name)
         plan = plan_unobserved(assignment.status, told, stalled=not err.retryable)
+        plan = held_plan(plan, self._suspension(assignment), assignment.status)
         await self._reporter.tell_admins(assignment, err)
         intent = Intent(assignment.status, intended_status(plan, assignment, now))
         with contextlib.suppress(PortError):  # the next run reports it again
@@ -149,6 +159,10 @@ class AssignmentReconciler:
         if plan.outcome.release:
             await finalizers.release(self.objects, body)
             return Result()
+        plan = held_plan(plan, self._suspension(assignment), assignment.status)
+        held = plan.outcome.held
+        if held is not None and held.pending:
+            return await self._cleanup_waits(body, assignment, held)
         intent = Intent(assignment.status, cleanup_status(plan, assignment, self.clock()))
         try:
             await write_intent(self.objects, body, intent)
@@ -160,6 +174,47 @@ class AssignmentReconciler:
             await reporter.cleanup_failed(body, assignment, applied.error)
             return Result(failed=True)
         return Result(requeue_after=soonest(plan, CONFIRM_SECONDS if applied.made else None))
+
+    def _suspension(self, assignment: VMDeviceAssignment) -> Suspension | None:
+        return suspension_of(suspend=assignment.spec.suspend, dry_run=self.dry_run)
+
+    async def _cleanup_waits(
+        self, body: Body, assignment: VMDeviceAssignment, held: Held
+    ) -> Result:
+        """Suspended: the deletion's calls are held back and the finalizer stays; a change of
+        spec.suspend (or an operator restarted without --dry-run) runs it again."""
+        message = cleanup_waits(held)
+        _log.info("Holding back deletion cleanup", extra=_held_fields(assignment, held))
+        previous = assignment.status
+        want = Want.true(SUSPENDED, held.suspension.reason, message)
+        generation = assignment.metadata.generation or 0
+        conditions = with_want(previous.conditions, want, generation, self.clock())
+        update = {"conditions": list(conditions), "observed_generation": generation}
+        status = previous.model_copy(update=update)
+        if not status_changed(previous, status):
+            return Result()  # said already
+        try:
+            await write_intent(self.objects, body, Intent(previous, status))
+        except PortError:
+            return Result(failed=True)
+        await self.objects.event(body, "Warning", CLEANUP_SUSPENDED, message)
+        return Result()
+
+
+def _held_fields(assignment: VMDeviceAssignment, held: Held) -> dict[str, Any]:
+    meta = assignment.metadata
+    return {
+        "namespace": meta.namespace,
+        "object": meta.name,
+        "reason": held.suspension.reason,
+        "pending": list(held.pending),
+    }
+
+
+def _log_held(assignment: VMDeviceAssignment, plan: VMPlan) -> None:
+    held = plan.outcome.held
+    if held is not None and held.pending:
+        _log.info("Holding back vCenter writes", extra=_held_fields(assignment, held))
 
 
 def _may_have_changed_vm(status: VMDeviceAssignmentStatus) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dpio.api.conditions import CLEANUP_SUSPENDED, SUSPENDED
 from dpio.api.policy import HostPassthroughPolicy, HostPassthroughPolicyStatus
 from dpio.planner import (
     EnterMaintenanceMode,
@@ -30,10 +31,12 @@ from dpio.planner import (
     status_changed,
     vcenter_unreachable_status,
 )
-from dpio.planner.conditions import Problem
+from dpio.planner.conditions import Problem, Want
+from dpio.planner.host.deletion import held_deletion
 from dpio.planner.host.events import transition_events
 from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.status import stalled_status
+from dpio.planner.suspension import Held, Suspension, cleanup_waits, suspension_of, with_want
 from dpio.reconcile import finalizers
 from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio.reconcile.finalizers import Stage
@@ -71,6 +74,8 @@ class PolicyReconciler:
     selections: Selections = field(default_factory=Selections)
     #: The cached VMDeviceAssignments: devices they claim are never disabled from under them.
     all_assignments: Callable[[], Iterable[Mapping[str, Any]]] = lambda: ()
+    #: Operator-wide dry-run (--dry-run): plan and report, never write to vCenter.
+    dry_run: bool = False
 
     async def __call__(self, body: Mapping[str, Any]) -> Result:
         try:
@@ -111,8 +116,11 @@ class PolicyReconciler:
             others=self._others(policy.metadata.name),
             previous=previous,
             claims=self._claims(policy.spec.exclusive),
+            suspension=self._suspension(policy),
         )
         self.selections.record(policy.metadata.name, policy.spec.hosts, plan)
+        if plan.held is not None and plan.held.pending:
+            _log.info("Holding back vCenter writes", extra=_held_fields(policy, plan.held))
         try:
             await self._update_passthru(body, hosts, plan.updates)
         except PortError as err:
@@ -137,7 +145,8 @@ class PolicyReconciler:
         except PortError:
             return Result(failed=True)
         # Every started step has its record in status (written above).
-        draining = any(h.rolling_reboot is not None for h in status.hosts)
+        # Suspended, no step starts and no drainTimeout is enforced: no timer either.
+        draining = plan.held is None and any(h.rolling_reboot is not None for h in status.hosts)
         if not plan.empty:
             # Confirm what the calls did with one more read (status shows the projection
             # until then); vCenter change notifications make this sooner when they arrive.
@@ -217,12 +226,40 @@ class PolicyReconciler:
                     others=self._others(policy.metadata.name),
                     claims=self._claims(True),
                 )
+                held = held_deletion(self._suspension(policy), updates)
+                if held is not None:
+                    return await self._cleanup_waits(body, policy, held)
                 await self._update_passthru(body, hosts, updates)
             except PortError as err:
                 await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
                 return Result(failed=True)
         await finalizers.release(self.objects, body)
         self.selections.forget(policy.metadata.name)
+        return Result()
+
+    def _suspension(self, policy: HostPassthroughPolicy) -> Suspension | None:
+        return suspension_of(suspend=policy.spec.suspend, dry_run=self.dry_run)
+
+    async def _cleanup_waits(
+        self, body: Mapping[str, Any], policy: HostPassthroughPolicy, held: Held
+    ) -> Result:
+        """Suspended: the deletion's writes are held back and the finalizer stays; a change of
+        spec.suspend (or an operator restarted without --dry-run) runs it again."""
+        message = cleanup_waits(held)
+        _log.info("Holding back deletion cleanup", extra=_held_fields(policy, held))
+        previous = policy.status
+        want = Want.true(SUSPENDED, held.suspension.reason, message)
+        generation = policy.metadata.generation or 0
+        conditions = with_want(previous.conditions, want, generation, self.clock())
+        update = {"conditions": list(conditions), "observed_generation": generation}
+        status = previous.model_copy(update=update)
+        if not status_changed(previous, status):
+            return Result()  # said already
+        try:
+            await self._write(body, previous, status)
+        except PortError:
+            return Result(failed=True)
+        await self.objects.event(body, "Warning", CLEANUP_SUSPENDED, message)
         return Result()
 
     async def _write(
@@ -258,3 +295,11 @@ class PolicyReconciler:
         if self.policies_version is None:
             return self.other_policies.others(self.all_policies(), name)
         return self.other_policies.others_at(self.policies_version(), self.all_policies, name)
+
+
+def _held_fields(policy: HostPassthroughPolicy, held: Held) -> dict[str, Any]:
+    return {
+        "object": policy.metadata.name,
+        "reason": held.suspension.reason,
+        "pending": list(held.pending),
+    }

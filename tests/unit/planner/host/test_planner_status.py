@@ -17,6 +17,7 @@ from dpio.api.conditions import (
     REBOOT_REQUIRED,
     RECONCILING,
     STALLED,
+    SUSPENDED,
     VCENTER_UNREACHABLE,
     ConditionStatus,
 )
@@ -115,7 +116,11 @@ def test_conditions(
     hosts: tuple[ObservedHost, ...], expected: dict[str, tuple[ConditionStatus, str]]
 ) -> None:
     status = reconcile(hosts)
-    assert statuses(status) == {**expected, INSECURE_CONNECTION: (F, CERTIFICATE_VERIFIED)}
+    assert statuses(status) == {
+        **expected,
+        INSECURE_CONNECTION: (F, CERTIFICATE_VERIFIED),
+        SUSPENDED: (F, "AsExpected"),
+    }
     assert status.observed_generation == 4
     assert all(c.observed_generation == 4 for c in status.conditions)
 

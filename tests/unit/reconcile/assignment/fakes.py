@@ -148,6 +148,7 @@ class World:
     #: Namespace labels as the namespace watch has them; a namespace missing here was seen
     #: without labels ({}), one mapped to None not seen yet (selectors fail closed).
     labels: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    dry_run: bool = False  # the operator's --dry-run
 
     @classmethod
     def make(cls, observation: VMObservation | None = None, **kwargs: Any) -> World:
@@ -167,6 +168,7 @@ class World:
             all_assignments=lambda: iter(self.assignments),
             namespace_labels=lambda ns: self.labels.get(ns, {}),
             clock=lambda: NOW,
+            dry_run=self.dry_run,
         )
 
     def run(self, obj: dict[str, Any]) -> Result:
