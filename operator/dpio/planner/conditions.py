@@ -26,6 +26,7 @@ from dpio.api.conditions import (
     ConditionStatus,
 )
 from dpio.api.policy_status import HostPassthroughPolicyStatus
+from dpio.planner.attention import awaited, needs_a_human
 
 __all__ = [
     "Problem",
@@ -165,14 +166,16 @@ def kstatus_wants(
 
     `stalled` (needs a human) wins over `progressing` (work under way), which wins over
     `not_ready` (the spec is not fully in effect but nothing is being done about it right now).
+    A `not_ready` whose reason needs a human (planner.attention) is `stalled` once nothing is
+    under way, so kstatus says Failed instead of InProgress until a timeout.
     kstatus: Reconciling and Stalled are never both True.
     """
+    if stalled is None and progressing is None and not_ready is not None:
+        stalled = not_ready if needs_a_human(not_ready.reason) else None
     if stalled is not None:
         return (
             Want.false(READY, stalled.reason, stalled.message),
-            Want.false(
-                RECONCILING, stalled.reason, "Waiting for the spec or permissions to change"
-            ),
+            Want.false(RECONCILING, stalled.reason, "Waiting for someone to act: see Stalled"),
             Want.true(STALLED, stalled.reason, stalled.message),
         )
     stalled_off = Want.false(STALLED, RECONCILED if not_ready is None else not_ready.reason)
@@ -186,7 +189,7 @@ def kstatus_wants(
     if not_ready is not None:
         return (
             Want.false(READY, not_ready.reason, not_ready.message),
-            Want.false(RECONCILING, not_ready.reason, "Nothing to do until the situation changes"),
+            Want.false(RECONCILING, not_ready.reason, awaited(not_ready.reason)),
             stalled_off,
         )
     return (
