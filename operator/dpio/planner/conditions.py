@@ -36,6 +36,8 @@ __all__ = [
     "find",
     "is_true",
     "kstatus_wants",
+    "observing_conditions",
+    "observing_status",
     "status_changed",
 ]
 
@@ -196,4 +198,23 @@ def kstatus_wants(
         Want.true(READY, RECONCILED, ready_message or "All of the spec is in effect"),
         Want.false(RECONCILING, RECONCILED),
         stalled_off,
+    )
+
+
+def observing_conditions(generation: int, now: datetime) -> tuple[Condition, ...]:
+    """The first status's conditions, written before anything is observed: kstatus calls an
+    object without status Current, so a Flux health check polling right after the apply would
+    pass it. Reconciling=True (InProgress) until the first reconcile says more."""
+    wants = (
+        Want(READY, ConditionStatus.UNKNOWN, AWAITING_RECONCILE, "Not observed in vCenter yet"),
+        Want.true(RECONCILING, AWAITING_RECONCILE, "Observing vCenter"),
+        Want.false(STALLED, AWAITING_RECONCILE),
+    )
+    return compute_conditions((), wants, generation, now)
+
+
+def observing_status(kind: type[AnyStatus], generation: int, now: datetime) -> AnyStatus:
+    """The whole first status: observedGeneration and `observing_conditions`, nothing else."""
+    return kind(
+        observed_generation=generation, conditions=list(observing_conditions(generation, now))
     )

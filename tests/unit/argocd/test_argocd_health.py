@@ -35,7 +35,12 @@ from dpio.api.policy import (
     RebootPolicy,
 )
 from dpio.planner.attention import NEEDS_A_HUMAN, WAITING
-from dpio.planner.conditions import Problem, compute_conditions, kstatus_wants
+from dpio.planner.conditions import (
+    Problem,
+    compute_conditions,
+    kstatus_wants,
+    observing_status,
+)
 from dpio.planner.host.plan import plan_policy
 from dpio.planner.host.status import policy_status, stalled_status, vcenter_unreachable_status
 from dpio.planner.observed import ObservedHost, ObservedInventory
@@ -383,6 +388,21 @@ def test_every_reason_is_judged_as_documented(
     assert argo(verdicts, obj)[1] == "the why"
     if reason in NEEDS_A_HUMAN:
         assert kstatus(verdicts, obj)[1] == "the why"
+
+
+FIRST = {kind: ask(wire(kind, observing_status(model, GENERATION, vmda.NOW)))
+         for kind, model in (("HostPassthroughPolicy", HostPassthroughPolicyStatus),
+                             ("VMDeviceAssignment", VMDeviceAssignmentStatus))}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_first_status_is_in_progress_to_both(
+    verdicts: dict[str, gitops.Verdicts], kind: str
+) -> None:
+    """What the operator writes before it asks vCenter anything (no status at all is Current
+    to kstatus: see the edge case no-status)."""
+    assert argo(verdicts, FIRST[kind]) == ("Progressing", "Observing vCenter")
+    assert kstatus(verdicts, FIRST[kind]) == ("InProgress", "Observing vCenter")
 
 
 def test_configmap_patch_carries_the_script_for_both_kinds() -> None:

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dpio.api.assignment import VMDeviceAssignment, VMDeviceAssignmentStatus
-from dpio.api.conditions import RECONCILING
-from dpio.planner.conditions import is_true
+from dpio.api.conditions import AWAITING_RECONCILE, RECONCILING
+from dpio.planner.conditions import find, is_true
 from dpio.planner.vm.deletion import plan_assignment_deletion
 from dpio.planner.vm.plan import plan_for, plan_unobserved
 from dpio.planner.vm.power import tracking_in
@@ -38,6 +38,7 @@ from dpio.reconcile.assignment.report import Reporter, soonest
 from dpio.reconcile.assignment.tenant_messages import tenant_problem
 from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio.reconcile.finalizers import Stage
+from dpio.reconcile.first_status import write_first_status
 from dpio.reconcile.ports import ObjectsPort, PortError, VCenterVMsPort
 from dpio.reconcile.queue import Result
 
@@ -70,6 +71,10 @@ class AssignmentReconciler:
             case Stage.RECONCILE:
                 return await self._reconcile(body, assignment)
             case Stage.DONE:
+                if not deleting:  # the finalizer was just added: say so before any vCenter call
+                    await write_first_status(
+                        self.objects, body, VMDeviceAssignmentStatus, self.clock()
+                    )
                 return Result()
 
     @property
@@ -164,10 +169,17 @@ class AssignmentReconciler:
 
 def _may_have_changed_vm(status: VMDeviceAssignmentStatus) -> bool:
     """Status records every change before it is made: `previous`, power tracking, and
-    Reconciling=True while calls are under way (a crash after a call leaves it True)."""
+    Reconciling=True while calls are under way (a crash after a call leaves it True). The
+    first status's Reconciling=True (AwaitingReconcile) comes before anything was observed."""
+    reconciling = find(status.conditions, RECONCILING)
+    calls_under_way = (
+        is_true(status.conditions, RECONCILING)
+        and reconciling is not None
+        and reconciling.reason != AWAITING_RECONCILE
+    )
     return (
         status.previous is not None
         or status.power is not None
         or any(d.attached for d in status.devices)
-        or is_true(status.conditions, RECONCILING)
+        or calls_under_way
     )

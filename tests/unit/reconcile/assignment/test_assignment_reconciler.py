@@ -23,12 +23,37 @@ ATTACHED = {"devices": [OURS]}
 UNREACHABLE = PortError("VCenterUnreachable", "connection refused", retryable=True)
 
 
-def test_finalizer_comes_first_and_nothing_else_happens() -> None:
+def test_finalizer_comes_first_then_the_first_status_and_no_vcenter_call() -> None:
     world = World.make()
     result = world.run(body(finalizers=("other.io/keep",)))
-    assert world.log == [("finalizers", ["other.io/keep", FINALIZER])]
+    assert world.calls() == ["finalizers", "status"]
+    assert world.log[0] == ("finalizers", ["other.io/keep", FINALIZER])
+    status = world.statuses()[0]
+    assert status["observedGeneration"] == 1
+    assert condition(status, "Reconciling") == ("True", "AwaitingReconcile")
+    assert condition(status, "Ready") == ("Unknown", "AwaitingReconcile")
+    assert condition(status, "Stalled") == ("False", "AwaitingReconcile")
+    # The finalizer's write moved resourceVersion on: this one carries no precondition.
+    assert world.objects.versions == ["7", ""]
     assert result.requeue_after is None
     assert not result.failed
+
+
+def test_a_status_that_exists_is_not_replaced_by_the_first_one() -> None:
+    world = World.make()
+    world.run(body(finalizers=(), status=ATTACHED))
+    assert world.calls() == ["finalizers"]
+
+
+def test_deleting_after_only_the_first_status_leaves_the_vm_alone() -> None:
+    """The first status's Reconciling=True is not a call under way: nothing of ours can be on
+    the VM, so deletion releases without reading or touching it."""
+    first = World.make()
+    first.run(body(finalizers=()))
+    status = first.statuses()[0]
+    world = World.make(observe(converged_vm()))
+    world.run(body(deleting=True, status=status))
+    assert world.calls() == ["finalizers"]
 
 
 def test_powered_off_vm_gets_status_then_one_reconfigure_with_full_reservation() -> None:
