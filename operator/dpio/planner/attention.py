@@ -55,8 +55,8 @@ NEEDS_A_HUMAN: Mapping[str, str] = MappingProxyType({
     c.IN_USE_BY_VM: "detach the device from the other VM, or ask for another",
     c.CLAIMED_BY_ASSIGNMENT: "delete the older assignment, or ask for another device",
     # Feature conflicts under conflictPolicy: Block.
-    c.FAULT_TOLERANCE: "turn Fault Tolerance off, or conflictPolicy: Resolve",
-    c.SNAPSHOTS: "delete the VM's snapshots",
+    c.FAULT_TOLERANCE: "turn Fault Tolerance off (Resolve does not touch it)",
+    c.SNAPSHOTS: "delete or consolidate the VM's snapshots",
     c.HOT_ADD: "turn CPU/memory hot add off, or conflictPolicy: Resolve",
     c.NESTED_HV: "turn nested hardware virtualization off, or conflictPolicy: Resolve",
     c.HIGH_AVAILABILITY: "exclude the VM from vSphere HA, or conflictPolicy: Resolve",
