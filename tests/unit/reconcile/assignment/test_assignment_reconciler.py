@@ -450,3 +450,14 @@ def test_without_opting_in_an_old_vm_is_refused_for_dynamic_directpath() -> None
     world.run(body(spec=DYNAMIC_SPEC))
     assert world.calls() == ["vms_for", "observe_vm", "status"]
     assert condition(world.statuses()[0], "Stalled") == ("True", "HardwareVersionTooOld")
+
+
+def test_a_device_on_another_vm_is_told_once_though_three_conditions_flip() -> None:
+    """Ready=False, Stalled=True and DevicesUnavailable=True, all InUseByVM with one message:
+    one Warning Event, not three."""
+    world = World.make(observe(attached_to_vms={"0000:3b:00.0": ("other-vm",)}))
+    world.run(body())
+    status = world.statuses()[-1]
+    assert condition(status, "Stalled") == ("True", "InUseByVM")
+    assert condition(status, "DevicesUnavailable") == ("True", "InUseByVM")
+    assert [e for e in world.events() if e[1] == "InUseByVM"] == [("Warning", "InUseByVM")]
