@@ -92,6 +92,8 @@ WAITING: Mapping[str, str] = MappingProxyType({
     c.VM_POWERED_ON: "the VM to be powered off by its owner (powerPolicy: WaitForPowerOff)",
     c.NOT_ENABLED: "the HostPassthroughPolicy to enable the device",
     c.PENDING_HOST_REBOOT: "the reboot of the device's host",
+    # Retried with backoff; a fault retrying won't fix also sets Stalled=True (reconcile/
+    # assignment/report.py), with this reason.
     c.RECONFIGURE_FAILED: "vCenter to accept the change (retried with capped backoff)",
     # Faults the adapter calls retryable: the operator retries; conditions say
     # VCenterUnreachable, never these.

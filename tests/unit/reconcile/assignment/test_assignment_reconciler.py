@@ -199,15 +199,20 @@ def test_a_vcenter_problem_a_human_must_fix_stalls_and_is_looked_at_on_a_slow_ti
     assert details in world.events_on("HostPassthroughPolicy")[0][2]
 
 
-def test_a_refused_reconfigure_is_reported_with_its_fault() -> None:
+@pytest.mark.parametrize(("retryable", "stalled"), [(False, "True"), (True, "False")])
+def test_a_refused_reconfigure_is_reported_with_its_fault(retryable: bool, stalled: str) -> None:
+    """Retried with backoff either way; a fault retrying won't fix is also Stalled (kstatus
+    Failed), a retryable one is not."""
     world = World.make()
-    world.vms.fail["reconfigure"] = PortError("TaskFailed", "changeVersion", retryable=False)
+    world.vms.fail["reconfigure"] = PortError("TaskFailed", "changeVersion", retryable=retryable)
     result = world.run(body())
     assert result.failed
     assert ("Warning", "ReconfigureFailed") in world.events()
     ready = next(c for c in world.statuses()[-1]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "ReconfigureFailed")
-    assert "TaskFailed: changeVersion" in ready["message"]
+    # A non-retryable fault's text is the tenant's to read; a retryable one's goes to admins.
+    assert ("TaskFailed: changeVersion" in ready["message"]) is not retryable
+    assert condition(world.statuses()[-1], "Stalled") == (stalled, "ReconfigureFailed")
 
 
 @pytest.mark.parametrize(
