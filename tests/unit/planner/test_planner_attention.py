@@ -83,12 +83,25 @@ DOC = (ROOT / "docs/observability.md").read_text()
 ROW = re.compile(r"^\| `(?P<reason>[A-Za-z0-9]+)` \|(?P<rest>.*)\|$", re.MULTILINE)
 
 
-def documented() -> dict[str, str]:
+def table() -> dict[str, list[str]]:
+    """The rows of "Who acts next": reason -> [kstatus, Argo CD, who acts next]."""
     section = DOC[DOC.index("### Who acts next") :]
     section = section[: section.index("\n## ", 1) if "\n## " in section else len(section)]
-    return {
-        m["reason"]: next(c.strip() for c in m["rest"].split("|")) for m in ROW.finditer(section)
-    }
+    return {m["reason"]: [c.strip() for c in m["rest"].split("|")] for m in ROW.finditer(section)}
+
+
+def documented() -> dict[str, str]:
+    return {reason: cells[0] for reason, cells in table().items()}
+
+
+def test_the_docs_table_says_what_the_code_says_of_each_reason() -> None:
+    rows = table()
+    for reason, what in NEEDS_A_HUMAN.items():
+        assert rows[reason][2] == f"a human: {what}", reason
+    for reason, what in WAITING.items():
+        assert rows[reason][2].startswith(f"waits for {what}"), reason
+    for reason, what in INFORMATIONAL.items():
+        assert rows[reason][2] == f"never makes Ready False: {what}", reason
 
 
 def test_the_docs_table_lists_every_reason_with_its_kstatus() -> None:
