@@ -12,8 +12,9 @@
 --   Ready=True                                                     -> Healthy
 --   Reconciling=True                                               -> Progressing
 --   Ready=False, reason in WAITING_FOR_YOU                         -> Suspended
---   Ready=False, reason in ON_ITS_WAY                              -> Progressing
---   Ready=False, any other reason                                  -> Degraded
+--   Ready=False, any other reason                                  -> Progressing
+--     (the operator sets Stalled=True for every state only a human can leave, so a Ready=False
+--     without it waits for something that comes: docs/observability.md, "Who acts next")
 --   Ready=Unknown or missing                                       -> Progressing
 -- Written for Lua 5.1 (gopher-lua, what Argo CD runs): no goto, no integer division.
 
@@ -23,6 +24,8 @@ local WAITING_FOR_YOU = {
   PendingReboot = "a host must be rebooted (reboot.policy: Manual)",
   VMPoweredOn = "the VM must be powered off (powerPolicy: WaitForPowerOff)",
   PendingHostReboot = "the device's host must be rebooted first",
+  DrainBlocked = "powered-on VMs must be moved or powered off by their owners",
+  MaintenanceModeByOthers = "whoever put the host in maintenance mode must take it out",
 }
 
 -- Nobody needs to act: the operator, or the policy this object depends on, gets there alone.
@@ -101,7 +104,7 @@ local function health(obj)
   if ON_ITS_WAY[reason] then
     return "Progressing", said(ready, reason)
   end
-  return "Degraded", said(ready, reason)
+  return "Progressing", said(ready, reason)
 end
 
 local hs = {}

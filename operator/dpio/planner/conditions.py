@@ -26,6 +26,7 @@ from dpio.api.conditions import (
     ConditionStatus,
 )
 from dpio.api.policy_status import HostPassthroughPolicyStatus
+from dpio.planner.attention import awaited, needs_a_human
 
 __all__ = [
     "Problem",
@@ -35,6 +36,8 @@ __all__ = [
     "find",
     "is_true",
     "kstatus_wants",
+    "observing_conditions",
+    "observing_status",
     "status_changed",
 ]
 
@@ -165,14 +168,16 @@ def kstatus_wants(
 
     `stalled` (needs a human) wins over `progressing` (work under way), which wins over
     `not_ready` (the spec is not fully in effect but nothing is being done about it right now).
+    A `not_ready` whose reason needs a human (planner.attention) is `stalled` once nothing is
+    under way, so kstatus says Failed instead of InProgress until a timeout.
     kstatus: Reconciling and Stalled are never both True.
     """
+    if stalled is None and progressing is None and not_ready is not None:
+        stalled = not_ready if needs_a_human(not_ready.reason) else None
     if stalled is not None:
         return (
             Want.false(READY, stalled.reason, stalled.message),
-            Want.false(
-                RECONCILING, stalled.reason, "Waiting for the spec or permissions to change"
-            ),
+            Want.false(RECONCILING, stalled.reason, "Waiting for someone to act: see Stalled"),
             Want.true(STALLED, stalled.reason, stalled.message),
         )
     stalled_off = Want.false(STALLED, RECONCILED if not_ready is None else not_ready.reason)
@@ -186,11 +191,30 @@ def kstatus_wants(
     if not_ready is not None:
         return (
             Want.false(READY, not_ready.reason, not_ready.message),
-            Want.false(RECONCILING, not_ready.reason, "Nothing to do until the situation changes"),
+            Want.false(RECONCILING, not_ready.reason, awaited(not_ready.reason)),
             stalled_off,
         )
     return (
         Want.true(READY, RECONCILED, ready_message or "All of the spec is in effect"),
         Want.false(RECONCILING, RECONCILED),
         stalled_off,
+    )
+
+
+def observing_conditions(generation: int, now: datetime) -> tuple[Condition, ...]:
+    """The first status's conditions, written before anything is observed: kstatus calls an
+    object without status Current, so a Flux health check polling right after the apply would
+    pass it. Reconciling=True (InProgress) until the first reconcile says more."""
+    wants = (
+        Want(READY, ConditionStatus.UNKNOWN, AWAITING_RECONCILE, "Not observed in vCenter yet"),
+        Want.true(RECONCILING, AWAITING_RECONCILE, "Observing vCenter"),
+        Want.false(STALLED, AWAITING_RECONCILE),
+    )
+    return compute_conditions((), wants, generation, now)
+
+
+def observing_status(kind: type[AnyStatus], generation: int, now: datetime) -> AnyStatus:
+    """The whole first status: observedGeneration and `observing_conditions`, nothing else."""
+    return kind(
+        observed_generation=generation, conditions=list(observing_conditions(generation, now))
     )

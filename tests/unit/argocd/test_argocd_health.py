@@ -15,6 +15,7 @@ hence the `sandbox` marker (`make test` runs these; a failed build fails them, i
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,13 @@ from dpio.api.policy import (
     HostPassthroughPolicyStatus,
     RebootPolicy,
 )
-from dpio.planner.conditions import Problem
+from dpio.planner.attention import NEEDS_A_HUMAN, WAITING
+from dpio.planner.conditions import (
+    Problem,
+    compute_conditions,
+    kstatus_wants,
+    observing_status,
+)
 from dpio.planner.host.plan import plan_policy
 from dpio.planner.host.status import policy_status, stalled_status, vcenter_unreachable_status
 from dpio.planner.observed import ObservedHost, ObservedInventory
@@ -290,8 +297,8 @@ EDGE_CASES = [
             _ready("Unknown", "AwaitingReconcile")]}, "Progressing", "AwaitingReconcile",
             id="ready-unknown"),
         pytest.param({"generation": 1}, {"observedGeneration": 1, "conditions": [
-            _ready("False", "SomethingNew", "vSphere said so")]}, "Degraded", "vSphere said so",
-            id="unknown-reason-is-degraded"),
+            _ready("False", "SomethingNew", "vSphere said so")]}, "Progressing", "vSphere said so",
+            id="not-ready-without-stalled-waits"),
     ]
 ]  # fmt: skip
 
@@ -308,20 +315,14 @@ def test_edge_cases(
 # kstatus (cli-utils `status.Compute`: Flux `wait: true`, `kubectl wait`, kpt) on the same objects.
 # Current = done, InProgress = wait on, Failed = stop waiting (only `Stalled=True` gives it).
 
-ITEM_5 = pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 5: a state that needs a human must end as kstatus Failed "
-    "(Stalled=True); today it is InProgress until Flux times out",
-)
-
 KSTATUS = [
     # HostPassthroughPolicy
     ("HostPassthroughPolicy", "converged", "Current", None),
     ("HostPassthroughPolicy", "updating", "InProgress", None),
     ("HostPassthroughPolicy", "manual-reboot-pending", "InProgress", None),  # waits for a human
     ("HostPassthroughPolicy", "rolling-reboot", "InProgress", None),
-    ("HostPassthroughPolicy", "device-in-use", "Failed", ITEM_5),
-    ("HostPassthroughPolicy", "not-capable", "Failed", ITEM_5),
+    ("HostPassthroughPolicy", "device-in-use", "Failed", None),
+    ("HostPassthroughPolicy", "not-capable", "Failed", None),
     ("HostPassthroughPolicy", "invalid-spec-stalled", "Failed", None),
     ("HostPassthroughPolicy", "vcenter-outage", "InProgress", None),  # retried with backoff
     ("HostPassthroughPolicy", "secret-missing", "Failed", None),
@@ -336,15 +337,15 @@ KSTATUS = [
     ("VMDeviceAssignment", "wait-for-power-off", "InProgress", None),  # waits for a human
     ("VMDeviceAssignment", "operator-powers-off", "InProgress", None),
     ("VMDeviceAssignment", "pending-host-reboot", "InProgress", None),  # waits for the host
-    ("VMDeviceAssignment", "snapshots-block", "Failed", ITEM_5),
+    ("VMDeviceAssignment", "snapshots-block", "Failed", None),
     ("VMDeviceAssignment", "forbidden", "Failed", None),
-    ("VMDeviceAssignment", "in-use-by-vm", "Failed", ITEM_5),
+    ("VMDeviceAssignment", "in-use-by-vm", "Failed", None),
     ("VMDeviceAssignment", "vm-not-found", "Failed", None),  # VMOutOfScope is Stalled already
     ("VMDeviceAssignment", "vm-out-of-scope", "Failed", None),
     ("VMDeviceAssignment", "suspended-changes-pending", "InProgress", None),
     ("VMDeviceAssignment", "suspended-converged", "Current", None),
     # Hand-written edge cases: kstatus' own rules, which differ from the Argo CD script's.
-    ("edge", "no-status", "Current", None),  # no status is Current to kstatus: see item 5
+    ("edge", "no-status", "Current", None),  # no status is Current: the operator writes one first
     ("edge", "empty-status", "Current", None),  # no observedGeneration: generation not checked
     ("edge", "stale-observed-generation", "InProgress", None),
     ("edge", "stale-ready-condition", "Current", None),  # kstatus ignores a condition's own
@@ -353,7 +354,7 @@ KSTATUS = [
     ("edge", "no-generation-default-message", "Current", None),
     ("edge", "stalled-wins-without-message", "Failed", None),
     ("edge", "ready-unknown", "InProgress", None),
-    ("edge", "unknown-reason-is-degraded", "InProgress", None),  # Ready=False: not done
+    ("edge", "not-ready-without-stalled-waits", "InProgress", None),  # Ready=False: not done
 ]
 
 _SAMPLES = {
@@ -385,6 +386,53 @@ def test_the_kstatus_table_covers_every_sample() -> None:
     assert table == {(group, p.id) for group, params in _SAMPLES.items() for p in params}
 
 
+# Every reason, as Ready=False with nothing under way: what docs/observability.md ("Who acts
+# next") says Argo CD and kstatus make of it, judged by their own code.
+
+DOC_ROW = re.compile(r"^\| `(?P<reason>[A-Za-z0-9]+)` \| (?P<kstatus>[^|]+) \| (?P<argo>[^|]+) \|",
+                     re.MULTILINE)  # fmt: skip
+WHO_ACTS_NEXT = {
+    m["reason"]: (m["argo"].strip(), m["kstatus"].strip())
+    for m in DOC_ROW.finditer((ROOT / "docs/observability.md").read_text())
+}
+
+
+def not_ready(reason: str) -> dict[str, Any]:
+    wants = kstatus_wants(stalled=None, progressing=None, not_ready=Problem(reason, "the why"))
+    conditions = compute_conditions([], wants, GENERATION, vmda.NOW)
+    status = VMDeviceAssignmentStatus(observed_generation=GENERATION, conditions=list(conditions))
+    return wire("VMDeviceAssignment", status)
+
+
+REASONS = {reason: ask(not_ready(reason)) for reason in sorted({*NEEDS_A_HUMAN, *WAITING})}
+
+
+@pytest.mark.parametrize("reason", sorted(REASONS))
+def test_every_reason_is_judged_as_documented(
+    verdicts: dict[str, gitops.Verdicts], reason: str
+) -> None:
+    obj = REASONS[reason]
+    assert (argo(verdicts, obj)[0], kstatus(verdicts, obj)[0]) == WHO_ACTS_NEXT[reason]
+    assert argo(verdicts, obj)[1] == "the why"
+    if reason in NEEDS_A_HUMAN:
+        assert kstatus(verdicts, obj)[1] == "the why"
+
+
+FIRST = {kind: ask(wire(kind, observing_status(model, GENERATION, vmda.NOW)))
+         for kind, model in (("HostPassthroughPolicy", HostPassthroughPolicyStatus),
+                             ("VMDeviceAssignment", VMDeviceAssignmentStatus))}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_first_status_is_in_progress_to_both(
+    verdicts: dict[str, gitops.Verdicts], kind: str
+) -> None:
+    """What the operator writes before it asks vCenter anything (no status at all is Current
+    to kstatus: see the edge case no-status)."""
+    assert argo(verdicts, FIRST[kind]) == ("Progressing", "Observing vCenter")
+    assert kstatus(verdicts, FIRST[kind]) == ("InProgress", "Observing vCenter")
+
+
 def test_configmap_patch_carries_the_script_for_both_kinds() -> None:
     patch = yaml.safe_load(PATCH.read_text())
     assert (patch["kind"], patch["metadata"]["name"]) == ("ConfigMap", "argocd-cm")
@@ -413,7 +461,7 @@ DELETING = {
                 "name": "sample",
                 "generation": GENERATION,
                 "deletionTimestamp": "2026-01-01T00:00:00Z",
-                "finalizers": ["dpio.io/cleanup"],
+                "finalizers": ["dpio.io/finalizer"],
             },
         }
     )
@@ -428,7 +476,7 @@ def test_an_object_being_deleted_is_pending_deletion(
     obj = DELETING[kind]
     assert argo(verdicts, obj) == (
         "Progressing",
-        "Pending deletion; blocked by finalizers: dpio.io/cleanup",
+        "Pending deletion; blocked by finalizers: dpio.io/finalizer",
     )
     assert kstatus(verdicts, obj) == ("Terminating", "Resource scheduled for deletion")
 

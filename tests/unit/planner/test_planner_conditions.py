@@ -76,6 +76,9 @@ def test_conditions_no_longer_wanted_are_dropped() -> None:
         (None, "Updating", None, {READY: F, RECONCILING: T, STALLED: F}),
         (None, None, Problem("PendingReboot", "m"), {READY: F, RECONCILING: F, STALLED: F}),
         (None, "Updating", Problem("DeviceInUse", "m"), {READY: F, RECONCILING: T, STALLED: F}),
+        # Nothing under way and only a human can help: Stalled (kstatus Failed), not a wait.
+        (None, None, Problem("DeviceInUse", "m"), {READY: F, RECONCILING: F, STALLED: T}),
+        (None, None, Problem("VMPoweredOn", "m"), {READY: F, RECONCILING: F, STALLED: F}),
         (Problem("InvalidSpec", "bad"), "x", None, {READY: F, RECONCILING: F, STALLED: T}),
     ],
 )

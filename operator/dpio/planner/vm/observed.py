@@ -278,6 +278,9 @@ class PolicyView:
     name: str
     spec: HostPassthroughPolicySpec
     host_devices: tuple[DeviceStatus, ...] = ()
+    #: False while the policy's status does not cover the VM's host for its current spec (just
+    #: created or changed): a device missing from `host_devices` is then not known to be absent.
+    host_reported: bool = True
 
 
 @dataclass(frozen=True, slots=True)

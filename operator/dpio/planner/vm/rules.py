@@ -111,6 +111,8 @@ def static_unavailable(
     rows = observed.policy.host_devices if observed.policy else ()
     row = _row(rows, address)
     where = f"{want.name}: {address} on {vm.host}"
+    if row is None and observed.policy is not None and not observed.policy.host_reported:
+        return _not_reported(where, observed.policy.name)
     if row is None or row.state is DeviceState.NOT_FOUND:
         return Problem(NOT_FOUND, f"{where} is not an active passthrough device")
     if row.state is DeviceState.PENDING_REBOOT:
@@ -135,7 +137,17 @@ def dynamic_unavailable(
         return Problem(PENDING_HOST_REBOOT, f"{where} is enabled; active after a host reboot")
     if same:
         return Problem(NOT_ENABLED, f"{where} is not enabled for passthrough")
+    if observed.policy is not None and not observed.policy.host_reported:
+        return _not_reported(where, observed.policy.name)
     return Problem(NOT_FOUND, f"{where}: no such passthrough device")
+
+
+def _not_reported(where: str, policy: str) -> Problem:
+    """The policy has not looked at the host for its current spec yet: the device may well be
+    there. It waits (NotFound would need a human, and Stalled would fail a GitOps run)."""
+    return Problem(
+        NOT_ENABLED, f"{where}: waiting for HostPassthroughPolicy {policy} to report on the host"
+    )
 
 
 def claimed(

@@ -30,6 +30,7 @@ from dpio.api.conditions import (
     VMOTION_COMPATIBLE,
     ConditionStatus,
 )
+from dpio.planner.attention import needs_a_human
 from dpio.planner.conditions import Problem, Want, compute_conditions, kstatus_wants
 from dpio.planner.suspension import suspended_want
 from dpio.planner.vm.conflicts import UNAVAILABLE_FEATURES
@@ -48,24 +49,29 @@ def _listing(items: Sequence[str]) -> str:
 
 
 def _problem(plan: VMPlan) -> Problem | None:
-    """Why the spec is not in effect, most actionable first (stalled is handled separately)."""
+    """Why the spec is not in effect (stalled is handled separately): held back while suspended
+    first, then one that needs a human (it makes the object Stalled, planner.attention), else the
+    first of the others."""
     if plan.outcome.held is not None and plan.outcome.held.problem is not None:
         return plan.outcome.held.problem  # suspended with calls pending
+    found = []
     if plan.outcome.not_ready is not None:
-        return plan.outcome.not_ready
+        found.append(plan.outcome.not_ready)
     if plan.outcome.unavailable:
-        first = plan.outcome.unavailable[0].problem
-        return Problem(
-            first.reason, _listing([c.problem.message for c in plan.outcome.unavailable])
-        )
+        problems = [c.problem for c in plan.outcome.unavailable]
+        first = next((p for p in problems if needs_a_human(p.reason)), problems[0])
+        others = [p.message for p in problems if p is not first]
+        found.append(Problem(first.reason, _listing([first.message, *others])))
     if plan.outcome.blocked_by:
-        return Problem(
-            plan.outcome.blocked_by[0].feature,
-            _listing([c.message for c in plan.outcome.blocked_by]),
+        found.append(
+            Problem(
+                plan.outcome.blocked_by[0].feature,
+                _listing([c.message for c in plan.outcome.blocked_by]),
+            )
         )
     if plan.outcome.change_pending:
-        return Problem(VM_POWERED_ON, plan.outcome.power_message)
-    return None
+        found.append(Problem(VM_POWERED_ON, plan.outcome.power_message))
+    return next((p for p in found if needs_a_human(p.reason)), found[0] if found else None)
 
 
 def _progress(plan: VMPlan) -> str | None:

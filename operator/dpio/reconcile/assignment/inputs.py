@@ -67,9 +67,16 @@ def parse_policy(body: Body | None) -> HostPassthroughPolicy | None:
 
 
 def policy_view(policy: HostPassthroughPolicy, host: str | None) -> PolicyView:
-    """The policy's spec and its status rows for `host` (none before the VM's host is known)."""
-    rows = next((h.devices for h in policy.status.hosts if h.name == host), [])
-    return PolicyView(name=policy.metadata.name, spec=policy.spec, host_devices=tuple(rows))
+    """The policy's spec and its status rows for `host` (none before the VM's host is known);
+    whether that status is the policy's report on `host` for its current spec."""
+    found = next((h for h in policy.status.hosts if h.name == host), None)
+    current = policy.status.observed_generation == (policy.metadata.generation or 0)
+    return PolicyView(
+        name=policy.metadata.name,
+        spec=policy.spec,
+        host_devices=tuple(found.devices) if found is not None else (),
+        host_reported=found is not None and current,
+    )
 
 
 def before_vcenter(

@@ -72,7 +72,10 @@ async def transition_events(
     previous: VMDeviceAssignmentStatus,
     status: VMDeviceAssignmentStatus,
 ) -> None:
-    """One Event per condition flip, not per reconcile: `kubectl describe` tells the story."""
+    """One Event per condition flip, not per reconcile: `kubectl describe` tells the story.
+    Ready, Stalled and the problem's own condition often flip together with the same reason and
+    message (Stalled=True for InUseByVM, say): that is told once."""
+    told: set[tuple[str, str]] = set()
     for type_ in _ANNOUNCED:
         before, after = find(previous.conditions, type_), find(status.conditions, type_)
         if after is None or after.status is ConditionStatus.UNKNOWN:
@@ -81,5 +84,8 @@ async def transition_events(
             continue  # a problem that never was is not news
         if before is not None and before.status == after.status:
             continue
+        if (after.reason, after.message) in told:
+            continue
+        told.add((after.reason, after.message))
         bad = (after.status is ConditionStatus.TRUE) != (type_ == READY)
         await objects.event(body, "Warning" if bad else "Normal", after.reason, after.message)

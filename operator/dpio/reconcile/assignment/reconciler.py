@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dpio.api.assignment import VMDeviceAssignment, VMDeviceAssignmentStatus
-from dpio.api.conditions import CLEANUP_SUSPENDED, RECONCILING, SUSPENDED
-from dpio.planner.conditions import Want, is_true, status_changed
+from dpio.api.conditions import AWAITING_RECONCILE, CLEANUP_SUSPENDED, RECONCILING, SUSPENDED
+from dpio.planner.conditions import Want, find, is_true, status_changed
 from dpio.planner.suspension import Held, Suspension, cleanup_waits, suspension_of, with_want
 from dpio.planner.vm.deletion import plan_assignment_deletion
 from dpio.planner.vm.plan import plan_for, plan_unobserved
@@ -42,6 +42,7 @@ from dpio.reconcile.assignment.report import Reporter, soonest
 from dpio.reconcile.assignment.tenant_messages import tenant_problem
 from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio.reconcile.finalizers import Stage
+from dpio.reconcile.first_status import write_first_status
 from dpio.reconcile.ports import ObjectsPort, PortError, VCenterVMsPort
 from dpio.reconcile.queue import Result
 
@@ -77,6 +78,10 @@ class AssignmentReconciler:
             case Stage.RECONCILE:
                 return await self._reconcile(body, assignment)
             case Stage.DONE:
+                if not deleting:  # the finalizer was just added: say so before any vCenter call
+                    await write_first_status(
+                        self.objects, body, VMDeviceAssignmentStatus, self.clock()
+                    )
                 return Result()
 
     @property
@@ -219,10 +224,17 @@ def _log_held(assignment: VMDeviceAssignment, plan: VMPlan) -> None:
 
 def _may_have_changed_vm(status: VMDeviceAssignmentStatus) -> bool:
     """Status records every change before it is made: `previous`, power tracking, and
-    Reconciling=True while calls are under way (a crash after a call leaves it True)."""
+    Reconciling=True while calls are under way (a crash after a call leaves it True). The
+    first status's Reconciling=True (AwaitingReconcile) comes before anything was observed."""
+    reconciling = find(status.conditions, RECONCILING)
+    calls_under_way = (
+        is_true(status.conditions, RECONCILING)
+        and reconciling is not None
+        and reconciling.reason != AWAITING_RECONCILE
+    )
     return (
         status.previous is not None
         or status.power is not None
         or any(d.attached for d in status.devices)
-        or is_true(status.conditions, RECONCILING)
+        or calls_under_way
     )

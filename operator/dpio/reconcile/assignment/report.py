@@ -99,7 +99,9 @@ class Reporter:
         err: PortError,
         now: datetime,
     ) -> None:
-        """vCenter refused a call: say so in Ready (the next run retries with backoff)."""
+        """vCenter refused a call: say so in Ready (the next run retries with backoff). A fault
+        retrying won't fix (not `retryable`) also makes the assignment Stalled: kstatus Failed,
+        not InProgress until a GitOps timeout."""
         told = tenant_problem(err, assignment.spec.policy_ref.name)
         if told.message != err.message:
             await self.tell_admins(assignment, err)
@@ -107,7 +109,9 @@ class Reporter:
         await self.objects.event(body, "Warning", RECONFIGURE_FAILED, problem.message)
         # The calls are over; a refused UpgradeVM stays in Reconciling's message: its pass,
         # which holds no other call, is retried whole.
-        done = VMPlan(VMCalls(upgrade=plan.calls.upgrade), replace(plan.outcome, not_ready=problem))
+        stalled = plan.outcome.stalled if err.retryable else problem
+        outcome = replace(plan.outcome, not_ready=problem, stalled=stalled)
+        done = VMPlan(VMCalls(upgrade=plan.calls.upgrade), outcome)
         # The intent written before the calls moved resourceVersion on; this write carries no
         # precondition (it changes no vCenter state and repeats the tracking just written).
         intent = Intent(assignment.status, intended_status(done, assignment, now), guarded=False)

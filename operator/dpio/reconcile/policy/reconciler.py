@@ -40,6 +40,7 @@ from dpio.planner.suspension import Held, Suspension, cleanup_waits, suspension_
 from dpio.reconcile import finalizers
 from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio.reconcile.finalizers import Stage
+from dpio.reconcile.first_status import write_first_status
 from dpio.reconcile.policy.claims import pending_claims
 from dpio.reconcile.policy.others import OtherPolicies
 from dpio.reconcile.policy.selections import Selections
@@ -96,6 +97,10 @@ class PolicyReconciler:
             case Stage.RECONCILE:
                 return await self._reconcile(body, policy)
             case Stage.DONE:
+                if not deleting:  # the finalizer was just added: say so before any vCenter call
+                    await write_first_status(
+                        self.objects, body, HostPassthroughPolicyStatus, self.clock()
+                    )
                 return Result()
 
     async def _reconcile(self, body: Mapping[str, Any], policy: HostPassthroughPolicy) -> Result:

@@ -105,7 +105,7 @@ def statuses(status: HostPassthroughPolicyStatus) -> dict[str, tuple[ConditionSt
             {
                 READY: (F, DEVICE_IN_USE),
                 RECONCILING: (F, DEVICE_IN_USE),
-                STALLED: (F, DEVICE_IN_USE),
+                STALLED: (T, DEVICE_IN_USE),  # a human frees it
                 REBOOT_REQUIRED: (F, "AsExpected"),
                 DEGRADED: (T, DEVICE_IN_USE),
             },

@@ -116,6 +116,35 @@ def test_a_policy_whose_pattern_re2_refuses_offers_nothing_and_takes_nothing_bac
     assert holding.calls.reconfigure is None  # the GPU it has stays
 
 
+@pytest.mark.parametrize(
+    ("spec", "policy_fields"),
+    [
+        pytest.param(None, {"devices": [{"address": GPU}]}, id="static"),
+        pytest.param(
+            assignment(devices=[{"name": "g", "dynamic": {"vendorID": "10de",
+                                                         "deviceID": "20b5"}}]),
+            {}, id="dynamic",
+        ),
+    ],
+)  # fmt: skip
+def test_a_device_the_policy_has_not_reported_on_waits_instead_of_stalling(
+    spec: Any, policy_fields: dict[str, Any]
+) -> None:
+    """Applied with (or right after) its policy, an assignment finds no status row for its
+    device: not known to be absent. It waits (NotEnabled) rather than stall as NotFound, which
+    would fail a Flux or Argo CD run; once the policy has reported, absent means NotFound."""
+    waiting = PolicyView("gpu-hosts", policy(**policy_fields), (), host_reported=False)
+    result = plan(observe(policy=waiting, config_target=NO_TARGET), spec)
+    (check,) = result.outcome.unavailable
+    assert check.problem.reason == NOT_ENABLED
+    assert "to report on the host" in check.problem.message
+    assert result.outcome.stalled is None
+
+    reported = PolicyView("gpu-hosts", policy(**policy_fields), (), host_reported=True)
+    result = plan(observe(policy=reported, config_target=NO_TARGET), spec)
+    assert [c.problem.reason for c in result.outcome.unavailable] == [NOT_FOUND]
+
+
 def test_dynamic_device_needs_label_offered() -> None:
     spec = assignment(
         devices=[{"name": "g", "dynamic": {"vendorID": "10de", "deviceID": "20b5", "label": "t4"}}]

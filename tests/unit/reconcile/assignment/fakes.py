@@ -66,14 +66,18 @@ class FakeObjects:
 
     log: list[Call]
     fail_status: PortError | None = None
+    #: The resourceVersion precondition of each write (status and finalizers), in order.
+    versions: list[str] = field(default_factory=list)
 
     async def patch_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
         self.log.append(("status", dict(status)))
+        self.versions.append(str(body["metadata"].get("resourceVersion", "")))
         if self.fail_status is not None:
             raise self.fail_status
 
     async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
         self.log.append(("finalizers", finalizers))
+        self.versions.append(str(body["metadata"].get("resourceVersion", "")))
 
     async def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         meta = body.get("metadata") or {}

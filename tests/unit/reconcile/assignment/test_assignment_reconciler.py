@@ -23,12 +23,37 @@ ATTACHED = {"devices": [OURS]}
 UNREACHABLE = PortError("VCenterUnreachable", "connection refused", retryable=True)
 
 
-def test_finalizer_comes_first_and_nothing_else_happens() -> None:
+def test_finalizer_comes_first_then_the_first_status_and_no_vcenter_call() -> None:
     world = World.make()
     result = world.run(body(finalizers=("other.io/keep",)))
-    assert world.log == [("finalizers", ["other.io/keep", FINALIZER])]
+    assert world.calls() == ["finalizers", "status"]
+    assert world.log[0] == ("finalizers", ["other.io/keep", FINALIZER])
+    status = world.statuses()[0]
+    assert status["observedGeneration"] == 1
+    assert condition(status, "Reconciling") == ("True", "AwaitingReconcile")
+    assert condition(status, "Ready") == ("Unknown", "AwaitingReconcile")
+    assert condition(status, "Stalled") == ("False", "AwaitingReconcile")
+    # The finalizer's write moved resourceVersion on: this one carries no precondition.
+    assert world.objects.versions == ["7", ""]
     assert result.requeue_after is None
     assert not result.failed
+
+
+def test_a_status_that_exists_is_not_replaced_by_the_first_one() -> None:
+    world = World.make()
+    world.run(body(finalizers=(), status=ATTACHED))
+    assert world.calls() == ["finalizers"]
+
+
+def test_deleting_after_only_the_first_status_leaves_the_vm_alone() -> None:
+    """The first status's Reconciling=True is not a call under way: nothing of ours can be on
+    the VM, so deletion releases without reading or touching it."""
+    first = World.make()
+    first.run(body(finalizers=()))
+    status = first.statuses()[0]
+    world = World.make(observe(converged_vm()))
+    world.run(body(deleting=True, status=status))
+    assert world.calls() == ["finalizers"]
 
 
 def test_powered_off_vm_gets_status_then_one_reconfigure_with_full_reservation() -> None:
@@ -174,15 +199,20 @@ def test_a_vcenter_problem_a_human_must_fix_stalls_and_is_looked_at_on_a_slow_ti
     assert details in world.events_on("HostPassthroughPolicy")[0][2]
 
 
-def test_a_refused_reconfigure_is_reported_with_its_fault() -> None:
+@pytest.mark.parametrize(("retryable", "stalled"), [(False, "True"), (True, "False")])
+def test_a_refused_reconfigure_is_reported_with_its_fault(retryable: bool, stalled: str) -> None:
+    """Retried with backoff either way; a fault retrying won't fix is also Stalled (kstatus
+    Failed), a retryable one is not."""
     world = World.make()
-    world.vms.fail["reconfigure"] = PortError("TaskFailed", "changeVersion", retryable=False)
+    world.vms.fail["reconfigure"] = PortError("TaskFailed", "changeVersion", retryable=retryable)
     result = world.run(body())
     assert result.failed
     assert ("Warning", "ReconfigureFailed") in world.events()
     ready = next(c for c in world.statuses()[-1]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "ReconfigureFailed")
-    assert "TaskFailed: changeVersion" in ready["message"]
+    # A non-retryable fault's text is the tenant's to read; a retryable one's goes to admins.
+    assert ("TaskFailed: changeVersion" in ready["message"]) is not retryable
+    assert condition(world.statuses()[-1], "Stalled") == (stalled, "ReconfigureFailed")
 
 
 @pytest.mark.parametrize(
@@ -425,3 +455,14 @@ def test_without_opting_in_an_old_vm_is_refused_for_dynamic_directpath() -> None
     world.run(body(spec=DYNAMIC_SPEC))
     assert world.calls() == ["vms_for", "observe_vm", "status"]
     assert condition(world.statuses()[0], "Stalled") == ("True", "HardwareVersionTooOld")
+
+
+def test_a_device_on_another_vm_is_told_once_though_three_conditions_flip() -> None:
+    """Ready=False, Stalled=True and DevicesUnavailable=True, all InUseByVM with one message:
+    one Warning Event, not three."""
+    world = World.make(observe(attached_to_vms={"0000:3b:00.0": ("other-vm",)}))
+    world.run(body())
+    status = world.statuses()[-1]
+    assert condition(status, "Stalled") == ("True", "InUseByVM")
+    assert condition(status, "DevicesUnavailable") == ("True", "InUseByVM")
+    assert [e for e in world.events() if e[1] == "InUseByVM"] == [("Warning", "InUseByVM")]

@@ -79,6 +79,35 @@ def body(status: dict[str, Any] | None) -> dict[str, Any]:
     return result
 
 
+class NewObjects(FakeObjects):
+    """For a policy just created: the finalizer goes first (before any vCenter call)."""
+
+    async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
+        self.events.append(("finalizers", ",".join(finalizers)))
+
+
+def test_a_new_policy_gets_its_first_status_before_any_vcenter_call() -> None:
+    refused = PortError("VCenterUnreachable", "must not be asked", retryable=True)
+    hosts = FakeHosts(ObservedInventory(hosts=(gpu_host(),)))
+    objects = NewObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts, refused), objects, lambda: [],
+                                  clock=lambda: NOW)  # fmt: skip
+    new = body(None)
+    new["metadata"]["finalizers"] = []
+
+    got = asyncio.run(reconciler(new))
+
+    assert got == Result()
+    assert objects.events == [("finalizers", FINALIZER)]
+    assert objects.status is not None
+    assert objects.status["observedGeneration"] == 1
+    assert conditions(objects) == {
+        "Ready": ("Unknown", "AwaitingReconcile"),
+        "Reconciling": ("True", "AwaitingReconcile"),
+        "Stalled": ("False", "AwaitingReconcile"),
+    }
+
+
 def conditions(objects: FakeObjects) -> dict[str, tuple[str, str]]:
     assert objects.status is not None
     return {c["type"]: (c["status"], c["reason"]) for c in objects.status["conditions"]}
