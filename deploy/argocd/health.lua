@@ -26,6 +26,9 @@ local WAITING_FOR_YOU = {
   PendingHostReboot = "the device's host must be rebooted first",
   DrainBlocked = "powered-on VMs must be moved or powered off by their owners",
   MaintenanceModeByOthers = "whoever put the host in maintenance mode must take it out",
+  -- Ready's reason while calls are held back; the Suspended condition says the same.
+  Suspended = "spec.suspend is true: nothing is written to vCenter",
+  DryRun = "the operator runs with --dry-run: nothing is written to vCenter",
 }
 
 -- Nobody needs to act: the operator, or the policy this object depends on, gets there alone.

@@ -103,6 +103,9 @@ WAITING: Mapping[str, str] = MappingProxyType({
     c.INVALID_STATE: "the busy vSphere object to be free",
     c.CONCURRENT_MODIFICATION: "a retry on the new configuration",
     c.TASK_TIMED_OUT: "the vSphere task to end",
+    # A pause someone chose (design.md, "Suspend and dry-run"): Argo CD shows Suspended.
+    c.SUSPENDED: "spec.suspend: false (the object is paused; nothing is written to vCenter)",
+    c.DRY_RUN: "the operator to run without --dry-run (nothing is written to vCenter)",
 })  # fmt: skip
 
 #: Reasons that never make Ready False: a True state, "nothing wrong", vMotion's verdict, or an
@@ -120,6 +123,7 @@ INFORMATIONAL: Mapping[str, str] = MappingProxyType({
     c.GEN2_NOT_ALLOWED_BY_PORT_GROUP: "VMotionCompatible=False: a fact, not a fault",
     c.NO_NETWORK_DIRECT_PATH: "VMotionCompatible: no Gen2 adapter asked for",
     c.CLEANUP_SKIPPED: "an Event on deletion",
+    c.CLEANUP_SUSPENDED: "an Event on a deletion that waits for writes to be allowed again",
 })  # fmt: skip
 
 
