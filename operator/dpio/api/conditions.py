@@ -44,6 +44,10 @@ DRAIN_BLOCKED = "DrainBlocked"  # powered-on VMs maintenance mode can't evacuate
 MAINTENANCE_MODE_BY_OTHERS = "MaintenanceModeByOthers"  # not the operator's: it waits
 POLICY_CONFLICT = "PolicyConflict"
 
+# RebootRequired reasons while a rolling reboot waits without anything being wrong (not Degraded).
+CLUSTER_BUDGET_EXHAUSTED = "ClusterBudgetExhausted"  # maxUnavailable hosts of the cluster down
+OUTSIDE_REBOOT_WINDOW = "OutsideRebootWindow"  # no reboot window open: waits for the next
+
 # PowerOffRequired reason.
 VM_POWERED_ON = "VMPoweredOn"
 

@@ -16,11 +16,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dpio.api.conditions import CLUSTER_BUDGET_EXHAUSTED
 from dpio.api.policy import HostPassthroughPolicy, HostPassthroughPolicyStatus
 from dpio.planner import (
     EnterMaintenanceMode,
     ExitMaintenanceMode,
     OtherPolicy,
+    PolicyPlan,
     RebootAction,
     UpdatePassthruConfig,
     deletion_touches_hosts,
@@ -39,6 +41,7 @@ from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio.reconcile.finalizers import Stage
 from dpio.reconcile.policy.claims import pending_claims
 from dpio.reconcile.policy.others import OtherPolicies
+from dpio.reconcile.policy.reservations import RebootReservations
 from dpio.reconcile.policy.selections import Selections
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
 from dpio.reconcile.queue import Result
@@ -56,6 +59,20 @@ STALLED_RECHECK_SECONDS = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _recheck_after(plan: PolicyPlan, now: datetime, draining: bool) -> float | None:
+    """When to look again with nothing to confirm: soon while a drain runs or a host waits for
+    a slot in its cluster (a host another policy, or none, brings back frees it without any
+    change to this policy's hosts); at the next window boundary while a reboot waits on
+    windows (so it starts when one opens, and status.reboot stays true)."""
+    after = []
+    if draining or CLUSTER_BUDGET_EXHAUSTED in plan.reboot.reasons.values():
+        after.append(DRAIN_CHECK_SECONDS)
+    boundary = plan.reboot.window.next_boundary
+    if plan.reboot_required and plan.reboot.window.bounded and boundary is not None:
+        after.append(max((boundary - now).total_seconds(), 1.0))
+    return min(after, default=None)
+
+
 @dataclass(frozen=True)
 class PolicyReconciler:
     vcenter: VCenterPort
@@ -71,6 +88,8 @@ class PolicyReconciler:
     selections: Selections = field(default_factory=Selections)
     #: The cached VMDeviceAssignments: devices they claim are never disabled from under them.
     all_assignments: Callable[[], Iterable[Mapping[str, Any]]] = lambda: ()
+    #: Hosts each policy's rolling reboot holds: a cluster's maxUnavailable counts them.
+    reservations: RebootReservations = field(default_factory=RebootReservations)
 
     async def __call__(self, body: Mapping[str, Any]) -> Result:
         try:
@@ -102,15 +121,22 @@ class PolicyReconciler:
             inventory = await hosts.read_inventory()
         except PortError as err:
             return await self._unavailable(body, previous, err, generation)
-        plan = plan_policy(
-            name=policy.metadata.name,
-            creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
-            spec=policy.spec,
-            inventory=inventory,
-            now=now,
-            others=self._others(policy.metadata.name),
-            previous=previous,
-            claims=self._claims(policy.spec.exclusive),
+        others = self._others(policy.metadata.name)
+        self.reservations.seed(self.all_policies)
+        plan = self.reservations.decide(
+            policy.metadata.name,
+            {o.name for o in others},
+            lambda held: plan_policy(
+                name=policy.metadata.name,
+                creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
+                spec=policy.spec,
+                inventory=inventory,
+                now=now,
+                others=others,
+                previous=previous,
+                claims=self._claims(policy.spec.exclusive),
+                held=held,
+            ),
         )
         self.selections.record(policy.metadata.name, policy.spec.hosts, plan)
         try:
@@ -142,7 +168,7 @@ class PolicyReconciler:
             # Confirm what the calls did with one more read (status shows the projection
             # until then); vCenter change notifications make this sooner when they arrive.
             return Result(requeue_after=CONFIRM_SECONDS)
-        return Result(requeue_after=DRAIN_CHECK_SECONDS if draining else None)
+        return Result(requeue_after=_recheck_after(plan, now, draining))
 
     async def _unavailable(
         self,
@@ -223,6 +249,7 @@ class PolicyReconciler:
                 return Result(failed=True)
         await finalizers.release(self.objects, body)
         self.selections.forget(policy.metadata.name)
+        self.reservations.forget(policy.metadata.name)
         return Result()
 
     async def _write(
