@@ -57,6 +57,10 @@ DRAIN_CHECK_SECONDS = 15.0
 #: app.logins: a refused login is not retried with the same password).
 STALLED_RECHECK_SECONDS = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The status fields this reconciler owns, as the API spells them.
+_STATUS_FIELDS = frozenset(
+    f.alias or name for name, f in HostPassthroughPolicyStatus.model_fields.items()
+)
 
 
 def _recheck_after(plan: PolicyPlan, now: datetime, draining: bool) -> float | None:
@@ -261,9 +265,12 @@ class PolicyReconciler:
         current = previous if body.get("status") else None
         if not status_changed(current, status):
             return  # steady state: no write at all
-        await self.objects.patch_status(
-            body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        )
+        payload = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        # A merge patch keeps what it leaves out: a field that went away (status.reboot once
+        # no host waits) is written as null, which removes it.
+        for gone in _STATUS_FIELDS & set(body.get("status") or {}) - set(payload):
+            payload[gone] = None
+        await self.objects.patch_status(body, payload)
         await self._transition_events(body, previous, status)
 
     async def _transition_events(

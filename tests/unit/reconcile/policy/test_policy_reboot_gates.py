@@ -110,3 +110,19 @@ def test_inside_a_window_the_reboot_starts() -> None:
     assert [a.host for a in hosts.started] == ["esx01"]
     assert objects.status is not None
     assert objects.status["reboot"] == {"windowOpen": True, "windowCloses": "2025-01-02T01:00:00Z"}
+
+
+def test_status_reboot_is_removed_once_no_host_waits() -> None:
+    """Status is written as a merge patch: a field that went away is written as null."""
+    hosts = RecordingHosts(
+        ObservedInventory(hosts=(gpu_host("esx01", enabled=True, active=True, cluster="gpu"),))
+    )
+    objects = FakeObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts), objects, list, clock=lambda: NOW)  # type: ignore[arg-type]
+    before = {"reboot": {"windowOpen": False, "nextWindow": "2025-01-01T21:00:00Z"}}
+
+    asyncio.run(reconciler(policy("a", "esx01", windows=[CLOSED_NOW]) | {"status": before}))
+
+    assert objects.status is not None
+    assert objects.status["reboot"] is None
+    assert "hosts" in objects.status  # the rest is written whole, as before
