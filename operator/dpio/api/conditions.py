@@ -44,10 +44,6 @@ DRAIN_BLOCKED = "DrainBlocked"  # powered-on VMs maintenance mode can't evacuate
 MAINTENANCE_MODE_BY_OTHERS = "MaintenanceModeByOthers"  # not the operator's: it waits
 POLICY_CONFLICT = "PolicyConflict"
 
-# RebootRequired reasons while a rolling reboot waits without anything being wrong (not Degraded).
-CLUSTER_BUDGET_EXHAUSTED = "ClusterBudgetExhausted"  # maxUnavailable hosts of the cluster down
-OUTSIDE_REBOOT_WINDOW = "OutsideRebootWindow"  # no reboot window open: waits for the next
-
 # PowerOffRequired reason.
 VM_POWERED_ON = "VMPoweredOn"
 
@@ -118,6 +114,9 @@ AWAITING_RECONCILE = "AwaitingReconcile"  # Ready=Unknown before anything was ob
 # RebootRequired reasons (HostPassthroughPolicy).
 PENDING_REBOOT = "PendingReboot"  # True, reboot.policy Manual: a human reboots
 ROLLING_REBOOT = "RollingReboot"  # True, reboot.policy Rolling: under way
+# True, Rolling, nothing under way: waiting, nothing wrong (not Degraded).
+CLUSTER_BUDGET_EXHAUSTED = "ClusterBudgetExhausted"  # maxUnavailable hosts of the cluster down
+OUTSIDE_REBOOT_WINDOW = "OutsideRebootWindow"  # no reboot window open: waits for the next
 
 # InsecureConnection reasons.
 TLS_VERIFICATION_DISABLED = "TLSVerificationDisabled"  # True: insecure: "true" in the Secret

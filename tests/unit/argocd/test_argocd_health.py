@@ -146,6 +146,16 @@ POLICY_SAMPLES = [
     pytest.param(stalled_status(CONVERGED, Problem(SECRET_NOT_FOUND, "Secret dpio-system/vc "
                                                    "not found"), GENERATION, hpp.NOW),
                  "Degraded", "Secret dpio-system/vc not found", id="secret-missing"),
+    pytest.param(policy(hpp.gpu_host(enabled=True, cluster="gpu"),
+                        hpp.gpu_host("esx09", enabled=True, active=True, cluster="gpu",
+                                     in_maintenance_mode=True),
+                        reboot="Rolling", chosen=hpp.spec(reboot={"policy": "Rolling"})),
+                 "Progressing", "cluster gpu has 1 hosts unavailable (esx09)",
+                 id="rolling-reboot-waits-for-cluster"),
+    pytest.param(policy(hpp.gpu_host(enabled=True), reboot="Rolling",
+                        chosen=hpp.spec(reboot={"policy": "Rolling", "windows": [
+                            {"days": ["Sun"], "start": "02:00", "duration": "1h"}]})),
+                 "Progressing", "no reboot window is open", id="rolling-reboot-waits-for-window"),
 ]  # fmt: skip
 
 
@@ -303,6 +313,8 @@ KSTATUS = [
     ("HostPassthroughPolicy", "invalid-spec-stalled", "Failed", None),
     ("HostPassthroughPolicy", "vcenter-outage", "InProgress", None),  # retried with backoff
     ("HostPassthroughPolicy", "secret-missing", "Failed", None),
+    ("HostPassthroughPolicy", "rolling-reboot-waits-for-cluster", "InProgress", None),
+    ("HostPassthroughPolicy", "rolling-reboot-waits-for-window", "InProgress", None),
     # VMDeviceAssignment
     ("VMDeviceAssignment", "converged", "Current", None),
     ("VMDeviceAssignment", "attaching", "InProgress", None),
