@@ -6,7 +6,7 @@ cluster C down only while fewer than `maxUnavailable` hosts of C are unavailable
 - every host of C in maintenance mode or not connected, whoever caused it, selected by any
   policy or by none (the inventory read returns every host), and
 - every host of C some policy's rolling reboot holds (draining, rebooting, exiting) even
-  before vCenter shows it in maintenance mode (`held`: the reconciler's reservations).
+  before vCenter shows it in maintenance mode (`reserved`: the reconciler's reservations).
 
 When policies disagree, the one starting a host applies its own `maxUnavailable` to the
 cluster total: a policy with 1 starts nothing while any host of the cluster is down, one with 2
@@ -50,10 +50,10 @@ class ClusterLoad:
         object.__setattr__(self, "down", MappingProxyType(frozen))
 
     @classmethod
-    def observe(cls, inventory: ObservedInventory, held: Collection[str] = ()) -> ClusterLoad:
-        """From every host in `inventory`, plus the hosts in `held` (other policies' rolling
+    def observe(cls, inventory: ObservedInventory, reserved: Collection[str] = ()) -> ClusterLoad:
+        """From every host in `inventory`, plus the hosts in `reserved` (other policies' rolling
         reboots, by host name; names vCenter doesn't report count nowhere)."""
-        held_names = frozenset(held)
+        held_names = frozenset(reserved)
         down: dict[str, set[str]] = defaultdict(set)
         for host in inventory.hosts:
             if host.unavailable or host.name in held_names:

@@ -79,9 +79,9 @@ def plan_policy(
     others: Sequence[OtherPolicy] = (),
     previous: HostPassthroughPolicyStatus | None = None,
     claims: Sequence[DeviceClaim] = (),
-    held: Collection[str] = (),
+    reserved: Collection[str] = (),
 ) -> PolicyPlan:
-    """`held`: hosts the other policies' rolling reboots hold (the reconciler's reservations);
+    """`reserved`: hosts the other policies' rolling reboots hold (the reconciler's reservations);
     they count against their cluster's `maxUnavailable` like hosts vCenter shows down."""
     try:
         rules = PolicyRules.from_spec(spec)
@@ -93,7 +93,7 @@ def plan_policy(
     rivals = Rivals.build(name, creation_timestamp, tuple(others), inventory, selection.hosts)
     records = _previous_records(previous)
     plans = tuple(plan_host(h, rules, rivals, claims) for h in selection.hosts)
-    load = ClusterLoad.observe(inventory, held)
+    load = ClusterLoad.observe(inventory, reserved)
     reboot = _plan_reboots(spec, drain_timeout, plans, records, now, load=load, window=window)
     plans = tuple(_reachable(p, reboot) for p in plans)
     updates = tuple(

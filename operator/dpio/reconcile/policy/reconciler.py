@@ -130,7 +130,7 @@ class PolicyReconciler:
         plan = self.reservations.decide(
             policy.metadata.name,
             {o.name for o in others},
-            lambda held: plan_policy(
+            lambda reserved: plan_policy(
                 name=policy.metadata.name,
                 creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
                 spec=policy.spec,
@@ -139,7 +139,7 @@ class PolicyReconciler:
                 others=others,
                 previous=previous,
                 claims=self._claims(policy.spec.exclusive),
-                held=held,
+                reserved=reserved,
             ),
         )
         self.selections.record(policy.metadata.name, policy.spec.hosts, plan)

@@ -49,7 +49,7 @@ def plan(
     *,
     max_unavailable: int = 1,
     windows: list[dict[str, str]] | None = None,
-    held: Collection[str] = (),
+    reserved: Collection[str] = (),
     previous: HostPassthroughPolicyStatus | None = None,
 ) -> PolicyPlan:
     reboot = {"policy": "Rolling", "maxUnavailable": max_unavailable, "windows": windows or []}
@@ -59,7 +59,7 @@ def plan(
         spec=spec(hosts={"names": selected}, reboot=reboot),
         inventory=ObservedInventory(hosts=tuple(hosts)),
         now=NOW,
-        held=held,
+        reserved=reserved,
         previous=previous,
     )
 
@@ -111,9 +111,9 @@ def test_each_cluster_has_its_own_budget_and_a_standalone_host_is_one() -> None:
 
 def test_hosts_another_policy_holds_count_before_vcenter_shows_them_down() -> None:
     hosts = [pending("esx01"), idle("esx05")]  # esx05: another policy's drain, still running
-    assert started(plan(hosts, ["esx01"], held=["esx05"])) == []
-    assert started(plan(hosts, ["esx01"], held=["esx05"], max_unavailable=2)) == ["esx01"]
-    assert started(plan(hosts, ["esx01"], held=["no-such-host"])) == ["esx01"]
+    assert started(plan(hosts, ["esx01"], reserved=["esx05"])) == []
+    assert started(plan(hosts, ["esx01"], reserved=["esx05"], max_unavailable=2)) == ["esx01"]
+    assert started(plan(hosts, ["esx01"], reserved=["no-such-host"])) == ["esx01"]
 
 
 def test_the_strictest_policy_wins_when_it_starts_a_host() -> None:
@@ -158,7 +158,7 @@ def test_budget_keys() -> None:
     assert budget_key(idle("x", "gpu")) != budget_key(idle("y", None))
     assert budget_key(idle("x", None)) != budget_key(idle("y", None))
     load = ClusterLoad.observe(
-        ObservedInventory(hosts=(idle("a", in_maintenance_mode=True), idle("b"))), held=["b"]
+        ObservedInventory(hosts=(idle("a", in_maintenance_mode=True), idle("b"))), reserved=["b"]
     )
     assert load.of(idle("c")) == frozenset({"a", "b"})
 

@@ -30,7 +30,7 @@ def plan_for(index: int, held: Collection[str], max_unavailable: int = 2) -> Pol
         spec=spec(hosts={"names": [f"esx{index:02d}"]}, reboot=reboot),
         inventory=INVENTORY,
         now=NOW,
-        held=held,
+        reserved=held,
     )
 
 
