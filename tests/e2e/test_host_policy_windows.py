@@ -75,7 +75,7 @@ def test_two_policies_on_one_cluster_share_its_budget(
             when(operator, name, "RebootRequired", "True", "ClusterBudgetExhausted"), timeout=90
         )
         message = condition(body, "RebootRequired")["message"]
-        assert f"cluster Maint-Cluster has 1 hosts unavailable ({m03})" in message
+        assert f"unavailable in cluster Maint-Cluster: 1 ({m03})" in message
         assert condition(body, "Degraded")["status"] == "False"  # waiting is not a fault
     assert counts(sim)["EnterMaintenanceMode_Task"] == 1  # the administrator's only
 

@@ -150,7 +150,7 @@ POLICY_SAMPLES = [
                         hpp.gpu_host("esx09", enabled=True, active=True, cluster="gpu",
                                      in_maintenance_mode=True),
                         reboot="Rolling", chosen=hpp.spec(reboot={"policy": "Rolling"})),
-                 "Progressing", "cluster gpu has 1 hosts unavailable (esx09)",
+                 "Progressing", "unavailable in cluster gpu: 1 (esx09)",
                  id="rolling-reboot-waits-for-cluster"),
     pytest.param(policy(hpp.gpu_host(enabled=True), reboot="Rolling",
                         chosen=hpp.spec(reboot={"policy": "Rolling", "windows": [

@@ -270,7 +270,7 @@ def _start(
             machine.hold(
                 host,
                 CLUSTER_BUDGET_EXHAUSTED,
-                f"{budget_name(host)} has {len(hosts_down)} hosts unavailable "
+                f"unavailable in {budget_name(host)}: {len(hosts_down)} "
                 f"({', '.join(sorted(hosts_down))}), maxUnavailable is {max_unavailable}",
             )
 

@@ -145,11 +145,11 @@ def test_a_host_waiting_for_the_cluster_says_why_and_is_not_degraded() -> None:
     )
     (host,) = status.hosts
     assert host.message is not None
-    assert "cluster gpu has 1 hosts unavailable (esx09), maxUnavailable is 1" in host.message
+    assert "unavailable in cluster gpu: 1 (esx09), maxUnavailable is 1" in host.message
     found = {c.type: (c.status.value, c.reason, c.message) for c in status.conditions}
     assert found[DEGRADED][:2] == ("False", "AsExpected")
     assert found[REBOOT_REQUIRED][:2] == ("True", CLUSTER_BUDGET_EXHAUSTED)
-    assert "esx01: cluster gpu has 1 hosts unavailable (esx09)" in found[REBOOT_REQUIRED][2]
+    assert "esx01: unavailable in cluster gpu: 1 (esx09)" in found[REBOOT_REQUIRED][2]
     assert found[READY][:2] == ("False", CLUSTER_BUDGET_EXHAUSTED)
     assert status.reboot is None  # no windows
 

@@ -81,7 +81,7 @@ def test_two_policies_on_one_cluster_take_one_slot_between_them() -> None:
     assert status is not None
     reboot = next(c for c in status["conditions"] if c["type"] == "RebootRequired")
     assert reboot["reason"] == "ClusterBudgetExhausted"
-    assert "cluster gpu has 1 hosts unavailable (esx01), maxUnavailable is 1" in reboot["message"]
+    assert "unavailable in cluster gpu: 1 (esx01), maxUnavailable is 1" in reboot["message"]
 
 
 def test_outside_the_windows_nothing_starts_and_the_reconcile_comes_back_when_one_opens() -> None:
