@@ -101,8 +101,8 @@ class RebootWindow(ApiModel):
     )
     start: Annotated[str, StringConstraints(pattern=WINDOW_START_PATTERN, max_length=5)] = Field(
         description='Wall-clock start, "HH:MM" (24h) in timeZone. A start that does not exist '
-        "on a day (skipped by a daylight-saving change) opens one hour later; one that happens "
-        "twice opens at the first."
+        "on a day (skipped by a daylight-saving change) opens as much later as the clock "
+        "skips (one hour in most zones); one that happens twice opens at the first."
     )
     duration: Duration = Field(
         description='How long the window stays open, elapsed time, e.g. "4h" or "90m" (1m to '
