@@ -34,6 +34,8 @@ local WAITING_FOR_YOU = {
 -- Nobody needs to act: the operator, or the policy this object depends on, gets there alone.
 local ON_ITS_WAY = {
   RollingReboot = true,       -- the operator reboots the hosts, maxUnavailable at a time
+  ClusterBudgetExhausted = true,  -- a slot in the host's cluster frees by itself
+  OutsideRebootWindow = true,  -- the next reboot window opens by itself
   NotEnabled = true,          -- the HostPassthroughPolicy has not enabled the device yet
   AwaitingReconcile = true,   -- Ready=Unknown before the first observation
   Progressing = true,

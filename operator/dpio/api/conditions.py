@@ -123,6 +123,9 @@ AWAITING_RECONCILE = "AwaitingReconcile"  # Ready=Unknown before anything was ob
 # RebootRequired reasons (HostPassthroughPolicy).
 PENDING_REBOOT = "PendingReboot"  # True, reboot.policy Manual: a human reboots
 ROLLING_REBOOT = "RollingReboot"  # True, reboot.policy Rolling: under way
+# True, Rolling, nothing under way: waiting, nothing wrong (not Degraded).
+CLUSTER_BUDGET_EXHAUSTED = "ClusterBudgetExhausted"  # maxUnavailable hosts of the cluster down
+OUTSIDE_REBOOT_WINDOW = "OutsideRebootWindow"  # no reboot window open: waits for the next
 
 # InsecureConnection reasons.
 TLS_VERIFICATION_DISABLED = "TLSVerificationDisabled"  # True: insecure: "true" in the Secret

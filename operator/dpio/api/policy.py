@@ -29,8 +29,10 @@ from dpio.api.policy_settings import (
     DeletionPolicy,
     RebootPolicy,
     RebootSpec,
+    RebootWindow,
     VCenterRef,
     VMScope,
+    Weekday,
 )
 from dpio.api.policy_status import (
     DeviceState,
@@ -40,6 +42,7 @@ from dpio.api.policy_status import (
     MmioSource,
     PolicySummary,
     RebootPhase,
+    RebootWindowStatus,
     RollingRebootStatus,
 )
 
@@ -64,9 +67,12 @@ __all__ = [
     "RebootPhase",
     "RebootPolicy",
     "RebootSpec",
+    "RebootWindow",
+    "RebootWindowStatus",
     "RollingRebootStatus",
     "VCenterRef",
     "VMScope",
+    "Weekday",
 ]
 
 MAX_DEVICE_SELECTORS = 64

@@ -104,6 +104,18 @@ class HostStatus(StatusModel):
     message: str | None = Field(None, description="Why the host can't follow the spec, if so.")
 
 
+class RebootWindowStatus(StatusModel):
+    """Where the policy stands against `spec.reboot.windows`, while a host waits for a reboot."""
+
+    window_open: bool = Field(description="A reboot window is open now.")
+    next_window: Timestamp | None = Field(
+        None, description="When the next reboot window opens; unset while one is open."
+    )
+    window_closes: Timestamp | None = Field(
+        None, description="When the open reboot window closes; unset while none is open."
+    )
+
+
 class PolicySummary(StatusModel):
     """Counts over all matched hosts, for kubectl get."""
 
@@ -130,3 +142,8 @@ class HostPassthroughPolicyStatus(StatusModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     summary: PolicySummary = Field(default_factory=PolicySummary, description="Counts.")
+    reboot: RebootWindowStatus | None = Field(
+        None,
+        description="Reboot windows: set while spec.reboot.windows is set, the policy is "
+        "Rolling and a host needs a reboot.",
+    )

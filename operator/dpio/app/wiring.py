@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dpio.api.conditions import KUBERNETES_API_ERROR
-from dpio.api.policy import HostPassthroughPolicySpec, HostSelector
+from dpio.api.policy import HostPassthroughPolicySpec, HostSelector, RebootPolicy
 from dpio.app.faults import translate_faults
 from dpio.app.logins import Logins
 from dpio.kube.client import KubeClient, KubeError, ObjectRef
@@ -39,6 +39,9 @@ class VSphereHosts:
     adapter: HostAdapter
     #: The policy's `spec.hosts`: a shared read is fresh enough while these hosts are unchanged.
     selector: HostSelector | None = None
+    #: A rolling reboot: fresh for every host of the selected hosts' clusters, since all of
+    #: them count against maxUnavailable.
+    whole_clusters: bool = False
 
     @property
     def insecure(self) -> bool:
@@ -46,7 +49,9 @@ class VSphereHosts:
 
     @translate_faults
     async def read_inventory(self) -> ObservedInventory:
-        return await self.adapter.read_inventory(selector=self.selector)
+        return await self.adapter.read_inventory(
+            selector=self.selector, whole_clusters=self.whole_clusters
+        )
 
     @translate_faults
     async def update_passthru_config(self, update: UpdatePassthruConfig) -> None:
@@ -94,7 +99,8 @@ class VCenters:
     async def hosts_for(self, spec: HostPassthroughPolicySpec) -> VSphereHosts:
         secret = spec.vcenter.secret_ref.name if spec.vcenter else self.default_secret
         client = await self.logins.client(secret)
-        return VSphereHosts(await self.watching(client), spec.hosts)
+        rolling = spec.reboot.policy is RebootPolicy.ROLLING
+        return VSphereHosts(await self.watching(client), spec.hosts, rolling)
 
     async def watching(self, client: VCenterClient) -> HostAdapter:
         """The host adapter of `client`'s vCenter, its change watch started (or restarted)."""

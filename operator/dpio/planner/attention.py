@@ -84,6 +84,9 @@ WAITING: Mapping[str, str] = MappingProxyType({
     c.PROGRESSING: "the operator's changes under way",
     c.PENDING_REBOOT: "a manual reboot of the hosts named (reboot.policy: Manual)",
     c.ROLLING_REBOOT: "the operator's rolling reboot",
+    c.CLUSTER_BUDGET_EXHAUSTED: "a slot in the cluster's maxUnavailable (other hosts of the "
+                                "cluster to come back)",
+    c.OUTSIDE_REBOOT_WINDOW: "the next reboot window (status.reboot.nextWindow)",
     c.DRAIN_BLOCKED: "the powered-on VMs maintenance mode can't evacuate to be moved or "
                      "powered off by their owners",
     c.MAINTENANCE_MODE_BY_OTHERS: "whoever put the host in maintenance mode to take it out",

@@ -170,6 +170,16 @@ POLICY_SAMPLES = [
                                 Problem(SECRET_NOT_FOUND, "Secret dpio-system/vc not found"),
                                 GENERATION, hpp.NOW),
                  "Degraded", "not found", id="suspended-but-stalled"),
+    pytest.param(policy(hpp.gpu_host(enabled=True, cluster="gpu"),
+                        hpp.gpu_host("esx09", enabled=True, active=True, cluster="gpu",
+                                     in_maintenance_mode=True),
+                        reboot="Rolling", chosen=hpp.spec(reboot={"policy": "Rolling"})),
+                 "Progressing", "unavailable in cluster gpu: 1 (esx09)",
+                 id="rolling-reboot-waits-for-cluster"),
+    pytest.param(policy(hpp.gpu_host(enabled=True), reboot="Rolling",
+                        chosen=hpp.spec(reboot={"policy": "Rolling", "windows": [
+                            {"days": ["Sun"], "start": "02:00", "duration": "1h"}]})),
+                 "Progressing", "no reboot window is open", id="rolling-reboot-waits-for-window"),
 ]  # fmt: skip
 
 
@@ -331,6 +341,8 @@ KSTATUS = [
     ("HostPassthroughPolicy", "suspended-converged", "Current", None),
     ("HostPassthroughPolicy", "dry-run-changes-pending", "InProgress", None),
     ("HostPassthroughPolicy", "suspended-but-stalled", "Failed", None),
+    ("HostPassthroughPolicy", "rolling-reboot-waits-for-cluster", "InProgress", None),
+    ("HostPassthroughPolicy", "rolling-reboot-waits-for-window", "InProgress", None),
     # VMDeviceAssignment
     ("VMDeviceAssignment", "converged", "Current", None),
     ("VMDeviceAssignment", "attaching", "InProgress", None),

@@ -8,7 +8,7 @@ An empty plan (`plan.empty`) means no vSphere call at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -21,6 +21,7 @@ from dpio.api.policy import (
     RollingRebootStatus,
 )
 from dpio.planner.conditions import Problem
+from dpio.planner.host.budget import ClusterLoad
 from dpio.planner.host.host_plan import HostPlan, PassthruChange, plan_host
 from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.reboot import RebootAction, RebootCandidate, RebootPlan, plan_reboots
@@ -31,6 +32,7 @@ from dpio.planner.host.suspend import (
     frozen_reboot,
     unfinished_reboots,
 )
+from dpio.planner.host.windows import WindowState, window_state
 from dpio.planner.observed import ObservedHost, ObservedInventory
 from dpio.planner.selection import InvalidSpecError, select_hosts
 from dpio.planner.suspension import Held, Suspension, held_calls
@@ -86,20 +88,25 @@ def plan_policy(
     previous: HostPassthroughPolicyStatus | None = None,
     claims: Sequence[DeviceClaim] = (),
     suspension: Suspension | None = None,
+    reserved: Collection[str] = (),
 ) -> PolicyPlan:
     """`suspension`: spec.suspend or the operator's dry-run; the plan then holds no call, its
-    `held` says what would be done, and its hosts show what is observed (planner/suspension.py)."""
+    `held` says what would be done, and its hosts show what is observed (planner/suspension.py).
+    `reserved`: hosts the other policies' rolling reboots hold (the reconciler's reservations);
+    they count against their cluster's `maxUnavailable` like hosts vCenter shows down."""
     try:
         rules = PolicyRules.from_spec(spec)
         selection = select_hosts(spec.hosts, inventory)
         drain_timeout = parse_duration(spec.reboot.drain_timeout)
+        window = window_state(spec.reboot.windows, now)
     except (InvalidSpecError, ValueError) as err:
         return PolicyPlan(stalled=Problem(INVALID_SPEC, str(err)))
     rivals = Rivals.build(name, creation_timestamp, tuple(others), inventory, selection.hosts)
     records = _previous_records(previous)
     project = suspension is None
     plans = tuple(plan_host(h, rules, rivals, claims, project=project) for h in selection.hosts)
-    reboot = _plan_reboots(spec, drain_timeout, plans, records, now)
+    load = ClusterLoad.observe(inventory, reserved)
+    reboot = _plan_reboots(spec, drain_timeout, plans, records, now, load=load, window=window)
     plans = tuple(_reachable(p, reboot) for p in plans)
     updates = tuple(
         UpdatePassthruConfig(p.host.name, p.host.moref, p.changes) for p in plans if p.changes
@@ -135,9 +142,14 @@ def _plan_reboots(
     plans: Sequence[HostPlan],
     records: dict[str, RollingRebootStatus],
     now: datetime,
+    *,
+    load: ClusterLoad,
+    window: WindowState,
 ) -> RebootPlan:
     candidates = [RebootCandidate(p.host, p.reboot_required) for p in plans]
-    return plan_reboots(spec.reboot, drain_timeout, candidates, records, now)
+    return plan_reboots(
+        spec.reboot, drain_timeout, candidates, records, now, load=load, window=window
+    )
 
 
 def _reachable(plan: HostPlan, reboot: RebootPlan) -> HostPlan:

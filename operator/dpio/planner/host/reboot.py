@@ -3,24 +3,36 @@
 Per host: Draining (EnterMaintenanceMode sent) -> Rebooting (RebootHost sent) -> Exiting
 (ExitMaintenanceMode sent) -> done. The phase, its start and whether the operator put the host in
 maintenance mode live in `HostStatus.rollingReboot`, so the machine survives operator restarts.
-At most `maxUnavailable` hosts of the policy are unavailable (in maintenance mode or not connected)
-at a time. The operator reboots and takes out of maintenance mode only hosts it put there itself:
-a host someone else put there waits, and says so. A drain that powered-on VMs DRS can't move
-would hold is not started (`dpio.planner.host.drain`).
+A host starts only while its cluster has fewer than `maxUnavailable` hosts unavailable (in
+maintenance mode, not connected, or held by any policy's rolling reboot:
+`dpio.planner.host.budget`) and only inside a reboot window, if the spec has any
+(`dpio.planner.host.windows`). The operator reboots and takes out of maintenance mode only
+hosts it put there itself: a host someone else put there waits, and says so. A drain that
+powered-on VMs DRS can't move would hold is not started (`dpio.planner.host.drain`).
 `Manual` only reports: records already started still run to the end, no new host is started.
+A host waiting for its cluster's budget or for a window is not Degraded: nothing is wrong, and
+the RebootRequired condition says what it waits for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from dpio.api.conditions import DRAIN_BLOCKED, DRAIN_TIMEOUT, MAINTENANCE_MODE_BY_OTHERS
+from dpio.api.conditions import (
+    CLUSTER_BUDGET_EXHAUSTED,
+    DRAIN_BLOCKED,
+    DRAIN_TIMEOUT,
+    MAINTENANCE_MODE_BY_OTHERS,
+    OUTSIDE_REBOOT_WINDOW,
+)
 from dpio.api.policy import RebootPhase, RebootPolicy, RebootSpec, RollingRebootStatus
 from dpio.planner.conditions import Problem
+from dpio.planner.host.budget import ClusterLoad, budget_key, budget_name
 from dpio.planner.host.drain import drain_blockers
-from dpio.planner.observed import ObservedHost
+from dpio.planner.host.windows import ALWAYS, WindowState
+from dpio.planner.observed import ObservedHost, ObservedInventory
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,8 @@ class RebootPlan:
     timed_out: frozenset[str] = frozenset()  # drains past drainTimeout: hosts left running
     problems: tuple[Problem, ...] = ()
     waiting: Mapping[str, str] = field(default_factory=dict)  # host -> why no step starts
+    reasons: Mapping[str, str] = field(default_factory=dict)  # host -> the waiting reason
+    window: WindowState = ALWAYS  # spec.reboot.windows at `now`
 
     @property
     def in_progress(self) -> tuple[str, ...]:
@@ -85,10 +99,17 @@ class _Machine:
     problems: list[Problem]
     timed_out: set[str]
     waiting: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
 
     def wait(self, host: ObservedHost, reason: str, message: str) -> None:
-        self.waiting[host.name] = message
+        """Waits for a human: Degraded."""
+        self.hold(host, reason, message)
         self.problems.append(Problem(reason, f"{host.name}: {message}"))
+
+    def hold(self, host: ObservedHost, reason: str, message: str) -> None:
+        """Waits for time to pass (a window, a slot in the cluster): not Degraded."""
+        self.waiting[host.name] = message
+        self.reasons[host.name] = reason
 
     def record(self, host: ObservedHost, phase: RebootPhase, entered: bool) -> None:
         self.records[host.name] = RollingRebootStatus(
@@ -102,21 +123,32 @@ def plan_reboots(
     candidates: Sequence[RebootCandidate],
     previous: Mapping[str, RollingRebootStatus],
     now: datetime,
+    *,
+    load: ClusterLoad | None = None,
+    window: WindowState = ALWAYS,
 ) -> RebootPlan:
+    """`load`: the hosts down per cluster, over the whole inventory and every policy's holds
+    (None: only the candidates are known); `window`: `spec.windows` at `now`. Steps of hosts
+    already under way go on outside a window: a host the operator put in maintenance mode is
+    rebooted and taken out rather than left there until the next window opens."""
     machine = _Machine(drain_timeout, now, {}, [], [], set())
     ordered = sorted(candidates, key=lambda c: c.host.name)
     for candidate in ordered:
         record = previous.get(candidate.host.name)
         if record is not None:
             _advance(machine, candidate, record)
+    if load is None:
+        load = ClusterLoad.observe(ObservedInventory(hosts=tuple(c.host for c in ordered)))
     if spec.policy is RebootPolicy.ROLLING:
-        _start(machine, spec.max_unavailable, ordered)
+        _start(machine, spec.max_unavailable, ordered, load, window)
     return RebootPlan(
         records=dict(machine.records),
         actions=tuple(machine.actions),
         timed_out=frozenset(machine.timed_out),
         problems=tuple(machine.problems),
         waiting=dict(machine.waiting),
+        reasons=dict(machine.reasons),
+        window=window,
     )
 
 
@@ -195,9 +227,22 @@ def _advance_rebooting(machine: _Machine, host: ObservedHost, record: RollingReb
     # drop the record; if a reboot is still needed the host starts over.
 
 
-def _start(machine: _Machine, max_unavailable: int, ordered: Sequence[RebootCandidate]) -> None:
+def _start(
+    machine: _Machine,
+    max_unavailable: int,
+    ordered: Sequence[RebootCandidate],
+    load: ClusterLoad,
+    window: WindowState,
+) -> None:
     busy = set(machine.records) - machine.timed_out - set(machine.waiting)
-    unavailable = sum(1 for c in ordered if c.host.unavailable or c.host.name in busy)
+    down: dict[str, set[str]] = {}  # budget key -> hosts down, with this run's starts
+
+    def down_in(host: ObservedHost) -> set[str]:
+        return down.setdefault(budget_key(host), set(load.of(host)))
+
+    for candidate in ordered:
+        if candidate.host.name in busy:
+            down_in(candidate.host).add(candidate.host.name)
     for candidate in ordered:
         host = candidate.host
         if host.name in machine.records or not candidate.reboot_required or not host.connected:
@@ -206,6 +251,7 @@ def _start(machine: _Machine, max_unavailable: int, ordered: Sequence[RebootCand
             _wait_for_owner(machine, host)  # not ours: no record, so never ours later
             continue
         blockers = drain_blockers(host)
+        hosts_down = down_in(host)
         if blockers:
             machine.wait(
                 host,
@@ -213,8 +259,28 @@ def _start(machine: _Machine, max_unavailable: int, ordered: Sequence[RebootCand
                 f"not drained: maintenance mode can't evacuate powered-on "
                 f"{', '.join(blockers)}. Power them off or move them",
             )
-        elif unavailable < max_unavailable:
+        elif not window.open:
+            machine.hold(host, OUTSIDE_REBOOT_WINDOW, _outside_window(window))
+        elif len(hosts_down) < max_unavailable:
             machine.record(host, RebootPhase.DRAINING, True)
             timeout = int(machine.spec_drain_timeout.total_seconds())
             machine.actions.append(EnterMaintenanceMode(host.name, host.moref, timeout))
-            unavailable += 1
+            hosts_down.add(host.name)
+        else:
+            machine.hold(
+                host,
+                CLUSTER_BUDGET_EXHAUSTED,
+                f"unavailable in {budget_name(host)}: {len(hosts_down)} "
+                f"({', '.join(sorted(hosts_down))}), maxUnavailable is {max_unavailable}",
+            )
+
+
+def _outside_window(window: WindowState) -> str:
+    if window.next_start is None:
+        return "no reboot window is open"
+    return f"no reboot window is open; the next opens at {format_time(window.next_start)}"
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC, as timestamps read in status."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

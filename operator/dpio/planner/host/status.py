@@ -15,6 +15,7 @@ from dpio.api.common import PCI_ADDRESS_PATTERN
 from dpio.api.conditions import (
     AS_EXPECTED,
     CERTIFICATE_VERIFIED,
+    CLUSTER_BUDGET_EXHAUSTED,
     DEGRADED,
     DEVICE_IN_USE,
     DEVICE_NOT_CAPABLE,
@@ -24,6 +25,7 @@ from dpio.api.conditions import (
     HOST_UNREACHABLE,
     INSECURE_CONNECTION,
     MAINTENANCE_MODE_BY_OTHERS,
+    OUTSIDE_REBOOT_WINDOW,
     PASSTHROUGH_UNSUPPORTED,
     PENDING_REBOOT,
     POLICY_CONFLICT,
@@ -41,6 +43,7 @@ from dpio.api.policy import (
     HostStatus,
     PolicySummary,
     RebootPolicy,
+    RebootWindowStatus,
 )
 from dpio.planner.conditions import (
     Problem,
@@ -106,12 +109,11 @@ def policy_wants(plan: PolicyPlan, reboot_policy: RebootPolicy) -> tuple[Want, .
     degraded = degraded_want(plan.problems)
     hosts = plan.reboot_required
     if hosts:
-        reason = ROLLING_REBOOT if reboot_policy is RebootPolicy.ROLLING else PENDING_REBOOT
         message = (
             f"Passthrough changes take effect after a reboot of {_listing(list(hosts))} "
             "(enabled != active, Broadcom KB 309986)"
         )
-        reboot = Want.true(REBOOT_REQUIRED, reason, message)
+        reboot = Want.true(REBOOT_REQUIRED, *_reboot_reason(plan, reboot_policy, message))
     else:
         reboot = Want.false(REBOOT_REQUIRED, AS_EXPECTED, "Every passthrough change is active")
     not_ready = plan.held.problem if plan.held is not None else None
@@ -126,6 +128,37 @@ def policy_wants(plan: PolicyPlan, reboot_policy: RebootPolicy) -> tuple[Want, .
         reboot,
         degraded,
         suspended_want(plan.held),
+    )
+
+
+def _reboot_reason(plan: PolicyPlan, reboot_policy: RebootPolicy, message: str) -> tuple[str, str]:
+    """RollingReboot, or what the whole rolling reboot waits for while no host is under way:
+    the next reboot window, or a slot in a cluster's maxUnavailable."""
+    if reboot_policy is not RebootPolicy.ROLLING:
+        return PENDING_REBOOT, message
+    if not plan.reboot.in_progress:
+        for reason in (OUTSIDE_REBOOT_WINDOW, CLUSTER_BUDGET_EXHAUSTED):
+            waits = [
+                f"{host}: {plan.reboot.waiting[host]}"
+                for host, why in sorted(plan.reboot.reasons.items())
+                if why == reason
+            ]
+            if waits:
+                return reason, f"{message}. Waiting: {_listing(waits)}"
+    return ROLLING_REBOOT, message
+
+
+def reboot_window_status(
+    plan: PolicyPlan, reboot_policy: RebootPolicy
+) -> RebootWindowStatus | None:
+    """`status.reboot`: only while windows are set and a host waits for a rolling reboot."""
+    window = plan.reboot.window
+    if reboot_policy is not RebootPolicy.ROLLING or not window.bounded or not plan.reboot_required:
+        return None
+    return RebootWindowStatus(
+        window_open=window.open,
+        next_window=None if window.open else window.next_start,
+        window_closes=window.closes,
     )
 
 
@@ -202,8 +235,9 @@ def policy_status(
     wants = (*policy_wants(plan, reboot_policy), insecure_want(insecure))
     conditions = compute_conditions(before.conditions, wants, generation, now)
     if plan.stalled is not None:  # nothing was observed against this spec: keep what we knew
-        hosts, counts = before.hosts, before.summary
+        hosts, counts, reboot = before.hosts, before.summary, before.reboot
     else:
+        reboot = reboot_window_status(plan, reboot_policy)
         missing = [
             HostStatus(name=n, message="No such host in vCenter") for n in plan.missing_hosts
         ]
@@ -214,6 +248,7 @@ def policy_status(
         conditions=list(conditions),
         hosts=hosts,
         summary=counts,
+        reboot=reboot,
     )
 
 

@@ -16,12 +16,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dpio.api.conditions import CLEANUP_SUSPENDED, SUSPENDED
+from dpio.api.conditions import CLEANUP_SUSPENDED, CLUSTER_BUDGET_EXHAUSTED, SUSPENDED
 from dpio.api.policy import HostPassthroughPolicy, HostPassthroughPolicyStatus
 from dpio.planner import (
     EnterMaintenanceMode,
     ExitMaintenanceMode,
     OtherPolicy,
+    PolicyPlan,
     RebootAction,
     UpdatePassthruConfig,
     deletion_touches_hosts,
@@ -43,6 +44,7 @@ from dpio.reconcile.finalizers import Stage
 from dpio.reconcile.first_status import write_first_status
 from dpio.reconcile.policy.claims import pending_claims
 from dpio.reconcile.policy.others import OtherPolicies
+from dpio.reconcile.policy.reservations import RebootReservations
 from dpio.reconcile.policy.selections import Selections
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
 from dpio.reconcile.queue import Result
@@ -58,6 +60,24 @@ DRAIN_CHECK_SECONDS = 15.0
 #: app.logins: a refused login is not retried with the same password).
 STALLED_RECHECK_SECONDS = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The status fields this reconciler owns, as the API spells them.
+_STATUS_FIELDS = frozenset(
+    f.alias or name for name, f in HostPassthroughPolicyStatus.model_fields.items()
+)
+
+
+def _recheck_after(plan: PolicyPlan, now: datetime, draining: bool) -> float | None:
+    """When to look again with nothing to confirm: soon while a drain runs or a host waits for
+    a slot in its cluster (a host another policy, or none, brings back frees it without any
+    change to this policy's hosts); at the next window boundary while a reboot waits on
+    windows (so it starts when one opens, and status.reboot stays true)."""
+    after = []
+    if draining or CLUSTER_BUDGET_EXHAUSTED in plan.reboot.reasons.values():
+        after.append(DRAIN_CHECK_SECONDS)
+    boundary = plan.reboot.window.next_boundary
+    if plan.reboot_required and plan.reboot.window.bounded and boundary is not None:
+        after.append(max((boundary - now).total_seconds(), 1.0))
+    return min(after, default=None)
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,8 @@ class PolicyReconciler:
     all_assignments: Callable[[], Iterable[Mapping[str, Any]]] = lambda: ()
     #: Operator-wide dry-run (--dry-run): plan and report, never write to vCenter.
     dry_run: bool = False
+    #: Hosts each policy's rolling reboot holds: a cluster's maxUnavailable counts them.
+    reservations: RebootReservations = field(default_factory=RebootReservations)
 
     async def __call__(self, body: Mapping[str, Any]) -> Result:
         try:
@@ -112,16 +134,23 @@ class PolicyReconciler:
             inventory = await hosts.read_inventory()
         except PortError as err:
             return await self._unavailable(body, previous, err, generation)
-        plan = plan_policy(
-            name=policy.metadata.name,
-            creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
-            spec=policy.spec,
-            inventory=inventory,
-            now=now,
-            others=self._others(policy.metadata.name),
-            previous=previous,
-            claims=self._claims(policy.spec.exclusive),
-            suspension=self._suspension(policy),
+        others = self._others(policy.metadata.name)
+        self.reservations.seed(self.all_policies)
+        plan = self.reservations.decide(
+            policy.metadata.name,
+            {o.name for o in others},
+            lambda reserved: plan_policy(
+                name=policy.metadata.name,
+                creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
+                spec=policy.spec,
+                inventory=inventory,
+                now=now,
+                others=others,
+                previous=previous,
+                claims=self._claims(policy.spec.exclusive),
+                reserved=reserved,
+                suspension=self._suspension(policy),
+            ),
         )
         self.selections.record(policy.metadata.name, policy.spec.hosts, plan)
         if plan.held is not None and plan.held.pending:
@@ -156,7 +185,7 @@ class PolicyReconciler:
             # Confirm what the calls did with one more read (status shows the projection
             # until then); vCenter change notifications make this sooner when they arrive.
             return Result(requeue_after=CONFIRM_SECONDS)
-        return Result(requeue_after=DRAIN_CHECK_SECONDS if draining else None)
+        return Result(requeue_after=_recheck_after(plan, now, draining))
 
     async def _unavailable(
         self,
@@ -240,6 +269,7 @@ class PolicyReconciler:
                 return Result(failed=True)
         await finalizers.release(self.objects, body)
         self.selections.forget(policy.metadata.name)
+        self.reservations.forget(policy.metadata.name)
         return Result()
 
     def _suspension(self, policy: HostPassthroughPolicy) -> Suspension | None:
@@ -276,9 +306,12 @@ class PolicyReconciler:
         current = previous if body.get("status") else None
         if not status_changed(current, status):
             return  # steady state: no write at all
-        await self.objects.patch_status(
-            body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        )
+        payload = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        # A merge patch keeps what it leaves out: a field that went away (status.reboot once
+        # no host waits) is written as null, which removes it.
+        for gone in _STATUS_FIELDS & set(body.get("status") or {}) - set(payload):
+            payload[gone] = None
+        await self.objects.patch_status(body, payload)
         await self._transition_events(body, previous, status)
 
     async def _transition_events(

@@ -62,16 +62,18 @@ class HostAdapter:
         clusters: Collection[str] = (),
         include_vms: bool = True,
         selector: HostSelector | None = None,
+        whole_clusters: bool = False,
     ) -> ObservedInventory:
         """All hosts (or those named / in `clusters`) in one RetrievePropertiesEx.
 
         The unfiltered read is shared (`shared_reads`): fresh for the hosts `selector` picks,
-        or for every host when it is None; `names` and `clusters` always read anew."""
+        or for every host when it is None (with `whole_clusters`, for every host of their
+        clusters too); `names` and `clusters` always read anew."""
         if names or clusters or not include_vms:
             return await self.client.run(
                 self.reader.read, names=names, clusters=clusters, include_vms=include_vms
             )
-        return await self.shared.read(selector)
+        return await self.shared.read(selector, whole_clusters=whole_clusters)
 
     def changed_hosts(self, changes: Sequence[Change]) -> frozenset[str] | None:
         """The morefs of the hosts whose planning these changes can affect; None: any host's

@@ -100,16 +100,21 @@ class SharedReads:
                 for moref in hosts:
                     self._host_at[moref] = self._seq
 
-    async def read(self, selector: HostSelector | None = None) -> ObservedInventory:
-        """The inventory, fresh for the hosts `selector` picks (None: for every host)."""
+    async def read(
+        self, selector: HostSelector | None = None, *, whole_clusters: bool = False
+    ) -> ObservedInventory:
+        """The inventory, fresh for the hosts `selector` picks (None: for every host), and with
+        `whole_clusters` for every host of their clusters too: a rolling reboot counts every
+        host of a cluster against `maxUnavailable`
+        (docs/design.md, "Host side: rolling reboots")."""
         done = self._done
-        need = self._need(done.result.result() if done else None, selector)
+        need = self._need(done.result.result() if done else None, selector, whole_clusters)
         if done is not None and done.seq >= need and self._watched(done):
             return done.result.result()
         last = self._last
         if last is not None and not last.result.done() and last.seq >= need:
             inventory = await asyncio.shield(last.result)
-            need = self._need(inventory, selector)
+            need = self._need(inventory, selector, whole_clusters)
             if last.seq >= need:
                 return inventory
         # Every caller that finds its data stale joins the one newer read, not one read each.
@@ -124,7 +129,12 @@ class SharedReads:
         young = self._monotonic() - read.whole < MAX_INVENTORY_AGE_SECONDS
         return young and watcher is not None and watcher.alive and read.whole >= watcher.since
 
-    def _need(self, inventory: ObservedInventory | None, selector: HostSelector | None) -> int:
+    def _need(
+        self,
+        inventory: ObservedInventory | None,
+        selector: HostSelector | None,
+        whole_clusters: bool = False,
+    ) -> int:
         """The change count a read must have started at to be fresh for this caller: the last
         change of one of the hosts `selector` picks in `inventory`, or of anything that may
         change the selection. Without the watch, or with nothing to select from: every change.
@@ -138,6 +148,9 @@ class SharedReads:
             hosts = select_hosts(selector, inventory).hosts
         except InvalidSpecError:
             return seq
+        if whole_clusters:
+            clusters = {h.cluster for h in hosts if h.cluster}
+            hosts = hosts + tuple(h for h in inventory.hosts if h.cluster in clusters)
         return max([any_host_at, *(host_at.get(h.moref, 0) for h in hosts)])
 
     def _start(self) -> _Read:

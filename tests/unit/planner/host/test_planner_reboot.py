@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from tests.unit.planner.builders import NOW, host
+from tests.unit.planner.builders import NOW
+from tests.unit.planner.builders import host as any_host
 
 from dpio.api.conditions import DRAIN_TIMEOUT, MAINTENANCE_MODE_BY_OTHERS
 from dpio.api.policy import RebootPhase, RebootPolicy, RebootSpec, RollingRebootStatus
@@ -21,6 +23,14 @@ from dpio.planner.host.reboot import (
 from dpio.planner.observed import ObservedHost
 
 ROLLING = RebootSpec(policy=RebootPolicy.ROLLING, max_unavailable=1)
+
+
+def host(name: str, **fields: Any) -> ObservedHost:
+    """A host of one cluster: maxUnavailable is a budget per cluster (test_planner_budget.py)."""
+    fields.setdefault("cluster", "gpu")
+    return any_host(name, **fields)
+
+
 DRAIN = timedelta(minutes=30)
 
 

@@ -393,3 +393,36 @@ def test_a_partial_read_that_cannot_stand_in_is_followed_by_a_whole_one() -> Non
     assert reader.partial == [frozenset({"host-esx01"})]
     assert reader.reads == 3
     assert versions(inventory) == {"esx01": "2", "esx02": "2"}
+
+
+class ClusteredReader(FakeReader):
+    """esx01 and esx02 are in one cluster."""
+
+    def _host(self, name: str) -> Any:
+        return replace(super()._host(name), cluster="gpu")
+
+
+@pytest.mark.parametrize(
+    ("reader", "whole_clusters", "expected"),
+    [
+        pytest.param(ClusteredReader, True, 2, id="cluster-mate-changed-reads"),
+        pytest.param(ClusteredReader, False, 1, id="cluster-mate-changed-reuses-by-default"),
+        pytest.param(FakeReader, True, 1, id="standalone-hosts-have-no-mates"),
+    ],
+)
+def test_a_rolling_reboot_reads_anew_when_a_host_of_its_clusters_changed(
+    reader: type[FakeReader], whole_clusters: bool, expected: int
+) -> None:
+    """Every host of a cluster counts against maxUnavailable, selected or not."""
+    clock = [1000.0]
+    hosts, _ = adapter(WATCHING, clock)
+    fake = reader()
+    hosts.reader = fake  # type: ignore[assignment]
+
+    async def steps() -> None:
+        await hosts.read_inventory(selector=ESX01, whole_clusters=whole_clusters)
+        hosts.shared.changed(["host-esx02"])  # e.g. esx02 entered maintenance mode
+        await hosts.read_inventory(selector=ESX01, whole_clusters=whole_clusters)
+
+    asyncio.run(steps())
+    assert fake.reads == expected
