@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from dpio.api.conditions import AS_EXPECTED, DRY_RUN, SUSPENDED, Condition
+from dpio.api.assignment import VMDeviceAssignmentStatus
+from dpio.api.conditions import AS_EXPECTED, DRY_RUN, SUSPENDED
+from dpio.api.policy import HostPassthroughPolicyStatus
 from dpio.planner.conditions import Problem, Want, compute_conditions
 
 _MAX_LISTED = 5
@@ -92,10 +95,20 @@ def cleanup_waits(held: Held) -> str:
     return f"{held.message}. Deletion waits (the finalizer stays) until {held.suspension.resume}"
 
 
-def with_want(
-    conditions: Sequence[Condition], want: Want, generation: int, now: datetime
-) -> tuple[Condition, ...]:
-    """`conditions` with one of them set to `want`, the others as they are (a deletion that
-    waits reports only that)."""
-    kept = [Want(c.type, c.status, c.reason, c.message) for c in conditions if c.type != want.type]
-    return compute_conditions(conditions, [*kept, want], generation, now)
+#: The status of either kind: both carry `conditions` and `observed_generation`.
+S = TypeVar("S", HostPassthroughPolicyStatus, VMDeviceAssignmentStatus)
+
+
+def cleanup_waiting_status(previous: S, held: Held, generation: int, now: datetime) -> S:
+    """The status of a deletion whose cleanup would write while suspended: `Suspended` says the
+    deletion waits (cleanup_waits), every other condition stays as it was."""
+    want = Want.true(SUSPENDED, held.suspension.reason, cleanup_waits(held))
+    conditions = previous.conditions
+    kept: list[Want] = [
+        Want(c.type, c.status, c.reason, c.message) for c in conditions if c.type != want.type
+    ]
+    update = {
+        "conditions": list(compute_conditions(conditions, [*kept, want], generation, now)),
+        "observed_generation": generation,
+    }
+    return previous.model_copy(update=update)

@@ -24,9 +24,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dpio.api.assignment import VMDeviceAssignment, VMDeviceAssignmentStatus
-from dpio.api.conditions import AWAITING_RECONCILE, CLEANUP_SUSPENDED, RECONCILING, SUSPENDED
-from dpio.planner.conditions import Want, find, is_true, status_changed
-from dpio.planner.suspension import Held, Suspension, cleanup_waits, suspension_of, with_want
+from dpio.api.conditions import AWAITING_RECONCILE, CLEANUP_SUSPENDED, RECONCILING
+from dpio.planner.conditions import find, is_true, status_changed
+from dpio.planner.suspension import (
+    Held,
+    Suspension,
+    cleanup_waiting_status,
+    cleanup_waits,
+    suspension_of,
+)
 from dpio.planner.vm.deletion import plan_assignment_deletion
 from dpio.planner.vm.plan import plan_for, plan_unobserved
 from dpio.planner.vm.power import tracking_in
@@ -191,11 +197,8 @@ class AssignmentReconciler:
         message = cleanup_waits(held)
         _log.info("Holding back deletion cleanup", extra=_held_fields(assignment, held))
         previous = assignment.status
-        want = Want.true(SUSPENDED, held.suspension.reason, message)
         generation = assignment.metadata.generation or 0
-        conditions = with_want(previous.conditions, want, generation, self.clock())
-        update = {"conditions": list(conditions), "observed_generation": generation}
-        status = previous.model_copy(update=update)
+        status = cleanup_waiting_status(previous, held, generation, self.clock())
         if not status_changed(previous, status):
             return Result()  # said already
         try:

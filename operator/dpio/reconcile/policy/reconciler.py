@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dpio.api.conditions import CLEANUP_SUSPENDED, CLUSTER_BUDGET_EXHAUSTED, SUSPENDED
+from dpio.api.conditions import CLEANUP_SUSPENDED, CLUSTER_BUDGET_EXHAUSTED
 from dpio.api.policy import HostPassthroughPolicy, HostPassthroughPolicyStatus
 from dpio.planner import (
     EnterMaintenanceMode,
@@ -32,12 +32,18 @@ from dpio.planner import (
     status_changed,
     vcenter_unreachable_status,
 )
-from dpio.planner.conditions import Problem, Want
+from dpio.planner.conditions import Problem
 from dpio.planner.host.deletion import held_deletion
 from dpio.planner.host.events import transition_events
 from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.status import stalled_status
-from dpio.planner.suspension import Held, Suspension, cleanup_waits, suspension_of, with_want
+from dpio.planner.suspension import (
+    Held,
+    Suspension,
+    cleanup_waiting_status,
+    cleanup_waits,
+    suspension_of,
+)
 from dpio.reconcile import finalizers
 from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio.reconcile.finalizers import Stage
@@ -283,11 +289,8 @@ class PolicyReconciler:
         message = cleanup_waits(held)
         _log.info("Holding back deletion cleanup", extra=_held_fields(policy, held))
         previous = policy.status
-        want = Want.true(SUSPENDED, held.suspension.reason, message)
         generation = policy.metadata.generation or 0
-        conditions = with_want(previous.conditions, want, generation, self.clock())
-        update = {"conditions": list(conditions), "observed_generation": generation}
-        status = previous.model_copy(update=update)
+        status = cleanup_waiting_status(previous, held, generation, self.clock())
         if not status_changed(previous, status):
             return Result()  # said already
         try:
