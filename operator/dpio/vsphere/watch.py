@@ -69,13 +69,28 @@ class Change:
 
     `startup`: part of the first full state after `start()` (delivered only with
     `deliver_initial`), which reports what is there rather than a change; a recovery's full
-    state is not marked, since anything may have changed while the watch was down."""
+    state is not marked, since anything may have changed while the watch was down.
+
+    `values` (VMs only): per changed property, its operation and a fingerprint of its value, so
+    that a recovery's full state can be compared with what was seen before
+    (`dpio.app.vm_resync`) instead of taken as a change of every VM."""
 
     kind: str
     moref: str
     operation: str
     paths: frozenset[str]
     startup: bool = False
+    values: tuple[tuple[str, str, str], ...] = ()  # (path, op, fingerprint), sorted by path
+
+
+#: The kinds whose `Change.values` are filled in (the fingerprint costs a repr of the value).
+FINGERPRINTED = frozenset({"VirtualMachine"})
+
+
+def fingerprint(value: Any) -> str:
+    """A value as text that is equal for equal values: pyVmomi data objects print every field
+    (managed object references as type and id), in their declared order."""
+    return repr(value)
 
 
 Callback = Callable[[Sequence[Change]], None]
@@ -86,13 +101,21 @@ def changes_of(update_set: Any, *, startup: bool = False) -> list[Change]:
     result: list[Change] = []
     for filter_update in update_set.filterSet or ():
         for update in filter_update.objectSet or ():
+            kind = properties.moref_kind(update.obj)
+            changed = update.changeSet or ()
+            values = (
+                tuple(sorted((str(c.name), str(c.op), fingerprint(c.val)) for c in changed))
+                if kind in FINGERPRINTED
+                else ()
+            )
             result.append(
                 Change(
-                    kind=properties.moref_kind(update.obj),
+                    kind=kind,
                     moref=properties.moref_id(update.obj),
                     operation=str(update.kind),
-                    paths=frozenset(c.name for c in update.changeSet or ()),
+                    paths=frozenset(c.name for c in changed),
                     startup=startup,
+                    values=values,
                 )
             )
     return result
