@@ -75,7 +75,11 @@ chart-lint: venv ## helm lint --strict, template and schema tests of charts/dpio
 
 .PHONY: test-faults
 test-faults: venv ## The fault-injection suite (SIGKILLs, vCenter outages, API server restarts), 3 runs
-	for i in 1 2 3; do $(VENV)/bin/pytest -m faults tests/faults || exit 1; done
+	for i in 1 2 3; do $(MAKE) --no-print-directory test-faults-once || exit 1; done
+
+.PHONY: test-faults-once
+test-faults-once: venv ## One run of the fault-injection suite (CI runs it after make test)
+	$(VENV)/bin/pytest -m faults tests/faults
 
 .PHONY: bench
 bench: venv ## The performance targets of docs/design.md, measured (tables on stdout, JSON in .bench/)

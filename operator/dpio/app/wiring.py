@@ -13,6 +13,7 @@ from dpio.api.conditions import KUBERNETES_API_ERROR
 from dpio.api.policy import HostPassthroughPolicySpec, HostSelector, RebootPolicy
 from dpio.app.faults import translate_faults
 from dpio.app.logins import Logins
+from dpio.app.vm_resync import VMStates
 from dpio.kube.client import KubeClient, KubeError, ObjectRef
 from dpio.planner import (
     EnterMaintenanceMode,
@@ -24,7 +25,6 @@ from dpio.planner import (
 from dpio.reconcile.ports import PortError
 from dpio.vsphere.credentials import Credentials
 from dpio.vsphere.host.adapter import HostAdapter
-from dpio.vsphere.inventory_map import VM
 from dpio.vsphere.session import SessionCache, VCenterClient
 from dpio.vsphere.watch import Change, Watcher
 
@@ -89,6 +89,9 @@ class VCenters:
     #: One adapter (and its inventory view and watcher) per vCenter session.
     adapters: dict[str, HostAdapter] = field(default_factory=dict)
     watchers: dict[str, Watcher] = field(default_factory=dict)
+    #: What the watch last saw of each VM, per vCenter: a recovery's full state reports only
+    #: the VMs that differ (`dpio.app.vm_resync`).
+    vm_states: dict[str, VMStates] = field(default_factory=dict)
     #: Secrets to logged-in sessions; share it with the VM side so both kinds remember the same
     #: refused logins (`VMCenters(..., logins=vcenters.logins)`).
     logins: Logins = field(init=False)
@@ -123,8 +126,10 @@ class VCenters:
 
     def _changed(self, adapter: HostAdapter, changes: Sequence[Change]) -> None:
         self.on_change(adapter, adapter.changed_hosts(changes))
-        # The first full state lists every VM: not a change any assignment waits for.
-        vms = frozenset(c.moref for c in changes if c.kind == VM and not c.startup)
+        # The first full state lists every VM: not a change any assignment waits for; a
+        # recovery's full state is compared with what the watch saw before.
+        states = self.vm_states.setdefault(adapter.client.server, VMStates())
+        vms = states.changed(changes)
         if vms:
             self.on_vm_change(vms)
 

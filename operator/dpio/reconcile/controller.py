@@ -6,6 +6,11 @@ it reads the latest cached object when its turn comes, so ten events make one re
 The cache (`dpio.reconcile.cache`) and the record of the operator's own status writes
 (`dpio.reconcile.own_writes`) are built first and handed in: the reconciler needs them too, and
 the controller is built around the reconciler.
+
+A reconcile never runs on a cached copy older than the operator's own last status write
+(`ExpectedStatuses.predates_own_write`): it waits for the watch to bring the newer copy, and
+runs then. Compared with the old copy, a status that went back to what it was before the write
+(Reconciling, then Ready again) looks unchanged, and what the write put there would stay.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ from dpio.reconcile.queue import Backoff, Result, WorkQueue
 _log = logging.getLogger(__name__)
 
 ReconcileFn = Callable[[Body], Awaitable[Result]]
+
+#: A run that waits for the watch event of its own status write runs on the cached copy after
+#: all when the event has not come in this long (its writes carry the copy's
+#: resourceVersion, so they fail with 409 if the copy is stale). The event only fails to come
+#: if the API server kept the write and moved no resourceVersion, which the check of
+#: `ExpectedStatuses.landed` leaves out; a watch that comes back is re-listed within seconds.
+OWN_WRITE_WAIT_SECONDS = 120.0
 
 
 class Controller:
@@ -45,6 +57,8 @@ class Controller:
         # Own writes come back as watch events and need no reconcile; a status anyone else
         # wrote does (it is put right).
         self.own_writes = own_writes if own_writes is not None else ExpectedStatuses()
+        #: Keys whose run waits for the watch event of their own last status write, since when.
+        self._waiting: dict[Key, float] = {}
         # What reconciles freed goes back to the system every few seconds while they run.
         self.queue: WorkQueue[Key] = WorkQueue(
             self._run, workers=workers, backoff=backoff, after_each=memory.trimmer
@@ -58,9 +72,15 @@ class Controller:
         if event_type == "DELETED":
             self.cache.delete(key)
             self.own_writes.forget(key)
+            self._waiting.pop(key, None)
             self.queue.forget(key)
             return
         stored = self.cache.put(body)
+        self.own_writes.seen(key, body)
+        if key in self._waiting and not self.own_writes.predates_own_write(key, body):
+            del self._waiting[key]  # the copy a run waited for: it runs now
+            self.queue.add(key)
+            return
         if stored.previous is None or stored.desired_changed:
             self.queue.add(key)
             return
@@ -93,6 +113,9 @@ class Controller:
         body = self.cache.get(key)
         if body is None:  # deleted since it was queued
             return Result()
+        wait = self._wait_for_own_write(key, body)
+        if wait is not None:  # `observe` queues the key when the newer copy comes
+            return Result(requeue_after=wait)
         started = time.monotonic()
         try:
             result = await self._reconcile(body)
@@ -104,6 +127,25 @@ class Controller:
             raise
         self._finished(body, started, failed=result.failed)
         return result
+
+    def _wait_for_own_write(self, key: Key, body: Body) -> float | None:
+        """If the cached copy predates this operator's last status write: how long to wait at
+        most for the newer copy; None: run now."""
+        if not self.own_writes.predates_own_write(key, body):
+            self._waiting.pop(key, None)
+            return None
+        now = time.monotonic()
+        since = self._waiting.setdefault(key, now)
+        extra = {"kind": self.kind, **object_ref(body)}
+        left = OWN_WRITE_WAIT_SECONDS - (now - since)
+        if left > 0:
+            _log.debug("Waiting for the watch event of the own status write", extra=extra)
+            return left + 0.1
+        _log.warning("The watch event of the own status write did not come; reconciling on "
+                     "the cached copy", extra={**extra, "seconds": round(now - since)})  # fmt: skip
+        self.own_writes.give_up_waiting(key)
+        del self._waiting[key]
+        return None
 
     def _finished(self, body: Body, started: float, *, failed: bool) -> None:
         seconds = time.monotonic() - started

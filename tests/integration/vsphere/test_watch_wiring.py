@@ -85,6 +85,43 @@ def test_one_watch_per_vcenter_reports_to_both_kinds(client: VCenterClient) -> N
         vcenters.stop()
 
 
+def test_a_watch_recovery_reports_only_the_vms_that_changed(client: VCenterClient) -> None:
+    """The session expires: the watch logs in again, builds a new collector, and vCenter sends
+    its full state again. Before, every VM in it was reported (the assignment of each queued,
+    one observe_vm each); now only a VM that differs from what the watch saw before is."""
+    sim: vcsim.Simulator = client.sim  # type: ignore[attr-defined]
+    hosts_changed: list[frozenset[str] | None] = []
+    vms_changed: list[frozenset[str]] = []
+    lock = threading.Lock()
+    vcenters = VCenters(None, SessionCache(), "dpio-system", "vc")  # type: ignore[arg-type]
+    vcenters.logins = OneVCenter(client)  # type: ignore[assignment]
+    vcenters.on_change = lambda _adapter, hosts: _append(lock, hosts_changed, hosts)
+    vcenters.on_vm_change = lambda vms: _append(lock, vms_changed, vms)
+    vms = VMCenters(vcenters.logins, "vc", watching=vcenters.watching)
+    try:
+        asyncio.run(vms.vms_for(None))
+        watcher = next(iter(vcenters.watchers.values()))
+        assert watcher.ready.wait(15)
+        eventually(lambda: hosts_changed)  # the first full state is in
+        states = vcenters.vm_states[client.server]
+        assert len(states) > 1
+        sim.admin("POST", "/sessions/expire")
+        eventually(lambda: watcher.recreated >= 2, timeout=30)
+        with lock:
+            seen_before = len(hosts_changed)
+        # The recovery's full state reaches the host side (a resync: it names no hosts).
+        eventually(lambda: len(hosts_changed) > seen_before, timeout=30)
+        with connect(sim) as si:
+            vm = find(si, vim.VirtualMachine, "web-01")
+            vm.PowerOffVM_Task()
+            moref = vm._moId
+        eventually(lambda: vms_changed)
+        with lock:  # the full state came before the power-off: it reported no VM
+            assert vms_changed == [frozenset({moref})]
+    finally:
+        vcenters.stop()
+
+
 def _append(lock: threading.Lock, into: list[Any], value: Any) -> None:
     with lock:
         into.append(value)
