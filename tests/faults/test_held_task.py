@@ -44,7 +44,6 @@ from dpio_sandbox.vcsim import Simulator
 pytestmark = [pytest.mark.faults, pytest.mark.sandbox]
 
 NS, POLICY, HOST, VM = "fault-held", "fault-held-gpus", "esx-held.lab.local", "held-vm-0"
-DONE = ("success", "error")
 
 
 def _vm_inventory() -> str:
@@ -88,9 +87,13 @@ def _vm(sim: Simulator) -> tuple[list[str], bool, str]:
 
 
 def _task_state(sim: Simulator, moref: str) -> str:
+    """`running`, `success`, or `error:<the fault's vSphere name>`."""
     OwnLogins.count += 1
     with connect(sim) as si:
-        return str(vim.Task(moref, si._stub).info.state)
+        info = vim.Task(moref, si._stub).info
+        if info.state == "error":
+            return f"error:{type(info.error).__name__.rsplit('.', 1)[-1]}"
+        return str(info.state)
 
 
 def _first_held(sim: Simulator, method: str) -> dict[str, Any] | None:
@@ -131,7 +134,7 @@ def test_sigkill_while_a_reconfigure_task_is_held(
     attached = _vm(sim)
     release_tasks(sim)
     outcome = eventually(
-        lambda: (s := _task_state(sim, task["task"])) in DONE and s,
+        lambda: (s := _task_state(sim, task["task"])) != "running" and s,
         timeout=60,
         what="the released task ended",
     )
@@ -169,6 +172,7 @@ def test_sigkill_while_a_reconfigure_task_is_held(
         violations=len(violations),
     )
     assert state_at_ready == "running", "the test meant to converge while the old task ran"
+    assert outcome == "error:ConcurrentAccess", "the old task must fail on its stale changeVersion"
     assert violations == []
 
 
@@ -193,7 +197,7 @@ def test_sigkill_while_entering_maintenance_mode_is_held(
     operator.kill()
     release_tasks(sim)  # vCenter finishes the task while no operator runs
     outcome = eventually(
-        lambda: (s := _task_state(sim, task["task"])) in DONE and s,
+        lambda: (s := _task_state(sim, task["task"])) != "running" and s,
         timeout=60,
         what="the released task ended",
     )
