@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,3 +194,42 @@ def summary(test: str, **figures: object) -> None:
     line = "FAULTS " + test + " " + " ".join(f"{k}={v}" for k, v in figures.items())
     SUMMARIES.append(line)
     print("\n" + line)
+
+
+def healthy(operator: OperatorProcess) -> bool:
+    """The operator's liveness probe answers 200 within 5 s."""
+    try:
+        with urllib.request.urlopen(operator.healthz, timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def hang(sim: Simulator, hung: bool) -> dict[str, Any]:
+    """The simulator's SDK accepts connections and reads requests but answers none (True), or
+    answers again (False); the answer also says how many requests wait (sandbox/vcsim/README.md)."""
+    answer: Any = sim.admin("POST", "/hang", {"hung": hung})
+    return dict(answer)
+
+
+def hang_state(sim: Simulator) -> dict[str, Any]:
+    answer: Any = sim.admin("GET", "/hang")
+    return dict(answer)
+
+
+def hold_tasks(sim: Simulator, method: str, count: int = 1) -> None:
+    """The next `count` calls of `method` (ReconfigVM_Task, EnterMaintenanceMode_Task) start a
+    task that stays running, doing nothing, until `release_tasks`."""
+    sim.admin("POST", "/tasks/hold", {"method": method, "count": count})
+
+
+def held_tasks(sim: Simulator) -> list[dict[str, Any]]:
+    """Every task held so far: method, task (moref), entity, entityName, released."""
+    answer: Any = sim.admin("GET", "/tasks/held")
+    return list(answer["tasks"])
+
+
+def release_tasks(sim: Simulator, method: str = "") -> int:
+    """Let the held tasks (of `method`, or all) run; drop holds not used yet."""
+    answer: Any = sim.admin("POST", "/tasks/release", {"method": method})
+    return int(answer["released"])

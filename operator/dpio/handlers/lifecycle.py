@@ -24,6 +24,7 @@ from typing import Any
 import kopf
 
 from dpio.app.runtime import Config, Runtime, api_client
+from dpio.handlers.watching import WatchTimeouts
 from dpio.kube.lease import KubeLeaseStore, LeaderElector, Timing
 from dpio.kube.reviews import KubeReviewer
 from dpio.observability import memory, metrics
@@ -158,7 +159,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memory.tune()
     memory.trim()  # what importing pyVmomi, kopf and the kubernetes client left free
     settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = 300
+    WatchTimeouts.from_env().apply(settings)  # a silent watch is noticed (handlers/watching.py)
     # Threads of its own, so scrapes work even when the loop is busy.
     memo.metrics, memo.metrics_reviewer = serve_metrics(MetricsSettings.from_env())
     config = Config.from_env()

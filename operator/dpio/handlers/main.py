@@ -20,7 +20,7 @@ import kopf
 
 # Importing the handler modules registers them with kopf.
 from dpio.app import runtime
-from dpio.handlers import assignment, lifecycle, policy  # noqa: F401
+from dpio.handlers import assignment, lifecycle, policy, watching  # noqa: F401
 from dpio.observability import logging as logs
 
 
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         logs.configure(verbose=args.verbose)
         lifecycle.MetricsSettings.from_env()  # a bad value stops us here, not in kopf's startup
+        watching.WatchTimeouts.from_env()
         election = lifecycle.LeaderElection.from_env()
         runtime.dry_run_from_env()
     except ValueError as err:

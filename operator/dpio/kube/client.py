@@ -13,10 +13,16 @@ from typing import Any, TypeVar
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
 
 GROUP = "dpio.io"
 VERSION = "v1alpha1"
 _T = TypeVar("_T")
+#: Seconds to connect, and to wait for each read of an answer. The client keeps connections open
+#: between calls; one that went silent (a proxy that stopped forwarding, a half-dead node) would
+#: otherwise hold a worker for ever: urllib3 waits without limit by default. A call cut by it
+#: fails retryable, and the next one gets a new connection.
+REQUEST_TIMEOUT = (10.0, 30.0)
 _log = logging.getLogger(__name__)
 
 
@@ -48,7 +54,14 @@ class ObjectRef:
 class KubeClient:
     """Status, finalizers, Events and Secrets. Every method is async and never blocks the loop."""
 
-    def __init__(self, api: k8s.ApiClient, *, reporter: str = "dpio-operator") -> None:
+    def __init__(
+        self,
+        api: k8s.ApiClient,
+        *,
+        reporter: str = "dpio-operator",
+        timeout: tuple[float, float] = REQUEST_TIMEOUT,
+    ) -> None:
+        self._timeout = timeout
         self._custom = k8s.CustomObjectsApi(api)
         self._core = k8s.CoreV1Api(api)
         self._reporter = reporter
@@ -129,9 +142,11 @@ class KubeClient:
     async def _call(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, lambda: fn(*args))
+            return await loop.run_in_executor(
+                self._pool, lambda: fn(*args, _request_timeout=self._timeout)
+            )
         except ApiException as err:
             cls = NotFoundError if err.status == 404 else KubeError
             raise cls(f"{fn.__name__}: {err.status} {err.reason}", status=err.status) from err
-        except OSError as err:
+        except (OSError, TransportError) as err:  # refused, reset, timed out: retryable
             raise KubeError(f"{fn.__name__}: {err}") from err

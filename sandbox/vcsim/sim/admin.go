@@ -56,6 +56,8 @@ func (srv *Server) adminMux() *http.ServeMux {
 		writeJSON(w, map[string]any{"completed": srv.sim.CompleteReboots()})
 	})
 	srv.faultRoutes(mux)
+	srv.hangRoutes(mux)
+	srv.holdRoutes(mux)
 	return mux
 }
 

@@ -16,12 +16,17 @@ import (
 // the registry instead, so watchers and WaitForResult see them the same way.
 func (s *Simulator) startTask(ctx *simulator.Context, entity *simulator.HostSystem, id string,
 	run func() (types.AnyType, types.BaseMethodFault)) types.ManagedObjectReference {
-	ref := entity.Reference()
+	return s.startTaskOn(ctx, entity.Reference(), entity.Name, id, run)
+}
+
+// startTaskOn is startTask for any managed entity, named by its reference and name.
+func (s *Simulator) startTaskOn(ctx *simulator.Context, ref types.ManagedObjectReference, name, id string,
+	run func() (types.AnyType, types.BaseMethodFault)) types.ManagedObjectReference {
 	task := &simulator.Task{}
 	task.Info.Name = id + "_Task"
 	task.Info.DescriptionId = fmt.Sprintf("%s.%s", ref.Type, lowerFirst(id))
 	task.Info.Entity = &ref
-	task.Info.EntityName = entity.Name
+	task.Info.EntityName = name
 	task.Info.Reason = &types.TaskReasonUser{UserName: userName(ctx)}
 	task.Info.QueueTime = time.Now()
 	task.Info.State = types.TaskInfoStateQueued

@@ -32,6 +32,7 @@ type Server struct {
 	addr     string
 	tls      *tlsPair
 	latency  atomic.Int64 // milliseconds added to every SOAP request
+	hang     hangGate     // admin POST /hang (admin_hang.go)
 	mu       sync.Mutex
 	sdk      *http.Server // nil while down
 	admin    *http.Server
@@ -70,7 +71,7 @@ func (s *Simulator) Serve(opts ServeOptions) (*Server, error) {
 	}})
 
 	srv := &Server{sim: s, addr: addr, tls: pair, SDKURL: "https://" + addr + "/sdk"}
-	srv.handler = srv.withLatency(svc.ServeMux)
+	srv.handler = srv.withHang(srv.withLatency(svc.ServeMux))
 	srv.startSDK(ln)
 
 	aln, err := net.Listen("tcp", orDefault(opts.AdminListen, "127.0.0.1:0"))
