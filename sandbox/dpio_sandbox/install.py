@@ -21,7 +21,7 @@ def install(box: Sandbox, namespace: str = NAMESPACE, secret: str = SECRET) -> N
         box,
         "wait",
         "--for=condition=Established",
-        "--timeout=60s",
+        "--timeout=180s",  # a loaded machine: seen failing at 60 s in the fault suite
         "crd/hostpassthroughpolicies.dpio.io",
         "crd/vmdeviceassignments.dpio.io",
     )
