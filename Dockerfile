@@ -1,7 +1,7 @@
 # dpio-operator image. Multi-stage: dependencies are resolved from uv.lock in a builder stage;
 # the final stage holds only the interpreter, the virtualenv (dpio installed into it, not
 # editable) and runs non-root. No compiler, uv or pip cache reaches it.
-# Build: docker build -t dpio-operator:0.1.0 .   or `make image` (podman; sandbox/image/build.py,
+# Build: docker build -t dpio-operator:0.1.0 .   or `make image` (podman; sandbox/dpio_sandbox/image.py,
 # which also builds a stand-in base where the default one cannot be pulled: docs/quickstart.md).
 # The base is pinned by tag to a patch release; pin it by digest too where your registry allows:
 #   docker build --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest> .
