@@ -11,23 +11,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from bench import stage
 from dpio_sandbox.paths import cache_root
 from dpio_sandbox.vcsim import Simulator
 
 REQUIREMENTS = Path(__file__).with_name("ansible-requirements.txt")
-
-
-@dataclass(frozen=True)
-class PlaybookRun:
-    seconds: float
-    returncode: int
-    log: Path
 
 
 def venv() -> Path:
@@ -86,7 +78,7 @@ def playbook(sim: Simulator, hosts: Sequence[str], addresses: Sequence[str]) -> 
     return json.dumps(play, indent=2)
 
 
-def run(root: Path, work: Path, text: str) -> PlaybookRun:
+def run(root: Path, work: Path, text: str) -> stage.PeerRun:
     work.mkdir(parents=True, exist_ok=True)
     book = work / "playbook.yml"
     book.write_text(text)
@@ -105,15 +97,5 @@ def run(root: Path, work: Path, text: str) -> PlaybookRun:
     }
     env.pop("VIRTUAL_ENV", None)
     env.pop("PYTHONPATH", None)  # the operator's sandbox path is not Ansible's business
-    started = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.run(
-            [str(root / "bin" / "ansible-playbook"), "-i", "localhost,", str(book)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=work,
-            check=False,
-        )
-    return PlaybookRun(time.monotonic() - started, proc.returncode, log)
+    argv = [str(root / "bin" / "ansible-playbook"), "-i", "localhost,", str(book)]
+    return stage.run_peer(argv, env, work, log)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import stage
 from dpio_sandbox import govc
 from dpio_sandbox.vcsim import Simulator
 
@@ -34,13 +34,6 @@ class Job:
     address: str
     memory_mb: int
     mmio_gb: int
-
-
-@dataclass(frozen=True)
-class LoopRun:
-    seconds: float
-    returncode: int
-    log: Path
 
 
 def script(jobs: Sequence[Job]) -> str:
@@ -65,7 +58,7 @@ def mmio_size(gb: int) -> int:
     return size
 
 
-def run(sim: Simulator, work: Path, text: str) -> LoopRun:
+def run(sim: Simulator, work: Path, text: str) -> stage.PeerRun:
     """Run the script with govc on PATH, pointed at ``sim``; session cache under ``work``."""
     work.mkdir(parents=True, exist_ok=True)
     path = work / "loop.sh"
@@ -74,18 +67,7 @@ def run(sim: Simulator, work: Path, text: str) -> LoopRun:
     env = govc.env(sim)
     env["PATH"] = f"{govc.binary().parent}:{env['PATH']}"
     env["HOME"] = str(work / "home")  # govc keeps its session cache here, as on a workstation
-    started = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.run(
-            ["bash", str(path)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=work,
-            check=False,
-        )
-    return LoopRun(time.monotonic() - started, proc.returncode, log)
+    return stage.run_peer(["bash", str(path)], env, work, log)
 
 
 def available() -> str | None:

@@ -17,18 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench import kube, stage, vcenter
 from bench.fleet import Fleet
 
-#: vCenter methods that change something (docs/design.md, "Performance targets").
-WRITE_METHODS = (
-    "UpdatePassthruConfig",
-    "ReconfigVM_Task",
-    "RebootHost_Task",
-    "EnterMaintenanceMode_Task",
-    "ExitMaintenanceMode_Task",
-    "PowerOffVM_Task",
-    "PowerOnVM_Task",
-    "ReconfigureComputeResource_Task",
-)
-
 
 @dataclass(frozen=True)
 class Progress:
@@ -88,7 +76,7 @@ def measure(f: Fleet, plural: str, *, timeout: float, quiet: float) -> Restart:
     return Restart(
         seconds=seconds,
         calls=calls,
-        vcenter_writes=sum(calls.get(m, 0) for m in WRITE_METHODS),
+        vcenter_writes=sum(calls.get(m, 0) for m in vcenter.WRITE_METHODS),
         k8s_writes=kube.writes(requests),
         objects_changed=sum(1 for name, rv in after.items() if versions.get(name) != rv),
     )

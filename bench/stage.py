@@ -193,6 +193,31 @@ def running(operator: Operator) -> Iterator[Operator]:
         operator.stop()
 
 
+@dataclass(frozen=True)
+class PeerRun:
+    """A peer's run (Ansible, a govc loop): wall time, exit code, and its output's file."""
+
+    seconds: float
+    returncode: int
+    log: Path
+
+
+def run_peer(argv: list[str], env: dict[str, str], work: Path, log: Path) -> PeerRun:
+    """Run a peer's command in ``work``, its output into ``log``, timed by the wall clock."""
+    started = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.run(
+            argv,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=work,
+            check=False,
+        )
+    return PeerRun(time.monotonic() - started, proc.returncode, log)
+
+
 def tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

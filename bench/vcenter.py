@@ -17,6 +17,22 @@ from dpio_sandbox.vcsim import Simulator
 _PC: Any = vmodl.query.PropertyCollector
 
 
+#: vCenter methods that change something (docs/design.md, "Performance targets"): a steady
+#: state and a restart over converged objects make none of them.
+WRITE_METHODS = (
+    "UpdatePassthruConfig",
+    "ReconfigVM_Task",
+    "RebootHost_Task",
+    "EnterMaintenanceMode_Task",
+    "ExitMaintenanceMode_Task",
+    "PowerOffVM_Task",
+    "PowerOnVM_Task",
+    "ShutdownGuest",
+    "UpgradeVM_Task",
+    "ReconfigureComputeResource_Task",
+)
+
+
 def counters(sim: Simulator) -> dict[str, int]:
     raw: Any = sim.admin("GET", "/counters")
     return {str(k): int(v) for k, v in raw["counts"].items()}

@@ -11,14 +11,6 @@ from bench import fleet, kube, stage, vcenter
 from bench.context import Context
 from bench.report import Result, Table
 
-WRITE_METHODS = (
-    "UpdatePassthruConfig",
-    "ReconfigVM_Task",
-    "RebootHost_Task",
-    "EnterMaintenanceMode_Task",
-    "ExitMaintenanceMode_Task",
-)
-
 
 def run(ctx: Context) -> Result:
     objects, window = ctx.objects or ctx.size(40, 1000), ctx.size(30, 300)
@@ -55,7 +47,7 @@ def _window(f: fleet.Fleet, window: int, result: Result) -> None:
     requests = kube.delta(f.kube.request_totals(), requests_before)
     after = {b["metadata"]["name"]: b["metadata"]["resourceVersion"] for b in f.kube.list(kube.HPP)}
     changed = sum(1 for name, rv in after.items() if versions.get(name) != rv)
-    vc_writes = sum(calls.get(m, 0) for m in WRITE_METHODS)
+    vc_writes = sum(calls.get(m, 0) for m in vcenter.WRITE_METHODS)
     k8s_writes = kube.writes(requests)
     secret_gets = sum(
         n for (verb, res, _), n in requests.items() if verb == "GET" and res == "secrets"
