@@ -141,6 +141,7 @@ def test_unknown_field_is_refused_under_strict_field_validation(api: client.ApiC
                 "allowDevicesInUse": False,
                 "deletionPolicy": "Retain",
                 "reboot": {"policy": "Manual", "maxUnavailable": 1, "drainTimeout": "30m"},
+                "suspend": False,
             },
         ),
         # A consumer entry that says no more than who and which VMs allows the least.
@@ -153,6 +154,7 @@ def test_unknown_field_is_refused_under_strict_field_validation(api: client.ApiC
                 "allowDevicesInUse": False,
                 "deletionPolicy": "Retain",
                 "reboot": {"policy": "Manual", "maxUnavailable": 1, "drainTimeout": "30m"},
+                "suspend": False,
                 "consumers": [
                     {
                         **consumer(),
@@ -171,6 +173,7 @@ def test_unknown_field_is_refused_under_strict_field_validation(api: client.ApiC
                 "shutdownTimeout": "5m",
                 "conflictPolicy": "Block",
                 "upgradeHardwareVersion": False,
+                "suspend": False,
             },
         ),
     ],

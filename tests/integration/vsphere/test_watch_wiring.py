@@ -105,10 +105,10 @@ def test_a_watch_recovery_reports_only_the_vms_that_changed(client: VCenterClien
         eventually(lambda: hosts_changed)  # the first full state is in
         states = vcenters.vm_states[client.server]
         assert len(states) > 1
+        with lock:  # counted before the expiry: the recovery may deliver before we look again
+            seen_before = len(hosts_changed)
         sim.admin("POST", "/sessions/expire")
         eventually(lambda: watcher.recreated >= 2, timeout=30)
-        with lock:
-            seen_before = len(hosts_changed)
         # The recovery's full state reaches the host side (a resync: it names no hosts).
         eventually(lambda: len(hosts_changed) > seen_before, timeout=30)
         with connect(sim) as si:

@@ -42,6 +42,7 @@ spec:
     drainTimeout: 30m
   allowDevicesInUse: false
   deletionPolicy: Retain
+  suspend: false
   consumers:
     - namespaces: [ml-team]
       namespaceSelector:
@@ -101,6 +102,7 @@ spec:
   shutdownTimeout: 10m
   conflictPolicy: Block
   upgradeHardwareVersion: false
+  suspend: false
 status:
   observedGeneration: 1
   conditions:
