@@ -88,9 +88,3 @@ def window_state(windows: Sequence[RebootWindow], now: datetime) -> WindowState:
         if now < start <= closes:
             closes = max(closes, end)
     return WindowState(open=True, closes=closes, next_start=next_start)
-
-
-def validate_windows(windows: Sequence[RebootWindow]) -> None:
-    """ValueError naming the first window whose time zone is unknown."""
-    for window in windows:
-        time_zone(window.time_zone)
