@@ -76,11 +76,12 @@ def unconfirmed(record: RollingRebootStatus, now: datetime) -> bool:
 def step_sent(step: UnconfirmedStep, tasks: Iterable[HostTask]) -> bool:
     """A task of the step's method queued since the record, in any state: one that failed was
     asked for too (vCenter refused it; it is not sent again, as before this check existed).
-    A task without a queue time counts: it errs towards waiting."""
+    A task without a queue time or without a descriptionId (not read) counts: it errs towards
+    waiting."""
     method = STEP_TASKS[step.phase]
     earliest = step.since - CLOCK_SKEW
     return any(
-        t.description_id == method and (t.queue_time is None or t.queue_time >= earliest)
+        t.description_id in (method, "") and (t.queue_time is None or t.queue_time >= earliest)
         for t in tasks
     )
 

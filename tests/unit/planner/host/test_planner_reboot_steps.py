@@ -171,6 +171,8 @@ REBOOTING_STEP = UnconfirmedStep("esx01", "host-1", RebootPhase.REBOOTING, NOW)
         (REBOOTING_STEP, [task(REBOOT, NOW - timedelta(minutes=5))], False),
         # No queue time: counted (it errs towards waiting).
         (REBOOTING_STEP, [task(REBOOT, None)], True),
+        # A task listed whose info could not be read: counted too.
+        (REBOOTING_STEP, [task("", None, "")], True),
     ],
 )
 def test_a_step_counts_as_sent_with_a_task_of_its_method_since_the_record(
