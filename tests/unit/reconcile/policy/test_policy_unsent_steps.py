@@ -150,7 +150,7 @@ def test_a_step_this_process_started_is_never_asked_about() -> None:
     objects = FakeObjects()
     fresh = body(None)
     fresh["spec"]["reboot"] = {"policy": "Rolling"}
-    clock = [NOW]
+    clock = [NOW + timedelta(microseconds=654321)]  # status keeps whole seconds
     run = PolicyReconciler(FakeVCenter(hosts), objects, list, clock=lambda: clock[0])  # type: ignore[arg-type]
 
     asyncio.run(run(fresh))
