@@ -34,7 +34,13 @@ from dpio.api.policy import RebootPhase, RebootPolicy, RebootSpec, RollingReboot
 from dpio.planner.conditions import Problem
 from dpio.planner.host.budget import ClusterLoad, budget_key, budget_name
 from dpio.planner.host.drain import drain_blockers
-from dpio.planner.host.steps import STEP_TASKS, TaskSeen, UnconfirmedStep, unconfirmed
+from dpio.planner.host.steps import (
+    STEP_TASK_NAMES,
+    STEP_TASKS,
+    TaskSeen,
+    UnconfirmedStep,
+    unconfirmed,
+)
 from dpio.planner.host.windows import ALWAYS, WindowState
 from dpio.planner.observed import ObservedHost, ObservedInventory
 
@@ -142,6 +148,13 @@ class _Machine:
         if seen is TaskSeen.NOT_SENT:
             self.actions.append(again)
             self.resent.add(host.name)
+            # A note of this moment makes the status differ, so the write before the task (with
+            # its resourceVersion precondition) is made: a run on a stale copy sends nothing.
+            self.notes[host.name] = (
+                f"{STEP_TASK_NAMES[record.phase]} sent again at {format_time(self.now)}: vCenter "
+                f"had no task of the {record.phase.value} step recorded at "
+                f"{format_time(record.since)}"
+            )
             return
         if seen is TaskSeen.SENT:
             return

@@ -31,6 +31,11 @@ STEP_TASKS: Mapping[RebootPhase, str] = {
     RebootPhase.DRAINING: ENTER_MAINTENANCE_MODE,
     RebootPhase.REBOOTING: REBOOT,
 }
+#: The SOAP methods of the steps, as logs, Events and the vSphere Client name the tasks.
+STEP_TASK_NAMES: Mapping[RebootPhase, str] = {
+    RebootPhase.DRAINING: "EnterMaintenanceMode_Task",
+    RebootPhase.REBOOTING: "RebootHost_Task",
+}
 #: A record whose step shows no effect this long after it was written is asked about. Covers the
 #: time between the status write and the task call, and a call still in flight when its process
 #: died; an Exiting record needs none (taking a host out twice does no harm: it is sent again).

@@ -114,6 +114,12 @@ def test_a_drain_never_sent_is_sent_with_the_drain_time_left() -> None:
     # `since` stays: drainTimeout counts from the first attempt.
     assert result.records["esx01"] == previous
     assert result.unconfirmed == ()
+    # The host's message says so, with this moment: the status always differs, so it is
+    # written (resourceVersion precondition) before the task starts.
+    assert result.notes["esx01"] == (
+        "EnterMaintenanceMode_Task sent again at 2025-01-01T12:00:00Z: vCenter had no task of "
+        "the Draining step recorded at 2025-01-01T11:55:00Z"
+    )
 
 
 def test_a_reboot_never_sent_is_sent_and_the_record_stays() -> None:

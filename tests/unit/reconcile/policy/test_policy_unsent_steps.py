@@ -162,3 +162,23 @@ def test_a_step_this_process_started_is_never_asked_about() -> None:
 
     assert hosts.reads == []
     assert len(hosts.started) == 1
+
+
+class StaleObjects(FakeObjects):
+    """The API server has a newer copy: every status write fails with 409 Conflict."""
+
+    async def patch_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        raise PortError("KubernetesAPIError", "409 Conflict", retryable=True)
+
+
+def test_a_run_on_a_stale_copy_sends_nothing_again() -> None:
+    """Sending a step again is a status change too (the host's message says when), so its write
+    carries the resourceVersion precondition like the first record's, and a stale run stops."""
+    hosts = TaskHosts(REBOOTING)
+    objects = StaleObjects()
+
+    result = asyncio.run(reconciler(hosts, objects)(policy("Rebooting")))
+
+    assert hosts.reads == [["host-esx01"]]
+    assert hosts.started == []
+    assert result.failed
