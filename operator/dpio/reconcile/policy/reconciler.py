@@ -42,7 +42,13 @@ from dpio.planner.host.events import transition_events
 from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.reboot import format_time
 from dpio.planner.host.status import stalled_status
-from dpio.planner.host.steps import HostTask, TaskSeen, UnconfirmedStep, tasks_seen
+from dpio.planner.host.steps import (
+    STEP_TASK_NAMES,
+    HostTask,
+    TaskSeen,
+    UnconfirmedStep,
+    tasks_seen,
+)
 from dpio.planner.suspension import (
     Held,
     Suspension,
@@ -75,10 +81,6 @@ STALLED_RECHECK_SECONDS = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Event reason: a recorded rolling-reboot step had no task in vCenter and is sent again.
 REBOOT_STEP_RESENT = "RebootStepResent"
-_TASK_NAMES = {
-    EnterMaintenanceMode: "EnterMaintenanceMode_Task",
-    ExitMaintenanceMode: "ExitMaintenanceMode_Task",
-}
 #: The status fields this reconciler owns, as the API spells them.
 _STATUS_FIELDS = frozenset(
     f.alias or name for name, f in HostPassthroughPolicyStatus.model_fields.items()
@@ -305,34 +307,34 @@ class PolicyReconciler:
         """Each step's task; one whose record had none in vCenter is said to be sent again."""
         for action in plan.reboot_actions:
             record = plan.reboot.records.get(action.host)
-            if action.host in plan.reboot.resent and record is not None:
-                await self._resending(body, name, action, record)
             await hosts.start(action)
             if record is not None:  # vCenter has the task: no need to ask about this record
                 self.sent_steps.remember(name, action.host, record.phase, record.since)
+            if action.host in plan.reboot.resent and record is not None:
+                await self._sent_again(body, name, action, record)
             reason = {
                 EnterMaintenanceMode: "EnteringMaintenanceMode",
                 ExitMaintenanceMode: "ExitingMaintenanceMode",
             }.get(type(action), "RebootingHost")
             await self.objects.event(body, "Normal", reason, f"{reason} {action.host}")
 
-    async def _resending(
+    async def _sent_again(
         self,
         body: Mapping[str, Any],
         name: str,
         action: RebootAction,
         record: RollingRebootStatus,
     ) -> None:
-        task = _TASK_NAMES.get(type(action), "RebootHost_Task")
+        task = STEP_TASK_NAMES[record.phase]
         since = format_time(record.since)
         _log.warning(
-            "Sending a recorded reboot step again: vCenter has no task of it",
+            "Sent a recorded reboot step again: vCenter had no task of it",
             extra={"object": name, "host": action.host, "phase": record.phase.value,
                    "since": since, "task": task},
         )  # fmt: skip
         message = (
             f"{action.host}: {task} sent again. The {record.phase.value} step recorded at "
-            f"{since} has no task in vCenter (the operator stopped, or the call failed, between "
+            f"{since} had no task in vCenter (the operator stopped, or the call failed, between "
             "the record and the task)"
         )
         await self.objects.event(body, "Warning", REBOOT_STEP_RESENT, message)
