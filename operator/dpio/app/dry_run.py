@@ -9,11 +9,13 @@ vCenter. Reads pass through unchanged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from dpio.api.conditions import DRY_RUN
 from dpio.api.policy import HostPassthroughPolicySpec, VCenterRef
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
+from dpio.planner.host.steps import HostTask
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.power import PowerAction
@@ -44,6 +46,11 @@ class ReadOnlyHosts:
 
     async def start(self, action: RebootAction) -> None:
         raise _refused(f"{type(action).__name__} on {action.host}")
+
+    async def recent_tasks(
+        self, host_morefs: Collection[str]
+    ) -> Mapping[str, tuple[HostTask, ...]]:
+        return await self.inner.recent_tasks(host_morefs)
 
 
 @dataclass(frozen=True)

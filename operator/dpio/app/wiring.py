@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from dpio.planner import (
     RebootAction,
     UpdatePassthruConfig,
 )
+from dpio.planner.host.steps import HostTask
 from dpio.reconcile.ports import PortError
 from dpio.vsphere.credentials import Credentials
 from dpio.vsphere.host.adapter import HostAdapter
@@ -65,6 +66,12 @@ class VSphereHosts:
             await self.adapter.exit_maintenance_mode(action.moref)
         else:
             await self.adapter.reboot_host(action.moref)
+
+    @translate_faults
+    async def recent_tasks(
+        self, host_morefs: Collection[str]
+    ) -> Mapping[str, tuple[HostTask, ...]]:
+        return await self.adapter.recent_tasks(host_morefs)
 
 
 @dataclass

@@ -7,11 +7,12 @@ exactly this surface as well as end to end against the sandbox.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from dpio.api.policy import HostPassthroughPolicySpec, VCenterRef
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
+from dpio.planner.host.steps import HostTask
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.power import PowerAction
@@ -48,6 +49,13 @@ class HostsPort(Protocol):
 
     async def start(self, action: RebootAction) -> None:
         """Start a maintenance-mode or reboot task; its progress is observed, not awaited."""
+        ...
+
+    async def recent_tasks(
+        self, host_morefs: Collection[str]
+    ) -> Mapping[str, tuple[HostTask, ...]]:
+        """Each host's recent tasks (`recentTask`), by moref, read fresh in one call: whether a
+        recorded rolling-reboot step was ever sent (planner/host/steps.py)."""
         ...
 
 

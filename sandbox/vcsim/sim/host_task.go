@@ -24,7 +24,7 @@ func (s *Simulator) startTaskOn(ctx *simulator.Context, ref types.ManagedObjectR
 	run func() (types.AnyType, types.BaseMethodFault)) types.ManagedObjectReference {
 	task := &simulator.Task{}
 	task.Info.Name = id + "_Task"
-	task.Info.DescriptionId = fmt.Sprintf("%s.%s", ref.Type, lowerFirst(id))
+	task.Info.DescriptionId = fmt.Sprintf("%s.%s", ref.Type, vmodlMethod(id))
 	task.Info.Entity = &ref
 	task.Info.EntityName = name
 	task.Info.Reason = &types.TaskReasonUser{UserName: userName(ctx)}
@@ -68,6 +68,20 @@ func taskFaultMessage(f types.BaseMethodFault) string {
 		return m[0].Message
 	}
 	return fmt.Sprintf("%T", f)
+}
+
+// vmodlNames are the vmodl methods whose names differ from their SOAP method's: vCenter's
+// TaskInfo.descriptionId is "<type>.<vmodl method>", e.g. "HostSystem.reboot" for
+// RebootHost_Task (vSphere API reference, HostSystem; TaskInfo.descriptionId). The operator tells
+// its reboot tasks by it in HostSystem.recentTask; info.name stays "RebootHost_Task".
+var vmodlNames = map[string]string{"RebootHost": "reboot"}
+
+// vmodlMethod is the vmodl method of SOAP method id (without "_Task").
+func vmodlMethod(id string) string {
+	if name, ok := vmodlNames[id]; ok {
+		return name
+	}
+	return lowerFirst(id)
 }
 
 func lowerFirst(s string) string {

@@ -8,7 +8,7 @@ An empty plan (`plan.empty`) means no vSphere call at all.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -26,6 +26,7 @@ from dpio.planner.host.host_plan import HostPlan, PassthruChange, plan_host
 from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.reboot import RebootAction, RebootCandidate, RebootPlan, plan_reboots
 from dpio.planner.host.rules import OtherPolicy, PolicyRules, Rivals
+from dpio.planner.host.steps import TaskSeen
 from dpio.planner.host.suspend import (
     describe_action,
     describe_update,
@@ -89,11 +90,14 @@ def plan_policy(
     claims: Sequence[DeviceClaim] = (),
     suspension: Suspension | None = None,
     reserved: Collection[str] = (),
+    seen: Mapping[str, TaskSeen] | None = None,
 ) -> PolicyPlan:
     """`suspension`: spec.suspend or the operator's dry-run; the plan then holds no call, its
     `held` says what would be done, and its hosts show what is observed (planner/suspension.py).
     `reserved`: hosts the other policies' rolling reboots hold (the reconciler's reservations);
-    they count against their cluster's `maxUnavailable` like hosts vCenter shows down."""
+    they count against their cluster's `maxUnavailable` like hosts vCenter shows down.
+    `seen`: whether the recorded steps `reboot.unconfirmed` named were sent (planner/host/steps.py):
+    plan, read the recent tasks of the hosts it names, plan again with what they say."""
     try:
         rules = PolicyRules.from_spec(spec)
         selection = select_hosts(spec.hosts, inventory)
@@ -106,7 +110,9 @@ def plan_policy(
     project = suspension is None
     plans = tuple(plan_host(h, rules, rivals, claims, project=project) for h in selection.hosts)
     load = ClusterLoad.observe(inventory, reserved)
-    reboot = _plan_reboots(spec, drain_timeout, plans, records, now, load=load, window=window)
+    reboot = _plan_reboots(
+        spec, drain_timeout, plans, records, now, load=load, window=window, seen=seen
+    )
     plans = tuple(_reachable(p, reboot) for p in plans)
     updates = tuple(
         UpdatePassthruConfig(p.host.name, p.host.moref, p.changes) for p in plans if p.changes
@@ -145,10 +151,11 @@ def _plan_reboots(
     *,
     load: ClusterLoad,
     window: WindowState,
+    seen: Mapping[str, TaskSeen] | None,
 ) -> RebootPlan:
     candidates = [RebootCandidate(p.host, p.reboot_required) for p in plans]
     return plan_reboots(
-        spec.reboot, drain_timeout, candidates, records, now, load=load, window=window
+        spec.reboot, drain_timeout, candidates, records, now, load=load, window=window, seen=seen
     )
 
 

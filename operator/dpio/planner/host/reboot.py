@@ -12,6 +12,9 @@ powered-on VMs DRS can't move would hold is not started (`dpio.planner.host.drai
 `Manual` only reports: records already started still run to the end, no new host is started.
 A host waiting for its cluster's budget or for a window is not Degraded: nothing is wrong, and
 the RebootRequired condition says what it waits for.
+A Draining or Rebooting record that shows no effect after a while may have no task behind it
+(the process died between the record and the call): the plan names it `unconfirmed`, and the
+step is sent again only once vCenter's recent tasks show none (`dpio.planner.host.steps`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ from dpio.api.policy import RebootPhase, RebootPolicy, RebootSpec, RollingReboot
 from dpio.planner.conditions import Problem
 from dpio.planner.host.budget import ClusterLoad, budget_key, budget_name
 from dpio.planner.host.drain import drain_blockers
+from dpio.planner.host.steps import (
+    STEP_TASK_NAMES,
+    STEP_TASKS,
+    TaskSeen,
+    UnconfirmedStep,
+    unconfirmed,
+)
 from dpio.planner.host.windows import ALWAYS, WindowState
 from dpio.planner.observed import ObservedHost, ObservedInventory
 
@@ -82,6 +92,12 @@ class RebootPlan:
     waiting: Mapping[str, str] = field(default_factory=dict)  # host -> why no step starts
     reasons: Mapping[str, str] = field(default_factory=dict)  # host -> the waiting reason
     window: WindowState = ALWAYS  # spec.reboot.windows at `now`
+    #: Recorded steps with no effect yet that nobody has seen sent: ask vCenter's recent tasks.
+    unconfirmed: tuple[UnconfirmedStep, ...] = ()
+    #: Hosts whose recorded step is sent again in `actions`: vCenter had no task of it.
+    resent: frozenset[str] = frozenset()
+    #: Host -> what a host under way waits for (it still holds its slot, unlike `waiting`).
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def in_progress(self) -> tuple[str, ...]:
@@ -98,8 +114,12 @@ class _Machine:
     actions: list[RebootAction]
     problems: list[Problem]
     timed_out: set[str]
+    seen: Mapping[str, TaskSeen] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
+    unconfirmed: list[UnconfirmedStep] = field(default_factory=list)
+    resent: set[str] = field(default_factory=set)
+    notes: dict[str, str] = field(default_factory=dict)
 
     def wait(self, host: ObservedHost, reason: str, message: str) -> None:
         """Waits for a human: Degraded."""
@@ -116,6 +136,36 @@ class _Machine:
             phase=phase, since=self.now, entered_by_operator=entered
         )
 
+    def no_effect(
+        self, host: ObservedHost, record: RollingRebootStatus, again: RebootAction
+    ) -> None:
+        """The recorded step shows no effect yet: keep waiting, unless vCenter's recent tasks
+        show it was never sent; then `again` sends it, and the record (its `since`) stays."""
+        self.records[host.name] = record
+        if not unconfirmed(record, self.now):
+            return
+        seen = self.seen.get(host.name)
+        if seen is TaskSeen.NOT_SENT:
+            self.actions.append(again)
+            self.resent.add(host.name)
+            # A note of this moment makes the status differ, so the write before the task (with
+            # its resourceVersion precondition) is made: a run on a stale copy sends nothing.
+            self.notes[host.name] = (
+                f"{STEP_TASK_NAMES[record.phase]} sent again at {format_time(self.now)}: vCenter "
+                f"had no task of the {record.phase.value} step recorded at "
+                f"{format_time(record.since)}"
+            )
+            return
+        if seen is TaskSeen.SENT:
+            return
+        self.unconfirmed.append(UnconfirmedStep(host.name, host.moref, record.phase, record.since))
+        if seen is TaskSeen.UNKNOWN:
+            self.notes[host.name] = (
+                f"can't tell whether the {record.phase.value} step's task "
+                f"({STEP_TASKS[record.phase]}) was sent: vCenter's recent tasks could not be "
+                "read. It is not sent again on a guess; asked again on the next reconcile"
+            )
+
 
 def plan_reboots(
     spec: RebootSpec,
@@ -126,12 +176,15 @@ def plan_reboots(
     *,
     load: ClusterLoad | None = None,
     window: WindowState = ALWAYS,
+    seen: Mapping[str, TaskSeen] | None = None,
 ) -> RebootPlan:
     """`load`: the hosts down per cluster, over the whole inventory and every policy's holds
     (None: only the candidates are known); `window`: `spec.windows` at `now`. Steps of hosts
     already under way go on outside a window: a host the operator put in maintenance mode is
-    rebooted and taken out rather than left there until the next window opens."""
-    machine = _Machine(drain_timeout, now, {}, [], [], set())
+    rebooted and taken out rather than left there until the next window opens. `seen`: what
+    vCenter's recent tasks (or this process) say of recorded steps the plan had named
+    `unconfirmed`; a host not in it is asked about, never sent again."""
+    machine = _Machine(drain_timeout, now, {}, [], [], set(), dict(seen or {}))
     ordered = sorted(candidates, key=lambda c: c.host.name)
     for candidate in ordered:
         record = previous.get(candidate.host.name)
@@ -149,6 +202,9 @@ def plan_reboots(
         waiting=dict(machine.waiting),
         reasons=dict(machine.reasons),
         window=window,
+        unconfirmed=tuple(machine.unconfirmed),
+        resent=frozenset(machine.resent),
+        notes=dict(machine.notes),
     )
 
 
@@ -190,8 +246,12 @@ def _advance_draining(
                 f"{_duration(machine.spec_drain_timeout)}; left running. Reboot it by hand",
             )
         )
-    else:
-        machine.records[host.name] = record  # EnterMaintenanceMode task still running
+    elif not host.connected:
+        machine.records[host.name] = record  # vCenter can't reach it: nothing to ask or send
+    else:  # EnterMaintenanceMode task still running, or never sent: the drain time left
+        left = machine.spec_drain_timeout - (machine.now - record.since)
+        again = EnterMaintenanceMode(host.name, host.moref, max(1, int(left.total_seconds())))
+        machine.no_effect(host, record, again)
 
 
 def _wait_for_owner(machine: _Machine, host: ObservedHost) -> None:
@@ -218,7 +278,8 @@ def _advance_rebooting(machine: _Machine, host: ObservedHost, record: RollingReb
         return
     rebooted = host.boot_time is not None and host.boot_time > record.since
     if not rebooted and host.in_maintenance_mode:
-        machine.records[host.name] = record  # RebootHost sent, host not down yet
+        # RebootHost sent and the host not down yet, or never sent.
+        machine.no_effect(host, record, RebootHost(host.name, host.moref))
         return
     if rebooted and record.entered_by_operator and host.in_maintenance_mode:
         machine.record(host, RebootPhase.EXITING, True)

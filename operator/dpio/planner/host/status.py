@@ -201,6 +201,8 @@ def host_status(plan: HostPlan, policy: PolicyPlan) -> HostStatus:
         message = f"Rolling reboot waits: {waiting}. {message}"
     elif name in policy.reboot.timed_out:
         message = f"Could not enter maintenance mode within drainTimeout; left running. {message}"
+    elif name in policy.reboot.notes:
+        message = f"Rolling reboot: {policy.reboot.notes[name]}. {message}"
     return HostStatus(
         name=name,
         passthrough_supported=plan.passthrough_supported,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from dpio.api.conditions import CLEANUP_SUSPENDED, CLUSTER_BUDGET_EXHAUSTED
-from dpio.api.policy import HostPassthroughPolicy, HostPassthroughPolicyStatus
+from dpio.api.policy import (
+    HostPassthroughPolicy,
+    HostPassthroughPolicyStatus,
+    RollingRebootStatus,
+)
 from dpio.planner import (
     EnterMaintenanceMode,
     ExitMaintenanceMode,
@@ -36,7 +40,15 @@ from dpio.planner.conditions import Problem
 from dpio.planner.host.deletion import held_deletion
 from dpio.planner.host.events import transition_events
 from dpio.planner.host.in_use import DeviceClaim
+from dpio.planner.host.reboot import format_time
 from dpio.planner.host.status import stalled_status
+from dpio.planner.host.steps import (
+    STEP_TASK_NAMES,
+    HostTask,
+    TaskSeen,
+    UnconfirmedStep,
+    tasks_seen,
+)
 from dpio.planner.suspension import (
     Held,
     Suspension,
@@ -52,6 +64,7 @@ from dpio.reconcile.policy.claims import pending_claims
 from dpio.reconcile.policy.others import OtherPolicies
 from dpio.reconcile.policy.reservations import RebootReservations
 from dpio.reconcile.policy.selections import Selections
+from dpio.reconcile.policy.sent_steps import SentSteps
 from dpio.reconcile.ports import HostsPort, ObjectsPort, PortError, VCenterPort
 from dpio.reconcile.queue import Result
 
@@ -66,6 +79,8 @@ DRAIN_CHECK_SECONDS = 15.0
 #: app.logins: a refused login is not retried with the same password).
 STALLED_RECHECK_SECONDS = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Event reason: a recorded rolling-reboot step had no task in vCenter and is sent again.
+REBOOT_STEP_RESENT = "RebootStepResent"
 #: The status fields this reconciler owns, as the API spells them.
 _STATUS_FIELDS = frozenset(
     f.alias or name for name, f in HostPassthroughPolicyStatus.model_fields.items()
@@ -105,6 +120,8 @@ class PolicyReconciler:
     dry_run: bool = False
     #: Hosts each policy's rolling reboot holds: a cluster's maxUnavailable counts them.
     reservations: RebootReservations = field(default_factory=RebootReservations)
+    #: Recorded reboot steps whose task this process sent or saw: not asked about again.
+    sent_steps: SentSteps = field(default_factory=SentSteps)
 
     async def __call__(self, body: Mapping[str, Any]) -> Result:
         try:
@@ -142,22 +159,33 @@ class PolicyReconciler:
             return await self._unavailable(body, previous, err, generation)
         others = self._others(policy.metadata.name)
         self.reservations.seed(self.all_policies)
-        plan = self.reservations.decide(
-            policy.metadata.name,
-            {o.name for o in others},
-            lambda reserved: plan_policy(
-                name=policy.metadata.name,
-                creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
-                spec=policy.spec,
-                inventory=inventory,
-                now=now,
-                others=others,
-                previous=previous,
-                claims=self._claims(policy.spec.exclusive),
-                reserved=reserved,
-                suspension=self._suspension(policy),
-            ),
-        )
+        claims = self._claims(policy.spec.exclusive)
+
+        def planned(seen: Mapping[str, TaskSeen]) -> PolicyPlan:
+            return self.reservations.decide(
+                policy.metadata.name,
+                {o.name for o in others},
+                lambda reserved: plan_policy(
+                    name=policy.metadata.name,
+                    creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
+                    spec=policy.spec,
+                    inventory=inventory,
+                    now=now,
+                    others=others,
+                    previous=previous,
+                    claims=claims,
+                    reserved=reserved,
+                    suspension=self._suspension(policy),
+                    seen=seen,
+                ),
+            )
+
+        seen = self.sent_steps.seen(policy.metadata.name, _records(previous))
+        plan = planned(seen)
+        if plan.reboot.unconfirmed:
+            # A recorded step shows no effect: was its task ever sent? Ask vCenter, plan again.
+            asked = await self._ask(policy.metadata.name, hosts, plan.reboot.unconfirmed)
+            plan = planned({**seen, **asked})
         self.selections.record(policy.metadata.name, policy.spec.hosts, plan)
         if plan.held is not None and plan.held.pending:
             _log.info("Holding back vCenter writes", extra=_held_fields(policy, plan.held))
@@ -181,7 +209,7 @@ class PolicyReconciler:
         except PortError:
             return Result(failed=True)
         try:
-            await self._start(body, hosts, plan.reboot_actions)
+            await self._start(body, policy.metadata.name, hosts, plan)
         except PortError:
             return Result(failed=True)
         # Every started step has its record in status (written above).
@@ -243,16 +271,73 @@ class PolicyReconciler:
         message = f"Passthrough on {update.host}: {'; '.join(p for p in parts if p)}"
         await self.objects.event(body, "Normal", "PassthroughUpdated", message)
 
+    async def _ask(
+        self, name: str, hosts: HostsPort, steps: Sequence[UnconfirmedStep]
+    ) -> Mapping[str, TaskSeen]:
+        """What each host's recent tasks say of its recorded step; `UNKNOWN` if they can't be
+        read (the host then waits: a step is never sent again on a guess)."""
+        tasks: Mapping[str, Sequence[HostTask]] | None
+        try:
+            tasks = await hosts.recent_tasks([s.moref for s in steps])
+        except PortError as err:
+            _log.warning(
+                "Could not read the recent tasks of hosts whose reboot step shows no effect",
+                extra={"object": name, "hosts": [s.host for s in steps], "error": err.message},
+            )
+            tasks = None
+        seen = tasks_seen(steps, tasks)
+        for step in steps:
+            if seen[step.host] is TaskSeen.SENT:
+                self.sent_steps.remember(name, step.host, step.phase, step.since)
+            _log.info(
+                "Asked vCenter whether a recorded reboot step was sent",
+                extra={
+                    "object": name,
+                    "host": step.host,
+                    "phase": step.phase.value,
+                    "since": step.since.isoformat(),
+                    "seen": seen[step.host].value,
+                },
+            )
+        return seen
+
     async def _start(
-        self, body: Mapping[str, Any], hosts: HostsPort, actions: Iterable[RebootAction]
+        self, body: Mapping[str, Any], name: str, hosts: HostsPort, plan: PolicyPlan
     ) -> None:
-        for action in actions:
+        """Each step's task; one whose record had none in vCenter is said to be sent again."""
+        for action in plan.reboot_actions:
+            record = plan.reboot.records.get(action.host)
             await hosts.start(action)
+            if record is not None:  # vCenter has the task: no need to ask about this record
+                self.sent_steps.remember(name, action.host, record.phase, record.since)
+            if action.host in plan.reboot.resent and record is not None:
+                await self._sent_again(body, name, action, record)
             reason = {
                 EnterMaintenanceMode: "EnteringMaintenanceMode",
                 ExitMaintenanceMode: "ExitingMaintenanceMode",
             }.get(type(action), "RebootingHost")
             await self.objects.event(body, "Normal", reason, f"{reason} {action.host}")
+
+    async def _sent_again(
+        self,
+        body: Mapping[str, Any],
+        name: str,
+        action: RebootAction,
+        record: RollingRebootStatus,
+    ) -> None:
+        task = STEP_TASK_NAMES[record.phase]
+        since = format_time(record.since)
+        _log.warning(
+            "Sent a recorded reboot step again: vCenter had no task of it",
+            extra={"object": name, "host": action.host, "phase": record.phase.value,
+                   "since": since, "task": task},
+        )  # fmt: skip
+        message = (
+            f"{action.host}: {task} sent again. The {record.phase.value} step recorded at "
+            f"{since} had no task in vCenter (the operator stopped, or the call failed, between "
+            "the record and the task)"
+        )
+        await self.objects.event(body, "Warning", REBOOT_STEP_RESENT, message)
 
     async def _delete(self, body: Mapping[str, Any], policy: HostPassthroughPolicy) -> Result:
         if deletion_touches_hosts(policy.spec):
@@ -276,6 +361,7 @@ class PolicyReconciler:
         await finalizers.release(self.objects, body)
         self.selections.forget(policy.metadata.name)
         self.reservations.forget(policy.metadata.name)
+        self.sent_steps.forget(policy.metadata.name)
         return Result()
 
     def _suspension(self, policy: HostPassthroughPolicy) -> Suspension | None:
@@ -336,6 +422,10 @@ class PolicyReconciler:
         if self.policies_version is None:
             return self.other_policies.others(self.all_policies(), name)
         return self.other_policies.others_at(self.policies_version(), self.all_policies, name)
+
+
+def _records(previous: HostPassthroughPolicyStatus) -> dict[str, RollingRebootStatus]:
+    return {h.name: h.rolling_reboot for h in previous.hosts if h.rolling_reboot is not None}
 
 
 def _held_fields(policy: HostPassthroughPolicy, held: Held) -> dict[str, Any]:

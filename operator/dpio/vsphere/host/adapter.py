@@ -12,16 +12,18 @@ and this adapter's own writes say what changed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from dpio.api.policy import HostSelector
+from dpio.planner.host.steps import HostTask
 from dpio.planner.observed import ObservedInventory
 from dpio.vsphere import tasks
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.host import ops
 from dpio.vsphere.host.ops import PassthruConfigChange
 from dpio.vsphere.host.reader import INVENTORY_PATHS, InventoryReader
+from dpio.vsphere.host.recent_tasks import read_recent_tasks
 from dpio.vsphere.host.shared_reads import SharedReads
 from dpio.vsphere.inventory_map import HOST, VM, VM_PATHS
 from dpio.vsphere.session import VCenterClient
@@ -129,6 +131,12 @@ class HostAdapter:
             return await self.client.run(ops.exit_maintenance_mode, host_moref, timeout_seconds)
         finally:
             self.shared.changed([host_moref])
+
+    async def recent_tasks(
+        self, host_morefs: Collection[str]
+    ) -> Mapping[str, tuple[HostTask, ...]]:
+        """Each host's `recentTask`, read now in one call (never from the shared read)."""
+        return await self.client.run(read_recent_tasks, host_morefs)
 
     async def wait_for_task(self, task_moref: str, timeout: float) -> Any:
         """The task's result; `TaskFailed` or `TaskTimedOut` otherwise."""

@@ -4,6 +4,7 @@ cluster through one reconciler, and when a waiting policy is looked at again."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from tests.unit.planner.builders import NOW, gpu_host
 from tests.unit.reconcile.policy.test_policy_reconciler import FakeObjects, FakeVCenter, body
 
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
+from dpio.planner.host.steps import HostTask
 from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio.reconcile.policy.reconciler import DRAIN_CHECK_SECONDS, PolicyReconciler
 from dpio.reconcile.policy.reservations import RebootReservations
@@ -35,6 +37,11 @@ class RecordingHosts:
 
     async def start(self, action: RebootAction) -> None:
         self.started.append(action)
+
+    async def recent_tasks(
+        self, host_morefs: Collection[str]
+    ) -> Mapping[str, tuple[HostTask, ...]]:
+        raise AssertionError(f"no recent tasks expected: {host_morefs}")
 
 
 def policy(name: str, host: str, **reboot: Any) -> dict[str, Any]:

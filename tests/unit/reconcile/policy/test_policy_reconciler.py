@@ -4,7 +4,7 @@ what it asks of the queue, and which Events it posts when vCenter can't be used.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from tests.unit.planner.builders import GPU, NOW, dev, gpu_host, host, info
 
 from dpio.api.policy import HostPassthroughPolicySpec
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
+from dpio.planner.host.steps import HostTask
 from dpio.reconcile.finalizers import FINALIZER
 from dpio.reconcile.policy.reconciler import STALLED_RECHECK_SECONDS, PolicyReconciler
 from dpio.reconcile.ports import PortError
@@ -36,6 +37,11 @@ class FakeHosts:
 
     async def start(self, action: RebootAction) -> None:
         raise AssertionError(f"no reboot expected: {action}")
+
+    async def recent_tasks(
+        self, host_morefs: Collection[str]
+    ) -> Mapping[str, tuple[HostTask, ...]]:
+        raise AssertionError(f"no recent tasks expected: {host_morefs}")
 
 
 @dataclass
