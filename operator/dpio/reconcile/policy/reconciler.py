@@ -7,7 +7,6 @@ changed. The spec is never written.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +26,6 @@ from dpio.planner import (
     ExitMaintenanceMode,
     OtherPolicy,
     PolicyPlan,
-    RebootAction,
-    UpdatePassthruConfig,
     deletion_touches_hosts,
     plan_deletion,
     plan_policy,
@@ -40,10 +37,8 @@ from dpio.planner.conditions import Problem
 from dpio.planner.host.deletion import held_deletion
 from dpio.planner.host.events import transition_events
 from dpio.planner.host.in_use import DeviceClaim
-from dpio.planner.host.reboot import format_time
 from dpio.planner.host.status import stalled_status
 from dpio.planner.host.steps import (
-    STEP_TASK_NAMES,
     HostTask,
     TaskSeen,
     UnconfirmedStep,
@@ -61,6 +56,7 @@ from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio.reconcile.finalizers import Stage
 from dpio.reconcile.first_status import write_first_status
 from dpio.reconcile.policy.claims import pending_claims
+from dpio.reconcile.policy.host_calls import tell_sent_again, update_passthru
 from dpio.reconcile.policy.others import OtherPolicies
 from dpio.reconcile.policy.reservations import RebootReservations
 from dpio.reconcile.policy.selections import Selections
@@ -79,8 +75,6 @@ DRAIN_CHECK_SECONDS = 15.0
 #: app.logins: a refused login is not retried with the same password).
 STALLED_RECHECK_SECONDS = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: Event reason: a recorded rolling-reboot step had no task in vCenter and is sent again.
-REBOOT_STEP_RESENT = "RebootStepResent"
 #: The status fields this reconciler owns, as the API spells them.
 _STATUS_FIELDS = frozenset(
     f.alias or name for name, f in HostPassthroughPolicyStatus.model_fields.items()
@@ -190,7 +184,7 @@ class PolicyReconciler:
         if plan.held is not None and plan.held.pending:
             _log.info("Holding back vCenter writes", extra=_held_fields(policy, plan.held))
         try:
-            await self._update_passthru(body, hosts, plan.updates)
+            await update_passthru(self.objects, body, hosts, plan.updates)
         except PortError as err:
             return await self._unavailable(body, previous, err, generation)
         status = policy_status(
@@ -242,35 +236,6 @@ class PolicyReconciler:
             return Result(failed=True)
         return result
 
-    async def _update_passthru(
-        self, body: Mapping[str, Any], hosts: HostsPort, updates: Iterable[UpdatePassthruConfig]
-    ) -> None:
-        """One `UpdatePassthruConfig` per host, all hosts at once: the vCenter client's thread
-        pool (one thread per pooled connection) bounds how many are in flight, so 64 hosts take
-        64 / pool-size round trips instead of 64 (docs/benchmarks.md, finding 5). Each host that
-        changed gets its Event; the first failure, in host order, is raised after all ended."""
-        results = await asyncio.gather(
-            *(self._update_host(body, hosts, u) for u in updates), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-
-    async def _update_host(
-        self, body: Mapping[str, Any], hosts: HostsPort, update: UpdatePassthruConfig
-    ) -> None:
-        try:
-            await hosts.update_passthru_config(update)
-        except PortError as err:  # say which host refused, for the condition's message
-            message = f"{update.host}: UpdatePassthruConfig failed: {err.message}"
-            raise PortError(err.reason, message, retryable=err.retryable) from err
-        enabled = sorted(c.id for c in update.changes if c.passthru_enabled)
-        disabled = sorted(c.id for c in update.changes if not c.passthru_enabled)
-        parts = [f"enabled {', '.join(enabled)}" if enabled else "",
-                 f"disabled {', '.join(disabled)}" if disabled else ""]  # fmt: skip
-        message = f"Passthrough on {update.host}: {'; '.join(p for p in parts if p)}"
-        await self.objects.event(body, "Normal", "PassthroughUpdated", message)
-
     async def _ask(
         self, name: str, hosts: HostsPort, steps: Sequence[UnconfirmedStep]
     ) -> Mapping[str, TaskSeen]:
@@ -311,33 +276,12 @@ class PolicyReconciler:
             if record is not None:  # vCenter has the task: no need to ask about this record
                 self.sent_steps.remember(name, action.host, record.phase, record.since)
             if action.host in plan.reboot.resent and record is not None:
-                await self._sent_again(body, name, action, record)
+                await tell_sent_again(self.objects, body, name, action, record)
             reason = {
                 EnterMaintenanceMode: "EnteringMaintenanceMode",
                 ExitMaintenanceMode: "ExitingMaintenanceMode",
             }.get(type(action), "RebootingHost")
             await self.objects.event(body, "Normal", reason, f"{reason} {action.host}")
-
-    async def _sent_again(
-        self,
-        body: Mapping[str, Any],
-        name: str,
-        action: RebootAction,
-        record: RollingRebootStatus,
-    ) -> None:
-        task = STEP_TASK_NAMES[record.phase]
-        since = format_time(record.since)
-        _log.warning(
-            "Sent a recorded reboot step again: vCenter had no task of it",
-            extra={"object": name, "host": action.host, "phase": record.phase.value,
-                   "since": since, "task": task},
-        )  # fmt: skip
-        message = (
-            f"{action.host}: {task} sent again. The {record.phase.value} step recorded at "
-            f"{since} had no task in vCenter (the operator stopped, or the call failed, between "
-            "the record and the task)"
-        )
-        await self.objects.event(body, "Warning", REBOOT_STEP_RESENT, message)
 
     async def _delete(self, body: Mapping[str, Any], policy: HostPassthroughPolicy) -> Result:
         if deletion_touches_hosts(policy.spec):
@@ -354,7 +298,7 @@ class PolicyReconciler:
                 held = held_deletion(self._suspension(policy), updates)
                 if held is not None:
                     return await self._cleanup_waits(body, policy, held)
-                await self._update_passthru(body, hosts, updates)
+                await update_passthru(self.objects, body, hosts, updates)
             except PortError as err:
                 await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
                 return Result(failed=True)

@@ -17,7 +17,8 @@ from dpio.planner import EnterMaintenanceMode, ObservedInventory, RebootAction, 
 from dpio.planner.host.steps import ENTER_MAINTENANCE_MODE, REBOOT, HostTask
 from dpio.planner.observed import ObservedHost
 from dpio.reconcile.constants import CONFIRM_SECONDS
-from dpio.reconcile.policy.reconciler import REBOOT_STEP_RESENT, PolicyReconciler
+from dpio.reconcile.policy.host_calls import REBOOT_STEP_RESENT
+from dpio.reconcile.policy.reconciler import PolicyReconciler
 from dpio.reconcile.ports import PortError
 
 SINCE = NOW - timedelta(minutes=5)
