@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the operator under cProfile; top functions in <out>/profile-<scenario>-*.txt",
     )
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="sample the operator with py-spy (its Python CPU); "
+        "<out>/state/<scenario>/py-spy-*.txt",
+    )
     parser.add_argument("--objects", type=int, help="object count for steady; scale runs only it")
     args = parser.parse_args(argv)
     ctx = Context(
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         timeout=args.timeout or (120.0 if args.quick else 900.0),
         profile=args.profile,
+        py_spy=args.py_spy,
         objects=args.objects,
     )
     names = SCENARIOS if args.scenario == "all" else (args.scenario,)

@@ -14,6 +14,8 @@ class Context:
     timeout: float  # seconds a convergence wait may take before the scenario reports a timeout
     #: Run the operator under cProfile and write the top functions next to the JSON.
     profile: bool = False
+    #: Sample the operator with py-spy (all threads); summaries next to its log.
+    py_spy: bool = False
     #: Overrides the object count of steady (and makes scale run that one size).
     objects: int | None = None
 

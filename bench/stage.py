@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import procstat
+from bench import procstat, pyspy
 from dpio_sandbox import controlplane, install, procs, vcsim
 from dpio_sandbox.sandbox import Sandbox
 
@@ -28,6 +28,9 @@ class Operator:
     log: Path
     profile: Path | None = None  # cProfile output, summarized to <profile>.txt on stop
     metrics_url: str = ""  # plain-HTTP /metrics of this process (DPIO_METRICS_PORT)
+    #: py-spy sampling this process, and where its collapsed stacks go (summarized on stop).
+    sampler: subprocess.Popen[bytes] | None = None
+    samples: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -54,6 +57,10 @@ class Operator:
                 stats.sort_stats("cumulative").print_stats(40)
                 stats.sort_stats("tottime").print_stats(40)
             print(f"   operator profile (event-loop thread): {summary}", file=sys.stderr)
+        if self.sampler is not None and self.samples is not None:
+            written = pyspy.finish(self.sampler, self.samples)
+            self.sampler = None
+            print(f"   operator py-spy profile (all threads): {written}", file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,8 @@ class Stage:
     plane: controlplane.ControlPlane
     sims: dict[str, vcsim.Simulator] = field(default_factory=dict)
     profile: bool = False
+    #: Sample the operator with py-spy (every thread), written next to its log.
+    py_spy: bool = False
     #: Each simulator's /proc figures when it became ready (before the scenario used it).
     sim_start: dict[str, procstat.ProcStat] = field(default_factory=dict)
 
@@ -161,11 +170,15 @@ class Stage:
         except BaseException:
             operator.stop()
             raise
+        if self.py_spy:
+            runs = len(list(self.state_dir.glob(f"py-spy-{sim_name}-*.raw")))
+            operator.samples = self.state_dir / f"py-spy-{sim_name}-{runs + 1}.raw"
+            operator.sampler = pyspy.attach(proc.pid, operator.samples)
         return operator
 
 
 @contextlib.contextmanager
-def stage(state_dir: Path, *, profile: bool = False) -> Iterator[Stage]:
+def stage(state_dir: Path, *, profile: bool = False, py_spy: bool = False) -> Iterator[Stage]:
     """A fresh control plane in ``state_dir`` (wiped first); everything stopped on exit."""
     state_dir = state_dir.resolve()
     if state_dir.exists():
@@ -175,7 +188,7 @@ def stage(state_dir: Path, *, profile: bool = False) -> Iterator[Stage]:
     started = time.monotonic()
     plane = controlplane.start(state_dir)
     print(f"   control plane up in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    current = Stage(state_dir, plane, profile=profile)
+    current = Stage(state_dir, plane, profile=profile, py_spy=py_spy)
     try:
         yield current
     finally:

@@ -38,7 +38,7 @@ def run(ctx: Context) -> Result:
         params={"hosts": hosts, "samples": samples, "latency_ms": ctx.latency_ms, "poll_s": POLL},
     )
     path = inventory.write(inventory.Shape(hosts, 8), ctx.out / "inventories" / "drift.json")
-    with stage.stage(ctx.state_dir("drift"), profile=ctx.profile) as st:
+    with stage.stage(ctx.state_dir("drift"), profile=ctx.profile, py_spy=ctx.py_spy) as st:
         sim = st.simulator("vcsim", path, latency_ms=ctx.latency_ms)
         st.install("vcsim")
         k = kube.Kube.connect(st.plane.kubeconfig, st.plane.kubectl)

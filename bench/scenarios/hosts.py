@@ -48,7 +48,7 @@ def run(ctx: Context) -> Result:
     path = inventory.write(
         inventory.Shape(hosts, DEVICES_PER_HOST), ctx.out / "inventories" / "hosts.json"
     )
-    with stage.stage(ctx.state_dir("hosts"), profile=ctx.profile) as st:
+    with stage.stage(ctx.state_dir("hosts"), profile=ctx.profile, py_spy=ctx.py_spy) as st:
         op = _operator_side(ctx, st, path, result)
         ans = _ansible_side(ctx, st, path, hosts, result)
     _compare(result, op, ans, hosts)

@@ -89,7 +89,7 @@ def _curve(
     runs = []
     for size in sizes:
         tag = f"scale-{curve.slug}-{size}"
-        with stage.stage(ctx.state_dir(tag), profile=ctx.profile) as st:
+        with stage.stage(ctx.state_dir(tag), profile=ctx.profile, py_spy=ctx.py_spy) as st:
             f = curve.start(ctx, st, size, tag)
             try:
                 conv = curve.converge(ctx, f)

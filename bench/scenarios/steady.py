@@ -16,7 +16,7 @@ def run(ctx: Context) -> Result:
     objects, window = ctx.objects or ctx.size(40, 1000), ctx.size(30, 300)
     params = {"objects": objects, "kind": "HostPassthroughPolicy", "window_s": window}
     result = Result("steady", params={**params, "latency_ms": ctx.latency_ms})
-    with stage.stage(ctx.state_dir("steady"), profile=ctx.profile) as st:
+    with stage.stage(ctx.state_dir("steady"), profile=ctx.profile, py_spy=ctx.py_spy) as st:
         f = fleet.start(ctx, st, objects, "steady")
         with stage.running(f.operator):
             conv = fleet.converge(ctx, f)

@@ -41,7 +41,7 @@ def run(ctx: Context) -> Result:
     path = inventory.write(
         inventory.Shape(hosts, DEVICES_PER_HOST, vms=vms), ctx.out / "inventories" / "vms.json"
     )
-    with stage.stage(ctx.state_dir("vms"), profile=ctx.profile) as st:
+    with stage.stage(ctx.state_dir("vms"), profile=ctx.profile, py_spy=ctx.py_spy) as st:
         sim = st.simulator("vcsim", path, latency_ms=ctx.latency_ms)
         st.install("vcsim")
         k = kube.Kube.connect(st.plane.kubeconfig, st.plane.kubectl)
