@@ -27,6 +27,7 @@ from dpio.vsphere import connect
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.credentials import Credentials, ssl_context
 from dpio.vsphere.errors import NotAuthenticated, SessionExpired, VSphereError, translated
+from dpio.vsphere.task_states import TaskStates
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class VCenterClient:
         self.timeout = timeout
         self.validate_after = validate_after
         self.logins = 0  # how many times we logged in (tests and metrics read it)
+        #: Task states reported by this vCenter's change watch (watch.py), for waits without
+        #: a call of their own (tasks.py).
+        self.tasks = TaskStates()
         logs.protect(credentials.secrets())  # scrubbed from every log line, whoever logs it
         self._context = ssl_context(credentials)
         # One HTTP connection per worker, plus the change watcher's long poll and a spare.

@@ -10,6 +10,9 @@ hosts and VMs, for exactly the properties the planners depend on. A thread long-
 - After a (re)creation vCenter sends every object once ("enter"): after the first start that
   initial set is swallowed (the caller reads the inventory itself) unless `deliver_initial`;
   after a recovery it is delivered, since anything may have changed while we were away.
+- The same filter follows `TaskManager.recentTask`: task states go to the client's
+  `TaskStates` (task_states.py), not to the callback, so a caller waiting for its task makes
+  no call of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dpio.vsphere.errors import (
     translated,
 )
 from dpio.vsphere.session import VCenterClient
+from dpio.vsphere.task_states import TaskStates
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,11 @@ WATCH_PATHS: Mapping[type, tuple[str, ...]] = {
         "resourcePool",
     ),
 }
+
+
+#: What the watch reads of each recent task (`TaskManager.recentTask`): enough to end a wait.
+TASK_PATHS = ("info.state", "info.error", "info.descriptionId")
+_TASK = "Task"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +129,8 @@ def changes_of(update_set: Any, *, startup: bool = False) -> list[Change]:
     for filter_update in update_set.filterSet or ():
         for update in filter_update.objectSet or ():
             kind = properties.moref_kind(update.obj)
+            if kind == _TASK:
+                continue  # task_updates
             changed = update.changeSet or ()
             values = (
                 tuple(sorted((str(c.name), str(c.op), fingerprint(c.val)) for c in changed))
@@ -137,6 +148,31 @@ def changes_of(update_set: Any, *, startup: bool = False) -> list[Change]:
                 )
             )
     return result
+
+
+def task_updates(update_set: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The tasks in `update_set`: (moref, changed properties) per task entering or changing
+    (pure, no calls); a task leaving vCenter's recent list is not a change of its state."""
+    result: list[tuple[str, dict[str, Any]]] = []
+    for filter_update in update_set.filterSet or ():
+        for update in filter_update.objectSet or ():
+            if properties.moref_kind(update.obj) != _TASK or str(update.kind) == "leave":
+                continue
+            props = {str(c.name): c.val for c in update.changeSet or () if str(c.op) != "remove"}
+            result.append((properties.moref_id(update.obj), props))
+    return result
+
+
+def with_recent_tasks(spec: Any, task_manager: Any) -> Any:
+    """`spec` also following `TaskManager.recentTask`, reading `TASK_PATHS` of each task."""
+    to_tasks = properties.PC.TraversalSpec(
+        name="recentTask", type=vim.TaskManager, path="recentTask", skip=False
+    )
+    spec.objectSet.append(
+        properties.PC.ObjectSpec(obj=task_manager, skip=True, selectSet=[to_tasks])
+    )
+    spec.propSet.append(properties.PC.PropertySpec(type=vim.Task, pathSet=list(TASK_PATHS)))
+    return spec
 
 
 def merged_paths(*path_sets: Mapping[type, Sequence[str]]) -> dict[type, tuple[str, ...]]:
@@ -181,8 +217,12 @@ class Watcher:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         deliver_initial: bool = False,
+        follow_tasks: bool = True,
     ) -> None:
         self.client = client
+        #: Where task states go (the client's, so its callers' waits find them); None: the
+        #: filter does not follow tasks.
+        self.tasks: TaskStates | None = client.tasks if follow_tasks else None
         self.callback = callback
         self.paths = paths
         self.max_wait_seconds = max_wait_seconds
@@ -261,6 +301,7 @@ class Watcher:
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.backoff_max)
         self.since = math.inf
+        self._tasks_live(False)
         self._destroy()
 
     def _collector(self) -> _Collector:
@@ -275,7 +316,10 @@ class Watcher:
         with translated():
             view = properties.container_view(conn.content, list(self.paths))
             collector = conn.content.propertyCollector.CreatePropertyCollector()
-            collector.CreateFilter(properties.view_filter(view, self.paths), partialUpdates=True)
+            spec = properties.view_filter(view, self.paths)
+            if self.tasks is not None:
+                spec = with_recent_tasks(spec, conn.content.taskManager)
+            collector.CreateFilter(spec, partialUpdates=True)
         stub = self.client.long_poll_stub(conn, LONG_POLL_TIMEOUT_SECONDS)
         waiter = properties.PC(properties.moref_id(collector), stub)
         self.recreated += 1
@@ -296,7 +340,12 @@ class Watcher:
             self._poll()
         except BaseException:
             self.since = math.inf  # changes may go unreported until a new initial state is in
+            self._tasks_live(False)
             raise
+
+    def _tasks_live(self, live: bool) -> None:
+        if self.tasks is not None:
+            self.tasks.set_live(live)
 
     def _poll(self) -> None:
         current = self._collector()
@@ -308,11 +357,14 @@ class Watcher:
         current.version = update_set.version
         startup = not self.ready.is_set()  # the first full state since start()
         changes = changes_of(update_set, startup=startup)
+        if self.tasks is not None:
+            self.tasks.report(task_updates(update_set))
         swallow = startup and not self.deliver_initial
         if current.initial and not update_set.truncated:
             current.initial = False
             self.since = current.created
             self.ready.set()
+            self._tasks_live(True)
         if changes and not swallow:
             self.callback(changes)
 

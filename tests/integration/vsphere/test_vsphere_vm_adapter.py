@@ -22,6 +22,7 @@ from dpio.vsphere import errors
 from dpio.vsphere.credentials import from_secret_data
 from dpio.vsphere.session import VCenterClient
 from dpio.vsphere.vm.adapter import VMAdapter
+from dpio.vsphere.watch import Watcher
 from dpio_sandbox import vcsim
 
 pytestmark = pytest.mark.sandbox
@@ -560,3 +561,50 @@ def test_power_actions(adapter: VMAdapter) -> None:
         asyncio.run(adapter.power(vm.moref, PowerAction.POWER_OFF))
     with pytest.raises(errors.InvalidPowerState):
         asyncio.run(adapter.power(vm.moref, PowerAction.SHUTDOWN_GUEST))
+
+
+# --- task waits answered by the change watch ----------------------------------------------------
+
+
+@pytest.fixture
+def watched(devices_adapter: VMAdapter) -> Iterator[VMAdapter]:
+    """The adapter with its vCenter's change watch running, as the operator has it."""
+    watcher = Watcher(devices_adapter.client, lambda _changes: None)
+    watcher.start()
+    try:
+        assert watcher.ready.wait(15)
+        assert devices_adapter.client.tasks.live
+        yield devices_adapter
+    finally:
+        watcher.stop()
+    assert not devices_adapter.client.tasks.live
+
+
+def test_a_watched_task_costs_only_the_call_that_starts_it(
+    devices_sim: vcsim.Simulator, watched: VMAdapter
+) -> None:
+    """ReconfigVM_Task and PowerOnVM_Task: the task's end comes with the watch's answer, no read
+    of the task (issue 17: at most 3 calls per changed VM)."""
+    change = _attach_change(_observe(watched, "trainer"), lock=True)
+    devices_sim.admin("POST", "/counters/reset")
+    asyncio.run(watched.reconfigure(change))
+    asyncio.run(watched.power(change.moref, PowerAction.POWER_ON))
+    calls = _counts(devices_sim)
+    assert calls.pop("ReconfigVM_Task") == 1
+    assert calls.pop("PowerOnVM_Task") == 1
+    assert set(calls) <= {"WaitForUpdatesEx"}  # the watch's long poll, nothing else
+    vm = _vm(watched, "trainer")
+    assert (vm.power_state, len(vm.pci_devices)) == ("poweredOn", 2)
+
+
+def test_a_watched_task_that_fails_raises_its_typed_fault(
+    devices_sim: vcsim.Simulator, watched: VMAdapter
+) -> None:
+    vm = _vm(watched, "fex")
+    devices_sim.admin("POST", "/counters/reset")
+    with pytest.raises(errors.ConcurrentModification) as info:
+        asyncio.run(
+            watched.reconfigure(ReconfigVM(vm.moref, "1", memory_reservation_locked_to_max=True))
+        )
+    assert info.value.fault == "ConcurrentAccess"
+    assert "RetrievePropertiesEx" not in _counts(devices_sim)

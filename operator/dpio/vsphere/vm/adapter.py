@@ -48,22 +48,22 @@ class VMAdapter:
         if change.empty:
             return
         task = await self.client.run(ops.start_reconfigure, self.reader, change)
-        await self.client.run(ops.wait, task, self.task_timeout)
+        await self.client.run(ops.wait, task, self.task_timeout, self.client.tasks)
 
     async def reconfigure_cluster(self, change: ReconfigureCluster) -> None:
         """ReconfigureComputeResource_Task(modify=True) with this VM's DRS/HA overrides."""
         if change.drs is None and change.das is None:
             return
         task = await self.client.run(ops.start_reconfigure_cluster, change)
-        await self.client.run(ops.wait, task, self.task_timeout)
+        await self.client.run(ops.wait, task, self.task_timeout, self.client.tasks)
 
     async def upgrade(self, change: UpgradeVM) -> None:
         """UpgradeVM_Task, waited for; the VM must be powered off (InvalidPowerState if not)."""
         task = await self.client.run(ops.start_upgrade, change)
-        await self.client.run(ops.wait, task, self.task_timeout)
+        await self.client.run(ops.wait, task, self.task_timeout, self.client.tasks)
 
     async def power(self, vm_moref: str, action: PowerAction) -> None:
         """ShutdownGuest (returns once VMware Tools accepted it), or PowerOff/PowerOn (waited)."""
         task = await self.client.run(ops.start_power, vm_moref, action)
         if task:
-            await self.client.run(ops.wait, task, self.task_timeout)
+            await self.client.run(ops.wait, task, self.task_timeout, self.client.tasks)

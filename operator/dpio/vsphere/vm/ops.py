@@ -19,6 +19,7 @@ from dpio.vsphere import tasks
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.errors import TaskFailed, VSphereError, translate
 from dpio.vsphere.properties import moref_id
+from dpio.vsphere.task_states import TaskStates
 from dpio.vsphere.vm import spec as vm_spec
 from dpio.vsphere.vm.reader import VMReader
 
@@ -98,10 +99,13 @@ def typed_task_error(err: TaskFailed) -> VSphereError:
     return type(typed)(err.message, fault=err.fault)
 
 
-def wait(conn: Connection, task_moref: str, timeout: float) -> Any:
-    """The task's result; the typed error of its fault when it fails."""
+def wait(
+    conn: Connection, task_moref: str, timeout: float, reported: TaskStates | None = None
+) -> Any:
+    """The task's result; the typed error of its fault when it fails. With `reported` (the
+    change watch's task states), no call while the watch reports the task (tasks.py)."""
     try:
-        return tasks.wait_for_task(conn, tasks.task_ref(conn, task_moref), timeout)
+        return tasks.wait_for_task(conn, tasks.task_ref(conn, task_moref), timeout, reported)
     except TaskFailed as err:
         typed = typed_task_error(err)
         if typed is err:
