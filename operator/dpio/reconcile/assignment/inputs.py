@@ -10,28 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import ValidationError
 
 from dpio.api.assignment import VMDeviceAssignment
 from dpio.api.conditions import (
     CLAIMED_BY_ASSIGNMENT,
-    DEVICES_UNAVAILABLE,
-    FORBIDDEN,
     IN_USE_BY_VM,
     QUOTA_EXCEEDED,
     VM_NOT_FOUND,
     VM_OUT_OF_SCOPE,
 )
 from dpio.api.policy import HostPassthroughPolicy
-from dpio.planner.conditions import find, is_true
-from dpio.planner.observed import parse_pci_id
 from dpio.planner.vm.observed import AssignmentClaim, PolicyView, QuotaUse, VMObservation
 from dpio.planner.vm.tenancy import consumer_problem
+from dpio.reconcile.assignment.others import ObjectKey, Other, Others
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Reasons of an assignment that waits for something another object holds (a device, a VM,
 #: the quota), or for a VM to appear in its scope.
 WAITING_REASONS = frozenset(
@@ -41,13 +36,6 @@ WAITING_REASONS = frozenset(
 Labels = Mapping[str, str] | None
 
 Body = Mapping[str, Any]
-
-
-class ObjectKey(NamedTuple):
-    """A VMDeviceAssignment's identity in the caches (equal to a plain (namespace, name))."""
-
-    namespace: str
-    name: str
 
 
 def parse_assignment(body: Body) -> VMDeviceAssignment | None:
@@ -105,13 +93,16 @@ def completed(
     labels: Callable[[str], Labels],
     others: Iterable[Body],
     me: ObjectKey,
+    *,
+    memo: Others | None = None,
 ) -> tuple[VMObservation, bool]:
     """What the adapter observed, completed from the caches (claims, the policy's rows for the
     VM's host, namespace labels, the quota use of the policy's other assignments); and whether
-    a rival's claim is still unknown."""
+    a rival's claim is still unknown. `memo` keeps the other assignments parsed between calls
+    (others.py); without it each is parsed anew."""
     host = seen.vm.host if seen.vm is not None else ""
-    others = list(others)
-    found, unknown = claims(others, me, host)
+    summaries = (memo or Others()).all(others)
+    found, unknown = claims_of(summaries, me, host)
     mine = labels(me.namespace)
     observed = replace(
         seen,
@@ -119,7 +110,7 @@ def completed(
         policy=policy_view(policy, host),
         namespace_labels=mine or {},
         namespace_labels_known=mine is not None,
-        quota_uses=quota_uses(others, me, policy.metadata.name, labels),
+        quota_uses=quota_uses_of(summaries, me, policy.metadata.name, labels),
     )
     return observed, unknown
 
@@ -127,29 +118,31 @@ def completed(
 def quota_uses(
     others: Iterable[Body], me: ObjectKey, policy: str, labels: Callable[[str], Labels]
 ) -> tuple[QuotaUse, ...]:
+    """`quota_uses_of` the bodies."""
+    return quota_uses_of(Others().all(others), me, policy, labels)
+
+
+def quota_uses_of(
+    others: Iterable[Other], me: ObjectKey, policy: str, labels: Callable[[str], Labels]
+) -> tuple[QuotaUse, ...]:
     """The other assignments of `policy` that count against a consumer entry's maxDevices:
     all but those being deleted (their devices go) and those refused (they hold nothing)."""
-    found = []
-    for body in others:
-        meta = body.get("metadata", {})
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        if key == me or meta.get("deletionTimestamp"):
-            continue
-        spec = body.get("spec") or {}
-        if (spec.get("policyRef") or {}).get("name") != policy:
-            continue
-        conditions = (body.get("status") or {}).get("conditions") or ()
-        if any(c.get("type") == FORBIDDEN and c.get("status") == "True" for c in conditions):
-            continue
-        stamp = meta.get("creationTimestamp")
-        created = datetime.fromisoformat(stamp) if isinstance(stamp, str) else EPOCH
-        devices = len(spec.get("devices") or ())
-        found.append(QuotaUse(key[0], key[1], created, devices, labels(key[0])))
-    return tuple(found)
+    return tuple(
+        QuotaUse(o.key.namespace, o.key.name, o.created, o.devices, labels(o.key.namespace))
+        for o in others
+        if o.key != me and not o.deleting and o.policy == policy and not o.forbidden
+    )
 
 
 def claims(
     others: Iterable[Body], me: ObjectKey, my_host: str
+) -> tuple[tuple[AssignmentClaim, ...], bool]:
+    """`claims_of` the bodies."""
+    return claims_of(Others().all(others), me, my_host)
+
+
+def claims_of(
+    others: Iterable[Other], me: ObjectKey, my_host: str
 ) -> tuple[tuple[AssignmentClaim, ...], bool]:
     """Static devices other assignments ask for, and whether any claim's host is still unknown.
 
@@ -161,57 +154,26 @@ def claims(
     """
     found: list[AssignmentClaim] = []
     unknown = False
-    for body in others:
-        meta = body.get("metadata", {})
-        if (meta.get("namespace", ""), meta.get("name", "")) == me or meta.get("deletionTimestamp"):
+    for other in others:
+        claim = other.claim
+        if claim is None or other.key == me or other.deleting:
             continue
-        other = parse_assignment(body)
-        if other is None or _holds_nothing(other):
-            continue
-        addresses = tuple(d.pci.address for d in other.spec.devices if d.pci is not None)
-        dynamic = _dynamic(other)
-        if not addresses and not dynamic:
-            continue
-        host = other.status.vm.host if other.status.vm is not None else None
+        host = claim.host
         if host is None:
-            if other.status.observed_generation is not None:
+            if claim.looked:
                 continue  # it has looked and found no VM (or none yet): nothing to hold
             unknown = True
             host = my_host
         found.append(
             AssignmentClaim(
-                namespace=other.metadata.namespace or "",
-                name=other.metadata.name,
-                creation_timestamp=other.metadata.creation_timestamp or EPOCH,
+                namespace=other.key.namespace,
+                name=other.key.name,
+                creation_timestamp=other.created,
                 host=host,
-                device_ids=addresses,
-                vm_name=other.spec.vm.name or "",
-                vm_instance_uuid=other.spec.vm.instance_uuid or "",
-                dynamic=dynamic,
+                device_ids=claim.device_ids,
+                vm_name=claim.vm_name,
+                vm_instance_uuid=claim.vm_instance_uuid,
+                dynamic=claim.dynamic,
             )
         )
     return tuple(found), unknown
-
-
-def _holds_nothing(assignment: VMDeviceAssignment) -> bool:
-    """Refused (Forbidden) or over its quota: it adds no device, so it claims none. What it
-    already has attached, vCenter reports as the VM's (InUseByVM)."""
-    conditions = assignment.status.conditions
-    over = find(conditions, DEVICES_UNAVAILABLE)
-    return is_true(conditions, FORBIDDEN) or (
-        over is not None and over.status == "True" and over.reason == QUOTA_EXCEEDED
-    )
-
-
-def _dynamic(assignment: VMDeviceAssignment) -> tuple[tuple[int, int, str], ...]:
-    """Its Dynamic DirectPath devices as (vendorId, deviceId, label); bad hex is left out (that
-    assignment reports its own InvalidSpec)."""
-    found = []
-    for device in assignment.spec.devices:
-        dyn = device.dynamic
-        if dyn is None:
-            continue
-        vendor, device_id = parse_pci_id(dyn.vendor_id), parse_pci_id(dyn.device_id)
-        if vendor is not None and device_id is not None:
-            found.append((vendor, device_id, dyn.label or ""))
-    return tuple(found)

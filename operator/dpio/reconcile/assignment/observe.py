@@ -8,7 +8,7 @@ at most 3 vCenter calls (docs/design.md, "vCenter access"); the rest comes from 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dpio.api.assignment import VMDeviceAssignment
@@ -16,6 +16,7 @@ from dpio.api.policy import HostPassthroughPolicy
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.plan import pinned
 from dpio.reconcile.assignment import inputs
+from dpio.reconcile.assignment.others import ObjectKey, Others
 from dpio.reconcile.ports import VCenterVMsPort, VMsPort
 
 Body = Mapping[str, Any]
@@ -31,6 +32,8 @@ class Sources:
     all_assignments: Callable[[], Iterable[Body]]
     #: The labels of a namespace (for consumers.namespaceSelector); None if not read yet.
     namespace_labels: Callable[[str], Mapping[str, str] | None]
+    #: The other assignments, parsed once per resourceVersion (others.py).
+    others: Others = field(default_factory=Others)
 
 
 @dataclass(frozen=True)
@@ -84,5 +87,12 @@ def _completed(
     seen: VMObservation,
 ) -> tuple[VMObservation, bool]:
     meta = assignment.metadata
-    me = inputs.ObjectKey(meta.namespace or "", meta.name)
-    return inputs.completed(seen, policy, sources.namespace_labels, sources.all_assignments(), me)
+    me = ObjectKey(meta.namespace or "", meta.name)
+    return inputs.completed(
+        seen,
+        policy,
+        sources.namespace_labels,
+        sources.all_assignments(),
+        me,
+        memo=sources.others,
+    )

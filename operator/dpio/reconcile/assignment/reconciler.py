@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +44,7 @@ from dpio.reconcile.assignment import inputs
 from dpio.reconcile.assignment.apply import apply
 from dpio.reconcile.assignment.intent import Intent, write_intent
 from dpio.reconcile.assignment.observe import Sources, observe, observe_pinned
+from dpio.reconcile.assignment.others import Others
 from dpio.reconcile.assignment.report import Reporter, soonest
 from dpio.reconcile.assignment.tenant_messages import tenant_problem
 from dpio.reconcile.constants import CONFIRM_SECONDS
@@ -71,6 +72,8 @@ class AssignmentReconciler:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     #: Operator-wide dry-run (--dry-run): plan and report, never write to vCenter.
     dry_run: bool = False
+    #: Every other assignment as claims and quota read it, parsed once per resourceVersion.
+    others: Others = field(default_factory=Others)
 
     async def __call__(self, body: Body) -> Result:
         assignment = inputs.parse_assignment(body)
@@ -92,7 +95,9 @@ class AssignmentReconciler:
 
     @property
     def _sources(self) -> Sources:
-        return Sources(self.vcenter, self.policy, self.all_assignments, self.namespace_labels)
+        return Sources(
+            self.vcenter, self.policy, self.all_assignments, self.namespace_labels, self.others
+        )
 
     @property
     def _reporter(self) -> Reporter:
