@@ -17,7 +17,7 @@ from typing import Any
 
 from dpio.api.conditions import READY
 from dpio.reconcile.assignment.inputs import WAITING_REASONS
-from dpio.reconcile.cache import Body, key_of
+from dpio.reconcile.cache import Body, Key, key_of
 from dpio.reconcile.controller import Controller
 
 DELETED = "DELETED"
@@ -69,6 +69,11 @@ class AssignmentTriggers:
     assignments: Controller
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
     offers: dict[str, str] = field(default_factory=dict)
+    #: Kept from the assignment events, so a vCenter change finds its assignments without a
+    #: scan of the fleet (a scan per change made a fleet quadratic): by VM moref in status,
+    #: and those waiting on another object.
+    by_vm: dict[str, set[Key]] = field(default_factory=dict)
+    waiting_keys: set[Key] = field(default_factory=set)
 
     def labels(self, namespace: str) -> Mapping[str, str] | None:
         """None until the namespace watch has delivered it: selectors then fail closed."""
@@ -79,9 +84,11 @@ class AssignmentTriggers:
         key = key_of(body)
         before = self.assignments.cache.get(key)
         self.assignments.observe(event_type, body)
+        self._index(key, before, None if event_type == DELETED else body)
         gone = event_type == DELETED and before is not None
         if gone or (before is not None and claim(before) != claim(body)):
-            self._enqueue(lambda b: key_of(b) != key and waiting(b))
+            for other in sorted(self.waiting_keys - {key}):
+                self.assignments.enqueue(other)
 
     def policy_event(self, event_type: str, body: Body) -> None:
         name = str((body.get("metadata") or {}).get("name", ""))
@@ -105,7 +112,27 @@ class AssignmentTriggers:
 
     def vms_changed(self, morefs: frozenset[str]) -> None:
         """vCenter says these VMs changed: their assignments, and those waiting on any VM."""
-        self._enqueue(lambda b: vm_moref(b) in morefs or waiting(b))
+        keys = set(self.waiting_keys)
+        for moref in morefs:
+            keys.update(self.by_vm.get(moref, ()))
+        for key in sorted(keys):
+            self.assignments.enqueue(key)
+
+    def _index(self, key: Key, before: Body | None, after: Body | None) -> None:
+        old = vm_moref(before) if before is not None else ""
+        new = vm_moref(after) if after is not None else ""
+        if old != new or after is None:
+            keys = self.by_vm.get(old)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.by_vm[old]
+        if new:
+            self.by_vm.setdefault(new, set()).add(key)
+        if after is not None and waiting(after):
+            self.waiting_keys.add(key)
+        else:
+            self.waiting_keys.discard(key)
 
     def _enqueue(self, wanted: Callable[[Body], bool]) -> None:
         for body in self.assignments.cache.objects():

@@ -54,8 +54,13 @@ def vmda(
 
 
 def triggers(*bodies: dict[str, Any]) -> tuple[AssignmentTriggers, FakeController]:
-    controller = FakeController(list(bodies))
-    return AssignmentTriggers(controller), controller  # type: ignore[arg-type]
+    """The triggers over a fleet fed as the watch feeds it (ADDED events)."""
+    controller = FakeController([])
+    trig = AssignmentTriggers(controller)  # type: ignore[arg-type]
+    for body in bodies:
+        trig.assignment_event("ADDED", body)
+    controller.enqueued.clear()
+    return trig, controller
 
 
 def names(controller: FakeController) -> set[str]:
@@ -86,6 +91,22 @@ def test_vm_changes_enqueue_their_assignments_and_the_waiting(
     trig, controller = triggers(*FLEET)
     trig.vms_changed(frozenset(morefs))
     assert names(controller) == expected
+
+
+def test_the_vm_index_follows_moves_waits_and_deletions() -> None:
+    """vms_changed reads an index the events keep, not the whole fleet: it must follow."""
+    trig, controller = triggers(*FLEET)
+    trig.assignment_event("MODIFIED", vmda("a", moref="vm-7", host="esx01"))  # another VM now
+    trig.assignment_event("MODIFIED", vmda("waits-claim", moref="vm-3", host="esx01"))  # served
+    trig.assignment_event("DELETED", FLEET[1])
+    controller.enqueued.clear()
+    trig.vms_changed(frozenset({"vm-1", "vm-2", "vm-3"}))
+    assert names(controller) == {"waits-claim", "waits-vm"}
+    controller.enqueued.clear()
+    trig.vms_changed(frozenset({"vm-7"}))
+    assert names(controller) == {"a", "waits-vm"}
+    assert trig.by_vm.get("vm-1") is None  # emptied entries go
+    assert "vm-2" not in trig.by_vm
 
 
 def _attached(body: dict[str, Any]) -> dict[str, Any]:
