@@ -101,7 +101,7 @@ def completed(
     a rival's claim is still unknown. `memo` keeps the other assignments parsed between calls
     (others.py); without it each is parsed anew."""
     host = seen.vm.host if seen.vm is not None else ""
-    summaries = (memo or Others()).all(others)
+    summaries = (memo if memo is not None else Others()).all(others)
     found, unknown = claims_of(summaries, me, host)
     mine = labels(me.namespace)
     observed = replace(

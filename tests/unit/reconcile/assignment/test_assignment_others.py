@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.unit.planner.vm.builders import converged_vm, observe
 from tests.unit.reconcile.assignment.fakes import body
 
+from dpio.api.policy import HostPassthroughPolicy
 from dpio.reconcile.assignment import inputs, others
 from dpio.reconcile.assignment.others import ObjectKey, Others
 
@@ -62,3 +64,16 @@ def test_claims_and_quota_are_the_same_with_and_without_the_memo() -> None:
     assert [c.name for c in found] == ["a0", "a1", "a2", "a3", "never-looked"]
     assert [c.host for c in found][-1] == "esx02"  # never looked: counts on our host for now
     assert unknown is True
+
+
+def test_completed_keeps_using_the_memo_it_is_given() -> None:
+    """An empty memo is falsy (it has a length): it must still be the one used."""
+    policy = HostPassthroughPolicy.model_validate(
+        {
+            "metadata": {"name": "gpu-hosts"},
+            "spec": {"hosts": {"names": ["esx01"]}, "devices": [{"address": "0000:3b:00.0"}]},
+        }
+    )
+    memo, fleet = Others(), _fleet(3)
+    inputs.completed(observe(converged_vm()), policy, {}.get, fleet, ME, memo=memo)
+    assert len(memo) == 3
