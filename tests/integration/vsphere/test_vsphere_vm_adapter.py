@@ -324,6 +324,43 @@ def test_call_budget(default_sim: vcsim.Simulator, reader: VMAdapter) -> None:
         assert sum(expected.values()) <= 3
 
 
+def test_reads_at_the_same_time_share_a_call(sim: vcsim.Simulator) -> None:
+    """Six VMs on three hosts observed at once (as a converging fleet's reconciles do) cost
+    fewer reads than six, and each answer is its own VM's, with its own host's neighbours."""
+    client = VCenterClient(
+        from_secret_data(
+            {"server": sim.sdk_url, "username": sim.username, "password": sim.password,
+             "caBundle": sim.ca_file.read_text()}
+        ),
+        max_workers=6,
+        timeout=15,
+    )  # fmt: skip
+    adapter = VMAdapter(client, task_timeout=30)
+    names = ["ml-trainer-01", "web-01", "snap-vm-01", "hotadd-vm-01", "nested-vm-01", "ft-vm-01"]
+    try:
+        alone = {name: _observe(adapter, name) for name in names}  # warms the caches
+        sim.admin("PUT", "/latency", {"ms": 200})
+        sim.admin("POST", "/counters/reset")
+
+        async def together() -> list[VMObservation]:
+            return list(await asyncio.gather(*(adapter.observe_vm(name=n) for n in names)))
+
+        answers = asyncio.run(together())
+        reads = _counts(sim)["RetrievePropertiesEx"]
+    finally:
+        sim.admin("PUT", "/latency", {"ms": 0})
+        client.close()
+    print(f"{len(names)} VMs observed at once: {reads} RetrievePropertiesEx")
+    assert reads < len(names)
+    assert any(alone[n].attached_to_vms for n in names)  # some see devices their neighbours hold
+    for name, answer in zip(names, answers, strict=True):
+        before = alone[name].vm
+        assert answer.vm is not None
+        assert before is not None
+        assert (answer.vm.name, answer.vm.host) == (name, before.host)
+        assert dict(answer.attached_to_vms) == dict(alone[name].attached_to_vms)
+
+
 def test_config_target_follows_the_hosts_passthrough_state(
     sim: vcsim.Simulator, adapter: VMAdapter
 ) -> None:

@@ -67,6 +67,7 @@ OTHER_VM_PATHS: tuple[str, ...] = ("name", "config.hardware.device")
 HOST_PATHS: tuple[str, ...] = (
     "name",
     "parent",
+    "vm",  # which of the VMs read are this host's (a batched read holds others too: batch.py)
     "config.product.version",
     "hardware.systemInfo.uuid",
     "capability.vmDirectPathGen2Supported",

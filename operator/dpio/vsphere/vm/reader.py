@@ -5,7 +5,8 @@
    port groups through `network`), and its host (plus `parent`, the cluster, and `vm`, the other
    VMs of the host, read only for `name` and `config.hardware.device`). A traversal follows a
    property of the object itself, not `runtime.host`, so the host comes from the lookup index
-   (lookup.py); a VM that moved since is read once more, with its new host.
+   (lookup.py); a VM that moved since is read once more, with its new host. Reads asked for at
+   the same time share that call (batch.py): a converging fleet costs less than one per VM.
 2. `EnvironmentBrowser.QueryConfigTarget(host)`: the devices the host offers right now; asked
    again only when the host's passthrough state changed (environment.py).
 3. `EnvironmentBrowser.QueryConfigOption(key, host)`: the per-VM passthrough maximum, cached per
@@ -18,7 +19,7 @@ the index yet.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,6 +33,7 @@ from dpio.vsphere.properties import PC, ObjectProps, moref_id
 from dpio.vsphere.vm import map as vm_map
 from dpio.vsphere.vm import placement as vm_placement
 from dpio.vsphere.vm import target as vm_target
+from dpio.vsphere.vm.batch import BatchedReads
 from dpio.vsphere.vm.environment import EnvironmentCache, passthru_fingerprint
 from dpio.vsphere.vm.lookup import VMLookup
 
@@ -109,7 +111,11 @@ class VMRead:
         return replace(found, folder=folder, resource_pool=pool)
 
     def attached_to_vms(self) -> dict[str, tuple[str, ...]]:
-        return vm_map.attached_to_vms(self.vm.moref, self.of_kind(vm_map.VM))
+        """Devices held by the other VMs of its host (`HostSystem.vm`): a batched read also
+        holds VMs of other hosts, whose PCI addresses mean other devices."""
+        on_host = {moref_id(v) for v in (self.host.get("vm") or ())} if self.host else set()
+        others = [o for o in self.of_kind(vm_map.VM) if o.moref in on_host]
+        return vm_map.attached_to_vms(self.vm.moref, others)
 
 
 def vcenter_uuid(conn: Connection) -> str:
@@ -132,23 +138,32 @@ class VMReader:
     def __init__(self) -> None:
         self.lookup = VMLookup()
         self.environment = EnvironmentCache()
+        self.batch = BatchedReads(self._read_many)
         self._lock = threading.Lock()
         self._nics: dict[str, tuple[str, dict[int, Any]]] = {}
 
     def read(self, conn: Connection, vm_moref: str, host_moref: str) -> VMRead | None:
-        """Step 1; None when the VM (or the host we thought it on) no longer exists."""
-        vm = conn.ref(vim.VirtualMachine, vm_moref)
-        host = conn.ref(vim.HostSystem, host_moref)
-        try:
-            with translated():
-                contents = retrieve_all(conn.content.propertyCollector, observe_filters(vm, host))
-        except ObjectNotFound:
-            return None
-        objects = merged(contents)
-        found = objects.get((vm_map.VM, vm_moref))
-        if found is None:
+        """Step 1 (with whichever other reads are under way: batch.py); None when the VM (or
+        the host we thought it on) no longer exists."""
+        objects = self.batch.read(conn, vm_moref, host_moref)
+        found = objects.get((vm_map.VM, vm_moref)) if objects is not None else None
+        if objects is None or found is None:
             return None
         return VMRead(found, objects.get((vm_map.HOST, host_moref)), objects)
+
+    @staticmethod
+    def _read_many(
+        conn: Connection, targets: Sequence[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], ObjectProps]:
+        specs = [
+            spec
+            for vm_moref, host_moref in targets
+            for spec in observe_filters(
+                conn.ref(vim.VirtualMachine, vm_moref), conn.ref(vim.HostSystem, host_moref)
+            )
+        ]
+        with translated():
+            return merged(retrieve_all(conn.content.propertyCollector, specs))
 
     def read_located(self, conn: Connection, name: str, instance_uuid: str) -> VMRead | None:
         """Step 1 for the VM so named; None if no VM has that name / instance UUID."""
