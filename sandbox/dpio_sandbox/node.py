@@ -15,6 +15,7 @@ bridge or cgroup behind.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -97,8 +98,11 @@ def _start(plane: ControlPlane, operator_image: str) -> Node:
         _say(f"node: no {operator_image} in podman: make image, then make sandbox NODE=1 again")
     _stop_if_stale(plane)
     kubelet.start_scheduler(plane, bin_dir)
+    since = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    if procs.running(plane.state_dir, "kubelet") is not None:
+        since = datetime.datetime.min.replace(tzinfo=datetime.UTC)  # running: its status holds
     kubelet.start_kubelet(plane, bin_dir, NAME, NODE_IP)
-    _wait_ready(plane, timeout=120)
+    _wait_ready(plane, since, timeout=120)
     values = state_dir / "node" / "values.yaml"
     values.write_text(yaml.safe_dump(chart_values(plane, operator_image), sort_keys=False))
     node = Node(NAME, NODE_IP, tuple(images), values)
@@ -156,9 +160,10 @@ def _stop_if_stale(plane: ControlPlane) -> None:
             procs.stop(plane.state_dir, name)
 
 
-def _wait_ready(plane: ControlPlane, timeout: float) -> None:
-    """Until the Node reports Ready and carries no taint (the node lifecycle controller lifts
-    the not-ready one), failing fast if the kubelet dies."""
+def _wait_ready(plane: ControlPlane, since: datetime.datetime, timeout: float) -> None:
+    """Until the Node reports Ready, in a heartbeat from ``since`` on (not a status the last
+    kubelet left in etcd), and carries no taint (the node lifecycle controller lifts the
+    not-ready one), failing fast if the kubelet dies."""
 
     def ready() -> bool:
         argv = [str(plane.kubectl), f"--kubeconfig={plane.kubeconfig}", "get", "node", NAME]
@@ -171,8 +176,10 @@ def _wait_ready(plane: ControlPlane, timeout: float) -> None:
         if proc.returncode != 0:
             return False
         body = json.loads(proc.stdout)
-        conditions = {c["type"]: c["status"] for c in body["status"].get("conditions", [])}
-        return conditions.get("Ready") == "True" and not body["spec"].get("taints")
+        conditions = {c["type"]: c for c in body["status"].get("conditions", [])}
+        ready = conditions.get("Ready", {})
+        beat = datetime.datetime.fromisoformat(ready.get("lastHeartbeatTime", "1970-01-01T00:00Z"))
+        return ready.get("status") == "True" and beat >= since and not body["spec"].get("taints")
 
     pid = procs.running(plane.state_dir, "kubelet")
     assert pid is not None

@@ -32,6 +32,7 @@ _PREFIX = 24
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _POD_CGROUP = "kubepods"
 _LOG_LINKS = Path("/var/log/containers")
+_SHIM_DIRS = (Path("/run/containerd/s"), Path("/run/containerd"))
 #: The processes of a node, stopped in this order by ``node.stop``.
 PROCESSES = ("kubelet", "kube-scheduler", "containerd")
 
@@ -83,6 +84,11 @@ def cleanup(state_dir: Path, containerd_socket: Path | None = None) -> list[str]
     if ours:
         found += _remove_cgroups()
     found += _remove_log_links(state_dir)
+    # Made by the shims (their sockets: containerd 1.6 has them there whatever its state
+    # directory) and the kubelet; removed only if empty, as the machine's own may be in use.
+    for made in (*_SHIM_DIRS, _LOG_LINKS):
+        with contextlib.suppress(OSError):
+            made.rmdir()
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def down(state_dir: Path) -> None:
     """Stop the node (cleaned up after), every simulator and the control plane of
     ``state_dir``; data and certs stay."""
     state_dir = state_dir.resolve()
-    node_mod.stop(state_dir)
+    found = node_mod.stop(state_dir)
+    if found:
+        print(f"node of {state_dir}: removed {', '.join(found)}", file=sys.stderr)
     for info in sorted(state_dir.glob("*.json")):
         if info.stem != "controlplane":
             vcsim.stop(state_dir, info.stem)
