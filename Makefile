@@ -104,7 +104,7 @@ sandbox: venv ## Start etcd, kube-apiserver, kube-controller-manager and dpio-vc
 	$(SANDBOX) up $(if $(filter 1,$(NODE)),--node)
 
 .PHONY: cluster
-cluster: image ## make image, then make sandbox NODE=1: the sandbox with a node running the image's pods
+cluster: image ## make image, then make sandbox NODE=1: the sandbox with a node, the image imported into its containerd
 	$(MAKE) --no-print-directory sandbox NODE=1
 
 .PHONY: sandbox-down

@@ -103,7 +103,7 @@ def cni_config(state_dir: Path) -> str:
     masquerading (pods reach the node's address, nothing beyond it)."""
     conflist = {
         "cniVersion": "1.0.0",
-        "name": "dpio-sandbox",
+        "name": nodehost.NETWORK,
         "plugins": [
             {
                 "type": "bridge",

@@ -25,6 +25,8 @@ from pathlib import Path
 from dpio_sandbox import procs
 
 BRIDGE = "dpio0"
+#: The CNI network's name (containerd.cni_config).
+NETWORK = "dpio-sandbox"
 #: The node's address: the bridge's, the pods' gateway; the kubelet's InternalIP.
 NODE_IP = "10.213.77.1"
 SUBNET = "10.213.77.0/24"
@@ -33,6 +35,9 @@ _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _POD_CGROUP = "kubepods"
 _LOG_LINKS = Path("/var/log/containers")
 _SHIM_DIRS = (Path("/run/containerd/s"), Path("/run/containerd"))
+_DEVICE_PLUGINS = Path("/var/lib/kubelet/device-plugins")
+_CNI_RESULTS = Path("/var/lib/cni/results")  # libcni's cache, not configurable in containerd 1.6
+_FIXED_DIRS = (_DEVICE_PLUGINS, _DEVICE_PLUGINS.parent, _CNI_RESULTS, _CNI_RESULTS.parent)
 #: The processes of a node, stopped in this order by ``node.stop``.
 PROCESSES = ("kubelet", "kube-scheduler", "containerd")
 
@@ -83,10 +88,16 @@ def cleanup(state_dir: Path, containerd_socket: Path | None = None) -> list[str]
         found.append(f"bridge {BRIDGE}")
     if ours:
         found += _remove_cgroups()
+        # The kubelet's device plugin socket: a fixed path, whatever its root directory.
+        with contextlib.suppress(OSError):
+            (_DEVICE_PLUGINS / "kubelet.sock").unlink()
+            found.append("the kubelet's device plugin socket")
+        found += _remove_cni_results()
     found += _remove_log_links(state_dir)
     # Made by the shims (their sockets: containerd 1.6 has them there whatever its state
-    # directory) and the kubelet; removed only if empty, as the machine's own may be in use.
-    for made in (*_SHIM_DIRS, _LOG_LINKS):
+    # directory), the kubelet and libcni; removed only if empty, as the machine's own may be in
+    # use.
+    for made in (*_SHIM_DIRS, _LOG_LINKS, *_FIXED_DIRS):
         with contextlib.suppress(OSError):
             made.rmdir()
     return found
@@ -173,6 +184,27 @@ def _remove_log_links(state_dir: Path) -> list[str]:
                 link.unlink()
                 removed += 1
     return [f"{removed} log links"] if removed else []
+
+
+def _remove_cni_results() -> list[str]:
+    """libcni's cached results of the node's pods, which a CNI DEL would have removed: those of
+    its network (one node per machine), and the loopback ones of the same pods."""
+    try:
+        cached = list(_CNI_RESULTS.iterdir())
+    except OSError:
+        return []
+    prefix = f"{NETWORK}-"
+    pods = {p.name[len(prefix) :].rsplit("-", 1)[0] for p in cached if p.name.startswith(prefix)}
+    removed = 0
+    for result in cached:
+        name = result.name
+        if name.startswith(prefix) or (
+            name.startswith("cni-loopback-") and name[13:].rsplit("-", 1)[0] in pods
+        ):
+            with contextlib.suppress(OSError):
+                result.unlink()
+                removed += 1
+    return [f"{removed} cached CNI results"] if removed else []
 
 
 def _hierarchies() -> list[Path]:

@@ -199,6 +199,9 @@ def test_sandbox_down_leaves_nothing_behind(cluster: Cluster) -> None:
     assert nodehost.bridge_owner() is None
     assert nodehost.pod_cgroup_pids() == set()
     assert not any(Path("/sys/fs/cgroup").glob("*/kubepods")), "kubepods cgroups left"
+    # What the kubelet and libcni keep at fixed paths, whatever the state directory.
+    assert not Path("/var/lib/kubelet/device-plugins/kubelet.sock").exists()
+    assert not list(Path("/var/lib/cni/results").glob(f"{nodehost.NETWORK}-*"))
     for name in (*nodehost.PROCESSES, "kube-apiserver", "etcd", "vcsim-node"):
         assert procs.running(state, name) is None, name
     assert _processes_naming(state) == [], "processes naming the state directory are left"
