@@ -5,11 +5,14 @@ tests/integration/node/test_chart_on_node.py."""
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
 from dpio_sandbox import certs, containerd, kubelet, node, nodehost
 from dpio_sandbox.controlplane import ControlPlane
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_containerd_keeps_to_the_state_directory_with_the_quirks_that_work(tmp_path: Path) -> None:
@@ -82,3 +85,20 @@ def test_the_charts_values_name_the_imported_image_and_the_api_server_at_the_nod
 
 def test_mount_points_are_read_unescaped() -> None:
     assert nodehost._unescape(r"/tmp/a\040b/c\134d") == "/tmp/a b/c\\d"
+
+
+def test_the_kubelet_is_built_from_the_control_planes_kubernetes_release() -> None:
+    """sandbox/node and sandbox/controlplane pin k8s.io/kubernetes and its staging modules to
+    the same versions: a kubelet newer than its API server is not supported."""
+
+    def pins(module: str) -> set[str]:
+        text = (ROOT / "sandbox" / module / "go.mod").read_text()
+        return set(re.findall(r"^\s*(k8s\.io/\S+ => k8s\.io/\S+ v\S+|k8s\.io/kubernetes v\S+)",
+                              text, re.MULTILINE))  # fmt: skip
+
+    node_pins, plane_pins = pins("node"), pins("controlplane")
+    assert any(p.startswith("k8s.io/kubernetes v") for p in node_pins)
+    shared = {p.split(" ")[0] for p in node_pins} & {p.split(" ")[0] for p in plane_pins}
+    assert {p for p in node_pins if p.split(" ")[0] in shared} == {
+        p for p in plane_pins if p.split(" ")[0] in shared
+    }
