@@ -144,7 +144,26 @@ def start(state_dir: Path, pause_image: str) -> int:
         what=str(socket(state_dir)),
         ready=lambda: ctr(state_dir, "version", check=False).returncode == 0,
     )
+    broken = _broken_plugins(state_dir)
+    if broken:
+        log = procs.log_file(state_dir, "containerd")
+        raise nodehost.NodeUnavailableError(
+            f"containerd's {', '.join(broken)} plugin(s) did not load here (e.g. overlayfs on an "
+            f"overlay root); see {log}"
+        )
     return pid
+
+
+def _broken_plugins(state_dir: Path) -> list[str]:
+    """Of the plugins the node needs (overlayfs snapshots, the CRI), those not loaded ("ok")."""
+    needed = {("io.containerd.snapshotter.v1", "overlayfs"), ("io.containerd.grpc.v1", "cri")}
+    status = {}
+    for line in ctr(state_dir, "plugins", "ls").stdout.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 3:
+            status[(fields[0], fields[1])] = fields[-1]
+    return sorted(f"{kind.rsplit('.', 2)[-2]}/{name}" for kind, name in needed
+                  if status.get((kind, name)) != "ok")  # fmt: skip
 
 
 def stop(state_dir: Path) -> None:
