@@ -105,20 +105,7 @@ def _start(plane: ControlPlane, operator_image: str) -> Node:
     _wait_ready(plane, since, timeout=120)
     values = state_dir / "node" / "values.yaml"
     values.write_text(yaml.safe_dump(chart_values(plane, operator_image), sort_keys=False))
-    node = Node(NAME, NODE_IP, tuple(images), values)
-    (state_dir / "node" / "node.json").write_text(json.dumps({"images": images}))
-    return node
-
-
-def read(state_dir: Path) -> Node | None:
-    """The node of ``state_dir`` if its processes run."""
-    if any(procs.running(state_dir, name) is None for name in nodehost.PROCESSES):
-        return None
-    try:
-        images = json.loads((state_dir / "node" / "node.json").read_text())["images"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return Node(NAME, NODE_IP, tuple(images), state_dir / "node" / "values.yaml")
+    return Node(NAME, NODE_IP, tuple(images), values)
 
 
 def chart_values(plane: ControlPlane, operator_image: str = IMAGE) -> dict[str, object]:
