@@ -19,6 +19,7 @@ import dataclasses
 import io
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     finally:
         _print_logs(box)
         sandbox_mod.down(state)  # a no-op after test_sandbox_down_leaves_nothing_behind
+        if not nodehost.mounts_under(state):  # the images' ~400 MB, kept by pytest otherwise
+            shutil.rmtree(state / "node" / "containerd", ignore_errors=True)
 
 
 def test_helm_install_into_a_restricted_namespace_becomes_available(cluster: Cluster) -> None:
