@@ -99,11 +99,16 @@ demo: venv ## The sandbox, the operator and the examples/, with their status as 
 	$(SANDBOX) demo
 
 .PHONY: sandbox
-sandbox: venv ## Start etcd, kube-apiserver, kube-controller-manager and dpio-vcsim; writes .sandbox/env
-	$(SANDBOX) up
+sandbox: venv ## Start etcd, kube-apiserver, kube-controller-manager and dpio-vcsim; writes .sandbox/env. NODE=1: a node too (root)
+	$(if $(filter 1,$(NODE)),sandbox/node/install-tools.sh)
+	$(SANDBOX) up $(if $(filter 1,$(NODE)),--node)
+
+.PHONY: cluster
+cluster: image ## make image, then make sandbox NODE=1: the sandbox with a node, the image imported into its containerd
+	$(MAKE) --no-print-directory sandbox NODE=1
 
 .PHONY: sandbox-down
-sandbox-down: venv ## Stop everything the sandbox started
+sandbox-down: venv ## Stop everything the sandbox started (with a node: its mounts, network namespaces and cgroups too)
 	$(SANDBOX) down
 
 .PHONY: clean

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from dpio_sandbox import demo, install, sandbox, vcsim
+from dpio_sandbox import demo, install, node, nodehost, sandbox, vcsim
 from dpio_sandbox.paths import default_state_dir
 
 
@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "env", "install", "demo"])
     parser.add_argument("--state-dir", type=Path, default=default_state_dir())
     parser.add_argument("--inventory", type=Path, default=vcsim.DEFAULT_INVENTORY)
+    parser.add_argument(
+        "--node",
+        action="store_true",
+        help="up: a node as well (kubelet, containerd; needs root): make sandbox NODE=1",
+    )
     parser.add_argument(
         "--once", action="store_true", help="demo: exit once every object is settled (for CI)"
     )
@@ -31,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "down":
         sandbox.down(state_dir)
         print(f"sandbox in {state_dir} stopped")
+        left = nodehost.mounts_under(state_dir.resolve())
+        if left:
+            print(f"still mounted under {state_dir}: {left}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "env":
         env = state_dir / "env"
@@ -40,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         print(env.read_text(), end="")
         return 0
     started = time.monotonic()
-    box = sandbox.up(state_dir, args.inventory)
+    try:
+        box = sandbox.up(state_dir, args.inventory, node=args.node)
+    except node.NodeUnavailableError as err:
+        print(f"no node on this machine: {err}", file=sys.stderr)
+        return 1
     if args.command == "demo":
         print(f"sandbox up in {time.monotonic() - started:.1f}s ({state_dir})")
         return demo.run(box, once=args.once, seconds=args.watch_seconds)

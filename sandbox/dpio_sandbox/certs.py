@@ -56,12 +56,15 @@ def issue_serving_cert(
     dns_names: Sequence[str] = (),
     ips: Sequence[str] = (),
 ) -> KeyPair:
-    """A TLS server certificate for loopback (127.0.0.1, ::1, localhost) plus extra SANs."""
+    """A TLS server certificate for loopback (127.0.0.1, ::1, localhost) plus extra SANs.
+
+    An existing one is reused if it names every SAN asked for (issued again otherwise: the node
+    adds its bridge address to the API server's and the simulator's)."""
     pair = _pair(directory, name)
-    if _exists(pair):
-        return pair
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in (*_LOOPBACK_DNS, *dns_names)]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in (*_LOOPBACK_IPS, *ips)]
+    if _exists(pair) and set(sans) <= _sans(pair.cert):
+        return pair
     return _issue(
         ca, pair, name, organizations=(), usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=sans
     )
@@ -161,6 +164,14 @@ def _usage(*, cert_sign: bool) -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
+
+
+def _sans(cert_file: Path) -> set[x509.GeneralName]:
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    try:
+        return set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return set()
 
 
 def _pair(directory: Path, name: str) -> KeyPair:

@@ -31,6 +31,15 @@ _CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "clusterrole-aggregation-controller",
 )
+# With a node (``make sandbox NODE=1``): what a Deployment's pods need to exist and to be
+# scheduled (the node lifecycle controller lifts the node's not-ready taint), and the
+# garbage collection of the pods of deleted nodes.
+_NODE_CONTROLLERS = (
+    "deployment-controller",
+    "replicaset-controller",
+    "node-lifecycle-controller",
+    "pod-garbage-collector-controller",
+)
 
 
 @dataclass(frozen=True)
@@ -44,11 +53,14 @@ class ControlPlane:
     kubectl: Path
     pids: dict[str, int]
     ports: dict[str, int]
+    #: The node's address (its bridge's) when started for a node: the API server then listens on
+    #: every address, names it in its certificate, and authorizes kubelets (Node,RBAC).
+    node_ip: str | None = None
 
 
-def binaries() -> tuple[Path, Path]:
-    """Bin dirs of (Kubernetes, etcd), built on first use or when a go.mod changes."""
-    k8s, released = module_release(CONTROLPLANE_MODULE, "k8s.io/kubernetes")
+def version_ldflags(module_dir: Path) -> tuple[str, str]:
+    """(Kubernetes version, the ``-X`` flags stamping it) for the binaries of ``module_dir``."""
+    k8s, released = module_release(module_dir, "k8s.io/kubernetes")
     major, minor = k8s.lstrip("v").split(".")[:2]
     # What hack/lib/version.sh stamps, so `kubectl version` reports the release on both sides.
     # The release commit is not recorded by the module proxy, so gitCommit stays empty.
@@ -65,6 +77,12 @@ def binaries() -> tuple[Path, Path]:
         for pkg in ("client-go/pkg/version", "component-base/version")
         for var, value in stamp.items()
     )
+    return k8s, ldflags
+
+
+def binaries() -> tuple[Path, Path]:
+    """Bin dirs of (Kubernetes, etcd), built on first use or when a go.mod changes."""
+    k8s, ldflags = version_ldflags(CONTROLPLANE_MODULE)
     commands = ("kube-apiserver", "kube-controller-manager", "kubectl")
     k8s_bin = build_go(
         "kubernetes",
@@ -78,16 +96,17 @@ def binaries() -> tuple[Path, Path]:
     return k8s_bin, etcd_bin
 
 
-def start(state_dir: Path) -> ControlPlane:
-    """Start (or reuse, if already running and ready) the control plane of ``state_dir``."""
+def start(state_dir: Path, *, node_ip: str | None = None) -> ControlPlane:
+    """Start (or reuse, if already running and ready) the control plane of ``state_dir``;
+    ``node_ip``: ready for a node at that address (a running one without it is restarted)."""
     state_dir = state_dir.resolve()
     current = _load(state_dir)
-    if current is not None and _healthy(current):
+    if current is not None and current.node_ip == node_ip and _healthy(current):
         return current
     stop(state_dir)  # leftovers of a half-dead run
     k8s_bin, etcd_bin = binaries()
     try:
-        plane = _start_all(state_dir, k8s_bin, etcd_bin)
+        plane = _start_all(state_dir, k8s_bin, etcd_bin, node_ip)
     except BaseException:
         stop(state_dir)  # no half-started control plane; logs stay for the error's reader
         raise
@@ -95,21 +114,25 @@ def start(state_dir: Path) -> ControlPlane:
     return plane
 
 
-def _start_all(state_dir: Path, k8s_bin: Path, etcd_bin: Path) -> ControlPlane:
+def _start_all(state_dir: Path, k8s_bin: Path, etcd_bin: Path, node_ip: str | None) -> ControlPlane:
     pki = state_dir / "pki"
     ca = certs.ensure_ca(pki)
     ports = {name: procs.free_port() for name in (*_COMPONENTS, "etcd-peer")}
     server = f"https://127.0.0.1:{ports['kube-apiserver']}"
     pids = {
         "etcd": _start_etcd(state_dir, etcd_bin, ca, ports),
-        "kube-apiserver": _start_apiserver(state_dir, k8s_bin, ca, ports),
+        "kube-apiserver": _start_apiserver(state_dir, k8s_bin, ca, ports, node_ip),
     }
     admin = certs.issue_client_cert(
         ca, "admin", pki, common_name="admin", organizations=["system:masters"]
     )
-    kubeconfig = _write_kubeconfig(state_dir / "kubeconfig", server, ca.cert, admin)
-    pids["kube-controller-manager"] = _start_controller_manager(state_dir, k8s_bin, ca, ports)
-    return ControlPlane(state_dir, kubeconfig, server, ca.cert, k8s_bin / "kubectl", pids, ports)
+    kubeconfig = write_kubeconfig(state_dir / "kubeconfig", server, ca.cert, admin)
+    controllers = (*_CONTROLLERS, *(_NODE_CONTROLLERS if node_ip else ()))
+    pids["kube-controller-manager"] = _start_controller_manager(
+        state_dir, k8s_bin, ca, ports, controllers
+    )
+    kubectl = k8s_bin / "kubectl"
+    return ControlPlane(state_dir, kubeconfig, server, ca.cert, kubectl, pids, ports, node_ip)
 
 
 def stop(state_dir: Path) -> None:
@@ -150,14 +173,16 @@ def _start_etcd(state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: Ports)
     )
 
 
-def _start_apiserver(state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: Ports) -> int:
+def _start_apiserver(
+    state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: Ports, node_ip: str | None
+) -> int:
     pki = state_dir / "pki"
     sa = certs.ensure_service_account_key(pki)
     tls = certs.issue_serving_cert(
         ca,
         "kube-apiserver",
         pki,
-        ips=["10.0.0.1"],  # first IP of _SERVICE_CIDR
+        ips=["10.0.0.1", *([node_ip] if node_ip else [])],  # 10.0.0.1: first of _SERVICE_CIDR
         dns_names=["kubernetes", "kubernetes.default", "kubernetes.default.svc"],
     )
     port = ports["kube-apiserver"]
@@ -171,13 +196,14 @@ def _start_apiserver(state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: P
             f"--etcd-servers=https://127.0.0.1:{ports['etcd']}",
             f"--etcd-cafile={ca.cert}",
             f"--secure-port={port}",
-            "--bind-address=127.0.0.1",
+            # With a node, its pods reach the API server at the node's bridge address.
+            f"--bind-address={'0.0.0.0' if node_ip else '127.0.0.1'}",
             "--advertise-address=127.0.0.1",
             f"--cert-dir={pki}",
             f"--tls-cert-file={tls.cert}",
             f"--tls-private-key-file={tls.key}",
             f"--client-ca-file={ca.cert}",
-            "--authorization-mode=RBAC",
+            *(_node_flags(pki, ca) if node_ip else ["--authorization-mode=RBAC"]),
             f"--service-account-issuer={_ISSUER}",
             f"--api-audiences={_ISSUER}",
             f"--service-account-key-file={sa.cert}",
@@ -189,15 +215,37 @@ def _start_apiserver(state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: P
     )
 
 
+def _node_flags(pki: Path, ca: certs.KeyPair) -> list[str]:
+    """What a kubelet needs of the API server: Node authorization and NodeRestriction for its
+    own credentials; for ``kubectl logs``/``exec``, a client certificate the kubelet accepts
+    (O=system:masters: the kubelet's webhook authorization asks this API server) and the
+    kubelet's serving certificate checked against the sandbox CA, at the node's InternalIP."""
+    client = certs.issue_client_cert(
+        ca,
+        "kube-apiserver-kubelet-client",
+        pki,
+        common_name="kube-apiserver-kubelet-client",
+        organizations=["system:masters"],
+    )
+    return [
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        f"--kubelet-client-certificate={client.cert}",
+        f"--kubelet-client-key={client.key}",
+        f"--kubelet-certificate-authority={ca.cert}",
+        "--kubelet-preferred-address-types=InternalIP",
+    ]
+
+
 def _start_controller_manager(
-    state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: Ports
+    state_dir: Path, bin_dir: Path, ca: certs.KeyPair, ports: Ports, controllers: tuple[str, ...]
 ) -> int:
     pki = state_dir / "pki"
     client = certs.issue_client_cert(
         ca, "kcm-client", pki, common_name="system:kube-controller-manager"
     )
     server = f"https://127.0.0.1:{ports['kube-apiserver']}"
-    config = _write_kubeconfig(state_dir / "kcm.kubeconfig", server, ca.cert, client)
+    config = write_kubeconfig(state_dir / "kcm.kubeconfig", server, ca.cert, client)
     tls = certs.issue_serving_cert(ca, "kube-controller-manager", pki)
     port = ports["kube-controller-manager"]
     return _launch(
@@ -213,7 +261,7 @@ def _start_controller_manager(
             # No front proxy (requestheader CA) in the sandbox: don't look for one,
             # nor log its absence.
             "--authentication-skip-lookup=true",
-            f"--controllers={','.join(_CONTROLLERS)}",
+            f"--controllers={','.join(controllers)}",
             "--leader-elect=false",
             # Each controller acts as its own ServiceAccount, with the bootstrap RBAC role
             # made for it.
@@ -242,7 +290,7 @@ def _launch(
     return pid
 
 
-def _write_kubeconfig(path: Path, server: str, ca_file: Path, user: certs.KeyPair) -> Path:
+def write_kubeconfig(path: Path, server: str, ca_file: Path, user: certs.KeyPair) -> Path:
     """A single-context kubeconfig with the credentials inlined, so it can be copied anywhere."""
 
     def b64(file: Path) -> str:
@@ -285,7 +333,13 @@ def _load(state_dir: Path) -> ControlPlane | None:
     except (OSError, ValueError):
         return None
     paths = {k: Path(raw[k]) for k in ("state_dir", "kubeconfig", "ca_file", "kubectl")}
-    return ControlPlane(**paths, server=raw["server"], pids=raw["pids"], ports=raw["ports"])
+    return ControlPlane(
+        **paths,
+        server=raw["server"],
+        pids=raw["pids"],
+        ports=raw["ports"],
+        node_ip=raw.get("node_ip"),
+    )
 
 
 def _healthy(plane: ControlPlane) -> bool:

@@ -11,6 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Go wrapper modules, one per thing we build.
 CONTROLPLANE_MODULE = REPO_ROOT / "sandbox" / "controlplane"
 ETCD_MODULE = REPO_ROOT / "sandbox" / "etcd"
+NODE_MODULE = REPO_ROOT / "sandbox" / "node"
 VCSIM_MODULE = REPO_ROOT / "sandbox" / "vcsim"
 
 

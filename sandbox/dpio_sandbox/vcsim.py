@@ -4,6 +4,7 @@ file, a serving certificate signed by the sandbox CA, and fixed sandbox-only cre
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,19 +54,25 @@ def start(
     name: str = "vcsim",
     inventory: Path = DEFAULT_INVENTORY,
     reboot_delay: str = "2s",
+    address: str = "127.0.0.1",
 ) -> Simulator:
-    """Start simulator ``name`` unless it already runs; return how to reach it."""
+    """Start simulator ``name`` unless it already runs (at ``address``); return how to reach
+    it. ``address``: where its SDK listens (the node's bridge address, for pods), named in its
+    certificate; the admin API stays on loopback."""
     current = read(state_dir, name)
-    if current is not None:
+    if current is not None and urllib.parse.urlsplit(current.sdk_url).hostname == address:
         return current
+    if current is not None:
+        stop(state_dir, name)
     pki = state_dir / "pki"
-    serving = certs.issue_serving_cert(certs.ensure_ca(pki), name, pki)
+    extra = [] if address == "127.0.0.1" else [address]
+    serving = certs.issue_serving_cert(certs.ensure_ca(pki), name, pki, ips=extra)
     ready = _ready_file(state_dir, name)
     ready.unlink(missing_ok=True)
     argv = [
         str(binary()),
         f"--inventory={inventory}",
-        "--listen=127.0.0.1:0",
+        f"--listen={address}:0",
         "--admin-listen=127.0.0.1:0",
         f"--tls-cert={serving.cert}",
         f"--tls-key={serving.key}",
