@@ -105,7 +105,7 @@ def test_a_recovery_queues_the_assignment_of_the_changed_vm_only() -> None:
         controller = Controller("VMDeviceAssignment", reconcile)
         triggers = AssignmentTriggers(controller)
         for i in range(1, 6):
-            controller.observe("ADDED", _assignment(f"a-{i}", f"vm-{i}"))
+            triggers.assignment_event("ADDED", _assignment(f"a-{i}", f"vm-{i}"))
         controller.start()
         await asyncio.sleep(0.05)
         reconciled.clear()
