@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
+from dpio_sandbox import vcsim
 from dpio_sandbox.vcsim import Simulator
 
 _PC: Any = vmodl.query.PropertyCollector
@@ -19,18 +20,7 @@ _PC: Any = vmodl.query.PropertyCollector
 
 #: vCenter methods that change something (docs/design.md, "Performance targets"): a steady
 #: state and a restart over converged objects make none of them.
-WRITE_METHODS = (
-    "UpdatePassthruConfig",
-    "ReconfigVM_Task",
-    "RebootHost_Task",
-    "EnterMaintenanceMode_Task",
-    "ExitMaintenanceMode_Task",
-    "PowerOffVM_Task",
-    "PowerOnVM_Task",
-    "ShutdownGuest",
-    "UpgradeVM_Task",
-    "ReconfigureComputeResource_Task",
-)
+WRITE_METHODS = vcsim.WRITE_METHODS
 
 
 def counters(sim: Simulator) -> dict[str, int]:

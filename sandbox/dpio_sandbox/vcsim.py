@@ -16,6 +16,22 @@ USERNAME = "administrator@vsphere.local"
 #: Sandbox only. Tests prove the operator refuses it when the CA does not match.
 PASSWORD = "dpio-Sandbox-1!"
 DEFAULT_INVENTORY = VCSIM_MODULE / "inventory" / "default.yaml"
+#: Every SOAP method by which the operator changes vCenter, as the simulator's call counters
+#: (`GET /counters`) name them: what "no write" and "no double write" checks look for.
+WRITE_METHODS = frozenset(
+    {
+        "UpdatePassthruConfig",
+        "RebootHost_Task",
+        "EnterMaintenanceMode_Task",
+        "ExitMaintenanceMode_Task",
+        "ReconfigVM_Task",
+        "UpgradeVM_Task",
+        "PowerOnVM_Task",
+        "PowerOffVM_Task",
+        "ShutdownGuest",
+        "ReconfigureComputeResource_Task",
+    }
+)
 
 
 @dataclass(frozen=True)

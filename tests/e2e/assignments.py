@@ -38,17 +38,7 @@ def a100s_yaml(buses: Sequence[str]) -> str:
 Want = tuple[str, str] | Callable[[tuple[str, str]], bool]
 
 # Every SOAP method that changes vCenter, as the simulator's call counters name them.
-WRITES = frozenset(
-    {
-        "ReconfigVM_Task",
-        "UpgradeVM_Task",
-        "PowerOnVM_Task",
-        "PowerOffVM_Task",
-        "ShutdownGuest",
-        "ReconfigureComputeResource_Task",
-        "UpdatePassthruConfig",
-    }
-)
+WRITES = vcsim.WRITE_METHODS
 
 
 ALL_POWER_POLICIES = ("WaitForPowerOff", "ShutdownGuest", "PowerOff")

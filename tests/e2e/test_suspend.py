@@ -39,7 +39,7 @@ pytestmark = pytest.mark.sandbox
 NS, SIM, HOST = "e2e-suspend", "vcsim-suspend", "esx-s.lab.local"
 OFF, ON = "0000:3b:00.0", "0000:3c:00.0"  # an A100 passthrough is off for, one it is on for
 #: Every SOAP method that changes vCenter: the VM side's and the rolling reboot's steps.
-ALL_WRITES = WRITES | {"EnterMaintenanceMode_Task", "ExitMaintenanceMode_Task", "RebootHost_Task"}
+ALL_WRITES = WRITES  # host steps included (dpio_sandbox.vcsim.WRITE_METHODS)
 INVENTORY = one_host(
     HOST,
     {

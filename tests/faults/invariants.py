@@ -22,19 +22,11 @@ from tests.faults.harness import (
 )
 from tests.integration.vsphere.helpers import connect, host_properties
 
+from dpio_sandbox import vcsim
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator
 
-WRITES = (
-    "UpdatePassthruConfig",
-    "RebootHost_Task",
-    "EnterMaintenanceMode_Task",
-    "ExitMaintenanceMode_Task",
-    "ReconfigVM_Task",
-    "PowerOnVM_Task",
-    "PowerOffVM_Task",
-    "ReconfigureComputeResource_Task",
-)
+WRITES = vcsim.WRITE_METHODS
 
 
 def not_ready(box: Sandbox, policies: Iterable[str]) -> list[str]:

@@ -41,16 +41,7 @@ RELEASE, NAMESPACE = "dpio-operator", "dpio-node"  # fullname: the release's nam
 DEPLOYMENT = RELEASE
 LEASE = f"{RELEASE}-leader"
 CRDS = ("hostpassthroughpolicies.dpio.io", "vmdeviceassignments.dpio.io")
-WRITES = (
-    "UpdatePassthruConfig",
-    "RebootHost_Task",
-    "EnterMaintenanceMode_Task",
-    "ExitMaintenanceMode_Task",
-    "ReconfigVM_Task",
-    "PowerOnVM_Task",
-    "PowerOffVM_Task",
-    "ReconfigureComputeResource_Task",
-)
+WRITES = vcsim.WRITE_METHODS
 T = TypeVar("T")
 
 
