@@ -25,7 +25,7 @@ from dpio.api.conditions import (
 from dpio.api.policy import HostPassthroughPolicy
 from dpio.planner.vm.observed import AssignmentClaim, PolicyView, QuotaUse, VMObservation
 from dpio.planner.vm.tenancy import consumer_problem
-from dpio.reconcile.assignment.others import ObjectKey, Other, Others
+from dpio.reconcile.assignment.others import ObjectKey, Other, Others, ParsedPolicies
 
 #: Reasons of an assignment that waits for something another object holds (a device, a VM,
 #: the quota), or for a VM to appear in its scope.
@@ -45,13 +45,29 @@ def parse_assignment(body: Body) -> VMDeviceAssignment | None:
         return None
 
 
-def parse_policy(body: Body | None) -> HostPassthroughPolicy | None:
+def parse_policy(
+    body: Body | None, memo: ParsedPolicies | None = None
+) -> HostPassthroughPolicy | None:
+    """The policy, or None while it is being deleted or if invalid; `memo` keeps it parsed
+    per resourceVersion (others.py)."""
     if body is None or body.get("metadata", {}).get("deletionTimestamp"):
         return None  # a policy being deleted offers nothing new
+    if memo is not None:
+        parsed: HostPassthroughPolicy | None = memo.parse(body)
+        return parsed
+    return _validated_policy(body)
+
+
+def _validated_policy(body: Body) -> HostPassthroughPolicy | None:
     try:
         return HostPassthroughPolicy.model_validate(body)
     except ValidationError:
         return None
+
+
+def policy_memo() -> ParsedPolicies:
+    """A memo for `parse_policy`."""
+    return ParsedPolicies(_validated_policy)
 
 
 def policy_view(policy: HostPassthroughPolicy, host: str | None) -> PolicyView:

@@ -16,7 +16,7 @@ from dpio.api.policy import HostPassthroughPolicy
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.plan import pinned
 from dpio.reconcile.assignment import inputs
-from dpio.reconcile.assignment.others import ObjectKey, Others
+from dpio.reconcile.assignment.others import ObjectKey, Others, ParsedPolicies
 from dpio.reconcile.ports import VCenterVMsPort, VMsPort
 
 Body = Mapping[str, Any]
@@ -34,6 +34,8 @@ class Sources:
     namespace_labels: Callable[[str], Mapping[str, str] | None]
     #: The other assignments, parsed once per resourceVersion (others.py).
     others: Others = field(default_factory=Others)
+    #: The policies, parsed once per resourceVersion (others.py).
+    policies: ParsedPolicies = field(default_factory=inputs.policy_memo)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ async def observe(sources: Sources, assignment: VMDeviceAssignment) -> Observati
     """The VM named in the spec, completed from the caches. Raises PortError."""
     meta, spec = assignment.metadata, assignment.spec
     namespace = meta.namespace or ""
-    policy = inputs.parse_policy(sources.policy(spec.policy_ref.name))
+    policy = inputs.parse_policy(sources.policy(spec.policy_ref.name), sources.policies)
     labels = sources.namespace_labels(namespace)
     observed, allowed = inputs.before_vcenter(policy, assignment, namespace, labels)
     if policy is None or not allowed:

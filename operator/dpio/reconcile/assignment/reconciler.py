@@ -44,7 +44,7 @@ from dpio.reconcile.assignment import inputs
 from dpio.reconcile.assignment.apply import apply
 from dpio.reconcile.assignment.intent import Intent, write_intent
 from dpio.reconcile.assignment.observe import Sources, observe, observe_pinned
-from dpio.reconcile.assignment.others import Others
+from dpio.reconcile.assignment.others import Others, ParsedPolicies
 from dpio.reconcile.assignment.report import Reporter, soonest
 from dpio.reconcile.assignment.tenant_messages import tenant_problem
 from dpio.reconcile.constants import CONFIRM_SECONDS
@@ -74,6 +74,8 @@ class AssignmentReconciler:
     dry_run: bool = False
     #: Every other assignment as claims and quota read it, parsed once per resourceVersion.
     others: Others = field(default_factory=Others)
+    #: The policies, parsed once per resourceVersion.
+    policies: ParsedPolicies = field(default_factory=inputs.policy_memo)
 
     async def __call__(self, body: Body) -> Result:
         assignment = inputs.parse_assignment(body)
@@ -96,7 +98,12 @@ class AssignmentReconciler:
     @property
     def _sources(self) -> Sources:
         return Sources(
-            self.vcenter, self.policy, self.all_assignments, self.namespace_labels, self.others
+            self.vcenter,
+            self.policy,
+            self.all_assignments,
+            self.namespace_labels,
+            self.others,
+            self.policies,
         )
 
     @property
@@ -145,7 +152,7 @@ class AssignmentReconciler:
             # and delete an assignment strip (and power off) a VM that is not theirs.
             await finalizers.release(self.objects, body)
             return Result()
-        policy = inputs.parse_policy(self.policy(spec.policy_ref.name))
+        policy = inputs.parse_policy(self.policy(spec.policy_ref.name), self.policies)
         if policy is None:
             # Without its policy nothing says which vCenter, nor whether the namespace may still
             # act on the VM: refuse (never the operator's default vCenter), release, say so.

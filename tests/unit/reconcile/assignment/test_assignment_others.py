@@ -77,3 +77,40 @@ def test_completed_keeps_using_the_memo_it_is_given() -> None:
     memo, fleet = Others(), _fleet(3)
     inputs.completed(observe(converged_vm()), policy, {}.get, fleet, ME, memo=memo)
     assert len(memo) == 3
+
+
+def _policy_body(version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "dpio.io/v1alpha1",
+        "kind": "HostPassthroughPolicy",
+        "metadata": {"name": "gpu-hosts", "uid": "uid-p", "resourceVersion": version},
+        "spec": {"hosts": {"names": ["esx01"]}, "devices": [{"address": "0000:3b:00.0"}]},
+    }
+
+
+def test_a_policy_is_parsed_once_per_version() -> None:
+    parsed: list[str] = []
+
+    def parse(b: Any) -> Any:
+        parsed.append(b["metadata"]["resourceVersion"])
+        return HostPassthroughPolicy.model_validate(b)
+
+    memo = others.ParsedPolicies(parse)
+    first = inputs.parse_policy(_policy_body("1"), memo)
+    assert inputs.parse_policy(_policy_body("1"), memo) is first
+    assert inputs.parse_policy(_policy_body("2"), memo) is not None
+    assert parsed == ["1", "2"]
+    deleting = _policy_body("3")
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-06T00:00:00Z"
+    assert inputs.parse_policy(deleting, memo) is None  # offers nothing new, memo or not
+    for v in range(4, 40):
+        inputs.parse_policy(_policy_body(str(v)), memo)
+    assert len(memo._known) == others.ParsedPolicies.KEEP
+
+
+def test_an_invalid_policy_stays_none_through_the_memo() -> None:
+    bad = _policy_body("1")
+    bad["spec"] = {"hosts": "not a selector"}
+    memo = inputs.policy_memo()
+    assert inputs.parse_policy(bad, memo) is None
+    assert inputs.parse_policy(bad, memo) is None
