@@ -13,9 +13,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -162,20 +161,6 @@ def counters(sim: Simulator) -> dict[str, int]:
 
 def reset_counters(sim: Simulator) -> None:
     sim.admin("POST", "/counters/reset")
-
-
-def eventually(
-    probe: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.5
-) -> T:
-    """`probe()` until it returns something truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout:.0f}s: {what} (last: {last!r})")
 
 
 def secrets_in(texts: Iterable[tuple[str, str]], secrets: Iterable[str]) -> list[str]:

@@ -15,12 +15,12 @@ from typing import Any
 from tests.faults.harness import (
     OperatorProcess,
     counters,
-    eventually,
     get_json,
     ready,
     reset_counters,
 )
 from tests.integration.vsphere.helpers import connect, host_properties
+from tests.waiting import eventually
 
 from dpio_sandbox import vcsim
 from dpio_sandbox.sandbox import Sandbox

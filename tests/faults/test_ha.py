@@ -23,7 +23,6 @@ from tests.faults.harness import (
     OperatorProcess,
     apply,
     counters,
-    eventually,
     get_json,
     hpp,
     kubectl,
@@ -32,6 +31,7 @@ from tests.faults.harness import (
     vcenter_secret,
 )
 from tests.faults.invariants import vsphere_violations, wait_ready, writes_when_idle
+from tests.waiting import eventually
 
 from dpio.kube.lease import Timing
 from dpio_sandbox import install

@@ -24,7 +24,6 @@ from tests.faults.harness import (
     OperatorProcess,
     apply,
     counters,
-    eventually,
     get_json,
     held_tasks,
     hold_tasks,
@@ -36,6 +35,7 @@ from tests.faults.harness import (
 )
 from tests.faults.invariants import after_faults, logins, wait_ready, writes_when_idle
 from tests.integration.vsphere.helpers import connect, find
+from tests.waiting import eventually
 
 from dpio_sandbox import manifests
 from dpio_sandbox.sandbox import Sandbox

@@ -20,13 +20,13 @@ from tests.faults.harness import (
     OperatorProcess,
     apply,
     counters,
-    eventually,
     get_json,
     hpp,
     reset_counters,
     summary,
 )
 from tests.faults.invariants import after_faults, logins, wait_ready
+from tests.waiting import eventually
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator

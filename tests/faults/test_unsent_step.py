@@ -22,13 +22,13 @@ from tests.faults.harness import (
     OperatorProcess,
     apply,
     counters,
-    eventually,
     get_json,
     hpp,
     summary,
 )
 from tests.faults.invariants import after_faults, logins, wait_ready
 from tests.integration.vsphere.helpers import connect
+from tests.waiting import eventually
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator

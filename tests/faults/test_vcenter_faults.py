@@ -27,7 +27,6 @@ from tests.faults.harness import (
     apply,
     condition,
     counters,
-    eventually,
     get_json,
     hpp,
     reset_counters,
@@ -35,6 +34,7 @@ from tests.faults.harness import (
 )
 from tests.faults.invariants import after_faults, logins, wait_ready
 from tests.integration.vsphere.helpers import connect, find
+from tests.waiting import eventually
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator

@@ -20,7 +20,6 @@ from tests.faults.harness import (
     apply,
     condition,
     counters,
-    eventually,
     get_json,
     hang,
     hang_state,
@@ -29,6 +28,7 @@ from tests.faults.harness import (
     summary,
 )
 from tests.faults.invariants import after_faults, logins, wait_ready
+from tests.waiting import eventually
 
 from dpio_sandbox.sandbox import Sandbox
 from dpio_sandbox.vcsim import Simulator

@@ -23,7 +23,6 @@ from tests.faults.harness import (
     OperatorProcess,
     apply,
     counters,
-    eventually,
     get_json,
     hpp,
     kubectl,
@@ -33,6 +32,7 @@ from tests.faults.harness import (
 )
 from tests.faults.invariants import writes_when_idle
 from tests.integration.vsphere.helpers import connect
+from tests.waiting import eventually
 
 from dpio_sandbox import manifests
 from dpio_sandbox.sandbox import Sandbox

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import pytest
 from tests.e2e.conftest import apply, get, kubectl
 from tests.integration.chart.helpers import CHART, require_fresh_crd_copy
+from tests.waiting import eventually
 
 from dpio_sandbox import demo, helm, image, manifests, nodehost, procs, vcsim
 from dpio_sandbox import node as node_mod
@@ -142,7 +143,7 @@ def test_two_replicas_with_leader_election_the_other_takes_over(cluster: Cluster
         "--set", "replicaCount=2", "--set", "leaderElection.enabled=true",
     )  # fmt: skip
     _wait_available(box, replicas=2)
-    leader = _eventually(lambda: _holder_pod(box), timeout=60, what=f"lease/{LEASE} held")
+    leader = eventually(lambda: _holder_pod(box), timeout=60, what=f"lease/{LEASE} held")
     names = {p["metadata"]["name"] for p in _pods(box)}
     assert leader in names, (leader, names)
     (other,) = names - {leader}
@@ -152,14 +153,14 @@ def test_two_replicas_with_leader_election_the_other_takes_over(cluster: Cluster
     assert _writes(sim) == {}
 
     kubectl(box, "delete", "pod", leader, "-n", NAMESPACE, "--wait=false")  # SIGTERM
-    holder = _eventually(
+    holder = eventually(
         lambda: (h := _holder_pod(box)) != leader and h, timeout=60, what="a new Lease holder"
     )
     assert holder == other
     # A change only the new leader can apply, applied exactly once.
     apply(box, manifests.policy("after-takeover", hosts=["esx-gpu-02.lab.local"],
                                 devices=[{"address": "0000:5e:00.0"}]))  # fmt: skip
-    _eventually(
+    eventually(
         lambda: _condition_or_none(get(box, "hpp", "after-takeover"), "Ready") == "True",
         timeout=120,
         what="hpp/after-takeover Ready, applied by the new leader",
@@ -182,7 +183,7 @@ def test_helm_uninstall_keeps_the_crds_and_the_objects(cluster: Cluster) -> None
     assert get(box, "hpp", "gpu-cluster")["metadata"]["name"] == "gpu-cluster"
     assert get(box, "vmda", "trainer-t4", "ml-team")["metadata"]["name"] == "trainer-t4"
     assert "deployment" not in kubectl(box, "get", "deployments", "-n", NAMESPACE, "-o", "name")
-    _eventually(lambda: not _pods(box), timeout=90, what="the operator's Pods gone")
+    eventually(lambda: not _pods(box), timeout=90, what="the operator's Pods gone")
 
 
 def test_sandbox_down_leaves_nothing_behind(cluster: Cluster) -> None:
@@ -268,17 +269,6 @@ def _condition_or_none(body: dict[str, Any], type_: str) -> str | None:
     found = [c for c in body.get("status", {}).get("conditions", []) if c["type"] == type_]
     fresh = body.get("status", {}).get("observedGeneration") == body["metadata"]["generation"]
     return found[0]["status"] if found and fresh else None
-
-
-def _eventually(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout:.0f}s: {what} (last: {last!r})")
 
 
 def _print_logs(box: Sandbox) -> None:
