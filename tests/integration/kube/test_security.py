@@ -24,7 +24,6 @@ from tests.faults.harness import (
     apply,
     condition,
     counters,
-    eventually,
     get_json,
     hpp,
     kubectl,
@@ -32,6 +31,7 @@ from tests.faults.harness import (
     secrets_in,
     vcenter_secret,
 )
+from tests.waiting import eventually
 
 from dpio.vsphere.credentials import CredentialsError, from_secret_data
 from dpio.vsphere.errors import TLSVerificationFailed
