@@ -126,7 +126,11 @@ def completed(
         policy=policy_view(policy, host),
         namespace_labels=mine or {},
         namespace_labels_known=mine is not None,
-        quota_uses=quota_uses_of(summaries, me, policy.metadata.name, labels),
+        quota_uses=(
+            quota_uses_of(summaries, me, policy.metadata.name, labels)
+            if any(c.max_devices is not None for c in policy.spec.consumers)
+            else ()  # nothing to count against: no QuotaUse per other assignment
+        ),
     )
     return observed, unknown
 
@@ -167,6 +171,10 @@ def claims_of(
     (so the oldest wins every time, whatever order the workers run in); the caller looks again
     soon. Forbidden and over-quota assignments and those being deleted claim nothing (a
     deleting one still holds its devices through the VM, which vCenter reports as InUseByVM).
+
+    A claim on another host than `my_host` is left out: the planner only weighs claims on the
+    VM's own host (vm.claims, vm.rules), and leaving them out keeps a reconcile from building one
+    claim per assignment of the whole fleet. With no host of ours yet (`my_host` ""), all are kept.
     """
     found: list[AssignmentClaim] = []
     unknown = False
@@ -175,6 +183,8 @@ def claims_of(
         if claim is None or other.key == me or other.deleting:
             continue
         host = claim.host
+        if host is not None and my_host and host != my_host:
+            continue
         if host is None:
             if claim.looked:
                 continue  # it has looked and found no VM (or none yet): nothing to hold

@@ -60,10 +60,46 @@ def test_claims_and_quota_are_the_same_with_and_without_the_memo() -> None:
         assert inputs.quota_uses_of(summaries, ME, "gpu-hosts", labels) == inputs.quota_uses(
             fleet, ME, "gpu-hosts", labels
         )
-    found, unknown = inputs.claims(fleet, ME, "esx02")
+    found, unknown = inputs.claims(fleet, ME, "esx01")
     assert [c.name for c in found] == ["a0", "a1", "a2", "a3", "never-looked"]
-    assert [c.host for c in found][-1] == "esx02"  # never looked: counts on our host for now
+    assert [c.host for c in found][-1] == "esx01"  # never looked: counts on our host for now
     assert unknown is True
+
+
+def test_claims_on_other_hosts_are_left_out() -> None:
+    """The planner weighs only claims on the VM's host; one per assignment of the whole fleet
+    was built on every reconcile before (inputs.claims_of)."""
+    fleet = [*_fleet(4), body("never-looked")]
+    found, unknown = inputs.claims(fleet, ME, "esx02")
+    assert [(c.name, c.host) for c in found] == [("never-looked", "esx02")]
+    assert unknown is True
+    found, _ = inputs.claims(fleet, ME, "")  # no host of ours yet: all are kept
+    assert [c.name for c in found] == ["a0", "a1", "a2", "a3", "never-looked"]
+
+
+def _quota_policy(max_devices: int | None) -> HostPassthroughPolicy:
+    consumer: dict[str, Any] = {"namespaces": ["ml-team"], "vms": {"folders": ["/dc1/vm/ml"]}}
+    if max_devices is not None:
+        consumer["maxDevices"] = max_devices
+    return HostPassthroughPolicy.model_validate(
+        {
+            "metadata": {"name": "gpu-hosts"},
+            "spec": {
+                "hosts": {"names": ["esx01"]},
+                "devices": [{"address": "0000:3b:00.0"}],
+                "consumers": [consumer],
+            },
+        }
+    )
+
+
+def test_quota_uses_are_gathered_only_when_a_consumer_has_a_quota() -> None:
+    fleet = _fleet(3)
+    seen = observe(converged_vm())
+    limited, _ = inputs.completed(seen, _quota_policy(5), {}.get, fleet, ME)
+    assert [u.name for u in limited.quota_uses] == ["a0", "a1", "a2"]
+    unlimited, _ = inputs.completed(seen, _quota_policy(None), {}.get, fleet, ME)
+    assert unlimited.quota_uses == ()
 
 
 def test_completed_keeps_using_the_memo_it_is_given() -> None:
