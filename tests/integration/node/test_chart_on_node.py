@@ -4,7 +4,7 @@ the operator image of `make image` as the chart's Deployment, in a namespace whe
 
 In order, on one sandbox of the module's own (one node per machine): `helm install` and the
 Deployment Available; the examples reconciled from inside the Pod; `kubectl logs` JSON lines;
-`helm upgrade` to two replicas with leader election, the leader Pod deleted, the other one
+`helm upgrade` to two replicas with leader election, the leader Pod scaled away, the standby
 holding the Lease and applying a change exactly once (the simulator's call counters); `helm
 uninstall` leaving the CRDs and the objects in place (charts/dpio-operator/README.md); and
 `make sandbox-down`'s cleanup leaving no process, mount, bridge or cgroup behind.
@@ -152,11 +152,17 @@ def test_two_replicas_with_leader_election_the_other_takes_over(cluster: Cluster
     time.sleep(5)
     assert _writes(sim) == {}
 
-    kubectl(box, "delete", "pod", leader, "-n", NAMESPACE, "--wait=false")  # SIGTERM
+    # The leader goes away and nothing replaces it, so the Lease can only pass to the standby
+    # that was waiting (a plain `kubectl delete pod` lets the Deployment's replacement race
+    # it). Scaling down removes the Pod with the lowest deletion cost: the leader (SIGTERM).
+    kubectl(box, "annotate", "pod", leader, "-n", NAMESPACE,
+            "controller.kubernetes.io/pod-deletion-cost=-1000")  # fmt: skip
+    kubectl(box, "scale", f"deployment/{DEPLOYMENT}", "-n", NAMESPACE, "--replicas=1")
     holder = eventually(
         lambda: (h := _holder_pod(box)) != leader and h, timeout=60, what="a new Lease holder"
     )
     assert holder == other
+    assert {p["metadata"]["name"] for p in _pods(box)} <= {other}
     # A change only the new leader can apply, applied exactly once.
     apply(box, manifests.policy("after-takeover", hosts=["esx-gpu-02.lab.local"],
                                 devices=[{"address": "0000:5e:00.0"}]))  # fmt: skip
@@ -171,7 +177,7 @@ def test_two_replicas_with_leader_election_the_other_takes_over(cluster: Cluster
     # policy is Rolling: maintenance mode, reboot, exit) once too, if it needed one.
     assert writes.get("UpdatePassthruConfig") == 1, writes
     assert all(n == 1 for n in writes.values()), writes
-    _wait_available(box, replicas=2)  # the deleted leader's replacement
+    _wait_available(box, replicas=1)  # the standby, now the leader, alone
 
 
 def test_helm_uninstall_keeps_the_crds_and_the_objects(cluster: Cluster) -> None:
