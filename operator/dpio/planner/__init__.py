@@ -26,7 +26,7 @@ from dpio.planner.host.reboot import (
     RebootAction,
     RebootHost,
 )
-from dpio.planner.host.rules import OtherPolicy
+from dpio.planner.host.rules import OtherPolicy, OthersIndex
 from dpio.planner.host.status import policy_status, vcenter_unreachable_status
 from dpio.planner.observed import (
     HostPciDevice,
@@ -45,6 +45,7 @@ __all__ = [
     "ObservedHost",
     "ObservedInventory",
     "OtherPolicy",
+    "OthersIndex",
     "PassthruChange",
     "PolicyPlan",
     "Problem",

@@ -25,7 +25,7 @@ from dpio.planner.host.budget import ClusterLoad
 from dpio.planner.host.host_plan import HostPlan, PassthruChange, plan_host
 from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.host.reboot import RebootAction, RebootCandidate, RebootPlan, plan_reboots
-from dpio.planner.host.rules import OtherPolicy, PolicyRules, Rivals
+from dpio.planner.host.rules import OtherPolicy, OthersIndex, PolicyRules, Rivals
 from dpio.planner.host.steps import TaskSeen
 from dpio.planner.host.suspend import (
     describe_action,
@@ -85,7 +85,7 @@ def plan_policy(
     spec: HostPassthroughPolicySpec,
     inventory: ObservedInventory,
     now: datetime,
-    others: Sequence[OtherPolicy] = (),
+    others: Sequence[OtherPolicy] | OthersIndex = (),
     previous: HostPassthroughPolicyStatus | None = None,
     claims: Sequence[DeviceClaim] = (),
     suspension: Suspension | None = None,
@@ -105,7 +105,8 @@ def plan_policy(
         window = window_state(spec.reboot.windows, now)
     except (InvalidSpecError, ValueError) as err:
         return PolicyPlan(stalled=Problem(INVALID_SPEC, str(err)))
-    rivals = Rivals.build(name, creation_timestamp, tuple(others), inventory, selection.hosts)
+    listed = others if isinstance(others, OthersIndex) else tuple(others)
+    rivals = Rivals.build(name, creation_timestamp, listed, inventory, selection.hosts)
     records = _previous_records(previous)
     project = suspension is None
     plans = tuple(plan_host(h, rules, rivals, claims, project=project) for h in selection.hosts)

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dpio.api.policy import HostPassthroughPolicy
-from dpio.planner import OtherPolicy
+from dpio.planner import OtherPolicy, OthersIndex
 from dpio.planner.selection import InvalidSpecError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -56,6 +56,7 @@ class OtherPolicies:
         self.parses = 0  # how many bodies were parsed (for tests)
         self.walks = 0  # how many times every body was looked at (for tests)
         self._at: tuple[int, list[OtherPolicy]] | None = None  # (desired_changes, all of them)
+        self._index: tuple[int, OthersIndex] | None = None  # (desired_changes, their index)
 
     def others_at(
         self, version: int, bodies: Callable[[], Iterable[Mapping[str, Any]]], name: str
@@ -65,6 +66,17 @@ class OtherPolicies:
         if self._at is None or self._at[0] != version:
             self._at = (version, self.others(bodies(), ""))
         return [other for other in self._at[1] if other.name != name]
+
+    def index_at(
+        self, version: int, bodies: Callable[[], Iterable[Mapping[str, Any]]]
+    ) -> OthersIndex:
+        """Every policy (the one being planned too: `Rivals.build` leaves it out), indexed by
+        the hosts and clusters they name; built again only when `version` moved."""
+        if self._index is None or self._index[0] != version:
+            if self._at is None or self._at[0] != version:
+                self._at = (version, self.others(bodies(), ""))
+            self._index = (version, OthersIndex(self._at[1]))
+        return self._index[1]
 
     def others(self, bodies: Iterable[Mapping[str, Any]], name: str) -> list[OtherPolicy]:
         """Every policy in `bodies` but `name` and those being deleted, in `bodies`' order."""

@@ -25,6 +25,7 @@ from dpio.planner import (
     EnterMaintenanceMode,
     ExitMaintenanceMode,
     OtherPolicy,
+    OthersIndex,
     PolicyPlan,
     deletion_touches_hosts,
     plan_deletion,
@@ -151,14 +152,14 @@ class PolicyReconciler:
             inventory = await hosts.read_inventory()
         except PortError as err:
             return await self._unavailable(body, previous, err, generation)
-        others = self._others(policy.metadata.name)
+        others = self._others_index()
         self.reservations.seed(self.all_policies)
         claims = self._claims(policy.spec.exclusive)
 
         def planned(seen: Mapping[str, TaskSeen]) -> PolicyPlan:
             return self.reservations.decide(
                 policy.metadata.name,
-                {o.name for o in others},
+                others.names,
                 lambda reserved: plan_policy(
                     name=policy.metadata.name,
                     creation_timestamp=policy.metadata.creation_timestamp or _EPOCH,
@@ -361,6 +362,12 @@ class PolicyReconciler:
         """Devices assignments still converge to: read only for a plan that may disable devices
         (exclusive, deletion), since it walks every cached assignment."""
         return pending_claims(self.all_assignments()) if disables else ()
+
+    def _others_index(self) -> OthersIndex:
+        """Every policy, indexed for `Rivals.build` (once per change of any policy's spec)."""
+        if self.policies_version is None:
+            return OthersIndex(self.other_policies.others(self.all_policies(), ""))
+        return self.other_policies.index_at(self.policies_version(), self.all_policies)
 
     def _others(self, name: str) -> list[OtherPolicy]:
         if self.policies_version is None:

@@ -68,7 +68,7 @@ class RebootReservations:
         A plan that stalled observed nothing: the policy keeps what it held.
         """
         with self._lock:
-            for gone in set(self._held) - set(present) - {name}:
+            for gone in [n for n in self._held if n != name and n not in present]:
                 del self._held[gone]
             others = frozenset().union(*(h for n, h in self._held.items() if n != name))
             result = plan(others)

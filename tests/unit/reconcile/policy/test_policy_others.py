@@ -141,3 +141,28 @@ def test_the_other_policies_are_walked_again_only_when_the_cache_says_one_change
     cache.delete(key_of(body("b")))
     assert names("a") == ["c"]
     assert others.walks == 2
+
+
+def test_the_index_is_built_again_only_when_the_cache_says_a_policy_changed() -> None:
+    cache = ObjectCache()
+    for name in ("a", "b"):
+        cache.put(body(name))
+    others = OtherPolicies()
+
+    first = others.index_at(cache.desired_changes, cache.objects)
+    cache.put({**body("b", rv="2"), "status": {"observedGeneration": 1}})  # status only
+    assert others.index_at(cache.desired_changes, cache.objects) is first
+    assert first.names == {"a", "b"}
+    assert others.walks == 1
+
+    cache.put(body("c"))
+    again = others.index_at(cache.desired_changes, cache.objects)
+    assert again is not first
+    assert again.names == {"a", "b", "c"}
+    assert others.walks == 2
+    # others_at shares the walk the index was built from.
+    assert [o.name for o in others.others_at(cache.desired_changes, cache.objects, "a")] == [
+        "b",
+        "c",
+    ]
+    assert others.walks == 2
