@@ -105,8 +105,7 @@ def plan_policy(
         window = window_state(spec.reboot.windows, now)
     except (InvalidSpecError, ValueError) as err:
         return PolicyPlan(stalled=Problem(INVALID_SPEC, str(err)))
-    listed = others if isinstance(others, OthersIndex) else tuple(others)
-    rivals = Rivals.build(name, creation_timestamp, listed, inventory, selection.hosts)
+    rivals = Rivals.build(name, creation_timestamp, others, inventory, selection.hosts)
     records = _previous_records(previous)
     project = suspension is None
     plans = tuple(plan_host(h, rules, rivals, claims, project=project) for h in selection.hosts)

@@ -105,8 +105,8 @@ class OthersIndex:
 
     Asking every other policy's selector about every planned host made each plan O(policies):
     27 % of the operator's CPU at 5,000 policies (docs/benchmarks.md, finding 22). Policies with
-    a name pattern are always asked. A policy whose spec does not compile claims nothing and is
-    left out, as `Rivals.build` leaves it out.
+    a name pattern are always asked. A policy whose spec does not compile claims nothing (it
+    reports Stalled itself) and is left out.
     """
 
     __slots__ = ("_by_cluster", "_by_name", "_compiled", "_patterned", "names")
@@ -114,7 +114,7 @@ class OthersIndex:
     def __init__(self, others: Sequence[OtherPolicy]) -> None:
         #: Every policy given, compiled or not (what exists, for the reservations).
         self.names = frozenset(o.name for o in others)
-        self._compiled: list[OtherPolicy] = []  # each with `compiled` set
+        self._compiled: list[tuple[OtherPolicy, CompiledPolicy]] = []  # `compiled` set
         self._by_name: dict[str, list[int]] = {}
         self._by_cluster: dict[str, list[int]] = {}
         self._patterned: list[int] = []
@@ -124,9 +124,8 @@ class OthersIndex:
             except InvalidSpecError:
                 continue
             at = len(self._compiled)
-            self._compiled.append(
-                other if other.compiled else dataclasses.replace(other, compiled=compiled)
-            )
+            kept = other if other.compiled else dataclasses.replace(other, compiled=compiled)
+            self._compiled.append((kept, compiled))
             for host in compiled.hosts.names:
                 self._by_name.setdefault(host, []).append(at)
             for cluster in compiled.hosts.clusters:
@@ -139,6 +138,12 @@ class OthersIndex:
     ) -> tuple[OtherPolicy, ...]:
         """Every policy that may select one of `hosts` (a superset: `HostMatcher.selects`
         decides), compiled, in the order given."""
+        return tuple(other for other, _ in self.compiled_near(hosts, inventory))
+
+    def compiled_near(
+        self, hosts: Sequence[ObservedHost], inventory: ObservedInventory
+    ) -> list[tuple[OtherPolicy, CompiledPolicy]]:
+        """`near`, each with its compiled spec."""
         found = set(self._patterned)
         names = {h.name for h in hosts}
         for host in hosts:
@@ -147,7 +152,7 @@ class OthersIndex:
         for cluster, at in self._by_cluster.items():
             if cluster in clusters or not names.isdisjoint(inventory.clusters.get(cluster, ())):
                 found.update(at)
-        return tuple(self._compiled[i] for i in sorted(found))
+        return [self._compiled[i] for i in sorted(found)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,19 +191,14 @@ class Rivals:
     ) -> Rivals:
         """`hosts`: the hosts being planned (default: all). Rivals are only ever asked about
         those, so only those are matched, and a policy that selects none of them is left out:
-        the cost is others x planned hosts, not others x the whole inventory. An `OthersIndex`
-        narrows `others` to those that may select a planned host first."""
+        the cost is others x planned hosts, not others x the whole inventory. A list is
+        indexed here; a caller that plans often keeps its `OthersIndex` (compiled once)."""
         planned = inventory.hosts if hosts is None else hosts
-        if isinstance(others, OthersIndex):
-            others = others.near(planned, inventory)
+        index = others if isinstance(others, OthersIndex) else OthersIndex(others)
         rivals = []
-        for other in others:
+        for other, compiled in index.compiled_near(planned, inventory):
             if other.name == name:
                 continue
-            try:
-                compiled = other.compiled or CompiledPolicy.from_spec(other.spec)
-            except InvalidSpecError:
-                continue  # a policy that can't be planned claims nothing; it reports Stalled
             names = frozenset(h.name for h in planned if compiled.hosts.selects(h, inventory))
             if names:
                 age = (other.creation_timestamp, other.name)

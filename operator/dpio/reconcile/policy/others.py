@@ -63,9 +63,7 @@ class OtherPolicies:
     ) -> list[OtherPolicy]:
         """`others`, walking the bodies only when `version` (the cache's count of changes of
         anything but status) moved since the last walk."""
-        if self._at is None or self._at[0] != version:
-            self._at = (version, self.others(bodies(), ""))
-        return [other for other in self._at[1] if other.name != name]
+        return [other for other in self._all_at(version, bodies) if other.name != name]
 
     def index_at(
         self, version: int, bodies: Callable[[], Iterable[Mapping[str, Any]]]
@@ -73,10 +71,15 @@ class OtherPolicies:
         """Every policy (the one being planned too: `Rivals.build` leaves it out), indexed by
         the hosts and clusters they name; built again only when `version` moved."""
         if self._index is None or self._index[0] != version:
-            if self._at is None or self._at[0] != version:
-                self._at = (version, self.others(bodies(), ""))
-            self._index = (version, OthersIndex(self._at[1]))
+            self._index = (version, OthersIndex(self._all_at(version, bodies)))
         return self._index[1]
+
+    def _all_at(
+        self, version: int, bodies: Callable[[], Iterable[Mapping[str, Any]]]
+    ) -> list[OtherPolicy]:
+        if self._at is None or self._at[0] != version:
+            self._at = (version, self.others(bodies(), ""))
+        return self._at[1]
 
     def others(self, bodies: Iterable[Mapping[str, Any]], name: str) -> list[OtherPolicy]:
         """Every policy in `bodies` but `name` and those being deleted, in `bodies`' order."""
