@@ -14,6 +14,7 @@ from dpio.app.resync import Resyncs
 from dpio.app.vm_wiring import VMCenters
 from dpio.app.wiring import KubeObjects, VCenters
 from dpio.kube.client import KubeClient
+from dpio.reconcile.assignment.others import AssignmentIndex
 from dpio.reconcile.assignment.reconciler import AssignmentReconciler
 from dpio.reconcile.assignment.triggers import AssignmentTriggers
 from dpio.reconcile.cache import ObjectCache
@@ -77,7 +78,8 @@ class Runtime:
         sessions = SessionCache()
         vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret)
         # The policy side reads the assignments' cache too: devices they claim stay enabled.
-        assignment_cache = ObjectCache()
+        assignment_index = AssignmentIndex()
+        assignment_cache = ObjectCache(indexes=(assignment_index,))
         policies, policy_triggers = _policies(config, kube, vcenters, assignment_cache)
         loop = asyncio.get_running_loop()
         # Watcher threads hand changes to the event loop; the queue dedups a burst into one run.
@@ -92,7 +94,7 @@ class Runtime:
         vcenters.on_change = on_change
         vms = VMCenters(vcenters.logins, config.vcenter_secret, watching=vcenters.watching)
         assignments, assignment_triggers = _assignments(
-            config, kube, vms, policies.cache, assignment_cache
+            config, kube, vms, policies.cache, assignment_cache, index=assignment_index
         )
 
         def on_vm_change(morefs: frozenset[str]) -> None:  # on the watcher's thread
@@ -152,17 +154,24 @@ def _policies(
 
 
 def _assignments(
-    config: Config, kube: KubeClient, vms: VMCenters, policies: ObjectCache, cache: ObjectCache
+    config: Config,
+    kube: KubeClient,
+    vms: VMCenters,
+    policies: ObjectCache,
+    cache: ObjectCache,
+    *,
+    index: AssignmentIndex,
 ) -> tuple[Controller, AssignmentTriggers]:
     """The VMDeviceAssignment controller; it reads policies and namespaces from the caches, and
-    every assignment from its own (device claims: the oldest one wins)."""
+    the other assignments from the index its own cache keeps (device claims: the oldest one
+    wins)."""
     namespaces: dict[str, dict[str, str]] = {}
     own_writes = ExpectedStatuses()
     reconciler = AssignmentReconciler(
         vcenter=ReadOnlyVMCenters(vms) if config.dry_run else vms,
         objects=OwnStatusWrites(KubeObjects(kube), own_writes),
         policy=lambda name: policies.get(("", name)),
-        all_assignments=cache.objects,
+        assignments=index,
         namespace_labels=namespaces.get,
         dry_run=config.dry_run,
     )

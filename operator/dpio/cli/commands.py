@@ -43,6 +43,7 @@ from dpio.cli.vm_planning import (
 )
 from dpio.planner import ObservedInventory
 from dpio.planner.vm.observed import VMObservation
+from dpio.reconcile.assignment.others import AssignmentIndex
 from dpio.vsphere.credentials import Credentials
 from dpio.vsphere.errors import VSphereError
 from dpio.vsphere.host.adapter import HostAdapter
@@ -194,11 +195,12 @@ def _plan_assignments(
         vm = vmda.spec.vm
         return source, ctx.observe_vm(credentials, vm.name or "", vm.instance_uuid or "")
 
+    others = AssignmentIndex.of(bodies)
     return [
         plan_one(
             c,
             policies=policies,
-            all_bodies=bodies,
+            others=others,
             namespace_labels=labels,
             observe=observe,
             now=now,

@@ -30,7 +30,7 @@ from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.plan import plan_for
 from dpio.planner.vm.suspend import held_plan
 from dpio.reconcile.assignment import inputs
-from dpio.reconcile.assignment.others import ObjectKey
+from dpio.reconcile.assignment.others import AssignmentIndex, ObjectKey
 
 #: Observes the VM of an assignment through the policy's vCenter -> (source, observation).
 ObserveVM = Callable[[HostPassthroughPolicy, VMDeviceAssignment], tuple[str, VMObservation]]
@@ -105,7 +105,7 @@ def plan_one(
     candidate: AssignmentCandidate,
     *,
     policies: Mapping[str, HostPassthroughPolicy],
-    all_bodies: Sequence[Mapping[str, Any]],
+    others: AssignmentIndex,
     namespace_labels: Callable[[str], Mapping[str, str] | None],
     observe: ObserveVM,
     now: datetime,
@@ -128,7 +128,7 @@ def plan_one(
     if policy is not None and allowed:
         source, seen = observe(policy, assignment)
         observed, _ = inputs.completed(
-            seen, policy, namespace_labels, all_bodies, ObjectKey(namespace, meta.name)
+            seen, policy, namespace_labels, others, ObjectKey(namespace, meta.name)
         )
     plan = plan_for(assignment, namespace, observed, now)
     # spec.suspend: the operator would make none of the calls; the note says which.

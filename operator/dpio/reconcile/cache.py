@@ -9,9 +9,9 @@ Everything here belongs to the event loop: no locks, callers are not threads.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 Body = Mapping[str, Any]
 #: (namespace or "", name) — the policy is cluster-scoped, so its namespace is "".
@@ -41,6 +41,16 @@ def _cached(body: Body) -> dict[str, Any]:
     return copy.deepcopy({**body, "metadata": meta})
 
 
+class Index(Protocol):
+    """Something kept up to date from the cache's changes, so that a reconcile can ask it instead
+    of walking every cached object (such as the assignments' claims by host,
+    assignment/others.py). Called on the event loop, after the cache itself has changed."""
+
+    def put(self, key: Key, body: Body) -> None: ...
+
+    def forget(self, key: Key) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """What `ObjectCache.put` replaced, and whether anything but the status changed."""
@@ -52,8 +62,9 @@ class Stored:
 class ObjectCache:
     """Latest objects of one kind by `Key`."""
 
-    def __init__(self) -> None:
+    def __init__(self, indexes: Iterable[Index] = ()) -> None:
         self._objects: dict[Key, Body] = {}
+        self._indexes = tuple(indexes)
         #: Moves whenever an object is added or deleted or anything but its status changes: what
         #: other objects' reconciles read of it can only have changed then (policy/others.py).
         self.desired_changes = 0
@@ -62,6 +73,8 @@ class ObjectCache:
         key = key_of(body)
         previous = self._objects.get(key)
         self._objects[key] = _cached(body)
+        for index in self._indexes:
+            index.put(key, body)
         changed = previous is None or _desired(previous) != _desired(body)
         if changed:
             self.desired_changes += 1
@@ -69,6 +82,8 @@ class ObjectCache:
 
     def delete(self, key: Key) -> None:
         self._objects.pop(key, None)
+        for index in self._indexes:
+            index.forget(key)
         self.desired_changes += 1
 
     def get(self, key: Key) -> Body | None:

@@ -25,7 +25,13 @@ from dpio.api.conditions import (
 from dpio.api.policy import HostPassthroughPolicy
 from dpio.planner.vm.observed import AssignmentClaim, PolicyView, QuotaUse, VMObservation
 from dpio.planner.vm.tenancy import consumer_problem
-from dpio.reconcile.assignment.others import ObjectKey, Other, Others, ParsedPolicies
+from dpio.reconcile.assignment.others import (
+    AssignmentIndex,
+    ObjectKey,
+    Other,
+    ParsedPolicies,
+    derive,
+)
 
 #: Reasons of an assignment that waits for something another object holds (a device, a VM,
 #: the quota), or for a VM to appear in its scope.
@@ -107,18 +113,15 @@ def completed(
     seen: VMObservation,
     policy: HostPassthroughPolicy,
     labels: Callable[[str], Labels],
-    others: Iterable[Body],
+    others: AssignmentIndex,
     me: ObjectKey,
-    *,
-    memo: Others | None = None,
 ) -> tuple[VMObservation, bool]:
     """What the adapter observed, completed from the caches (claims, the policy's rows for the
     VM's host, namespace labels, the quota use of the policy's other assignments); and whether
-    a rival's claim is still unknown. `memo` keeps the other assignments parsed between calls
-    (others.py); without it each is parsed anew."""
+    a rival's claim is still unknown. `others` is the assignments' index (others.py): only the
+    claims that may weigh on the VM's host and the policy's own assignments are read."""
     host = seen.vm.host if seen.vm is not None else ""
-    summaries = (memo if memo is not None else Others()).all(others)
-    found, unknown = claims_of(summaries, me, host)
+    found, unknown = claims_of(others.near(host), me, host)
     mine = labels(me.namespace)
     observed = replace(
         seen,
@@ -127,7 +130,7 @@ def completed(
         namespace_labels=mine or {},
         namespace_labels_known=mine is not None,
         quota_uses=(
-            quota_uses_of(summaries, me, policy.metadata.name, labels)
+            quota_uses_of(others.of_policy(policy.metadata.name), me, policy.metadata.name, labels)
             if any(c.max_devices is not None for c in policy.spec.consumers)
             else ()  # nothing to count against: no QuotaUse per other assignment
         ),
@@ -138,8 +141,8 @@ def completed(
 def quota_uses(
     others: Iterable[Body], me: ObjectKey, policy: str, labels: Callable[[str], Labels]
 ) -> tuple[QuotaUse, ...]:
-    """`quota_uses_of` the bodies."""
-    return quota_uses_of(Others().all(others), me, policy, labels)
+    """`quota_uses_of` the bodies, each summarized (a walk of all: for tests and tools)."""
+    return quota_uses_of(map(derive, others), me, policy, labels)
 
 
 def quota_uses_of(
@@ -157,8 +160,8 @@ def quota_uses_of(
 def claims(
     others: Iterable[Body], me: ObjectKey, my_host: str
 ) -> tuple[tuple[AssignmentClaim, ...], bool]:
-    """`claims_of` the bodies."""
-    return claims_of(Others().all(others), me, my_host)
+    """`claims_of` the bodies, each summarized (a walk of all: for tests and tools)."""
+    return claims_of(map(derive, others), me, my_host)
 
 
 def claims_of(

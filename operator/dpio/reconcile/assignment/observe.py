@@ -7,7 +7,7 @@ at most 3 vCenter calls (docs/design.md, "vCenter access"); the rest comes from 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from dpio.api.policy import HostPassthroughPolicy
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.plan import pinned
 from dpio.reconcile.assignment import inputs
-from dpio.reconcile.assignment.others import ObjectKey, Others, ParsedPolicies
+from dpio.reconcile.assignment.others import AssignmentIndex, ObjectKey, ParsedPolicies
 from dpio.reconcile.ports import VCenterVMsPort, VMsPort
 
 Body = Mapping[str, Any]
@@ -29,11 +29,10 @@ class Sources:
     vcenter: VCenterVMsPort
     #: The cached HostPassthroughPolicy body of that name, or None.
     policy: Callable[[str], Body | None]
-    all_assignments: Callable[[], Iterable[Body]]
+    #: Every assignment of the watch cache, indexed by host and policy (others.py).
+    assignments: AssignmentIndex
     #: The labels of a namespace (for consumers.namespaceSelector); None if not read yet.
     namespace_labels: Callable[[str], Mapping[str, str] | None]
-    #: The other assignments, parsed once per resourceVersion (others.py).
-    others: Others = field(default_factory=Others)
     #: The policies, parsed once per resourceVersion (others.py).
     policies: ParsedPolicies = field(default_factory=inputs.policy_memo)
 
@@ -94,7 +93,6 @@ def _completed(
         seen,
         policy,
         sources.namespace_labels,
-        sources.all_assignments(),
+        sources.assignments,
         me,
-        memo=sources.others,
     )

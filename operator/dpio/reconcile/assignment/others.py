@@ -1,11 +1,11 @@
-"""What one assignment's reconcile reads of every OTHER assignment (their claims on devices and
-their share of a consumer's quota, inputs.py), parsed once per resourceVersion.
+"""What one assignment's reconcile reads of the OTHER assignments (their claims on devices and
+their share of a consumer's quota, inputs.py), summarized once per watch event.
 
-Every reconcile looks at all the other assignments, so parsing each one with pydantic on every
-reconcile made a fleet quadratic: with 200 assignments, 28% of the operator's CPU went to
-re-parsing bodies that had not changed (py-spy, docs/benchmarks.md). An unchanged body has the
-same uid and resourceVersion, so its summary is kept under that pair; what is kept is
-bounded by the fleet (entries of bodies no longer in the cache are dropped as it turns over).
+Parsing every other assignment with pydantic on every reconcile made a fleet quadratic: with 200
+assignments, 28% of the operator's CPU went to re-parsing bodies that had not changed (py-spy,
+docs/benchmarks.md). `AssignmentIndex` summarizes a body when the watch delivers it and files
+it by the host it claims on and the policy it counts against, so a reconcile reads only what
+may concern it.
 """
 
 from __future__ import annotations
@@ -126,37 +126,96 @@ def _dynamic(assignment: VMDeviceAssignment) -> tuple[tuple[int, int, str], ...]
     return tuple(found)
 
 
-class Others:
-    """`derive`, remembered per (uid, resourceVersion); safe to share between workers."""
+class AssignmentIndex:
+    """Every assignment in the watch cache, as claims and quota read it (`Other`), kept from the
+    cache's changes (`cache.Index`) and indexed by what a reconcile asks: the claims that may
+    weigh on one host, and the assignments of one policy.
+
+    A reconcile used to walk every cached assignment (with a memo per resourceVersion): at 5,000
+    assignments that walk was 16% of the operator's samples and 23% of a restart's, a cost
+    per reconcile that grows with the fleet (docs/benchmarks.md, finding 23). Here each body is
+    summarized once, when the watch delivers it, and a reconcile reads only its host's claims
+    and its policy's assignments. Belongs to the event loop, like the cache: no locks.
+    """
 
     def __init__(self) -> None:
-        self._known: dict[tuple[str, str], Other] = {}
-        self._lock = threading.Lock()
+        self._all: dict[ObjectKey, Other] = {}
+        #: Claims by their host; None: not reconciled yet, so it may claim on any host.
+        self._claims: dict[str | None, dict[ObjectKey, Other]] = {}
+        #: What counts against quota, by policy name.
+        self._of_policy: dict[str, dict[ObjectKey, Other]] = {}
 
-    def all(self, bodies: Iterable[Body]) -> list[Other]:
-        """The summaries of `bodies`, in order; forgets bodies not among them once the memo
-        has grown to twice their number (the fleet moved on)."""
-        result: list[Other] = []
-        keys: list[tuple[str, str]] = []
-        with self._lock:
-            known = self._known
-            for body in bodies:
-                meta = body.get("metadata", {})
-                key = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
-                found = known.get(key) if key[1] else None
-                if found is None:
-                    found = derive(body)
-                    if key[1]:
-                        known[key] = found
-                result.append(found)
-                keys.append(key)
-            if len(known) > 2 * len(keys) + 64:
-                self._known = {k: known[k] for k in keys if k in known}
-        return result
+    @classmethod
+    def of(cls, bodies: Iterable[Body]) -> AssignmentIndex:
+        """An index of `bodies` (later bodies of the same key replace earlier ones)."""
+        index = cls()
+        for body in bodies:
+            index.put(_key(body), body)
+        return index
+
+    def put(self, key: tuple[str, str], body: Body) -> None:
+        self.forget(key)
+        at, other = ObjectKey(*key), derive(body)
+        self._all[at] = other
+        claim = other.claim
+        if (
+            claim is not None
+            and not other.deleting
+            and (claim.host is not None or not claim.looked)
+        ):
+            self._claims.setdefault(claim.host, {})[at] = other
+        if not other.deleting and not other.forbidden:
+            self._of_policy.setdefault(other.policy, {})[at] = other
+
+    def forget(self, key: tuple[str, str]) -> None:
+        at = ObjectKey(*key)
+        other = self._all.pop(at, None)
+        if other is None:
+            return
+        if other.claim is not None:
+            _discard(self._claims, other.claim.host, at)
+        _discard(self._of_policy, other.policy, at)
+
+    def near(self, host: str) -> list[Other]:
+        """The assignments whose claims may weigh on `host`: those claiming on it and those that
+        have not looked yet (their host is unknown); every claim while `host` is "" (our own
+        host is not known yet). Oldest first."""
+        if host:
+            groups: Iterable[dict[ObjectKey, Other]] = (
+                self._claims.get(host, {}),
+                self._claims.get(None, {}),
+            )
+        else:
+            groups = self._claims.values()
+        return _oldest_first(o for group in groups for o in group.values())
+
+    def of_policy(self, policy: str) -> list[Other]:
+        """The assignments of `policy` that count against its consumers' quota (not being
+        deleted, not refused), oldest first."""
+        return _oldest_first(self._of_policy.get(policy, {}).values())
+
+    def all(self) -> list[Other]:
+        return list(self._all.values())
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._known)
+        return len(self._all)
+
+
+def _key(body: Body) -> tuple[str, str]:
+    meta = body.get("metadata", {})
+    return (str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+
+def _discard(groups: dict[Any, dict[ObjectKey, Other]], group: Any, at: ObjectKey) -> None:
+    found = groups.get(group)
+    if found is not None:
+        found.pop(at, None)
+        if not found:
+            del groups[group]
+
+
+def _oldest_first(others: Iterable[Other]) -> list[Other]:
+    return sorted(others, key=lambda o: (o.created, o.key))
 
 
 class ParsedPolicies:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +44,7 @@ from dpio.reconcile.assignment import inputs
 from dpio.reconcile.assignment.apply import apply
 from dpio.reconcile.assignment.intent import Intent, write_intent
 from dpio.reconcile.assignment.observe import Sources, observe, observe_pinned
-from dpio.reconcile.assignment.others import Others, ParsedPolicies
+from dpio.reconcile.assignment.others import AssignmentIndex, ParsedPolicies
 from dpio.reconcile.assignment.report import Reporter, soonest
 from dpio.reconcile.assignment.tenant_messages import tenant_problem
 from dpio.reconcile.constants import CONFIRM_SECONDS
@@ -66,14 +66,13 @@ class AssignmentReconciler:
     objects: ObjectsPort
     #: The cached HostPassthroughPolicy body of that name, or None.
     policy: Callable[[str], Body | None]
-    all_assignments: Callable[[], Iterable[Body]]
+    #: Every assignment of the watch cache, indexed by host and policy (kept by the cache).
+    assignments: AssignmentIndex
     #: The labels of a namespace (for consumers.namespaceSelector); None if not read yet.
     namespace_labels: Callable[[str], Mapping[str, str] | None]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     #: Operator-wide dry-run (--dry-run): plan and report, never write to vCenter.
     dry_run: bool = False
-    #: Every other assignment as claims and quota read it, parsed once per resourceVersion.
-    others: Others = field(default_factory=Others)
     #: The policies, parsed once per resourceVersion.
     policies: ParsedPolicies = field(default_factory=inputs.policy_memo)
 
@@ -100,9 +99,8 @@ class AssignmentReconciler:
         return Sources(
             self.vcenter,
             self.policy,
-            self.all_assignments,
+            self.assignments,
             self.namespace_labels,
-            self.others,
             self.policies,
         )
 

@@ -18,6 +18,7 @@ from dpio.api.policy import VCenterRef
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
 from dpio.planner.vm.observed import VMObservation
 from dpio.planner.vm.power import PowerAction
+from dpio.reconcile.assignment.others import AssignmentIndex
 from dpio.reconcile.assignment.reconciler import AssignmentReconciler
 from dpio.reconcile.finalizers import FINALIZER
 from dpio.reconcile.ports import PortError
@@ -169,7 +170,7 @@ class World:
             vcenter=self.vms,
             objects=self.objects,
             policy=self.policies.get,
-            all_assignments=lambda: iter(self.assignments),
+            assignments=AssignmentIndex.of(self.assignments),
             namespace_labels=lambda ns: self.labels.get(ns, {}),
             clock=lambda: NOW,
             dry_run=self.dry_run,
