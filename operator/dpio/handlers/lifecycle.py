@@ -27,7 +27,7 @@ from dpio.app.runtime import Config, Runtime, api_client
 from dpio.handlers.watching import WatchTimeouts
 from dpio.kube.lease import KubeLeaseStore, LeaderElector, Timing
 from dpio.kube.reviews import KubeReviewer
-from dpio.observability import memory, metrics
+from dpio.observability import alloc_trace, memory, metrics
 from dpio.observability.metrics_auth import AuthFilter
 from dpio.observability.tls import CertFiles
 
@@ -158,6 +158,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # own finalizer from objects that have no deletion handlers, and we register none.
     memory.tune()
     memory.trim()  # what importing pyVmomi, kopf and the kubernetes client left free
+    memo.tracing = alloc_trace.from_env()  # benchmarks only: DPIO_TRACEMALLOC_DIR
     settings.posting.level = logging.WARNING
     WatchTimeouts.from_env().apply(settings)  # a silent watch is noticed (handlers/watching.py)
     # Threads of its own, so scrapes work even when the loop is busy.
@@ -187,6 +188,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    tracing: alloc_trace.Tracing | None = memo.get("tracing")
+    if tracing is not None:  # before the caches are let go
+        tracing.dump()
     election: asyncio.Task[None] | None = memo.get("election")
     if election is not None:
         election.cancel()
