@@ -91,7 +91,11 @@ class Runtime:
                 return
             loop.call_soon_threadsafe(policy_triggers.hosts_changed, hosts)
 
+        def on_vm_hosts(_adapter: HostAdapter, hosts: frozenset[str]) -> None:
+            loop.call_soon_threadsafe(policy_triggers.vm_hosts_changed, hosts)
+
         vcenters.on_change = on_change
+        vcenters.on_vm_hosts = on_vm_hosts
         vms = VMCenters(vcenters.logins, config.vcenter_secret, watching=vcenters.watching)
         assignments, assignment_triggers = _assignments(
             config, kube, vms, policies.cache, assignment_cache, index=assignment_index

@@ -26,6 +26,7 @@ from dpio.planner.host.steps import HostTask
 from dpio.reconcile.ports import PortError
 from dpio.vsphere.credentials import Credentials
 from dpio.vsphere.host.adapter import HostAdapter
+from dpio.vsphere.inventory_map import VM
 from dpio.vsphere.session import SessionCache, VCenterClient
 from dpio.vsphere.watch import Change, Watcher
 
@@ -90,6 +91,9 @@ class VCenters:
     #: with the vCenter's adapter and the morefs of the hosts whose planning it can affect
     #: (None: possibly any host).
     on_change: Callable[[HostAdapter, frozenset[str] | None], None] = lambda _a, _hosts: None
+    #: The hosts whose VMs changed (not the hosts themselves): their policies may wait a little
+    #: (`PolicyTriggers.vm_hosts_changed`). Unset, they go to `on_change` like the others.
+    on_vm_hosts: Callable[[HostAdapter, frozenset[str]], None] | None = None
     #: Called (on a watcher thread) with the morefs of VMs that changed, for the assignments:
     #: the same watch serves both kinds (one WaitForUpdatesEx per vCenter, not one per kind).
     on_vm_change: Callable[[frozenset[str]], None] = lambda _morefs: None
@@ -132,7 +136,11 @@ class VCenters:
         return adapter
 
     def _changed(self, adapter: HostAdapter, changes: Sequence[Change]) -> None:
-        self.on_change(adapter, adapter.changed_hosts(changes))
+        for hosts, through_vms in _hosts_changed(adapter, changes, split=bool(self.on_vm_hosts)):
+            if through_vms and hosts is not None and self.on_vm_hosts is not None:
+                self.on_vm_hosts(adapter, hosts)
+            else:
+                self.on_change(adapter, hosts)
         # The first full state lists every VM: not a change any assignment waits for; a
         # recovery's full state is compared with what the watch saw before.
         states = self.vm_states.setdefault(adapter.client.server, VMStates())
@@ -188,3 +196,24 @@ def ref_of(body: Mapping[str, Any]) -> ObjectRef:
         namespace=meta.get("namespace"),
         uid=meta.get("uid", ""),
     )
+
+
+def _hosts_changed(
+    adapter: HostAdapter, changes: Sequence[Change], *, split: bool
+) -> list[tuple[frozenset[str] | None, bool]]:
+    """(hosts, whether only through their VMs) for `changes`: the hosts of modified VMs apart
+    from the rest when `split`; one entry of None (any host) if either part concerns any host."""
+    if not split:
+        return [(adapter.changed_hosts(changes), False)]
+    through_vms = [c for c in changes if c.kind == VM and c.operation == "modify"]
+    rest = [c for c in changes if not (c.kind == VM and c.operation == "modify")]
+    direct = adapter.changed_hosts(rest)
+    by_vms = adapter.changed_hosts(through_vms) if through_vms else frozenset()
+    if direct is None or by_vms is None:
+        return [(None, False)]
+    found: list[tuple[frozenset[str] | None, bool]] = []
+    if direct or not by_vms:
+        found.append((direct, False))
+    if by_vms:
+        found.append((by_vms, True))
+    return found

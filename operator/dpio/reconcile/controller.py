@@ -93,12 +93,16 @@ class Controller:
         if key in self.cache:
             self.queue.add(key)
 
-    def enqueue_where(self, wanted: Callable[[Key], bool]) -> int:
+    def enqueue_where(self, wanted: Callable[[Key], bool], *, within: float | None = None) -> int:
         """Queue the cached objects `wanted` picks (e.g. those a vCenter change concerns);
-        how many it picked."""
+        how many it picked. `within`: not at once but within so many seconds, each key's
+        calls in that window coalesced into one run (`WorkQueue.add_soon`)."""
         picked = [key for key in self.cache.keys_snapshot() if wanted(key)]
         for key in picked:
-            self.queue.add(key)
+            if within is None:
+                self.queue.add(key)
+            else:
+                self.queue.add_soon(key, within)
         return len(picked)
 
     def start(self) -> None:

@@ -60,6 +60,7 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()  # added again while active: run once more afterwards
         self._failures: dict[K, int] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._soon: dict[K, asyncio.TimerHandle] = {}  # add_soon's: no run cancels them
         self._tasks: list[asyncio.Task[None]] = []
 
     def add(self, key: K) -> None:
@@ -81,10 +82,23 @@ class WorkQueue(Generic[K]):
             timer.cancel()
         self._timers[key] = loop.call_at(when, self._fire, key)
 
+    def add_soon(self, key: K, within: float) -> None:
+        """Schedule ``key`` within ``within`` seconds, coalescing: every call in that window
+        makes one run. Nothing when ``key`` waits in the queue already (that run reads what
+        changed). Unlike `add_after`'s, no run's result cancels it: what it stands for may have
+        changed after a running reconcile read its inputs."""
+        if key in self._queued or key in self._soon:
+            return
+        loop = asyncio.get_running_loop()
+        self._soon[key] = loop.call_later(within, self._fire_soon, key)
+
     def forget(self, key: K) -> None:
         """Drop pending timers and failure counts of a key that no longer exists."""
         self._failures.pop(key, None)
         self._cancel_timer(key)
+        soon = self._soon.pop(key, None)
+        if soon is not None:
+            soon.cancel()
 
     def failures(self, key: K) -> int:
         return self._failures.get(key, 0)
@@ -97,7 +111,7 @@ class WorkQueue(Generic[K]):
             self._tasks.append(asyncio.create_task(self._work()))
 
     async def stop(self) -> None:
-        for timer in self._timers.values():
+        for timer in [*self._timers.values(), *self._soon.values()]:
             timer.cancel()
         for task in self._tasks:
             task.cancel()
@@ -108,6 +122,10 @@ class WorkQueue(Generic[K]):
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
+        self.add(key)
+
+    def _fire_soon(self, key: K) -> None:
+        self._soon.pop(key, None)
         self.add(key)
 
     async def _work(self) -> None:

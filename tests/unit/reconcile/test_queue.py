@@ -189,3 +189,77 @@ def test_a_run_that_asks_for_no_later_look_cancels_the_one_an_earlier_run_asked_
 
     asyncio.run(main())
     assert len(calls) == runs
+
+
+def test_add_soon_coalesces_a_burst_into_one_run_after_the_window() -> None:
+    calls: list[float] = []
+
+    async def reconcile(key: str) -> Result:
+        calls.append(asyncio.get_running_loop().time())
+        return Result()
+
+    async def main() -> float:
+        queue: WorkQueue[str] = WorkQueue(reconcile)
+        queue.start()
+        started = asyncio.get_running_loop().time()
+        for _ in range(20):  # a fleet of VMs on the policy's hosts changes at once
+            queue.add_soon("policy", 0.2)
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
+        assert calls == []  # not yet: the window is open
+        await asyncio.sleep(0.3)
+        await queue.stop()
+        return started
+
+    started = asyncio.run(main())
+    assert len(calls) == 1
+    assert calls[0] - started >= 0.2
+
+
+def test_add_soon_is_not_cancelled_by_a_run_that_read_before_the_change() -> None:
+    """The change arrives while the key runs; that run ends asking for no later look. An
+    add_after timer would be cancelled then, and the change never reconciled."""
+    calls: list[str] = []
+    gate = asyncio.Event()
+
+    async def reconcile(key: str) -> Result:
+        calls.append(key)
+        if len(calls) == 1:
+            await gate.wait()  # read its inputs, now busy
+        return Result()
+
+    async def main() -> None:
+        queue: WorkQueue[str] = WorkQueue(reconcile)
+        queue.add("p")
+        queue.start()
+        await asyncio.sleep(0.02)
+        queue.add_soon("p", 0.1)  # the change, during the run
+        gate.set()
+        await asyncio.sleep(0.3)
+        await queue.stop()
+
+    asyncio.run(main())
+    assert calls == ["p", "p"]
+
+
+def test_add_soon_of_a_queued_key_adds_nothing_and_stop_or_forget_cancel_it() -> None:
+    calls: list[str] = []
+
+    async def reconcile(key: str) -> Result:
+        calls.append(key)
+        return Result()
+
+    async def main() -> None:
+        queue: WorkQueue[str] = WorkQueue(reconcile)
+        queue.add("queued")
+        queue.add_soon("queued", 0.05)  # the queued run will read the change
+        queue.add_soon("forgotten", 0.05)
+        queue.forget("forgotten")
+        queue.add_soon("stopped", 0.2)
+        queue.start()
+        await asyncio.sleep(0.15)
+        await queue.stop()
+        await asyncio.sleep(0.15)
+
+    asyncio.run(main())
+    assert calls == ["queued"]

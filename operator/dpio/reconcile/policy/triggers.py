@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from dpio.planner.observed import ObservedInventory
+from dpio.reconcile.constants import VM_SETTLE_SECONDS
 from dpio.reconcile.controller import Controller
 from dpio.reconcile.policy.selections import Selections
 
@@ -31,6 +32,13 @@ class PolicyTriggers:
     def hosts_changed(self, hosts: frozenset[str]) -> None:
         """vCenter says these hosts changed: queue the policies they concern."""
         self.policies.enqueue_where(lambda key: self.selections.concerns(key[1], hosts))
+
+    def vm_hosts_changed(self, hosts: frozenset[str]) -> None:
+        """VMs on these hosts changed (their devices, their power): queue the policies they
+        concern within `VM_SETTLE_SECONDS`, a burst coalesced into one run per policy."""
+        self.policies.enqueue_where(
+            lambda key: self.selections.concerns(key[1], hosts), within=VM_SETTLE_SECONDS
+        )
 
     def inventory_read(self, inventory: ObservedInventory | None) -> None:
         """A whole read after a report that named no hosts (None: the read failed, so every
