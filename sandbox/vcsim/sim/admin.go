@@ -3,12 +3,17 @@ package sim
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
 // adminMux is the admin API (plain HTTP on loopback, JSON in and out); see README.md.
 func (srv *Server) adminMux() *http.ServeMux {
 	mux := http.NewServeMux()
+	// The simulator's own profile, for the benchmarks (docs/benchmarks.md, finding 25):
+	// go tool pprof -top http://<admin>/debug/pprof/profile?seconds=60
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, map[string]any{"ok": true, "sdkDown": srv.Down()})
 	})

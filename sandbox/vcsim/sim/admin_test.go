@@ -169,3 +169,23 @@ func TestAdminRebootsComplete(t *testing.T) {
 		t.Errorf("completed = %d, pending = %d", got.Completed, s.PendingReboots())
 	}
 }
+
+// The benchmarks read the simulator's own CPU profile from the admin port (finding 25).
+func TestAdminServesPprof(t *testing.T) {
+	_, srv := serveTest(t)
+	resp, err := http.Get(srv.AdminURL + "/debug/pprof/profile?seconds=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	if _, err := body.ReadFrom(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || body.Len() == 0 {
+		t.Fatalf("pprof profile: status %d, %d bytes", resp.StatusCode, body.Len())
+	}
+	if status := adminStatus(t, srv, "GET", "/debug/pprof/", nil); status != http.StatusOK {
+		t.Fatalf("pprof index: status %d", status)
+	}
+}
