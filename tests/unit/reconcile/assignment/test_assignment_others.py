@@ -124,11 +124,11 @@ def test_quota_uses_are_gathered_only_when_a_consumer_has_a_quota() -> None:
     assert unlimited.quota_uses == ()
 
 
-def _policy_body(version: str) -> dict[str, Any]:
+def _policy_body(version: str, name: str = "gpu-hosts") -> dict[str, Any]:
     return {
         "apiVersion": "dpio.io/v1alpha1",
         "kind": "HostPassthroughPolicy",
-        "metadata": {"name": "gpu-hosts", "uid": "uid-p", "resourceVersion": version},
+        "metadata": {"name": name, "uid": f"uid-{name}", "resourceVersion": version},
         "spec": {"hosts": {"names": ["esx01"]}, "devices": [{"address": "0000:3b:00.0"}]},
     }
 
@@ -150,7 +150,29 @@ def test_a_policy_is_parsed_once_per_version() -> None:
     assert inputs.parse_policy(deleting, memo) is None  # offers nothing new, memo or not
     for v in range(4, 40):
         inputs.parse_policy(_policy_body(str(v)), memo)
-    assert len(memo._known) == others.ParsedPolicies.KEEP
+    assert len(memo) == 1  # only the latest version of a policy is kept
+
+
+def test_each_policy_keeps_its_latest_version_and_the_least_asked_for_go_first() -> None:
+    parsed: list[tuple[str, str]] = []
+
+    def parse(b: Any) -> Any:
+        parsed.append((b["metadata"]["name"], b["metadata"]["resourceVersion"]))
+        return HostPassthroughPolicy.model_validate(b)
+
+    memo = others.ParsedPolicies(parse)
+    for version in ("1", "2"):  # two policies, each rewritten: one entry each
+        for name in ("gpu-hosts", "nic-hosts"):
+            inputs.parse_policy(_policy_body(version, name), memo)
+    assert len(memo) == 2
+    inputs.parse_policy(_policy_body("2", "gpu-hosts"), memo)
+    inputs.parse_policy(_policy_body("2", "nic-hosts"), memo)
+    assert len(parsed) == 4  # both latest versions came from the memo
+    memo.KEEP = 2
+    inputs.parse_policy(_policy_body("1", "fpga-hosts"), memo)  # nic was asked for last...
+    assert len(memo) == 2
+    inputs.parse_policy(_policy_body("2", "nic-hosts"), memo)
+    assert len(parsed) == 5  # ...so gpu went first and nic is still known
 
 
 def test_an_invalid_policy_stays_none_through_the_memo() -> None:
