@@ -73,7 +73,13 @@ class RebootReservations:
             others = frozenset().union(*(h for n, h in self._held.items() if n != name))
             result = plan(others)
             if result.stalled is None:
-                self._held[name] = frozenset(result.reboot.in_progress)
+                # Only policies that hold hosts are kept: the walks above stay as short as the
+                # rolling reboots under way, not as long as the list of policies (finding 27).
+                holds = frozenset(result.reboot.in_progress)
+                if holds:
+                    self._held[name] = holds
+                else:
+                    self._held.pop(name, None)
             return result
 
     def forget(self, name: str) -> None:
@@ -83,3 +89,8 @@ class RebootReservations:
     def held(self, name: str) -> frozenset[str]:
         with self._lock:
             return self._held.get(name, frozenset())
+
+    def __len__(self) -> int:
+        """How many policies hold hosts now."""
+        with self._lock:
+            return len(self._held)

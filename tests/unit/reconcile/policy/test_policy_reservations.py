@@ -146,3 +146,18 @@ def test_seeding_happens_once() -> None:
     reservations.seed(bodies)
     reservations.seed(bodies)
     assert len(calls) == 1
+
+
+def test_only_policies_holding_hosts_are_kept() -> None:
+    """Every decision walks the holds: with an entry per policy, 5,000 policies made each
+    reconcile O(policies) (docs/benchmarks.md, finding 27)."""
+    reservations = RebootReservations()
+    names = [f"p{i}" for i in range(POLICIES)]
+    for i in range(POLICIES):  # nothing to reboot: no hold
+        reservations.decide(f"p{i}", names, lambda held: PolicyPlan())
+    assert len(reservations) == 0
+    reservations.decide("p0", names, lambda held: plan_for(0, held, 1))
+    assert len(reservations) == 1
+    reservations.decide("p0", names, lambda held: PolicyPlan())  # its reboot is done
+    assert len(reservations) == 0
+    assert reservations.held("p0") == frozenset()
