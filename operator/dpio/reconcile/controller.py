@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from dpio.observability import memory, metrics
 from dpio.observability.logging import object_ref
@@ -98,6 +98,17 @@ class Controller:
         how many it picked. `within`: not at once but within so many seconds, each key's
         calls in that window coalesced into one run (`WorkQueue.add_soon`)."""
         picked = [key for key in self.cache.keys_snapshot() if wanted(key)]
+        for key in picked:
+            if within is None:
+                self.queue.add(key)
+            else:
+                self.queue.add_soon(key, within)
+        return len(picked)
+
+    def enqueue_keys(self, keys: Iterable[Key], *, within: float | None = None) -> int:
+        """Queue those of `keys` that are cached (as `enqueue_where`, without a walk of the
+        cache); how many."""
+        picked = [key for key in keys if key in self.cache]
         for key in picked:
             if within is None:
                 self.queue.add(key)

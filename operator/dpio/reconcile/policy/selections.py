@@ -10,6 +10,7 @@ docs/benchmarks.md, finding 13).
 
 from __future__ import annotations
 
+from collections.abc import KeysView
 from dataclasses import dataclass, field
 
 from dpio.api.policy import HostSelector
@@ -28,9 +29,16 @@ class _PlannedOn:
 
 @dataclass
 class Selections:
-    """Policy name -> its last plan's selector, hosts as observed and missing host names."""
+    """Policy name -> its last plan's selector, hosts as observed and missing host names;
+    indexed by host, so a report of a few hosts finds its policies without asking each policy
+    (at 5,000 policies that walk, once per report, was ~10% of the operator's samples,
+    docs/benchmarks.md finding 28)."""
 
     _last: dict[str, _PlannedOn] = field(default_factory=dict)
+    #: Host moref -> the policies whose last plan selected it.
+    _by_host: dict[str, set[str]] = field(default_factory=dict)
+    #: ("", name) of every policy in `_last`: the controller's cache keys, for set arithmetic.
+    _keys: set[tuple[str, str]] = field(default_factory=set)
 
     def record(self, name: str, selector: HostSelector, plan: PolicyPlan) -> None:
         """After planning; a plan that stalled (e.g. a selector that doesn't compile) selected
@@ -40,10 +48,33 @@ class Selections:
             return
         hosts = tuple(p.host for p in plan.hosts)
         morefs = frozenset(h.moref for h in hosts)
+        self.forget(name)
         self._last[name] = _PlannedOn(selector, hosts, plan.missing_hosts, morefs)
+        self._keys.add(("", name))
+        for moref in morefs:
+            self._by_host.setdefault(moref, set()).add(name)
 
     def forget(self, name: str) -> None:
-        self._last.pop(name, None)
+        last = self._last.pop(name, None)
+        if last is None:
+            return
+        self._keys.discard(("", name))
+        for moref in last.morefs:
+            names = self._by_host.get(moref)
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self._by_host[moref]
+
+    def concerned(
+        self, hosts: frozenset[str], cached: KeysView[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """The keys among `cached` that `concerns` would answer True for, for a report of
+        `hosts`: the policies that selected one of them and those with no plan."""
+        found = cached - self._keys  # no plan yet: set arithmetic, no walk in Python
+        for moref in hosts:
+            found.update(("", name) for name in self._by_host.get(moref, ()))
+        return found & cached
 
     def concerns(self, name: str, hosts: frozenset[str] | None) -> bool:
         """Does a vCenter change of `hosts` (None: any host) call for reconciling `name`?

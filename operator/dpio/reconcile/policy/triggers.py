@@ -31,14 +31,13 @@ class PolicyTriggers:
 
     def hosts_changed(self, hosts: frozenset[str]) -> None:
         """vCenter says these hosts changed: queue the policies they concern."""
-        self.policies.enqueue_where(lambda key: self.selections.concerns(key[1], hosts))
+        self.policies.enqueue_keys(self.selections.concerned(hosts, self.policies.cache.keys()))
 
     def vm_hosts_changed(self, hosts: frozenset[str]) -> None:
         """VMs on these hosts changed (their devices, their power): queue the policies they
         concern within `VM_SETTLE_SECONDS`, a burst coalesced into one run per policy."""
-        self.policies.enqueue_where(
-            lambda key: self.selections.concerns(key[1], hosts), within=VM_SETTLE_SECONDS
-        )
+        concerned = self.selections.concerned(hosts, self.policies.cache.keys())
+        self.policies.enqueue_keys(concerned, within=VM_SETTLE_SECONDS)
 
     def inventory_read(self, inventory: ObservedInventory | None) -> None:
         """A whole read after a report that named no hosts (None: the read failed, so every

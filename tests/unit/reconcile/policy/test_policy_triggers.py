@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.unit.planner.builders import NOW, host, spec
 
+from dpio.api.policy import HostSelector
+from dpio.planner import PolicyPlan, plan_policy
 from dpio.planner.observed import ObservedInventory
 from dpio.reconcile.cache import Body
 from dpio.reconcile.constants import VM_SETTLE_SECONDS
@@ -19,13 +22,27 @@ READ = ObservedInventory(hosts=())
 
 
 class FakeSelections(Selections):
-    """`gpu` planned on host-1; `nic` plans on other hosts in the fresh read."""
+    """`gpu` planned on host-1, `nic` on host-2, `nvme` on nothing yet; `nic` plans on other
+    hosts in the fresh read."""
 
-    def concerns(self, name: str, hosts: frozenset[str] | None) -> bool:
-        return name == "gpu" and hosts is not None and "host-1" in hosts
+    def __init__(self) -> None:
+        super().__init__()
+        self.record("gpu", HostSelector(names=["esx01"]), _plan_on("esx01"))
+        self.record("nic", HostSelector(names=["esx02"]), _plan_on("esx02"))
 
     def differs(self, name: str, inventory: ObservedInventory) -> bool:
         return name == "nic"
+
+
+def _plan_on(host_name: str) -> PolicyPlan:
+    """A plan of one policy on `host_name` (moref host-<name>)."""
+    return plan_policy(
+        name="p",
+        creation_timestamp=NOW,
+        spec=spec(hosts={"names": [host_name]}),
+        inventory=ObservedInventory(hosts=(host(host_name),)),
+        now=NOW,
+    )
 
 
 async def _queued(feed: str, arg: frozenset[str] | ObservedInventory | None) -> int:
@@ -48,8 +65,8 @@ async def _queued(feed: str, arg: frozenset[str] | ObservedInventory | None) -> 
 @pytest.mark.parametrize(
     ("feed", "arg", "queued"),
     [
-        ("hosts", frozenset({"host-1"}), 1),
-        ("hosts", frozenset({"host-9"}), 0),
+        ("hosts", frozenset({"host-esx01"}), 2),  # gpu, and nvme that has no plan yet
+        ("hosts", frozenset({"host-esx09"}), 1),  # nvme only
         ("read", READ, 1),
         ("read", None, 3),  # the read failed: everything
     ],
@@ -76,8 +93,8 @@ def test_vm_changes_queue_the_policies_of_their_hosts_after_a_short_settle() -> 
         triggers = PolicyTriggers(policies, FakeSelections())
         policies.start()
         for _ in range(10):
-            triggers.vm_hosts_changed(frozenset({"host-1"}))
-        triggers.vm_hosts_changed(frozenset({"host-9"}))  # no policy's host
+            triggers.vm_hosts_changed(frozenset({"host-esx01"}))
+        triggers.vm_hosts_changed(frozenset({"host-esx09"}))  # no policy's host
         right_away = len(policies.queue)
         await asyncio.sleep(VM_SETTLE_SECONDS + 0.5)
         settled = len(policies.queue)
