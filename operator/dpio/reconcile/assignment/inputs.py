@@ -76,10 +76,18 @@ def policy_memo() -> ParsedPolicies:
     return ParsedPolicies(_validated_policy)
 
 
-def policy_view(policy: HostPassthroughPolicy, host: str | None) -> PolicyView:
+def policy_view(
+    policy: HostPassthroughPolicy, host: str | None, memo: ParsedPolicies | None = None
+) -> PolicyView:
     """The policy's spec and its status rows for `host` (none before the VM's host is known);
-    whether that status is the policy's report on `host` for its current spec."""
-    found = next((h for h in policy.status.hosts if h.name == host), None)
+    whether that status is the policy's report on `host` for its current spec. `memo`: the
+    one `policy` came from (parse_policy), which parses the host's rows on demand."""
+    if host is None:
+        found = None
+    elif memo is not None:
+        found = memo.host_status(policy, host)
+    else:
+        found = next((h for h in policy.status.hosts if h.name == host), None)
     current = policy.status.observed_generation == (policy.metadata.generation or 0)
     return PolicyView(
         name=policy.metadata.name,
@@ -115,18 +123,21 @@ def completed(
     labels: Callable[[str], Labels],
     others: AssignmentIndex,
     me: ObjectKey,
+    *,
+    policies: ParsedPolicies | None = None,
 ) -> tuple[VMObservation, bool]:
     """What the adapter observed, completed from the caches (claims, the policy's rows for the
     VM's host, namespace labels, the quota use of the policy's other assignments); and whether
     a rival's claim is still unknown. `others` is the assignments' index (others.py): only the
-    claims that may weigh on the VM's host and the policy's own assignments are read."""
+    claims that may weigh on the VM's host and the policy's own assignments are read.
+    `policies`: the memo `policy` came from (its host rows parsed on demand)."""
     host = seen.vm.host if seen.vm is not None else ""
     found, unknown = claims_of(others.near(host), me, host)
     mine = labels(me.namespace)
     observed = replace(
         seen,
         claims=found,
-        policy=policy_view(policy, host),
+        policy=policy_view(policy, host, policies),
         namespace_labels=mine or {},
         namespace_labels_known=mine is not None,
         quota_uses=(

@@ -95,4 +95,5 @@ def _completed(
         sources.namespace_labels,
         sources.assignments,
         me,
+        policies=sources.policies,
     )

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from dpio.api.assignment import VMDeviceAssignment
 from dpio.api.conditions import DEVICES_UNAVAILABLE, FORBIDDEN, QUOTA_EXCEEDED
+from dpio.api.policy_status import HostStatus
 from dpio.planner.conditions import find, is_true
 from dpio.planner.observed import parse_pci_id
 
@@ -218,43 +219,90 @@ def _oldest_first(others: Iterable[Other]) -> list[Other]:
     return sorted(others, key=lambda o: (o.created, o.key))
 
 
+@dataclass(slots=True)
+class _ParsedPolicy:
+    version: str
+    policy: Any
+    #: Host name -> that host's raw status row (the cached body's own dicts, not copies);
+    #: None: the body had no host list to set apart (the policy holds its rows itself).
+    rows: Mapping[str, Any] | None
+    #: The rows parsed so far, by host name (None: no valid row for that host).
+    parsed: dict[str, HostStatus | None]
+
+
 class ParsedPolicies:
-    """The referenced HostPassthroughPolicy, parsed once per (uid, resourceVersion).
+    """The referenced HostPassthroughPolicy, parsed once per (uid, resourceVersion), and of its
+    status only the rows of the hosts reconciles ask for (`host_status`).
 
     Every assignment reconcile reads its policy, whose status lists every host's devices: with
     500 assignments on 64 hosts, parsing it anew each time was 11% of the operator's CPU
-    (py-spy, docs/benchmarks.md). Only the latest version of each policy is kept: a parsed
-    policy over 625 hosts holds thousands of status rows, and older versions, which no
-    reconcile asks for again, made up much of the memory at 5,000 assignments (finding 24).
-    The policies least recently asked for go first beyond `KEEP`.
+    (py-spy, docs/benchmarks.md). Over 625 hosts the whole policy parses into 7 MiB in 0.23 s,
+    and a reconcile needs one host's rows: the host list is set apart as the raw rows and each
+    host's are parsed when first asked for. Only the latest version of each policy is kept; no
+    reconcile asks for an older one again (finding 24). The policies least recently asked for
+    go first beyond `KEEP`.
     """
 
     KEEP = 256
 
     def __init__(self, parse: Callable[[Body], Any]) -> None:
         self._parse = parse
-        #: uid -> (resourceVersion, the parsed policy)
-        self._known: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        #: uid -> its latest version, parsed
+        self._known: OrderedDict[str, _ParsedPolicy] = OrderedDict()
         self._lock = threading.Lock()
 
     def parse(self, body: Body) -> Any:
+        """The policy, its `status.hosts` left empty when it was set apart (ask `host_status`)."""
         meta = body.get("metadata", {})
         uid, version = str(meta.get("uid", "")), str(meta.get("resourceVersion", ""))
         if not version:
             return self._parse(body)
         with self._lock:
             known = self._known.get(uid)
-            if known is not None and known[0] == version:
+            if known is not None and known.version == version:
                 self._known.move_to_end(uid)
-                return known[1]
-        parsed = self._parse(body)
+                return known.policy
+        stripped, rows = _set_apart(body)
+        parsed = _ParsedPolicy(version, self._parse(stripped), rows, {})
         with self._lock:
-            self._known[uid] = (version, parsed)
+            self._known[uid] = parsed
             self._known.move_to_end(uid)
             while len(self._known) > self.KEEP:
                 self._known.popitem(last=False)
-        return parsed
+        return parsed.policy
+
+    def host_status(self, policy: Any, host: str) -> HostStatus | None:
+        """`policy`'s status row for `host` (None: none, or not valid); `policy` as `parse`
+        returned it, or any parsed policy (its own rows are then looked through)."""
+        uid = str(policy.metadata.uid or "")
+        with self._lock:
+            known = self._known.get(uid)
+        if known is None or known.policy is not policy or known.rows is None:
+            hosts: list[HostStatus] = policy.status.hosts
+            return next((h for h in hosts if h.name == host), None)
+        with self._lock:
+            if host in known.parsed:
+                return known.parsed[host]
+        raw = known.rows.get(host)
+        try:
+            found = HostStatus.model_validate(raw) if raw is not None else None
+        except ValidationError:
+            found = None  # as if the policy had not reported on the host yet
+        with self._lock:
+            known.parsed[host] = found
+        return found
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._known)
+
+
+def _set_apart(body: Body) -> tuple[Body, Mapping[str, Any] | None]:
+    """`body` with an empty `status.hosts`, and its rows by host name; `body` itself and None
+    when there is no host list to set apart."""
+    status = body.get("status")
+    raw = status.get("hosts") if isinstance(status, Mapping) else None
+    if not isinstance(status, Mapping) or not isinstance(raw, list):
+        return body, None
+    rows = {str(r.get("name", "")): r for r in raw if isinstance(r, Mapping)}
+    return {**body, "status": {**status, "hosts": []}}, rows

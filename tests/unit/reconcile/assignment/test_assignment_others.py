@@ -7,10 +7,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from tests.unit.planner.vm.builders import converged_vm, observe
-from tests.unit.reconcile.assignment.fakes import body
+from tests.unit.reconcile.assignment.fakes import body, policy_body
 
 from dpio.api.policy import HostPassthroughPolicy
+from dpio.api.policy_status import HostStatus
 from dpio.reconcile.assignment import inputs, others
 from dpio.reconcile.assignment.others import AssignmentIndex, ObjectKey
 from dpio.reconcile.cache import ObjectCache, key_of
@@ -181,3 +183,47 @@ def test_an_invalid_policy_stays_none_through_the_memo() -> None:
     memo = inputs.policy_memo()
     assert inputs.parse_policy(bad, memo) is None
     assert inputs.parse_policy(bad, memo) is None
+
+
+def _policy_on_hosts(version: str, hosts: list[str]) -> dict[str, Any]:
+    body = policy_body()
+    row = body["status"]["hosts"][0]
+    body["metadata"].update(uid="uid-gpu-hosts", resourceVersion=version)
+    body["status"]["observedGeneration"] = 1
+    body["status"]["hosts"] = [{**copy.deepcopy(row), "name": h} for h in hosts]
+    return body
+
+
+@pytest.mark.parametrize("host", ["esx01", "esx03", "esx99", "", None])
+def test_host_rows_parsed_on_demand_read_as_the_whole_policy_does(host: str | None) -> None:
+    body = _policy_on_hosts("5", ["esx01", "esx02", "esx03"])
+    memo = inputs.policy_memo()
+    policy = inputs.parse_policy(body, memo)
+    whole = inputs.parse_policy(body)
+    assert policy is not None
+    assert whole is not None
+    assert policy.status.hosts == []  # set apart: rows are parsed per host when asked
+    assert inputs.policy_view(policy, host, memo) == inputs.policy_view(whole, host)
+
+
+def test_only_the_hosts_asked_for_are_parsed_and_a_bad_row_spoils_only_its_host(
+    monkeypatch: Any,
+) -> None:
+    parsed: list[str] = []
+
+    class Counting(HostStatus):
+        @classmethod
+        def model_validate(cls, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            parsed.append(obj["name"])
+            return HostStatus.model_validate(obj, **kwargs)
+
+    monkeypatch.setattr(others, "HostStatus", Counting)
+    body = _policy_on_hosts("5", [f"esx{i:03d}" for i in range(625)])
+    body["status"]["hosts"][7]["devices"] = "not a list"
+    memo = inputs.policy_memo()
+    policy = inputs.parse_policy(body, memo)
+    assert policy is not None
+    for _ in range(3):  # many reconciles of VMs on two hosts
+        assert len(inputs.policy_view(policy, "esx001", memo).host_devices) == 1
+        assert inputs.policy_view(policy, "esx007", memo).host_reported is False
+    assert parsed == ["esx001", "esx007"]  # two hosts of 625, each once
