@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 from bench import pyspy
 
 RAW = [
@@ -27,3 +30,15 @@ def test_summary_counts_own_and_inclusive_samples_per_function() -> None:
 
 def test_no_samples_says_so() -> None:
     assert pyspy.summarize([]) == "no samples\n"
+
+
+def test_a_raw_file_with_bytes_that_are_not_utf8_is_still_summarized(tmp_path: Path) -> None:
+    """py-spy wrote such a frame name in a 5,000-assignment run, and the run's figures were
+    lost with the exception."""
+    raw = tmp_path / "py-spy-vcsim-1.raw"
+    raw.write_bytes("\n".join(RAW).encode() + b"\nprocess 1:bad\xf9name (/v/x.py:1) 5\n")
+    done = subprocess.Popen(["true"])
+    done.wait()
+    summary = pyspy.finish(done, raw)
+    assert summary is not None
+    assert summary.read_text().startswith("105 samples at 50/s")
