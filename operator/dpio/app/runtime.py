@@ -140,7 +140,7 @@ def _policies(
         vcenter=ReadOnlyVCenter(vcenters) if config.dry_run else vcenters,
         objects=OwnStatusWrites(KubeObjects(kube), own_writes),
         all_policies=cache.objects,
-        policies_version=lambda: cache.desired_changes,
+        policies_version=lambda: cache.spec_changes,
         all_assignments=assignments.objects,
         dry_run=config.dry_run,
     )
