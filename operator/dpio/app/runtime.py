@@ -21,6 +21,7 @@ from dpio.reconcile.cache import ObjectCache
 from dpio.reconcile.controller import Controller
 from dpio.reconcile.own_writes import ExpectedStatuses, OwnStatusWrites
 from dpio.reconcile.policy.reconciler import PolicyReconciler
+from dpio.reconcile.policy.selections import Selections
 from dpio.reconcile.policy.triggers import PolicyTriggers
 from dpio.reconcile.queue import Backoff
 from dpio.vsphere.host.adapter import HostAdapter
@@ -135,14 +136,18 @@ def _policies(
     """The HostPassthroughPolicy controller; its reconciler reads every policy from the cache
     (policy conflicts: the older one wins) and every assignment from theirs (devices not to
     disable from under them)."""
-    cache, own_writes = ObjectCache(), ExpectedStatuses()
+    # The cache keeps the selections informed of which policies exist (those with no plan
+    # are concerned by every vCenter report).
+    selections = Selections()
+    cache, own_writes = ObjectCache(indexes=(selections.cache_index(),)), ExpectedStatuses()
     reconciler = PolicyReconciler(
         vcenter=ReadOnlyVCenter(vcenters) if config.dry_run else vcenters,
         objects=OwnStatusWrites(KubeObjects(kube), own_writes),
         all_policies=cache.objects,
-        policies_version=lambda: cache.desired_changes,
+        policies_version=lambda: cache.spec_changes,
         all_assignments=assignments.objects,
         dry_run=config.dry_run,
+        selections=selections,
     )
     # Capped exponential backoff for vCenter outages: 1 s up to 5 min (docs/design.md,
     # "Failures and retries").

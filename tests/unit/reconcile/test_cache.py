@@ -45,3 +45,29 @@ def test_desired_changes_moves_on_add_spec_change_and_delete_not_on_status() -> 
     assert cache.put(_body("a", generation=2, rv="3")).desired_changed
     cache.delete(("", "a"))
     assert (cache.desired_changes, len(cache), ("", "a") in cache) == (3, 0, False)
+
+
+def test_spec_changes_moves_on_add_spec_change_deletion_and_delete_not_on_a_finalizer() -> None:
+    """What the other policies' index depends on (policy/others.py): every first reconcile adds
+    a finalizer, which must not rebuild it (finding 30)."""
+    cache = ObjectCache()
+    cache.put(_body("a"))
+    assert cache.spec_changes == 1
+    finalized = _body("a", rv="2")
+    finalized["metadata"]["finalizers"] = ["dpio.io/cleanup"]
+    finalized["metadata"]["labels"] = {"team": "ml"}
+    assert cache.put(finalized).desired_changed  # a change for the object's own reconcile...
+    assert cache.spec_changes == 1  # ...not for the others'
+    cache.put(_body("a", status={"ready": True}, rv="3"))
+    assert cache.spec_changes == 1
+    cache.put(_body("a", generation=2, rv="4"))
+    assert cache.spec_changes == 2
+    deleting = _body("a", generation=2, rv="5")
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-06T00:00:00Z"
+    cache.put(deleting)
+    assert cache.spec_changes == 3
+    cache.delete(("", "a"))
+    assert cache.spec_changes == 4
+    cache.put({"metadata": {"name": "b", "resourceVersion": "1"}})  # no generation
+    cache.put({"metadata": {"name": "b", "resourceVersion": "2"}})  # each version counts
+    assert cache.spec_changes == 6

@@ -10,8 +10,9 @@ policy; `deletionTimestamp` is read from the raw body each time.
 
 Even without parsing, walking every cached body on every reconcile is O(N) per reconcile: at
 5,000 policies ~10 ms each, half the operator's CPU (docs/benchmarks.md, finding 15).
-`others_at` keeps the whole list while the cache's `desired_changes` count stays the same (it
-moves when a policy is added, deleted or its spec or metadata change, never on a status write).
+`others_at` keeps the whole list while the cache's `spec_changes` count stays the same (it
+moves when a policy is added or deleted, its spec changes or its deletion starts; never on a
+status write nor on a finalizer added).
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class OtherPolicies:
         self._parsed: dict[str, tuple[_Stamp, OtherPolicy | None]] = {}
         self.parses = 0  # how many bodies were parsed (for tests)
         self.walks = 0  # how many times every body was looked at (for tests)
-        self._at: tuple[int, list[OtherPolicy]] | None = None  # (desired_changes, all of them)
-        self._index: tuple[int, OthersIndex] | None = None  # (desired_changes, their index)
+        self._at: tuple[int, list[OtherPolicy]] | None = None  # (spec_changes, all of them)
+        self._index: tuple[int, OthersIndex] | None = None  # (spec_changes, their index)
 
     def others_at(
         self, version: int, bodies: Callable[[], Iterable[Mapping[str, Any]]], name: str

@@ -101,7 +101,7 @@ class PolicyReconciler:
     vcenter: VCenterPort
     objects: ObjectsPort
     all_policies: Callable[[], Iterable[Mapping[str, Any]]]
-    #: The cache's `desired_changes`: while it stays, the other policies are the same (None:
+    #: The cache's `spec_changes`: while it stays, the other policies are the same (None:
     #: walk `all_policies` on every reconcile).
     policies_version: Callable[[], int] | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)

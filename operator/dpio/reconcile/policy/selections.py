@@ -10,7 +10,6 @@ docs/benchmarks.md, finding 13).
 
 from __future__ import annotations
 
-from collections.abc import KeysView
 from dataclasses import dataclass, field
 
 from dpio.api.policy import HostSelector
@@ -27,18 +26,28 @@ class _PlannedOn:
     morefs: frozenset[str]
 
 
+Key = tuple[str, str]
+
+
 @dataclass
 class Selections:
     """Policy name -> its last plan's selector, hosts as observed and missing host names;
-    indexed by host, so a report of a few hosts finds its policies without asking each policy
-    (at 5,000 policies that walk, once per report, was ~10% of the operator's samples,
-    docs/benchmarks.md finding 28)."""
+    indexed by host, and kept informed of the policy cache's keys (`cache_index`), so a report
+    of a few hosts finds its policies without asking each policy (at 5,000 policies that walk,
+    once per report, was ~10% of the operator's samples, docs/benchmarks.md finding 28)."""
 
     _last: dict[str, _PlannedOn] = field(default_factory=dict)
     #: Host moref -> the policies whose last plan selected it.
     _by_host: dict[str, set[str]] = field(default_factory=dict)
-    #: ("", name) of every policy in `_last`: the controller's cache keys, for set arithmetic.
-    _keys: set[tuple[str, str]] = field(default_factory=set)
+    #: ("", name) of every policy in `_last` (the controller's cache keys).
+    _keys: set[Key] = field(default_factory=set)
+    #: The policy cache's keys, and those of them with no plan (`_cached - _keys`, kept).
+    _cached: set[Key] = field(default_factory=set)
+    _unplanned: set[Key] = field(default_factory=set)
+
+    def cache_index(self) -> _CacheKeys:
+        """What the policy cache calls on each change (`ObjectCache(indexes=...)`)."""
+        return _CacheKeys(self)
 
     def record(self, name: str, selector: HostSelector, plan: PolicyPlan) -> None:
         """After planning; a plan that stalled (e.g. a selector that doesn't compile) selected
@@ -51,30 +60,24 @@ class Selections:
         self.forget(name)
         self._last[name] = _PlannedOn(selector, hosts, plan.missing_hosts, morefs)
         self._keys.add(("", name))
+        self._unplanned.discard(("", name))
         for moref in morefs:
             self._by_host.setdefault(moref, set()).add(name)
 
     def forget(self, name: str) -> None:
+        key = ("", name)
+        if key in self._cached:
+            self._unplanned.add(key)
         last = self._last.pop(name, None)
         if last is None:
             return
-        self._keys.discard(("", name))
+        self._keys.discard(key)
         for moref in last.morefs:
             names = self._by_host.get(moref)
             if names is not None:
                 names.discard(name)
                 if not names:
                     del self._by_host[moref]
-
-    def concerned(
-        self, hosts: frozenset[str], cached: KeysView[tuple[str, str]]
-    ) -> set[tuple[str, str]]:
-        """The keys among `cached` that `concerns` would answer True for, for a report of
-        `hosts`: the policies that selected one of them and those with no plan."""
-        found = cached - self._keys  # no plan yet: set arithmetic, no walk in Python
-        for moref in hosts:
-            found.update(("", name) for name in self._by_host.get(moref, ()))
-        return found & cached
 
     def concerns(self, name: str, hosts: frozenset[str] | None) -> bool:
         """Does a vCenter change of `hosts` (None: any host) call for reconciling `name`?
@@ -84,6 +87,16 @@ class Selections:
         """
         last = self._last.get(name)
         return hosts is None or last is None or not last.morefs.isdisjoint(hosts)
+
+    def concerned(self, hosts: frozenset[str]) -> set[Key]:
+        """The cached policies `concerns` would answer True for, for a report of `hosts`: those
+        whose last plan selected one of them and those with no plan; no walk of the policies."""
+        found = set(self._unplanned)
+        for moref in hosts:
+            found.update(
+                k for k in (("", n) for n in self._by_host.get(moref, ())) if k in self._cached
+            )
+        return found
 
     def differs(self, name: str, inventory: ObservedInventory) -> bool:
         """Would `name` plan on different hosts in `inventory` than its last plan did?
@@ -96,3 +109,20 @@ class Selections:
         except InvalidSpecError:
             return True
         return (now.hosts, now.missing_names) != (last.hosts, last.missing)
+
+
+@dataclass(frozen=True)
+class _CacheKeys:
+    """`Selections` as an index of the policy cache (`reconcile.cache.Index`)."""
+
+    selections: Selections
+
+    def put(self, key: Key, body: object) -> None:
+        found = self.selections
+        found._cached.add(key)
+        if key not in found._keys:
+            found._unplanned.add(key)
+
+    def forget(self, key: Key) -> None:
+        self.selections._cached.discard(key)
+        self.selections._unplanned.discard(key)

@@ -31,13 +31,12 @@ class PolicyTriggers:
 
     def hosts_changed(self, hosts: frozenset[str]) -> None:
         """vCenter says these hosts changed: queue the policies they concern."""
-        self.policies.enqueue_keys(self.selections.concerned(hosts, self.policies.cache.keys()))
+        self.policies.enqueue_keys(self.selections.concerned(hosts))
 
     def vm_hosts_changed(self, hosts: frozenset[str]) -> None:
         """VMs on these hosts changed (their devices, their power): queue the policies they
         concern within `VM_SETTLE_SECONDS`, a burst coalesced into one run per policy."""
-        concerned = self.selections.concerned(hosts, self.policies.cache.keys())
-        self.policies.enqueue_keys(concerned, within=VM_SETTLE_SECONDS)
+        self.policies.enqueue_keys(self.selections.concerned(hosts), within=VM_SETTLE_SECONDS)
 
     def inventory_read(self, inventory: ObservedInventory | None) -> None:
         """A whole read after a report that named no hosts (None: the read failed, so every

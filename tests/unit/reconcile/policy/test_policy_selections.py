@@ -12,6 +12,7 @@ from tests.unit.property.strategies import PROFILE
 from dpio.api.policy import HostSelector
 from dpio.planner import PolicyPlan, plan_policy
 from dpio.planner.observed import ObservedInventory
+from dpio.reconcile.cache import ObjectCache
 from dpio.reconcile.policy.selections import Selections
 
 HOSTS = tuple(f"esx{i}" for i in range(5))
@@ -44,53 +45,54 @@ def _plan(selected: frozenset[str]) -> PolicyPlan:
 
 
 steps = st.lists(
-    st.one_of(
-        st.tuples(
-            st.just("record"),
-            st.sampled_from(NAMES),
-            st.frozensets(st.sampled_from(HOSTS), max_size=3),
-        ),
-        st.tuples(
-            st.sampled_from(["forget", "stall"]), st.sampled_from(NAMES), st.just(frozenset())
-        ),
+    st.tuples(
+        st.sampled_from(["record", "stall", "forget", "put", "delete"]),
+        st.sampled_from(NAMES),
+        st.frozensets(st.sampled_from(HOSTS), max_size=3),
     ),
-    max_size=20,
+    max_size=25,
 )
 
 
 @PROFILE
-@given(
-    steps,
-    st.frozensets(st.sampled_from(NAMES)),
-    st.frozensets(st.sampled_from([f"host-{h}" for h in HOSTS])),
-)
+@given(steps, st.frozensets(st.sampled_from([f"host-{h}" for h in HOSTS])))
 def test_concerned_picks_what_concerns_answers(
-    history: list[tuple[str, str, frozenset[str]]],
-    cached_names: frozenset[str],
-    report: frozenset[str],
+    history: list[tuple[str, str, frozenset[str]]], report: frozenset[str]
 ) -> None:
+    """Plans and the policy cache's changes in any order (a policy planned, then deleted from
+    the cache; cached, never planned; stalled; recreated)."""
     selections, stalled = Selections(), _stalled()
+    cache = ObjectCache(indexes=(selections.cache_index(),))
     for op, name, selected in history:
         if op == "record":
             selections.record(name, HostSelector(names=sorted(selected) or ["x"]), _plan(selected))
         elif op == "stall":
             selections.record(name, HostSelector(names=["esx1"]), stalled)
-        else:
+        elif op == "forget":
             selections.forget(name)
-    cached = {("", n): {} for n in cached_names}
-    expected = {key for key in cached if selections.concerns(key[1], report)}
-    assert selections.concerned(report, cached.keys()) == expected
+        elif op == "put":
+            cache.put({"metadata": {"name": name}})
+        else:
+            cache.delete(("", name))
+        expected = {key for key in cache.keys_snapshot() if selections.concerns(key[1], report)}
+        assert selections.concerned(report) == expected
 
 
 def test_a_recorded_policy_on_a_reported_host_is_picked_and_a_forgotten_one_by_every_report() -> (
     None
 ):
     selections = Selections()
+    cache = ObjectCache(indexes=(selections.cache_index(),))
+    cache.put({"metadata": {"name": "a"}})
+    cache.put({"metadata": {"name": "b"}})
+    assert selections.concerned(frozenset({"host-esx9"})) == {("", "a"), ("", "b")}  # no plans
     selections.record("a", HostSelector(names=["esx1"]), _plan(frozenset({"esx1"})))
     selections.record("b", HostSelector(names=["esx2"]), _plan(frozenset({"esx2"})))
-    cached = {("", "a"): {}, ("", "b"): {}}
-    assert selections.concerned(frozenset({"host-esx1"}), cached.keys()) == {("", "a")}
+    assert selections.concerned(frozenset({"host-esx1"})) == {("", "a")}
     selections.record("a", HostSelector(names=["esx3"]), _plan(frozenset({"esx3"})))  # moved
-    assert selections.concerned(frozenset({"host-esx1"}), cached.keys()) == set()
-    selections.forget("b")  # stalled or deleted: every report concerns it while cached
-    assert selections.concerned(frozenset({"host-esx9"}), cached.keys()) == {("", "b")}
+    assert selections.concerned(frozenset({"host-esx1"})) == set()
+    selections.forget("b")  # stalled: every report concerns it while cached
+    assert selections.concerned(frozenset({"host-esx9"})) == {("", "b")}
+    cache.delete(("", "b"))
+    cache.delete(("", "a"))  # deleted with its plan still recorded: no longer picked
+    assert selections.concerned(frozenset({"host-esx3", "host-esx9"})) == set()

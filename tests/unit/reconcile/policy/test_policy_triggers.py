@@ -11,7 +11,7 @@ from tests.unit.planner.builders import NOW, host, spec
 from dpio.api.policy import HostSelector
 from dpio.planner import PolicyPlan, plan_policy
 from dpio.planner.observed import ObservedInventory
-from dpio.reconcile.cache import Body
+from dpio.reconcile.cache import Body, ObjectCache
 from dpio.reconcile.constants import VM_SETTLE_SECONDS
 from dpio.reconcile.controller import Controller
 from dpio.reconcile.policy.selections import Selections
@@ -49,10 +49,12 @@ async def _queued(feed: str, arg: frozenset[str] | ObservedInventory | None) -> 
     async def reconcile(body: Body) -> Result:
         return Result()
 
-    policies = Controller("HostPassthroughPolicy", reconcile)
+    selections = FakeSelections()
+    cache = ObjectCache(indexes=(selections.cache_index(),))
+    policies = Controller("HostPassthroughPolicy", reconcile, cache=cache)
     for name in ("gpu", "nic", "nvme"):
         policies.cache.put({"metadata": {"name": name}})
-    triggers = PolicyTriggers(policies, FakeSelections())
+    triggers = PolicyTriggers(policies, selections)
     if feed == "hosts":
         assert isinstance(arg, frozenset)
         triggers.hosts_changed(arg)
@@ -87,10 +89,12 @@ def test_vm_changes_queue_the_policies_of_their_hosts_after_a_short_settle() -> 
             runs.append(body["metadata"]["name"])
             return Result()
 
-        policies = Controller("HostPassthroughPolicy", reconcile)
+        selections = FakeSelections()
+        cache = ObjectCache(indexes=(selections.cache_index(),))
+        policies = Controller("HostPassthroughPolicy", reconcile, cache=cache)
         for name in ("gpu", "nic"):
             policies.cache.put({"metadata": {"name": name}})
-        triggers = PolicyTriggers(policies, FakeSelections())
+        triggers = PolicyTriggers(policies, selections)
         policies.start()
         for _ in range(10):
             triggers.vm_hosts_changed(frozenset({"host-esx01"}))
