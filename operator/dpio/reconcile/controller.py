@@ -59,6 +59,7 @@ class Controller:
         self.own_writes = own_writes if own_writes is not None else ExpectedStatuses()
         #: Keys whose run waits for the watch event of their own last status write, since when.
         self._waiting: dict[Key, float] = {}
+        self._seconds: dict[Key, float] = {}  # the last finished reconcile's duration, per key
         # What reconciles freed goes back to the system every few seconds while they run.
         self.queue: WorkQueue[Key] = WorkQueue(
             self._run, workers=workers, backoff=backoff, after_each=memory.trimmer
@@ -74,6 +75,7 @@ class Controller:
             self.own_writes.forget(key)
             self._waiting.pop(key, None)
             self.queue.forget(key)
+            self._seconds.pop(key, None)
             return
         stored = self.cache.put(body)
         self.own_writes.seen(key, body)
@@ -141,7 +143,12 @@ class Controller:
             self._finished(body, started, failed=True)
             raise
         self._finished(body, started, failed=result.failed)
+        self._seconds[key] = time.monotonic() - started
         return result
+
+    def last_seconds(self, key: Key) -> float:
+        """How long `key`'s last finished reconcile took (0: none yet)."""
+        return self._seconds.get(key, 0.0)
 
     def _wait_for_own_write(self, key: Key, body: Body) -> float | None:
         """If the cached copy predates this operator's last status write: how long to wait at

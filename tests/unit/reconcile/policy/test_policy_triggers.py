@@ -4,6 +4,7 @@ that named none, those whose hosts differ in a fresh read (all of them when the 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from tests.unit.planner.builders import NOW, host, spec
@@ -14,6 +15,7 @@ from dpio.planner.observed import ObservedInventory
 from dpio.reconcile.cache import Body, ObjectCache
 from dpio.reconcile.constants import VM_SETTLE_SECONDS
 from dpio.reconcile.controller import Controller
+from dpio.reconcile.policy import triggers as triggers_module
 from dpio.reconcile.policy.selections import Selections
 from dpio.reconcile.policy.triggers import PolicyTriggers
 from dpio.reconcile.queue import Result
@@ -108,3 +110,37 @@ def test_vm_changes_queue_the_policies_of_their_hosts_after_a_short_settle() -> 
     right_away, settled = asyncio.run(main())
     assert right_away == 0  # nothing at once
     assert (runs, settled) == (["gpu"], 0)
+
+
+def test_a_policy_that_runs_long_waits_twice_its_run_after_vm_changes(monkeypatch: Any) -> None:
+    """At 5,000 assignments a run of the policy over 625 hosts took seconds, and VM changes
+    kept it running back to back (finding 26): the settle grows with the run."""
+    monkeypatch.setattr(triggers_module, "VM_SETTLE_SECONDS", 0.1)
+    started: list[float] = []
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+
+        async def reconcile(body: Body) -> Result:
+            started.append(loop.time())
+            await asyncio.sleep(0.3)  # a long run
+            return Result()
+
+        selections = FakeSelections()
+        cache = ObjectCache(indexes=(selections.cache_index(),))
+        policies = Controller("HostPassthroughPolicy", reconcile, cache=cache)
+        policies.cache.put({"metadata": {"name": "gpu"}})
+        triggers = PolicyTriggers(policies, selections)
+        policies.start()
+        triggers.vm_hosts_changed(frozenset({"host-esx01"}))  # no run yet: 0.1 s
+        await asyncio.sleep(0.5)
+        assert policies.last_seconds(("", "gpu")) >= 0.3
+        again = loop.time()
+        triggers.vm_hosts_changed(frozenset({"host-esx01"}))  # now twice 0.3 s
+        await asyncio.sleep(1.0)
+        await policies.stop()
+        return again
+
+    again = asyncio.run(main())
+    assert len(started) == 2
+    assert started[1] - again >= 0.55  # not 0.1 s after the change
