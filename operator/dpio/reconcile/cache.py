@@ -9,7 +9,7 @@ Everything here belongs to the event loop: no locks, callers are not threads.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, KeysView, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -106,10 +106,6 @@ class ObjectCache:
 
     def get(self, key: Key) -> Body | None:
         return self._objects.get(key)
-
-    def keys(self) -> KeysView[Key]:
-        """A live view (set operations at C speed); do not hold it across an await."""
-        return self._objects.keys()
 
     def keys_snapshot(self) -> list[Key]:
         """A snapshot: the cache may change while the caller walks it."""

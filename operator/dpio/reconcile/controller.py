@@ -95,16 +95,12 @@ class Controller:
         if key in self.cache:
             self.queue.add(key)
 
-    def enqueue_where(self, wanted: Callable[[Key], bool], *, within: float | None = None) -> int:
+    def enqueue_where(self, wanted: Callable[[Key], bool]) -> int:
         """Queue the cached objects `wanted` picks (e.g. those a vCenter change concerns);
-        how many it picked. `within`: not at once but within so many seconds, each key's
-        calls in that window coalesced into one run (`WorkQueue.add_soon`)."""
+        how many it picked."""
         picked = [key for key in self.cache.keys_snapshot() if wanted(key)]
         for key in picked:
-            if within is None:
-                self.queue.add(key)
-            else:
-                self.queue.add_soon(key, within)
+            self.queue.add(key)
         return len(picked)
 
     def enqueue_keys(self, keys: Iterable[Key], *, within: float | None = None) -> int:

@@ -24,6 +24,7 @@ from dpio.api.conditions import DEVICES_UNAVAILABLE, FORBIDDEN, QUOTA_EXCEEDED
 from dpio.api.policy_status import HostStatus
 from dpio.planner.conditions import find, is_true
 from dpio.planner.observed import parse_pci_id
+from dpio.reconcile.cache import key_of
 
 Body = Mapping[str, Any]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -151,7 +152,7 @@ class AssignmentIndex:
         """An index of `bodies` (later bodies of the same key replace earlier ones)."""
         index = cls()
         for body in bodies:
-            index.put(_key(body), body)
+            index.put(key_of(body), body)
         return index
 
     def put(self, key: tuple[str, str], body: Body) -> None:
@@ -195,16 +196,8 @@ class AssignmentIndex:
         deleted, not refused), oldest first."""
         return _oldest_first(self._of_policy.get(policy, {}).values())
 
-    def all(self) -> list[Other]:
-        return list(self._all.values())
-
     def __len__(self) -> int:
         return len(self._all)
-
-
-def _key(body: Body) -> tuple[str, str]:
-    meta = body.get("metadata", {})
-    return (str(meta.get("namespace") or ""), str(meta.get("name", "")))
 
 
 def _discard(groups: dict[Any, dict[ObjectKey, Other]], group: Any, at: ObjectKey) -> None:
