@@ -17,7 +17,7 @@ from bench import stage
 from bench.context import Context
 from bench.report import Result, Table, render, save
 
-SCENARIOS = ("hosts", "vms", "steady", "drift", "scale")
+SCENARIOS = ("hosts", "vms", "steady", "drift", "scale", "together")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         help="sample the operator with py-spy (its Python CPU); "
         "<out>/state/<scenario>/py-spy-*.txt",
     )
-    parser.add_argument("--objects", type=int, help="object count for steady; scale runs only it")
+    parser.add_argument(
+        "--objects", type=int, help="object count for steady and together; scale runs only it"
+    )
     args = parser.parse_args(argv)
     ctx = Context(
         out=args.out.resolve(),

@@ -12,6 +12,7 @@ from bench import govc_loop, kube, manifests, plot, restart
 from bench.__main__ import add_simulator_cpu
 from bench.inventory import device_address, host_names
 from bench.report import Result, Table, percentile, ratio
+from bench.scenarios import together
 from bench.stage import SimulatorCPU
 
 
@@ -229,3 +230,24 @@ def test_a_restarted_operator_has_resumed_when_each_object_ran_and_nothing_waits
     assert progress.objects == {"HostPassthroughPolicy": 1.0, "VMDeviceAssignment": 40.0}
     assert progress.reconciles["VMDeviceAssignment"] == float(reconciles)
     assert progress.resumed(expected) is resumed
+
+
+@pytest.mark.parametrize("objects", [40, 1000, 5000, 13])
+def test_together_gives_each_vm_the_one_policy_that_offers_its_host_and_gpu(objects: int) -> None:
+    p = together.plan(objects)
+    offered = {}
+    for body in p.policies:
+        (host,) = body["spec"]["hosts"]["names"]
+        (device,) = body["spec"]["devices"]
+        offered[body["metadata"]["name"]] = (host, device["address"])
+    assert len(offered) == objects
+    assert len(set(offered.values())) == objects  # no GPU offered by two policies
+    hosts = host_names(p.hosts)
+    used = set()
+    for i, body in enumerate(p.assignments):
+        spec = body["spec"]
+        (device,) = spec["devices"]
+        # VM i sits on host i mod hosts (dpio-vcsim generate)
+        assert offered[spec["policyRef"]["name"]] == (hosts[i % p.hosts], device["pci"]["address"])
+        used.add(spec["policyRef"]["name"])
+    assert len(used) == objects  # every policy is drawn on by exactly one assignment
