@@ -30,10 +30,12 @@ import (
 // the wire is lost for good.
 //
 // This implementation keeps, per PropertyCollector:
-//   - the objects each filter selects (its traversal run with no properties), recomputed only
-//     when an event can change it: an object of a kind the filter reads entered or left, or a
-//     property a traversal spec follows changed (ContainerView.view, HostSystem.vm,
-//     Folder.childEntity, ...);
+//   - the objects each ObjectSpec of each filter selects (its traversal run with no
+//     properties), recomputed only when an event can change them: a property one of its
+//     traversal specs follows changed on an object of that spec's kind (ContainerView.view,
+//     TaskManager.recentTask, HostSystem.vm, Folder.childEntity, ...), one of its objects left,
+//     or an object entered of a kind it holds (so a task created recomputes the recent tasks,
+//     not a ContainerView of every host and VM beside them in the same filter);
 //   - the objects changed since the last answer and which properties, as the registry reports
 //     them (Registry.AddHandler); for a member only the filter's paths related to a changed
 //     property are read again (a parent path "runtime" for "runtime.powerState", a child path
@@ -75,6 +77,18 @@ const (
 // ended without DestroyPropertyCollector keeps its collector's registry handler); past it the
 // next wait reads every object of every filter again.
 var wfuMaxDirty = 50000
+
+// wfuRecollected counts, by kind, the objects that recomputing filter sets read (tests).
+var wfuRecollected = struct {
+	sync.Mutex
+	kinds map[string]int
+}{kinds: map[string]int{}}
+
+func recollected(kind string) int {
+	wfuRecollected.Lock()
+	defer wfuRecollected.Unlock()
+	return wfuRecollected.kinds[kind]
+}
 
 var waitRef = types.ManagedObjectReference{Type: "DpioWaitForUpdates", Value: "dpio-wait-for-updates"}
 
@@ -156,10 +170,27 @@ type wfuSnapshot struct {
 }
 
 type wfuFilter struct {
-	ref       types.ManagedObjectReference
-	spec      types.PropertyFilterSpec
-	members   map[types.ManagedObjectReference]bool
-	traversal map[string]bool // first field of every traversal spec's path
+	ref     types.ManagedObjectReference
+	spec    types.PropertyFilterSpec
+	members map[types.ManagedObjectReference]bool // every set's, together
+	sets    []*wfuSet                             // one per ObjectSpec of the filter
+}
+
+// wfuSet is what one ObjectSpec of a filter selects. Kept apart so that an event recomputes
+// only the sets it can change: a task created (TaskManager.recentTask) recomputes the set
+// that follows recentTask, not the ContainerView of 5,625 hosts and VMs beside it, which cost
+// the simulator 45% of its CPU with 5,000 VMs (docs/benchmarks.md, finding 25).
+type wfuSet struct {
+	spec    types.ObjectSpec
+	members map[types.ManagedObjectReference]bool
+	order   []types.ManagedObjectReference // its members in traversal order
+	kinds   map[string]bool                // the kinds of its members at the last recomputation
+	follows []wfuFollow                    // every traversal spec under it
+}
+
+// wfuFollow is one traversal spec: a property (its path's first field) of objects of a kind.
+type wfuFollow struct {
+	kind, field string
 }
 
 var wfuHandlerIDs atomic.Int64
@@ -279,8 +310,8 @@ func (st *wfuState) step(ctx *simulator.Context, initial bool) types.BaseMethodF
 			}
 			continue
 		}
-		if f.needsRefresh(ctx, order, dirty) {
-			if err := st.refresh(ctx, f, true); err != nil {
+		if which := f.setsToRefresh(ctx, order, dirty); len(which) > 0 {
+			if err := st.refreshSets(ctx, f, which, true); err != nil {
 				return err
 			}
 		}
@@ -303,18 +334,20 @@ func (st *wfuState) step(ctx *simulator.Context, initial bool) types.BaseMethodF
 }
 
 func newWfuFilter(ref types.ManagedObjectReference, spec types.PropertyFilterSpec) *wfuFilter {
-	f := &wfuFilter{ref: ref, spec: spec, traversal: map[string]bool{}}
-	var walk func([]types.BaseSelectionSpec)
-	walk = func(set []types.BaseSelectionSpec) {
-		for _, s := range set {
-			if ts, ok := s.(*types.TraversalSpec); ok {
-				f.traversal[topField(ts.Path)] = true
-				walk(ts.SelectSet)
+	f := &wfuFilter{ref: ref, spec: spec}
+	for _, o := range spec.ObjectSet {
+		set := &wfuSet{spec: o}
+		var walk func([]types.BaseSelectionSpec)
+		walk = func(selections []types.BaseSelectionSpec) {
+			for _, sel := range selections {
+				if ts, ok := sel.(*types.TraversalSpec); ok {
+					set.follows = append(set.follows, wfuFollow{kind: ts.Type, field: topField(ts.Path)})
+					walk(ts.SelectSet)
+				}
 			}
 		}
-	}
-	for _, o := range spec.ObjectSet {
 		walk(o.SelectSet)
+		f.sets = append(f.sets, set)
 	}
 	return f
 }
@@ -327,26 +360,50 @@ func topField(path string) string {
 	return path
 }
 
-// needsRefresh: whether this step's events can change the set of objects the filter selects.
-func (f *wfuFilter) needsRefresh(ctx *simulator.Context, order []types.ManagedObjectReference, dirty map[types.ManagedObjectReference]*wfuDirty) bool {
-	for _, ref := range order {
-		d := dirty[ref]
-		for name := range d.names {
-			if f.traversal[topField(name)] {
+// setsToRefresh: the sets whose objects this step's events can change: a property a traversal
+// spec of the set follows changed on an object of the kind it follows from (ContainerView.view,
+// TaskManager.recentTask, HostSystem.vm, ...), one of its members left or changed structurally,
+// or an object entered of a kind the filter reads and the set held (or holds nothing yet).
+func (f *wfuFilter) setsToRefresh(ctx *simulator.Context, order []types.ManagedObjectReference, dirty map[types.ManagedObjectReference]*wfuDirty) []int {
+	var which []int
+	for i, set := range f.sets {
+		for _, ref := range order {
+			if set.changedBy(ctx, f, ref, dirty[ref]) {
+				which = append(which, i)
+				break
+			}
+		}
+	}
+	return which
+}
+
+func (set *wfuSet) changedBy(ctx *simulator.Context, f *wfuFilter, ref types.ManagedObjectReference, d *wfuDirty) bool {
+	obj := lookup(ctx, ref)
+	for name := range d.names {
+		for _, follow := range set.follows {
+			if follow.field == topField(name) && obj != nil && kindMatches(obj, follow.kind) {
 				return true
 			}
 		}
-		if !d.structural {
-			continue
-		}
-		if f.members[ref] {
-			return true
-		}
-		if obj := ctx.Map.Get(ref); obj != nil && f.reads(obj) {
-			return true
-		}
 	}
-	return false
+	if !d.structural {
+		return false
+	}
+	if set.members[ref] || set.spec.Obj == ref {
+		return true
+	}
+	return obj != nil && f.reads(obj) && (len(set.members) == 0 || set.kinds[ref.Type])
+}
+
+// lookup finds an object as the caller's session sees it: a ListView, ContainerView or
+// history collector lives in the session's own registry, not in the inventory's (ctx.Map).
+// govc's task waits follow a ListView's "view" (view.TaskView); looking that up in ctx.Map
+// found nothing, so a task added to the view never entered the filter.
+func lookup(ctx *simulator.Context, ref types.ManagedObjectReference) mo.Reference {
+	if ctx.Session != nil {
+		return ctx.Session.Get(ref)
+	}
+	return ctx.Map.Get(ref)
 }
 
 // reads: whether one of the filter's property specs is for this object's kind.
@@ -376,27 +433,58 @@ func kindMatches(obj mo.Reference, kind string) bool {
 	return ok && field.Anonymous
 }
 
-// refresh recomputes the filter's objects: those that left are reported "leave", those that
-// entered "enter" with their properties (when report).
+// refresh recomputes every set of the filter (see refreshSets).
 func (st *wfuState) refresh(ctx *simulator.Context, f *wfuFilter, report bool) types.BaseMethodFault {
+	all := make([]int, len(f.sets))
+	for i := range f.sets {
+		all[i] = i
+	}
+	return st.refreshSets(ctx, f, all, report)
+}
+
+// refreshSets recomputes these sets' objects: those that left the filter (no set holds them
+// any more) are reported "leave", those that entered it "enter" with their properties (when
+// report).
+func (st *wfuState) refreshSets(ctx *simulator.Context, f *wfuFilter, which []int, report bool) types.BaseMethodFault {
 	kinds := map[string]bool{}
-	spec := types.PropertyFilterSpec{ObjectSet: f.spec.ObjectSet, ReportMissingObjectsInResults: types.NewBool(true)}
+	var props []types.PropertySpec
 	for _, p := range f.spec.PropSet {
 		if !kinds[p.Type] {
 			kinds[p.Type] = true
-			spec.PropSet = append(spec.PropSet, types.PropertySpec{Type: p.Type})
+			props = append(props, types.PropertySpec{Type: p.Type})
 		}
 	}
-	res, fault := st.retrieve(ctx, spec)
-	if fault != nil {
-		return fault
+	for _, i := range which {
+		set := f.sets[i]
+		spec := types.PropertyFilterSpec{ObjectSet: []types.ObjectSpec{set.spec}, PropSet: props, ReportMissingObjectsInResults: types.NewBool(true)}
+		res, fault := st.retrieve(ctx, spec)
+		if fault != nil {
+			return fault
+		}
+		wfuRecollected.Lock()
+		for _, o := range res {
+			wfuRecollected.kinds[o.Obj.Type]++
+		}
+		wfuRecollected.Unlock()
+		set.members = make(map[types.ManagedObjectReference]bool, len(res))
+		set.order = set.order[:0]
+		set.kinds = map[string]bool{}
+		for _, o := range res {
+			set.members[o.Obj] = true
+			set.order = append(set.order, o.Obj)
+			set.kinds[o.Obj.Type] = true
+		}
 	}
-	members := make(map[types.ManagedObjectReference]bool, len(res))
-	var entered []types.ManagedObjectReference
-	for _, o := range res {
-		members[o.Obj] = true
-		if !f.members[o.Obj] {
-			entered = append(entered, o.Obj)
+	members := map[types.ManagedObjectReference]bool{}
+	var entered []types.ManagedObjectReference // in traversal order, as upstream reports them
+	for _, set := range f.sets {
+		for _, ref := range set.order {
+			if !members[ref] {
+				members[ref] = true
+				if !f.members[ref] {
+					entered = append(entered, ref)
+				}
+			}
 		}
 	}
 	if report {
