@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pyVmomi import vim
+from pyVmomi.VmomiSupport import DataObject
 
-from bench import govc_loop, kube, manifests, plot, restart
+from bench import govc_loop, kube, manifests, plot, read_costs, restart
 from bench.__main__ import add_simulator_cpu
 from bench.inventory import device_address, host_names
 from bench.report import Result, Table, percentile, ratio
@@ -251,3 +254,26 @@ def test_together_gives_each_vm_the_one_policy_that_offers_its_host_and_gpu(obje
         assert offered[spec["policyRef"]["name"]] == (hosts[i % p.hosts], device["pci"]["address"])
         used.add(spec["policyRef"]["name"])
     assert len(used) == objects  # every policy is drawn on by exactly one assignment
+
+
+def test_read_costs_alternates_every_case_the_same_number_of_times() -> None:
+    calls: Counter[str] = Counter()
+
+    def case(name: str) -> Callable[[], object]:
+        return lambda: calls.update([name])
+
+    medians = read_costs.measure({"a": case("a"), "b": case("b")}, rounds=3, repeat=4)
+    assert calls == Counter({"a": 12, "b": 12})
+    assert set(medians) == {"a", "b"}
+    assert all(m >= 0 for m in medians.values())
+
+
+def test_read_costs_memoized_lists_match_pyvmomi_and_are_undone() -> None:
+    original = DataObject.__dict__["_GetPropertyList"]
+    kinds = (vim.vm.device.VirtualPCIPassthrough, vim.host.PciPassthruInfo, vim.vm.ConfigSpec)
+
+    def lists() -> list[Any]:
+        return [getattr(k, "_GetPropertyList")() for k in kinds]  # noqa: B009 (untyped in pyVmomi)
+
+    assert read_costs._memoized(lists)() == lists()
+    assert DataObject.__dict__["_GetPropertyList"] is original
