@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import procstat, pyspy
+from dpio.observability.alloc_trace import ENV as ALLOC_TRACE_ENV
 from dpio_sandbox import controlplane, install, procs, vcsim
 from dpio_sandbox.sandbox import Sandbox
 
@@ -76,6 +77,13 @@ class SimulatorCPU:
 
 #: Every simulator a stage stopped, in order; `bench.__main__` reports each scenario's share.
 simulator_cpu: list[SimulatorCPU] = []
+
+
+def startup_timeout(env: dict[str, str]) -> float:
+    """Seconds an operator may take to answer /healthz: tracing every allocation
+    (DPIO_TRACEMALLOC_DIR) makes its imports and first reads several times slower, past the
+    usual minute."""
+    return 600.0 if env.get(ALLOC_TRACE_ENV) else 60.0
 
 
 @dataclass
@@ -165,7 +173,11 @@ class Stage:
         operator = Operator(proc, log, profile, f"http://127.0.0.1:{metrics_port}/metrics")
         try:
             procs.wait_for_url(
-                self.state_dir, "operator", proc.pid, f"http://127.0.0.1:{port}/healthz"
+                self.state_dir,
+                "operator",
+                proc.pid,
+                f"http://127.0.0.1:{port}/healthz",
+                timeout=startup_timeout(env),
             )
         except BaseException:
             operator.stop()

@@ -11,7 +11,7 @@ import pytest
 from pyVmomi import vim
 from pyVmomi.VmomiSupport import DataObject
 
-from bench import govc_loop, kube, manifests, plot, read_costs, restart
+from bench import govc_loop, kube, manifests, plot, read_costs, restart, stage
 from bench.__main__ import add_simulator_cpu
 from bench.inventory import device_address, host_names
 from bench.report import Result, Table, percentile, ratio
@@ -277,3 +277,8 @@ def test_read_costs_memoized_lists_match_pyvmomi_and_are_undone() -> None:
 
     assert read_costs._memoized(lists)() == lists()
     assert DataObject.__dict__["_GetPropertyList"] is original
+
+
+def test_an_operator_tracing_its_allocations_may_start_slowly() -> None:
+    assert stage.startup_timeout({}) == 60.0
+    assert stage.startup_timeout({"DPIO_TRACEMALLOC_DIR": "/tmp/tm"}) >= 300.0
