@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench import procstat, pyspy
 from dpio.observability.alloc_trace import ENV as ALLOC_TRACE_ENV
+from dpio.observability.memory_report import ENV as MEMORY_REPORT_ENV
 from dpio_sandbox import controlplane, install, procs, vcsim
 from dpio_sandbox.sandbox import Sandbox
 
@@ -32,6 +33,8 @@ class Operator:
     #: py-spy sampling this process, and where its collapsed stacks go (summarized on stop).
     sampler: subprocess.Popen[bytes] | None = None
     samples: Path | None = None
+    #: Seconds to wait for it to stop before it is killed (see `stop_timeout`).
+    stop_seconds: float = 30.0
 
     @property
     def pid(self) -> int:
@@ -47,7 +50,7 @@ class Operator:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=self.stop_seconds)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -84,6 +87,12 @@ def startup_timeout(env: dict[str, str]) -> float:
     (DPIO_TRACEMALLOC_DIR) makes its imports and first reads several times slower, past the
     usual minute."""
     return 600.0 if env.get(ALLOC_TRACE_ENV) else 60.0
+
+
+def stop_timeout(env: dict[str, str]) -> float:
+    """Seconds an operator may take to stop: writing a memory report (DPIO_MEMORY_REPORT_DIR)
+    walks every live object first, which at 5,000 objects of each kind takes a while."""
+    return 600.0 if env.get(MEMORY_REPORT_ENV) or env.get(ALLOC_TRACE_ENV) else 30.0
 
 
 @dataclass
@@ -171,6 +180,7 @@ class Stage:
                 stdin=subprocess.DEVNULL,
             )
         operator = Operator(proc, log, profile, f"http://127.0.0.1:{metrics_port}/metrics")
+        operator.stop_seconds = stop_timeout(env)
         try:
             procs.wait_for_url(
                 self.state_dir,

@@ -282,3 +282,9 @@ def test_read_costs_memoized_lists_match_pyvmomi_and_are_undone() -> None:
 def test_an_operator_tracing_its_allocations_may_start_slowly() -> None:
     assert stage.startup_timeout({}) == 60.0
     assert stage.startup_timeout({"DPIO_TRACEMALLOC_DIR": "/tmp/tm"}) >= 300.0
+
+
+def test_an_operator_writing_a_memory_report_may_stop_slowly() -> None:
+    assert stage.stop_timeout({}) == 30.0
+    assert stage.stop_timeout({"DPIO_MEMORY_REPORT_DIR": "/tmp/m"}) >= 300.0
+    assert stage.stop_timeout({"DPIO_TRACEMALLOC_DIR": "/tmp/tm"}) >= 300.0

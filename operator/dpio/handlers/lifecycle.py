@@ -16,9 +16,10 @@ import logging
 import os
 import signal
 import socket
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import kopf
@@ -27,7 +28,7 @@ from dpio.app.runtime import Config, Runtime, api_client
 from dpio.handlers.watching import WatchTimeouts
 from dpio.kube.lease import KubeLeaseStore, LeaderElector, Timing
 from dpio.kube.reviews import KubeReviewer
-from dpio.observability import alloc_trace, memory, metrics
+from dpio.observability import alloc_trace, memory, memory_report, metrics
 from dpio.observability.metrics_auth import AuthFilter
 from dpio.observability.tls import CertFiles
 
@@ -141,6 +142,17 @@ async def lead_then_stop(
     await elector.run(started, stopped)
 
 
+def _memory_roots(runtime: Runtime | None) -> dict[str, object]:
+    """The operator's parts, for the memory report: the runtime's, then what kopf's tasks and
+    every thread's frames hold beyond them."""
+    roots: dict[str, object] = {}
+    if runtime is not None:
+        roots.update({f"runtime.{f.name}": getattr(runtime, f.name) for f in fields(runtime)})
+    roots["asyncio tasks (kopf)"] = list(asyncio.all_tasks())
+    roots["thread frames"] = list(sys._current_frames().values())
+    return roots
+
+
 def _terminate() -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # kopf's graceful stop, then `cleanup` below
 
@@ -159,6 +171,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memory.tune()
     memory.trim()  # what importing pyVmomi, kopf and the kubernetes client left free
     memo.tracing = alloc_trace.from_env()  # benchmarks only: DPIO_TRACEMALLOC_DIR
+    memo.memory_report = memory_report.from_env()  # benchmarks only: DPIO_MEMORY_REPORT_DIR
     settings.posting.level = logging.WARNING
     WatchTimeouts.from_env().apply(settings)  # a silent watch is noticed (handlers/watching.py)
     # Threads of its own, so scrapes work even when the loop is busy.
@@ -191,6 +204,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     tracing: alloc_trace.Tracing | None = memo.get("tracing")
     if tracing is not None:  # before the caches are let go
         tracing.dump()
+    reporting: memory_report.Reporting | None = memo.get("memory_report")
+    if reporting is not None:  # likewise
+        reporting.dump(_memory_roots(memo.get("runtime")))
     election: asyncio.Task[None] | None = memo.get("election")
     if election is not None:
         election.cancel()

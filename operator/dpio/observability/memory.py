@@ -49,6 +49,11 @@ def _glibc() -> Any | None:
 _LIBC = _glibc()
 
 
+def libc() -> Any | None:
+    """glibc, loaded with ctypes; None where the C library is not glibc."""
+    return _LIBC
+
+
 def available() -> bool:
     """Is the C library glibc (has `malloc_trim` and `mallopt`)?"""
     return _LIBC is not None
