@@ -10,8 +10,9 @@ It answers, in this order (docs/benchmarks.md, "Memory"):
 - the allocators: glibc's `mallinfo2` (heap in use, free, mapped) and CPython's small-object
   allocator (pymalloc's arenas, `sys._debugmallocstats`);
 - the live Python objects: by type, and retained by each of the operator's parts (the roots
-  the caller names, in order: an object reachable from two roots counts for the first).
-  Modules, classes and code are not walked, so a part's figure is its own data.
+  the caller names, in order: an object reachable from two roots counts for the first), then
+  by every module's globals, by top-level package (library caches and registries). Modules,
+  classes and code are not walked, so a part's figure is its own data.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import CodeType, FunctionType, ModuleType
+from types import CodeType, FunctionType, MethodType, ModuleType
 from typing import Any
 
 from dpio.observability import memory
@@ -172,19 +173,40 @@ def _sizeof(obj: object) -> int:
         return 0
 
 
-def parts(name: str, obj: object) -> Iterator[tuple[str, object]]:
-    """`obj`'s attributes as named parts (`name.attr`), then `obj` itself for the rest: a part
-    made of parts is broken down one level."""
+def parts(name: str, obj: object, depth: int = 3) -> Iterator[tuple[str, object]]:
+    """`obj`'s attributes as named parts (`name.attr`), broken down `depth` levels, each level
+    followed by its object itself for the rest. A bound method stands for its object."""
+    if isinstance(obj, MethodType):
+        obj = obj.__self__
+    if depth > 0:
+        for attr, value in _attributes(obj).items():
+            if not isinstance(value, int | float | str | bool | type(None)):
+                yield from parts(f"{name}.{attr}", value, depth - 1)
+    yield name, obj
+
+
+def _attributes(obj: object) -> dict[str, Any]:
+    if _is_boundary(obj, set()):
+        return {}
     attrs: dict[str, Any] = {}
     with contextlib.suppress(TypeError):
         attrs.update(vars(obj))
-    for slot in getattr(type(obj), "__slots__", ()):
-        if hasattr(obj, slot):
-            attrs[slot] = getattr(obj, slot)
-    for attr, value in attrs.items():
-        if not isinstance(value, int | float | str | bool | type(None)):
-            yield f"{name}.{attr}", value
-    yield name, obj
+    for klass in type(obj).__mro__:
+        for slot in getattr(klass, "__slots__", ()):
+            if slot not in attrs and hasattr(obj, slot):
+                attrs[slot] = getattr(obj, slot)
+    return attrs
+
+
+def module_roots() -> dict[str, object]:
+    """Every module's globals by top-level package (`modules: kopf`): what is held outside the
+    operator's parts, in caches and registries of libraries and of modules of our own."""
+    roots: dict[str, list[object]] = {}
+    for module_name, module in list(sys.modules.items()):
+        if isinstance(module, ModuleType):
+            package = module_name.partition(".")[0]
+            roots.setdefault(f"modules: {package}", []).extend(vars(module).values())
+    return dict(roots)
 
 
 def census(limit: int = TOP) -> list[tuple[str, int, int]]:
@@ -193,7 +215,11 @@ def census(limit: int = TOP) -> list[tuple[str, int, int]]:
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     seen: set[int] = set()
-    for obj in gc.get_objects():
+    objects = gc.get_objects()
+    seen.update((id(seen), id(objects), id(counts), id(sizes)))  # not the census's own
+    for obj in objects:
+        if id(obj) in seen:
+            continue
         for item in (obj, *(r for r in gc.get_referents(obj) if not gc.is_tracked(r))):
             if id(item) in seen:
                 continue
@@ -225,13 +251,14 @@ def report(roots: Mapping[str, object]) -> str:
     ]
     walk = Walk.new()
     total = 0
-    for name, root in roots.items():
+    for name, root in {**roots, **module_roots()}.items():
         for part, obj in parts(name, root):
             count, size = walk.retained(obj)
             total += size
             if size >= _MIB // 10:
                 lines.append(f"{size / _MIB:9.2f} MiB {count:9d} objects  {part}")
-    lines.append(f"{total / _MIB:9.2f} MiB in all named parts")
+    lines.append(f"{total / _MIB:9.2f} MiB in all parts")
+    del walk  # its set of every object's id would top the census below
     lines += ["", f"## live objects by type (top {TOP}; sys.getsizeof, MiB)"]
     rows = census()
     lines += [f"{size / _MIB:9.2f} MiB {count:9d}  {kind}" for kind, count, size in rows]

@@ -66,6 +66,35 @@ def test_a_part_is_broken_down_by_its_attributes() -> None:
     assert list(named)[-1] == "runtime.x"  # the rest of it, after its attributes
 
 
+def test_a_bound_method_stands_for_its_object() -> None:
+    part = Part(_blob(1))
+    named = dict(memory_report.parts("runtime.run", part.__init__, depth=1))
+    assert named["runtime.run.payload"] is part.payload
+    assert named["runtime.run"] is part
+
+
+_MODULE_CACHE = {"held": _blob(1)}
+
+
+def test_module_globals_are_parts_of_their_package() -> None:
+    roots = memory_report.module_roots()
+    assert _MODULE_CACHE in roots[f"modules: {__name__.partition('.')[0]}"]  # type: ignore[operator]
+    walk = memory_report.Walk.new()
+    _, size = walk.retained(_MODULE_CACHE)
+    assert size >= 2**20
+
+
+def test_the_census_does_not_count_itself() -> None:
+    rows = memory_report.census(limit=1000)
+    ints = sum(size for kind, _, size in rows if kind == "int")
+    held = [10**30 + i for i in range(50_000)]  # 50,000 ints a container holds
+    rows = memory_report.census(limit=1000)
+    more = sum(size for kind, _, size in rows if kind == "int") - ints
+    # The list's ints; not the census's own set of ids (as many ints as every object).
+    assert 50_000 * 28 <= more < 2 * 50_000 * 36
+    assert len(held) == 50_000
+
+
 def test_pymalloc_figures_are_read_from_its_statistics() -> None:
     text = (
         "Small block threshold = 512, in 32 size classes.\n"
@@ -99,7 +128,7 @@ def test_the_report_names_the_part_that_holds_the_memory(tmp_path: Path) -> None
     assert path.parent == tmp_path / "out"
     text = path.read_text()
     retained = text.split("## retained by part")[1].split("##")[0].strip().splitlines()
-    big = next(line for line in retained if line.endswith("runtime.holder.big"))
+    big = next(line for line in retained if line.endswith("runtime.holder.big.payload"))
     assert float(big.split()[0]) >= 3.0
     assert not any(line.endswith("runtime.holder.small") for line in retained)  # < 0.1 MiB
     by_type = text.split("## live objects by type")[1]
