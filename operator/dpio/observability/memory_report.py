@@ -12,11 +12,13 @@ It answers, in this order (docs/benchmarks.md, "Memory"):
 - the live Python objects: by type, and retained by each of the operator's parts (the roots
   the caller names, in order: an object reachable from two roots counts for the first), then
   by every module's globals, by top-level package (library caches and registries). Modules,
-  classes and code are not walked, so a part's figure is its own data.
+  classes, code, functions, event loops and threads are not walked, so a part's figure is its
+  own data; what only a closure holds is in the census but in no part.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import gc
@@ -24,6 +26,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -129,9 +132,16 @@ def parse_pymalloc(text: str) -> dict[str, int]:
     return found
 
 
+#: Not walked, not counted: shared by the whole interpreter (modules, classes, code), or a way
+#: into everything (an event loop reaches every task, a thread every frame, a function's
+#: closure whatever it was made with) rather than a part's own data.
+_BOUNDARIES = (
+    ModuleType, type, CodeType, FunctionType, asyncio.AbstractEventLoop, threading.Thread,
+)  # fmt: skip
+
+
 def _is_boundary(obj: object, module_dicts: set[int]) -> bool:
-    """Shared by the whole interpreter, not a part's data: not walked, not counted."""
-    return isinstance(obj, ModuleType | type | CodeType) or id(obj) in module_dicts
+    return isinstance(obj, _BOUNDARIES) or id(obj) in module_dicts
 
 
 @dataclass
@@ -158,10 +168,6 @@ class Walk:
             self.seen.add(id(obj))
             count += 1
             size += _sizeof(obj)
-            if isinstance(obj, FunctionType):
-                stack.extend(c for c in (obj.__closure__ or ()) if c is not None)
-                stack.extend(d for d in (obj.__defaults__, obj.__kwdefaults__) if d)
-                continue
             stack.extend(gc.get_referents(obj))
         return count, size
 

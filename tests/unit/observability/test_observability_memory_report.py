@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -55,6 +56,19 @@ def test_modules_classes_and_their_globals_are_not_a_parts_data() -> None:
     # The list and the function; not json's module dict nor what the function's globals hold.
     assert count <= 4
     assert size < 2_000
+
+
+def test_a_way_into_everything_is_not_walked() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        task_data = _blob(1)
+        handle = loop.call_later(3600, task_data.clear)  # the loop holds a way to the blob
+        walk = memory_report.Walk.new()
+        _, size = walk.retained(Part((loop, lambda: task_data)))
+        assert size < 100_000
+        handle.cancel()
+    finally:
+        loop.close()
 
 
 def test_a_part_is_broken_down_by_its_attributes() -> None:
