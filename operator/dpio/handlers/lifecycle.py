@@ -148,7 +148,7 @@ def _memory_roots(runtime: Runtime | None) -> dict[str, object]:
     roots: dict[str, object] = {}
     if runtime is not None:
         roots.update({f"runtime.{f.name}": getattr(runtime, f.name) for f in fields(runtime)})
-    roots["asyncio tasks (kopf)"] = list(asyncio.all_tasks())
+    roots["asyncio tasks (kopf)"] = [task.get_coro() for task in asyncio.all_tasks()]
     roots["thread frames"] = list(sys._current_frames().values())
     return roots
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ctypes
 import gc
 import logging
@@ -133,10 +134,12 @@ def parse_pymalloc(text: str) -> dict[str, int]:
 
 
 #: Not walked, not counted: shared by the whole interpreter (modules, classes, code), or a way
-#: into everything (an event loop reaches every task, a thread every frame, a function's
-#: closure whatever it was made with) rather than a part's own data.
+#: into everything (an event loop reaches every task, a task or future its callbacks and the
+#: context it was made in, a thread every frame, a function's closure whatever it was made
+#: with) rather than a part's own data.
 _BOUNDARIES = (
-    ModuleType, type, CodeType, FunctionType, asyncio.AbstractEventLoop, threading.Thread,
+    ModuleType, type, CodeType, FunctionType, asyncio.AbstractEventLoop, asyncio.Future,
+    contextvars.Context, threading.Thread,
 )  # fmt: skip
 
 
@@ -179,7 +182,7 @@ def _sizeof(obj: object) -> int:
         return 0
 
 
-def parts(name: str, obj: object, depth: int = 3) -> Iterator[tuple[str, object]]:
+def parts(name: str, obj: object, depth: int = 4) -> Iterator[tuple[str, object]]:
     """`obj`'s attributes as named parts (`name.attr`), broken down `depth` levels, each level
     followed by its object itself for the rest. A bound method stands for its object."""
     if isinstance(obj, MethodType):
