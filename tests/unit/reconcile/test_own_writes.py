@@ -144,6 +144,19 @@ def test_a_run_gives_up_waiting_after_a_while(monkeypatch: pytest.MonkeyPatch) -
     assert asyncio.run(main()) == [("1", "Ready"), ("1", "Ready")]
 
 
+def test_a_written_status_is_kept_only_until_its_watch_event_comes_back() -> None:
+    expected = ExpectedStatuses()
+    expected.expect(KEY, {**READY, "gone": None})
+    assert expected.waiting() == 1
+    assert not expected.is_own(KEY, RECONCILING, previous=RECONCILING)  # not ours: still waits
+    assert expected.waiting() == 1
+    assert expected.is_own(KEY, READY, previous=RECONCILING)  # ours (nulls are removals)
+    assert expected.waiting() == 0
+    # From now on the cached copy (ours) is what a status is compared with.
+    assert expected.is_own(KEY, READY, previous=READY)
+    assert not expected.is_own(KEY, RECONCILING, previous=READY)
+
+
 def test_a_deleted_object_forgets_the_wait() -> None:
     async def main() -> list[str]:
         setup = _Setup(_Api())
