@@ -3,6 +3,7 @@ only when something other than the status changed."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from dpio.reconcile.cache import ObjectCache
@@ -31,6 +32,26 @@ def test_the_cache_keeps_no_managed_fields_and_is_a_copy() -> None:
     assert "managedFields" not in cached["metadata"]
     assert cached["spec"] == {"generation": 1}
     assert cached["metadata"]["resourceVersion"] == "1"
+
+
+def test_the_cache_shares_the_strings_every_object_repeats() -> None:
+    cache = ObjectCache()
+    for name in ("a", "b"):
+        status = {"conditions": [{"type": "Ready", "reason": "Reconciled" + "!" * len(name)}]}
+        cache.put(json.loads(json.dumps(_body(name, status=status))))  # strings of its own
+    a, b = cache.get(("", "a")), cache.get(("", "b"))
+    assert a is not None
+    assert b is not None
+    (cond_a,), (cond_b,) = a["status"]["conditions"], b["status"]["conditions"]
+    assert cond_a == {"type": "Ready", "reason": "Reconciled!"}
+    assert cond_a["type"] is cond_b["type"]  # one string for both objects
+    key_a, key_b = next(iter(cond_a)), next(iter(cond_b))
+    assert key_a is key_b
+    long_text = "x" * 1000
+    cache.put(_body("c", status={"message": long_text}))
+    c = cache.get(("", "c"))
+    assert c is not None
+    assert c["status"]["message"] == long_text
 
 
 def test_desired_changes_moves_on_add_spec_change_and_delete_not_on_status() -> None:
