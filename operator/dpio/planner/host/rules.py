@@ -84,11 +84,13 @@ class OtherPolicy:
     Policies being deleted should be left out: they no longer claim anything. `compiled` lets a
     caller that keeps OtherPolicy objects between plans (the reconciler, per generation) compile
     each spec once instead of on every plan of every other policy; None compiles it here.
+    Compiled, the spec is not needed any more: `compile` keeps none (a parsed spec was 4.3 of
+    the 5.1 KB each policy held in the reconciler, docs/benchmarks.md, finding 33).
     """
 
     name: str
     creation_timestamp: datetime
-    spec: HostPassthroughPolicySpec
+    spec: HostPassthroughPolicySpec | None
     compiled: CompiledPolicy | None = None
 
     @classmethod
@@ -96,7 +98,14 @@ class OtherPolicy:
         cls, name: str, creation_timestamp: datetime, spec: HostPassthroughPolicySpec
     ) -> OtherPolicy:
         """Raises InvalidSpecError: a policy that can't be planned claims nothing."""
-        return cls(name, creation_timestamp, spec, CompiledPolicy.from_spec(spec))
+        return cls(name, creation_timestamp, None, CompiledPolicy.from_spec(spec))
+
+    def compiled_spec(self) -> CompiledPolicy | None:
+        """`compiled`, or the spec compiled now; None if there is neither. Raises
+        InvalidSpecError."""
+        if self.compiled is not None or self.spec is None:
+            return self.compiled
+        return CompiledPolicy.from_spec(self.spec)
 
 
 class OthersIndex:
@@ -120,8 +129,10 @@ class OthersIndex:
         self._patterned: list[int] = []
         for other in others:
             try:
-                compiled = other.compiled or CompiledPolicy.from_spec(other.spec)
+                compiled = other.compiled_spec()
             except InvalidSpecError:
+                continue
+            if compiled is None:
                 continue
             at = len(self._compiled)
             kept = other if other.compiled else dataclasses.replace(other, compiled=compiled)

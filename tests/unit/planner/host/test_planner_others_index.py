@@ -120,3 +120,13 @@ def test_the_index_plans_exactly_as_the_whole_list(
         return [(r.name, r.host_names) for r in built.rivals]
 
     assert rivals(OthersIndex(others)) == rivals(others)
+
+
+def test_a_compiled_policy_keeps_no_spec_and_still_claims_its_hosts() -> None:
+    kept = OtherPolicy.compile("kept", NOW, spec(hosts={"names": ["esx01"]}))
+    esx01 = host("esx01")
+
+    assert kept.spec is None  # the compiled form is all a plan asks
+    (near,) = OthersIndex([kept]).near((esx01,), ObservedInventory(hosts=(esx01,)))
+    assert near.name == "kept"
+    assert OthersIndex([OtherPolicy("neither", NOW, None)]).names == {"neither"}
