@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dpio.planner.observed import (
@@ -68,6 +68,23 @@ VM_PATHS: tuple[str, ...] = (
     "config.hardware.device",
 )
 CLUSTER_PATHS: tuple[str, ...] = ("name", "configurationEx")
+_DEVICES = "config.hardware.device"
+_PASSTHROUGH = "VirtualPCIPassthrough"
+
+
+def host_side_view(obj: ObjectProps) -> ObjectProps:
+    """What the host side keeps of an object as read: of a VM's devices only its
+    `VirtualPCIPassthrough` ones (all that `observed_vm` and `attached_by_host` look at).
+    A VM has a dozen devices (controllers, disks, NICs, video), each parsed into a tree of
+    pyVmomi objects; kept until the whole read was mapped, 5,000 VMs' were the largest
+    passing peak of a read (docs/benchmarks.md, finding 33)."""
+    if obj.kind != VM:
+        return obj
+    devices = _list(obj.get(_DEVICES))
+    kept = [d for d in devices if moref_kind(d) == _PASSTHROUGH]
+    if len(kept) == len(devices):
+        return obj
+    return replace(obj, props={**obj.props, _DEVICES: kept})
 
 
 def _list(value: Any) -> list[Any]:
@@ -161,7 +178,7 @@ def passthrough_backing_ids(devices: Iterable[Any]) -> list[str]:
     """
     ids: list[str] = []
     for device in devices:
-        if moref_kind(device) != "VirtualPCIPassthrough":
+        if moref_kind(device) != _PASSTHROUGH:
             continue
         backing = getattr(device, "backing", None)
         pci = getattr(backing, "id", None) or getattr(backing, "assignedId", None)
@@ -175,7 +192,7 @@ def dynamic_backings(devices: Iterable[Any]) -> tuple[DynamicPassthrough, ...]:
     found = []
     for device in devices:
         backing = getattr(device, "backing", None)
-        if moref_kind(device) != "VirtualPCIPassthrough" or not hasattr(backing, "allowedDevice"):
+        if moref_kind(device) != _PASSTHROUGH or not hasattr(backing, "allowedDevice"):
             continue
         allowed = tuple(
             (int(getattr(a, "vendorId", 0) or 0), int(getattr(a, "deviceId", 0) or 0))
@@ -230,12 +247,12 @@ def cluster_drs(objects: Iterable[ObjectProps]) -> dict[str, ClusterDrs]:
 
 
 def observed_vm(vm: ObjectProps, drs: ClusterDrs | None) -> ObservedVM:
-    devices = _list(vm.get("config.hardware.device"))
+    devices = _list(vm.get(_DEVICES))
     ft = _str(vm.get("runtime.faultToleranceState", ""))
     return ObservedVM(
         name=_str(vm.get("name", vm.moref)),
         power_state=_str(vm.get("runtime.powerState", "")),
-        passthrough=any(moref_kind(d) == "VirtualPCIPassthrough" for d in devices),
+        passthrough=any(moref_kind(d) == _PASSTHROUGH for d in devices),
         fault_tolerance=ft not in ("", "notConfigured"),
         drs_behavior=None if drs is None else drs.behavior(vm.moref),
         dynamic=dynamic_backings(devices),
@@ -262,7 +279,7 @@ def attached_by_host(vms: Iterable[ObjectProps]) -> dict[str, dict[str, list[str
         host = moref_id(vm.get("runtime.host"))
         if not host:
             continue
-        for pci in passthrough_backing_ids(_list(vm.get("config.hardware.device"))):
+        for pci in passthrough_backing_ids(_list(vm.get(_DEVICES))):
             result[host][pci].append(_str(vm.get("name", vm.moref)))
     return {h: {p: sorted(n) for p, n in pcis.items()} for h, pcis in result.items()}
 

@@ -8,7 +8,7 @@ Programming Guide, "Property Collector").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,20 +87,35 @@ def flatten(content: Any) -> ObjectProps:
     )
 
 
-def retrieve(collector: Any, spec: Any, page_size: int | None = None) -> list[Any]:
-    """RetrievePropertiesEx, then ContinueRetrievePropertiesEx while vCenter hands out a token."""
+def pages(collector: Any, spec: Any, page_size: int | None = None) -> Iterator[list[Any]]:
+    """RetrievePropertiesEx, then ContinueRetrievePropertiesEx while vCenter hands out a token:
+    one list of `ObjectContent` per answer, each let go before the next is asked for."""
     result = collector.RetrievePropertiesEx([spec], PC.RetrieveOptions(maxObjects=page_size))
-    objects: list[Any] = []
     while result is not None:
-        objects.extend(result.objects or ())
-        if not result.token:
+        token = result.token
+        page, result = list(result.objects or ()), None
+        yield page
+        del page
+        if not token:
             break
-        result = collector.ContinueRetrievePropertiesEx(result.token)
-    return objects
+        result = collector.ContinueRetrievePropertiesEx(token)
 
 
-def retrieve_flat(collector: Any, spec: Any, page_size: int | None = None) -> list[ObjectProps]:
-    return [flatten(c) for c in retrieve(collector, spec, page_size)]
+def retrieve_flat(
+    collector: Any,
+    spec: Any,
+    page_size: int | None = None,
+    keep: Callable[[ObjectProps], ObjectProps] | None = None,
+) -> list[ObjectProps]:
+    """Every object flattened, and passed through `keep` (what of it to hold on to) page by
+    page: with a page size, what a page parsed into and `keep` drops is let go before the next
+    page is read, so a large read never holds all of its answers at once."""
+    found: list[ObjectProps] = []
+    for page in pages(collector, spec, page_size):
+        flat = (flatten(content) for content in page)
+        found.extend(flat if keep is None else map(keep, flat))
+        page.clear()
+    return found
 
 
 def by_kind(objects: Iterable[ObjectProps], kind: str) -> list[ObjectProps]:

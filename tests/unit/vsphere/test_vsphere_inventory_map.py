@@ -12,6 +12,7 @@ from dpio.vsphere.inventory_map import (
     HOST,
     VM,
     attached_by_host,
+    host_side_view,
     in_use_by_host,
     observed_inventory,
     passthrough_backing_ids,
@@ -167,6 +168,25 @@ def test_attached_by_host_groups_by_host_and_sorts_names() -> None:
         "host-1": {"0000:3b:00.0": ["a", "b"], "0000:af:00.0": ["a"]},
         "host-2": {"0000:3b:00.0": ["c"]},
     }
+
+
+def test_the_host_side_keeps_only_a_vms_passthrough_devices() -> None:
+    disk, nic = V.vm.device.VirtualDisk(key=2000), V.vm.device.VirtualVmxnet3(key=4000)
+    vm = _vm("ml", "host-1", disk, _static("0000:3b:00.0"), nic, _dynamic("0000:af:00.0"))
+    kept = host_side_view(vm)
+
+    kinds = [type(d).__name__ for d in kept.get("config.hardware.device")]
+    assert kinds == ["vim.vm.device.VirtualPCIPassthrough"] * 2
+    assert kept.get("name") == "ml"
+    # Everything the host side reads of a VM answers the same from what is kept.
+    inventory = observed_inventory([_host("host-1"), vm])
+    assert observed_inventory([_host("host-1"), kept]) == inventory
+    plain = _vm("plain", "host-1", disk)
+    assert host_side_view(plain).get("config.hardware.device") == []
+    host = _host("host-1")
+    assert host_side_view(host) is host  # hosts as read
+    only = _vm("only", "host-1", _static("0000:3b:00.0"))
+    assert host_side_view(only) is only  # nothing to leave out: no copy
 
 
 def test_observed_inventory_full_host() -> None:

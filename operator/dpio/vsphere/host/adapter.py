@@ -22,7 +22,7 @@ from dpio.vsphere import tasks
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.host import ops
 from dpio.vsphere.host.ops import PassthruConfigChange
-from dpio.vsphere.host.reader import INVENTORY_PATHS, InventoryReader
+from dpio.vsphere.host.reader import INVENTORY_PATHS, PAGE_SIZE, InventoryReader
 from dpio.vsphere.host.recent_tasks import read_recent_tasks
 from dpio.vsphere.host.shared_reads import SharedReads
 from dpio.vsphere.inventory_map import HOST, VM, VM_PATHS
@@ -46,7 +46,7 @@ class HostAdapter:
         self,
         client: VCenterClient,
         *,
-        page_size: int | None = None,
+        page_size: int | None = PAGE_SIZE,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
