@@ -16,6 +16,7 @@ from typing import Any
 from pyVmomi import SoapAdapter, VmomiSupport, vim
 from pyVmomi.VmomiSupport import ManagedObject
 
+from dpio.vsphere import soap_memory
 from dpio.vsphere.credentials import Credentials
 from dpio.vsphere.errors import VCenterUnreachable, translated
 
@@ -107,6 +108,7 @@ def _new_stub(
     timeout: float,
     pool_size: int,
 ) -> Any:
+    soap_memory.install()  # answers freed when unused, not at a full collection
     return _stub_adapter(
         host=credentials.host,
         port=credentials.port,
