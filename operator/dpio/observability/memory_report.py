@@ -218,6 +218,21 @@ def module_roots() -> dict[str, object]:
     return dict(roots)
 
 
+def uncollected() -> Counter[str]:
+    """A full collection, and what it freed by type: garbage in reference cycles, which
+    reference counting alone never frees."""
+    flags = gc.get_debug()
+    gc.set_debug(flags | gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        found = Counter(type(o).__qualname__ for o in gc.garbage)
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(flags)
+    gc.collect()  # now freed for real
+    return found
+
+
 def census(limit: int = TOP) -> list[tuple[str, int, int]]:
     """Objects the garbage collector tracks (containers) and the strings, bytes and numbers
     they hold directly, by type: (type, count, bytes), largest first."""
@@ -242,13 +257,17 @@ def census(limit: int = TOP) -> list[tuple[str, int, int]]:
 def report(roots: Mapping[str, object]) -> str:
     before = process_kib()
     lines = ["# memory report", "", "## process (KiB)", _fmt(before)]
-    collected = gc.collect()
+    garbage = uncollected()
+    collected = sum(garbage.values())
     after_gc = process_kib()
     trimmed = memory.trim()
     after_trim = process_kib()
     lines += [
         f"after gc.collect() ({collected} unreachable): {_fmt(after_gc)}",
         f"after malloc_trim(0) (gave back: {trimmed}): {_fmt(after_trim)}",
+        "",
+        "## what only the garbage collector could free (reference cycles), by type (top 15)",
+        _fmt(dict(garbage.most_common(15))),
         "",
         "## glibc mallinfo2 (MiB)",
         _fmt({k: round(v / _MIB, 1) for k, v in mallinfo().items()}),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from pathlib import Path
 
@@ -107,6 +108,21 @@ def test_the_census_does_not_count_itself() -> None:
     # The list's ints; not the census's own set of ids (as many ints as every object).
     assert 50_000 * 28 <= more < 2 * 50_000 * 36
     assert len(held) == 50_000
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_garbage_in_reference_cycles_is_counted_by_type_and_freed() -> None:
+    gc.collect()
+    for _ in range(10):
+        _Cycle()
+    found = memory_report.uncollected()
+    assert found["_Cycle"] == 10
+    assert gc.garbage == []
+    assert memory_report.uncollected()["_Cycle"] == 0
 
 
 def test_pymalloc_figures_are_read_from_its_statistics() -> None:
