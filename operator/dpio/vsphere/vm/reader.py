@@ -19,6 +19,7 @@ the index yet.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -132,15 +133,21 @@ def _matches(read: VMRead, name: str, instance_uuid: str) -> bool:
 
 
 class VMReader:
-    """Keeps the lookup index, the EnvironmentBrowser caches and each VM's last-read NICs (a NIC
-    edit sends the adapter back whole, see vm_spec.edit_nic)."""
+    """Keeps the lookup index, the EnvironmentBrowser caches and the last-read NICs of the VMs
+    observed most recently (a NIC edit sends the adapter back whole, see vm_spec.edit_nic).
+
+    NICs are kept for `KEEP_NICS` VMs: a reconfigure follows its observation within seconds,
+    and one that finds none reads them (`current_nics`). Kept for every VM, their pyVmomi
+    objects were 2.3 MiB per 1,000 VMs (docs/benchmarks.md, finding 33)."""
+
+    KEEP_NICS = 256
 
     def __init__(self) -> None:
         self.lookup = VMLookup()
         self.environment = EnvironmentCache()
         self.batch = BatchedReads(self._read_many)
         self._lock = threading.Lock()
-        self._nics: dict[str, tuple[str, dict[int, Any]]] = {}
+        self._nics: OrderedDict[str, tuple[str, dict[int, Any]]] = OrderedDict()
 
     def read(self, conn: Connection, vm_moref: str, host_moref: str) -> VMRead | None:
         """Step 1 (with whichever other reads are under way: batch.py); None when the VM (or
@@ -214,11 +221,16 @@ class VMReader:
             vcenter_uuid=vcenter_uuid(conn),
         )
 
-    def _remember_nics(self, vm: ObjectProps) -> None:
+    def _remember_nics(self, vm: ObjectProps) -> tuple[str, dict[int, Any]]:
         devices = vm.get("config.hardware.device", ())
         nics = {int(d.key): d for d in devices if vm_map.is_ethernet_card(d)}
+        entry = (str(vm.get("config.changeVersion", "")), nics)
         with self._lock:
-            self._nics[vm.moref] = (str(vm.get("config.changeVersion", "")), nics)
+            self._nics[vm.moref] = entry
+            self._nics.move_to_end(vm.moref)
+            while len(self._nics) > self.KEEP_NICS:
+                self._nics.popitem(last=False)
+        return entry
 
     def current_nics(self, conn: Connection, vm_moref: str, change_version: str) -> dict[int, Any]:
         """The VM's ethernet cards as of `change_version`: from the last observe, else one read.
@@ -228,16 +240,14 @@ class VMReader:
         """
         with self._lock:
             version, nics = self._nics.get(vm_moref, ("", {}))
-        if not change_version or version != change_version:
+        if not change_version or version != change_version:  # or not kept
             paths = ("config.hardware.device", "config.changeVersion")
             ref = conn.ref(vim.VirtualMachine, vm_moref)
             spec = properties.object_filter(ref, vim.VirtualMachine, paths)
             found = properties.retrieve_flat(conn.content.propertyCollector, spec)
             if not found:
                 raise ObjectNotFound(f"VM {vm_moref} no longer exists")
-            self._remember_nics(found[0])
-            with self._lock:
-                version, nics = self._nics[vm_moref]
+            version, nics = self._remember_nics(found[0])
         if change_version and version != change_version:
             raise ConcurrentModification(
                 f"VM {vm_moref} changed after it was planned (changeVersion {version!r}, "
