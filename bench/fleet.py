@@ -49,14 +49,18 @@ class Fleet:
         return math.ceil(self.objects / DEVICES_PER_HOST)
 
 
-def start(ctx: Context, st: stage.Stage, objects: int, tag: str) -> Fleet:
+def start(ctx: Context, st: stage.Stage, objects: int, tag: str, *, vms: int = 0) -> Fleet:
+    """Simulator (ceil(objects / 8) hosts of 8 GPUs, `vms` powered-off VMs on them), CRDs, the
+    bench namespace when there are VMs to assign, and the operator up."""
     hosts = math.ceil(objects / DEVICES_PER_HOST)
     path = inventory.write(
-        inventory.Shape(hosts, DEVICES_PER_HOST), ctx.out / "inventories" / f"{tag}.json"
+        inventory.Shape(hosts, DEVICES_PER_HOST, vms=vms), ctx.out / "inventories" / f"{tag}.json"
     )
     sim = st.simulator("vcsim", path, latency_ms=ctx.latency_ms)
     st.install("vcsim")
     k = kube.Kube.connect(st.plane.kubeconfig, st.plane.kubectl)
+    if vms:
+        k.namespace(manifests.NAMESPACE)
     return Fleet(st, sim, k, st.start_operator("vcsim"), objects)
 
 

@@ -4,9 +4,9 @@ the host each, so every assignment can be met."""
 
 from __future__ import annotations
 
-import math
 import time
 
+from bench import fleet as policy_fleet
 from bench import inventory, kube, manifests, stage, vcenter
 from bench.context import Context
 from bench.fleet import DEVICES_PER_HOST, Convergence, Fleet
@@ -16,16 +16,8 @@ POLICY = "bench-gpus"
 
 def start(ctx: Context, st: stage.Stage, objects: int, tag: str) -> Fleet:
     """Simulator, CRDs and operator up, and the policy enabling every GPU Ready."""
-    hosts = math.ceil(objects / DEVICES_PER_HOST)
-    path = inventory.write(
-        inventory.Shape(hosts, DEVICES_PER_HOST, vms=objects),
-        ctx.out / "inventories" / f"{tag}.json",
-    )
-    sim = st.simulator("vcsim", path, latency_ms=ctx.latency_ms)
-    st.install("vcsim")
-    k = kube.Kube.connect(st.plane.kubeconfig, st.plane.kubectl)
-    k.namespace(manifests.NAMESPACE)
-    fleet = Fleet(st, sim, k, st.start_operator("vcsim"), objects)
+    fleet = policy_fleet.start(ctx, st, objects, tag, vms=objects)
+    k = fleet.kube
     k.create(manifests.fleet_policy(POLICY, DEVICES_PER_HOST, [manifests.NAMESPACE]))
     ready = kube.wait_all(k, kube.HPP, 1, kube.ready, since=time.monotonic(), timeout=ctx.timeout)
     if ready.seconds is None:

@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from bench import inventory, kube, manifests, stage, vcenter
+from bench import fleet, inventory, kube, manifests, stage, vcenter
 from bench.context import Context
 from bench.fleet import DEVICES_PER_HOST
 from bench.report import Result, Table
@@ -63,16 +63,10 @@ def run(ctx: Context) -> Result:
             "peak RSS (MiB, cumulative)",
         ],
     )
-    shape = inventory.Shape(p.hosts, DEVICES_PER_HOST, vms=objects)
-    path = inventory.write(shape, ctx.out / "inventories" / f"together-{objects}.json")
-    with stage.stage(
-        ctx.state_dir(f"together-{objects}"), profile=ctx.profile, py_spy=ctx.py_spy
-    ) as st:
-        sim = st.simulator("vcsim", path, latency_ms=ctx.latency_ms)
-        st.install("vcsim")
-        k = kube.Kube.connect(st.plane.kubeconfig, st.plane.kubectl)
-        k.namespace(manifests.NAMESPACE)
-        operator = st.start_operator("vcsim")
+    tag = f"together-{objects}"
+    with stage.stage(ctx.state_dir(tag), profile=ctx.profile, py_spy=ctx.py_spy) as st:
+        started_fleet = fleet.start(ctx, st, objects, tag, vms=objects)
+        sim, k, operator = started_fleet.sim, started_fleet.kube, started_fleet.operator
         runs: list[dict[str, object]] = []
         try:
             for plural, kind, bodies in (
