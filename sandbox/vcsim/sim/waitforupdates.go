@@ -365,10 +365,15 @@ func topField(path string) string {
 // TaskManager.recentTask, HostSystem.vm, ...), one of its members left or changed structurally,
 // or an object entered of a kind the filter reads and the set held (or holds nothing yet).
 func (f *wfuFilter) setsToRefresh(ctx *simulator.Context, order []types.ManagedObjectReference, dirty map[types.ManagedObjectReference]*wfuDirty) []int {
+	// Each changed object is looked up once per step, not once per set.
+	objs := make([]mo.Reference, len(order))
+	for j, ref := range order {
+		objs[j] = lookup(ctx, ref)
+	}
 	var which []int
 	for i, set := range f.sets {
-		for _, ref := range order {
-			if set.changedBy(ctx, f, ref, dirty[ref]) {
+		for j, ref := range order {
+			if set.changedBy(f, ref, objs[j], dirty[ref]) {
 				which = append(which, i)
 				break
 			}
@@ -377,8 +382,9 @@ func (f *wfuFilter) setsToRefresh(ctx *simulator.Context, order []types.ManagedO
 	return which
 }
 
-func (set *wfuSet) changedBy(ctx *simulator.Context, f *wfuFilter, ref types.ManagedObjectReference, d *wfuDirty) bool {
-	obj := lookup(ctx, ref)
+// changedBy: whether the change `d` of `ref` (`obj` as the session sees it, nil if gone) can
+// change which objects or properties the set selects.
+func (set *wfuSet) changedBy(f *wfuFilter, ref types.ManagedObjectReference, obj mo.Reference, d *wfuDirty) bool {
 	for name := range d.names {
 		for _, follow := range set.follows {
 			if follow.field == topField(name) && obj != nil && kindMatches(obj, follow.kind) {
