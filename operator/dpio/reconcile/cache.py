@@ -53,7 +53,7 @@ def _cached(body: Body) -> dict[str, Any]:
     return kept
 
 
-#: Longer strings (a long message) are copied as they are rather than interned.
+#: Longer strings (a long message) are kept as they came rather than interned.
 _INTERN_UP_TO = 256
 
 

@@ -79,7 +79,7 @@ class ExpectedStatuses:
         return own
 
     def waiting(self) -> int:
-        """How many written statuses wait for their watch event (for tests and the report)."""
+        """How many written statuses wait for their watch event (for tests)."""
         return len(self._written)
 
     def landed(self, key: Key, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
