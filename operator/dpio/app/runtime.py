@@ -20,6 +20,7 @@ from dpio.reconcile.assignment.triggers import AssignmentTriggers
 from dpio.reconcile.cache import ObjectCache
 from dpio.reconcile.controller import Controller
 from dpio.reconcile.own_writes import ExpectedStatuses, OwnStatusWrites
+from dpio.reconcile.policy.claims import PendingClaims
 from dpio.reconcile.policy.reconciler import PolicyReconciler
 from dpio.reconcile.policy.selections import Selections
 from dpio.reconcile.policy.triggers import PolicyTriggers
@@ -79,9 +80,9 @@ class Runtime:
         sessions = SessionCache()
         vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret)
         # The policy side reads the assignments' cache too: devices they claim stay enabled.
-        assignment_index = AssignmentIndex()
-        assignment_cache = ObjectCache(indexes=(assignment_index,))
-        policies, policy_triggers = _policies(config, kube, vcenters, assignment_cache)
+        assignment_index, claims = AssignmentIndex(), PendingClaims()
+        assignment_cache = ObjectCache(indexes=(assignment_index, claims))
+        policies, policy_triggers = _policies(config, kube, vcenters, claims)
         loop = asyncio.get_running_loop()
         # Watcher threads hand changes to the event loop; the queue dedups a burst into one run.
         resyncs = Resyncs(policy_triggers.inventory_read)
@@ -131,11 +132,11 @@ class Runtime:
 
 
 def _policies(
-    config: Config, kube: KubeClient, vcenters: VCenters, assignments: ObjectCache
+    config: Config, kube: KubeClient, vcenters: VCenters, claims: PendingClaims
 ) -> tuple[Controller, PolicyTriggers]:
     """The HostPassthroughPolicy controller; its reconciler reads every policy from the cache
-    (policy conflicts: the older one wins) and every assignment from theirs (devices not to
-    disable from under them)."""
+    (policy conflicts: the older one wins) and what the assignments' cache says they claim
+    (devices not to disable from under them)."""
     # The cache keeps the selections informed of which policies exist (those with no plan
     # are concerned by every vCenter report).
     selections = Selections()
@@ -145,7 +146,7 @@ def _policies(
         objects=OwnStatusWrites(KubeObjects(kube), own_writes),
         all_policies=cache.objects,
         policies_version=lambda: cache.spec_changes,
-        all_assignments=assignments.objects,
+        pending_claims=claims,
         dry_run=config.dry_run,
         selections=selections,
     )

@@ -8,16 +8,17 @@ Everything here belongs to the event loop: no locks, callers are not threads.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from dpio.reconcile.compact import CompactBody
 
 Body = Mapping[str, Any]
 #: (namespace or "", name) — the policy is cluster-scoped, so its namespace is "".
 Key = tuple[str, str]
 
-_SKIP = frozenset({"metadata", "spec", "status"})
+_STATUS = frozenset({"status"})
 
 
 def key_of(body: Body) -> Key:
@@ -25,54 +26,22 @@ def key_of(body: Body) -> Key:
     return (str(meta.get("namespace") or ""), str(meta.get("name", "")))
 
 
-def _desired(body: Body) -> tuple[Any, ...]:
-    """What a reconcile depends on: all but status, resourceVersion and managedFields."""
-    meta = {
-        k: v for k, v in body.get("metadata", {}).items()
-        if k not in ("resourceVersion", "managedFields")
-    }  # fmt: skip
-    return (meta, body.get("spec"), {k: v for k, v in body.items() if k not in _SKIP})
+def _desired(body: CompactBody) -> tuple[Any, ...]:
+    """What a reconcile depends on: all but status, resourceVersion and managedFields (the
+    cache keeps no managedFields), compared as kept: no field is decoded."""
+    meta = {k: v for k, v in body.metadata.items() if k != "resourceVersion"}
+    return (meta, body.fields_but(_STATUS))
 
 
-def _identity(body: Body) -> tuple[Any, ...]:
+def _identity(body: CompactBody) -> tuple[Any, ...]:
     """What other objects' reconciles read of an object beyond its status: its spec (through
     `metadata.generation`, which the API server moves with every spec change and never on a
     status write) and whether it is being deleted; a finalizer or a label added is not a change
     of it (policy/others.py). An object without a generation changes with each version."""
-    meta = body.get("metadata", {})
+    meta = body.metadata
     generation = meta.get("generation")
     version = meta.get("resourceVersion") if generation is None else None
     return (meta.get("uid"), generation, meta.get("deletionTimestamp"), version)
-
-
-def _cached(body: Body) -> dict[str, Any]:
-    """A copy to keep, without `metadata.managedFields` (no reconcile reads it), its strings
-    shared (`_compact`)."""
-    meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
-    kept: dict[str, Any] = _compact({**body, "metadata": meta})
-    return kept
-
-
-#: Longer strings (a long message) are kept as they came rather than interned.
-_INTERN_UP_TO = 256
-
-
-def _compact(value: Any) -> Any:
-    """A deep copy of a JSON value whose strings are interned: every object repeats the same
-    keys, condition types, reasons, messages and timestamps, and each decoded watch event
-    brings its own copies of them. Shared, they halve what the cache holds: 12.9 KB -> 6.1 KB
-    per object at 1,000 policies and 1,000 assignments (docs/benchmarks.md, finding 33)."""
-    if isinstance(value, Mapping):
-        return {_shared(k): _compact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_compact(v) for v in value]
-    return _shared(value)
-
-
-def _shared(value: Any) -> Any:
-    if type(value) is str and len(value) <= _INTERN_UP_TO:
-        return sys.intern(value)
-    return value
 
 
 class Index(Protocol):
@@ -89,15 +58,16 @@ class Index(Protocol):
 class Stored:
     """What `ObjectCache.put` replaced, and whether anything but the status changed."""
 
-    previous: Body | None
+    previous: CompactBody | None
     desired_changed: bool
 
 
 class ObjectCache:
-    """Latest objects of one kind by `Key`."""
+    """Latest objects of one kind by `Key`, each as a `CompactBody`: its metadata as a dict,
+    its other fields decoded on each access (compact.py)."""
 
     def __init__(self, indexes: Iterable[Index] = ()) -> None:
-        self._objects: dict[Key, Body] = {}
+        self._objects: dict[Key, CompactBody] = {}
         self._indexes = tuple(indexes)
         #: Moves whenever an object is added or deleted or anything but its status changes.
         self.desired_changes = 0
@@ -109,14 +79,14 @@ class ObjectCache:
 
     def put(self, body: Body) -> Stored:
         key = key_of(body)
-        previous = self._objects.get(key)
-        self._objects[key] = _cached(body)
+        previous, kept = self._objects.get(key), CompactBody(body)
+        self._objects[key] = kept
         for index in self._indexes:
             index.put(key, body)
-        changed = previous is None or _desired(previous) != _desired(body)
+        changed = previous is None or _desired(previous) != _desired(kept)
         if changed:
             self.desired_changes += 1
-        if previous is None or _identity(previous) != _identity(body):
+        if previous is None or _identity(previous) != _identity(kept):
             self.spec_changes += 1
         return Stored(previous, changed)
 
@@ -127,15 +97,16 @@ class ObjectCache:
         self.desired_changes += 1
         self.spec_changes += 1
 
-    def get(self, key: Key) -> Body | None:
+    def get(self, key: Key) -> CompactBody | None:
         return self._objects.get(key)
 
     def keys_snapshot(self) -> list[Key]:
         """A snapshot: the cache may change while the caller walks it."""
         return list(self._objects)
 
-    def objects(self) -> Iterator[Body]:
-        """A snapshot of every cached object (for cross-object rules such as policy conflicts)."""
+    def objects(self) -> Iterator[CompactBody]:
+        """A snapshot of every cached object (for cross-object rules such as policy conflicts;
+        reading their metadata decodes nothing)."""
         return iter(list(self._objects.values()))
 
     def __contains__(self, key: object) -> bool:

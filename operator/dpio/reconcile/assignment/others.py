@@ -216,8 +216,8 @@ def _oldest_first(others: Iterable[Other]) -> list[Other]:
 class _ParsedPolicy:
     version: str
     policy: Any
-    #: Host name -> that host's raw status row (the cached body's own dicts, not copies);
-    #: None: the body had no host list to set apart (the policy holds its rows itself).
+    #: Host name -> that host's raw status row (decoded once from the cached body); None: the
+    #: body had no host list to set apart (the policy holds its rows itself).
     rows: Mapping[str, Any] | None
     #: The rows parsed so far, by host name (None: no valid row for that host).
     parsed: dict[str, HostStatus | None]
@@ -298,4 +298,5 @@ def _set_apart(body: Body) -> tuple[Body, Mapping[str, Any] | None]:
     if not isinstance(status, Mapping) or not isinstance(raw, list):
         return body, None
     rows = {str(r.get("name", "")): r for r in raw if isinstance(r, Mapping)}
-    return {**body, "status": {**status, "hosts": []}}, rows
+    rest = {k: body[k] for k in body if k != "status"}  # the status is decoded once
+    return {**rest, "status": {**status, "hosts": []}}, rows

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,9 @@ class AssignmentTriggers:
     #: and those waiting on another object.
     by_vm: dict[str, set[Key]] = field(default_factory=dict)
     waiting_keys: set[Key] = field(default_factory=set)
+    #: By the policy they name, so a policy's change reads none of the others (the cache
+    #: decodes a spec on each read, compact.py).
+    by_policy: dict[str, set[Key]] = field(default_factory=dict)
 
     def labels(self, namespace: str) -> Mapping[str, str] | None:
         """None until the namespace watch has delivered it: selectors then fail closed."""
@@ -99,7 +102,7 @@ class AssignmentTriggers:
         if self.offers.get(name) == now:
             return  # e.g. only attachedTo moved: nothing an assignment decides on
         self.offers[name] = now
-        self._enqueue(lambda b: policy_name(b) == name)
+        self._enqueue(self.by_policy.get(name, ()))
 
     def namespace_event(self, event_type: str, body: Body) -> None:
         meta = body.get("metadata") or {}
@@ -111,7 +114,7 @@ class AssignmentTriggers:
         before = self.namespaces.get(name)
         self.namespaces[name] = labels
         if before != labels:  # first seen too: a selector that failed closed may match now
-            self._enqueue(lambda b: key_of(b)[0] == name)
+            self._enqueue(k for k in self.assignments.cache.keys_snapshot() if k[0] == name)
 
     def vms_changed(self, morefs: frozenset[str]) -> None:
         """vCenter says these VMs changed: their assignments, and those waiting on any VM."""
@@ -122,22 +125,26 @@ class AssignmentTriggers:
             self.assignments.enqueue(key)
 
     def _index(self, key: Key, before: Body | None, after: Body | None) -> None:
-        old = vm_moref(before) if before is not None else ""
-        new = vm_moref(after) if after is not None else ""
-        if old != new or after is None:
-            keys = self.by_vm.get(old)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self.by_vm[old]
-        if new:
-            self.by_vm.setdefault(new, set()).add(key)
+        for keys_by, read in ((self.by_vm, vm_moref), (self.by_policy, policy_name)):
+            old = read(before) if before is not None else ""
+            new = read(after) if after is not None else ""
+            if old != new or after is None:
+                _discard(keys_by, old, key)
+            if new:
+                keys_by.setdefault(new, set()).add(key)
         if after is not None and waiting(after):
             self.waiting_keys.add(key)
         else:
             self.waiting_keys.discard(key)
 
-    def _enqueue(self, wanted: Callable[[Body], bool]) -> None:
-        for body in self.assignments.cache.objects():
-            if wanted(body):
-                self.assignments.enqueue(key_of(body))
+    def _enqueue(self, keys: Iterable[Key]) -> None:
+        for key in sorted(keys):
+            self.assignments.enqueue(key)
+
+
+def _discard(keys_by: dict[str, set[Key]], value: str, key: Key) -> None:
+    keys = keys_by.get(value)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del keys_by[value]

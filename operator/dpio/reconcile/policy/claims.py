@@ -1,6 +1,7 @@
 """The devices VMDeviceAssignments claim and have not attached yet, read from the operator's
 cache of assignments (no API call): what `exclusive` and `deletionPolicy: Disable` must not take
-away while an assignment still converges (`dpio.planner.host.in_use`).
+away while an assignment still converges (`dpio.planner.host.in_use`). `PendingClaims` keeps
+them as the cache changes, so a plan reads them without a walk of every assignment.
 
 Read from the raw objects, field by field, since one malformed assignment must not stop a
 policy's reconcile: what can't be read claims nothing. An assignment whose VM was never
@@ -10,10 +11,12 @@ observed (no `status.vm.host`) has changed nothing and claims nothing either.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from typing import Any
 
 from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.observed import DynamicPassthrough, parse_pci_id
+from dpio.reconcile.cache import Key
 
 
 def _dict(value: Any) -> Mapping[str, Any]:
@@ -57,3 +60,26 @@ def pending_claims(assignments: Iterable[Mapping[str, Any]]) -> tuple[DeviceClai
             if claim is not None:
                 claims.append(claim)
     return tuple(claims)
+
+
+class PendingClaims:
+    """`pending_claims` of every cached assignment, kept from the cache's changes
+    (`cache.Index`): walking every assignment on each plan that may disable devices decoded each
+    one's spec and status (the cache keeps them packed, compact.py). Only assignments that still
+    claim something are kept."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[Key, tuple[DeviceClaim, ...]] = {}
+
+    def put(self, key: Key, body: Mapping[str, Any]) -> None:
+        claims = pending_claims((body,))
+        if claims:
+            self._by_key[key] = claims
+        else:
+            self._by_key.pop(key, None)
+
+    def forget(self, key: Key) -> None:
+        self._by_key.pop(key, None)
+
+    def __call__(self) -> tuple[DeviceClaim, ...]:
+        return tuple(chain.from_iterable(self._by_key.values()))

@@ -56,7 +56,6 @@ from dpio.reconcile import finalizers
 from dpio.reconcile.constants import CONFIRM_SECONDS
 from dpio.reconcile.finalizers import Stage
 from dpio.reconcile.first_status import write_first_status
-from dpio.reconcile.policy.claims import pending_claims
 from dpio.reconcile.policy.host_calls import tell_sent_again, update_passthru
 from dpio.reconcile.policy.others import OtherPolicies
 from dpio.reconcile.policy.reservations import RebootReservations
@@ -109,8 +108,9 @@ class PolicyReconciler:
     other_policies: OtherPolicies = field(default_factory=OtherPolicies)
     #: What each policy last planned on: which vCenter changes concern it (`PolicyTriggers`).
     selections: Selections = field(default_factory=Selections)
-    #: The cached VMDeviceAssignments: devices they claim are never disabled from under them.
-    all_assignments: Callable[[], Iterable[Mapping[str, Any]]] = lambda: ()
+    #: What the cached VMDeviceAssignments claim and have not attached yet (`PendingClaims`):
+    #: those devices are never disabled from under them.
+    pending_claims: Callable[[], tuple[DeviceClaim, ...]] = lambda: ()
     #: Operator-wide dry-run (--dry-run): plan and report, never write to vCenter.
     dry_run: bool = False
     #: Hosts each policy's rolling reboot holds: a cluster's maxUnavailable counts them.
@@ -360,8 +360,8 @@ class PolicyReconciler:
 
     def _claims(self, disables: bool) -> tuple[DeviceClaim, ...]:
         """Devices assignments still converge to: read only for a plan that may disable devices
-        (exclusive, deletion), since it walks every cached assignment."""
-        return pending_claims(self.all_assignments()) if disables else ()
+        (exclusive, deletion)."""
+        return self.pending_claims() if disables else ()
 
     def _others_index(self) -> OthersIndex:
         """Every policy, indexed for `Rivals.build` (once per change of any policy's spec)."""

@@ -169,6 +169,25 @@ def test_policy_changes_wake_its_assignments_only_when_the_offer_changes() -> No
     assert names(controller) == first
 
 
+def test_the_policy_index_follows_a_changed_policy_ref_and_deletions() -> None:
+    """policy_event reads an index the events keep, not the whole fleet: it must follow."""
+    trig, controller = triggers(*FLEET)
+    trig.assignment_event("MODIFIED", vmda("a", policy="nics", moref="vm-1", host="esx01"))
+    trig.assignment_event("DELETED", FLEET[1])
+    controller.enqueued.clear()
+    trig.policy_event("ADDED", _policy())
+    assert names(controller) == {"waits-claim", "waits-vm", "elsewhere"}
+    controller.enqueued.clear()
+    nics = _policy()
+    nics["metadata"]["name"] = "nics"
+    trig.policy_event("ADDED", nics)
+    assert names(controller) == {"a", "other-policy"}
+    trig.assignment_event("DELETED", FLEET[4])
+    assert trig.by_policy["nics"] == {("ml", "a")}  # emptied entries go, as with VMs
+    trig.assignment_event("DELETED", vmda("a", policy="nics"))
+    assert "nics" not in trig.by_policy
+
+
 def test_namespace_label_changes_wake_the_assignments_in_it() -> None:
     trig, controller = triggers(*FLEET)
     assert trig.labels("web") is None  # not seen yet: namespace selectors fail closed

@@ -6,7 +6,7 @@ from typing import Any
 
 from dpio.planner.host.in_use import DeviceClaim
 from dpio.planner.observed import DynamicPassthrough
-from dpio.reconcile.policy.claims import pending_claims
+from dpio.reconcile.policy.claims import PendingClaims, pending_claims
 
 
 def assignment(name: str, devices: list[dict[str, Any]], status: dict[str, Any]) -> dict[str, Any]:
@@ -38,3 +38,19 @@ def test_attached_devices_unobserved_vms_and_malformed_objects_claim_nothing() -
     broken = {"metadata": None, "spec": {"devices": "x"}, "status": {"vm": {"host": 7}}}
     odd_device = assignment("odd", [{"name": "x", "dynamic": {"vendorID": "zz"}}], ON_ESX01)
     assert pending_claims([attached, never_observed, broken, odd_device]) == ()
+
+
+def test_pending_claims_are_kept_from_the_caches_changes() -> None:
+    """The index a plan reads instead of walking every cached assignment: an assignment's
+    claims are replaced by its next version and gone once it attached them or was deleted."""
+    claims = PendingClaims()
+    claims.put(("ml", "train"), assignment("train", [STATIC], ON_ESX01))
+    claims.put(("ml", "infer"), assignment("infer", [DYNAMIC], ON_ESX01))
+    assert claims() == pending_claims(
+        [assignment("train", [STATIC], ON_ESX01), assignment("infer", [DYNAMIC], ON_ESX01)]
+    )
+    attached = {**ON_ESX01, "devices": [{"name": "gpu0", "attached": True}]}
+    claims.put(("ml", "train"), assignment("train", [STATIC], attached))
+    assert [c.assignment for c in claims()] == ["ml/infer"]
+    claims.forget(("ml", "infer"))
+    assert claims() == ()

@@ -15,6 +15,7 @@ from dpio.api.policy import HostPassthroughPolicySpec
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
 from dpio.planner.host.steps import HostTask
 from dpio.reconcile.finalizers import FINALIZER
+from dpio.reconcile.policy.claims import pending_claims
 from dpio.reconcile.policy.reconciler import STALLED_RECHECK_SECONDS, PolicyReconciler
 from dpio.reconcile.ports import PortError
 from dpio.reconcile.queue import Result
@@ -416,7 +417,7 @@ def test_exclusive_leaves_a_device_a_converging_assignment_claims(
         FakeObjects(),
         lambda: [],
         clock=lambda: NOW,
-        all_assignments=lambda: [waiting] if claimed else [],
+        pending_claims=lambda: pending_claims([waiting] if claimed else []),
     )
     exclusive = body(None)
     exclusive["spec"]["exclusive"] = True
