@@ -6,14 +6,13 @@ import asyncio
 import os
 from dataclasses import dataclass
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-
 from dpio.app.dry_run import ReadOnlyVCenter, ReadOnlyVMCenters
 from dpio.app.resync import Resyncs
 from dpio.app.vm_wiring import VMCenters
 from dpio.app.wiring import KubeObjects, VCenters
+from dpio.kube import credentials
 from dpio.kube.client import KubeClient
+from dpio.kube.rest import ApiServer
 from dpio.reconcile.assignment.others import AssignmentIndex
 from dpio.reconcile.assignment.reconciler import AssignmentReconciler
 from dpio.reconcile.assignment.triggers import AssignmentTriggers
@@ -76,7 +75,7 @@ class Runtime:
 
     @classmethod
     def build(cls, config: Config) -> Runtime:
-        kube = KubeClient(api_client())
+        kube = KubeClient(ApiServer(kube_credentials()))
         sessions = SessionCache()
         vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret)
         # The policy side reads the assignments' cache too: devices they claim stay enabled.
@@ -128,7 +127,7 @@ class Runtime:
         await self.assignments.stop()
         self.vcenters.stop()
         self.sessions.close_all()
-        self.kube.close()
+        await self.kube.close()
 
 
 def _policies(
@@ -196,10 +195,7 @@ def _assignments(
     return assignments, AssignmentTriggers(assignments, namespaces)
 
 
-def api_client() -> k8s.ApiClient:
-    """A client of the API server: the pod's ServiceAccount in a cluster, else the kubeconfig."""
-    try:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-    return k8s.ApiClient()
+def kube_credentials() -> credentials.Credentials:
+    """The API server and who we are to it: the pod's ServiceAccount in a cluster, else the
+    kubeconfig ($KUBECONFIG or ~/.kube/config). Raises credentials.ConfigError."""
+    return credentials.load()

@@ -1,7 +1,8 @@
 """The three commands: connect, read, compute with the operator's own code, print. Read only.
 
 vSphere is reached through the operator's adapter (`VCenterClient` + `HostAdapter`), one session
-per vCenter for the whole command, logged out at the end; Kubernetes through the official client.
+per vCenter for the whole command, logged out at the end; Kubernetes through `dpio.kube.rest`
+(cli/kube.py).
 """
 
 from __future__ import annotations

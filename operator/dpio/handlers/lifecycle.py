@@ -24,9 +24,10 @@ from typing import Any
 
 import kopf
 
-from dpio.app.runtime import Config, Runtime, api_client
+from dpio.app.runtime import Config, Runtime, kube_credentials
 from dpio.handlers.watching import WatchTimeouts
 from dpio.kube.lease import KubeLeaseStore, LeaderElector, Timing
+from dpio.kube.rest import ApiServer
 from dpio.kube.reviews import KubeReviewer
 from dpio.observability import alloc_trace, memory, memory_report, metrics
 from dpio.observability.metrics_auth import AuthFilter
@@ -87,7 +88,7 @@ def serve_metrics(settings: MetricsSettings) -> tuple[metrics.Server | None, Kub
     """The endpoint `settings` describe, and the reviewer its filter asks (None when plain)."""
     if settings.port == 0 or settings.tls is None:
         return metrics.serve(settings.port), None
-    reviewer = KubeReviewer(api_client())
+    reviewer = KubeReviewer.of(kube_credentials())
     server = metrics.serve(settings.port, tls=settings.tls, auth=AuthFilter(reviewer))
     return server, reviewer
 
@@ -159,7 +160,8 @@ def _terminate() -> None:
 
 def _elector(election: LeaderElection, namespace: str) -> LeaderElector:
     timeout = election.timing.renew_deadline / 3
-    store = KubeLeaseStore(api_client(), namespace, election.lease, timeout=timeout)
+    api = ApiServer(kube_credentials())
+    store = KubeLeaseStore(api, namespace, election.lease, timeout=timeout)
     return LeaderElector(store, identity(), election.timing)
 
 
@@ -169,7 +171,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # what they need in status. kopf's finalizer must stay a different name: kopf removes its
     # own finalizer from objects that have no deletion handlers, and we register none.
     memory.tune()
-    memory.trim()  # what importing pyVmomi, kopf and the kubernetes client left free
+    memory.trim()  # what importing pyVmomi and kopf left free
     memo.tracing = alloc_trace.from_env()  # benchmarks only: DPIO_TRACEMALLOC_DIR
     memo.memory_report = memory_report.from_env()  # benchmarks only: DPIO_MEMORY_REPORT_DIR
     settings.posting.level = logging.WARNING
@@ -217,6 +219,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if elector is not None:  # only now: no reconcile of ours is in flight any more
         await elector.release()
         metrics.set_leader(False)
+        if isinstance(elector.store, KubeLeaseStore):
+            await elector.store.close()
     server: metrics.Server | None = memo.get("metrics")
     if server is not None:
         server.stop()

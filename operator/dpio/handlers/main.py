@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+
+if __name__ == "__main__":
+    # The operator talks to the API server without the kubernetes client (dpio.kube.rest), but
+    # kopf imports it whenever it can (kopf/_cogs/helpers/thirdparty.py): ~18 MiB for nothing.
+    # The image does not install it; a development environment has it for the tests, and
+    # blocking it here keeps the process what it is in a Pod (docs/benchmarks.md, finding 36).
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
 
 import kopf
 
 # Importing the handler modules registers them with kopf.
 from dpio.app import runtime
-from dpio.handlers import assignment, lifecycle, policy, watching  # noqa: F401
+from dpio.handlers import assignment, lifecycle, login, policy, watching  # noqa: F401
 from dpio.observability import logging as logs
 
 

@@ -24,8 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
+from dpio.kube.rest import ApiServer, KubeError, path
 
 _log = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ class LeaderElector:
             held = await asyncio.wait_for(self._round(), timeout=limit)
         except LeaseConflictError:
             return False  # another replica was faster: the usual way to lose a race
-        except Exception as err:  # any failure (urllib3's are no OSError) means "not held"
+        except Exception as err:  # any failure means "not held"
             # Once per streak, so that e.g. a missing RBAC rule is seen without flooding.
             level = logging.DEBUG if self._failing else logging.WARNING
             _log.log(level, "Leader Lease unreachable", extra={"error": repr(err)})
@@ -219,48 +218,48 @@ def _micro_time(value: datetime.datetime | None) -> str | None:
 
 
 class KubeLeaseStore:
-    """The Lease `name` in `namespace`, through the official client, off the event loop."""
+    """The Lease `name` in `namespace`, on the event loop."""
 
-    def __init__(
-        self, api: k8s.ApiClient, namespace: str, name: str, *, timeout: float = 5.0
-    ) -> None:
-        self._api = k8s.CoordinationV1Api(api)
+    def __init__(self, api: ApiServer, namespace: str, name: str, *, timeout: float = 5.0) -> None:
+        self._api = api
         self.namespace = namespace
         self.name = name
-        self._timeout = timeout  # per request: no thread outlives a renew deadline for long
+        # Per request: no call outlives a renew deadline for long.
+        self._timeout = (timeout, timeout)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    def _path(self, *name: str) -> str:
+        return path(
+            "apis", "coordination.k8s.io", "v1", "namespaces", self.namespace, "leases", *name
+        )
 
     async def get(self) -> LeaseRecord | None:
         try:
-            lease = await asyncio.to_thread(
-                self._api.read_namespaced_lease,
-                self.name,
-                self.namespace,
-                _request_timeout=self._timeout,
-            )
-        except ApiException as err:
+            lease = await self._api.request("GET", self._path(self.name), timeout=self._timeout)
+        except KubeError as err:
             if err.status == 404:
                 return None
             raise
         return _record(lease)
 
     async def create(self, record: LeaseRecord) -> LeaseRecord:
-        body = self._body(record)
-        return await self._write(self._api.create_namespaced_lease, self.namespace, body)
+        return await self._write("POST", self._path(), record)
 
     async def replace(self, record: LeaseRecord) -> LeaseRecord:
-        body = self._body(record)
-        return await self._write(
-            self._api.replace_namespaced_lease, self.name, self.namespace, body
-        )
+        return await self._write("PUT", self._path(self.name), record)
 
-    async def _write(self, call: Callable[..., Any], *args: Any) -> LeaseRecord:
+    async def _write(self, method: str, where: str, record: LeaseRecord) -> LeaseRecord:
         try:
-            return _record(await asyncio.to_thread(call, *args, _request_timeout=self._timeout))
-        except ApiException as err:
+            answer = await self._api.request(
+                method, where, self._body(record), timeout=self._timeout
+            )
+        except KubeError as err:
             if err.status == 409:
-                where = f"{self.namespace}/{self.name}"
-                raise LeaseConflictError(f"lease {where}: {err.reason}") from err
+                raise LeaseConflictError(f"lease {self.namespace}/{self.name}: {err}") from err
             raise
+        return _record(answer)
 
     def _body(self, record: LeaseRecord) -> dict[str, Any]:
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
@@ -278,12 +277,24 @@ class KubeLeaseStore:
 
 
 def _record(lease: Any) -> LeaseRecord:
-    spec = lease.spec
+    spec = lease.get("spec") or {}
     return LeaseRecord(
-        holder=spec.holder_identity or "",
-        duration=int(spec.lease_duration_seconds or 0),
-        acquire_time=spec.acquire_time,
-        renew_time=spec.renew_time,
-        transitions=int(spec.lease_transitions or 0),
-        resource_version=str(lease.metadata.resource_version or ""),
+        holder=str(spec.get("holderIdentity") or ""),
+        duration=int(spec.get("leaseDurationSeconds") or 0),
+        acquire_time=_parse_time(spec.get("acquireTime")),
+        renew_time=_parse_time(spec.get("renewTime")),
+        transitions=int(spec.get("leaseTransitions") or 0),
+        resource_version=str((lease.get("metadata") or {}).get("resourceVersion") or ""),
     )
+
+
+def _parse_time(value: Any) -> datetime.datetime | None:
+    """MicroTime (or a plain RFC 3339 time) as an aware datetime; None when absent or garbled.
+    Expiry never rests on it: the elector times a holder from when it saw the record change."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
-
+from dpio.kube.credentials import Credentials
+from dpio.kube.rest import KubeError, SyncApiServer
+from dpio.kube.rest import path as api_path
 from dpio.observability.metrics_auth import ReviewError, User
 
 #: The API server has this long to answer one review (controller-runtime's TokenReview timeout).
@@ -24,45 +23,52 @@ class KubeReviewer:
     """Asks the API server who a token is (TokenReview, authentication.k8s.io/v1) and whether
     that user may use a non-resource URL (SubjectAccessReview, authorization.k8s.io/v1)."""
 
-    def __init__(self, api: k8s.ApiClient, *, timeout: float = REVIEW_TIMEOUT) -> None:
+    def __init__(self, api: SyncApiServer) -> None:
         self._api = api
-        self._authn = k8s.AuthenticationV1Api(api)
-        self._authz = k8s.AuthorizationV1Api(api)
-        self._timeout = timeout
+
+    @classmethod
+    def of(cls, creds: Credentials) -> KubeReviewer:
+        return cls(SyncApiServer(creds, timeout=REVIEW_TIMEOUT))
 
     def authenticate(self, token: str) -> User | None:
         # No audiences: the API server's own, which a ServiceAccount token (Prometheus's) has.
-        review = k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=token))
-        status = self._call(self._authn.create_token_review, review).status
-        if status is None or not status.authenticated or status.user is None:
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                  "spec": {"token": token}}  # fmt: skip
+        status = self._create("authentication.k8s.io", "tokenreviews", review)
+        user = status.get("user")
+        if not status.get("authenticated") or not isinstance(user, dict):
             return None
-        user = status.user
         return User(
-            name=user.username or "",
-            uid=user.uid or "",
-            groups=tuple(user.groups or ()),
-            extra={key: tuple(values or ()) for key, values in (user.extra or {}).items()},
+            name=str(user.get("username") or ""),
+            uid=str(user.get("uid") or ""),
+            groups=tuple(user.get("groups") or ()),
+            extra={key: tuple(values or ()) for key, values in (user.get("extra") or {}).items()},
         )
 
     def authorize(self, user: User, verb: str, path: str) -> bool:
-        spec = k8s.V1SubjectAccessReviewSpec(
-            user=user.name,
-            uid=user.uid or None,
-            groups=list(user.groups) or None,
-            extra={key: list(values) for key, values in user.extra.items()} or None,
-            non_resource_attributes=k8s.V1NonResourceAttributes(path=path, verb=verb),
+        spec: dict[str, Any] = {
+            "user": user.name,
+            "nonResourceAttributes": {"path": path, "verb": verb},
+        }
+        if user.uid:
+            spec["uid"] = user.uid
+        if user.groups:
+            spec["groups"] = list(user.groups)
+        if user.extra:
+            spec["extra"] = {key: list(values) for key, values in user.extra.items()}
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": spec}  # fmt: skip
+        return bool(
+            self._create("authorization.k8s.io", "subjectaccessreviews", review).get("allowed")
         )
-        review = k8s.V1SubjectAccessReview(spec=spec)
-        status = self._call(self._authz.create_subject_access_review, review).status
-        return bool(status is not None and status.allowed)
 
     def close(self) -> None:
-        self._api.close()  # type: ignore[no-untyped-call]
+        """Nothing is held between reviews (each opens its own connection)."""
 
-    def _call(self, create: Any, review: Any) -> Any:
-        try:
-            return create(review, _request_timeout=self._timeout)
-        except ApiException as err:  # 403: the operator may not create reviews (chart RBAC)
-            raise ReviewError(f"{create.__name__}: {err.status} {err.reason}") from err
-        except (HTTPError, OSError, ValueError) as err:  # unreachable, timed out, garbled
-            raise ReviewError(f"{create.__name__}: {err}") from err
+    def _create(self, group: str, plural: str, review: dict[str, Any]) -> dict[str, Any]:
+        try:  # 403: the operator may not create reviews (chart RBAC)
+            answer = self._api.request("POST", api_path("apis", group, "v1", plural), review)
+        except KubeError as err:  # unreachable, timed out, refused, garbled
+            raise ReviewError(f"{plural}: {err}") from err
+        status = answer.get("status") if isinstance(answer, dict) else None
+        return status if isinstance(status, dict) else {}

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import config as k8s_config
 from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import apply, kubectl, purge_dpio_objects
 from tests.integration.chart.helpers import (
@@ -34,6 +33,7 @@ from tests.integration.chart.helpers import (
 )
 from tests.integration.vsphere.helpers import eventually
 
+from dpio.kube import credentials
 from dpio.kube.reviews import KubeReviewer
 from dpio.observability import metrics
 from dpio.observability.metrics_auth import AuthFilter, User
@@ -238,7 +238,7 @@ class CountingReviewer:
 def _reviewer_as(release: Release, account: dict[str, Any], name: str) -> KubeReviewer:
     """A reviewer sending its reviews with a token of ``account`` (not the admin's)."""
     path = token_kubeconfig(release.box, account, release.state / f"{name}.kubeconfig")
-    return KubeReviewer(k8s_config.new_client_from_config(config_file=str(path)))
+    return KubeReviewer.of(credentials.from_kubeconfig([path]))
 
 
 @pytest.fixture

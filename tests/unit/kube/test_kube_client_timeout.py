@@ -10,9 +10,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client as k8s
 
 from dpio.kube.client import KubeClient, KubeError, ObjectRef
+from dpio.kube.credentials import Credentials
+from dpio.kube.rest import ApiServer
 
 
 class FreezableServer:
@@ -83,8 +84,8 @@ def server() -> Iterator[FreezableServer]:
 def test_a_silent_connection_fails_the_call_and_the_next_call_gets_a_new_one(
     server: FreezableServer,
 ) -> None:
-    config = k8s.Configuration(host=f"http://127.0.0.1:{server.port}")
-    kube = KubeClient(k8s.ApiClient(config), timeout=(2.0, 1.0))
+    api = ApiServer(Credentials(server=f"http://127.0.0.1:{server.port}"), timeout=(2.0, 1.0))
+    kube = KubeClient(api)
     ref = ObjectRef("hostpassthroughpolicies", "HostPassthroughPolicy", "gpus")
 
     async def scenario() -> KubeError:
@@ -94,12 +95,10 @@ def test_a_silent_connection_fails_the_call_and_the_next_call_gets_a_new_one(
             # Without a read timeout this waits for ever; the outer limit turns that into a failure.
             await asyncio.wait_for(kube.patch_status(ref, {"observedGeneration": 2}), 20)
         await asyncio.wait_for(kube.patch_status(ref, {"observedGeneration": 3}), 20)
+        await kube.close()
         return cut.value
 
-    try:
-        err = asyncio.run(scenario())
-    finally:
-        kube.close()
+    err = asyncio.run(scenario())
     assert err.retryable
     assert "timed out" in str(err).lower()
     assert server.answered == 2
