@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from dpio.kube.times import parse_time
+
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 #: A token file is read again after this long (client-go: a minute).
 TOKEN_FILE_TTL = 60.0
@@ -220,17 +222,7 @@ def run_exec_plugin(plugin: ExecPlugin) -> tuple[str, datetime.datetime | None]:
         raise ConfigError(
             f"exec credential plugin {plugin.command!r} returned {which}: only tokens are supported"
         )
-    return token, _timestamp(status.get("expirationTimestamp"))
-
-
-def _timestamp(value: Any) -> datetime.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+    return token, parse_time(status.get("expirationTimestamp"))
 
 
 def in_cluster(

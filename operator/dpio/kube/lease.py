@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from dpio.kube.rest import ApiServer, KubeError, path
+from dpio.kube.times import micro_time, parse_time
 
 _log = logging.getLogger(__name__)
 
@@ -210,13 +211,6 @@ class LeaderElector:
         }
 
 
-def _micro_time(value: datetime.datetime | None) -> str | None:
-    """MicroTime on the wire is RFC 3339 with exactly six fraction digits (metav1.MicroTime)."""
-    if value is None:
-        return None
-    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class KubeLeaseStore:
     """The Lease `name` in `namespace`, on the event loop."""
 
@@ -268,8 +262,8 @@ class KubeLeaseStore:
         spec = {
             "holderIdentity": record.holder,
             "leaseDurationSeconds": record.duration,
-            "acquireTime": _micro_time(record.acquire_time),
-            "renewTime": _micro_time(record.renew_time),
+            "acquireTime": micro_time(record.acquire_time),
+            "renewTime": micro_time(record.renew_time),
             "leaseTransitions": record.transitions,
         }
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -281,20 +275,8 @@ def _record(lease: Any) -> LeaseRecord:
     return LeaseRecord(
         holder=str(spec.get("holderIdentity") or ""),
         duration=int(spec.get("leaseDurationSeconds") or 0),
-        acquire_time=_parse_time(spec.get("acquireTime")),
-        renew_time=_parse_time(spec.get("renewTime")),
+        acquire_time=parse_time(spec.get("acquireTime")),
+        renew_time=parse_time(spec.get("renewTime")),
         transitions=int(spec.get("leaseTransitions") or 0),
         resource_version=str((lease.get("metadata") or {}).get("resourceVersion") or ""),
     )
-
-
-def _parse_time(value: Any) -> datetime.datetime | None:
-    """MicroTime (or a plain RFC 3339 time) as an aware datetime; None when absent or garbled.
-    Expiry never rests on it: the elector times a holder from when it saw the record change."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
