@@ -115,7 +115,7 @@ class ApiServer:
         connect, read = timeout or self.timeout
         data = json.dumps(body).encode() if body is not None else None
         for attempt in (1, 2):
-            headers = _headers(self.creds, content_type if data is not None else None)
+            headers = await self._headers(content_type if data is not None else None)
             try:
                 async with self._session().request(
                     method,
@@ -137,6 +137,12 @@ class ApiServer:
                 raise error(method, url_path, status, answer)
             return _decoded(method, url_path, answer)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _headers(self, content_type: str | None) -> dict[str, str]:
+        if self.creds.exec_plugin is None:  # a token file is read in microseconds
+            return _headers(self.creds, content_type)
+        # A plugin may take seconds (a cloud CLI): not on the loop.
+        return await asyncio.to_thread(_headers, self.creds, content_type)
 
     def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from dpio.kube.credentials import Credentials
+from dpio.kube.credentials import Credentials, ExecPlugin
 from dpio.kube.rest import (
     MERGE_PATCH,
     ApiServer,
@@ -130,3 +131,43 @@ def test_the_blocking_client_speaks_the_same(tmp_path: Path) -> None:
         thread.join(10)
         loop.close()
     assert [a for _, _, _, a in server.seen] == ["Bearer t", "Bearer t", "Bearer t"]
+
+
+def test_an_exec_plugin_runs_off_the_loop(tmp_path: Path) -> None:
+    """A plugin that takes half a second (a cloud CLI) leaves the loop free meanwhile."""
+    plugin = tmp_path / "slow-plugin"
+    plugin.write_text(
+        f"#!{sys.executable}\n"
+        "import json, time\n"
+        "time.sleep(0.5)\n"
+        "print(json.dumps({'status': {'token': 't'}}))\n"
+    )
+    plugin.chmod(0o755)
+    server = Server(tmp_path / "accepted")
+    server.token_file.write_text("t")
+
+    async def scenario() -> tuple[Any, int]:
+        runner, port = await _serve(server)
+        creds = Credentials(
+            server=f"http://127.0.0.1:{port}", exec_plugin=ExecPlugin(command=str(plugin))
+        )
+        api = ApiServer(creds)
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.02)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        try:
+            return await api.request("GET", "/x"), ticks
+        finally:
+            ticker.cancel()
+            await api.close()
+            await runner.cleanup()
+
+    answer, ticks = asyncio.run(scenario())
+    assert answer == {"echo": None}
+    assert ticks >= 10  # 0.5 s of plugin at 20 ms a tick; on the loop it would be 0
