@@ -1,7 +1,7 @@
 """Who the operator is to the API server, and where that server is: the pod's ServiceAccount, or
 a kubeconfig, read the way kubectl reads them. No Kubernetes client library: the operator's
 calls go through `dpio.kube.rest` (aiohttp, which kopf brings), so the kubernetes package is
-never imported in the operator's process (~18 MiB, docs/benchmarks.md, finding 36).
+never imported in the operator's process (docs/benchmarks.md, finding 36).
 
 Supported, as client-go defines them (k8s.io/client-go/tools/clientcmd/api/v1/types.go):
 clusters' `server`, `certificate-authority(-data)`, `insecure-skip-tls-verify`; users' `token`,
