@@ -21,10 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import json
 import os
 import ssl
-import subprocess
 import tempfile
 import threading
 import time
@@ -35,35 +33,23 @@ from typing import Any
 
 import yaml
 
-from dpio.kube.times import parse_time
+from dpio.kube.exec_plugin import ConfigError, ExecPlugin, parse_exec, run_exec_plugin
+
+__all__ = [
+    "ConfigError",
+    "Credentials",
+    "ExecPlugin",
+    "from_kubeconfig",
+    "in_cluster",
+    "kubeconfig_paths",
+    "load",
+]
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 #: A token file is read again after this long (client-go: a minute).
 TOKEN_FILE_TTL = 60.0
 #: An exec plugin's token is renewed this long before it expires.
 EXEC_RENEW_MARGIN = datetime.timedelta(seconds=60)
-#: How long an exec plugin may take.
-EXEC_TIMEOUT = 30.0
-EXEC_API_VERSIONS = (
-    "client.authentication.k8s.io/v1",
-    "client.authentication.k8s.io/v1beta1",
-)
-
-
-class ConfigError(ValueError):
-    """No usable configuration, or one that asks for something not supported."""
-
-
-@dataclass(frozen=True)
-class ExecPlugin:
-    """A kubeconfig user's `exec` (client-go's ExecConfig), run to get a bearer token."""
-
-    command: str
-    args: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
-    api_version: str = EXEC_API_VERSIONS[0]
-    #: The kubeconfig's directory: a relative command is relative to it, as in client-go.
-    base: str = ""
 
 
 @dataclass(frozen=True)
@@ -183,48 +169,6 @@ class _Tokens:
         return run_exec_plugin(creds.exec_plugin)
 
 
-def run_exec_plugin(plugin: ExecPlugin) -> tuple[str, datetime.datetime | None]:
-    """Run the plugin; its ExecCredential's token and expiry. Raises ConfigError."""
-    command = plugin.command
-    if os.sep in command and not os.path.isabs(command) and plugin.base:
-        command = os.path.join(plugin.base, command)
-    info = {
-        "apiVersion": plugin.api_version,
-        "kind": "ExecCredential",
-        "spec": {"interactive": False},
-    }
-    env = {**os.environ, **dict(plugin.env), "KUBERNETES_EXEC_INFO": json.dumps(info)}
-    try:
-        done = subprocess.run(
-            [command, *plugin.args],
-            env=env,
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            timeout=EXEC_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise ConfigError(f"exec credential plugin {plugin.command!r}: {err}") from err
-    if done.returncode != 0:
-        stderr = done.stderr.decode(errors="replace").strip()[-500:]
-        raise ConfigError(
-            f"exec credential plugin {plugin.command!r} exited {done.returncode}: {stderr}"
-        )
-    try:
-        status = json.loads(done.stdout)["status"]
-        token = str(status.get("token") or "")
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ConfigError(
-            f"exec credential plugin {plugin.command!r} did not print an ExecCredential"
-        ) from err
-    if not token:
-        which = "a client certificate" if status.get("clientCertificateData") else "no token"
-        raise ConfigError(
-            f"exec credential plugin {plugin.command!r} returned {which}: only tokens are supported"
-        )
-    return token, parse_time(status.get("expirationTimestamp"))
-
-
 def in_cluster(
     env: Mapping[str, str] = os.environ, directory: Path = SERVICE_ACCOUNT_DIR
 ) -> Credentials | None:
@@ -331,35 +275,13 @@ def _user_fields(user: Mapping[str, Any], base: Path, where: str) -> dict[str, A
         "key_file": _path(user.get("client-key"), base),
         "cert_data": _data(user.get("client-certificate-data"), where),
         "key_data": _data(user.get("client-key-data"), where),
-        "exec_plugin": _exec(user.get("exec"), base, where),
+        "exec_plugin": parse_exec(user.get("exec"), base, where),
     }
     has_cert = fields["cert_file"] or fields["cert_data"]
     has_key = fields["key_file"] or fields["key_data"]
     if bool(has_cert) != bool(has_key):
         raise ConfigError(f"{where}: a client certificate needs its key, and a key its certificate")
     return fields
-
-
-def _exec(spec: Any, base: Path, where: str) -> ExecPlugin | None:
-    if not spec:
-        return None
-    if not isinstance(spec, dict) or not spec.get("command"):
-        raise ConfigError(f"{where}: the user's exec names no command")
-    api_version = str(spec.get("apiVersion") or EXEC_API_VERSIONS[0])
-    if api_version not in EXEC_API_VERSIONS:
-        raise ConfigError(f"{where}: exec apiVersion {api_version!r} is not supported")
-    env = tuple(
-        (str(e["name"]), str(e.get("value", "")))
-        for e in spec.get("env") or ()
-        if isinstance(e, dict) and e.get("name")
-    )
-    return ExecPlugin(
-        command=str(spec["command"]),
-        args=tuple(str(a) for a in spec.get("args") or ()),
-        env=env,
-        api_version=api_version,
-        base=str(base),
-    )
 
 
 def _path(value: Any, base: Path) -> str | None:
