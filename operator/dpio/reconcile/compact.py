@@ -6,6 +6,9 @@ Each reconcile reads one object, and the walks over every object read its metada
 `CompactBody` keeps the metadata as a dict (its strings interned: names, finalizers, labels and
 timestamps repeat across objects) and every other top-level field (spec, status) as compact
 JSON, decoded on each access: 2.6 KB per object measured, and ~15 µs to decode a status.
+That JSON is deflated against a preset dictionary of the words our objects repeat (field names,
+condition types, reasons: dpio.api.vocabulary): an assignment's status of 2.2 KB is kept in
+~510 bytes (zlib alone: ~740), for ~25 µs when it is stored and ~6 µs more per read (finding 37).
 
 A decoded field is a fresh copy on every access: a caller may change what it got without
 changing the cache, and two accesses cost two decodes (read a field once per use).
@@ -15,13 +18,33 @@ from __future__ import annotations
 
 import json
 import sys
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from dpio.api.vocabulary import dictionary
 
 #: Longer strings (a long message) are kept as they came rather than interned.
 _INTERN_UP_TO = 256
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 _DECODE = json.JSONDecoder().decode
+#: Raw deflate (no header or checksum: the bytes never leave the process) in an 8 KiB window:
+#: the dictionary (~3.3 KB) stays in reach of a status's first ~5 KB; a 32 KiB window gains
+#: nothing on our objects and costs more to set up on every store.
+_WBITS = -13
+_LEVEL = 6
+
+
+def _deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(
+        _LEVEL, zlib.DEFLATED, _WBITS, 8, zlib.Z_DEFAULT_STRATEGY, dictionary()
+    )
+    return packer.compress(data) + packer.flush()
+
+
+def _inflate(data: bytes) -> bytes:
+    unpacker = zlib.decompressobj(_WBITS, dictionary())
+    return unpacker.decompress(data) + unpacker.flush()
 
 
 def compact(value: Any) -> Any:
@@ -42,15 +65,16 @@ def _shared(value: Any) -> Any:
 
 
 def _packed(value: Any) -> Any:
-    """Containers as JSON bytes; scalars (apiVersion, kind) as themselves, strings interned.
-    No JSON value is `bytes`, so `_unpacked` tells them apart."""
+    """Containers as deflated JSON bytes; scalars (apiVersion, kind) as themselves, strings
+    interned. No JSON value is `bytes`, so `_unpacked` tells them apart. The same value always
+    packs into the same bytes, so packed values compare as their JSON does."""
     if isinstance(value, Mapping | list):
-        return _ENCODER.encode(value).encode()
+        return _deflate(_ENCODER.encode(value).encode())
     return _shared(value)
 
 
 def _unpacked(value: Any) -> Any:
-    return _DECODE(value.decode()) if type(value) is bytes else value
+    return _DECODE(_inflate(value).decode()) if type(value) is bytes else value
 
 
 class CompactBody(Mapping[str, Any]):
@@ -75,7 +99,7 @@ class CompactBody(Mapping[str, Any]):
         return self._metadata
 
     def packed(self, field: str) -> Any:
-        """A field as kept (JSON bytes for a container), to compare without decoding."""
+        """A field as kept (deflated JSON for a container), to compare without decoding."""
         return next((v for k, v in self._fields if k == field), None)
 
     def fields_but(self, skip: frozenset[str]) -> tuple[tuple[str, Any], ...]:
