@@ -29,7 +29,7 @@ DEFAULT_NAMESPACE = "dpio-system"
 DEFAULT_SECRET = "vcenter"
 
 #: Reads a Secret's decoded data: (namespace, name) -> data.
-SecretReader = Callable[[str, str], Mapping[str, str]]
+SecretReader = Callable[[str, str], Mapping[str, str | bytes]]
 
 
 class UsageError(ValueError):
@@ -140,6 +140,7 @@ def resolve(
     secret = explicit_source(args, env)
     if secret is None and not args.server and secret_ref is not None:
         secret = operator_secret(env, secret_ref)
+    data: Mapping[str, str | bytes]
     if secret is None and has_direct(args, env):
         source, data = "flags" if args.server else f"${URL_ENV}", direct_data(args, env)
     else:

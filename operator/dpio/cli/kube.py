@@ -8,7 +8,6 @@ come out as `KubeError`, the operator's own error type, so messages read the sam
 from __future__ import annotations
 
 import argparse
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,15 @@ from typing import Any
 from dpio.api.common import GROUP, VERSION
 from dpio.cli.connection import UsageError
 from dpio.kube import credentials
-from dpio.kube.rest import KubeError, NotFoundError, SyncApiServer, custom_object_path, path
+from dpio.kube.rest import (
+    KubeError,
+    NotFoundError,
+    SyncApiServer,
+    custom_object_path,
+    path,
+    secret_data,
+    secret_path,
+)
 
 __all__ = ["ASSIGNMENTS", "POLICIES", "Kube", "KubeError", "NotFoundError", "add_kube_flags"]
 
@@ -62,13 +69,9 @@ class Kube:
             self._api = api_server(self.kubeconfig, self.context)
         return self._api
 
-    def read_secret(self, namespace: str, name: str) -> Mapping[str, str]:
+    def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
         """A Secret's decoded data (values never printed)."""
-        secret = self.api.request(
-            "GET", path("api", "v1", "namespaces", namespace, "secrets", name)
-        )
-        data: Mapping[str, str] = secret.get("data") or {}
-        return {key: base64.b64decode(value).decode() for key, value in data.items()}
+        return secret_data(self.api.request("GET", secret_path(namespace, name)))
 
     def policies(self) -> list[dict[str, Any]]:
         return self._list(custom_object_path(GROUP, VERSION, POLICIES))

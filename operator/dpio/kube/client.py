@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import datetime
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dpio.api.common import API_VERSION, GROUP, VERSION
 from dpio.kube.rest import (
     MERGE_PATCH,
     ApiServer,
@@ -16,12 +16,12 @@ from dpio.kube.rest import (
     NotFoundError,
     custom_object_path,
     path,
+    secret_data,
+    secret_path,
 )
 
 __all__ = ["KubeClient", "KubeError", "NotFoundError", "ObjectRef"]
 
-GROUP = "dpio.io"
-VERSION = "v1alpha1"
 _log = logging.getLogger(__name__)
 
 
@@ -62,20 +62,16 @@ class KubeClient:
         where = custom_object_path(GROUP, VERSION, ref.plural, ref.name, ref.namespace)
         await self._api.request("PATCH", where, body, content_type=MERGE_PATCH)
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
+    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes]:
         """The decoded data of a Secret (values are never logged)."""
-        secret = await self._api.request(
-            "GET", path("api", "v1", "namespaces", namespace, "secrets", name)
-        )
-        data: Mapping[str, str] = secret.get("data") or {}
-        return {key: base64.b64decode(value).decode() for key, value in data.items()}
+        return secret_data(await self._api.request("GET", secret_path(namespace, name)))
 
     async def emit_event(
         self, ref: ObjectRef, *, type_: str, reason: str, message: str, namespace: str
     ) -> None:
         """A core/v1 Event on the object (what ``kubectl describe`` shows). Best effort."""
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        involved = {"apiVersion": f"{GROUP}/{VERSION}", "kind": ref.kind, "name": ref.name}
+        involved = {"apiVersion": API_VERSION, "kind": ref.kind, "name": ref.name}
         if ref.namespace:
             involved["namespace"] = ref.namespace
         if ref.uid:

@@ -7,6 +7,7 @@ too), `SyncApiServer` for threads and the CLI (the standard library). Both speak
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 import urllib.error
@@ -55,6 +56,17 @@ def custom_object_path(
     """The URL path of a custom object (or of the collection, without `name`)."""
     where = ("namespaces", namespace) if namespace else ()
     return path("apis", group, version, *where, plural, *((name,) if name else ()))
+
+
+def secret_path(namespace: str, name: str) -> str:
+    return path("api", "v1", "namespaces", namespace, "secrets", name)
+
+
+def secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
+    """A Secret's data, decoded from base64 and left as bytes: whoever reads a key says what a
+    value that is not UTF-8 text means (vsphere/credentials.py: SecretInvalid, naming the key)."""
+    data: Mapping[str, str] = secret.get("data") or {}
+    return {key: base64.b64decode(value) for key, value in data.items()}
 
 
 def error(method: str, url_path: str, status: int, body: bytes) -> KubeError:

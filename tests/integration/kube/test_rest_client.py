@@ -127,7 +127,7 @@ def test_secrets_are_decoded_events_posted_and_a_missing_object_is_not_found(
     )
     ref = ObjectRef("vmdeviceassignments", "VMDeviceAssignment", "gpus", namespace, uid="u-1")
 
-    async def scenario() -> dict[str, str]:
+    async def scenario() -> dict[str, bytes]:
         kube = KubeClient(ApiServer(_admin(sandbox)), reporter="dpio-test")
         try:
             secret = await kube.read_secret(namespace, "vc")
@@ -145,7 +145,10 @@ def test_secrets_are_decoded_events_posted_and_a_missing_object_is_not_found(
             await kube.close()
 
     secret = asyncio.run(scenario())
-    assert secret == {"username": "administrator@vsphere.local", "password": "é:secret"}
+    assert secret == {
+        "username": b"administrator@vsphere.local",
+        "password": "é:secret".encode(),
+    }
     events: list[dict[str, Any]] = json.loads(
         kubectl(sandbox, "get", "events", "-n", namespace, "-o", "json")
     )["items"]

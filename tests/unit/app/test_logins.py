@@ -19,10 +19,10 @@ GOOD = {"server": "vc.lab", "username": "admin", "password": "s3cret-Pw!", "inse
 
 @dataclass
 class FakeKube:
-    data: dict[str, str] | None = None
+    data: dict[str, str | bytes] | None = None
     error: KubeError | None = None
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
+    async def read_secret(self, namespace: str, name: str) -> dict[str, str | bytes]:
         if self.error is not None:
             raise self.error
         assert self.data is not None
@@ -68,6 +68,8 @@ def logins(kube: FakeKube, sessions: FakeSessions | None = None, **kw: Any) -> L
                      "SecretInvalid", False, "'server' is missing", id="no-server"),
         pytest.param(FakeKube({k: v for k, v in GOOD.items() if k != "insecure"}),
                      "SecretInvalid", False, "caBundle", id="no-trust"),
+        pytest.param(FakeKube({**GOOD, "username": b"adm\xffin"}),
+                     "SecretInvalid", False, "'username' is not UTF-8", id="not-text"),
     ],
 )  # fmt: skip
 def test_secret_problems(kube: FakeKube, reason: str, retryable: bool, words: str) -> None:

@@ -4,6 +4,7 @@ the API server's Status message in errors, and a 401 answered by reading the tok
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sys
 import threading
@@ -22,6 +23,8 @@ from dpio.kube.rest import (
     SyncApiServer,
     custom_object_path,
     error,
+    secret_data,
+    secret_path,
 )
 
 
@@ -171,3 +174,10 @@ def test_an_exec_plugin_runs_off_the_loop(tmp_path: Path) -> None:
     answer, ticks = asyncio.run(scenario())
     assert answer == {"echo": None}
     assert ticks >= 10  # 0.5 s of plugin at 20 ms a tick; on the loop it would be 0
+
+
+def test_secret_data_is_bytes_whatever_they_hold() -> None:
+    secret = {"data": {"a": base64.b64encode(b"\xff\x00").decode(), "b": "w6k="}}
+    assert secret_data(secret) == {"a": b"\xff\x00", "b": "é".encode()}
+    assert secret_data({}) == {}
+    assert secret_path("ns", "a/b") == "/api/v1/namespaces/ns/secrets/a%2Fb"
