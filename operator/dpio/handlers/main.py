@@ -30,6 +30,7 @@ import kopf
 # Importing the handler modules registers them with kopf.
 from dpio.app import runtime
 from dpio.handlers import assignment, lifecycle, login, policy, watching  # noqa: F401
+from dpio.handlers.memories import EventOnlyMemories
 from dpio.observability import logging as logs
 
 
@@ -66,7 +67,12 @@ def main(argv: list[str] | None = None) -> None:
     # With our Lease, kopf peering must stay off: a kopf-paused leader would reconcile from a
     # stale cache while the Lease keeps the other replica idle (docs/high-availability.md).
     standalone = args.standalone or election is not None
-    kopf.run(clusterwide=True, liveness_endpoint=args.liveness, standalone=standalone)
+    kopf.run(
+        clusterwide=True,
+        liveness_endpoint=args.liveness,
+        standalone=standalone,
+        memories=EventOnlyMemories(),
+    )
 
 
 if __name__ == "__main__":
