@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from dpio.api.policy import HostSelector
 from dpio.planner import PolicyPlan
 from dpio.planner.observed import ObservedHost, ObservedInventory
@@ -21,7 +23,9 @@ from dpio.planner.selection import InvalidSpecError, select_hosts
 
 @dataclass(frozen=True, slots=True)
 class _PlannedOn:
-    selector: HostSelector
+    #: `spec.hosts` as JSON: the model was ~600 bytes a policy, its JSON ~70 (finding 37);
+    #: parsed again only by `differs`, once per policy after a report that names no host.
+    selector: bytes
     hosts: bytes  # `_digest` of the hosts as observed
     missing: tuple[str, ...]
     morefs: frozenset[str]
@@ -67,7 +71,8 @@ class Selections:
         hosts = tuple(p.host for p in plan.hosts)
         morefs = frozenset(h.moref for h in hosts)
         self.forget(name)
-        self._last[name] = _PlannedOn(selector, _digest(hosts), plan.missing_hosts, morefs)
+        kept = selector.model_dump_json(by_alias=True, exclude_defaults=True).encode()
+        self._last[name] = _PlannedOn(kept, _digest(hosts), plan.missing_hosts, morefs)
         self._keys.add(("", name))
         self._unplanned.discard(("", name))
         for moref in morefs:
@@ -114,8 +119,8 @@ class Selections:
         if last is None:
             return True
         try:
-            now = select_hosts(last.selector, inventory)
-        except InvalidSpecError:
+            now = select_hosts(HostSelector.model_validate_json(last.selector), inventory)
+        except (InvalidSpecError, ValidationError):
             return True
         return (_digest(now.hosts), now.missing_names) != (last.hosts, last.missing)
 

@@ -96,3 +96,24 @@ def test_a_recorded_policy_on_a_reported_host_is_picked_and_a_forgotten_one_by_e
     cache.delete(("", "b"))
     cache.delete(("", "a"))  # deleted with its plan still recorded: no longer picked
     assert selections.concerned(frozenset({"host-esx3", "host-esx9"})) == set()
+
+
+def test_a_kept_selector_plans_as_the_one_recorded() -> None:
+    """The selector is kept as its JSON (finding 37): each way of selecting a host reads back
+    the same, so an unchanged inventory does not differ and a changed one does."""
+    selector = HostSelector.model_validate({"clusters": ["c1"], "namePattern": "^esx[34]$"})
+    inventory = ObservedInventory(
+        hosts=(host("esx0", cluster="c1"), host("esx3"), host("esx4"), host("esx1"))
+    )
+    plan = plan_policy(
+        name="p",
+        creation_timestamp=NOW,
+        spec=spec(hosts={"clusters": ["c1"], "namePattern": "^esx[34]$"}),
+        inventory=inventory,
+        now=NOW,
+    )
+    assert {h.host.name for h in plan.hosts} == {"esx0", "esx3", "esx4"}
+    selections = Selections()
+    selections.record("p", selector, plan)
+    assert not selections.differs("p", inventory)
+    assert selections.differs("p", ObservedInventory(hosts=inventory.hosts[1:]))
