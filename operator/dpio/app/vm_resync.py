@@ -15,23 +15,37 @@ property from a full state (`enter`) or a whole-property `assign`. A nested part
 unknown, so the VM counts as changed at the next full state: a VM is never skipped on a guess.
 A VM deleted while the watch was down is missing from the full state and not reported, as
 before; its assignment finds it gone on its next reconcile.
+
+Held compactly (finding 37): per VM, its properties' paths (one tuple shared by every VM with
+the same paths) and 8 bytes per property, the hash of the watch's fingerprint of its value.
+A dict of fingerprint strings was ~880 bytes a VM (4.2 MiB at 5,000 VMs), this is ~160.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterable, Sequence
 
 from dpio.vsphere.inventory_map import VM
 from dpio.vsphere.watch import Change
 
 ENTER, LEAVE, ASSIGN = "enter", "leave", "assign"
+_DIGEST = struct.Struct("<q")  # hash() is a signed 64-bit value
+
+#: One VM's watched properties: their paths, sorted, and a digest of each value, in that order.
+Held = tuple[tuple[str, ...], bytes]
+
+
+def _digests(fingerprints: Iterable[str]) -> bytes:
+    return b"".join(_DIGEST.pack(hash(f)) for f in fingerprints)
 
 
 class VMStates:
-    """The watched properties last seen per VM of one vCenter (fingerprints, not values)."""
+    """The watched properties last seen per VM of one vCenter (digests, not values)."""
 
     def __init__(self) -> None:
-        self._held: dict[str, dict[str, str] | None] = {}  # None: not known whole
+        self._held: dict[str, Held | None] = {}  # None: not known whole
+        self._paths: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def changed(self, changes: Sequence[Change]) -> frozenset[str]:
         """The morefs of the VMs in `changes` an assignment must look at again; what is held is
@@ -51,20 +65,42 @@ class VMStates:
             return True
         if change.operation == ENTER:
             before = self._held.get(change.moref)
-            now = {path: value for path, _op, value in change.values}
+            values = dict(sorted((path, value) for path, _op, value in change.values))
+            now = (self._shared(tuple(values)), _digests(values.values()))
             self._held[change.moref] = now
             return before != now
-        held = self._held.get(change.moref)
+        if change.moref not in self._held:
+            return True
+        held = self._held[change.moref]
         for path, op, value in change.values:
             if held is None:
                 break
             if op == ASSIGN and "[" not in path:
-                held[path] = value
+                held = self._with(held, path, _digests((value,)))
             elif op == "remove" and "[" not in path:
-                held.pop(path, None)
+                held = self._with(held, path, None)
             else:  # a part of a property changed: its whole value is not known here
-                self._held[change.moref] = held = None
+                held = None
+        self._held[change.moref] = held
         return True
+
+    def _with(self, held: Held, path: str, digest: bytes | None) -> Held:
+        """`held` with `path` set to `digest` (None: removed)."""
+        by_path = dict(zip(held[0], _split(held[1]), strict=True))
+        if digest is None:
+            by_path.pop(path, None)
+        else:
+            by_path[path] = digest
+        paths = tuple(sorted(by_path))
+        return self._shared(paths), b"".join(by_path[p] for p in paths)
+
+    def _shared(self, paths: tuple[str, ...]) -> tuple[str, ...]:
+        return self._paths.setdefault(paths, paths)
 
     def __len__(self) -> int:
         return len(self._held)
+
+
+def _split(digests: bytes) -> list[bytes]:
+    size = _DIGEST.size
+    return [digests[i : i + size] for i in range(0, len(digests), size)]

@@ -117,3 +117,27 @@ def test_a_recovery_queues_the_assignment_of_the_changed_vm_only() -> None:
 
     asyncio.run(main())
     assert reconciled == ["a-4"]
+
+
+def test_vms_share_their_paths_and_a_removed_property_is_held_as_gone() -> None:
+    """Held compactly (finding 37): the paths once for every VM with the same ones, 8 bytes per
+    value; a property removed and assigned again reads as the same VM once more."""
+    states = VMStates()
+    states.changed(_full_state(startup=True))
+    held = states._held
+    first, second = held["vm-1"], held["vm-2"]
+    assert first is not None
+    assert second is not None
+    assert first[0] is second[0]
+    assert len(first[1]) == 8 * len(first[0])
+    gone = Change(VM, "vm-1", "modify", frozenset({"name"}), values=(("name", "remove", ""),))
+    assert states.changed([gone]) == {"vm-1"}
+    assert states.changed(_full_state()) == {"vm-1"}  # the name is back: a change
+    back = Change(VM, "vm-1", "modify", frozenset({"name"}), values=(("name", "remove", ""),))
+    states.changed([back])
+    again = Change(VM, "vm-1", "modify", frozenset({"name"}), values=(("name", "assign", "vm-1"),))
+    states.changed([again])
+    assert states.changed(_full_state()) == frozenset()
+    last = held["vm-1"]
+    assert last is not None
+    assert last[0] is second[0]
