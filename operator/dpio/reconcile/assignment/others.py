@@ -10,6 +10,7 @@ may concern it.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -73,9 +74,9 @@ def derive(body: Body) -> Other:
     conditions = (body.get("status") or {}).get("conditions") or ()
     stamp = meta.get("creationTimestamp")
     return Other(
-        key=ObjectKey(meta.get("namespace", ""), meta.get("name", "")),
+        key=ObjectKey(sys.intern(str(meta.get("namespace", ""))), str(meta.get("name", ""))),
         deleting=bool(meta.get("deletionTimestamp")),
-        policy=str((spec.get("policyRef") or {}).get("name") or ""),
+        policy=sys.intern(str((spec.get("policyRef") or {}).get("name") or "")),
         created=datetime.fromisoformat(stamp) if isinstance(stamp, str) else EPOCH,
         devices=len(spec.get("devices") or ()),
         forbidden=any(c.get("type") == FORBIDDEN and c.get("status") == "True" for c in conditions),
@@ -94,10 +95,11 @@ def _claim(body: Body) -> Claim | None:
     dynamic = _dynamic(other)
     if not addresses and not dynamic:
         return None
-    return Claim(
-        host=other.status.vm.host if other.status.vm is not None else None,
+    host = other.status.vm.host if other.status.vm is not None else None
+    return Claim(  # names many claims share are interned: one copy for 5,000 (finding 37)
+        host=sys.intern(host) if host is not None else None,
         looked=other.status.observed_generation is not None,
-        device_ids=addresses,
+        device_ids=tuple(sys.intern(a) for a in addresses),
         vm_name=other.spec.vm.name or "",
         vm_instance_uuid=other.spec.vm.instance_uuid or "",
         dynamic=dynamic,
