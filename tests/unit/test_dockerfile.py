@@ -227,14 +227,17 @@ def test_image_command_runs_kopf_clusterwide_standalone_with_the_liveness_endpoi
     kopf_run: dict[str, object],
 ) -> None:
     from dpio.handlers.main import main  # noqa: PLC0415
+    from dpio.handlers.memories import EventOnlyMemories  # noqa: PLC0415
 
     (cmd,) = final("CMD")
     main(json.loads(cmd))
+    memories = kopf_run.pop("memories")
     assert kopf_run == {
         "clusterwide": True,  # policies are cluster-scoped; assignments live in any namespace
         "liveness_endpoint": "http://0.0.0.0:8080/healthz",
         "standalone": True,
     }
+    assert isinstance(memories, EventOnlyMemories)  # kopf keeps no memory per object
 
 
 def test_image_label_chart_app_version_and_package_version_agree() -> None:
