@@ -3,7 +3,7 @@
 Every status of either kind spells the same field names, condition types, reasons and enum
 values again (an assignment's status is ~2.2 KB of compact JSON, most of it those words). The
 operator's caches keep spec and status compressed against this dictionary (reconcile/compact.py),
-which shrinks such a status to ~250 bytes where zlib alone reaches ~740.
+which shrinks such a status to ~510 bytes where zlib alone reaches ~740.
 
 Derived from the API itself, so a field or reason added here is in the dictionary too; any
 bytes would decompress correctly, these only make the result small.
