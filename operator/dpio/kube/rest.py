@@ -27,7 +27,9 @@ MERGE_PATCH = "application/merge-patch+json"
 #: hold a caller for ever. A call cut by it fails retryable, and the next one gets a new
 #: connection.
 REQUEST_TIMEOUT = (10.0, 30.0)
-#: Connections per loop: the writes of every reconcile share them.
+#: Connections per loop: the writes of every reconcile share them. Each kept-alive TLS connection
+#: holds asyncio's 256 KiB read buffer (`sslproto.SSLProtocol.max_size`): 2 MiB for the pool,
+#: the memory report's `runtime.kube._api._sessions`.
 CONNECTIONS = 8
 
 
