@@ -72,12 +72,15 @@ def _packed(value: Any) -> Any:
     interned. No JSON value is `bytes`, so `_unpacked` tells them apart. The same value always
     packs into the same bytes, so packed values compare as their JSON does."""
     if isinstance(value, Mapping | list):
-        return _deflate(_ENCODER.encode(value).encode())
+        # surrogatepass: a lone surrogate (which the API server never sends) round-trips
+        return _deflate(_ENCODER.encode(value).encode("utf-8", "surrogatepass"))
     return _shared(value)
 
 
 def _unpacked(value: Any) -> Any:
-    return _DECODE(_inflate(value).decode()) if type(value) is bytes else value
+    if type(value) is bytes:
+        return _DECODE(_inflate(value).decode("utf-8", "surrogatepass"))
+    return value
 
 
 class CompactBody(Mapping[str, Any]):

@@ -74,7 +74,7 @@ def test_a_status_is_kept_in_a_fraction_of_its_json() -> None:
 
 
 def test_strings_outside_the_dictionary_round_trip() -> None:
-    odd = {"spec": {"names": ["\u0000", "ß" * 5000, "😀", ""], "deep": [[[{"x": None}]]]}}
+    odd = {"spec": {"names": ["\u0000", "ß" * 5000, "😀", "\ud800", ""], "deep": [[[{"x": None}]]]}}
     kept = CompactBody(odd)
     assert kept["spec"] == odd["spec"]
     assert len(kept.packed("spec")) < len(json.dumps(odd["spec"]))
