@@ -74,8 +74,8 @@ class Runtime:
     assignment_triggers: AssignmentTriggers
 
     @classmethod
-    def build(cls, config: Config) -> Runtime:
-        kube = KubeClient(ApiServer(kube_credentials()))
+    def build(cls, config: Config, creds: credentials.Credentials) -> Runtime:
+        kube = KubeClient(ApiServer(creds))
         sessions = SessionCache()
         vcenters = VCenters(kube, sessions, config.namespace, config.vcenter_secret)
         # The policy side reads the assignments' cache too: devices they claim stay enabled.

@@ -26,6 +26,7 @@ import kopf
 
 from dpio.app.runtime import Config, Runtime, kube_credentials
 from dpio.handlers.watching import WatchTimeouts
+from dpio.kube.credentials import Credentials
 from dpio.kube.lease import KubeLeaseStore, LeaderElector, Timing
 from dpio.kube.rest import ApiServer
 from dpio.kube.reviews import KubeReviewer
@@ -84,11 +85,13 @@ class MetricsSettings:
         return cls(port, CertFiles(cert, key))
 
 
-def serve_metrics(settings: MetricsSettings) -> tuple[metrics.Server | None, KubeReviewer | None]:
+def serve_metrics(
+    settings: MetricsSettings, creds: Credentials
+) -> tuple[metrics.Server | None, KubeReviewer | None]:
     """The endpoint `settings` describe, and the reviewer its filter asks (None when plain)."""
     if settings.port == 0 or settings.tls is None:
         return metrics.serve(settings.port), None
-    reviewer = KubeReviewer.of(kube_credentials())
+    reviewer = KubeReviewer.of(creds)
     server = metrics.serve(settings.port, tls=settings.tls, auth=AuthFilter(reviewer))
     return server, reviewer
 
@@ -158,9 +161,9 @@ def _terminate() -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # kopf's graceful stop, then `cleanup` below
 
 
-def _elector(election: LeaderElection, namespace: str) -> LeaderElector:
+def _elector(election: LeaderElection, namespace: str, creds: Credentials) -> LeaderElector:
     timeout = election.timing.renew_deadline / 3
-    api = ApiServer(kube_credentials())
+    api = ApiServer(creds)
     store = KubeLeaseStore(api, namespace, election.lease, timeout=timeout)
     return LeaderElector(store, identity(), election.timing)
 
@@ -176,19 +179,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.memory_report = memory_report.from_env()  # benchmarks only: DPIO_MEMORY_REPORT_DIR
     settings.posting.level = logging.WARNING
     WatchTimeouts.from_env().apply(settings)  # a silent watch is noticed (handlers/watching.py)
+    # Read once for our own calls (kopf's login reads them again, as it asks for each re-login).
+    creds = kube_credentials()
     # Threads of its own, so scrapes work even when the loop is busy.
-    memo.metrics, memo.metrics_reviewer = serve_metrics(MetricsSettings.from_env())
+    memo.metrics, memo.metrics_reviewer = serve_metrics(MetricsSettings.from_env(), creds)
     config = Config.from_env()
     if config.dry_run:
         _log.warning("Dry-run: observing and planning only, no vCenter write is made")
-    runtime = Runtime.build(config)
+    runtime = Runtime.build(config, creds)
     memo.runtime = runtime
     election = LeaderElection.from_env()
     if election is None:
         metrics.set_leader(True)  # the only replica: it leads from the start
         runtime.start()
         return
-    elector = _elector(election, config.namespace)
+    elector = _elector(election, config.namespace, creds)
     memo.elector = elector
 
     async def stop_queues() -> None:
@@ -219,8 +224,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if elector is not None:  # only now: no reconcile of ours is in flight any more
         await elector.release()
         metrics.set_leader(False)
-        if isinstance(elector.store, KubeLeaseStore):
-            await elector.store.close()
+        await elector.store.close()
     server: metrics.Server | None = memo.get("metrics")
     if server is not None:
         server.stop()

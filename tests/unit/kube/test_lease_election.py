@@ -42,6 +42,9 @@ class FakeStore:
             raise LeaseConflictError("Conflict")
         return self._store(record)
 
+    async def close(self) -> None:
+        pass  # nothing to give back: no connections
+
     def _store(self, record: LeaseRecord) -> LeaseRecord:
         self.version += 1
         self.record = replace(record, resource_version=str(self.version))
