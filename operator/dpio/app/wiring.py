@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dpio.api.conditions import KUBERNETES_API_ERROR
+from dpio.api.crd import HOST_PASSTHROUGH_POLICY, VM_DEVICE_ASSIGNMENT
 from dpio.api.policy import HostPassthroughPolicySpec, HostSelector, RebootPolicy
 from dpio.app.faults import translate_faults
 from dpio.app.logins import Logins
@@ -30,8 +31,8 @@ from dpio.vsphere.inventory_map import VM
 from dpio.vsphere.session import SessionCache, VCenterClient
 from dpio.vsphere.watch import Change, Watcher
 
-POLICY = ("hostpassthroughpolicies", "HostPassthroughPolicy")
-ASSIGNMENT = ("vmdeviceassignments", "VMDeviceAssignment")
+POLICY = (HOST_PASSTHROUGH_POLICY.plural, HOST_PASSTHROUGH_POLICY.kind)
+ASSIGNMENT = (VM_DEVICE_ASSIGNMENT.plural, VM_DEVICE_ASSIGNMENT.kind)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dpio.api.common import GROUP, VERSION
+from dpio.api.crd import HOST_PASSTHROUGH_POLICY, VM_DEVICE_ASSIGNMENT
 from dpio.cli.connection import UsageError
 from dpio.kube import credentials
 from dpio.kube.rest import (
@@ -27,8 +28,8 @@ from dpio.kube.rest import (
 
 __all__ = ["ASSIGNMENTS", "POLICIES", "Kube", "KubeError", "NotFoundError", "add_kube_flags"]
 
-POLICIES = "hostpassthroughpolicies"
-ASSIGNMENTS = "vmdeviceassignments"
+POLICIES = HOST_PASSTHROUGH_POLICY.plural
+ASSIGNMENTS = VM_DEVICE_ASSIGNMENT.plural
 
 
 def add_kube_flags(parser: argparse.ArgumentParser) -> None:
