@@ -145,6 +145,16 @@ def _kill_after_reconfigures(
     return len(points)
 
 
+def _all_deleted(box: Sandbox) -> bool:
+    return not get_json(box, "vmda", "-n", NS)["items"]
+
+
+def _not_restored(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return [
+        f"{n} not restored: {after.get(n)} != {s}" for n, s in before.items() if after.get(n) != s
+    ]
+
+
 def _assignments_ready(box: Sandbox) -> bool:
     items = get_json(box, "vmda", "-n", NS)["items"]
     return len(items) == VMS and all(ready(i) for i in items)
@@ -193,6 +203,10 @@ def test_sigkill_while_attaching_and_removing_devices(
         previous = item["status"].get("previous") or {}
         if previous.get("memoryReservationLockedToMax") is not False:
             violations.append(f"vmda/{item['metadata']['name']}: status.previous lost: {previous}")
+        # What deletion may remove is what status says the operator added (its key recorded).
+        rows = item["status"].get("devices") or []
+        if not rows or not all(r.get("attached") and r.get("added") and r.get("key") for r in rows):
+            violations.append(f"vmda/{item['metadata']['name']}: devices not recorded: {rows}")
     sim.admin("PUT", "/latency", {"ms": 0})
     idle = writes_when_idle(sim, 10)
     violations += [f"{n} {m} call(s) once converged" for m, n in idle.items()]
@@ -204,23 +218,61 @@ def test_sigkill_while_attaching_and_removing_devices(
     kills += _kill_after_reconfigures(operator, sim, rng, [rng.randrange(1, VMS)])
     operator.start()
     eventually(
-        lambda: not get_json(sandbox, "vmda", "-n", NS)["items"],
-        timeout=240,
-        what="every vmda deleted (finalizers released)",
+        lambda: _all_deleted(sandbox), timeout=240, what="every vmda deleted (finalizers released)"
     )
     sim.admin("PUT", "/latency", {"ms": 0})
     after = _vm_state(sim)
-    violations += [
-        f"{name} not restored: {after.get(name)} != {state}"
-        for name, state in before.items()
-        if after.get(name) != state
-    ]
+    violations += _not_restored(before, after)
     summary(
         "sigkill-vm-assignments",
         seed=SEED + 2,
         faults=kills + 1,
         vms=VMS,
         converged=sum(1 for i in range(VMS) if attached[f"fault-vm-{i}"][0] == [address(i)]),
+        restored=sum(1 for n, s in before.items() if after.get(n) == s),
+        violations=len(violations),
+    )
+    if violations:
+        events = kubectl(sandbox, "get", "events", "-n", NS, "--sort-by=.lastTimestamp")
+        print(events, operator.logs()[-20_000:], sep="\n")
+    assert violations == []
+
+
+def test_assignments_deleted_while_the_operator_was_down(
+    sandbox: Sandbox,
+    vcsim_factory: SimulatorFactory,
+    fault_operator: Callable[[Simulator], OperatorProcess],
+) -> None:
+    """The operator starts with deletions waiting. Its watches deliver the policy and the
+    assignments in no set order; had a deletion run before the policy was cached, it would
+    have released the finalizer as if the policy no longer existed and left the VM with its
+    device. Nothing reconciles before the caches hold every object (app/cache_sync.py)."""
+    sim = vcsim_factory(inventory=_inventory())
+    operator = fault_operator(sim)
+    apply(sandbox, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    apply(sandbox, _policy())
+    before = _vm_state(sim)
+    operator.start()
+    for i in range(VMS):
+        apply(sandbox, _vmda(i))
+    eventually(lambda: _assignments_ready(sandbox), timeout=240, what="every vmda Ready")
+    operator.kill()
+    kubectl(sandbox, "delete", "vmda", "--all", "-n", NS, "--wait=false")
+    operator.start()
+    eventually(
+        lambda: _all_deleted(sandbox), timeout=240, what="every vmda deleted (finalizers released)"
+    )
+    after = _vm_state(sim)
+    log = operator.log.read_text(errors="replace")
+    violations = _not_restored(before, after)
+    if "PolicyNotFound" in log:
+        violations.append("a finalizer was released for a policy that exists")
+    synced, released = log.find("Caches complete"), log.find("Releasing the finalizer")
+    if not 0 <= synced < released:
+        violations.append(f"released before the caches were complete ({synced}, {released})")
+    summary(
+        "deleted-while-down",
+        vms=VMS,
         restored=sum(1 for n, s in before.items() if after.get(n) == s),
         violations=len(violations),
     )

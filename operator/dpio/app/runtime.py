@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
+from dpio.api.common import GROUP, VERSION
+from dpio.api.crd import HOST_PASSTHROUGH_POLICY, VM_DEVICE_ASSIGNMENT
+from dpio.app.cache_sync import Watched, wait_until_cached
 from dpio.app.dry_run import ReadOnlyVCenter, ReadOnlyVMCenters
 from dpio.app.resync import Resyncs
 from dpio.app.vm_wiring import VMCenters
 from dpio.app.wiring import KubeObjects, VCenters
 from dpio.kube import credentials
 from dpio.kube.client import KubeClient
-from dpio.kube.rest import ApiServer
+from dpio.kube.rest import ApiServer, custom_object_path, path
 from dpio.reconcile.assignment.others import AssignmentIndex
 from dpio.reconcile.assignment.reconciler import AssignmentReconciler
 from dpio.reconcile.assignment.triggers import AssignmentTriggers
-from dpio.reconcile.cache import ObjectCache
+from dpio.reconcile.cache import Key, ObjectCache
 from dpio.reconcile.controller import Controller
 from dpio.reconcile.own_writes import ExpectedStatuses, OwnStatusWrites
 from dpio.reconcile.policy.claims import PendingClaims
@@ -26,6 +33,8 @@ from dpio.reconcile.policy.triggers import PolicyTriggers
 from dpio.reconcile.queue import Backoff
 from dpio.vsphere.host.adapter import HostAdapter
 from dpio.vsphere.session import SessionCache
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class Runtime:
     #: Which policies and which assignments to look at again when what they depend on changes.
     policy_triggers: PolicyTriggers
     assignment_triggers: AssignmentTriggers
+    #: Started by `start`: the queues start once the caches are complete (app/cache_sync.py).
+    starting: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, config: Config, creds: credentials.Credentials) -> Runtime:
@@ -118,13 +129,57 @@ class Runtime:
             assignment_triggers,
         )
 
+    def watched(self) -> tuple[Watched, ...]:
+        """What the reconciles read: both kinds' caches, and the namespaces' labels."""
+        kube, namespaces = self.kube, self.assignment_triggers.namespaces
+
+        def listing(collection: str) -> Callable[[], Awaitable[set[Key]]]:
+            return lambda: kube.list_keys(collection)
+
+        return (
+            Watched(
+                self.policies.kind,
+                listing(custom_object_path(GROUP, VERSION, HOST_PASSTHROUGH_POLICY.plural)),
+                self.policies.cache.__contains__,
+            ),
+            Watched(
+                self.assignments.kind,
+                listing(custom_object_path(GROUP, VERSION, VM_DEVICE_ASSIGNMENT.plural)),
+                self.assignments.cache.__contains__,
+            ),
+            Watched(
+                "Namespace", listing(path("api", "v1", "namespaces")), lambda k: k[1] in namespaces
+            ),
+        )
+
     def start(self) -> None:
+        """Start the work queues once the caches hold everything (app/cache_sync.py); events
+        queue their keys meanwhile."""
+        if self.starting is None:
+            self.starting = asyncio.create_task(self._start_when_cached(), name="cache sync")
+
+    async def _start_when_cached(self) -> None:
+        began = time.monotonic()
+        listed = await wait_until_cached(self.watched())
+        _log.info(
+            "Caches complete; reconciling",
+            extra={"listed": listed, "seconds": round(time.monotonic() - began, 2)},
+        )
         self.policies.start()
         self.assignments.start()
 
-    async def stop(self) -> None:
+    async def stop_queues(self) -> None:
+        """No reconcile runs from here on (a lost Lease, or shutdown)."""
+        starting, self.starting = self.starting, None
+        if starting is not None:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
         await self.policies.stop()
         await self.assignments.stop()
+
+    async def stop(self) -> None:
+        await self.stop_queues()
         self.vcenters.stop()
         self.sessions.close_all()
         await self.kube.close()

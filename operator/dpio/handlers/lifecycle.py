@@ -196,11 +196,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     elector = _elector(election, config.namespace, creds)
     memo.elector = elector
 
-    async def stop_queues() -> None:
-        await runtime.policies.stop()
-        await runtime.assignments.stop()
-
-    election_task = lead_then_stop(elector, runtime.start, stop_queues)
+    election_task = lead_then_stop(elector, runtime.start, runtime.stop_queues)
     memo.election = asyncio.create_task(election_task, name="leader election")
     _log.info("Following until this replica holds the Lease",
               extra={"lease": election.lease, "identity": elector.identity})  # fmt: skip

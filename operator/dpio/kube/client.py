@@ -7,10 +7,12 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from dpio.api.common import API_VERSION, GROUP, VERSION
 from dpio.kube.rest import (
     MERGE_PATCH,
+    METADATA_LIST,
     ApiServer,
     KubeError,
     NotFoundError,
@@ -23,6 +25,8 @@ from dpio.kube.rest import (
 __all__ = ["KubeClient", "KubeError", "NotFoundError", "ObjectRef"]
 
 _log = logging.getLogger(__name__)
+#: Objects per page when listing names: a page of metadata is ~1 KB per object.
+LIST_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,22 @@ class KubeClient:
         body = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
         where = custom_object_path(GROUP, VERSION, ref.plural, ref.name, ref.namespace)
         await self._api.request("PATCH", where, body, content_type=MERGE_PATCH)
+
+    async def list_keys(self, collection: str) -> set[tuple[str, str]]:
+        """(namespace or "", name) of every object of a collection path (e.g.
+        `custom_object_path(GROUP, VERSION, plural)`, or `/api/v1/namespaces`): metadata only,
+        page by page."""
+        keys: set[tuple[str, str]] = set()
+        token = ""
+        while True:
+            query = f"?limit={LIST_PAGE}" + (f"&continue={quote(token, safe='')}" if token else "")
+            page = await self._api.request("GET", collection + query, accept=METADATA_LIST)
+            for item in page.get("items") or ():
+                meta = item.get("metadata") or {}
+                keys.add((str(meta.get("namespace") or ""), str(meta.get("name", ""))))
+            token = str((page.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return keys
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes]:
         """The decoded data of a Secret (values are never logged)."""

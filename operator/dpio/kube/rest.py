@@ -21,6 +21,8 @@ import aiohttp
 from dpio.kube.credentials import ConfigError, Credentials
 
 JSON = "application/json"
+#: A list of objects' metadata only (no spec, no status): what a listing of names needs.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 MERGE_PATCH = "application/merge-patch+json"
 #: Seconds to connect, and to wait for each read of an answer. Connections are kept open between
 #: calls; one that went silent (a proxy that stopped forwarding, a half-dead node) would otherwise
@@ -83,8 +85,8 @@ def error(method: str, url_path: str, status: int, body: bytes) -> KubeError:
     return cls(f"{method} {url_path}: {status} {reason}".rstrip(), status=status)
 
 
-def _headers(creds: Credentials, content_type: str | None) -> dict[str, str]:
-    headers = {"Accept": JSON}
+def _headers(creds: Credentials, content_type: str | None, accept: str = JSON) -> dict[str, str]:
+    headers = {"Accept": accept}
     if content_type:
         headers["Content-Type"] = content_type
     try:
@@ -123,13 +125,14 @@ class ApiServer:
         body: Mapping[str, Any] | None = None,
         *,
         content_type: str = JSON,
+        accept: str = JSON,
         timeout: tuple[float, float] | None = None,
     ) -> Any:
         """The decoded answer. Raises KubeError (NotFoundError on 404)."""
         connect, read = timeout or self.timeout
         data = json.dumps(body).encode() if body is not None else None
         for attempt in (1, 2):
-            headers = await self._headers(content_type if data is not None else None)
+            headers = await self._headers(content_type if data is not None else None, accept)
             try:
                 async with self._session().request(
                     method,
@@ -152,11 +155,11 @@ class ApiServer:
             return _decoded(method, url_path, answer)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _headers(self, content_type: str | None) -> dict[str, str]:
+    async def _headers(self, content_type: str | None, accept: str) -> dict[str, str]:
         if self.creds.exec_plugin is None:  # a token file is read in microseconds
-            return _headers(self.creds, content_type)
+            return _headers(self.creds, content_type, accept)
         # A plugin may take seconds (a cloud CLI): not on the loop.
-        return await asyncio.to_thread(_headers, self.creds, content_type)
+        return await asyncio.to_thread(_headers, self.creds, content_type, accept)
 
     def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from tests.e2e.conftest import apply, kubectl
 
-from dpio.kube import credentials
+from dpio.kube import client, credentials
 from dpio.kube.client import KubeClient, KubeError, NotFoundError, ObjectRef
 from dpio.kube.lease import KubeLeaseStore, LeaseConflictError, LeaseRecord
-from dpio.kube.rest import ApiServer, SyncApiServer
+from dpio.kube.rest import ApiServer, SyncApiServer, path
 from dpio_sandbox.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
@@ -162,3 +162,28 @@ def test_secrets_are_decoded_events_posted_and_a_missing_object_is_not_found(
     }
     assert event["source"] == {"component": "dpio-test"}
     assert len(event["message"]) == 1024
+
+
+def test_names_are_listed_page_by_page_as_metadata_only(
+    sandbox: Sandbox, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the startup wait lists (app/cache_sync.py): every name, across pages."""
+    monkeypatch.setattr(client, "LIST_PAGE", 2)  # 5 objects and the namespace's own: 3 pages
+    names = [f"cm-{i}" for i in range(5)]
+    for name in names:
+        kubectl(sandbox, "create", "configmap", name, "-n", namespace)
+
+    async def scenario() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        kube = KubeClient(ApiServer(_admin(sandbox)))
+        try:
+            maps = await kube.list_keys(path("api", "v1", "namespaces", namespace, "configmaps"))
+            spaces = await kube.list_keys(path("api", "v1", "namespaces"))
+            return maps, spaces
+        finally:
+            await kube.close()
+
+    maps, spaces = asyncio.run(scenario())
+    assert {(namespace, n) for n in names} <= maps
+    assert {n for _, n in maps} - set(names) <= {"kube-root-ca.crt"}  # what the API server adds
+    assert ("", namespace) in spaces
+    assert ("", "kube-system") in spaces
