@@ -15,7 +15,7 @@ from dpio.api.policy import HostPassthroughPolicySpec, HostSelector, RebootPolic
 from dpio.app.faults import translate_faults
 from dpio.app.logins import Logins
 from dpio.app.vm_resync import VMStates
-from dpio.kube.client import KubeClient, KubeError, ObjectRef
+from dpio.kube.client import KubeClient, KubeError, NotFoundError, ObjectRef
 from dpio.planner import (
     EnterMaintenanceMode,
     ExitMaintenanceMode,
@@ -170,8 +170,14 @@ class KubeObjects:
         await self._guard(self.kube.patch_status(ref_of(body), status, rv))
 
     async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
+        """A 404 is done: the object is gone, so nothing holds it and nothing is to be held
+        (a second release racing the watch event of the first one's deletion)."""
         rv = str(body["metadata"].get("resourceVersion", ""))
-        await self._guard(self.kube.set_finalizers(ref_of(body), finalizers, rv))
+        try:
+            await self._guard(self.kube.set_finalizers(ref_of(body), finalizers, rv))
+        except PortError as err:
+            if not isinstance(err.__cause__, NotFoundError):
+                raise
 
     async def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         ref = ref_of(body)

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from dpio.reconcile.ports import ObjectsPort
+from dpio.reconcile.ports import ObjectsPort, PortError
+from dpio.reconcile.queue import Result
 
 FINALIZER = "dpio.io/finalizer"
 
@@ -27,6 +28,9 @@ class Stage(Enum):
     # Nothing more this run: the finalizer was just added (its watch event brings a fresh
     # body back), or the object is being deleted and is no longer ours.
     DONE = "done"
+    #: The finalizer could not be added (409: a newer copy is on its way; or the API server
+    #: failed): nothing was done, the run is retried.
+    FAILED = "failed"
 
 
 def _finalizers(body: Body) -> list[str]:
@@ -39,11 +43,19 @@ async def stage(objects: ObjectsPort, body: Body, *, deleting: bool) -> Stage:
     if deleting:
         return Stage.CLEAN_UP if held else Stage.DONE
     if not held:
-        await objects.set_finalizers(body, [*_finalizers(body), FINALIZER])
+        try:
+            await objects.set_finalizers(body, [*_finalizers(body), FINALIZER])
+        except PortError:
+            return Stage.FAILED
         return Stage.DONE
     return Stage.RECONCILE
 
 
-async def release(objects: ObjectsPort, body: Body) -> None:
-    """Cleanup is done (or there was none to do): the API server may delete the object."""
-    await objects.set_finalizers(body, [f for f in _finalizers(body) if f != FINALIZER])
+async def release(objects: ObjectsPort, body: Body) -> Result:
+    """Cleanup is done (or there was none to do): the API server may delete the object. A
+    write that fails (409 on a stale copy, an API error) is retried: the run goes again."""
+    try:
+        await objects.set_finalizers(body, [f for f in _finalizers(body) if f != FINALIZER])
+    except PortError:
+        return Result(failed=True)
+    return Result()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ from dpio.planner.suspension import (
     suspension_of,
 )
 from dpio.planner.vm.deletion import plan_assignment_deletion
+from dpio.planner.vm.observed import ObservedPciDevice
 from dpio.planner.vm.plan import plan_for, plan_unobserved
 from dpio.planner.vm.power import tracking_in
 from dpio.planner.vm.result import VMPlan
@@ -87,6 +88,8 @@ class AssignmentReconciler:
                 return await self._delete(body, assignment)
             case Stage.RECONCILE:
                 return await self._reconcile(body, assignment)
+            case Stage.FAILED:
+                return Result(failed=True)
             case Stage.DONE:
                 if not deleting:  # the finalizer was just added: say so before any vCenter call
                     await write_first_status(
@@ -148,19 +151,19 @@ class AssignmentReconciler:
             # Never allowed to act (e.g. Forbidden) or never got that far: nothing of ours is on
             # the VM. Matching devices by spec identity here would let anyone who can create
             # and delete an assignment strip (and power off) a VM that is not theirs.
-            await finalizers.release(self.objects, body)
-            return Result()
+            _log_release(assignment, "NothingRecorded")
+            return await finalizers.release(self.objects, body)
         policy = inputs.parse_policy(self.policy(spec.policy_ref.name), self.policies)
         if policy is None:
+            _log_release(assignment, "PolicyNotFound")
             # Without its policy nothing says which vCenter, nor whether the namespace may still
             # act on the VM: refuse (never the operator's default vCenter), release, say so.
-            await reporter.released(
+            return await reporter.released(
                 body,
                 f"HostPassthroughPolicy {spec.policy_ref.name} no longer exists: the VM is left "
                 "as it is (its devices and memory reservation stay; a vSphere administrator "
                 "removes them, or recreate the policy before deleting assignments)",
             )
-            return Result()
         try:
             seen = await observe_pinned(self._sources, assignment, policy)
         except PortError as err:
@@ -175,11 +178,12 @@ class AssignmentReconciler:
             tracking=tracking_in(assignment.status),
         )
         if plan.outcome.release and plan.outcome.not_ready is not None:
-            await reporter.released(body, plan.outcome.not_ready.message)
-            return Result()
+            _log_release(assignment, plan.outcome.not_ready.reason)
+            return await reporter.released(body, plan.outcome.not_ready.message)
         if plan.outcome.release:
-            await finalizers.release(self.objects, body)
-            return Result()
+            vm = plan.outcome.vm
+            _log_release(assignment, "CleanedUp", vm.pci_devices if vm is not None else ())
+            return await finalizers.release(self.objects, body)
         plan = held_plan(plan, self._suspension(assignment), assignment.status)
         held = plan.outcome.held
         if held is not None and held.pending:
@@ -227,6 +231,24 @@ def _held_fields(assignment: VMDeviceAssignment, held: Held) -> dict[str, Any]:
         "reason": held.suspension.reason,
         "pending": list(held.pending),
     }
+
+
+def _log_release(
+    assignment: VMDeviceAssignment, why: str, left: Sequence[ObservedPciDevice] = ()
+) -> None:
+    """Why a finalizer goes: the one line that explains, afterwards, a VM left as it was.
+    `left`: the passthrough devices still on the VM (someone else's, or found attached)."""
+    meta, status = assignment.metadata, assignment.status
+    _log.info(
+        "Releasing the finalizer",
+        extra={
+            "namespace": meta.namespace,
+            "object": meta.name,
+            "reason": why,
+            "vm": status.vm.instance_uuid if status.vm is not None else None,
+            "devicesLeft": [d.key for d in left],
+        },
+    )
 
 
 def _log_held(assignment: VMDeviceAssignment, plan: VMPlan) -> None:

@@ -70,10 +70,10 @@ class Reporter:
         told = tenant_problem(err, assignment.spec.policy_ref.name)
         await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {told.message}")
 
-    async def released(self, body: Body, why: str) -> None:
+    async def released(self, body: Body, why: str) -> Result:
         """Deletion without touching the VM: an Event says why, then the finalizer goes."""
         await self.objects.event(body, "Warning", CLEANUP_SKIPPED, why)
-        await finalizers.release(self.objects, body)
+        return await finalizers.release(self.objects, body)
 
     async def tell_admins(self, assignment: VMDeviceAssignment, err: PortError) -> None:
         """The details a tenant may not see go to the policy's Events and the log, once per

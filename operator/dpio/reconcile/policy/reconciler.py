@@ -136,6 +136,8 @@ class PolicyReconciler:
                 return await self._delete(body, policy)
             case Stage.RECONCILE:
                 return await self._reconcile(body, policy)
+            case Stage.FAILED:
+                return Result(failed=True)
             case Stage.DONE:
                 if not deleting:  # the finalizer was just added: say so before any vCenter call
                     await write_first_status(
@@ -303,7 +305,9 @@ class PolicyReconciler:
             except PortError as err:
                 await self.objects.event(body, "Warning", err.reason, f"Cleanup failed: {err}")
                 return Result(failed=True)
-        await finalizers.release(self.objects, body)
+        released = await finalizers.release(self.objects, body)
+        if released.failed:
+            return released
         self.selections.forget(policy.metadata.name)
         self.reservations.forget(policy.metadata.name)
         self.sent_steps.forget(policy.metadata.name)

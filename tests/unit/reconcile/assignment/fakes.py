@@ -67,6 +67,7 @@ class FakeObjects:
 
     log: list[Call]
     fail_status: PortError | None = None
+    fail_finalizers: PortError | None = None
     #: The resourceVersion precondition of each write (status and finalizers), in order.
     versions: list[str] = field(default_factory=list)
 
@@ -79,6 +80,8 @@ class FakeObjects:
     async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
         self.log.append(("finalizers", finalizers))
         self.versions.append(str(body["metadata"].get("resourceVersion", "")))
+        if self.fail_finalizers is not None:
+            raise self.fail_finalizers
 
     async def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         meta = body.get("metadata") or {}

@@ -314,6 +314,27 @@ def test_deleting_when_the_vm_is_gone_releases_the_finalizer() -> None:
     assert world.log[-1] == ("finalizers", ["other.io/keep"])
 
 
+STALE = PortError("KubernetesAPIError", "409 the object has been modified", retryable=True)
+
+
+def test_a_finalizer_that_could_not_be_added_is_retried_with_nothing_else_done() -> None:
+    world = World.make()
+    world.objects.fail_finalizers = STALE
+    result = world.run(body(finalizers=()))
+    assert world.calls() == ["finalizers"]  # no first status, no vCenter call
+    assert result.failed
+
+
+def test_a_finalizer_that_could_not_be_released_is_retried() -> None:
+    """A 409 (the copy was stale) or an API error: the run fails and goes again, rather than
+    escape as an exception (the queue would log it as a bug)."""
+    world = World.make(VMObservation(vm=None))
+    world.objects.fail_finalizers = STALE
+    result = world.run(body(deleting=True, status=ATTACHED))
+    assert world.calls()[-1] == "finalizers"
+    assert result.failed
+
+
 def test_deleting_removes_our_device_and_restores_the_reservation_before_release() -> None:
     status = {"devices": [OURS], "previous": {"memoryReservationLockedToMax": False}}
     world = World.make(observe(converged_vm()))

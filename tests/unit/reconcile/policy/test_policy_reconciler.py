@@ -396,6 +396,31 @@ def test_a_policy_with_a_pattern_re2_refuses_can_still_be_deleted() -> None:
     assert hosts.updates == []  # it never selected the A100, so it does not disable it
 
 
+class StaleObjects(FakeObjects):
+    """Every finalizer write meets 409: the cached copy was stale."""
+
+    async def set_finalizers(self, body: Mapping[str, Any], finalizers: list[str]) -> None:
+        raise PortError("KubernetesAPIError", "409 the object has been modified", retryable=True)
+
+
+@pytest.mark.parametrize("deleting", [False, True])
+def test_a_finalizer_write_that_fails_is_retried_and_nothing_else_done(deleting: bool) -> None:
+    hosts = FakeHosts(ObservedInventory(hosts=(gpu_host(enabled=True, active=True),)))
+    objects = StaleObjects()
+    reconciler = PolicyReconciler(FakeVCenter(hosts), objects, lambda: [], clock=lambda: NOW)
+    policy = body(None)
+    if deleting:  # Retain: nothing to clean up, the finalizer goes at once (and fails to)
+        policy["spec"]["deletionPolicy"] = "Retain"
+        policy["metadata"]["deletionTimestamp"] = "2025-01-02T00:00:00Z"
+    else:  # a new policy: the finalizer comes first
+        policy["metadata"]["finalizers"] = []
+
+    assert asyncio.run(reconciler(policy)) == Result(failed=True)
+
+    assert objects.status is None  # no first status on a copy that lacks our finalizer
+    assert hosts.updates == []
+
+
 @pytest.mark.parametrize(("claimed", "disabled"), [(False, ["0000:5e:00.0"]), (True, [])])
 def test_exclusive_leaves_a_device_a_converging_assignment_claims(
     claimed: bool, disabled: list[str]
