@@ -14,6 +14,14 @@ queues start once each is in its cache. Events queue their keys meanwhile; nothi
 object deleted in between never arrives: the names still missing are listed again every
 `RELIST_SECONDS`, and those gone drop out. A listing that fails (the API server down, RBAC) is
 retried with backoff; until it succeeds nothing reconciles, and the log says what is awaited.
+
+The other way round, a cache can keep an object that is gone. When a watch comes back too late
+to resume (410 Gone, as after an API server restart), kopf lists the kind again and hands us
+every object as if new, but says nothing of those deleted during the gap: they would stay
+cached for good, a deleted policy still granting its consumers, a deleted older policy still
+winning every conflict. `forget_ghosts` lists the names again every `GHOST_SECONDS` and drops an
+object that was cached before two listings in a row and in neither: one deleted a moment before
+a listing has had its DELETED event by the next, one created meanwhile is in the next.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from dpio.kube.rest import KubeError
@@ -36,6 +44,8 @@ POLL_SECONDS = 0.2
 RELIST_SECONDS = 10.0
 #: A listing that failed is tried again after 1, 2, 4 ... up to 30 seconds.
 LIST_RETRY = Backoff(1, 30)
+#: How often the caches are compared with the API server's names (two rounds drop a ghost).
+GHOST_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,10 @@ class Watched:
     kind: str
     list_keys: Callable[[], Awaitable[set[Key]]]
     cached: Callable[[Key], bool]
+    #: Every key its cache holds (a snapshot).
+    cached_keys: Callable[[], Iterable[Key]] = tuple
+    #: Drop one from the cache as a DELETED event would.
+    forget: Callable[[Key], None] = lambda _: None
 
 
 async def wait_until_cached(
@@ -95,3 +109,40 @@ async def _listed(
                 extra={"kind": watched.kind, "error": str(err), "retry_seconds": delay},
             )
             await sleep(delay)
+
+
+async def forget_ghosts(
+    watched: Sequence[Watched],
+    *,
+    every: float = GHOST_SECONDS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Forever: every `every` seconds, drop from the caches the objects that are gone."""
+    suspects: dict[str, set[Key]] = {w.kind: set() for w in watched}
+    while True:
+        await sleep(every)
+        for w in watched:
+            try:
+                suspects[w.kind] = await ghost_round(w, suspects[w.kind])
+            except KubeError as err:  # two listings in a row are needed: start over
+                suspects[w.kind] = set()
+                _log.warning(
+                    "Could not list objects to compare with the cache",
+                    extra={"kind": w.kind, "error": str(err)},
+                )
+
+
+async def ghost_round(watched: Watched, suspects: set[Key]) -> set[Key]:
+    """One comparison: forget the objects missing from this listing and the last one (cached
+    before both); return this listing's suspects for the next round."""
+    before = set(watched.cached_keys())
+    listed = await watched.list_keys()
+    missing = before - listed
+    for key in sorted(missing & suspects):
+        if watched.cached(key):
+            _log.warning(
+                "Dropped from the cache: deleted while the watch was away",
+                extra={"kind": watched.kind, "key": "/".join(k for k in key if k)},
+            )
+            watched.forget(key)
+    return missing - suspects

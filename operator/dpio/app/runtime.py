@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from dpio.api.common import GROUP, VERSION
 from dpio.api.crd import HOST_PASSTHROUGH_POLICY, VM_DEVICE_ASSIGNMENT
-from dpio.app.cache_sync import Watched, wait_until_cached
+from dpio.app.cache_sync import Watched, forget_ghosts, wait_until_cached
 from dpio.app.dry_run import ReadOnlyVCenter, ReadOnlyVMCenters
 from dpio.app.resync import Resyncs
 from dpio.app.vm_wiring import VMCenters
@@ -23,8 +23,8 @@ from dpio.kube.rest import ApiServer, custom_object_path, path
 from dpio.reconcile.assignment.others import AssignmentIndex
 from dpio.reconcile.assignment.reconciler import AssignmentReconciler
 from dpio.reconcile.assignment.triggers import AssignmentTriggers
-from dpio.reconcile.cache import Key, ObjectCache
-from dpio.reconcile.controller import Controller
+from dpio.reconcile.cache import Body, Key, ObjectCache
+from dpio.reconcile.controller import DELETED, Controller
 from dpio.reconcile.own_writes import ExpectedStatuses, OwnStatusWrites
 from dpio.reconcile.policy.claims import PendingClaims
 from dpio.reconcile.policy.reconciler import PolicyReconciler
@@ -35,6 +35,8 @@ from dpio.vsphere.host.adapter import HostAdapter
 from dpio.vsphere.session import SessionCache
 
 _log = logging.getLogger(__name__)
+#: Where a watch event of one kind goes (`Runtime.policy_event` ...).
+EventSink = Callable[[str, Body], None]
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class Runtime:
     assignment_triggers: AssignmentTriggers
     #: Started by `start`: the queues start once the caches are complete (app/cache_sync.py).
     starting: asyncio.Task[None] | None = field(default=None, repr=False)
+    #: Started by `watch_for_ghosts`.
+    ghosts: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, config: Config, creds: credentials.Credentials) -> Runtime:
@@ -129,6 +133,19 @@ class Runtime:
             assignment_triggers,
         )
 
+    # What the watches deliver (handlers/): one entry per kind, so that whatever else feeds the
+    # caches (forget_ghosts) goes the same way.
+
+    def policy_event(self, event_type: str, body: Body) -> None:
+        self.policies.observe(event_type, body)
+        self.assignment_triggers.policy_event(event_type, body)
+
+    def assignment_event(self, event_type: str, body: Body) -> None:
+        self.assignment_triggers.assignment_event(event_type, body)
+
+    def namespace_event(self, event_type: str, body: Body) -> None:
+        self.assignment_triggers.namespace_event(event_type, body)
+
     def watched(self) -> tuple[Watched, ...]:
         """What the reconciles read: both kinds' caches, and the namespaces' labels."""
         kube, namespaces = self.kube, self.assignment_triggers.namespaces
@@ -136,21 +153,45 @@ class Runtime:
         def listing(collection: str) -> Callable[[], Awaitable[set[Key]]]:
             return lambda: kube.list_keys(collection)
 
+        def deleted(
+            cache: ObjectCache, event: Callable[[str, Body], None]
+        ) -> Callable[[Key], None]:
+            def forget(key: Key) -> None:
+                body = cache.get(key)
+                if body is not None:
+                    event(DELETED, body)
+
+            return forget
+
         return (
             Watched(
                 self.policies.kind,
                 listing(custom_object_path(GROUP, VERSION, HOST_PASSTHROUGH_POLICY.plural)),
                 self.policies.cache.__contains__,
+                self.policies.cache.keys_snapshot,
+                deleted(self.policies.cache, self.policy_event),
             ),
             Watched(
                 self.assignments.kind,
                 listing(custom_object_path(GROUP, VERSION, VM_DEVICE_ASSIGNMENT.plural)),
                 self.assignments.cache.__contains__,
+                self.assignments.cache.keys_snapshot,
+                deleted(self.assignments.cache, self.assignment_event),
             ),
             Watched(
-                "Namespace", listing(path("api", "v1", "namespaces")), lambda k: k[1] in namespaces
+                "Namespace",
+                listing(path("api", "v1", "namespaces")),
+                lambda key: key[1] in namespaces,
+                lambda: [("", name) for name in list(namespaces)],
+                lambda key: self.namespace_event(DELETED, {"metadata": {"name": key[1]}}),
             ),
         )
+
+    def watch_for_ghosts(self) -> None:
+        """Every replica, leader or not: drop what the caches keep of deleted objects
+        (app/cache_sync.py)."""
+        if self.ghosts is None:
+            self.ghosts = asyncio.create_task(forget_ghosts(self.watched()), name="cache ghosts")
 
     def start(self) -> None:
         """Start the work queues once the caches hold everything (app/cache_sync.py); events
@@ -179,6 +220,11 @@ class Runtime:
         await self.assignments.stop()
 
     async def stop(self) -> None:
+        ghosts, self.ghosts = self.ghosts, None
+        if ghosts is not None:
+            ghosts.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ghosts
         await self.stop_queues()
         self.vcenters.stop()
         self.sessions.close_all()

@@ -188,6 +188,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         _log.warning("Dry-run: observing and planning only, no vCenter write is made")
     runtime = Runtime.build(config, creds)
     memo.runtime = runtime
+    runtime.watch_for_ghosts()  # every replica: a follower's caches are the next leader's
     election = LeaderElection.from_env()
     if election is None:
         metrics.set_leader(True)  # the only replica: it leads from the start

@@ -1,4 +1,5 @@
-"""HostPassthroughPolicy: every watch event feeds the controller; the queue does the rest.
+"""HostPassthroughPolicy: every watch event feeds the controller (and the assignments that name
+the policy look again, if what it offers them changed); the queue does the rest.
 
 The handler is a coroutine on purpose: kopf runs plain functions in a thread pool, and the
 controller's cache and work queue belong to the event loop (asyncio.Queue is not thread-safe).
@@ -16,4 +17,4 @@ from dpio.app.runtime import Runtime
 @kopf.on.event("dpio.io", "v1alpha1", "hostpassthroughpolicies")
 async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    runtime.policies.observe(str(event.get("type") or "ADDED"), event["object"])
+    runtime.policy_event(str(event.get("type") or "ADDED"), event["object"])

@@ -29,6 +29,8 @@ from dpio.reconcile.queue import Backoff, Result, WorkQueue
 _log = logging.getLogger(__name__)
 
 ReconcileFn = Callable[[Body], Awaitable[Result]]
+#: The watch event type of an object gone (kopf passes None for the objects of a listing).
+DELETED = "DELETED"
 
 #: A run that waits for the watch event of its own status write runs on the cached copy after
 #: all when the event has not come in this long (its writes carry the copy's
@@ -70,7 +72,7 @@ class Controller:
     def observe(self, event_type: str, body: Body) -> None:
         """Feed one watch event (ADDED / MODIFIED / DELETED, or None for the initial listing)."""
         key = key_of(body)
-        if event_type == "DELETED":
+        if event_type == DELETED:
             self.cache.delete(key)
             self.own_writes.forget(key)
             self._waiting.pop(key, None)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dpio.app.cache_sync import Watched, wait_until_cached
+from dpio.app.cache_sync import Watched, forget_ghosts, ghost_round, wait_until_cached
 from dpio.kube.rest import KubeError
 from dpio.reconcile.cache import Key
 from dpio.reconcile.queue import Backoff
@@ -133,3 +133,77 @@ def test_an_error_other_than_the_api_servers_is_not_swallowed() -> None:
     clock = Clock()
     with pytest.raises(ValueError, match="a bug"):
         _wait(clock, Watched("Namespace", broken, lambda _: True))
+
+
+def _cached_kind(cache: set[Key], existing: set[Key]) -> tuple[Watched, list[Key]]:
+    forgotten: list[Key] = []
+
+    async def list_keys() -> set[Key]:
+        return set(existing)
+
+    def forget(key: Key) -> None:
+        forgotten.append(key)
+        cache.discard(key)
+
+    watched = Watched(
+        "HostPassthroughPolicy", list_keys, cache.__contains__, lambda: set(cache), forget
+    )
+    return watched, forgotten
+
+
+def test_an_object_missing_from_two_listings_in_a_row_is_dropped_from_the_cache() -> None:
+    """A policy deleted while the watch was away (410 Gone: kopf lists again and says nothing of
+    what went meanwhile) would otherwise keep granting its consumers for good."""
+    cache = {("", "kept"), ("", "ghost")}
+    existing = {("", "kept")}
+    watched, forgotten = _cached_kind(cache, existing)
+
+    suspects = asyncio.run(ghost_round(watched, set()))
+    assert suspects == {("", "ghost")}
+    assert forgotten == []  # once is not enough: its DELETED event may be on its way
+
+    suspects = asyncio.run(ghost_round(watched, suspects))
+    assert forgotten == [("", "ghost")]
+    assert cache == {("", "kept")}
+    assert suspects == set()
+
+
+def test_what_was_deleted_the_usual_way_or_created_meanwhile_is_left_alone() -> None:
+    cache = {("", "going")}
+    existing: set[Key] = set()
+    watched, forgotten = _cached_kind(cache, existing)
+    suspects = asyncio.run(ghost_round(watched, set()))
+    assert suspects == {("", "going")}
+
+    cache.discard(("", "going"))  # its DELETED event came
+    existing.add(("", "new"))  # created after the first listing, before the second
+    cache.add(("", "new"))
+    asyncio.run(ghost_round(watched, suspects))
+    assert forgotten == []
+    assert cache == {("", "new")}
+
+
+def test_a_failed_listing_starts_the_count_over() -> None:
+    cache = {("", "ghost")}
+    answers: list[set[Key] | KubeError] = [set(), KubeError("503", status=503), set(), set()]
+    forgotten: list[Key] = []
+
+    async def list_keys() -> set[Key]:
+        answer = answers.pop(0)
+        if isinstance(answer, KubeError):
+            raise answer
+        return answer
+
+    watched = Watched(
+        "Namespace", list_keys, cache.__contains__, lambda: set(cache), forgotten.append
+    )
+    clock = Clock()
+
+    async def rounds() -> None:
+        with pytest.raises(IndexError):  # the fake ran out of answers: 4 rounds done
+            await forget_ghosts([watched], every=600, sleep=clock.sleep)
+
+    asyncio.run(rounds())
+    # Missing, failed (start over), missing, missing: forgotten at the 4th round only.
+    assert forgotten == [("", "ghost")]
+    assert clock.sleeps == [600, 600, 600, 600, 600]

@@ -19,9 +19,7 @@ from typing import Any
 from dpio.api.conditions import READY
 from dpio.reconcile.assignment.inputs import WAITING_REASONS
 from dpio.reconcile.cache import Body, Key, key_of
-from dpio.reconcile.controller import Controller
-
-DELETED = "DELETED"
+from dpio.reconcile.controller import DELETED, Controller
 
 
 def _status(body: Body) -> Mapping[str, Any]:
