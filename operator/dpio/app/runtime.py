@@ -153,9 +153,7 @@ class Runtime:
         def listing(collection: str) -> Callable[[], Awaitable[set[Key]]]:
             return lambda: kube.list_keys(collection)
 
-        def deleted(
-            cache: ObjectCache, event: Callable[[str, Body], None]
-        ) -> Callable[[Key], None]:
+        def deleted(cache: ObjectCache, event: EventSink) -> Callable[[Key], None]:
             def forget(key: Key) -> None:
                 body = cache.get(key)
                 if body is not None:
