@@ -10,10 +10,14 @@ log (docs/design.md, "Tenancy").
 from __future__ import annotations
 
 from dpio.api.conditions import (
+    CONCURRENT_MODIFICATION,
     INVALID_CREDENTIALS,
+    INVALID_POWER_STATE,
+    INVALID_STATE,
     NOT_PERMITTED,
     SECRET_INVALID,
     SECRET_NOT_FOUND,
+    TASK_TIMED_OUT,
     TLS_VERIFICATION_FAILED,
     VCENTER_UNREACHABLE,
 )
@@ -32,11 +36,20 @@ CONNECTION_REASONS = frozenset(
     }
 )
 
+#: Passing faults of the tenant's own VM (edited by someone else meanwhile, busy, powered on
+#: when it should not be, a task still running): said as they are, reason and message, as
+#: docs/troubleshooting.md lists them. They name the VM and the call, nothing of the connection.
+VM_REASONS = frozenset(
+    {CONCURRENT_MODIFICATION, INVALID_STATE, INVALID_POWER_STATE, TASK_TIMED_OUT}
+)
+
 
 def tenant_problem(err: PortError, policy: str) -> Problem:
     """`err` as the tenant may read it: connection problems in general words, the rest as is
-    (a task fault about the tenant's own VM is what the tenant needs to act)."""
-    if err.reason not in CONNECTION_REASONS and not err.retryable:
+    (a task fault about the tenant's own VM is what the tenant needs to act). A retryable
+    fault not known to be about the VM is told as the vCenter being out of reach: its text
+    may name the server."""
+    if err.reason in VM_REASONS or (err.reason not in CONNECTION_REASONS and not err.retryable):
         return Problem(err.reason, err.message)
     if err.reason == VCENTER_UNREACHABLE or err.retryable:
         what = "cannot reach the vCenter"

@@ -172,6 +172,37 @@ def test_vcenter_errors_show_in_ready_and_are_retried(failing: str) -> None:
 @pytest.mark.parametrize(
     ("reason", "details"),
     [
+        ("ConcurrentModification", "task VirtualMachine.reconfigVm failed: ConcurrentAccess"),
+        ("InvalidPowerState", "task VirtualMachine.reconfigVm failed: the VM is powered on"),
+    ],
+)
+def test_a_passing_fault_of_the_vm_itself_is_told_as_it_is(reason: str, details: str) -> None:
+    """Someone edited the VM meanwhile: the tenant reads that, not 'vCenter unreachable'."""
+    world = World.make()
+    world.vms.fail["reconfigure"] = PortError(reason, details, retryable=True)
+    result = world.run(body())
+    assert result.failed
+    status = world.statuses()[-1]
+    assert condition(status, "Ready") == ("False", "ReconfigureFailed")
+    assert _message(status, "Ready") == f"{reason}: {details}"
+    assert world.events_on("HostPassthroughPolicy") == []  # nothing the tenant can't see
+
+
+def test_a_passing_fault_of_unknown_kind_is_told_as_the_vcenter_out_of_reach() -> None:
+    """Its text may name the server: the tenant gets the general words."""
+    world = World.make()
+    world.vms.fail["reconfigure"] = PortError(
+        "VSphereError", "SystemError on https://vc.lab.local/sdk", retryable=True
+    )
+    world.run(body())
+    message = _message(world.statuses()[-1], "Ready")
+    assert message.startswith("VSphereError: The operator cannot reach the vCenter of")
+    assert "vc.lab.local" not in message
+
+
+@pytest.mark.parametrize(
+    ("reason", "details"),
+    [
         ("SecretNotFound", "Secret dpio-system/vc-prod not found"),
         ("SecretInvalid", "Secret dpio-system/vc-prod has no key password"),
         ("InvalidCredentials", "vc.lab.local refused the login of svc-dpio@vsphere.local"),
