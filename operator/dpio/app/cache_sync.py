@@ -50,15 +50,15 @@ GHOST_SECONDS = 600.0
 
 @dataclass(frozen=True)
 class Watched:
-    """One watched kind: how to list its names, and whether its cache holds one."""
+    """One watched kind: how to list its names, and what its cache holds."""
 
     kind: str
     list_keys: Callable[[], Awaitable[set[Key]]]
     cached: Callable[[Key], bool]
     #: Every key its cache holds (a snapshot).
-    cached_keys: Callable[[], Iterable[Key]] = tuple
+    cached_keys: Callable[[], Iterable[Key]]
     #: Drop one from the cache as a DELETED event would.
-    forget: Callable[[Key], None] = lambda _: None
+    forget: Callable[[Key], None]
 
 
 async def wait_until_cached(

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dpio.api.common import GROUP, VERSION
@@ -150,35 +150,29 @@ class Runtime:
         """What the reconciles read: both kinds' caches, and the namespaces' labels."""
         kube, namespaces = self.kube, self.assignment_triggers.namespaces
 
-        def listing(collection: str) -> Callable[[], Awaitable[set[Key]]]:
-            return lambda: kube.list_keys(collection)
+        def of_kind(controller: Controller, plural: str, event: EventSink) -> Watched:
+            cache = controller.cache
 
-        def deleted(cache: ObjectCache, event: EventSink) -> Callable[[Key], None]:
             def forget(key: Key) -> None:
                 body = cache.get(key)
                 if body is not None:
                     event(DELETED, body)
 
-            return forget
+            collection = custom_object_path(GROUP, VERSION, plural)
+            return Watched(
+                controller.kind,
+                lambda: kube.list_keys(collection),
+                cache.__contains__,
+                cache.keys_snapshot,
+                forget,
+            )
 
         return (
-            Watched(
-                self.policies.kind,
-                listing(custom_object_path(GROUP, VERSION, HOST_PASSTHROUGH_POLICY.plural)),
-                self.policies.cache.__contains__,
-                self.policies.cache.keys_snapshot,
-                deleted(self.policies.cache, self.policy_event),
-            ),
-            Watched(
-                self.assignments.kind,
-                listing(custom_object_path(GROUP, VERSION, VM_DEVICE_ASSIGNMENT.plural)),
-                self.assignments.cache.__contains__,
-                self.assignments.cache.keys_snapshot,
-                deleted(self.assignments.cache, self.assignment_event),
-            ),
+            of_kind(self.policies, HOST_PASSTHROUGH_POLICY.plural, self.policy_event),
+            of_kind(self.assignments, VM_DEVICE_ASSIGNMENT.plural, self.assignment_event),
             Watched(
                 "Namespace",
-                listing(path("api", "v1", "namespaces")),
+                lambda: kube.list_keys(path("api", "v1", "namespaces")),
                 lambda key: key[1] in namespaces,
                 lambda: [("", name) for name in list(namespaces)],
                 lambda key: self.namespace_event(DELETED, {"metadata": {"name": key[1]}}),
@@ -210,23 +204,25 @@ class Runtime:
     async def stop_queues(self) -> None:
         """No reconcile runs from here on (a lost Lease, or shutdown)."""
         starting, self.starting = self.starting, None
-        if starting is not None:
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
+        await _cancelled(starting)
         await self.policies.stop()
         await self.assignments.stop()
 
     async def stop(self) -> None:
         ghosts, self.ghosts = self.ghosts, None
-        if ghosts is not None:
-            ghosts.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ghosts
+        await _cancelled(ghosts)
         await self.stop_queues()
         self.vcenters.stop()
         self.sessions.close_all()
         await self.kube.close()
+
+
+async def _cancelled(task: asyncio.Task[None] | None) -> None:
+    """Cancel `task` (if any) and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _policies(

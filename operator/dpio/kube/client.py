@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from dpio.api.common import API_VERSION, GROUP, VERSION
 from dpio.kube.rest import (
@@ -73,8 +73,8 @@ class KubeClient:
         keys: set[tuple[str, str]] = set()
         token = ""
         while True:
-            query = f"?limit={LIST_PAGE}" + (f"&continue={quote(token, safe='')}" if token else "")
-            page = await self._api.request("GET", collection + query, accept=METADATA_LIST)
+            query = urlencode({"limit": LIST_PAGE, **({"continue": token} if token else {})})
+            page = await self._api.request("GET", f"{collection}?{query}", accept=METADATA_LIST)
             for item in page.get("items") or ():
                 meta = item.get("metadata") or {}
                 keys.add((str(meta.get("namespace") or ""), str(meta.get("name", ""))))

@@ -46,7 +46,7 @@ def _kind(
             raise KubeError("GET /apis/...: 503 the API server is starting", status=503)
         return set(existing)
 
-    return Watched(kind, list_keys, cache.__contains__), calls
+    return Watched(kind, list_keys, cache.__contains__, lambda: set(cache), cache.discard), calls
 
 
 def _wait(clock: Clock, *watched: Watched, relist: float = 10.0) -> dict[str, int]:
@@ -132,7 +132,7 @@ def test_an_error_other_than_the_api_servers_is_not_swallowed() -> None:
 
     clock = Clock()
     with pytest.raises(ValueError, match="a bug"):
-        _wait(clock, Watched("Namespace", broken, lambda _: True))
+        _wait(clock, Watched("Namespace", broken, lambda _: True, tuple, lambda _: None))
 
 
 def _cached_kind(cache: set[Key], existing: set[Key]) -> tuple[Watched, list[Key]]:
