@@ -9,7 +9,7 @@ vCenter. Reads pass through unchanged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from dpio.api.conditions import DRY_RUN
@@ -17,7 +17,7 @@ from dpio.api.policy import HostPassthroughPolicySpec, VCenterRef
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
 from dpio.planner.host.steps import HostTask
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
-from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.observed import VMName, VMObservation
 from dpio.planner.vm.power import PowerAction
 from dpio.reconcile.ports import HostsPort, PortError, VCenterPort, VCenterVMsPort, VMsPort
 
@@ -65,8 +65,10 @@ class ReadOnlyVCenter:
 class ReadOnlyVMs:
     inner: VMsPort
 
-    async def observe_vm(self, *, name: str = "", instance_uuid: str = "") -> VMObservation:
-        return await self.inner.observe_vm(name=name, instance_uuid=instance_uuid)
+    async def observe_vm(
+        self, *, name: str = "", instance_uuid: str = "", ahead: Sequence[VMName] = ()
+    ) -> VMObservation:
+        return await self.inner.observe_vm(name=name, instance_uuid=instance_uuid, ahead=ahead)
 
     async def reconfigure(self, change: ReconfigVM) -> None:
         raise _refused(f"ReconfigVM_Task on {change.moref}")

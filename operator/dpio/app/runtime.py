@@ -121,6 +121,7 @@ class Runtime:
             loop.call_soon_threadsafe(assignment_triggers.vms_changed, morefs)
 
         vcenters.on_vm_change = on_vm_change
+        vcenters.on_changes = vms.changed
         return cls(
             config,
             kube,
@@ -278,6 +279,8 @@ def _assignments(
         assignments=index,
         namespace_labels=namespaces.get,
         dry_run=config.dry_run,
+        # The controller is built below, around this reconciler.
+        upcoming=lambda limit: assignments.upcoming(limit),  # noqa: PLW0108
     )
     assignments = Controller(
         "VMDeviceAssignment",

@@ -6,17 +6,18 @@ no polling (docs/design.md, "vCenter access").
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from dpio.api.policy import VCenterRef
 from dpio.app.faults import translate_faults
 from dpio.app.logins import Logins
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
-from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.observed import VMName, VMObservation
 from dpio.planner.vm.power import PowerAction
 from dpio.vsphere.session import VCenterClient
 from dpio.vsphere.vm.adapter import VMAdapter
+from dpio.vsphere.watch import Change
 
 
 @dataclass
@@ -26,8 +27,10 @@ class VSphereVMs:
     adapter: VMAdapter
 
     @translate_faults
-    async def observe_vm(self, *, name: str = "", instance_uuid: str = "") -> VMObservation:
-        return await self.adapter.observe_vm(name=name, instance_uuid=instance_uuid)
+    async def observe_vm(
+        self, *, name: str = "", instance_uuid: str = "", ahead: Sequence[VMName] = ()
+    ) -> VMObservation:
+        return await self.adapter.observe_vm(name=name, instance_uuid=instance_uuid, ahead=ahead)
 
     @translate_faults
     async def reconfigure(self, change: ReconfigVM) -> None:
@@ -73,3 +76,10 @@ class VMCenters:
         # "vCenter access").
         await self.watching(client)
         return VSphereVMs(adapter)
+
+    def changed(self, server: str, changes: Sequence[Change]) -> None:
+        """The change watch of `server` reported `changes` (on its thread, before they trigger
+        reconciles): answers read ahead that they make stale are dropped."""
+        adapter = self.adapters.get(server)
+        if adapter is not None:
+            adapter.changed(changes)

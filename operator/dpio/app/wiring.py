@@ -98,6 +98,9 @@ class VCenters:
     #: Called (on a watcher thread) with the morefs of VMs that changed, for the assignments:
     #: the same watch serves both kinds (one WaitForUpdatesEx per vCenter, not one per kind).
     on_vm_change: Callable[[frozenset[str]], None] = lambda _morefs: None
+    #: Called (on a watcher thread) with every batch of changes of a vCenter (by server),
+    #: before the callbacks above: what was read ahead for the VMs is dropped if stale.
+    on_changes: Callable[[str, Sequence[Change]], None] = lambda _server, _changes: None
     #: One adapter (and its inventory view and watcher) per vCenter session.
     adapters: dict[str, HostAdapter] = field(default_factory=dict)
     watchers: dict[str, Watcher] = field(default_factory=dict)
@@ -137,6 +140,7 @@ class VCenters:
         return adapter
 
     def _changed(self, adapter: HostAdapter, changes: Sequence[Change]) -> None:
+        self.on_changes(adapter.client.server, changes)
         for hosts, through_vms in _hosts_changed(adapter, changes, split=bool(self.on_vm_hosts)):
             if through_vms and hosts is not None and self.on_vm_hosts is not None:
                 self.on_vm_hosts(adapter, hosts)

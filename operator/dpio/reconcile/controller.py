@@ -116,6 +116,11 @@ class Controller:
                 self.queue.add_soon(key, within)
         return len(picked)
 
+    def upcoming(self, limit: int) -> list[Body]:
+        """The cached objects of the next `limit` queued keys, in the order they will run."""
+        bodies = (self.cache.get(key) for key in self.queue.upcoming(limit))
+        return [body for body in bodies if body is not None]
+
     def start(self) -> None:
         metrics.track(self.kind, self._metrics)
         self.queue.start()

@@ -7,14 +7,14 @@ exactly this surface as well as end to end against the sandbox.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from dpio.api.policy import HostPassthroughPolicySpec, VCenterRef
 from dpio.planner import ObservedInventory, RebootAction, UpdatePassthruConfig
 from dpio.planner.host.steps import HostTask
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
-from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.observed import VMName, VMObservation
 from dpio.planner.vm.power import PowerAction
 
 
@@ -69,9 +69,13 @@ class VMsPort(Protocol):
     """The VM side of one vCenter: at most 3 calls to observe a converged VM (docs/design.md,
     "vCenter access")."""
 
-    async def observe_vm(self, *, name: str = "", instance_uuid: str = "") -> VMObservation:
+    async def observe_vm(
+        self, *, name: str = "", instance_uuid: str = "", ahead: Sequence[VMName] = ()
+    ) -> VMObservation:
         """The VM, its host's ConfigTarget and ConfigOption; `vm` None if it does not exist.
-        `claims`, `policy` and `namespace_labels` are left empty: they come from caches."""
+        `claims`, `policy` and `namespace_labels` are left empty: they come from caches.
+        `ahead`: the VMs likely observed next, which the read may include (a hint: it changes
+        no answer, only how many calls they cost)."""
         ...
 
     async def reconfigure(self, change: ReconfigVM) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ class WorkQueue(Generic[K]):
         self._workers = workers
         self._backoff = backoff or Backoff()
         self._queue: asyncio.Queue[K] = asyncio.Queue()
-        self._queued: set[K] = set()  # waiting in _queue
+        self._queued: dict[K, None] = {}  # waiting in _queue, in its order
         self._active: set[K] = set()  # being reconciled now
         self._dirty: set[K] = set()  # added again while active: run once more afterwards
         self._failures: dict[K, int] = {}
@@ -68,7 +69,7 @@ class WorkQueue(Generic[K]):
         if key in self._active:
             self._dirty.add(key)
         elif key not in self._queued:
-            self._queued.add(key)
+            self._queued[key] = None
             self._queue.put_nowait(key)
 
     def add_after(self, key: K, delay: float) -> None:
@@ -99,6 +100,10 @@ class WorkQueue(Generic[K]):
         soon = self._soon.pop(key, None)
         if soon is not None:
             soon.cancel()
+
+    def upcoming(self, limit: int) -> list[K]:
+        """The next `limit` keys waiting, in the order the workers will take them."""
+        return list(itertools.islice(self._queued, limit))
 
     def failures(self, key: K) -> int:
         return self._failures.get(key, 0)
@@ -131,7 +136,7 @@ class WorkQueue(Generic[K]):
     async def _work(self) -> None:
         while True:
             key = await self._queue.get()
-            self._queued.discard(key)
+            self._queued.pop(key, None)
             self._active.add(key)
             try:
                 result = await self._run(key)

@@ -22,7 +22,7 @@ from dpio.vsphere import errors
 from dpio.vsphere.credentials import from_secret_data
 from dpio.vsphere.session import VCenterClient
 from dpio.vsphere.vm.adapter import VMAdapter
-from dpio.vsphere.watch import Watcher
+from dpio.vsphere.watch import Change, Watcher
 from dpio_sandbox import vcsim
 
 pytestmark = pytest.mark.sandbox
@@ -359,6 +359,37 @@ def test_reads_at_the_same_time_share_a_call(sim: vcsim.Simulator) -> None:
         assert before is not None
         assert (answer.vm.name, answer.vm.host) == (name, before.host)
         assert dict(answer.attached_to_vms) == dict(alone[name].attached_to_vms)
+
+
+def test_vms_named_ahead_are_read_with_the_first_and_answer_as_read_alone(
+    sim: vcsim.Simulator, adapter: VMAdapter
+) -> None:
+    """The first observation names the next five VMs (as a restart's queue does): one read for
+    all six; each later observation takes its own answer, the same as read alone. A change the
+    watch reports to a VM drops what was read ahead for it and for its host's VMs."""
+    names = ["ml-trainer-01", "web-01", "snap-vm-01", "hotadd-vm-01", "nested-vm-01", "ft-vm-01"]
+    alone = {name: _observe(adapter, name) for name in names}  # warms the caches
+    sim.admin("POST", "/counters/reset")
+    ahead = [(n, "") for n in names[1:]]
+    first = asyncio.run(adapter.observe_vm(name=names[0], ahead=ahead))
+    rest = {name: _observe(adapter, name) for name in names[1:]}
+    assert _counts(sim).get("RetrievePropertiesEx") == 1
+    for name, answer in {names[0]: first, **rest}.items():
+        assert answer == alone[name], name
+
+    asyncio.run(adapter.observe_vm(name=names[0], ahead=ahead))
+    trainer = alone["ml-trainer-01"].vm
+    assert trainer is not None
+    change = Change("VirtualMachine", trainer.moref, "modify", frozenset({"runtime.powerState"}))
+    adapter.changed([change])
+    sim.admin("POST", "/counters/reset")
+    for name in names[1:]:
+        _observe(adapter, name)
+    hosts = {n: vm.host for n in names[1:] if (vm := alone[n].vm) is not None}
+    neighbours = [n for n, host in hosts.items() if host == trainer.host]
+    assert neighbours  # the change must drop some answers and keep others
+    assert len(neighbours) < len(hosts)
+    assert _counts(sim).get("RetrievePropertiesEx") == len(neighbours)
 
 
 def test_config_target_follows_the_hosts_passthrough_state(

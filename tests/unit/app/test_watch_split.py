@@ -73,3 +73,16 @@ def test_without_a_settle_callback_every_change_goes_at_once_in_one_report() -> 
     assert _reports([host("host-3"), vm("vm-1")], split=False) == [
         ("now", frozenset({"host-1", "host-3"}))
     ]
+
+
+def test_answers_read_ahead_hear_of_every_report_first_by_server() -> None:
+    """What was read ahead for VMs (vsphere/vm/read_ahead.py) is dropped before any trigger can
+    queue a reconcile that would take it."""
+    told: list[tuple[str, Any]] = []
+    vcenters = VCenters(None, SessionCache(), "dpio-system", "vc")  # type: ignore[arg-type]
+    vcenters.on_changes = lambda server, changes: told.append(("stale", (server, len(changes))))
+    vcenters.on_change = lambda _a, hosts: told.append(("now", hosts))
+    vcenters.on_vm_change = lambda vms: told.append(("vms", vms))
+    vcenters._changed(FakeAdapter(), [host("host-3"), vm("vm-1")])  # type: ignore[arg-type]
+    assert told[0] == ("stale", ("vc", 2))
+    assert [kind for kind, _ in told[1:]] == ["now", "vms"]

@@ -263,3 +263,26 @@ def test_add_soon_of_a_queued_key_adds_nothing_and_stop_or_forget_cancel_it() ->
 
     asyncio.run(main())
     assert calls == ["queued"]
+
+
+def test_upcoming_names_the_waiting_keys_in_the_order_the_workers_take_them() -> None:
+    order: list[str] = []
+    upcoming: list[list[str]] = []
+    queues: list[WorkQueue[str]] = []
+
+    async def reconcile(key: str) -> Result:
+        order.append(key)
+        upcoming.append(queues[0].upcoming(2))
+        return Result()
+
+    async def main() -> None:
+        queue: WorkQueue[str] = WorkQueue(reconcile, workers=1)
+        queues.append(queue)
+        for key in ("c", "a", "b", "a", "d"):
+            queue.add(key)
+        assert queue.upcoming(10) == ["c", "a", "b", "d"]
+        await _drain(queue)
+
+    asyncio.run(main())
+    assert order == ["c", "a", "b", "d"]
+    assert upcoming == [["a", "b"], ["b", "d"], ["d"], []]

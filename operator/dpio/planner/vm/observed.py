@@ -283,6 +283,10 @@ class PolicyView:
     host_reported: bool = True
 
 
+#: A VM as an assignment names it: (name, instance UUID), one of the two empty.
+VMName = tuple[str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class VMObservation:
     """Everything observed for one assignment. `vm` None: the VM does not exist in vCenter."""

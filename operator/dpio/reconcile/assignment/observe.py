@@ -7,19 +7,22 @@ at most 3 vCenter calls (docs/design.md, "vCenter access"); the rest comes from 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dpio.api.assignment import VMDeviceAssignment
 from dpio.api.policy import HostPassthroughPolicy
-from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.observed import VMName, VMObservation
 from dpio.planner.vm.plan import pinned
 from dpio.reconcile.assignment import inputs
 from dpio.reconcile.assignment.others import AssignmentIndex, ObjectKey, ParsedPolicies
 from dpio.reconcile.ports import VCenterVMsPort, VMsPort
 
 Body = Mapping[str, Any]
+#: How many of the next queued assignments' VMs an observation names to the adapter, which
+#: may read them in the same call (vsphere/vm/read_ahead.py): a batched read's worth.
+READ_AHEAD = 31
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Sources:
     namespace_labels: Callable[[str], Mapping[str, str] | None]
     #: The policies, parsed once per resourceVersion (others.py).
     policies: ParsedPolicies = field(default_factory=inputs.policy_memo)
+    #: The cached assignments queued next, at most that many, in the order they will run.
+    upcoming: Callable[[int], Sequence[Body]] = lambda _limit: ()
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,11 @@ async def observe(sources: Sources, assignment: VMDeviceAssignment) -> Observati
         # Labels not read yet: the selector failed closed; look again once they are.
         return Observation(namespace, observed, unknown_claims=labels is None)
     vms = await sources.vcenter.vms_for(policy.spec.vcenter)
-    seen = await vms.observe_vm(name=spec.vm.name or "", instance_uuid=spec.vm.instance_uuid or "")
+    seen = await vms.observe_vm(
+        name=spec.vm.name or "",
+        instance_uuid=spec.vm.instance_uuid or "",
+        ahead=vms_named(sources.upcoming(READ_AHEAD)),
+    )
     observed, unknown = _completed(sources, assignment, policy, seen)
     return Observation(namespace, observed, vms, unknown)
 
@@ -76,9 +85,24 @@ async def observe_pinned(
     seen = await vms.observe_vm(
         name="" if pin else spec.vm.name or "",
         instance_uuid=pin or spec.vm.instance_uuid or "",
+        ahead=vms_named(sources.upcoming(READ_AHEAD)),
     )
     observed, unknown = _completed(sources, assignment, policy, seen)
     return Observation(assignment.metadata.namespace or "", observed, vms, unknown)
+
+
+def vms_named(bodies: Iterable[Body]) -> tuple[VMName, ...]:
+    """(name, instance UUID) of the VM each assignment body names, as its spec says (unparsed:
+    a body that does not say is skipped; only a hint, the reconcile itself validates)."""
+    found = []
+    for body in bodies:
+        vm = (body.get("spec") or {}).get("vm") or {}
+        name, uuid = vm.get("name"), vm.get("instanceUUID")
+        if isinstance(name, str) and name and not uuid:
+            found.append((name, ""))
+        elif isinstance(uuid, str) and uuid and not name:
+            found.append(("", uuid))
+    return tuple(found)
 
 
 def _completed(

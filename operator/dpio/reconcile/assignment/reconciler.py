@@ -76,6 +76,9 @@ class AssignmentReconciler:
     dry_run: bool = False
     #: The policies, parsed once per resourceVersion.
     policies: ParsedPolicies = field(default_factory=inputs.policy_memo)
+    #: The cached assignments queued next (`Controller.upcoming`): their VMs may be read
+    #: together with this one's (observe.READ_AHEAD).
+    upcoming: Callable[[int], Sequence[Body]] = lambda _limit: ()
 
     async def __call__(self, body: Body) -> Result:
         assignment = inputs.parse_assignment(body)
@@ -105,6 +108,7 @@ class AssignmentReconciler:
             self.assignments,
             self.namespace_labels,
             self.policies,
+            self.upcoming,
         )
 
     @property

@@ -118,6 +118,15 @@ class VMLookup:
                 found = self._index.find(name, instance_uuid)
         return found
 
+    def peek(self, name: str, instance_uuid: str) -> tuple[str, str] | None:
+        """`locate` from the index as it is: no read, None when it does not know (or the name
+        is ambiguous)."""
+        with self._lock:
+            try:
+                return self._index.find(name, instance_uuid)
+            except AmbiguousVMName:
+                return None
+
     def moved(self, vm_moref: str, host_moref: str) -> None:
         with self._lock:
             self._index.moved(vm_moref, host_moref)

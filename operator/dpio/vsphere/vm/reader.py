@@ -6,7 +6,8 @@
    VMs of the host, read only for `name` and `config.hardware.device`). A traversal follows a
    property of the object itself, not `runtime.host`, so the host comes from the lookup index
    (lookup.py); a VM that moved since is read once more, with its new host. Reads asked for at
-   the same time share that call (batch.py): a converging fleet costs less than one per VM.
+   the same time share that call (batch.py), and so do the VMs the caller names as next
+   (`ahead`, read_ahead.py): a converging fleet or a restart costs far less than one per VM.
 2. `EnvironmentBrowser.QueryConfigTarget(host)`: the devices the host offers right now; asked
    again only when the host's passthrough state changed (environment.py).
 3. `EnvironmentBrowser.QueryConfigOption(key, host)`: the per-VM passthrough maximum, cached per
@@ -26,7 +27,7 @@ from typing import Any
 
 from pyVmomi import vim
 
-from dpio.planner.vm.observed import ObservedVM, VMObservation
+from dpio.planner.vm.observed import ObservedVM, VMName, VMObservation
 from dpio.vsphere import properties
 from dpio.vsphere.connect import Connection
 from dpio.vsphere.errors import ConcurrentModification, ObjectNotFound, translated
@@ -149,14 +150,28 @@ class VMReader:
         self._lock = threading.Lock()
         self._nics: OrderedDict[str, tuple[str, dict[int, Any]]] = OrderedDict()
 
-    def read(self, conn: Connection, vm_moref: str, host_moref: str) -> VMRead | None:
-        """Step 1 (with whichever other reads are under way: batch.py); None when the VM (or
-        the host we thought it on) no longer exists."""
-        objects = self.batch.read(conn, vm_moref, host_moref)
+    def read(
+        self,
+        conn: Connection,
+        vm_moref: str,
+        host_moref: str,
+        ahead: Sequence[VMName] = (),
+    ) -> VMRead | None:
+        """Step 1 (with whichever other reads are under way, and the VMs of `ahead` the index
+        knows: batch.py); None when the VM (or the host we thought it on) no longer exists."""
+        targets = [t for t in map(self._known, ahead) if t is not None and t[0] != vm_moref]
+        objects = self.batch.read(conn, vm_moref, host_moref, targets)
         found = objects.get((vm_map.VM, vm_moref)) if objects is not None else None
         if objects is None or found is None:
             return None
         return VMRead(found, objects.get((vm_map.HOST, host_moref)), objects)
+
+    def _known(self, vm: VMName) -> tuple[str, str] | None:
+        return self.lookup.peek(*vm)
+
+    def forget(self, *morefs: str) -> None:
+        """Answers read ahead that hold these objects are stale (a write to them starts)."""
+        self.batch.ahead.forget(morefs)
 
     @staticmethod
     def _read_many(
@@ -172,14 +187,16 @@ class VMReader:
         with translated():
             return merged(retrieve_all(conn.content.propertyCollector, specs))
 
-    def read_located(self, conn: Connection, name: str, instance_uuid: str) -> VMRead | None:
+    def read_located(
+        self, conn: Connection, name: str, instance_uuid: str, ahead: Sequence[VMName] = ()
+    ) -> VMRead | None:
         """Step 1 for the VM so named; None if no VM has that name / instance UUID."""
         found = self.lookup.locate(conn, name, instance_uuid)
         looked_again = False
         for _ in range(3):
             if found is None:
                 return None
-            read = self.read(conn, *found)
+            read = self.read(conn, *found, ahead)
             if read is None or not _matches(read, name, instance_uuid):
                 if looked_again:
                     return None
@@ -194,9 +211,12 @@ class VMReader:
             return read
         return None
 
-    def observe(self, conn: Connection, name: str, instance_uuid: str) -> VMObservation:
-        """Steps 1-3; `vm` None when no such VM exists."""
-        read = self.read_located(conn, name, instance_uuid)
+    def observe(
+        self, conn: Connection, name: str, instance_uuid: str, ahead: Sequence[VMName] = ()
+    ) -> VMObservation:
+        """Steps 1-3; `vm` None when no such VM exists. `ahead`: the VMs (name, instance UUID)
+        likely observed next, read in the same call when the index knows them (read_ahead.py)."""
+        read = self.read_located(conn, name, instance_uuid, ahead)
         if read is None:
             return VMObservation(vm=None, vcenter_uuid=vcenter_uuid(conn))
         observed = read.observed_vm()

@@ -7,7 +7,7 @@ calls across ports (status before change, cluster before power before reconfigur
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -16,7 +16,7 @@ from tests.unit.planner.vm.builders import NOW, NS, observe, policy, row
 
 from dpio.api.policy import VCenterRef
 from dpio.planner.vm.changes import ReconfigureCluster, ReconfigVM, UpgradeVM
-from dpio.planner.vm.observed import VMObservation
+from dpio.planner.vm.observed import VMName, VMObservation
 from dpio.planner.vm.power import PowerAction
 from dpio.reconcile.assignment.others import AssignmentIndex
 from dpio.reconcile.assignment.reconciler import AssignmentReconciler
@@ -34,6 +34,8 @@ class FakeVMs:
     log: list[Call]
     observation: VMObservation = field(default_factory=observe)
     fail: dict[str, PortError] = field(default_factory=dict)
+    #: The `ahead` of each observe_vm, in order.
+    ahead: list[tuple[VMName, ...]] = field(default_factory=list)
 
     def _called(self, name: str, *args: Any) -> None:
         self.log.append((name, *args))
@@ -44,8 +46,11 @@ class FakeVMs:
         self._called("vms_for")
         return self
 
-    async def observe_vm(self, *, name: str = "", instance_uuid: str = "") -> VMObservation:
+    async def observe_vm(
+        self, *, name: str = "", instance_uuid: str = "", ahead: Sequence[VMName] = ()
+    ) -> VMObservation:
         self._called("observe_vm", name or instance_uuid)
+        self.ahead.append(tuple(ahead))
         return self.observation
 
     async def reconfigure(self, change: ReconfigVM) -> None:
@@ -157,6 +162,8 @@ class World:
     #: without labels ({}), one mapped to None not seen yet (selectors fail closed).
     labels: dict[str, dict[str, str] | None] = field(default_factory=dict)
     dry_run: bool = False  # the operator's --dry-run
+    #: The assignments queued after the one reconciled, in order (`Controller.upcoming`).
+    queued: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def make(cls, observation: VMObservation | None = None, **kwargs: Any) -> World:
@@ -177,6 +184,7 @@ class World:
             namespace_labels=lambda ns: self.labels.get(ns, {}),
             clock=lambda: NOW,
             dry_run=self.dry_run,
+            upcoming=lambda limit: self.queued[:limit],
         )
 
     def run(self, obj: dict[str, Any]) -> Result:
