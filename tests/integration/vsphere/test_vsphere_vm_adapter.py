@@ -299,8 +299,9 @@ def _raw(sim: vcsim.Simulator, action: Callable[[Any, Any], Any], vm_name: str) 
 
 def test_call_budget(default_sim: vcsim.Simulator, reader: VMAdapter) -> None:
     """At most 3 calls per converged VM (docs/design.md, "vCenter access"). Converged here: ONE
-    read. The name lookup is one read for all VMs, shared; QueryConfigOption is cached per host
-    and versions, and QueryConfigTarget per host while its passthrough state stays the same."""
+    read. The name lookup is one read for all VMs, shared; QueryConfigOption is cached per ESXi
+    and hardware version, and QueryConfigTarget per host while its passthrough state stays the
+    same."""
     reader.client.connection()
     default_sim.admin("POST", "/counters/reset")
     _observe(reader, "ml-trainer-01")
@@ -314,7 +315,7 @@ def test_call_budget(default_sim: vcsim.Simulator, reader: VMAdapter) -> None:
     for name, expected in [
         ("ml-trainer-01", {"RetrievePropertiesEx": 1}),
         ("web-01", {"RetrievePropertiesEx": 1}),  # same host, same versions: all cached
-        ("snap-vm-01", new_host),  # another host: its own target and limit
+        ("snap-vm-01", new_host),  # another host, on ESXi 7.0.3: its own target and limit
         ("snap-vm-01", {"RetrievePropertiesEx": 1}),
         ("hotadd-vm-01", {"RetrievePropertiesEx": 1}),
     ]:

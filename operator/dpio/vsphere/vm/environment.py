@@ -2,7 +2,10 @@
 
 - `QueryConfigOption(key, host)`: the per-VM passthrough maximum depends only on the host's ESXi
   version and the VM's hardware version (vSphere configuration maximums), so it is kept per
-  (host, ESXi version, hardware version); an upgraded host reports a new version, a new entry.
+  (ESXi version, hardware version) and asked of whichever host first needs it: a fleet of hosts
+  on one release costs one call, not one per host (125 at a restart over 125 hosts before;
+  docs/benchmarks.md). An upgraded host reports a new version, a new entry; a host whose
+  version is unknown is asked for itself.
 - `QueryConfigTarget(host)`: `pciPassthrough` lists the host's ACTIVE passthrough devices and
   `dynamicPassthrough` their vendor/device/label (vSphere API reference, ConfigTarget), all of
   which `HostSystem.config.pciPassthruInfo` shows too (passthruActive, hardwareLabel). The
@@ -46,17 +49,17 @@ def passthru_fingerprint(infos: Any) -> Hashable | None:
 
 
 class EnvironmentCache:
-    """Thread-safe; one entry per host for targets, per (host, versions) for limits."""
+    """Thread-safe; one entry per host for targets, per versions for limits."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._limits: dict[tuple[str, str, str], int | None] = {}
+        self._limits: dict[tuple[str, str], int | None] = {}
         self._targets: dict[str, tuple[Hashable, ConfigTarget]] = {}
         self._limit_calls: SingleFlight[int | None] = SingleFlight()
         self._target_calls: SingleFlight[ConfigTarget] = SingleFlight()
 
     def passthrough_limit(self, browser: Any, host: Any, host_version: str, key: str) -> int | None:
-        cache_key = (moref_id(host), host_version, key)
+        cache_key = (host_version, key) if host_version else (f"host {moref_id(host)}", key)
         with self._lock:
             if cache_key in self._limits:
                 return self._limits[cache_key]
