@@ -393,6 +393,19 @@ def test_vms_named_ahead_are_read_with_the_first_and_answer_as_read_alone(
     assert _counts(sim).get("RetrievePropertiesEx") == len(neighbours)
 
 
+def test_an_own_write_drops_what_was_read_ahead_for_that_vm(
+    sim: vcsim.Simulator, adapter: VMAdapter
+) -> None:
+    """No watch runs here: only the adapter's own drop before the write keeps the next
+    observation of the VM from taking the answer read before it."""
+    before = _vm(adapter, "snap-vm-01")
+    assert before.memory_reservation_locked_to_max is False
+    asyncio.run(adapter.observe_vm(name="web-01", ahead=[("snap-vm-01", "")]))
+    change = ReconfigVM(before.moref, before.change_version, memory_reservation_locked_to_max=True)
+    asyncio.run(adapter.reconfigure(change))
+    assert _vm(adapter, "snap-vm-01").memory_reservation_locked_to_max is True
+
+
 def test_config_target_follows_the_hosts_passthrough_state(
     sim: vcsim.Simulator, adapter: VMAdapter
 ) -> None:
