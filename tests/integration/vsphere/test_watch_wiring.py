@@ -54,6 +54,7 @@ def test_one_watch_per_vcenter_reports_to_both_kinds(client: VCenterClient) -> N
     vcenters.on_change = lambda _adapter, hosts: _append(lock, hosts_changed, hosts)
     vcenters.on_vm_change = lambda vms: _append(lock, vms_changed, vms)
     vms = VMCenters(vcenters.logins, "vc", watching=vcenters.watching)
+    vcenters.on_changes = vms.changed  # as the runtime wires it
     spec = HostPassthroughPolicySpec.model_validate(
         {"hosts": {"names": ["esx-gpu-01.lab.local"]}, "devices": [{"address": "0000:3b:00.0"}]}
     )
@@ -70,6 +71,10 @@ def test_one_watch_per_vcenter_reports_to_both_kinds(client: VCenterClient) -> N
         assert watcher.recreated == 1
         eventually(lambda: hosts_changed)  # the first full state: any host may be new
         assert vms_changed == []  # ... but it is no change any assignment waits for
+        # web-01 read ahead with its host neighbour: kept until a change makes it stale.
+        adapter = vms.adapters[client.server]
+        asyncio.run(adapter.observe_vm(name="ml-trainer-01", ahead=[("web-01", "")]))
+        assert len(adapter.reader.batch.ahead) == 1
         with connect(sim) as si:
             vm = find(si, vim.VirtualMachine, "web-01")
             vm.PowerOffVM_Task()
@@ -77,6 +82,7 @@ def test_one_watch_per_vcenter_reports_to_both_kinds(client: VCenterClient) -> N
         eventually(lambda: vms_changed)
         with lock:
             assert vms_changed == [frozenset({moref})]
+            assert len(adapter.reader.batch.ahead) == 0  # dropped before the report went on
             # The host side saw the same report (the simulator changes the VM's devices on
             # power-off, and this VM's host was never read: any host may be concerned).
             assert hosts_changed[-1] is None
