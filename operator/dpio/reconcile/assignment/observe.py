@@ -17,6 +17,7 @@ from dpio.planner.vm.observed import VMName, VMObservation
 from dpio.planner.vm.plan import pinned
 from dpio.reconcile.assignment import inputs
 from dpio.reconcile.assignment.others import AssignmentIndex, ObjectKey, ParsedPolicies
+from dpio.reconcile.finalizers import FINALIZER
 from dpio.reconcile.ports import VCenterVMsPort, VMsPort
 
 Body = Mapping[str, Any]
@@ -93,9 +94,12 @@ async def observe_pinned(
 
 def vms_named(bodies: Iterable[Body]) -> tuple[VMName, ...]:
     """(name, instance UUID) of the VM each assignment body names, as its spec says (unparsed:
-    a body that does not say is skipped; only a hint, the reconcile itself validates)."""
+    a body that does not say is skipped; only a hint, the reconcile itself validates). Bodies
+    without our finalizer are skipped too: their next run adds it and reads nothing."""
     found = []
     for body in bodies:
+        if FINALIZER not in ((body.get("metadata") or {}).get("finalizers") or ()):
+            continue
         vm = (body.get("spec") or {}).get("vm") or {}
         name, uuid = vm.get("name"), vm.get("instanceUUID")
         if isinstance(name, str) and name and not uuid:

@@ -32,8 +32,12 @@ from dpio.vsphere.watch import Change
 Objects = Mapping[tuple[str, str], ObjectProps]
 #: An answer older than this is not used: it is read again.
 TTL_SECONDS = 10.0
-#: At most this many answers are kept (they share the few calls' answers they came in).
+#: At most this many answers are kept, from at most MAX_CALLS calls: an answer is kept whole
+#: while any of its VMs waits (about 1 MiB for 32 VMs in the simulator), so a few VMs left
+#: untaken in each of many calls would otherwise hold many calls' answers
+#: (docs/benchmarks.md, finding 40).
 MAX_KEPT = 128
+MAX_CALLS = 3
 _VM, _HOST = "VirtualMachine", "HostSystem"
 
 
@@ -81,9 +85,10 @@ class ReadAhead:
         *,
         ttl: float = TTL_SECONDS,
         limit: int = MAX_KEPT,
+        calls: int = MAX_CALLS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ttl, self._limit, self._clock = ttl, limit, clock
+        self._ttl, self._limit, self._calls, self._clock = ttl, limit, calls, clock
         self._lock = threading.Lock()
         self._kept: dict[str, _Kept] = {}
         self._generation = 0  # counts forgets
@@ -96,9 +101,11 @@ class ReadAhead:
         """The answer kept for `vm` on `host` through `conn`, once; None if there is none."""
         with self._lock:
             kept = self._kept.pop(vm, None)
+            now = self._clock()
+            self._trim(now)
             if kept is None or kept.conn is not conn or kept.host != host:
                 return None
-            if self._clock() - kept.at > self._ttl:
+            if now - kept.at > self._ttl:
                 return None
             self.taken += 1
             return kept.objects
@@ -172,7 +179,12 @@ class ReadAhead:
             return len(self._kept)
 
     def _trim(self, now: float) -> None:
+        """Drop what expired, then the oldest while over either bound."""
         for vm in [vm for vm, kept in self._kept.items() if now - kept.at > self._ttl]:
             del self._kept[vm]
         while len(self._kept) > self._limit:
-            del self._kept[next(iter(self._kept))]  # the oldest
+            del self._kept[next(iter(self._kept))]
+        while len({id(kept.objects) for kept in self._kept.values()}) > self._calls:
+            oldest = next(iter(self._kept.values())).objects
+            for vm in [vm for vm, kept in self._kept.items() if kept.objects is oldest]:
+                del self._kept[vm]

@@ -9,6 +9,7 @@ from typing import Any
 from tests.unit.reconcile.assignment.fakes import World, body
 
 from dpio.reconcile.assignment.observe import READ_AHEAD, vms_named
+from dpio.reconcile.finalizers import FINALIZER
 
 
 def named(name: str, vm: dict[str, Any]) -> dict[str, Any]:
@@ -52,12 +53,14 @@ def test_a_deletion_names_them_too() -> None:
 
 
 def test_bodies_that_name_no_single_vm_are_skipped() -> None:
+    ours = {"finalizers": [FINALIZER]}
     bodies: list[dict[str, Any]] = [
-        {"spec": {"vm": {"name": "ok"}}},
-        {"spec": {"vm": {"name": "both", "instanceUUID": "x"}}},
-        {"spec": {"vm": {}}},
-        {"spec": {"vm": {"name": 7}}},
-        {"spec": None},
+        {"metadata": ours, "spec": {"vm": {"name": "ok"}}},
+        {"metadata": ours, "spec": {"vm": {"name": "both", "instanceUUID": "x"}}},
+        {"metadata": ours, "spec": {"vm": {}}},
+        {"metadata": ours, "spec": {"vm": {"name": 7}}},
+        {"metadata": ours, "spec": None},
+        {"metadata": ours},
         {},
     ]
     assert vms_named(bodies) == (("ok", ""),)
@@ -69,3 +72,10 @@ def test_what_is_queued_does_not_change_the_reconcile() -> None:
     busy.run(body())
     assert alone.calls() == busy.calls() == ["vms_for", "observe_vm", "status", "reconfigure"]
     assert alone.statuses() == busy.statuses()
+
+
+def test_assignments_without_our_finalizer_are_not_named() -> None:
+    """Their next run adds the finalizer and the first status, and reads nothing: an answer
+    read ahead for them would wait unused."""
+    new = body("new", spec=named("x", {"name": "vm-new"})["spec"], finalizers=())
+    assert vms_named([new, named("b", {"name": "vm-b"})]) == (("vm-b", ""),)

@@ -147,6 +147,7 @@ def test_vms_reconciled_together_share_a_target_per_host_and_an_option_per_relea
     assert answers == [(1, None)] * len(hosts)
     assert len(browser.calls) == 3
     assert sorted(browser.calls)[1:] == ["target host-1", "target host-2"]
-    assert browser.calls.count("option host-1 vmx-19") + browser.calls.count(
-        "option host-2 vmx-19"
-    ) == 1
+    assert (
+        browser.calls.count("option host-1 vmx-19") + browser.calls.count("option host-2 vmx-19")
+        == 1
+    )

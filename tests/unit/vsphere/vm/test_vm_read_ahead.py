@@ -169,3 +169,27 @@ def test_which_changes_drop_what() -> None:
     assert dropped_by([vm_change("vm-1", operation="leave")]) is None
     assert dropped_by([vm_change("vm-1", "runtime.host")]) is None
     assert dropped_by([Change("HostSystem", "host-9", "leave", frozenset())]) is None
+
+
+def test_answers_of_at_most_a_few_calls_are_held() -> None:
+    """An answer is held whole while one of its VMs waits: a VM left untaken in each of many
+    calls must not hold all those calls' answers."""
+    ahead = ReadAhead(calls=2)
+    for call in range(4):
+        targets = [(f"vm-{call}-{i}", "host-1") for i in range(3)]
+        ahead.keep(ahead.begin(), CONN, targets, answer(targets, {}))
+        ahead.end()
+    assert len(ahead) == 6
+    assert ahead.take(CONN, "vm-1-0", "host-1") is None  # the oldest calls' answers went
+    assert ahead.take(CONN, "vm-3-0", "host-1") is not None
+
+
+def test_expired_answers_go_at_the_next_take() -> None:
+    now = [0.0]
+    ahead = ReadAhead(ttl=10, clock=lambda: now[0])
+    targets = [("vm-1", "host-1"), ("vm-2", "host-1")]
+    ahead.keep(ahead.begin(), CONN, targets, answer(targets, {}))
+    ahead.end()
+    now[0] = 11
+    assert ahead.take(CONN, "vm-3", "host-1") is None
+    assert len(ahead) == 0
