@@ -50,7 +50,7 @@ class VMAdapter:
     def changed(self, changes: Sequence[Change]) -> None:
         """What the change watch reported: answers read ahead that it makes stale are dropped.
         Called on the watcher's thread, before the changes trigger any reconcile."""
-        self.reader.batch.ahead.forget(dropped_by(changes))
+        self.reader.forget(dropped_by(changes))
 
     async def reconfigure(self, change: ReconfigVM) -> None:
         """One ReconfigVM_Task with every change, waited for; nothing when `change` is empty.
@@ -59,7 +59,7 @@ class VMAdapter:
         """
         if change.empty:
             return
-        self.reader.forget(change.moref)
+        self.reader.forget([change.moref])
         task = await self.client.run(ops.start_reconfigure, self.reader, change)
         await self.client.run(ops.wait, task, self.task_timeout, self.client.tasks)
 
@@ -67,19 +67,19 @@ class VMAdapter:
         """ReconfigureComputeResource_Task(modify=True) with this VM's DRS/HA overrides."""
         if change.drs is None and change.das is None:
             return
-        self.reader.forget(change.vm_moref)
+        self.reader.forget([change.vm_moref])
         task = await self.client.run(ops.start_reconfigure_cluster, change)
         await self.client.run(ops.wait, task, self.task_timeout, self.client.tasks)
 
     async def upgrade(self, change: UpgradeVM) -> None:
         """UpgradeVM_Task, waited for; the VM must be powered off (InvalidPowerState if not)."""
-        self.reader.forget(change.moref)
+        self.reader.forget([change.moref])
         task = await self.client.run(ops.start_upgrade, change)
         await self.client.run(ops.wait, task, self.task_timeout, self.client.tasks)
 
     async def power(self, vm_moref: str, action: PowerAction) -> None:
         """ShutdownGuest (returns once VMware Tools accepted it), or PowerOff/PowerOn (waited)."""
-        self.reader.forget(vm_moref)
+        self.reader.forget([vm_moref])
         task = await self.client.run(ops.start_power, vm_moref, action)
         if task:
             await self.client.run(ops.wait, task, self.task_timeout, self.client.tasks)

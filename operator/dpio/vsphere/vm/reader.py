@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -169,8 +169,8 @@ class VMReader:
     def _known(self, vm: VMName) -> tuple[str, str] | None:
         return self.lookup.peek(*vm)
 
-    def forget(self, *morefs: str) -> None:
-        """Answers read ahead that hold these objects are stale (a write to them starts)."""
+    def forget(self, morefs: Iterable[str] | None) -> None:
+        """Answers read ahead that hold these objects are stale (None: all of them)."""
         self.batch.ahead.forget(morefs)
 
     @staticmethod
