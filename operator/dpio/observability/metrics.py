@@ -36,6 +36,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dpio.observability.metrics_auth import AuthFilter
+from dpio.observability.status_facts import StatusFacts, counted_labels
 from dpio.observability.tls import CertFiles, ReloadingContext
 
 _log = logging.getLogger(__name__)
@@ -151,6 +152,8 @@ class _StateCollector(Collector):
     def __init__(self) -> None:
         self._sources: dict[str, Source] = {}
         self._lock = threading.Lock()
+        #: Per kind, what the last scrape took of each status as kept (see `StatusFacts`).
+        self._facts: dict[str, StatusFacts] = {}
 
     def track(self, kind: str, source: Source) -> None:
         with self._lock:
@@ -190,50 +193,27 @@ class _StateCollector(Collector):
                 continue
             objects.add_metric([kind], len(bodies))
             depth.add_metric([kind], source.depth())
-            for labels, count in sorted(condition_counts(bodies).items()):
+            facts = self._facts.get(kind) or StatusFacts()
+            self._facts[kind] = facts = facts.renewed()
+            found = [(body, facts.of(body)) for body in bodies]
+            for labels, count in sorted(counted_labels(f[0] for _, f in found).items()):
                 conditions.add_metric([kind, *labels], count)
-            for body in bodies:
-                _add_summary(body, devices, hosts)
+            for body, (_, summary) in found:
+                if summary is not None:
+                    _add_summary(body, summary, devices, hosts)
         yield from (objects, conditions, depth, devices, hosts)
 
 
-def condition_counts(bodies: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], int]:
-    """(type, status, reason) -> number of objects; an object with no Ready yet counts as
-    Ready=Unknown, as the status contract has it (docs/design.md#status-contract)."""
-    counts: dict[tuple[str, str, str], int] = {}
-    for body in bodies:
-        found = _conditions(body)
-        if not any(c[0] == "Ready" for c in found):
-            found.append(("Ready", "Unknown", ""))
-        for labels in found:
-            counts[labels] = counts.get(labels, 0) + 1
-    return counts
-
-
-def _conditions(body: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    status = body.get("status") or {}
-    raw = status.get("conditions") if isinstance(status, Mapping) else None
-    result = []
-    for c in raw or ():
-        if isinstance(c, Mapping) and c.get("type"):
-            result.append(
-                (str(c["type"]), str(c.get("status", "Unknown")), str(c.get("reason", "")))
-            )
-    return result
-
-
 def _add_summary(
-    body: Mapping[str, Any], devices: GaugeMetricFamily, hosts: GaugeMetricFamily
+    body: Mapping[str, Any],
+    summary: tuple[float, float, float, float],
+    devices: GaugeMetricFamily,
+    hosts: GaugeMetricFamily,
 ) -> None:
-    status = body.get("status") or {}
-    summary = status.get("summary") if isinstance(status, Mapping) else None
-    if not isinstance(summary, Mapping):
-        return
     name = str(body.get("metadata", {}).get("name", ""))
-    hosts.add_metric([name], float(summary.get("hosts", 0)))
-    for state, field in (("matched", "devices"), ("active", "active"),
-                         ("pendingReboot", "pendingReboot")):  # fmt: skip
-        devices.add_metric([name, state], float(summary.get(field, 0)))
+    hosts.add_metric([name], summary[0])
+    for state, value in zip(("matched", "active", "pendingReboot"), summary[1:], strict=True):
+        devices.add_metric([name, state], value)
 
 
 _STATE = _StateCollector()

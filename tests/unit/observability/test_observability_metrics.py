@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dpio.observability import metrics
+from dpio.observability import metrics, status_facts
 from dpio.reconcile.cache import Body
 from dpio.reconcile.controller import Controller
 from dpio.reconcile.queue import Backoff, Result
@@ -176,7 +176,7 @@ def test_counted_stub_counts_every_call_per_soap_method(
     ],
 )
 def test_condition_counts(bodies: list[Body], expected: dict[tuple[str, str, str], int]) -> None:
-    assert metrics.condition_counts(bodies) == expected
+    assert status_facts.condition_counts(bodies) == expected
 
 
 @pytest.fixture
