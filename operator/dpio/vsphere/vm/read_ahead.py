@@ -102,7 +102,7 @@ class ReadAhead:
         with self._lock:
             kept = self._kept.pop(vm, None)
             now = self._clock()
-            self._trim(now)
+            self._expire(now)  # a take adds nothing, so the bounds hold: only age to drop
             if kept is None or kept.conn is not conn or kept.host != host:
                 return None
             if now - kept.at > self._ttl:
@@ -178,10 +178,13 @@ class ReadAhead:
         with self._lock:
             return len(self._kept)
 
-    def _trim(self, now: float) -> None:
-        """Drop what expired, then the oldest while over either bound."""
+    def _expire(self, now: float) -> None:
         for vm in [vm for vm, kept in self._kept.items() if now - kept.at > self._ttl]:
             del self._kept[vm]
+
+    def _trim(self, now: float) -> None:
+        """Drop what expired, then the oldest while over either bound."""
+        self._expire(now)
         while len(self._kept) > self._limit:
             del self._kept[next(iter(self._kept))]
         while len({id(kept.objects) for kept in self._kept.values()}) > self._calls:

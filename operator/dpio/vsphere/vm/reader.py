@@ -159,15 +159,13 @@ class VMReader:
     ) -> VMRead | None:
         """Step 1 (with whichever other reads are under way, and the VMs of `ahead` the index
         knows: batch.py); None when the VM (or the host we thought it on) no longer exists."""
-        targets = [t for t in map(self._known, ahead) if t is not None and t[0] != vm_moref]
+        known = (self.lookup.peek(*vm) for vm in ahead)
+        targets = [t for t in known if t is not None and t[0] != vm_moref]
         objects = self.batch.read(conn, vm_moref, host_moref, targets)
         found = objects.get((vm_map.VM, vm_moref)) if objects is not None else None
         if objects is None or found is None:
             return None
         return VMRead(found, objects.get((vm_map.HOST, host_moref)), objects)
-
-    def _known(self, vm: VMName) -> tuple[str, str] | None:
-        return self.lookup.peek(*vm)
 
     def forget(self, morefs: Iterable[str] | None) -> None:
         """Answers read ahead that hold these objects are stale (None: all of them)."""
